@@ -1,0 +1,1 @@
+//! Conformance cases (`case-format.md`): parsing and running them.

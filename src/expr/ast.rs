@@ -1,0 +1,370 @@
+//! Stage: expression AST. Input: produced by [`super::parse`] from rule JSON. Output: consumed by
+//! the reference evaluator ([`crate::value::eval`]) and the checks in [`crate::rules`].
+//!
+//! Every variant is documented with the JSON it comes from. Expansion strings are parsed once, at
+//! load time, into [`Expansion`] (root + path segments).
+
+use bson::Bson;
+
+/// The name after `%%` in an expansion string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Root {
+    /// `%%true`
+    True,
+    /// `%%false`
+    False,
+    /// `%%user` — the user object `{id, type, data, custom_data, identities}`.
+    User,
+    /// `%%request` — HTTP request data (`remoteIPAddress`, `requestHeaders`, ...).
+    Request,
+    /// `%%values` — app values by name.
+    Values,
+    /// `%%environment` — `{tag, values}`.
+    Environment,
+    /// `%%root` — the document (post-image during writes). Bare field names in MongoDB rules.
+    Root,
+    /// `%%prevRoot` — the document before the write (absent on insert).
+    PrevRoot,
+    /// `%%this` — the value of the field being checked, after the write.
+    This,
+    /// `%%prev` — the value of the field being checked, before the write.
+    Prev,
+    /// `%%args` — service-action arguments. Bare field names in service rules.
+    Args,
+    /// `%%partition` — the partition value, Partition-Based Sync only.
+    Partition,
+}
+
+impl Root {
+    /// Every root with its spelling after `%%`.
+    pub const ALL: [(Root, &'static str); 12] = [
+        (Root::True, "true"),
+        (Root::False, "false"),
+        (Root::User, "user"),
+        (Root::Request, "request"),
+        (Root::Values, "values"),
+        (Root::Environment, "environment"),
+        (Root::Root, "root"),
+        (Root::PrevRoot, "prevRoot"),
+        (Root::This, "this"),
+        (Root::Prev, "prev"),
+        (Root::Args, "args"),
+        (Root::Partition, "partition"),
+    ];
+
+    /// The spelling after `%%`, e.g. `prevRoot`.
+    pub fn name(self) -> &'static str {
+        Root::ALL
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("?")
+    }
+
+    /// What evaluating this root depends on.
+    pub fn dependency(self) -> Dependency {
+        match self {
+            Root::True | Root::False => Dependency::Constant,
+            Root::User
+            | Root::Request
+            | Root::Values
+            | Root::Environment
+            | Root::Args
+            | Root::Partition => Dependency::Request,
+            Root::Root | Root::PrevRoot => Dependency::Document,
+            Root::This | Root::Prev => Dependency::Field,
+        }
+    }
+}
+
+/// What a node's value depends on, from least to most dynamic (compiler classification, spec §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dependency {
+    Constant,
+    Request,
+    Document,
+    Field,
+    Host,
+}
+
+/// A parsed expansion string: `"%%user.custom_data.group"` is
+/// `Expansion { root: User, path: ["custom_data", "group"], implicit: false }`; the bare field
+/// name `"owner.id"` in a MongoDB rule is `Expansion { root: Root, path: ["owner", "id"], implicit: true }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Expansion {
+    pub root: Root,
+    /// Path segments after the root (spec D4: non-empty, may contain `-`, spaces and `$`; numeric
+    /// segments also index arrays).
+    pub path: Vec<String>,
+    /// True when written as a bare field name rather than with `%%`.
+    pub implicit: bool,
+}
+
+/// A rule expression: a JSON boolean or an expression document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// `true` / `false`
+    Bool(bool),
+    /// All of: the clauses of one expression document (`{}` is `All([])`, true), or `%and`/`$and`.
+    All(Vec<Expr>),
+    /// `{"%or": [e, ...]}` / `$or`
+    Any(Vec<Expr>),
+    /// `{"%nor": [e, ...]}` / `$nor`: none is true.
+    None(Vec<Expr>),
+    /// `{"%not": e}` / `$not` at document level (spec U18).
+    Not(Box<Expr>),
+    /// `{"<subject>": <predicate>}`: a subject (expansion or bare field) tested by a predicate.
+    Test {
+        subject: Expansion,
+        predicate: Predicate,
+    },
+}
+
+/// What a subject is tested with: a plain operand (match), or an operator document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    /// `{"owner_id": "%%user.id"}`: MongoDB-style match of the subject against the operand value
+    /// (array subjects match any element; spec U20 reverse membership; `null` matches missing).
+    Matches(Operand),
+    /// `{"score": {"$gt": 0, "$lt": 10}}`: every operator holds (ANDed). Never empty.
+    Ops(Vec<Op>),
+}
+
+/// Comparison operators (`$`/`%` prefixes are aliases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// One operator of an operator document, applied to the subject.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `$eq` `$ne` `$gt` `$gte` `$lt` `$lte` (and `%` spellings).
+    Cmp(CmpOp, Operand),
+    /// `$in: [..]` or `$in: "%%values.x"` (operand must evaluate to an array).
+    In(Operand),
+    /// `$nin`
+    Nin(Operand),
+    /// `$exists: true|false|"%%true"`
+    Exists(Operand),
+    /// `{"%and": [{"$gt": 0}, {"$lte": 42}]}` inside an operator position: each applies to the same subject.
+    All(Vec<Predicate>),
+    /// `%or`/`$or` inside an operator position.
+    Any(Vec<Predicate>),
+    /// `%nor`/`$nor` inside an operator position.
+    None(Vec<Predicate>),
+    /// `$not: {<operators>}` (or a regex).
+    Not(Box<Predicate>),
+    /// `$all: [..]` — the subject array contains every element (spec D2).
+    AllOf(Operand),
+    /// `$size: n` — the subject is an array of length n.
+    Size(Operand),
+    /// `$elemMatch: {...}` — some element of the subject array matches.
+    ElemMatch(Box<ElemMatch>),
+    /// `$type: "string" | 2 | ["int", "long"]` (also `%type`).
+    Type(Vec<TypeSpec>),
+    /// `$regex: "pat"` with optional `$options`, or a BSON regex literal operand of `$in`/match.
+    Regex(Box<RegexSpec>),
+    /// `$mod: [divisor, remainder]`
+    Mod { divisor: i64, remainder: i64 },
+}
+
+/// The body of `$elemMatch`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ElemMatch {
+    /// `{"$elemMatch": {"$gt": 1, "$lt": 5}}` — operators applied to each element.
+    Ops(Vec<Op>),
+    /// `{"$elemMatch": {"a": 1, "b": {"$gt": 2}}}` — a query whose bare fields are read from the
+    /// element (`Root::Root` is rebound to the element while it is evaluated).
+    Query(Expr),
+}
+
+/// A `$type` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeSpec {
+    /// An exact BSON element type (`"string"`, `2`, `"objectId"`, ...).
+    Exact(bson::spec::ElementType),
+    /// `"number"`: any of double, int, long, decimal.
+    Number,
+}
+
+/// A compiled `$regex`.
+#[derive(Debug, Clone)]
+pub struct RegexSpec {
+    pub pattern: String,
+    pub options: String,
+    /// Linear-time regex (spec D2).
+    pub regex: regex::Regex,
+}
+
+impl PartialEq for RegexSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern && self.options == other.options
+    }
+}
+
+/// A value position: literal, expansion, container of operands, or value operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// Any JSON / Extended JSON value without expansions: `"a"`, `42`, `{"$oid": "..."}`.
+    Literal(Bson),
+    /// `"%%user.id"`
+    Expansion(Expansion),
+    /// An array with at least one non-literal member (expansions substituted element-wise).
+    Array(Vec<Operand>),
+    /// A document with at least one non-literal value (expansions substituted).
+    Document(Vec<(String, Operand)>),
+    /// `{"%function": {"name": "f", "arguments": [..]}}`
+    Function {
+        name: String,
+        arguments: Vec<Operand>,
+    },
+    /// `{"%stringToOid": <string | expansion>}`
+    StringToOid(Box<Operand>),
+    /// `{"%oidToString": <ObjectId | expansion>}`
+    OidToString(Box<Operand>),
+    /// `{"%stringToUuid": <string | expansion>}`
+    StringToUuid(Box<Operand>),
+    /// `{"%uuidToString": <UUID | expansion>}`
+    UuidToString(Box<Operand>),
+}
+
+impl Expr {
+    /// The always-true expression `{}`.
+    pub fn always() -> Expr {
+        Expr::All(Vec::new())
+    }
+
+    /// Calls `f` on every expansion in this expression (subjects and operands), depth first.
+    pub fn visit_expansions<'a>(&'a self, f: &mut dyn FnMut(&'a Expansion)) {
+        match self {
+            Expr::Bool(_) => {}
+            Expr::All(v) | Expr::Any(v) | Expr::None(v) => {
+                v.iter().for_each(|e| e.visit_expansions(f))
+            }
+            Expr::Not(e) => e.visit_expansions(f),
+            Expr::Test { subject, predicate } => {
+                f(subject);
+                predicate.visit_expansions(f);
+            }
+        }
+    }
+
+    /// Calls `f` on the name of every `%function` call in this expression.
+    pub fn visit_functions<'a>(&'a self, f: &mut dyn FnMut(&'a str)) {
+        match self {
+            Expr::Bool(_) => {}
+            Expr::All(v) | Expr::Any(v) | Expr::None(v) => {
+                v.iter().for_each(|e| e.visit_functions(f))
+            }
+            Expr::Not(e) => e.visit_functions(f),
+            Expr::Test { predicate, .. } => predicate.visit_operands(&mut |o| o.visit_functions(f)),
+        }
+    }
+
+    /// The most dynamic thing this expression depends on.
+    pub fn dependency(&self) -> Dependency {
+        let mut dep = Dependency::Constant;
+        self.visit_expansions(&mut |e| dep = dep.max(e.root.dependency()));
+        let mut host = false;
+        self.visit_functions(&mut |_| host = true);
+        if host { Dependency::Host } else { dep }
+    }
+}
+
+impl Predicate {
+    /// Calls `f` on every expansion in operands of this predicate.
+    pub fn visit_expansions<'a>(&'a self, f: &mut dyn FnMut(&'a Expansion)) {
+        self.visit_operands(&mut |o| o.visit_expansions(f));
+        // $elemMatch queries hold expressions whose subjects are element-relative.
+        self.visit_elem_queries(&mut |e| e.visit_expansions(f));
+    }
+
+    fn visit_elem_queries<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        if let Predicate::Ops(ops) = self {
+            for op in ops {
+                op.visit_elem_queries(f);
+            }
+        }
+    }
+
+    /// Calls `f` on every top-level operand of this predicate and its operators.
+    pub fn visit_operands<'a>(&'a self, f: &mut dyn FnMut(&'a Operand)) {
+        match self {
+            Predicate::Matches(o) => f(o),
+            Predicate::Ops(ops) => ops.iter().for_each(|op| op.visit_operands(f)),
+        }
+    }
+}
+
+impl Op {
+    fn visit_operands<'a>(&'a self, f: &mut dyn FnMut(&'a Operand)) {
+        match self {
+            Op::Cmp(_, o) | Op::In(o) | Op::Nin(o) | Op::Exists(o) | Op::AllOf(o) | Op::Size(o) => {
+                f(o)
+            }
+            Op::All(ps) | Op::Any(ps) | Op::None(ps) => ps.iter().for_each(|p| p.visit_operands(f)),
+            Op::Not(p) => p.visit_operands(f),
+            Op::ElemMatch(em) => match em.as_ref() {
+                ElemMatch::Ops(ops) => ops.iter().for_each(|op| op.visit_operands(f)),
+                ElemMatch::Query(_) => {}
+            },
+            Op::Type(_) | Op::Regex(_) | Op::Mod { .. } => {}
+        }
+    }
+
+    fn visit_elem_queries<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        match self {
+            Op::ElemMatch(em) => match em.as_ref() {
+                ElemMatch::Query(e) => f(e),
+                ElemMatch::Ops(ops) => ops.iter().for_each(|op| op.visit_elem_queries(f)),
+            },
+            Op::All(ps) | Op::Any(ps) | Op::None(ps) => {
+                ps.iter().for_each(|p| p.visit_elem_queries(f))
+            }
+            Op::Not(p) => p.visit_elem_queries(f),
+            _ => {}
+        }
+    }
+}
+
+impl Operand {
+    /// Calls `f` on every expansion inside this operand.
+    pub fn visit_expansions<'a>(&'a self, f: &mut dyn FnMut(&'a Expansion)) {
+        match self {
+            Operand::Literal(_) => {}
+            Operand::Expansion(e) => f(e),
+            Operand::Array(v) => v.iter().for_each(|o| o.visit_expansions(f)),
+            Operand::Document(v) => v.iter().for_each(|(_, o)| o.visit_expansions(f)),
+            Operand::Function { arguments, .. } => {
+                arguments.iter().for_each(|o| o.visit_expansions(f))
+            }
+            Operand::StringToOid(o)
+            | Operand::OidToString(o)
+            | Operand::StringToUuid(o)
+            | Operand::UuidToString(o) => o.visit_expansions(f),
+        }
+    }
+
+    /// Calls `f` on the name of every `%function` call inside this operand.
+    pub fn visit_functions<'a>(&'a self, f: &mut dyn FnMut(&'a str)) {
+        match self {
+            Operand::Literal(_) | Operand::Expansion(_) => {}
+            Operand::Array(v) => v.iter().for_each(|o| o.visit_functions(f)),
+            Operand::Document(v) => v.iter().for_each(|(_, o)| o.visit_functions(f)),
+            Operand::Function { name, arguments } => {
+                f(name);
+                arguments.iter().for_each(|o| o.visit_functions(f));
+            }
+            Operand::StringToOid(o)
+            | Operand::OidToString(o)
+            | Operand::StringToUuid(o)
+            | Operand::UuidToString(o) => o.visit_functions(f),
+        }
+    }
+}

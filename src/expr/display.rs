@@ -1,0 +1,1 @@
+//! Canonical JSON rendering of expressions (for explanations and error messages).

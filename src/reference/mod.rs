@@ -1,0 +1,1 @@
+//! The reference evaluator: a direct, obviously-correct walk over the validated rules.

@@ -1,0 +1,1 @@
+//! Stage: raw rule JSON → validated [`RuleSet`](super::RuleSet).

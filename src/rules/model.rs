@@ -1,0 +1,261 @@
+//! Stage: the validated rule set (the output of loading, the input of every evaluator).
+//!
+//! Input: built by [`crate::rules::build`] from the raw JSON files that [`crate::config`] reads.
+//! Output: [`RuleSet`], immutable, `Send + Sync`; evaluated by [`crate::reference`].
+//!
+//! Permissions are three-valued: `None` means the key was absent (undefined), which is *not* the
+//! same as `false` (spec §3.2, §12.1).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bson::Bson;
+
+use crate::error::{Diagnostics, Place};
+use crate::expr::{Expr, Operand};
+use crate::schema::Schema;
+
+/// An expression together with the place it came from (for explanations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub expr: Expr,
+    pub place: Place,
+}
+
+/// `document_filters` of a role.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DocumentFilters {
+    pub read: Option<Rule>,
+    pub write: Option<Rule>,
+    pub place: Place,
+}
+
+/// `read`/`write` of a field rule or of `additional_fields` (both default to false).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FieldPermissions {
+    pub read: Option<Rule>,
+    pub write: Option<Rule>,
+}
+
+/// `fields.<name>`: permissions of one field and, recursively, of its embedded fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FieldRule {
+    pub permissions: FieldPermissions,
+    /// Nested `fields` and `additional_fields` of an embedded document.
+    pub nested: FieldTree,
+    pub place: Place,
+}
+
+/// The `fields` map and `additional_fields` of one level.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FieldTree {
+    /// Field name → rule, in file order. Names never contain `.` (rejected at load time, U15).
+    pub fields: Vec<(String, FieldRule)>,
+    /// `additional_fields`; `None` when the key is absent (behaves like `{}`: nothing readable).
+    pub additional: Option<FieldPermissions>,
+}
+
+impl FieldTree {
+    pub fn get(&self, name: &str) -> Option<&FieldRule> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, r)| r)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.additional.is_none()
+    }
+}
+
+/// A role (spec §1.6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub name: String,
+    /// `apply_when`; a missing key behaves as `{}` (spec U12).
+    pub apply_when: Rule,
+    pub document_filters: Option<DocumentFilters>,
+    pub read: Option<Rule>,
+    pub write: Option<Rule>,
+    /// Default true.
+    pub insert: Option<Rule>,
+    /// Default true.
+    pub delete: Option<Rule>,
+    /// Default true.
+    pub search: Option<bool>,
+    pub fields: FieldTree,
+    pub place: Place,
+}
+
+/// A filter (spec §1.7, §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub name: String,
+    pub apply_when: Rule,
+    /// The query document; expansions in values are substituted per request.
+    pub query: Operand,
+    /// The projection document (literal).
+    pub projection: bson::Document,
+    pub place: Place,
+}
+
+/// Which rule file a role list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleSource {
+    /// The collection's own `rules.json` (or legacy `<db>.<coll>.json`).
+    Collection,
+    /// The data source's `default_rule.json`.
+    Default,
+}
+
+/// `rules.json` of one collection (roles, filters, schema).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionRules {
+    pub data_source: String,
+    pub database: String,
+    pub collection: String,
+    pub roles: Vec<Role>,
+    pub filters: Vec<Filter>,
+    pub schema: Option<Schema>,
+    pub place: Place,
+}
+
+/// `default_rule.json` of one data source.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DefaultRule {
+    pub roles: Vec<Role>,
+    pub filters: Vec<Filter>,
+    pub place: Place,
+}
+
+/// One data source (a linked cluster): its default rule and its collections.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DataSource {
+    pub name: String,
+    pub default_rule: Option<DefaultRule>,
+    /// `(database, collection)` → rules.
+    pub collections: BTreeMap<(String, String), CollectionRules>,
+    /// Flexible Sync settings when Sync is enabled on this data source.
+    pub sync: Option<SyncConfig>,
+    /// Partition-Based Sync permissions when PBS is enabled on this data source.
+    pub partition_sync: Option<PartitionPermissions>,
+}
+
+/// Flexible Sync configuration relevant to permissions (spec §3.6).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncConfig {
+    /// `queryable_fields_names`
+    pub queryable_fields: Vec<String>,
+    /// `collection_queryable_fields_names`: collection → fields.
+    pub collection_queryable_fields: BTreeMap<String, Vec<String>>,
+    pub place: Place,
+}
+
+/// Partition-Based Sync `permissions` (spec §3.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionPermissions {
+    pub read: Rule,
+    pub write: Rule,
+}
+
+/// A third-party service rule (spec §1.5): the actions it allows when `when` is true.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRule {
+    pub name: String,
+    pub actions: Vec<String>,
+    /// Missing `when` is true.
+    pub when: Rule,
+}
+
+/// A function's configuration (spec §1.5, S16).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionConfig {
+    pub name: String,
+    pub private: bool,
+    /// `can_evaluate`; missing is true.
+    pub can_evaluate: Option<Rule>,
+}
+
+/// A value from `values/<name>.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueDef {
+    /// A plain value.
+    Plain(Bson),
+    /// `from_secret: true`: the host supplies the secret named here.
+    Secret { secret_name: String },
+}
+
+/// Everything loaded from an app directory or a single rule file: the validated rules of every
+/// data source and service, with values, environments and functions, and the warnings found.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub data_sources: BTreeMap<String, DataSource>,
+    /// Third-party service name → its rules.
+    pub services: BTreeMap<String, Vec<ServiceRule>>,
+    pub functions: BTreeMap<String, FunctionConfig>,
+    pub values: BTreeMap<String, ValueDef>,
+    /// Environment tag → `values` document.
+    pub environments: BTreeMap<String, bson::Document>,
+    /// Warnings found while loading (errors make loading fail instead).
+    pub warnings: Diagnostics,
+    /// Where the rule set was loaded from.
+    pub origin: Arc<str>,
+}
+
+/// The roles and filters that govern one collection, after spec §2.1 (U1, U2, U3).
+#[derive(Debug, Clone, Copy)]
+pub struct CollectionPolicy<'a> {
+    pub roles: &'a [Role],
+    pub role_source: RoleSource,
+    pub filters: &'a [Filter],
+    pub schema: Option<&'a Schema>,
+    pub sync: Option<&'a SyncConfig>,
+    pub collection: &'a str,
+}
+
+impl RuleSet {
+    /// The policy of `database.collection` in data source `data_source` (or in the only data
+    /// source when `None`): collection roles when it has any, else the default roles (no
+    /// fallback when collection roles exist but none applies, U1; a rule object with zero roles
+    /// falls back, U2); collection filters when the collection has a rule object, else the
+    /// default filters (U3).
+    pub fn policy<'a>(
+        &'a self,
+        data_source: Option<&str>,
+        database: &str,
+        collection: &'a str,
+    ) -> Option<CollectionPolicy<'a>> {
+        let ds = match data_source {
+            Some(name) => self.data_sources.get(name)?,
+            None => self
+                .data_sources
+                .values()
+                .find(|ds| {
+                    ds.collections
+                        .contains_key(&(database.to_string(), collection.to_string()))
+                })
+                .or_else(|| self.data_sources.values().next())?,
+        };
+        let coll = ds
+            .collections
+            .get(&(database.to_string(), collection.to_string()));
+        let default = ds.default_rule.as_ref();
+        let (roles, role_source) = match coll {
+            Some(c) if !c.roles.is_empty() => (c.roles.as_slice(), RoleSource::Collection),
+            _ => (
+                default.map(|d| d.roles.as_slice()).unwrap_or(&[]),
+                RoleSource::Default,
+            ),
+        };
+        let filters = match (coll, default) {
+            (Some(c), _) => c.filters.as_slice(),
+            (None, Some(d)) => d.filters.as_slice(),
+            (None, None) => &[],
+        };
+        Some(CollectionPolicy {
+            roles,
+            role_source,
+            filters,
+            schema: coll.and_then(|c| c.schema.as_ref()),
+            sync: ds.sync.as_ref(),
+            collection,
+        })
+    }
+}
