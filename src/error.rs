@@ -245,7 +245,7 @@ mod tests {
             did_you_mean("document_filter", &keys),
             Some("document_filters")
         );
-        assert_eq!(did_you_mean("applyWhen", &keys), None);
+        assert_eq!(did_you_mean("applyWhen", &keys), Some("apply_when"));
         assert_eq!(did_you_mean("$exist", &["$exists", "$eq"]), Some("$exists"));
         assert_eq!(did_you_mean("zzzzzz", &keys), None);
     }

@@ -1,2 +1,9 @@
-//! The `rolegate` binary: parses arguments and dispatches to [`rolegate::cli`]... (see `src/cli`).
-fn main() {}
+//! The `rolegate` binary: parses the command line (clap derive) and dispatches to one module per
+//! command in `src/cli/` (`check`, `eval`, `test`). Exit codes: see `src/cli/exit.rs`
+//! (0 yes, 1 no, 2 usage or unusable input).
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main().into()
+}

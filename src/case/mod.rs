@@ -1,1 +1,28 @@
-//! Conformance cases (`case-format.md`): parsing and running them.
+//! Conformance cases (`case-format.md`): parsing them, turning them into request contexts,
+//! running them through an engine and judging the answers.
+//!
+//! ```text
+//! case file ──load_case_file──▶ Vec<Case> ──run_case(engine)──▶ CaseResult
+//!              (model)                       (load → context → engine → compare)
+//! ```
+//!
+//! - [`model`]: the serde mirror of a case (`deny_unknown_fields`).
+//! - [`context`]: `user` + `request` → [`RequestContext`](crate::context::RequestContext).
+//! - [`load`]: `rules` → [`RuleSet`](crate::rules::RuleSet).
+//! - [`engine`]: the engine seam ([`EngineChoice`], [`CaseEngine`]).
+//! - [`run`]: one case → [`CaseResult`].
+//! - [`filters`]: `filters` cases (query plan and in-memory run).
+//! - [`compare`]: expected vs actual.
+
+pub mod compare;
+pub mod context;
+pub mod engine;
+pub mod filters;
+pub mod load;
+pub mod model;
+pub mod run;
+
+pub use compare::{compare, Actual, Mismatch};
+pub use engine::{CaseEngine, EngineChoice, ReferenceEngine};
+pub use model::{Action, Case, CaseRequest, CaseRules, Expected, Mode};
+pub use run::{answer, load_case_file, parse_cases, run_case, CaseError, CaseFileError, CaseResult};

@@ -1,2 +1,110 @@
-//! Stage: load. Input: an app directory (both layouts) or one rule file. Output: the raw JSON of
-//! every rule-bearing file, tagged with its kind and app-relative path, for [`crate::rules::build`].
+//! Stage: load. Input: an app directory (both layouts, spec §1.2 and §1.3), an in-memory app
+//! (app-relative path → JSON), or one rule file. Output: the validated [`RuleSet`], built by
+//! [`crate::rules::build::RuleSetBuilder`] from the raw JSON of every rule-bearing file, tagged
+//! with its kind and app-relative path.
+//!
+//! ```text
+//! app dir / files map / one file ──[source]──▶ (app-relative path, JSON)
+//!        ──[layout::classify / sniff]──▶ FileKind ──[load]──▶ RuleSetBuilder ──finish──▶ RuleSet
+//! ```
+//!
+//! Files read (everything else — auth, triggers, hosting, GraphQL, HTTP endpoints — is ignored):
+//!
+//! | path | becomes |
+//! |------|---------|
+//! | `data_sources/<ds>/config.json` | data source; `type: "datalake"` has no rules; `config.sync` |
+//! | `data_sources/<ds>/default_rule.json` | the data source's default rule |
+//! | `data_sources/<ds>/<db>/<coll>/rules.json` (+ `schema.json`) | collection rules (+ `schema`) |
+//! | `services/<svc>/config.json` | MongoDB service = data source (`config.sync`: Sync); else a third-party service |
+//! | `services/<svc>/default_rule.json` | the data source's default rule |
+//! | `services/<svc>/rules/<db>.<coll>.json` | collection rules, or a service rule when it has `actions` (by content) |
+//! | `sync/config.json` | Flexible Sync (queryable fields, pre-2023 `permissions`) or Partition-Based Sync of `service_name` |
+//! | `values/<name>.json`, `environments/<tag>.json` | values (`from_secret` → a secret the host supplies), environments |
+//! | `functions/config.json`, `functions/<name>/config.json`, `functions/**/*.js` | functions and `can_evaluate` |
+//! | `app_config.json` | refused: the 2017 single-file Stitch app |
+//!
+//! A lone rule file ([`load_single`], or [`load_path`] on a file) is loaded as the kind its path
+//! says — the app-relative part is found inside longer paths ([`layout::app_relative`]) — or, when
+//! the path says nothing, as the kind its content says ([`layout::sniff`]), in data source
+//! [`load::DEFAULT_DATA_SOURCE`]. For a lone file an undefined `%function` is a warning, not an
+//! error, and the collection-directory completeness check does not apply.
+
+pub mod layout;
+pub mod load;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Diagnostics, LoadError};
+use crate::rules::RuleSet;
+use crate::rules::build::FunctionCheck;
+
+pub use layout::{FileKind, app_relative, classify};
+pub use source::parse_json;
+
+use load::{Mode, load_source};
+use source::{DirSource, MemSource};
+
+/// Options of a load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// What an undefined `%function` is; `None`: an error for an app, a warning for a lone file.
+    pub function_check: Option<FunctionCheck>,
+}
+
+/// Loads `path`: a directory is an app directory; a file is a single rule file.
+pub fn load_path(path: &Path, options: &LoadOptions) -> Result<RuleSet, LoadError> {
+    let shown = path.display().to_string();
+    if path.is_dir() {
+        let mut source = DirSource::new(path);
+        let walk_errors = std::mem::take(&mut source.walk_errors);
+        return load_source(&source, &shown, Mode::App, options, walk_errors);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+        diagnostics: Diagnostics(vec![crate::error::Diagnostic::error(
+            "io",
+            crate::error::Place::file(shown.as_str()),
+            format!("cannot read file: {e}"),
+        )]),
+    })?;
+    let json = parse_json(&text, &shown).map_err(|d| LoadError {
+        diagnostics: Diagnostics(vec![*d]),
+    })?;
+    let normalized = shown.replace('\\', "/");
+    let rel = app_relative(&normalized).unwrap_or_else(|| {
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let source = MemSource::single(&rel, json, &shown);
+    load_source(&source, &shown, Mode::LoneFile, options, Vec::new())
+}
+
+/// Loads an in-memory app: app-relative path → JSON content (a `.js` function source may map
+/// to any value). Used for conformance `rules.files` and tests.
+pub fn load_files(
+    files: &BTreeMap<String, Value>,
+    options: &LoadOptions,
+) -> Result<RuleSet, LoadError> {
+    let source = MemSource::new(files);
+    load_source(&source, "<files>", Mode::App, options, Vec::new())
+}
+
+/// Loads one file's JSON given its path: app-relative (`data_sources/ds/db/coll/rules.json`),
+/// a longer path that contains one (`backend/services/mongodb-atlas/rules/db.coll.json`), or
+/// any other name (the kind then comes from the content).
+pub fn load_single(path: &str, json: &Value, options: &LoadOptions) -> Result<RuleSet, LoadError> {
+    let normalized = path.replace('\\', "/");
+    let rel = app_relative(&normalized).unwrap_or_else(|| {
+        normalized
+            .rsplit('/')
+            .next()
+            .unwrap_or(normalized.as_str())
+            .to_string()
+    });
+    let source = MemSource::single(&rel, json.clone(), path);
+    load_source(&source, path, Mode::LoneFile, options, Vec::new())
+}

@@ -1,1 +1,81 @@
-//! The reference evaluator: a direct, obviously-correct walk over the validated rules.
+//! Stage: the reference evaluator — a direct, obviously-correct walk over the validated rules
+//! ([`crate::rules::RuleSet`]) for one request context and one document at a time. It is the
+//! oracle that faster engines are checked against, so it favours clarity over speed.
+//!
+//! Input: a [`CollectionPolicy`](crate::rules::CollectionPolicy), a
+//! [`RequestContext`](crate::context::RequestContext) and documents. Output: the outcomes of
+//! [`crate::outcome`], each with an [`Explanation`](crate::outcome::Explanation) when asked.
+//!
+//! - [`roles`]: first-match role selection (spec §2).
+//! - [`read`]: read / search decisions and redaction (spec §3.1, §3.2, §3.5).
+//! - [`write`]: insert, update, replace, delete (spec §3.3, U4, U5, U11, U13, D6) and schema checks.
+//! - [`sync`]: Device Sync sessions and writes, Partition-Based Sync, service rules, `can_evaluate`.
+
+mod fields;
+pub mod read;
+pub mod roles;
+pub mod sync;
+pub mod write;
+
+use crate::context::RequestContext;
+use crate::error::Place;
+use crate::outcome::Explanation;
+use crate::rules::Rule;
+use crate::value::{eval_expr, Bindings, EvalError};
+
+/// A rule that could not be evaluated; the decision it belonged to denies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub place: Place,
+    pub error: EvalError,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]", self.error, self.place)
+    }
+}
+
+/// The state of one decision: the request, and the explanation being written (when asked for).
+pub(crate) struct Trace<'a> {
+    pub request: &'a RequestContext,
+    pub explain: bool,
+    pub explanation: Explanation,
+}
+
+impl<'a> Trace<'a> {
+    pub fn new(request: &'a RequestContext, explain: bool) -> Self {
+        Trace { request, explain, explanation: Explanation::default() }
+    }
+
+    /// Records a step when explanations are on.
+    pub fn note(&mut self, place: Option<&Place>, message: impl FnOnce() -> String) {
+        if self.explain {
+            self.explanation.push(place, message());
+        }
+    }
+
+    /// Evaluates `rule` (named `what` in the explanation) under `bindings`.
+    pub fn eval(&mut self, rule: &Rule, bindings: &Bindings<'_>, what: &str) -> Result<bool, Failure> {
+        match eval_expr(&rule.expr, bindings) {
+            Ok(value) => {
+                self.note(Some(&rule.place), || format!("{what} is {value}"));
+                Ok(value)
+            }
+            Err(error) => {
+                self.note(Some(&rule.place), || format!("{what} failed: {error}; denied"));
+                Err(Failure { place: rule.place.clone(), error })
+            }
+        }
+    }
+
+    /// Evaluates an optional rule: `None` (undefined) stays `None`.
+    pub fn eval_opt(&mut self, rule: Option<&Rule>, bindings: &Bindings<'_>, what: &str) -> Result<Option<bool>, Failure> {
+        rule.map(|r| self.eval(r, bindings, what)).transpose()
+    }
+
+    /// Evaluates an optional rule whose absence means `default`.
+    pub fn eval_or(&mut self, rule: Option<&Rule>, default: bool, bindings: &Bindings<'_>, what: &str) -> Result<bool, Failure> {
+        Ok(self.eval_opt(rule, bindings, what)?.unwrap_or(default))
+    }
+}

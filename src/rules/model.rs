@@ -82,6 +82,9 @@ pub struct Role {
     pub search: Option<bool>,
     pub fields: FieldTree,
     pub place: Place,
+    /// Why the role is not Sync-compatible (spec §3.6), when Sync is enabled and it is not:
+    /// a session whose first matching role is incompatible cannot access the collection.
+    pub sync_incompatible: Option<String>,
 }
 
 /// A filter (spec §1.7, §4).

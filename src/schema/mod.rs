@@ -1,6 +1,152 @@
-//! Stage: collection schemas (spec §7). Input: `schema.json` (or a rule file's `schema` key).
-//! Output: a [`Schema`] that validates the result of every write (`SchemaValidationFailedWrite`).
+//! Stage: collection schemas (spec §7). Input: `schema.json` (or a rule file's `schema` key) as
+//! `serde_json::Value`. Output: a [`Schema`] that validates the result of every write
+//! (`SchemaValidationFailedWrite`); the enforcement point calls [`Schema::validate`] after the
+//! permission checks, with the post-image and pre-image of each affected document.
+//!
+//! ```text
+//! schema JSON ──parse::parse_root──▶ model::Node tree ──validate::validate_document──▶ Ok | SchemaViolation
+//! ```
+//!
+//! An App Services schema is JSON Schema (draft 4 keywords) with `bsonType` and with `validate`
+//! rule expressions in any node. Decisions where the spec is silent:
+//! * **Type names.** `int` = Int32, `long` = Int64, `double` = Double, `decimal` = Decimal128,
+//!   `number` = any of those four; `uuid` = Binary subtype 4, `binData` = any Binary (a UUID too);
+//!   `mixed` = any value, `null` included. `type: "boolean"` is `bool`; `type: "integer"` is an
+//!   error (App Services does not support it). A node with both `bsonType` and `type` (a warning)
+//!   must match both.
+//! * **Null.** `null` is its own type: a `null` value passes only a node whose types include
+//!   `null` or `mixed` (or that declares no type). With [`SchemaOptions::null_type_validation`]
+//!   (the app setting "Null Type Schema Validation"), `null` also passes the type and `enum`
+//!   checks of an object member that its parent does not list in `required`; a required member is
+//!   never implicitly nullable (an explicit `null` in its `bsonType` is still honoured). Array
+//!   items are not members, so the setting does not apply to them.
+//! * **Absent fields.** A keyword validates only values that are present (JSON Schema), so an
+//!   absent optional field is not type-checked. Its `validate` expression runs, however, when the
+//!   write removed the field (present in the pre-image, absent in the post-image) — with `%%this`
+//!   absent and `%%prev` the old value — so that deleting a field cannot bypass a change rule
+//!   like the documented set-once `owner_id` (`%%prev` exists-false or `%%prev == %%this`).
+//!   A field absent from both images is not validated.
+//! * **Bindings of `validate`.** `%%root` = post-image, `%%prevRoot` = pre-image (absent on
+//!   insert), `%%this` / `%%prev` = the node's value in the post-/pre-image, found by the same
+//!   path (object key or array position); for the root node they are the whole documents.
+//!   A `validate` that evaluates to false **or fails to evaluate** is a violation (fail closed).
+//! * **Numbers.** Integers and doubles compare exactly; `decimal` values are compared through
+//!   `f64`. `multipleOf` is exact for integers and tolerant to a relative error of 1e-9 for
+//!   doubles (`0.3` is a multiple of `0.1`). `minLength`/`maxLength` count code points.
+//!   `pattern`/`patternProperties` use the `regex` crate, unanchored (as JSON Schema).
+//! * **`enum` / `uniqueItems`** compare with [`crate::value::bson_equal`] (MongoDB equality);
+//!   `enum` members are Extended JSON.
+//! * **Root.** The root must be an object schema: a root declaring any other type is an error;
+//!   a root without a type (`{"title": .., "properties": ..}`) is accepted.
+//! * **Hostile input.** Nesting deeper than 64 schema levels is an error; JSON Schema keywords
+//!   App Services lacks (`anyOf`, `$ref`, ...) and unknown keys are ignored with a warning.
+//!   A schema parsed with errors rejects every document (fail closed) in case a caller ignores
+//!   the diagnostics.
+
+mod model;
+mod parse;
+mod validate;
+
+use bson::Document;
+
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, Place};
+
+/// App-level settings that change validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SchemaOptions {
+    /// App setting "Null Type Schema Validation" (default off): when on, `null` is accepted for
+    /// object members not listed in their parent's `required` whatever their declared type.
+    /// Required members are never nullable.
+    pub null_type_validation: bool,
+}
 
 /// A parsed App Services schema (JSON Schema with `bsonType` and `validate` expressions).
+///
+/// The default schema accepts every document.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Schema {}
+pub struct Schema {
+    root: model::Node,
+    options: SchemaOptions,
+    /// Parsing reported an error: [`Schema::validate`] rejects everything.
+    broken: bool,
+}
+
+/// A document does not conform to the collection schema (the whole write fails with
+/// `SchemaValidationFailedWrite`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(.path, .message))]
+pub struct SchemaViolation {
+    /// Dotted path of the offending value (`address.zip`, `tags.2`); empty for the document.
+    pub path: String,
+    /// Lowercase description, such as "`bsonType` requires `string`, found `int`".
+    pub message: String,
+}
+
+fn render(path: &str, message: &str) -> String {
+    if path.is_empty() {
+        format!("document: {message}")
+    } else {
+        format!("field `{path}`: {message}")
+    }
+}
+
+impl Schema {
+    /// Parses a schema with default [`SchemaOptions`], pushing every problem to `diags`
+    /// (see the module docs). Always returns a schema; when `diags` got an error it rejects
+    /// every document.
+    pub fn parse(json: &serde_json::Value, place: &Place, diags: &mut Diagnostics) -> Schema {
+        Schema::parse_with_options(json, SchemaOptions::default(), place, diags)
+    }
+
+    /// [`Schema::parse`] with explicit app settings.
+    pub fn parse_with_options(
+        json: &serde_json::Value,
+        options: SchemaOptions,
+        place: &Place,
+        diags: &mut Diagnostics,
+    ) -> Schema {
+        let errors_before = diags.errors().count();
+        let root = parse::parse_root(json, place, diags);
+        Schema {
+            root,
+            options,
+            broken: diags.errors().count() > errors_before,
+        }
+    }
+
+    /// This schema with other app settings.
+    #[must_use]
+    pub fn with_options(mut self, options: SchemaOptions) -> Schema {
+        self.options = options;
+        self
+    }
+
+    /// The app settings this schema validates with.
+    pub fn options(&self) -> SchemaOptions {
+        self.options
+    }
+
+    /// The root `title`, if any.
+    pub fn title(&self) -> Option<&str> {
+        self.root.title.as_deref()
+    }
+
+    /// Validates the post-image `post` of a write (and, for `validate` expressions, the change
+    /// from the pre-image `pre`, `None` for inserts) under `request`. Returns the first violation
+    /// in document order.
+    pub fn validate(
+        &self,
+        post: &Document,
+        pre: Option<&Document>,
+        request: &RequestContext,
+    ) -> Result<(), SchemaViolation> {
+        if self.broken {
+            return Err(SchemaViolation {
+                path: String::new(),
+                message: "the collection schema is invalid".to_string(),
+            });
+        }
+        validate::validate_document(&self.root, self.options, post, pre, request)
+    }
+}

@@ -1,1 +1,103 @@
-//! TODO
+//! Stage: value conversion at the edges. Input: JSON from rule files, conformance cases and the
+//! CLI (MongoDB Extended JSON v2, canonical or relaxed). Output: BSON values for evaluation; and
+//! back: relaxed Extended JSON for output.
+//!
+//! Numbers follow the case format: a plain JSON integer is an int32 when it fits, else an int64
+//! (an integer beyond the int64 range becomes a double); a number written with a fraction or an
+//! exponent is a double. `{"$numberInt"}`, `{"$numberLong"}`, `{"$numberDouble"}`,
+//! `{"$numberDecimal"}`, `{"$oid"}`, `{"$date"}`, `{"$binary"}`, `{"$uuid"}`, `{"$timestamp"}`,
+//! `{"$regularExpression"}`, ... are the typed values; an object with one of those keys and any
+//! other key is an error. Objects with other `$` keys (query operators such as `{"$in": [..]}`)
+//! stay documents.
+//!
+//! Values nested deeper than [`crate::value::compare::MAX_DEPTH`] levels are rejected (checked
+//! iteratively before conversion, so hostile input cannot exhaust the stack).
+
+use bson::{Bson, Document};
+
+use crate::value::compare::MAX_DEPTH;
+
+/// Converts (canonical or relaxed) Extended JSON to BSON.
+pub fn bson_from_json(v: &serde_json::Value) -> Result<Bson, String> {
+    check_depth(v)?;
+    Bson::try_from(v.clone()).map_err(|e| format!("invalid extended JSON: {e}"))
+}
+
+/// Converts an Extended JSON object to a BSON document; anything else (including typed values
+/// such as `{"$oid": ..}`) is an error.
+pub fn document_from_json(v: &serde_json::Value) -> Result<Document, String> {
+    if !v.is_object() {
+        return Err(format!("expected an object, got {}", json_kind(v)));
+    }
+    match bson_from_json(v)? {
+        Bson::Document(d) => Ok(d),
+        other => Err(format!(
+            "expected a document, got an extended JSON {} value",
+            type_name(&other)
+        )),
+    }
+}
+
+/// Converts BSON to relaxed Extended JSON (int32/int64/finite doubles as plain numbers, dates as
+/// ISO strings when in range, other types in their `$` forms).
+pub fn bson_to_json(b: &Bson) -> serde_json::Value {
+    b.clone().into_relaxed_extjson()
+}
+
+/// Converts a document to relaxed Extended JSON.
+pub fn document_to_json(d: &Document) -> serde_json::Value {
+    bson_to_json(&Bson::Document(d.clone()))
+}
+
+/// The MongoDB `$type` name of a value (`"string"`, `"int"`, `"objectId"`, ...), for messages.
+pub fn type_name(v: &Bson) -> &'static str {
+    match v {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Document(_) => "object",
+        Bson::Array(_) => "array",
+        Bson::Binary(_) => "binData",
+        Bson::Undefined => "undefined",
+        Bson::ObjectId(_) => "objectId",
+        Bson::Boolean(_) => "bool",
+        Bson::DateTime(_) => "date",
+        Bson::Null => "null",
+        Bson::RegularExpression(_) => "regex",
+        Bson::DbPointer(_) => "dbPointer",
+        Bson::JavaScriptCode(_) => "javascript",
+        Bson::Symbol(_) => "symbol",
+        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Bson::Int32(_) => "int",
+        Bson::Timestamp(_) => "timestamp",
+        Bson::Int64(_) => "long",
+        Bson::Decimal128(_) => "decimal",
+        Bson::MinKey => "minKey",
+        Bson::MaxKey => "maxKey",
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn check_depth(v: &serde_json::Value) -> Result<(), String> {
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(format!("value nested deeper than {MAX_DEPTH} levels"));
+        }
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}

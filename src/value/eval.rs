@@ -1,11 +1,90 @@
 //! Stage: reference evaluation of one expression. Input: an [`Expr`] and the [`Bindings`] of the
 //! moment (request context, `%%root`, `%%prevRoot`, `%%this`, `%%prev`). Output: `Ok(bool)` or an
 //! [`EvalError`] (fail closed: callers deny).
+//!
+//! Written to be obviously correct, not fast: every expansion is looked up and every operand
+//! rebuilt each time it is evaluated.
+//!
+//! # Values
+//!
+//! * Expansions resolve through [`crate::value::path`]; a path that reaches nothing is
+//!   **missing** (not null). `%%root`/`%%prevRoot`/`%%this`/`%%prev` come from the bindings, the
+//!   other roots from [`RequestContext::root_value`]; `%%request.requestHeaders.<Name>` is
+//!   case-insensitive (U25).
+//! * **Operands** are rebuilt with expansions substituted. A missing expansion anywhere inside an
+//!   array or document operand makes the **whole operand missing** (it cannot be built, so it
+//!   matches nothing; see below for what missing operands do in each operator).
+//! * **`%function` arguments** are passed the way JavaScript serializes them: an argument that is
+//!   missing is passed as `null`; inside an argument, a missing document value drops its key and a
+//!   missing array element becomes `null`. A call that the host fails is
+//!   [`EvalError::Function`] (U23: the decision denies).
+//! * `%stringToOid`: a 24-hex-digit string (or a string of exactly 12 bytes) → ObjectId, an
+//!   ObjectId unchanged (D3). `%oidToString`: ObjectId → 24 lowercase hex digits, a string
+//!   unchanged. `%stringToUuid`: a 36-character hyphenated UUID string → binary subtype 4, a
+//!   subtype-4 binary unchanged. `%uuidToString`: subtype-4 binary → hyphenated lowercase
+//!   string, a string unchanged. Other types are [`EvalError::BadArgument`]; a missing argument
+//!   gives a missing result (like the expansion itself would).
+//!
+//! # Predicates (spec §5.2.4–§5.2.6)
+//!
+//! A subject resolves to every value its path reaches ([`Resolved`]); a positive operator is true
+//! when it holds for **any** reached value, and for an array value when it holds for the array or
+//! for any of its elements (MongoDB). `$ne`, `$nin`, `$not`, `%nor` and `$exists: false` are the
+//! negations of their positive forms over the whole subject.
+//!
+//! * **Match** (`{"f": operand}`): a `null` operand matches null, missing, and arrays holding
+//!   null (U22). A missing operand matches nothing ("a missing expansion never equals a literal";
+//!   `{"%%user.custom_data.isGlobalAdmin": true}` is false without custom data, and
+//!   `{"owner": "%%user.custom_data.x"}` is false when `x` is absent even if `owner` is absent
+//!   too). Otherwise: BSON equality ([`crate::value::compare`]), any element of an array
+//!   subject, a regex operand matches strings; **U20**: a non-array subject also matches an
+//!   operand that evaluates to an array containing it (rule expressions only — the in-memory
+//!   query runner uses [`Semantics::Query`], plain MongoDB). A document operand is exact
+//!   document equality (U21).
+//! * **`$eq`** is MongoDB's equality match: like match but without the U20 widening and with a
+//!   regex operand compared as a value. **`$ne`** = not `$eq` (true when the subject is missing,
+//!   and when the operand is missing).
+//! * **`$gt` `$gte` `$lt` `$lte`**: only values of the same type bracket compare; a missing
+//!   subject or operand is false, except that `$gte: null`/`$lte: null` match a missing subject
+//!   (MongoDB, consistent with U22). NaN: `$gt`/`$lt` false, `$gte`/`$lte` only NaN to NaN.
+//! * **`$in`**: the operand must be an array ([`EvalError::NotAnArray`] otherwise); true when
+//!   some element matches the subject as `$eq` would, a `null` element matching missing and a
+//!   regex element matching strings. A **missing** operand (`"$in": "%%user.custom_data.x"`
+//!   with no `x`) makes `$in` false and `$nin` true. **`$nin`** = not `$in`.
+//! * **`$exists`**: the operand's truth value (`true`, non-zero numbers, any non-null value;
+//!   missing is false) against whether the subject reaches a value.
+//! * **`$all`** (array operand, empty → false; missing → false): every element matches.
+//!   **`$size`** (numeric operand; fractional or negative → false; other types →
+//!   [`EvalError::BadArgument`]): an array of that length. **`$elemMatch`**: some element of an
+//!   array value satisfies the operators, or — query form — is a document on which the query
+//!   holds with `%%root` (and so bare fields) rebound to the element. **`$type`**: the value's
+//!   type, or for an array value the array itself (`"array"`) or any element. **`$regex`**:
+//!   strings (any element of an array); a stored regex equal to it. **`$mod`**: numbers
+//!   truncated to integers; divisor 0 is [`EvalError::BadArgument`].
+//!
+//! # Evaluation order and limits
+//!
+//! Clauses and operators are evaluated left to right, and `%and`/`%or`/`%nor`/operator lists
+//! short-circuit (a `%function` in a clause after the result is decided is not called, spec
+//! §5.2.8). An error in an evaluated clause propagates (fail closed). Expressions nesting deeper
+//! than [`MAX_EVAL_DEPTH`] and values nesting deeper than
+//! [`crate::value::compare::MAX_DEPTH`] are [`EvalError::Limit`].
 
-use bson::{Bson, Document};
+use std::borrow::Cow;
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document};
 
 use crate::context::RequestContext;
-use crate::expr::{Expr, Operand};
+use crate::expr::{CmpOp, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, TypeSpec};
+use crate::value::compare::{
+    TooDeep, bson_cmp_checked, bson_equal_checked, compile_regex, is_nan, is_number, truthy,
+};
+use crate::value::ejson::type_name;
+use crate::value::path::{Resolved, resolve, resolve_in_document, resolve_request};
+
+/// How deeply expressions (and operands) may nest while being evaluated.
+pub const MAX_EVAL_DEPTH: usize = 256;
 
 /// What the expansions of an expression are bound to while it is evaluated.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +109,14 @@ impl<'a> Bindings<'a> {
             prev_root: None,
             this: None,
             prev: None,
+        }
+    }
+
+    /// Bindings for a MongoDB query over `doc` (`%%root` = `doc`, nothing else bound).
+    pub fn document(request: &'a RequestContext, doc: &'a Document) -> Self {
+        Bindings {
+            root: Some(doc),
+            ..Bindings::request_only(request)
         }
     }
 }
@@ -57,15 +144,643 @@ pub enum EvalError {
     Limit(String),
 }
 
-/// Evaluates `expr` under `bindings`. Logical operators short-circuit left to right (spec §5.2.8:
-/// a `%function` after a decided clause is not called).
-pub fn eval_expr(expr: &Expr, bindings: &Bindings<'_>) -> Result<bool, EvalError> {
-    let _ = (expr, bindings);
-    Err(EvalError::Limit("not implemented".into()))
+impl From<TooDeep> for EvalError {
+    fn from(e: TooDeep) -> Self {
+        EvalError::Limit(e.to_string())
+    }
 }
 
-/// Evaluates an operand to a value; `Ok(None)` means missing.
+/// Which matching rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Semantics {
+    /// Rule expressions: MongoDB matching plus the U20 widening (a scalar subject matches an
+    /// array operand that contains it).
+    #[default]
+    Rule,
+    /// MongoDB queries (client queries, merged filter queries run in memory): plain MongoDB.
+    Query,
+}
+
+/// Evaluates a rule expression under `bindings`. Logical operators short-circuit left to right
+/// (spec §5.2.8: a `%function` after a decided clause is not called).
+pub fn eval_expr(expr: &Expr, bindings: &Bindings<'_>) -> Result<bool, EvalError> {
+    eval_expr_with(expr, bindings, Semantics::Rule)
+}
+
+/// Evaluates `expr` with the given matching [`Semantics`].
+pub fn eval_expr_with(
+    expr: &Expr,
+    bindings: &Bindings<'_>,
+    semantics: Semantics,
+) -> Result<bool, EvalError> {
+    eval(expr, bindings, semantics, 0)
+}
+
+/// Evaluates an operand to a value; `Ok(None)` means missing (an expansion that resolves to
+/// nothing, or a container holding one).
 pub fn eval_operand(operand: &Operand, bindings: &Bindings<'_>) -> Result<Option<Bson>, EvalError> {
-    let _ = (operand, bindings);
-    Err(EvalError::Limit("not implemented".into()))
+    operand_value(operand, bindings, Holes::Strict, 0)
+}
+
+/// The value of one expansion (collapsed as [`Resolved::into_value`] does); `None` is missing.
+pub fn eval_expansion(expansion: &Expansion, bindings: &Bindings<'_>) -> Option<Bson> {
+    resolve_subject(expansion, bindings)
+        .into_value()
+        .map(Cow::into_owned)
+}
+
+/// Everything the subject expansion reaches.
+fn resolve_subject<'b>(e: &Expansion, b: &Bindings<'b>) -> Resolved<'b> {
+    let path = e.path.as_slice();
+    match e.root {
+        Root::Root => b
+            .root
+            .map_or_else(Resolved::missing, |d| resolve_in_document(d, path)),
+        Root::PrevRoot => b
+            .prev_root
+            .map_or_else(Resolved::missing, |d| resolve_in_document(d, path)),
+        Root::This => b.this.map_or_else(Resolved::missing, |v| resolve(v, path)),
+        Root::Prev => b.prev.map_or_else(Resolved::missing, |v| resolve(v, path)),
+        Root::Request => resolve_request(&b.request.request, path),
+        other => b
+            .request
+            .root_value(other)
+            .map_or_else(Resolved::missing, |v| resolve(v, path)),
+    }
+}
+
+fn limit(depth: usize) -> Result<(), EvalError> {
+    if depth > MAX_EVAL_DEPTH {
+        Err(EvalError::Limit(format!(
+            "expression nested deeper than {MAX_EVAL_DEPTH} levels"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn eval(expr: &Expr, b: &Bindings<'_>, sem: Semantics, depth: usize) -> Result<bool, EvalError> {
+    limit(depth)?;
+    match expr {
+        Expr::Bool(v) => Ok(*v),
+        Expr::All(es) => {
+            for e in es {
+                if !eval(e, b, sem, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Expr::Any(es) => {
+            for e in es {
+                if eval(e, b, sem, depth + 1)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Expr::None(es) => {
+            for e in es {
+                if eval(e, b, sem, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Expr::Not(e) => Ok(!eval(e, b, sem, depth + 1)?),
+        Expr::Test { subject, predicate } => {
+            let s = resolve_subject(subject, b);
+            eval_predicate(predicate, &s, b, sem, depth + 1)
+        }
+    }
+}
+
+fn eval_predicate(
+    p: &Predicate,
+    s: &Resolved<'_>,
+    b: &Bindings<'_>,
+    sem: Semantics,
+    depth: usize,
+) -> Result<bool, EvalError> {
+    limit(depth)?;
+    match p {
+        Predicate::Matches(o) => match operand_value(o, b, Holes::Strict, depth)? {
+            None => Ok(false),
+            Some(v) => match_any(
+                s,
+                &v,
+                Mode {
+                    regex: true,
+                    contains: sem == Semantics::Rule,
+                },
+            ),
+        },
+        Predicate::Ops(ops) => {
+            for op in ops {
+                if !eval_op(op, s, b, sem, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+const EQ: Mode = Mode {
+    regex: false,
+    contains: false,
+};
+const IN: Mode = Mode {
+    regex: true,
+    contains: false,
+};
+
+fn eval_op(
+    op: &Op,
+    s: &Resolved<'_>,
+    b: &Bindings<'_>,
+    sem: Semantics,
+    depth: usize,
+) -> Result<bool, EvalError> {
+    limit(depth)?;
+    let value = |o: &Operand| operand_value(o, b, Holes::Strict, depth);
+    match op {
+        Op::Cmp(CmpOp::Eq, o) => match value(o)? {
+            None => Ok(false),
+            Some(v) => match_any(s, &v, EQ),
+        },
+        Op::Cmp(CmpOp::Ne, o) => match value(o)? {
+            None => Ok(true),
+            Some(v) => Ok(!match_any(s, &v, EQ)?),
+        },
+        Op::Cmp(cmp, o) => match value(o)? {
+            None => Ok(false),
+            Some(v) => any_value(s, |c| compare_one(c, *cmp, &v)),
+        },
+        Op::In(o) => Ok(in_list(s, value(o)?, "$in")?.unwrap_or(false)),
+        Op::Nin(o) => Ok(!in_list(s, value(o)?, "$nin")?.unwrap_or(false)),
+        Op::Exists(o) => {
+            let want = value(o)?.as_ref().is_some_and(truthy);
+            Ok(s.is_missing() != want)
+        }
+        Op::All(ps) => {
+            for p in ps {
+                if !eval_predicate(p, s, b, sem, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Op::Any(ps) => {
+            for p in ps {
+                if eval_predicate(p, s, b, sem, depth + 1)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Op::None(ps) => {
+            for p in ps {
+                if eval_predicate(p, s, b, sem, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Op::Not(p) => Ok(!eval_predicate(p, s, b, sem, depth + 1)?),
+        Op::AllOf(o) => match value(o)? {
+            None => Ok(false),
+            Some(Bson::Array(list)) => {
+                if list.is_empty() {
+                    return Ok(false);
+                }
+                for item in &list {
+                    if !match_any(s, item, IN)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Some(other) => Err(not_an_array("$all", &other)),
+        },
+        Op::Size(o) => match value(o)? {
+            None => Ok(false),
+            Some(n) => {
+                let Some(len) = array_length_operand(&n)? else {
+                    return Ok(false);
+                };
+                Ok(s
+                    .present()
+                    .any(|v| matches!(v, Bson::Array(items) if items.len() == len)))
+            }
+        },
+        Op::ElemMatch(em) => {
+            for v in s.present() {
+                let Bson::Array(items) = v else { continue };
+                for item in items {
+                    if elem_matches(em, item, b, sem, depth + 1)? {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        }
+        Op::Type(specs) => Ok(s.present().any(|v| {
+            type_is(v, specs)
+                || matches!(v, Bson::Array(items) if items.iter().any(|i| type_is(i, specs)))
+        })),
+        Op::Regex(spec) => Ok(s.present().any(|v| {
+            let one = |x: &Bson| match x {
+                Bson::String(t) | Bson::Symbol(t) => spec.regex.is_match(t),
+                Bson::RegularExpression(r) => {
+                    r.pattern == spec.pattern && sorted(&r.options) == sorted(&spec.options)
+                }
+                _ => false,
+            };
+            one(v) || matches!(v, Bson::Array(items) if items.iter().any(one))
+        })),
+        Op::Mod { divisor, remainder } => {
+            if *divisor == 0 {
+                return Err(EvalError::BadArgument {
+                    operator: "$mod",
+                    message: "divisor must not be 0".into(),
+                });
+            }
+            let one = |x: &Bson| {
+                truncated(x).is_some_and(|i| i.wrapping_rem(*divisor) == *remainder)
+            };
+            Ok(s.present()
+                .any(|v| one(v) || matches!(v, Bson::Array(items) if items.iter().any(one))))
+        }
+    }
+}
+
+fn sorted(s: &str) -> Vec<char> {
+    let mut v: Vec<char> = s.chars().collect();
+    v.sort_unstable();
+    v
+}
+
+fn not_an_array(operator: &'static str, found: &Bson) -> EvalError {
+    EvalError::NotAnArray {
+        operator,
+        found: type_name(found).to_string(),
+    }
+}
+
+/// `$in`: `None` when the operand is missing.
+fn in_list(
+    s: &Resolved<'_>,
+    list: Option<Bson>,
+    operator: &'static str,
+) -> Result<Option<bool>, EvalError> {
+    match list {
+        None => Ok(None),
+        Some(Bson::Array(items)) => {
+            for item in &items {
+                if match_any(s, item, IN)? {
+                    return Ok(Some(true));
+                }
+            }
+            Ok(Some(false))
+        }
+        Some(other) => Err(not_an_array(operator, &other)),
+    }
+}
+
+/// The length `$size` asks for; `None` when no array can have it (fractional, negative).
+fn array_length_operand(n: &Bson) -> Result<Option<usize>, EvalError> {
+    let as_f64 = match n {
+        Bson::Int32(i) => return Ok(usize::try_from(*i).ok()),
+        Bson::Int64(i) => return Ok(usize::try_from(*i).ok()),
+        Bson::Double(d) => *d,
+        Bson::Decimal128(d) => d.to_string().parse::<f64>().unwrap_or(f64::NAN),
+        other => {
+            return Err(EvalError::BadArgument {
+                operator: "$size",
+                message: format!("needs a number, got {}", type_name(other)),
+            });
+        }
+    };
+    if as_f64.fract() == 0.0 && (0.0..1e15).contains(&as_f64) {
+        Ok(Some(as_f64 as usize))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A number truncated toward zero (`$mod`); `None` for non-numbers, NaN and infinities.
+fn truncated(v: &Bson) -> Option<i64> {
+    let f = match v {
+        Bson::Int32(i) => return Some(i64::from(*i)),
+        Bson::Int64(i) => return Some(*i),
+        Bson::Double(d) => *d,
+        Bson::Decimal128(d) => d.to_string().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if f.is_finite() && f.abs() < 9.2e18 {
+        Some(f.trunc() as i64)
+    } else {
+        None
+    }
+}
+
+fn type_is(v: &Bson, specs: &[TypeSpec]) -> bool {
+    specs.iter().any(|t| match t {
+        TypeSpec::Exact(et) => v.element_type() == *et,
+        TypeSpec::Number => is_number(v),
+    })
+}
+
+fn elem_matches(
+    em: &ElemMatch,
+    item: &Bson,
+    b: &Bindings<'_>,
+    sem: Semantics,
+    depth: usize,
+) -> Result<bool, EvalError> {
+    match em {
+        ElemMatch::Query(e) => match item {
+            Bson::Document(d) => {
+                let inner = Bindings {
+                    request: b.request,
+                    root: Some(d),
+                    prev_root: b.prev_root,
+                    this: b.this,
+                    prev: b.prev,
+                };
+                eval(e, &inner, sem, depth + 1)
+            }
+            _ => Ok(false),
+        },
+        ElemMatch::Ops(ops) => {
+            let s = Resolved::single(Cow::Borrowed(item));
+            for op in ops {
+                if !eval_op(op, &s, b, sem, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// True when `f` holds for some value the subject reaches (missing positions included as `None`).
+fn any_value(
+    s: &Resolved<'_>,
+    mut f: impl FnMut(Option<&Bson>) -> Result<bool, EvalError>,
+) -> Result<bool, EvalError> {
+    for v in &s.values {
+        if f(v.as_deref())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// How a value operand matches.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// A regex operand matches strings (match, `$in`, `$all`) rather than only equal regexes.
+    regex: bool,
+    /// U20: a non-array subject matches an array operand that contains it.
+    contains: bool,
+}
+
+fn match_any(s: &Resolved<'_>, operand: &Bson, mode: Mode) -> Result<bool, EvalError> {
+    any_value(s, |c| match_one(c, operand, mode))
+}
+
+fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool, EvalError> {
+    if let Bson::Null = operand {
+        return Ok(match subject {
+            None | Some(Bson::Null) => true,
+            Some(Bson::Array(items)) => items.iter().any(|i| matches!(i, Bson::Null)),
+            Some(_) => false,
+        });
+    }
+    let Some(v) = subject else {
+        return Ok(false);
+    };
+    if let (true, Bson::RegularExpression(re)) = (mode.regex, operand) {
+        let compiled = compile_regex(&re.pattern, &re.options).map_err(|message| {
+            EvalError::BadArgument {
+                operator: "$regex",
+                message,
+            }
+        })?;
+        let one = |x: &Bson| -> Result<bool, EvalError> {
+            Ok(match x {
+                Bson::String(t) | Bson::Symbol(t) => compiled.is_match(t),
+                Bson::RegularExpression(_) => bson_equal_checked(x, operand)?,
+                _ => false,
+            })
+        };
+        if one(v)? {
+            return Ok(true);
+        }
+        if let Bson::Array(items) = v {
+            for i in items {
+                if one(i)? {
+                    return Ok(true);
+                }
+            }
+        }
+        return Ok(false);
+    }
+    if bson_equal_checked(v, operand)? {
+        return Ok(true);
+    }
+    match (v, operand) {
+        (Bson::Array(items), _) => {
+            for i in items {
+                if bson_equal_checked(i, operand)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        (_, Bson::Array(list)) if mode.contains => {
+            for i in list {
+                if bson_equal_checked(v, i)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        _ => Ok(false),
+    }
+}
+
+fn compare_one(subject: Option<&Bson>, op: CmpOp, operand: &Bson) -> Result<bool, EvalError> {
+    let Some(v) = subject else {
+        return Ok(matches!(operand, Bson::Null) && matches!(op, CmpOp::Gte | CmpOp::Lte));
+    };
+    if compare_single(v, op, operand)? {
+        return Ok(true);
+    }
+    if let Bson::Array(items) = v {
+        for i in items {
+            if compare_single(i, op, operand)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn compare_single(v: &Bson, op: CmpOp, operand: &Bson) -> Result<bool, EvalError> {
+    let (nan_v, nan_o) = (is_nan(v), is_nan(operand));
+    if nan_v || nan_o {
+        let both = nan_v && nan_o;
+        return Ok(match op {
+            CmpOp::Gte | CmpOp::Lte | CmpOp::Eq => both,
+            CmpOp::Gt | CmpOp::Lt => false,
+            CmpOp::Ne => !both,
+        });
+    }
+    let Some(ord) = bson_cmp_checked(v, operand)? else {
+        return Ok(false);
+    };
+    Ok(match op {
+        CmpOp::Eq => ord.is_eq(),
+        CmpOp::Ne => ord.is_ne(),
+        CmpOp::Gt => ord.is_gt(),
+        CmpOp::Gte => ord.is_ge(),
+        CmpOp::Lt => ord.is_lt(),
+        CmpOp::Lte => ord.is_le(),
+    })
+}
+
+/// How missing values inside containers are treated while an operand is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holes {
+    /// A missing member makes the whole operand missing.
+    Strict,
+    /// JavaScript serialization (`%function` arguments): a missing document value drops the key,
+    /// a missing array element becomes `null`.
+    Lenient,
+}
+
+fn operand_value(
+    o: &Operand,
+    b: &Bindings<'_>,
+    holes: Holes,
+    depth: usize,
+) -> Result<Option<Bson>, EvalError> {
+    limit(depth)?;
+    match o {
+        Operand::Literal(v) => Ok(Some(v.clone())),
+        Operand::Expansion(e) => Ok(eval_expansion(e, b)),
+        Operand::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match (operand_value(item, b, holes, depth + 1)?, holes) {
+                    (Some(v), _) => out.push(v),
+                    (None, Holes::Lenient) => out.push(Bson::Null),
+                    (None, Holes::Strict) => return Ok(None),
+                }
+            }
+            Ok(Some(Bson::Array(out)))
+        }
+        Operand::Document(members) => {
+            let mut out = Document::new();
+            for (k, item) in members {
+                match (operand_value(item, b, holes, depth + 1)?, holes) {
+                    (Some(v), _) => {
+                        out.insert(k.clone(), v);
+                    }
+                    (None, Holes::Lenient) => {}
+                    (None, Holes::Strict) => return Ok(None),
+                }
+            }
+            Ok(Some(Bson::Document(out)))
+        }
+        Operand::Function { name, arguments } => {
+            let mut args = Vec::with_capacity(arguments.len());
+            for a in arguments {
+                args.push(operand_value(a, b, Holes::Lenient, depth + 1)?.unwrap_or(Bson::Null));
+            }
+            b.request
+                .functions
+                .call(name, &args)
+                .map(Some)
+                .map_err(|message| EvalError::Function {
+                    name: name.clone(),
+                    message,
+                })
+        }
+        Operand::StringToOid(inner) => {
+            convert(inner, b, depth, "%stringToOid", |v| match v {
+                Bson::ObjectId(_) => Ok(v),
+                Bson::String(s) => string_to_oid(&s).map(Bson::ObjectId),
+                other => Err(format!("needs a string or an ObjectId, got {}", type_name(&other))),
+            })
+        }
+        Operand::OidToString(inner) => {
+            convert(inner, b, depth, "%oidToString", |v| match v {
+                Bson::ObjectId(oid) => Ok(Bson::String(oid.to_hex())),
+                Bson::String(_) => Ok(v),
+                other => Err(format!("needs an ObjectId or a string, got {}", type_name(&other))),
+            })
+        }
+        Operand::StringToUuid(inner) => {
+            convert(inner, b, depth, "%stringToUuid", |v| match v {
+                Bson::Binary(ref bin) if bin.subtype == BinarySubtype::Uuid => Ok(v),
+                Bson::String(s) => string_to_uuid(&s),
+                other => Err(format!("needs a string or a UUID, got {}", type_name(&other))),
+            })
+        }
+        Operand::UuidToString(inner) => {
+            convert(inner, b, depth, "%uuidToString", |v| match v {
+                Bson::Binary(ref bin) if bin.subtype == BinarySubtype::Uuid => bin
+                    .to_uuid()
+                    .map(|u| Bson::String(u.to_string()))
+                    .map_err(|e| format!("invalid UUID: {e}")),
+                Bson::String(_) => Ok(v),
+                other => Err(format!("needs a UUID or a string, got {}", type_name(&other))),
+            })
+        }
+    }
+}
+
+fn convert(
+    inner: &Operand,
+    b: &Bindings<'_>,
+    depth: usize,
+    operator: &'static str,
+    f: impl FnOnce(Bson) -> Result<Bson, String>,
+) -> Result<Option<Bson>, EvalError> {
+    match operand_value(inner, b, Holes::Strict, depth + 1)? {
+        None => Ok(None),
+        Some(v) => f(v)
+            .map(Some)
+            .map_err(|message| EvalError::BadArgument { operator, message }),
+    }
+}
+
+fn string_to_oid(s: &str) -> Result<bson::oid::ObjectId, String> {
+    if s.len() == 24 && s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return bson::oid::ObjectId::parse_str(s).map_err(|e| e.to_string());
+    }
+    match <[u8; 12]>::try_from(s.as_bytes()) {
+        Ok(bytes) => Ok(bson::oid::ObjectId::from_bytes(bytes)),
+        Err(_) => Err(format!(
+            "`{s}` is neither 24 hexadecimal digits nor 12 bytes"
+        )),
+    }
+}
+
+fn string_to_uuid(s: &str) -> Result<Bson, String> {
+    let shape_ok = s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if !shape_ok {
+        return Err(format!("`{s}` is not a 36-character UUID string"));
+    }
+    bson::Uuid::parse_str(s)
+        .map(|u| Bson::Binary(Binary::from_uuid(u)))
+        .map_err(|e| format!("`{s}` is not a UUID: {e}"))
 }

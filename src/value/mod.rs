@@ -11,4 +11,6 @@ pub mod eval;
 pub mod path;
 
 pub use compare::{bson_cmp, bson_equal, bson_equal_args};
-pub use eval::{Bindings, EvalError, eval_expr, eval_operand};
+pub use ejson::{bson_from_json, bson_to_json, document_from_json};
+pub use eval::{Bindings, EvalError, Semantics, eval_expr, eval_expr_with, eval_operand};
+pub use path::{lookup, lookup_in_document};

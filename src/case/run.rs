@@ -1,0 +1,364 @@
+//! Stage: running cases. Input: a [`Case`] and an [`EngineChoice`]. Output: a [`CaseResult`]
+//! (passed or not, the expected and actual answers as JSON, and a message naming every
+//! mismatch or the reason the case could not run).
+//!
+//! ```text
+//! Case ──load::rule_set──▶ RuleSet ──policy(db, coll)──▶ CollectionPolicy
+//!   └─context::request_context──▶ RequestContext          │
+//!                                        engine.<action>(policy, ctx, docs) ──▶ Actual
+//!                                                           compare(expected, actual) ──▶ CaseResult
+//! ```
+//!
+//! How actions are answered (decisions of the runner, where `case-format.md` is silent):
+//!
+//! * `expression`: `rules.expression` is parsed with the service dialect in `service` mode and the
+//!   MongoDB dialect otherwise, at [`Site::Any`]; `%%root` is `document`, `%%prevRoot` is
+//!   `prevDocument` when given, else absent for an `insert` operation, else `document`. An
+//!   evaluation error is the result `false` (fail closed) and is reported under `error`.
+//! * `role_selection`: the role of the stored document (`prevDocument` when given: updates select
+//!   roles on the pre-image, U5); for an insert operation, the role the insert decision selects.
+//! * `update`: `prevDocument` is the pre-image and `document` the post-image; an upsert operation
+//!   (`upsert: true` or kind `upsert`) without `prevDocument` is an insert.
+//! * `sync_write`: `prevDocument` absent is a create; a `delete` operation deletes
+//!   `prevDocument` (or `document`).
+//! * `filters`: the client query is `operation.query` (or the first `$match` of the pipeline),
+//!   the client projection `client_projection` (or `operation.projection`).
+//! * A case whose rules do not load fails with the load errors, unless it is a
+//!   `validate_config` case, where that is the answer (`valid: false`).
+//! * The namespace is `collection_rules`' `database`/`collection`, else `rules.collection`, else
+//!   the only collection the rules define, else any (the data source's default rule applies).
+
+use std::fmt;
+use std::path::Path;
+
+use bson::Document;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::compare::{compare, Actual};
+use super::context::{later_context, request_context, to_document, to_document_opt, InputError};
+use super::engine::{CaseEngine, EngineChoice};
+use super::load;
+use super::model::{Action, Case, Mode, OperationKind};
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, LoadError, Place, Severity};
+use crate::expr::{parse_expr, Dialect, Site};
+use crate::outcome::{ReadOutcome, WriteOutcome};
+use crate::rules::{CollectionPolicy, RoleSource, RuleSet};
+use crate::value::{eval_expr, Bindings};
+
+/// The outcome of running one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub passed: bool,
+    /// The case's `expected` object.
+    pub expected: Value,
+    /// The engine's answer: every key the action produces (or `{}` when the case could not run).
+    pub actual: Value,
+    /// Empty when passed; else every mismatch, or why the case could not run.
+    pub message: String,
+}
+
+/// A case file could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseFileError {
+    #[error("cannot read `{path}`: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("`{path}` is not a valid case file: {source}")]
+    Json { path: String, source: serde_json::Error },
+    #[error("`{path}`: case names must be unique; `{name}` appears twice")]
+    DuplicateName { path: String, name: String },
+}
+
+/// Reads a case file: a JSON array of cases (`case-format.md`), with unique names.
+pub fn load_case_file(path: impl AsRef<Path>) -> Result<Vec<Case>, CaseFileError> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| CaseFileError::Io { path: shown.clone(), source })?;
+    parse_cases(&text).map_err(|e| match e {
+        CaseFileError::Json { source, .. } => CaseFileError::Json { path: shown.clone(), source },
+        CaseFileError::DuplicateName { name, .. } => CaseFileError::DuplicateName { path: shown.clone(), name },
+        other => other,
+    })
+}
+
+/// Parses the text of a case file.
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, CaseFileError> {
+    let cases: Vec<Case> = serde_json::from_str(text).map_err(|source| CaseFileError::Json { path: String::new(), source })?;
+    let mut seen = std::collections::BTreeSet::new();
+    for case in &cases {
+        if !seen.insert(case.name.as_str()) {
+            return Err(CaseFileError::DuplicateName { path: String::new(), name: case.name.clone() });
+        }
+    }
+    Ok(cases)
+}
+
+/// Runs one case through `engine` and judges the answer.
+pub fn run_case(case: &Case, engine: EngineChoice) -> CaseResult {
+    let expected = serde_json::to_value(&case.expected).unwrap_or(Value::Null);
+    match answer(case, engine.engine()) {
+        Ok(actual) => {
+            let mismatches = compare(&case.expected, &actual);
+            let message = mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            CaseResult { name: case.name.clone(), passed: mismatches.is_empty(), expected, actual: actual.to_json(), message }
+        }
+        Err(error) => CaseResult {
+            name: case.name.clone(),
+            passed: false,
+            expected,
+            actual: Value::Object(serde_json::Map::new()),
+            message: format!("cannot run: {error}"),
+        },
+    }
+}
+
+/// Why a case could not be run at all.
+#[derive(Debug)]
+pub enum CaseError {
+    /// A value in the case is not valid Extended JSON of the expected shape.
+    Input(InputError),
+    /// The case's rules do not load.
+    Rules(LoadError),
+    /// `rules.expression` does not parse.
+    Expression(Diagnostics),
+    /// The case lacks something its action needs.
+    Missing(String),
+}
+
+impl fmt::Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaseError::Input(e) => write!(f, "{e}"),
+            CaseError::Rules(e) => write!(f, "the rules do not load: {}", errors_text(&e.diagnostics)),
+            CaseError::Expression(d) => write!(f, "`rules.expression` does not parse: {}", errors_text(d)),
+            CaseError::Missing(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<InputError> for CaseError {
+    fn from(e: InputError) -> Self {
+        CaseError::Input(e)
+    }
+}
+
+/// Every error diagnostic, joined by `; `.
+fn errors_text(d: &Diagnostics) -> String {
+    let errors: Vec<String> = d.0.iter().filter(|x| x.severity == Severity::Error).map(ToString::to_string).collect();
+    if errors.is_empty() { "invalid rules".to_string() } else { errors.join("; ") }
+}
+
+/// The engine's answer to `case`.
+pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError> {
+    match case.action {
+        Action::Expression => expression(case),
+        Action::ValidateConfig => Ok(match load::rule_set(&case.rules) {
+            Ok(_) => Actual { valid: Some(true), ..Default::default() },
+            Err(e) => Actual { valid: Some(false), reason: Some(errors_text(&e.diagnostics)), ..Default::default() },
+        }),
+        _ => {
+            let set = load::rule_set(&case.rules).map_err(CaseError::Rules)?;
+            let ctx = request_context(case.user.as_ref(), case.request.as_ref(), case.action == Action::Search)?;
+            with_rules(case, engine, &set, &ctx)
+        }
+    }
+}
+
+fn missing(case: &Case, what: &str) -> CaseError {
+    CaseError::Missing(format!("a `{}` case needs {what}", case.action))
+}
+
+fn operation_kind(case: &Case) -> Option<OperationKind> {
+    case.request.as_ref().and_then(|r| r.operation.as_ref()).map(|op| op.kind)
+}
+
+fn is_upsert(case: &Case) -> bool {
+    case.request
+        .as_ref()
+        .and_then(|r| r.operation.as_ref())
+        .is_some_and(|op| op.upsert == Some(true) || op.kind == OperationKind::Upsert)
+}
+
+/// Whether `case` inserts its `document` (an insert operation, or an upsert without pre-image).
+fn inserts(case: &Case) -> bool {
+    case.prev_document.is_none() && (operation_kind(case) == Some(OperationKind::Insert) || is_upsert(case))
+}
+
+fn expression(case: &Case) -> Result<Actual, CaseError> {
+    let json = case.rules.expression.as_ref().ok_or_else(|| missing(case, "`rules.expression`"))?;
+    let dialect = if case.rules.mode == Mode::Service { Dialect::Service } else { Dialect::MongoDb };
+    let mut diags = Diagnostics::default();
+    let expr = parse_expr(json, dialect, Site::Any, &Place::file("<case>").key("rules").key("expression"), &mut diags);
+    if diags.has_errors() {
+        return Err(CaseError::Expression(diags));
+    }
+    let ctx = request_context(case.user.as_ref(), case.request.as_ref(), case.action == Action::Search)?;
+    let doc = to_document_opt(case.document.as_ref(), "document")?;
+    let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
+    let insert = operation_kind(case) == Some(OperationKind::Insert);
+    let prev_root = match (&prev, insert) {
+        (Some(p), _) => Some(p),
+        (None, true) => None,
+        (None, false) => doc.as_ref(),
+    };
+    let bindings = Bindings { request: &ctx, root: doc.as_ref(), prev_root, this: None, prev: None };
+    Ok(match eval_expr(&expr, &bindings) {
+        Ok(result) => Actual { result: Some(result), ..Default::default() },
+        Err(e) => Actual { result: Some(false), error: Some(e.to_string()), ..Default::default() },
+    })
+}
+
+/// The namespace a case's rules govern (see the module docs).
+fn namespace(case: &Case, set: &RuleSet) -> (String, String) {
+    if let Some(ns) = load::collection_namespace(&case.rules) {
+        return ns;
+    }
+    let known = || set.data_sources.values().flat_map(|ds| ds.collections.keys());
+    if let Some(name) = &case.rules.collection {
+        if let Some((db, coll)) = name.split_once('.') {
+            return (db.to_string(), coll.to_string());
+        }
+        if let Some((db, coll)) = known().find(|(_, c)| c == name) {
+            return (db.clone(), coll.clone());
+        }
+        return (String::new(), name.clone());
+    }
+    let mut all = known();
+    match (all.next(), all.next()) {
+        (Some((db, coll)), None) => (db.clone(), coll.clone()),
+        _ => (load::DEFAULT_NAMESPACE.0.to_string(), load::DEFAULT_NAMESPACE.1.to_string()),
+    }
+}
+
+fn with_rules(case: &Case, engine: &dyn CaseEngine, set: &RuleSet, ctx: &RequestContext) -> Result<Actual, CaseError> {
+    let (db, coll) = namespace(case, set);
+    let policy = set.policy(None, &db, &coll).unwrap_or(CollectionPolicy {
+        roles: &[],
+        role_source: RoleSource::Default,
+        filters: &[],
+        schema: None,
+        sync: None,
+        collection: &coll,
+    });
+    let doc = to_document_opt(case.document.as_ref(), "document")?;
+    let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
+    let need_doc = || doc.as_ref().ok_or_else(|| missing(case, "`document`"));
+    match case.action {
+        Action::Expression | Action::ValidateConfig => Err(missing(case, "no rule set")),
+        Action::RoleSelection => {
+            let role = if inserts(case) {
+                Ok(engine.insert(&policy, ctx, need_doc()?, false).role)
+            } else {
+                let stored = match &prev {
+                    Some(pre) => pre,
+                    None => need_doc()?,
+                };
+                engine.role(&policy, ctx, stored)
+            };
+            Ok(match role {
+                Ok(role) => Actual { role: Some(role), ..Default::default() },
+                Err(e) => Actual { role: Some(None), error: Some(e), ..Default::default() },
+            })
+        }
+        Action::Read | Action::Search => Ok(read_actual(engine.read(&policy, ctx, need_doc()?, false))),
+        Action::Insert => Ok(write_actual(engine.insert(&policy, ctx, need_doc()?, false))),
+        Action::Update => {
+            let post = need_doc()?;
+            Ok(write_actual(match &prev {
+                Some(pre) => engine.update(&policy, ctx, pre, post, false),
+                None if is_upsert(case) => engine.insert(&policy, ctx, post, false),
+                None => return Err(missing(case, "`prevDocument` (or an upsert operation, which inserts)")),
+            }))
+        }
+        Action::Delete => Ok(write_actual(engine.delete(&policy, ctx, need_doc()?, false))),
+        Action::SyncSession => {
+            let later = later_context(ctx, case.request.as_ref())?;
+            let out = engine.sync_session(&policy, ctx, doc.as_ref(), later.as_ref());
+            Ok(Actual {
+                role: Some(out.role),
+                readable: Some(out.readable),
+                writable: Some(out.writable),
+                client_reset_on_next_session: Some(out.client_reset_on_next_session),
+                incompatible: out.incompatible,
+                ..Default::default()
+            })
+        }
+        Action::SyncWrite => {
+            let (pre, post) = if operation_kind(case) == Some(OperationKind::Delete) {
+                (prev.as_ref().or(doc.as_ref()), None)
+            } else {
+                (prev.as_ref(), doc.as_ref())
+            };
+            if pre.is_none() && post.is_none() {
+                return Err(missing(case, "`document` or `prevDocument`"));
+            }
+            Ok(write_actual(engine.sync_write(&policy, ctx, pre, post)))
+        }
+        Action::Pbs => {
+            let perms = set
+                .data_sources
+                .values()
+                .find_map(|ds| ds.partition_sync.as_ref())
+                .ok_or_else(|| missing(case, "`rules.partition_permissions`"))?;
+            let access = engine.partition(perms, ctx);
+            Ok(Actual { read: Some(access.read), write: Some(access.write), ..Default::default() })
+        }
+        Action::ServiceRule => {
+            let action = case
+                .request
+                .as_ref()
+                .and_then(|r| r.action.as_deref())
+                .ok_or_else(|| missing(case, "`request.action`"))?;
+            let rules: Vec<_> = set.services.values().flatten().cloned().collect();
+            Ok(decision(engine.service_action(&rules, ctx, action)))
+        }
+        Action::CanEvaluate => {
+            let function = set.functions.values().next().ok_or_else(|| missing(case, "`rules.can_evaluate`"))?;
+            Ok(decision(engine.can_evaluate(function, ctx)))
+        }
+        Action::Filters => super::filters::run(case, &policy, ctx),
+    }
+}
+
+fn decision(result: Result<bool, String>) -> Actual {
+    match result {
+        Ok(allowed) => Actual { allowed: Some(allowed), ..Default::default() },
+        Err(e) => Actual { allowed: Some(false), error: Some(e), ..Default::default() },
+    }
+}
+
+/// The answer of a read: role, visibility, kept fields and the redacted document.
+pub fn read_actual(out: ReadOutcome) -> Actual {
+    Actual {
+        role: Some(out.role.clone()),
+        visible: Some(out.visible),
+        fields: Some(out.fields()),
+        document: out.document,
+        error: out.error,
+        ..Default::default()
+    }
+}
+
+/// The answer of a write: role, verdict, error message and code.
+pub fn write_actual(out: WriteOutcome) -> Actual {
+    Actual {
+        role: Some(out.role),
+        allowed: Some(out.allowed),
+        error: out.error.as_ref().map(|e| e.message.clone()),
+        error_code: out.error.as_ref().map(|e| e.code.as_str().to_string()),
+        ..Default::default()
+    }
+}
+
+/// Decodes `collection_documents` (for `filters` cases).
+pub(super) fn collection_documents(case: &Case) -> Result<Vec<Document>, CaseError> {
+    let docs = case.request.as_ref().and_then(|r| r.collection_documents.as_ref());
+    Ok(docs
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, d)| to_document(d, &format!("request.collection_documents[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?)
+}

@@ -1,0 +1,402 @@
+//! `rolegate eval PATH --collection DB.COLL --user USER.json --action ACTION`: decide reads or
+//! writes of documents for one user.
+//!
+//! Input: the rules (an app directory or a rule file), the `%%user` object (`USER.json`), the
+//! request (`REQ.json`, the same object as a conformance case's `request`: `values`,
+//! `environment`, `http`, `args`, `functions`, `operation`, `client_projection`, ...), and the
+//! documents: one (`--document DOC.json`) or many (`--documents DOCS.jsonl`, one per line). For
+//! `update`, the documents are post-images and `--prev` gives the pre-images (a JSON file with
+//! `--document`, a JSON Lines file paired line by line with `--documents`).
+//!
+//! Output, for `read`/`search`: the query plan once (applied filters, merged query and
+//! projection). As in App Services, filters act before roles: a document the merged query does
+//! not select is withheld ("not selected by the query plan"), and the others are projected with
+//! the merged projection before the roles see them. Then one decision per document — human: a block with the role, the verdict, the
+//! redacted document as relaxed Extended JSON, and the explanation with `--explain`; json: one
+//! object per line (`{"plan": ...}` first for reads, then `{"document": N, ...}` per document).
+//!
+//! `%%values` are the app's plain values overlaid with the request's `values`; an `environment`
+//! given by tag only takes its values from the app's `environments/<tag>.json`.
+//!
+//! Exit 0 when every document is visible (reads) or every write allowed, 1 when one is not (or
+//! the query plan fails), 2 on unusable input (including rules that do not load).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bson::{Bson, Document};
+use clap::{Args, ValueEnum};
+use rolegate::case::context::{request_context, to_document, InputError};
+use rolegate::case::model::CaseRequest;
+use rolegate::case::EngineChoice;
+use rolegate::context::RequestContext;
+use rolegate::outcome::{Explanation, ReadOutcome, WriteOutcome};
+use rolegate::query::{memory, plan, QueryPlan};
+use rolegate::rules::{CollectionPolicy, RuleSet, ValueDef};
+use rolegate::value::ejson::document_to_json;
+use serde_json::{json, Value};
+
+use super::{emit, load_rules, read_json, read_json_lines, CliError, Exit, Format};
+
+/// What is asked for each document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalAction {
+    Read,
+    Insert,
+    Update,
+    Delete,
+    /// An Atlas Search (`$search`) read.
+    Search,
+}
+
+/// Arguments of `rolegate eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// An app directory (either layout) or one rule file.
+    pub path: PathBuf,
+    /// The namespace: `database.collection` (or `data_source/database.collection`).
+    #[arg(long, value_name = "DB.COLL")]
+    pub collection: String,
+    /// The `%%user` object: `{id, type, data, custom_data, identities}`.
+    #[arg(long, value_name = "USER.json")]
+    pub user: PathBuf,
+    /// What to decide for each document.
+    #[arg(long, value_enum)]
+    pub action: EvalAction,
+    /// One document (JSON, Extended JSON allowed): stored, inserted, or the post-image.
+    #[arg(long, value_name = "DOC.json", required_unless_present = "documents", conflicts_with = "documents")]
+    pub document: Option<PathBuf>,
+    /// Many documents, one JSON object per line.
+    #[arg(long, value_name = "DOCS.jsonl")]
+    pub documents: Option<PathBuf>,
+    /// Update pre-images: a JSON file with `--document`, JSON Lines paired with `--documents`.
+    #[arg(long, value_name = "PREV.json")]
+    pub prev: Option<PathBuf>,
+    /// The request: the same object as a conformance case's `request`.
+    #[arg(long, value_name = "REQ.json")]
+    pub request: Option<PathBuf>,
+    /// Explain every decision step by step, naming the rules.
+    #[arg(long)]
+    pub explain: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// One document to decide, with its label (`DOC.json`, `line 3`).
+struct Item {
+    label: String,
+    doc: Document,
+    prev: Option<Document>,
+}
+
+/// Runs `eval`.
+pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
+    let user = read_json(&args.user)?;
+    let request = match &args.request {
+        Some(path) => Some(
+            serde_json::from_value::<CaseRequest>(read_json(path)?)
+                .map_err(|e| CliError::new(format!("`{}` is not a valid request: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let items = items(args)?;
+    if !args.path.exists() {
+        return Err(CliError::new(format!("cannot read `{}`: no such file or directory", args.path.display())));
+    }
+    let set = load_rules(&args.path).map_err(|e| {
+        let lines: Vec<String> = e.diagnostics.0.iter().map(ToString::to_string).collect();
+        CliError::new(format!("the rules do not load:\n{}", lines.join("\n")))
+    })?;
+    let search = args.action == EvalAction::Search;
+    let mut ctx = request_context(Some(&user), request.as_ref(), search)
+        .map_err(|e| input_error(e, &args.user, args.request.as_deref()))?;
+    add_app_values(&set, &mut ctx, request.as_ref());
+    let policy = policy(&set, &args.collection)?;
+    for w in set.warnings.warnings() {
+        eprintln!("{w}");
+    }
+
+    let mut all_yes = true;
+    let mut selection = None;
+    if matches!(args.action, EvalAction::Read | EvalAction::Search) {
+        match query_plan(&policy, &ctx, request.as_ref())? {
+            Ok(plan) => {
+                print_plan(&plan, args.format, out)?;
+                let query = memory::compile_query(&plan.query)
+                    .map_err(|e| CliError::new(format!("the merged query is not a valid MongoDB query: {e}")))?;
+                selection = Some((query, plan.projection));
+            }
+            Err(e) => {
+                match args.format {
+                    Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,
+                    Format::Json => emit(out, json!({"plan": {"error": e.to_string()}}))?,
+                }
+                return Ok(Exit::Failure);
+            }
+        }
+    }
+    let engine = EngineChoice::Reference.engine();
+    for (i, item) in items.iter().enumerate() {
+        let n = i + 1;
+        let yes = match args.action {
+            EvalAction::Read | EvalAction::Search => {
+                let Some((query, projection)) = &selection else { continue };
+                match memory::matches_with(query, &item.doc, &ctx) {
+                    Ok(true) => {
+                        let projected = memory::project(projection, &item.doc);
+                        let o = engine.read(&policy, &ctx, &projected, args.explain);
+                        print_read(n, item, Some(&o), args, out)?;
+                        o.visible
+                    }
+                    Ok(false) => {
+                        print_read(n, item, None, args, out)?;
+                        false
+                    }
+                    Err(e) => return Err(CliError::new(format!("{}: the query cannot be evaluated: {e}", item.label))),
+                }
+            }
+            EvalAction::Insert => print_write(n, item, &engine.insert(&policy, &ctx, &item.doc, args.explain), args, out)?,
+            EvalAction::Delete => print_write(n, item, &engine.delete(&policy, &ctx, &item.doc, args.explain), args, out)?,
+            EvalAction::Update => {
+                let pre = item.prev.as_ref().ok_or_else(|| CliError::new("`--action update` needs `--prev`"))?;
+                print_write(n, item, &engine.update(&policy, &ctx, pre, &item.doc, args.explain), args, out)?
+            }
+        };
+        all_yes &= yes;
+    }
+    Ok(Exit::answer(all_yes))
+}
+
+fn input_error(e: InputError, user: &Path, request: Option<&Path>) -> CliError {
+    let file = if e.path == "user" || e.path.starts_with("user.") {
+        user.display().to_string()
+    } else {
+        request.map(|p| p.display().to_string()).unwrap_or_default()
+    };
+    CliError::new(format!("`{file}`: {e}"))
+}
+
+/// Reads the documents (and pre-images) to decide.
+fn items(args: &EvalArgs) -> Result<Vec<Item>, CliError> {
+    let doc_of = |value: &Value, path: &Path, label: &str| {
+        to_document(value, label).map_err(|e| CliError::new(format!("`{}`: {}", path.display(), e.message)))
+    };
+    if args.prev.is_some() && args.action != EvalAction::Update {
+        return Err(CliError::new("`--prev` is only for `--action update`"));
+    }
+    if args.action == EvalAction::Update && args.prev.is_none() {
+        return Err(CliError::new("`--action update` needs `--prev` (the pre-image of each document)"));
+    }
+    match (&args.document, &args.documents) {
+        (Some(path), None) => {
+            let doc = doc_of(&read_json(path)?, path, "document")?;
+            let prev = match &args.prev {
+                Some(p) => Some(doc_of(&read_json(p)?, p, "prev")?),
+                None => None,
+            };
+            Ok(vec![Item { label: path.display().to_string(), doc, prev }])
+        }
+        (None, Some(path)) => {
+            let lines = read_json_lines(path)?;
+            let prevs = match &args.prev {
+                Some(p) => {
+                    let prevs = read_json_lines(p)?;
+                    if prevs.len() != lines.len() {
+                        return Err(CliError::new(format!(
+                            "`{}` holds {} documents but `{}` holds {} pre-images; they are paired line by line",
+                            path.display(),
+                            lines.len(),
+                            p.display(),
+                            prevs.len()
+                        )));
+                    }
+                    prevs
+                        .iter()
+                        .map(|(line, v)| doc_of(v, p, &format!("line {line}")).map(Some))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+                None => vec![None; lines.len()],
+            };
+            lines
+                .iter()
+                .zip(prevs)
+                .map(|((line, v), prev)| {
+                    let label = format!("{} line {line}", path.display());
+                    Ok(Item { doc: doc_of(v, path, &format!("line {line}"))?, label, prev })
+                })
+                .collect()
+        }
+        _ => Err(CliError::new("give exactly one of `--document` and `--documents`")),
+    }
+}
+
+/// `%%values`: the app's plain values, overlaid with the request's; `%%environment` values from
+/// the app when the request names only the tag.
+fn add_app_values(set: &RuleSet, ctx: &mut RequestContext, request: Option<&CaseRequest>) {
+    let mut values = Document::new();
+    for (name, def) in &set.values {
+        if let ValueDef::Plain(v) = def {
+            values.insert(name.clone(), v.clone());
+        }
+    }
+    if let Bson::Document(given) = &ctx.values {
+        for (k, v) in given {
+            values.insert(k.clone(), v.clone());
+        }
+    }
+    ctx.values = Bson::Document(values);
+    let env = request.and_then(|r| r.environment.as_ref());
+    if let Some(env) = env.filter(|e| e.values.is_none())
+        && let Some(tag) = &env.tag
+        && let Some(app_values) = set.environments.get(tag)
+        && let Bson::Document(doc) = &mut ctx.environment
+    {
+        doc.insert("values", app_values.clone());
+    }
+}
+
+/// The policy of `namespace` (`db.coll` or `data_source/db.coll`).
+fn policy<'a>(set: &'a RuleSet, namespace: &'a str) -> Result<CollectionPolicy<'a>, CliError> {
+    let (data_source, ns) = match namespace.split_once('/') {
+        Some((ds, ns)) => (Some(ds), ns),
+        None => (None, namespace),
+    };
+    let (db, coll) = ns
+        .split_once('.')
+        .ok_or_else(|| CliError::new(format!("`--collection {namespace}`: expected `database.collection`")))?;
+    set.policy(data_source, db, coll).ok_or_else(|| match data_source {
+        Some(ds) => CliError::new(format!("no data source `{ds}` in the rules")),
+        None => CliError::new("the rules define no data source"),
+    })
+}
+
+/// The query plan of a read: the request's query and projection merged with the filters.
+fn query_plan(
+    policy: &CollectionPolicy<'_>,
+    ctx: &RequestContext,
+    request: Option<&CaseRequest>,
+) -> Result<Result<QueryPlan, plan::PlanError>, CliError> {
+    let operation = request.and_then(|r| r.operation.as_ref());
+    let doc = |v: Option<&Value>, what: &str| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => to_document(v, what).map(Some).map_err(|e| CliError::new(format!("request: {e}"))),
+    };
+    let query = doc(operation.and_then(|op| op.client_query()), "operation.query")?;
+    let projection = match request.and_then(|r| r.client_projection.as_ref()) {
+        Some(p) => doc(Some(p), "client_projection")?,
+        None => doc(operation.and_then(|op| op.projection.as_ref()), "operation.projection")?,
+    };
+    let filters = if ctx.is_system() { &[] } else { policy.filters };
+    Ok(plan::plan(filters, query.as_ref(), projection.as_ref(), ctx))
+}
+
+fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
+    let query = document_to_json(&plan.query);
+    let projection = document_to_json(&plan.projection);
+    match format {
+        Format::Human => {
+            let applied = if plan.applied.is_empty() { "none".to_string() } else { plan.applied.join(", ") };
+            emit(out, "query plan:")?;
+            emit(out, format_args!("  filters applied: {applied}"))?;
+            emit(out, format_args!("  query:      {query}"))?;
+            emit(out, format_args!("  projection: {projection}"))?;
+            emit(out, "")
+        }
+        Format::Json => emit(out, json!({"plan": {"applied": plan.applied, "query": query, "projection": projection}})),
+    }
+}
+
+fn role_text(role: &Option<String>) -> String {
+    role.as_ref().map_or_else(|| "no role".to_string(), |r| format!("role `{r}`"))
+}
+
+fn explanation_json(e: &Explanation) -> Value {
+    Value::Array(
+        e.steps
+            .iter()
+            .map(|s| json!({"message": s.message, "rule": s.place.as_ref().map(ToString::to_string)}))
+            .collect(),
+    )
+}
+
+fn print_explanation(e: &Explanation, out: &mut dyn Write) -> Result<(), CliError> {
+    emit(out, "  explanation:")?;
+    for line in e.to_string().lines() {
+        emit(out, format_args!("  {line}"))?;
+    }
+    Ok(())
+}
+
+/// Prints a read decision; `None` when the query plan does not select the document.
+fn print_read(n: usize, item: &Item, o: Option<&ReadOutcome>, args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let Some(o) = o else {
+        return match args.format {
+            Format::Human => emit(out, format_args!("document {n} ({}): not selected by the query plan: withheld", item.label)),
+            Format::Json => emit(out, json!({"document": n, "source": item.label, "selected": false, "visible": false})),
+        };
+    };
+    match args.format {
+        Format::Human => {
+            let verdict = if o.visible { "visible" } else { "withheld" };
+            emit(out, format_args!("document {n} ({}): {}: {verdict}", item.label, role_text(&o.role)))?;
+            if let Some(doc) = &o.document {
+                emit(out, format_args!("  {}", document_to_json(doc)))?;
+            }
+            if let Some(e) = &o.error {
+                emit(out, format_args!("  error: {e}"))?;
+            }
+            if args.explain {
+                print_explanation(&o.explanation, out)?;
+            }
+            Ok(())
+        }
+        Format::Json => {
+            let mut v = json!({
+                "document": n,
+                "source": item.label,
+                "selected": true,
+                "role": o.role,
+                "visible": o.visible,
+                "fields": o.fields(),
+                "redacted": o.document.as_ref().map(document_to_json),
+                "error": o.error,
+            });
+            if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
+                m.insert("explanation".to_string(), explanation_json(&o.explanation));
+            }
+            emit(out, v)
+        }
+    }
+}
+
+fn print_write(n: usize, item: &Item, o: &WriteOutcome, args: &EvalArgs, out: &mut dyn Write) -> Result<bool, CliError> {
+    match args.format {
+        Format::Human => {
+            let verdict = match &o.error {
+                None if o.allowed => "allowed".to_string(),
+                None => "refused".to_string(),
+                Some(e) => format!("refused ({}: {})", e.code, e.message),
+            };
+            emit(out, format_args!("document {n} ({}): {}: {verdict}", item.label, role_text(&o.role)))?;
+            if args.explain {
+                print_explanation(&o.explanation, out)?;
+            }
+        }
+        Format::Json => {
+            let mut v = json!({
+                "document": n,
+                "source": item.label,
+                "role": o.role,
+                "allowed": o.allowed,
+                "error": o.error.as_ref().map(|e| e.message.clone()),
+                "error_code": o.error.as_ref().map(|e| e.code.as_str()),
+            });
+            if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
+                m.insert("explanation".to_string(), explanation_json(&o.explanation));
+            }
+            emit(out, v)?;
+        }
+    }
+    Ok(o.allowed)
+}

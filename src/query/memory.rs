@@ -1,0 +1,239 @@
+//! Stage: in-memory query execution (conformance `filters` cases with `results`, tests, hosts
+//! without a database). Input: a [`QueryPlan`] (or a parsed query [`Expr`] and a projection) and
+//! documents. Output: the documents the query selects, projected — what MongoDB's `find` would
+//! return.
+//!
+//! Queries are evaluated by the reference evaluator with [`Semantics::Query`] (plain MongoDB
+//! matching: no U20 widening), `%%root` bound to the document. Projections follow MongoDB's
+//! `find`:
+//!
+//! * a projection value of `0`/`false`/`null` excludes, any other value includes; `_id` does
+//!   not decide the kind; a projection with an included path (other than `_id`) is inclusive
+//!   and ignores its excluded paths (so an invalid mixed projection never shows more than the
+//!   inclusive part); otherwise it is exclusive; `{}` returns documents unchanged;
+//! * **inclusive**: keeps the listed paths (dotted paths reach into sub-documents, and into the
+//!   document elements of arrays; other array elements are dropped; a sub-document without the
+//!   sub-path stays as `{}`), plus `_id` unless `"_id": 0`; fields keep the document's order;
+//! * **exclusive**: removes the listed paths (through sub-documents and the document elements of
+//!   arrays), and `_id` when `"_id": 0`.
+//!
+//! Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) are not supported;
+//! their keys are treated as plain included paths.
+
+use std::sync::OnceLock;
+
+use bson::{Bson, Document};
+
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, LoadError, Place};
+use crate::expr::{Expr, parse_query};
+use crate::query::plan::QueryPlan;
+use crate::value::compare::truthy;
+use crate::value::eval::{Bindings, EvalError, Semantics, eval_expr_with};
+
+/// Running a plan in memory failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    /// The query is not a valid MongoDB query.
+    #[error("invalid query: {0}")]
+    Query(#[from] LoadError),
+    /// Evaluating the query on a document failed.
+    #[error("query evaluation failed: {0}")]
+    Eval(#[from] EvalError),
+}
+
+fn empty_request() -> &'static RequestContext {
+    static EMPTY: OnceLock<RequestContext> = OnceLock::new();
+    EMPTY.get_or_init(RequestContext::default)
+}
+
+/// Parses a MongoDB query document into an expression ([`crate::expr::parse_query`]).
+pub fn compile_query(query: &Document) -> Result<Expr, LoadError> {
+    let mut diagnostics = Diagnostics::default();
+    let expr = parse_query(query, &Place::default(), &mut diagnostics);
+    if diagnostics.has_errors() {
+        Err(LoadError { diagnostics })
+    } else {
+        Ok(expr)
+    }
+}
+
+/// True when the parsed MongoDB `query` selects `doc`.
+pub fn matches(query: &Expr, doc: &Document) -> Result<bool, EvalError> {
+    matches_with(query, doc, empty_request())
+}
+
+/// [`matches`] with a request context (for queries that still hold host functions).
+pub fn matches_with(
+    query: &Expr,
+    doc: &Document,
+    request: &RequestContext,
+) -> Result<bool, EvalError> {
+    eval_expr_with(query, &Bindings::document(request, doc), Semantics::Query)
+}
+
+/// Runs a plan over `docs`: the documents its query selects, in order, projected.
+pub fn run(plan: &QueryPlan, docs: &[Document]) -> Result<Vec<Document>, RunError> {
+    let query = compile_query(&plan.query)?;
+    let mut out = Vec::new();
+    for doc in docs {
+        if matches(&query, doc)? {
+            out.push(project(&plan.projection, doc));
+        }
+    }
+    Ok(out)
+}
+
+/// A projection as a tree of paths.
+#[derive(Debug, Default)]
+struct Tree(Vec<(String, Node)>);
+
+#[derive(Debug)]
+enum Node {
+    /// The whole value at this key.
+    Leaf,
+    /// Only the given sub-paths.
+    Branch(Tree),
+}
+
+impl Tree {
+    fn get(&self, key: &str) -> Option<&Node> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    }
+
+    fn insert(&mut self, path: &[&str]) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let pos = self.0.iter().position(|(k, _)| k == first);
+        match (pos, rest.is_empty()) {
+            (None, true) => self.0.push((first.to_string(), Node::Leaf)),
+            (None, false) => {
+                let mut sub = Tree::default();
+                sub.insert(rest);
+                self.0.push((first.to_string(), Node::Branch(sub)));
+            }
+            (Some(i), leaf) => {
+                if let Some((_, node)) = self.0.get_mut(i) {
+                    match node {
+                        // An ancestor already covers the whole value.
+                        Node::Leaf => {}
+                        Node::Branch(sub) => {
+                            if leaf {
+                                *node = Node::Leaf;
+                            } else {
+                                sub.insert(rest);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn of(paths: &[&String]) -> Tree {
+        let mut t = Tree::default();
+        for p in paths {
+            let segments: Vec<&str> = p.split('.').collect();
+            t.insert(&segments);
+        }
+        t
+    }
+}
+
+/// Applies a MongoDB `find` projection to one document (see the module docs).
+pub fn project(projection: &Document, doc: &Document) -> Document {
+    let mut included = Vec::new();
+    let mut excluded = Vec::new();
+    let mut id: Option<bool> = None;
+    for (k, v) in projection {
+        if k == "_id" {
+            id = Some(truthy(v));
+        } else if truthy(v) {
+            included.push(k);
+        } else {
+            excluded.push(k);
+        }
+    }
+    let keep_id = id != Some(false);
+    if !included.is_empty() || (id == Some(true) && excluded.is_empty()) {
+        let tree = Tree::of(&included);
+        let mut out = Document::new();
+        for (k, v) in doc {
+            if k == "_id" {
+                if keep_id {
+                    out.insert(k.clone(), v.clone());
+                }
+            } else if let Some(node) = tree.get(k) {
+                if let Some(v) = include_value(v, node) {
+                    out.insert(k.clone(), v);
+                }
+            }
+        }
+        out
+    } else {
+        let tree = Tree::of(&excluded);
+        let mut out = exclude_doc(doc, &tree);
+        if !keep_id {
+            out.remove("_id");
+        }
+        out
+    }
+}
+
+fn include_doc(doc: &Document, tree: &Tree) -> Document {
+    let mut out = Document::new();
+    for (k, v) in doc {
+        if let Some(node) = tree.get(k) {
+            if let Some(v) = include_value(v, node) {
+                out.insert(k.clone(), v);
+            }
+        }
+    }
+    out
+}
+
+fn include_value(v: &Bson, node: &Node) -> Option<Bson> {
+    match node {
+        Node::Leaf => Some(v.clone()),
+        Node::Branch(sub) => match v {
+            Bson::Document(d) => Some(Bson::Document(include_doc(d, sub))),
+            Bson::Array(items) => Some(Bson::Array(
+                items
+                    .iter()
+                    .filter_map(|i| match i {
+                        Bson::Document(_) | Bson::Array(_) => include_value(i, node),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            _ => None,
+        },
+    }
+}
+
+fn exclude_doc(doc: &Document, tree: &Tree) -> Document {
+    let mut out = Document::new();
+    for (k, v) in doc {
+        match tree.get(k) {
+            None => {
+                out.insert(k.clone(), v.clone());
+            }
+            Some(Node::Leaf) => {}
+            Some(node @ Node::Branch(_)) => {
+                out.insert(k.clone(), exclude_value(v, node));
+            }
+        }
+    }
+    out
+}
+
+fn exclude_value(v: &Bson, node: &Node) -> Bson {
+    match (v, node) {
+        (Bson::Document(d), Node::Branch(sub)) => Bson::Document(exclude_doc(d, sub)),
+        (Bson::Array(items), Node::Branch(_)) => {
+            Bson::Array(items.iter().map(|i| exclude_value(i, node)).collect())
+        }
+        _ => v.clone(),
+    }
+}

@@ -1,0 +1,248 @@
+//! Field-level permissions (spec §3.2, §3.3, §3.5, U9, U15): redaction of a document for reads,
+//! and the check that every written field is writable.
+//!
+//! Parent overrides child *per permission type*: a `read` defined on a field decides `read` for
+//! all its embedded fields, a `write` decides `write` (and, by write-implies-read, readability).
+//! A document-level `write: false` likewise overrides every field-level `write` (U11), so such a
+//! field-level `write: true` neither permits writes nor implies read.
+//!
+//! Decisions where the spec is silent (written in the docs):
+//! - a field rule with neither `read` nor `write` but nested `fields` governs the embedded
+//!   document field by field; sub-fields without a nested rule use the nested
+//!   `additional_fields`, never the parent level's (U15);
+//! - arrays under nested rules are judged element-wise; elements that are not documents are not
+//!   covered by named sub-field rules and are removed (reads) or refused (writes);
+//! - an embedded document or array left with nothing readable is removed entirely;
+//! - `%%this`/`%%prev` are the value of the field being checked after/before the write; on reads
+//!   both are the stored value.
+
+use bson::{Bson, Document};
+
+use super::{Failure, Trace};
+use crate::rules::{FieldPermissions, FieldTree};
+use crate::value::Bindings;
+
+/// Permission results already decided by a parent level (`None`: the parent left it undefined).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Inherited {
+    pub read: Option<bool>,
+    pub write: Option<bool>,
+}
+
+fn bind<'a>(base: &Bindings<'a>, this: Option<&'a Bson>, prev: Option<&'a Bson>) -> Bindings<'a> {
+    Bindings { this, prev, ..*base }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+}
+
+/// Evaluates `read`/`write` of `perms` for one value, unless a parent decided them.
+fn decide(
+    perms: &FieldPermissions,
+    inherited: Inherited,
+    bindings: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+    path: &str,
+    want_read: bool,
+) -> Result<Inherited, Failure> {
+    let read = match (inherited.read, want_read) {
+        (Some(r), _) => Some(r),
+        (None, true) => trace.eval_opt(perms.read.as_ref(), bindings, &format!("read of field `{path}`"))?,
+        (None, false) => None,
+    };
+    // Write implies read: only evaluate `write` for reads when `read` did not already grant it.
+    let write = match inherited.write {
+        Some(w) => Some(w),
+        None if want_read && read == Some(true) => None,
+        None => trace.eval_opt(perms.write.as_ref(), bindings, &format!("write of field `{path}`"))?,
+    };
+    Ok(Inherited { read, write })
+}
+
+/// The readable part of `doc` under `tree` (reads: `%%this` = `%%prev` = the stored value).
+pub(crate) fn redact(
+    tree: &FieldTree,
+    doc: &Document,
+    inherited: Inherited,
+    base: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+    prefix: &str,
+) -> Result<Document, Failure> {
+    let mut out = Document::new();
+    for (key, value) in doc {
+        let path = join(prefix, key);
+        let bindings = bind(base, Some(value), Some(value));
+        let (perms, nested) = match tree.get(key) {
+            Some(rule) => (Some(&rule.permissions), Some(&rule.nested)),
+            None => (tree.additional.as_ref(), None),
+        };
+        let empty = FieldPermissions::default();
+        let decided = decide(perms.unwrap_or(&empty), inherited, &bindings, trace, &path, true)?;
+        if decided.read == Some(true) || decided.write == Some(true) {
+            out.insert(key.clone(), value.clone());
+            continue;
+        }
+        let fully_decided = decided.read.is_some() && decided.write.is_some();
+        let kept = match nested {
+            Some(nested) if !fully_decided && !nested.is_empty() => {
+                redact_value(nested, value, decided, base, trace, &path)?
+            }
+            _ => None,
+        };
+        match kept {
+            Some(v) => {
+                out.insert(key.clone(), v);
+            }
+            None => trace.note(None, || format!("field `{path}` is not readable; removed")),
+        }
+    }
+    Ok(out)
+}
+
+/// Redacts an embedded value under nested rules; `None` when nothing of it is readable.
+fn redact_value(
+    tree: &FieldTree,
+    value: &Bson,
+    inherited: Inherited,
+    base: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+    path: &str,
+) -> Result<Option<Bson>, Failure> {
+    match value {
+        Bson::Document(d) => {
+            let sub = redact(tree, d, inherited, base, trace, path)?;
+            Ok((!sub.is_empty()).then_some(Bson::Document(sub)))
+        }
+        Bson::Array(items) => {
+            let mut kept = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                if let Bson::Document(d) = item {
+                    let sub = redact(tree, d, inherited, base, trace, &format!("{path}.{i}"))?;
+                    if !sub.is_empty() {
+                        kept.push(Bson::Document(sub));
+                    }
+                }
+            }
+            Ok((!kept.is_empty()).then_some(Bson::Array(kept)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// One field touched by a write: its value before and after (either may be absent).
+struct Change<'a> {
+    key: String,
+    prev: Option<&'a Bson>,
+    this: Option<&'a Bson>,
+}
+
+/// The fields whose value differs between `prev` and `this` (added, removed and changed, U13).
+/// For inserts pass `prev = None`; for deletes pass the stored document as both (every field
+/// counts as touched, with `%%this` = `%%prev` = its value).
+fn changes<'a>(prev: Option<&'a Document>, this: Option<&'a Document>, all: bool) -> Vec<Change<'a>> {
+    let mut out = Vec::new();
+    if let Some(p) = prev {
+        for (k, pv) in p {
+            let tv = this.and_then(|t| t.get(k));
+            if all || tv.is_none_or(|tv| tv != pv) {
+                out.push(Change { key: k.clone(), prev: Some(pv), this: tv });
+            }
+        }
+    }
+    if let Some(t) = this {
+        for (k, tv) in t {
+            if prev.is_none_or(|p| !p.contains_key(k)) {
+                out.push(Change { key: k.clone(), prev: None, this: Some(tv) });
+            }
+        }
+    }
+    out
+}
+
+/// True when every field written between `prev` and `this` is writable under `tree`.
+/// `all` marks every field as written (inserts, deletes).
+pub(crate) fn all_writable(
+    tree: &FieldTree,
+    prev: Option<&Document>,
+    this: Option<&Document>,
+    all: bool,
+    base: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+    prefix: &str,
+) -> Result<bool, Failure> {
+    for change in changes(prev, this, all) {
+        let path = join(prefix, &change.key);
+        let bindings = bind(base, change.this, change.prev);
+        let (perms, nested) = match tree.get(&change.key) {
+            Some(rule) => (Some(&rule.permissions), Some(&rule.nested)),
+            None => (tree.additional.as_ref(), None),
+        };
+        let empty = FieldPermissions::default();
+        let write = decide(perms.unwrap_or(&empty), Inherited::default(), &bindings, trace, &path, false)?.write;
+        let ok = match (write, nested) {
+            (Some(w), _) => w,
+            (None, Some(nested)) if !nested.is_empty() => {
+                nested_writable(nested, change.prev, change.this, all, base, trace, &path)?
+            }
+            (None, _) => false,
+        };
+        if !ok {
+            trace.note(None, || format!("field `{path}` is not writable"));
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `Some(document)`, `None` when absent, `Err` when present but not a document.
+fn as_doc(v: Option<&Bson>) -> Result<Option<&Document>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Bson::Document(d)) => Ok(Some(d)),
+        Some(_) => Err(()),
+    }
+}
+
+/// Write check of an embedded value under nested rules (element-wise for arrays).
+fn nested_writable(
+    tree: &FieldTree,
+    prev: Option<&Bson>,
+    this: Option<&Bson>,
+    all: bool,
+    base: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+    path: &str,
+) -> Result<bool, Failure> {
+    match (prev, this) {
+        (Some(Bson::Array(p)), Some(Bson::Array(t))) => {
+            for i in 0..p.len().max(t.len()) {
+                let (pe, te) = (p.get(i), t.get(i));
+                if !all && pe == te {
+                    continue;
+                }
+                let elem_path = format!("{path}.{i}");
+                let (Ok(pd), Ok(td)) = (as_doc(pe), as_doc(te)) else { return Ok(false) };
+                if !all_writable(tree, pd, td, all || pd.is_none() || td.is_none(), base, trace, &elem_path)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        (Some(Bson::Array(items)), None) | (None, Some(Bson::Array(items))) => {
+            let removed = this.is_none();
+            for (i, item) in items.iter().enumerate() {
+                let Bson::Document(d) = item else { return Ok(false) };
+                let (pd, td) = if removed { (Some(d), None) } else { (None, Some(d)) };
+                if !all_writable(tree, pd, td, true, base, trace, &format!("{path}.{i}"))? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        _ => {
+            let (Ok(pd), Ok(td)) = (as_doc(prev), as_doc(this)) else { return Ok(false) };
+            all_writable(tree, pd, td, all || pd.is_none() || td.is_none(), base, trace, path)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The conformance suite: every case of every `tests/conformance/*.json` file, through every
+//! engine of the library, and through the built `rolegate test` command.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rolegate::case::{load_case_file, run_case, EngineChoice};
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no case files in {}", dir.display());
+    files
+}
+
+#[test]
+fn every_case_passes_through_the_library() {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for file in case_files() {
+        let cases = load_case_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!cases.is_empty(), "{} holds no cases", file.display());
+        for engine in EngineChoice::ALL {
+            for case in &cases {
+                total += 1;
+                let result = run_case(case, engine);
+                if !result.passed {
+                    failures.push(format!(
+                        "{}: {} [{} engine]: {}\n    expected: {}\n    actual:   {}",
+                        file.file_name().unwrap().to_string_lossy(),
+                        result.name,
+                        engine.name(),
+                        result.message,
+                        result.expected,
+                        result.actual
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} conformance runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn case_names_are_unique_and_tagged() {
+    const TAGS: [&str; 6] = ["[documented]", "[inferred]", "[uncertain]", "[spec]", "[corpus]", "[decision]"];
+    for file in case_files() {
+        for case in load_case_file(&file).unwrap() {
+            assert!(
+                TAGS.iter().any(|t| case.notes.starts_with(t)),
+                "{}: case `{}` has notes without a tag: {:?}",
+                file.display(),
+                case.name,
+                case.notes
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cli_passes_the_documented_cases() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/doc-cases.json");
+    let expected_count = load_case_file(&file).unwrap().len();
+    let output = Command::new(env!("CARGO_BIN_EXE_rolegate"))
+        .arg("test")
+        .arg(&file)
+        .args(["--format", "json"])
+        .output()
+        .expect("run rolegate");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 output");
+    let mut failed = Vec::new();
+    let mut seen = 0;
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let result: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        seen += 1;
+        if result["passed"] != serde_json::Value::Bool(true) {
+            failed.push(format!("{}: {}", result["name"], result["message"]));
+        }
+    }
+    assert_eq!(seen, expected_count, "one JSON line per case; stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(failed.is_empty(), "{} cases failed through the CLI:\n{}", failed.len(), failed.join("\n"));
+    assert_eq!(output.status.code(), Some(0), "exit code with every case passing");
+}
