@@ -20,7 +20,7 @@ use bson::{Bson, Document};
 use crate::context::{FunctionHost, RequestContext};
 use crate::error::LoadError;
 use crate::outcome::{ReadOutcome, WriteOutcome};
-use crate::query::{plan, PlanError, QueryPlan};
+use crate::query::{PlanError, QueryPlan, plan};
 use crate::reference;
 use crate::rules::{CollectionPolicy, RuleSet, ValueDef};
 
@@ -57,7 +57,8 @@ impl Rules {
 
     /// Loads and compiles an app directory or a single rule file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        crate::config::load_path(path.as_ref(), &crate::config::LoadOptions::default()).map(Rules::new)
+        crate::config::load_path(path.as_ref(), &crate::config::LoadOptions::default())
+            .map(Rules::new)
     }
 
     /// The validated rule set these rules were compiled from.
@@ -67,12 +68,17 @@ impl Rules {
 
     /// The rules of a collection, by `db.coll` or `data_source/db.coll`.
     pub fn collection(&self, namespace: &str) -> Result<Collection<'_>, UnknownNamespace> {
-        let unknown = |reason: &str| UnknownNamespace { namespace: namespace.to_string(), reason: reason.to_string() };
+        let unknown = |reason: &str| UnknownNamespace {
+            namespace: namespace.to_string(),
+            reason: reason.to_string(),
+        };
         let (data_source, ns) = match namespace.split_once('/') {
             Some((ds, ns)) => (Some(ds), ns),
             None => (None, namespace),
         };
-        let (db, coll) = ns.split_once('.').ok_or_else(|| unknown("expected `database.collection`"))?;
+        let (db, coll) = ns
+            .split_once('.')
+            .ok_or_else(|| unknown("expected `database.collection`"))?;
         let policy = self
             .set
             .policy(data_source, db, coll)
@@ -83,12 +89,18 @@ impl Rules {
     /// A builder for request contexts pre-filled with the app's `%%values` (plain values) and
     /// `%%environment`.
     pub fn context(&self) -> ContextBuilder<'_> {
-        ContextBuilder { set: &self.set, ctx: RequestContext::default(), secrets: Vec::new(), environment: None }
+        ContextBuilder {
+            set: &self.set,
+            ctx: RequestContext::default(),
+            values: Document::new(),
+            secrets: Vec::new(),
+            environment: None,
+        }
     }
 }
 
 /// The roles, filters and schema that govern one collection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Collection<'r> {
     policy: CollectionPolicy<'r>,
 }
@@ -100,15 +112,19 @@ impl<'r> Collection<'r> {
     }
 
     /// Prepares a request: everything below is evaluated in `context`.
-    pub fn prepare<'c>(&self, context: &'c RequestContext) -> PreparedRequest<'r, 'c> {
-        PreparedRequest { policy: self.policy, context, explain: false }
+    pub fn prepare<'c>(&'r self, context: &'c RequestContext) -> PreparedRequest<'r, 'c> {
+        PreparedRequest {
+            policy: &self.policy,
+            context,
+            explain: false,
+        }
     }
 }
 
 /// One request of one user against one collection.
 #[derive(Debug, Clone, Copy)]
-pub struct PreparedRequest<'r, 'c> {
-    policy: CollectionPolicy<'r>,
+pub struct PreparedRequest<'p, 'c> {
+    policy: &'p CollectionPolicy<'p>,
     context: &'c RequestContext,
     explain: bool,
 }
@@ -122,29 +138,37 @@ impl PreparedRequest<'_, '_> {
 
     /// The filters that apply, and the query and projection to send to the database.
     /// The system user bypasses filters.
-    pub fn query_plan(&self, client_query: Option<&Document>, client_projection: Option<&Document>) -> Result<QueryPlan, PlanError> {
-        let filters = if self.context.is_system() { &[] } else { self.policy.filters };
+    pub fn query_plan(
+        &self,
+        client_query: Option<&Document>,
+        client_projection: Option<&Document>,
+    ) -> Result<QueryPlan, PlanError> {
+        let filters = if self.context.is_system() {
+            &[]
+        } else {
+            self.policy.filters
+        };
         plan::plan(filters, client_query, client_projection, self.context)
     }
 
     /// Whether `doc` is returned, and with which fields.
     pub fn read(&self, doc: &Document) -> ReadOutcome {
-        reference::read::read(&self.policy, self.context, doc, self.explain)
+        reference::read::read(self.policy, self.context, doc, self.explain)
     }
 
     /// Whether inserting `doc` is permitted (an upsert that inserts is an insert).
     pub fn insert(&self, doc: &Document) -> WriteOutcome {
-        reference::write::insert(&self.policy, self.context, doc, self.explain)
+        reference::write::insert(self.policy, self.context, doc, self.explain)
     }
 
     /// Whether changing `pre` into `post` is permitted (update, replace, findAndModify).
     pub fn update(&self, pre: &Document, post: &Document) -> WriteOutcome {
-        reference::write::update(&self.policy, self.context, pre, post, self.explain)
+        reference::write::update(self.policy, self.context, pre, post, self.explain)
     }
 
     /// Whether deleting the stored `doc` is permitted.
     pub fn delete(&self, doc: &Document) -> WriteOutcome {
-        reference::write::delete(&self.policy, self.context, doc, self.explain)
+        reference::write::delete(self.policy, self.context, doc, self.explain)
     }
 }
 
@@ -153,6 +177,7 @@ impl PreparedRequest<'_, '_> {
 pub struct ContextBuilder<'a> {
     set: &'a RuleSet,
     ctx: RequestContext,
+    values: Document,
     secrets: Vec<(String, Bson)>,
     environment: Option<String>,
 }
@@ -170,7 +195,15 @@ impl ContextBuilder<'_> {
         self
     }
 
-    /// Supplies the content of a secret that a `from_secret` value names.
+    /// Sets `%%values.<name>` for this request, over the app's value of that name (this also
+    /// supplies a `from_secret` value directly).
+    pub fn value(mut self, name: impl Into<String>, value: impl Into<Bson>) -> Self {
+        self.values.insert(name.into(), value.into());
+        self
+    }
+
+    /// Supplies the content of a secret that a `from_secret` value names. Secrets of values that
+    /// some rule reads are required; the others may be left out.
     pub fn secret(mut self, name: impl Into<String>, value: impl Into<Bson>) -> Self {
         self.secrets.push((name.into(), value.into()));
         self
@@ -196,22 +229,15 @@ impl ContextBuilder<'_> {
 
     /// The context, or an error naming a missing secret or environment.
     pub fn build(mut self) -> Result<RequestContext, ContextError> {
-        let mut values = Document::new();
-        for (name, def) in &self.set.values {
-            let value = match def {
-                ValueDef::Plain(v) => v.clone(),
-                ValueDef::Secret { secret_name } => self
-                    .secrets
-                    .iter()
-                    .find(|(s, _)| s == secret_name)
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| ContextError::MissingSecret { value: name.clone(), secret: secret_name.clone() })?,
-            };
-            values.insert(name.clone(), value);
-        }
+        let values = resolve_values(self.set, &self.values, &self.secrets)?;
         self.ctx.values = Bson::Document(values);
         if let Some(tag) = self.environment {
-            let env_values = self.set.environments.get(&tag).cloned().ok_or(ContextError::UnknownEnvironment(tag.clone()))?;
+            let env_values = self
+                .set
+                .environments
+                .get(&tag)
+                .cloned()
+                .ok_or(ContextError::UnknownEnvironment(tag.clone()))?;
             let mut env = Document::new();
             env.insert("tag", tag);
             env.insert("values", env_values);
@@ -219,4 +245,45 @@ impl ContextBuilder<'_> {
         }
         Ok(self.ctx)
     }
+}
+
+/// The `%%values` document of a request: the app's plain values, overlaid by `supplied` (value
+/// name → value); a `from_secret` value takes its secret's content from `secrets` (secret name →
+/// content) unless `supplied` names it. A secret-backed value that some rule reads and that
+/// neither supplies is an error naming it; one that no rule reads is left out.
+pub fn resolve_values(
+    set: &RuleSet,
+    supplied: &Document,
+    secrets: &[(String, Bson)],
+) -> Result<Document, ContextError> {
+    let referenced = set.referenced_values();
+    let mut values = Document::new();
+    for (name, def) in &set.values {
+        if supplied.contains_key(name) {
+            continue;
+        }
+        match def {
+            ValueDef::Plain(v) => {
+                values.insert(name.clone(), v.clone());
+            }
+            ValueDef::Secret { secret_name } => {
+                match secrets.iter().find(|(s, _)| s == secret_name) {
+                    Some((_, v)) => {
+                        values.insert(name.clone(), v.clone());
+                    }
+                    None if referenced.contains(name) => {
+                        return Err(ContextError::MissingSecret {
+                            value: name.clone(),
+                            secret: secret_name.clone(),
+                        });
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    for (name, v) in supplied {
+        values.insert(name.clone(), v.clone());
+    }
+    Ok(values)
 }

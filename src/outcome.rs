@@ -24,7 +24,10 @@ pub struct Explanation {
 
 impl Explanation {
     pub fn push(&mut self, place: Option<&Place>, message: impl Into<String>) {
-        self.steps.push(Step { place: place.cloned(), message: message.into() });
+        self.steps.push(Step {
+            place: place.cloned(),
+            message: message.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -129,7 +132,11 @@ pub fn leaf_paths(doc: &Document, prefix: &str, out: &mut Vec<String>) {
     let mut found = Vec::new();
     while let Some((prefix, doc)) = stack.pop() {
         for (k, v) in doc {
-            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v {
                 Bson::Document(d) if !d.is_empty() => stack.push((path, d)),
                 _ => found.push(path),

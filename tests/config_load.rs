@@ -1,6 +1,14 @@
 //! Loading apps: both directory layouts, in-memory apps, single files, and the refusals of
 //! layout-level and legacy inputs (spec §1).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -154,7 +162,9 @@ fn loads_a_current_layout_app_directory() {
             secret_name: "apiKeySecret".into()
         }
     );
-    assert!(matches!(&set.values["adminIds"], ValueDef::Plain(bson::Bson::Array(a)) if a.len() == 2));
+    assert!(
+        matches!(&set.values["adminIds"], ValueDef::Plain(bson::Bson::Array(a)) if a.len() == 2)
+    );
     assert!(matches!(
         &set.values["when"],
         ValueDef::Plain(bson::Bson::DateTime(_))
@@ -219,9 +229,10 @@ fn loads_a_legacy_layout_app_directory() {
     assert!(ds.sync.is_none());
     assert!(ds.collections.contains_key(&("app".into(), "items".into())));
     // Namespace from the file name when the file has none: `<db>.<coll>` splits at the first dot.
-    assert!(ds
-        .collections
-        .contains_key(&("app".into(), "with.dots".into())));
+    assert!(
+        ds.collections
+            .contains_key(&("app".into(), "with.dots".into()))
+    );
     assert_eq!(ds.default_rule.as_ref().unwrap().roles[0].name, "none");
     let http = &set.services["http"];
     assert_eq!(http[0].actions, vec!["get", "post"]);
@@ -241,7 +252,10 @@ fn legacy_default_role_file_is_the_default_rule() {
     )
     .unwrap();
     let ds = &set.data_sources["mongodb"];
-    assert_eq!(ds.default_rule.as_ref().unwrap().roles[0].name, "defaultRole");
+    assert_eq!(
+        ds.default_rule.as_ref().unwrap().roles[0].name,
+        "defaultRole"
+    );
     assert!(has_warning(&set, "legacy-default-role-file"));
 }
 
@@ -265,12 +279,14 @@ fn collection_dir_with_only_a_schema_is_rejected() {
         "{e}"
     );
     // A lone schema file is fine: it is not a directory.
-    assert!(load_single(
-        "data_sources/mongodb-atlas/app/items/schema.json",
-        &json!({"bsonType": "object", "properties": {}}),
-        &LoadOptions::default()
-    )
-    .is_ok());
+    assert!(
+        load_single(
+            "data_sources/mongodb-atlas/app/items/schema.json",
+            &json!({"bsonType": "object", "properties": {}}),
+            &LoadOptions::default()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -337,7 +353,11 @@ fn stitch_2017_rules_files_are_refused_by_name() {
         &LoadOptions::default(),
     )
     .unwrap_err();
-    assert!(has_error(&e, "legacy-format", "this is a 2017 Stitch rules file (`namespace`"));
+    assert!(has_error(
+        &e,
+        "legacy-format",
+        "this is a 2017 Stitch rules file (`namespace`"
+    ));
     assert!(has_error(&e, "legacy-format", "convert it to roles"));
     // Exactly one error: the file is not also reported key by key.
     assert_eq!(e.diagnostics.0.len(), 1, "{:?}", errors(&e));
@@ -369,11 +389,18 @@ fn undefined_functions_are_errors_in_apps_and_warnings_for_lone_files() {
         {"name": "f", "apply_when": {"%%true": {"%function": {"name": "missing", "arguments": []}}}, "read": true}
     ]});
     let e = load_files(
-        &files(&[("data_sources/mongodb-atlas/app/items/rules.json", rules.clone())]),
+        &files(&[(
+            "data_sources/mongodb-atlas/app/items/rules.json",
+            rules.clone(),
+        )]),
         &LoadOptions::default(),
     )
     .unwrap_err();
-    assert!(has_error(&e, "undefined-function", "function `missing` is not defined"));
+    assert!(has_error(
+        &e,
+        "undefined-function",
+        "function `missing` is not defined"
+    ));
     let d = e.diagnostics.errors().next().unwrap();
     assert_eq!(d.place.json_path, "roles[0].apply_when");
 
@@ -426,9 +453,11 @@ fn lone_files_are_read_as_their_path_or_content_says() {
         &LoadOptions::default(),
     )
     .unwrap();
-    assert!(set.data_sources["atlas"]
-        .collections
-        .contains_key(&("sync".into(), "Kiosk".into())));
+    assert!(
+        set.data_sources["atlas"]
+            .collections
+            .contains_key(&("sync".into(), "Kiosk".into()))
+    );
 
     // No app path: a roles-only document is a default rule of `mongodb-atlas`.
     let set = load_single(
@@ -466,7 +495,10 @@ fn load_path_reads_a_single_file() {
     let ds = &set.data_sources["mongodb-atlas"];
     let rules = &ds.collections[&("app".into(), "items".into())];
     assert!(rules.place.file.ends_with("rules.json"));
-    assert!(matches!(rules.roles[0].read.as_ref().unwrap().expr, Expr::Bool(true)));
+    assert!(matches!(
+        rules.roles[0].read.as_ref().unwrap().expr,
+        Expr::Bool(true)
+    ));
 }
 
 #[test]
@@ -479,9 +511,11 @@ fn namespace_in_the_file_wins_over_its_path() {
         &LoadOptions::default(),
     )
     .unwrap();
-    assert!(set.data_sources["mongodb-atlas"]
-        .collections
-        .contains_key(&("bikes".into(), "rideLogs".into())));
+    assert!(
+        set.data_sources["mongodb-atlas"]
+            .collections
+            .contains_key(&("bikes".into(), "rideLogs".into()))
+    );
     assert!(has_warning(&set, "namespace-mismatch"));
 }
 
@@ -537,11 +571,12 @@ fn empty_directory_loads_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let set = load_path(dir.path(), &LoadOptions::default()).unwrap();
     assert!(set.data_sources.is_empty());
-    assert!(set
-        .warnings
-        .0
-        .iter()
-        .any(|d| d.code == "empty-app" && d.severity == Severity::Warning));
+    assert!(
+        set.warnings
+            .0
+            .iter()
+            .any(|d| d.code == "empty-app" && d.severity == Severity::Warning)
+    );
 }
 
 #[test]

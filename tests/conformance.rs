@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rolegate::case::{load_case_file, run_case, EngineChoice};
+use rolegate::case::{EngineChoice, load_case_file, run_case};
 
 fn case_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
@@ -54,7 +54,14 @@ fn every_case_passes_through_the_library() {
 
 #[test]
 fn case_names_are_unique_and_tagged() {
-    const TAGS: [&str; 6] = ["[documented]", "[inferred]", "[uncertain]", "[spec]", "[corpus]", "[decision]"];
+    const TAGS: [&str; 6] = [
+        "[documented]",
+        "[inferred]",
+        "[uncertain]",
+        "[spec]",
+        "[corpus]",
+        "[decision]",
+    ];
     for file in case_files() {
         for case in load_case_file(&file).unwrap() {
             assert!(
@@ -89,7 +96,21 @@ fn the_cli_passes_the_documented_cases() {
             failed.push(format!("{}: {}", result["name"], result["message"]));
         }
     }
-    assert_eq!(seen, expected_count, "one JSON line per case; stderr: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(failed.is_empty(), "{} cases failed through the CLI:\n{}", failed.len(), failed.join("\n"));
-    assert_eq!(output.status.code(), Some(0), "exit code with every case passing");
+    assert_eq!(
+        seen,
+        expected_count,
+        "one JSON line per case; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        failed.is_empty(),
+        "{} cases failed through the CLI:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "exit code with every case passing"
+    );
 }

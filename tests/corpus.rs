@@ -6,6 +6,14 @@
 //! The corpus is not copied into this repository. When its folder is missing the test is
 //! skipped with a note, except under `CI=true`, where it fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -66,18 +74,6 @@ const EXPECTED_REFUSALS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Files refused today only because of a schema `bsonType` name that the schema parser does
-/// not accept yet (`"boolean"`, `"float"`), although these apps were deployed to App Services.
-/// The schema stage decides; each of these may load or be refused with `invalid-schema`, and
-/// the test prints which, so that the entry can be removed once the decision is made.
-const PENDING_SCHEMA_TYPES: &[&str] = &[
-    "mongodb-university__realm-template-apps/todo-sync__services__mongodb-atlas__rules__todo.Task.json",
-    "WildAid__o-fish-realm/WildAidDemo__services__RealmSync__rules__wildaid.BoardingReports.json",
-    "WildAid__o-fish-realm/WildAidDemo__services__mongodb-atlas__rules__wildaid.Agency.json",
-    "WildAid__o-fish-realm/WildAidDemo__services__mongodb-atlas__rules__wildaid.BoardingReports.json",
-    "realm__realm-js/tests__mongodb__common-tests__services__BackingDB__rules__test_data.Dictionary.json",
-];
-
 struct Row {
     saved_name: String,
     path: String,
@@ -135,19 +131,6 @@ fn every_corpus_file_loads_or_is_refused_precisely() {
         let json: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", row.saved_name));
         let result = load_single(&row.path, &json, &LoadOptions::default());
-        if PENDING_SCHEMA_TYPES.contains(&row.saved_name.as_str()) {
-            match result {
-                Ok(_) => {
-                    loaded += 1;
-                    println!("  pending entry now loads (remove it): {}", row.saved_name);
-                }
-                Err(e) if e.diagnostics.errors().all(|d| d.code == "invalid-schema") => {
-                    *refused.entry("pending: schema bsonType boolean/float").or_default() += 1;
-                }
-                Err(e) => failures.push(format!("{}: {e}", row.saved_name)),
-            }
-            continue;
-        }
         match (result, expected.get(row.saved_name.as_str())) {
             (Ok(set), None) => {
                 loaded += 1;
@@ -179,7 +162,12 @@ fn every_corpus_file_loads_or_is_refused_precisely() {
             }
             (Err(e), None) => {
                 let all: Vec<String> = e.diagnostics.errors().map(|d| d.to_string()).collect();
-                failures.push(format!("{} ({}): {}", row.saved_name, row.path, all.join("; ")));
+                failures.push(format!(
+                    "{} ({}): {}",
+                    row.saved_name,
+                    row.path,
+                    all.join("; ")
+                ));
             }
         }
     }
@@ -238,7 +226,10 @@ fn corpus_apps_load_as_apps() {
         return;
     }
     let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
-    type Group = (BTreeMap<String, serde_json::Value>, BTreeMap<String, String>);
+    type Group = (
+        BTreeMap<String, serde_json::Value>,
+        BTreeMap<String, String>,
+    );
     let mut apps: BTreeMap<(String, String, String), Group> = BTreeMap::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let cols: Vec<&str> = line.split('\t').collect();
@@ -258,11 +249,7 @@ fn corpus_apps_load_as_apps() {
     let options = LoadOptions {
         function_check: Some(FunctionCheck::Warning),
     };
-    let file_refusals: Vec<&str> = EXPECTED_REFUSALS
-        .iter()
-        .map(|r| r.0)
-        .chain(PENDING_SCHEMA_TYPES.iter().copied())
-        .collect();
+    let file_refusals: Vec<&str> = EXPECTED_REFUSALS.iter().map(|r| r.0).collect();
     let (mut loaded, mut synced, mut refused) = (0, 0, 0);
     let mut failures = Vec::new();
     for ((repo, commit, prefix), (files, saved_names)) in &apps {

@@ -18,46 +18,113 @@ fn d(v: serde_json::Value) -> Document {
 }
 
 fn field(path: &str) -> Expansion {
-    Expansion { root: Root::Root, path: path.split('.').map(String::from).collect(), implicit: true }
+    Expansion {
+        root: Root::Root,
+        path: path.split('.').map(String::from).collect(),
+        implicit: true,
+    }
 }
 
 #[test]
 fn hand_built_queries_use_plain_mongodb_matching() {
-    let q = Expr::Test { subject: field("tags"), predicate: Predicate::Matches(Operand::Literal(Bson::Array(vec![Bson::String("a".into())]))) };
-    assert!(!matches(&q, &doc! {"tags": "a"}).unwrap(), "no U20 widening in queries");
+    let q = Expr::Test {
+        subject: field("tags"),
+        predicate: Predicate::Matches(Operand::Literal(Bson::Array(vec![Bson::String(
+            "a".into(),
+        )]))),
+    };
+    assert!(
+        !matches(&q, &doc! {"tags": "a"}).unwrap(),
+        "no U20 widening in queries"
+    );
     assert!(matches(&q, &doc! {"tags": ["a"]}).unwrap());
     assert!(matches(&q, &doc! {"tags": [["a"], "b"]}).unwrap());
-    let q = Expr::Test { subject: field("a.b"), predicate: Predicate::Matches(Operand::Literal(Bson::Int32(1))) };
-    assert!(matches(&q, &doc! {"a": [{"b": [1, 2]}]}).unwrap(), "traversal then array element");
+    let q = Expr::Test {
+        subject: field("a.b"),
+        predicate: Predicate::Matches(Operand::Literal(Bson::Int32(1))),
+    };
+    assert!(
+        matches(&q, &doc! {"a": [{"b": [1, 2]}]}).unwrap(),
+        "traversal then array element"
+    );
     assert!(matches(&q, &doc! {"a": {"b": 1}}).unwrap());
-    assert!(!matches(&q, &doc! {"a": [[{"b": 1}]]}).unwrap(), "nested arrays are not traversed");
+    assert!(
+        !matches(&q, &doc! {"a": [[{"b": 1}]]}).unwrap(),
+        "nested arrays are not traversed"
+    );
 }
 
 #[test]
 fn projection_inclusive() {
-    let doc = doc! {"_id": 1, "name": "sarah", "age": 42, "vote": "yes", "addr": {"city": "P", "zip": 1}};
-    assert_eq!(project(&doc! {"_id": 0, "age": 1, "vote": 1}, &doc), doc! {"age": 42, "vote": "yes"});
-    assert_eq!(project(&doc! {"vote": 1, "age": true}, &doc), doc! {"_id": 1, "age": 42, "vote": "yes"}, "document order, _id kept");
-    assert_eq!(project(&doc! {"addr.city": 1}, &doc), doc! {"_id": 1, "addr": {"city": "P"}});
-    assert_eq!(project(&doc! {"addr.nope": 1}, &doc), doc! {"_id": 1, "addr": {}});
-    assert_eq!(project(&doc! {"name.x": 1}, &doc), doc! {"_id": 1}, "scalar without the sub-path is dropped");
+    let doc =
+        doc! {"_id": 1, "name": "sarah", "age": 42, "vote": "yes", "addr": {"city": "P", "zip": 1}};
+    assert_eq!(
+        project(&doc! {"_id": 0, "age": 1, "vote": 1}, &doc),
+        doc! {"age": 42, "vote": "yes"}
+    );
+    assert_eq!(
+        project(&doc! {"vote": 1, "age": true}, &doc),
+        doc! {"_id": 1, "age": 42, "vote": "yes"},
+        "document order, _id kept"
+    );
+    assert_eq!(
+        project(&doc! {"addr.city": 1}, &doc),
+        doc! {"_id": 1, "addr": {"city": "P"}}
+    );
+    assert_eq!(
+        project(&doc! {"addr.nope": 1}, &doc),
+        doc! {"_id": 1, "addr": {}}
+    );
+    assert_eq!(
+        project(&doc! {"name.x": 1}, &doc),
+        doc! {"_id": 1},
+        "scalar without the sub-path is dropped"
+    );
     assert_eq!(project(&doc! {"_id": 1}, &doc), doc! {"_id": 1});
     assert_eq!(project(&doc! {"missing": 1}, &doc), doc! {"_id": 1});
-    assert_eq!(project(&doc! {"addr": 1, "addr.city": 1}, &doc), doc! {"_id": 1, "addr": {"city": "P", "zip": 1}}, "parent wins");
-    assert_eq!(project(&doc! {"addr.city": 1, "addr": 1}, &doc), doc! {"_id": 1, "addr": {"city": "P", "zip": 1}});
+    assert_eq!(
+        project(&doc! {"addr": 1, "addr.city": 1}, &doc),
+        doc! {"_id": 1, "addr": {"city": "P", "zip": 1}},
+        "parent wins"
+    );
+    assert_eq!(
+        project(&doc! {"addr.city": 1, "addr": 1}, &doc),
+        doc! {"_id": 1, "addr": {"city": "P", "zip": 1}}
+    );
     let arr = doc! {"_id": 2, "items": [{"a": 1, "b": 2}, 5, {"b": 3}, [{"a": 4}]]};
-    assert_eq!(project(&doc! {"items.a": 1}, &arr), doc! {"_id": 2, "items": [{"a": 1}, {}, [{"a": 4}]]});
+    assert_eq!(
+        project(&doc! {"items.a": 1}, &arr),
+        doc! {"_id": 2, "items": [{"a": 1}, {}, [{"a": 4}]]}
+    );
     // Excluded fields in an inclusive projection are ignored (never shows more).
-    assert_eq!(project(&doc! {"age": 1, "vote": 0}, &doc), doc! {"_id": 1, "age": 42});
+    assert_eq!(
+        project(&doc! {"age": 1, "vote": 0}, &doc),
+        doc! {"_id": 1, "age": 42}
+    );
 }
 
 #[test]
 fn projection_exclusive() {
     let doc = doc! {"_id": 1, "name": "sarah", "age": 42, "addr": {"city": "P", "zip": 1}, "items": [{"a": 1, "b": 2}, 7]};
-    assert_eq!(project(&doc! {"name": 0}, &doc), doc! {"_id": 1, "age": 42, "addr": {"city": "P", "zip": 1}, "items": [{"a": 1, "b": 2}, 7]});
-    assert_eq!(project(&doc! {"_id": 0}, &doc), doc! {"name": "sarah", "age": 42, "addr": {"city": "P", "zip": 1}, "items": [{"a": 1, "b": 2}, 7]});
-    assert_eq!(project(&doc! {"addr.zip": false, "items.b": 0, "_id": 0, "age": 0, "name": 0}, &doc), doc! {"addr": {"city": "P"}, "items": [{"a": 1}, 7]});
-    assert_eq!(project(&doc! {"name.x": 0}, &doc).get("name"), Some(&Bson::String("sarah".into())));
+    assert_eq!(
+        project(&doc! {"name": 0}, &doc),
+        doc! {"_id": 1, "age": 42, "addr": {"city": "P", "zip": 1}, "items": [{"a": 1, "b": 2}, 7]}
+    );
+    assert_eq!(
+        project(&doc! {"_id": 0}, &doc),
+        doc! {"name": "sarah", "age": 42, "addr": {"city": "P", "zip": 1}, "items": [{"a": 1, "b": 2}, 7]}
+    );
+    assert_eq!(
+        project(
+            &doc! {"addr.zip": false, "items.b": 0, "_id": 0, "age": 0, "name": 0},
+            &doc
+        ),
+        doc! {"addr": {"city": "P"}, "items": [{"a": 1}, 7]}
+    );
+    assert_eq!(
+        project(&doc! {"name.x": 0}, &doc).get("name"),
+        Some(&Bson::String("sarah".into()))
+    );
     assert_eq!(project(&doc! {}, &doc), doc);
 }
 
@@ -79,7 +146,10 @@ fn votes() -> Vec<Document> {
 fn conformance_filters_anonymize_votes_results() {
     let f = Filter {
         name: "AnonymizeVotes".into(),
-        apply_when: Rule { expr: Expr::Bool(true), place: Place::default() },
+        apply_when: Rule {
+            expr: Expr::Bool(true),
+            place: Place::default(),
+        },
         query: Operand::Literal(Bson::Document(doc! {"shareVoteAnonymous": true})),
         projection: doc! {"_id": 0, "age": 1, "vote": 1},
         place: Place::default(),
@@ -113,17 +183,50 @@ fn sel(query: serde_json::Value, docs: &[Document]) -> Vec<i32> {
 fn parsed_queries_end_to_end() {
     let docs = votes();
     assert_eq!(sel(json!({}), &docs), vec![1, 2, 3, 4, 5, 6]);
-    assert_eq!(sel(json!({"vote": "yes", "age": {"$gt": 40}}), &docs), vec![1, 5, 6]);
-    assert_eq!(sel(json!({"$or": [{"age": {"$lt": 25}}, {"name": "bob"}]}), &docs), vec![2, 6]);
-    assert_eq!(sel(json!({"$and": [{"shareVoteAnonymous": true}, {"vote": {"$ne": "yes"}}]}), &docs), vec![2, 4]);
+    assert_eq!(
+        sel(json!({"vote": "yes", "age": {"$gt": 40}}), &docs),
+        vec![1, 5, 6]
+    );
+    assert_eq!(
+        sel(
+            json!({"$or": [{"age": {"$lt": 25}}, {"name": "bob"}]}),
+            &docs
+        ),
+        vec![2, 6]
+    );
+    assert_eq!(
+        sel(
+            json!({"$and": [{"shareVoteAnonymous": true}, {"vote": {"$ne": "yes"}}]}),
+            &docs
+        ),
+        vec![2, 4]
+    );
     assert_eq!(sel(json!({"$nor": [{"vote": "yes"}]}), &docs), vec![2, 4]);
-    assert_eq!(sel(json!({"name": {"$in": ["tom", "rick", {"$regularExpression": {"pattern": "^sa", "options": ""}}]}}), &docs), vec![1, 4, 5]);
-    assert_eq!(sel(json!({"name": {"$regex": "^J", "$options": "i"}}), &docs), vec![3]);
-    assert_eq!(sel(json!({"age": {"$not": {"$gte": 40}}}), &docs), vec![2, 3]);
+    assert_eq!(
+        sel(
+            json!({"name": {"$in": ["tom", "rick", {"$regularExpression": {"pattern": "^sa", "options": ""}}]}}),
+            &docs
+        ),
+        vec![1, 4, 5]
+    );
+    assert_eq!(
+        sel(json!({"name": {"$regex": "^J", "$options": "i"}}), &docs),
+        vec![3]
+    );
+    assert_eq!(
+        sel(json!({"age": {"$not": {"$gte": 40}}}), &docs),
+        vec![2, 3]
+    );
     assert_eq!(sel(json!({"age": {"$mod": [2, 1]}}), &docs), vec![3, 4, 6]);
     assert_eq!(sel(json!({"missing": null}), &docs), vec![1, 2, 3, 4, 5, 6]);
-    assert_eq!(sel(json!({"missing": {"$exists": true}}), &docs), Vec::<i32>::new());
-    assert_eq!(sel(json!({"age": {"$type": "int"}}), &docs), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        sel(json!({"missing": {"$exists": true}}), &docs),
+        Vec::<i32>::new()
+    );
+    assert_eq!(
+        sel(json!({"age": {"$type": "int"}}), &docs),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     // Strings that look like expansions are literals in queries.
     let odd = vec![d(json!({"_id": 1, "x": "%%user.id"}))];
     assert_eq!(sel(json!({"x": "%%user.id"}), &odd), vec![1]);
@@ -143,7 +246,13 @@ fn parsed_array_operators_end_to_end() {
     assert_eq!(sel(json!({"tags": ["a", "b"]}), &docs), vec![1]);
     assert_eq!(sel(json!({"tags": {"$all": ["a", "b"]}}), &docs), vec![1]);
     assert_eq!(sel(json!({"tags": {"$size": 1}}), &docs), vec![2]);
-    assert_eq!(sel(json!({"items": {"$elemMatch": {"sku": "x", "qty": {"$gte": 2}}}}), &docs), vec![2]);
+    assert_eq!(
+        sel(
+            json!({"items": {"$elemMatch": {"sku": "x", "qty": {"$gte": 2}}}}),
+            &docs
+        ),
+        vec![2]
+    );
     assert_eq!(sel(json!({"items.sku": "y"}), &docs), vec![1]);
     assert_eq!(sel(json!({"items.qty": {"$gt": 4}}), &docs), vec![1, 2]);
     assert_eq!(sel(json!({"items.0.sku": "x"}), &docs), vec![1, 2]);
@@ -152,18 +261,28 @@ fn parsed_array_operators_end_to_end() {
 
 #[test]
 fn run_reports_invalid_queries() {
-    let p = QueryPlan { applied: vec![], query: doc! {"$where": "1"}, projection: doc! {} };
+    let p = QueryPlan {
+        applied: vec![],
+        query: doc! {"$where": "1"},
+        projection: doc! {},
+    };
     assert!(run(&p, &votes()).is_err());
 }
 
 fn arb_doc() -> impl Strategy<Value = Document> {
-    (0i32..5, prop::option::of(0i32..5), prop::collection::vec(0i32..5, 0..3), any::<bool>()).prop_map(|(a, b, t, s)| {
-        let mut d = doc! {"a": a, "t": t, "s": s};
-        if let Some(b) = b {
-            d.insert("b", b);
-        }
-        d
-    })
+    (
+        0i32..5,
+        prop::option::of(0i32..5),
+        prop::collection::vec(0i32..5, 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(a, b, t, s)| {
+            let mut d = doc! {"a": a, "t": t, "s": s};
+            if let Some(b) = b {
+                d.insert("b", b);
+            }
+            d
+        })
 }
 
 fn arb_query() -> impl Strategy<Value = serde_json::Value> {
@@ -249,4 +368,20 @@ proptest! {
             prop_assert!(e1.contains_key(k) && e2.contains_key(k), "{k} shown");
         }
     }
+}
+
+#[test]
+fn deeply_nested_arrays_are_dropped_not_overflowed() {
+    let mut v = Bson::Document(doc! {"a": 1, "b": 2});
+    for _ in 0..300 {
+        v = Bson::Array(vec![v]);
+    }
+    let doc = doc! {"_id": 1, "items": v};
+    let inc = project(&doc! {"items.a": 1}, &doc);
+    let exc = project(&doc! {"items.b": 0}, &doc);
+    // Whatever survives, `b` never shows in the exclusive result and only `a` in the inclusive one.
+    let shown = |d: &Document, key: &str| format!("{d:?}").contains(&format!("\"{key}\""));
+    assert!(!shown(&exc, "b"));
+    assert!(!shown(&inc, "b"));
+    assert_eq!(inc.get("_id"), Some(&Bson::Int32(1)));
 }

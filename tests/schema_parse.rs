@@ -157,8 +157,7 @@ fn unknown_type_names_are_errors_with_hints() {
             "c": { "bsonType": ["int", "objectID"] },
             "d": { "type": "bool" },
             "e": { "bsonType": [] },
-            "f": { "bsonType": 3 },
-            "g": { "bsonType": "boolean" }
+            "f": { "bsonType": 3 }
         }
     }));
     let errors: Vec<_> = diags.errors().collect();
@@ -181,10 +180,53 @@ fn unknown_type_names_are_errors_with_hints() {
             ),
             ("properties.e.bsonType", None),
             ("properties.f.bsonType", None),
-            ("properties.g.bsonType", Some("did you mean `bool`?")),
         ]
     );
     assert_eq!(errors[0].message, "unknown type `strin`");
+}
+
+#[test]
+fn deployed_bson_type_aliases_load_with_a_warning() {
+    let (schema, diags) = parse(json!({
+        "bsonType": "object",
+        "properties": { "done": { "bsonType": "boolean" }, "ratio": { "bsonType": "float" } }
+    }));
+    assert!(!diags.has_errors(), "{diags:?}");
+    let warnings: Vec<_> = diags
+        .warnings()
+        .map(|w| (w.code, w.place.json_path.as_str(), w.hint.as_deref()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (
+                "bson-type-alias",
+                "properties.done.bsonType",
+                Some("write `bool`")
+            ),
+            (
+                "bson-type-alias",
+                "properties.ratio.bsonType",
+                Some("write `double`")
+            ),
+        ]
+    );
+    let ctx = rolegate::context::RequestContext::default();
+    assert!(
+        schema
+            .validate(&bson::doc! {"done": true, "ratio": 0.5}, None, &ctx)
+            .is_ok()
+    );
+    assert!(
+        schema
+            .validate(&bson::doc! {"done": 1}, None, &ctx)
+            .is_err()
+    );
+    assert!(
+        schema
+            .validate(&bson::doc! {"ratio": "x"}, None, &ctx)
+            .is_err()
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ use rolegate::value::eval::{Bindings, eval_expr};
 use serde_json::Value;
 
 fn cases() -> Option<Vec<Value>> {
-    let candidates = ["tests/conformance/doc-cases.json", "../shared/spec/conformance/doc-cases.json"];
+    let candidates = [
+        "tests/conformance/doc-cases.json",
+        "../shared/spec/conformance/doc-cases.json",
+    ];
     let path = candidates.iter().map(Path::new).find(|p| p.exists())?;
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
@@ -46,7 +49,10 @@ fn context(case: &Value) -> RequestContext {
     if let Some(fs) = req["functions"].as_object() {
         let mut mocks = MockFunctions::default();
         for (name, spec) in fs {
-            let args = spec["args"].as_array().map(|a| a.iter().map(b).collect()).unwrap_or_default();
+            let args = spec["args"]
+                .as_array()
+                .map(|a| a.iter().map(b).collect())
+                .unwrap_or_default();
             mocks.add(name.clone(), args, b(&spec["returns"]));
         }
         ctx.functions = Arc::new(mocks);
@@ -64,19 +70,46 @@ fn expression_cases_evaluate_as_the_spec_says() {
     let mut failures = Vec::new();
     for case in cases.iter().filter(|c| c["action"] == "expression") {
         let name = case["name"].as_str().unwrap_or("?");
-        let dialect = if case["rules"]["mode"] == "service" { Dialect::Service } else { Dialect::MongoDb };
+        let dialect = if case["rules"]["mode"] == "service" {
+            Dialect::Service
+        } else {
+            Dialect::MongoDb
+        };
         let mut diags = Diagnostics::default();
-        let expr = parse_expr(&case["rules"]["expression"], dialect, Site::Any, &Place::default(), &mut diags);
+        let expr = parse_expr(
+            &case["rules"]["expression"],
+            dialect,
+            Site::Any,
+            &Place::default(),
+            &mut diags,
+        );
         if diags.has_errors() {
-            failures.push(format!("{name}: does not parse: {:?}", diags.errors().next()));
+            failures.push(format!(
+                "{name}: does not parse: {:?}",
+                diags.errors().next()
+            ));
             continue;
         }
         let ctx = context(case);
-        let doc = case.get("document").filter(|d| d.is_object()).map(|d| document_from_json(d).unwrap());
-        let prev = case.get("prevDocument").filter(|d| d.is_object()).map(|d| document_from_json(d).unwrap());
+        let doc = case
+            .get("document")
+            .filter(|d| d.is_object())
+            .map(|d| document_from_json(d).unwrap());
+        let prev = case
+            .get("prevDocument")
+            .filter(|d| d.is_object())
+            .map(|d| document_from_json(d).unwrap());
         let inserting = case["request"]["operation"]["kind"] == "insert";
-        let prev_root = if inserting { None } else { prev.as_ref().or(doc.as_ref()) };
-        let bindings = Bindings { root: doc.as_ref(), prev_root, ..Bindings::request_only(&ctx) };
+        let prev_root = if inserting {
+            None
+        } else {
+            prev.as_ref().or(doc.as_ref())
+        };
+        let bindings = Bindings {
+            root: doc.as_ref(),
+            prev_root,
+            ..Bindings::request_only(&ctx)
+        };
         let got = eval_expr(&expr, &bindings);
         let want = case["expected"]["result"].as_bool();
         ran += 1;
@@ -86,7 +119,13 @@ fn expression_cases_evaluate_as_the_spec_says() {
         }
     }
     assert!(ran >= 30, "only {ran} expression cases ran");
-    assert!(failures.is_empty(), "{} of {} failed:\n{}", failures.len(), ran, failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        ran,
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -107,10 +146,22 @@ fn filters_cases_plan_and_run_as_the_spec_says() {
             .map(|f| Filter {
                 name: f["name"].as_str().unwrap().to_string(),
                 apply_when: Rule {
-                    expr: parse_expr(&f["apply_when"], Dialect::MongoDb, Site::FilterApplyWhen, &Place::default(), &mut diags),
+                    expr: parse_expr(
+                        &f["apply_when"],
+                        Dialect::MongoDb,
+                        Site::FilterApplyWhen,
+                        &Place::default(),
+                        &mut diags,
+                    ),
                     place: Place::default(),
                 },
-                query: parse_operand(&f["query"], Dialect::MongoDb, Site::FilterQuery, &Place::default(), &mut diags),
+                query: parse_operand(
+                    &f["query"],
+                    Dialect::MongoDb,
+                    Site::FilterQuery,
+                    &Place::default(),
+                    &mut diags,
+                ),
                 projection: document_from_json(&f["projection"]).unwrap(),
                 place: Place::default(),
             })
@@ -118,18 +169,48 @@ fn filters_cases_plan_and_run_as_the_spec_says() {
         assert!(!diags.has_errors(), "{name}: {:?}", diags.errors().next());
         let op = &case["request"]["operation"];
         let client_query = op.get("query").map(|q| document_from_json(q).unwrap());
-        let client_projection = case["request"].get("client_projection").map(|q| document_from_json(q).unwrap());
-        let got = plan(&filters, client_query.as_ref(), client_projection.as_ref(), &context(case)).unwrap();
+        let client_projection = case["request"]
+            .get("client_projection")
+            .map(|q| document_from_json(q).unwrap());
+        let got = plan(
+            &filters,
+            client_query.as_ref(),
+            client_projection.as_ref(),
+            &context(case),
+        )
+        .unwrap();
         let want = &case["expected"];
-        let applied: Vec<String> = want["applied"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let applied: Vec<String> = want["applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         assert_eq!(got.applied, applied, "{name}");
-        assert_eq!(got.query, document_from_json(&want["query"]).unwrap(), "{name}");
+        assert_eq!(
+            got.query,
+            document_from_json(&want["query"]).unwrap(),
+            "{name}"
+        );
         let wp = document_from_json(&want["projection"]).unwrap();
-        assert!(got.projection.len() == wp.len() && wp.iter().all(|(k, v)| got.projection.get(k) == Some(v)), "{name}: {:?}", got.projection);
+        assert!(
+            got.projection.len() == wp.len()
+                && wp.iter().all(|(k, v)| got.projection.get(k) == Some(v)),
+            "{name}: {:?}",
+            got.projection
+        );
         if let Some(results) = want["results"].as_array() {
-            let docs: Vec<_> = case["request"]["collection_documents"].as_array().unwrap().iter().map(|d| document_from_json(d).unwrap()).collect();
+            let docs: Vec<_> = case["request"]["collection_documents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| document_from_json(d).unwrap())
+                .collect();
             let out = run(&got, &docs).unwrap();
-            let want_docs: Vec<_> = results.iter().map(|d| document_from_json(d).unwrap()).collect();
+            let want_docs: Vec<_> = results
+                .iter()
+                .map(|d| document_from_json(d).unwrap())
+                .collect();
             assert_eq!(out, want_docs, "{name}");
         }
         ran += 1;

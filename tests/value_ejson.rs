@@ -8,9 +8,18 @@ use serde_json::json;
 #[test]
 fn plain_numbers_follow_the_case_format() {
     assert_eq!(bson_from_json(&json!(1)).unwrap(), Bson::Int32(1));
-    assert_eq!(bson_from_json(&json!(-2147483648_i64)).unwrap(), Bson::Int32(i32::MIN));
-    assert_eq!(bson_from_json(&json!(2147483648_i64)).unwrap(), Bson::Int64(2_147_483_648));
-    assert_eq!(bson_from_json(&json!(-2147483649_i64)).unwrap(), Bson::Int64(-2_147_483_649));
+    assert_eq!(
+        bson_from_json(&json!(-2147483648_i64)).unwrap(),
+        Bson::Int32(i32::MIN)
+    );
+    assert_eq!(
+        bson_from_json(&json!(2147483648_i64)).unwrap(),
+        Bson::Int64(2_147_483_648)
+    );
+    assert_eq!(
+        bson_from_json(&json!(-2147483649_i64)).unwrap(),
+        Bson::Int64(-2_147_483_649)
+    );
     assert_eq!(bson_from_json(&json!(1.5)).unwrap(), Bson::Double(1.5));
     let one_point_oh: serde_json::Value = serde_json::from_str("1.0").unwrap();
     assert_eq!(bson_from_json(&one_point_oh).unwrap(), Bson::Double(1.0));
@@ -39,7 +48,12 @@ fn canonical_and_relaxed_forms() {
         "nested": {"a": [1, {"b": null}]}
     });
     let d = document_from_json(&v).unwrap();
-    assert_eq!(d.get("oid"), Some(&Bson::ObjectId(ObjectId::parse_str("5f4863e4d49bd2191ff1e623").unwrap())));
+    assert_eq!(
+        d.get("oid"),
+        Some(&Bson::ObjectId(
+            ObjectId::parse_str("5f4863e4d49bd2191ff1e623").unwrap()
+        ))
+    );
     assert_eq!(d.get("i"), Some(&Bson::Int32(7)));
     assert_eq!(d.get("l"), Some(&Bson::Int64(7)));
     assert_eq!(d.get("d"), Some(&Bson::Double(7.0)));
@@ -51,9 +65,16 @@ fn canonical_and_relaxed_forms() {
     assert!(matches!(d.get("ts"), Some(Bson::Timestamp(t)) if t.time == 1 && t.increment == 2));
     assert!(matches!(d.get("re"), Some(Bson::RegularExpression(r)) if r.pattern == "^a"));
     assert_eq!(d.get("op"), Some(&Bson::Document(doc! {"$in": [1, 2]})));
-    assert_eq!(d.get("nested"), Some(&Bson::Document(doc! {"a": [1, {"b": null}]})));
+    assert_eq!(
+        d.get("nested"),
+        Some(&Bson::Document(doc! {"a": [1, {"b": null}]}))
+    );
     let keys: Vec<&String> = d.keys().collect();
-    assert_eq!(keys.first().map(|k| k.as_str()), Some("oid"), "key order is kept");
+    assert_eq!(
+        keys.first().map(|k| k.as_str()),
+        Some("oid"),
+        "key order is kept"
+    );
 }
 
 #[test]
@@ -102,7 +123,10 @@ fn output_is_relaxed_extended_json() {
             "inf": {"$numberDouble": "Infinity"},
         })
     );
-    assert_eq!(serde_json::to_string(&bson_to_json(&Bson::Double(1.0))).unwrap(), "1.0");
+    assert_eq!(
+        serde_json::to_string(&bson_to_json(&Bson::Double(1.0))).unwrap(),
+        "1.0"
+    );
     let dec = bson_from_json(&json!({"$numberDecimal": "1.50"})).unwrap();
     assert_eq!(bson_to_json(&dec), json!({"$numberDecimal": "1.50"}));
 }

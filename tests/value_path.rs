@@ -10,7 +10,11 @@ use rolegate::value::path::{
 };
 
 fn p(s: &str) -> Vec<String> {
-    if s.is_empty() { Vec::new() } else { split_dotted(s) }
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        split_dotted(s)
+    }
 }
 
 fn get(d: &Document, path: &str) -> Option<Bson> {
@@ -26,7 +30,11 @@ fn documents_by_key() {
     assert_eq!(get(&d, "a.B"), None, "case-sensitive");
     assert_eq!(get(&d, "a.b.c.d"), None, "scalar has no fields");
     assert_eq!(get(&d, "nope"), None);
-    assert_eq!(get(&d, ""), Some(Bson::Document(d.clone())), "empty path is the document");
+    assert_eq!(
+        get(&d, ""),
+        Some(Bson::Document(d.clone())),
+        "empty path is the document"
+    );
 }
 
 #[test]
@@ -43,10 +51,17 @@ fn numeric_segments_index_arrays() {
     assert_eq!(get(&d, "a.0"), Some(Bson::Int32(10)));
     assert_eq!(get(&d, "a.2.b"), Some(Bson::Int32(1)));
     assert_eq!(get(&d, "m.1.0"), Some(Bson::Int32(3)));
-    assert_eq!(get(&d, "a.01"), None, "leading zero is not an index; no document element has key `01`");
+    assert_eq!(
+        get(&d, "a.01"),
+        None,
+        "leading zero is not an index; no document element has key `01`"
+    );
     // No such index: fall through to traversal of document elements (key "5").
     let d2 = doc! {"a": [{"5": "x"}]};
-    assert_eq!(get(&d2, "a.5"), Some(Bson::Array(vec![Bson::String("x".into())])));
+    assert_eq!(
+        get(&d2, "a.5"),
+        Some(Bson::Array(vec![Bson::String("x".into())]))
+    );
     // Documents use numeric segments as keys.
     let d3 = doc! {"a": {"0": "k"}};
     assert_eq!(get(&d3, "a.0"), Some(Bson::String("k".into())));
@@ -57,7 +72,10 @@ fn arrays_of_documents_are_traversed() {
     let d = doc! {"a": [{"b": 1}, {"c": 2}, 7, {"b": [3, 4]}, [{"b": 9}]]};
     assert_eq!(
         get(&d, "a.b"),
-        Some(Bson::Array(vec![Bson::Int32(1), Bson::Array(vec![Bson::Int32(3), Bson::Int32(4)])])),
+        Some(Bson::Array(vec![
+            Bson::Int32(1),
+            Bson::Array(vec![Bson::Int32(3), Bson::Int32(4)])
+        ])),
         "missing skipped, scalars and nested arrays skipped"
     );
     let r = resolve_in_document(&d, &p("a.b"));
@@ -74,7 +92,11 @@ fn traversal_continues_through_nested_arrays_of_documents() {
     let d = doc! {"a": [{"b": [{"c": 1}, {"c": 2}]}, {"b": {"c": 3}}]};
     assert_eq!(
         get(&d, "a.b.c"),
-        Some(Bson::Array(vec![Bson::Int32(1), Bson::Int32(2), Bson::Int32(3)]))
+        Some(Bson::Array(vec![
+            Bson::Int32(1),
+            Bson::Int32(2),
+            Bson::Int32(3)
+        ]))
     );
 }
 
@@ -87,8 +109,14 @@ fn resolved_helpers() {
     let s = Resolved::single(Cow::Borrowed(&v));
     assert!(!s.is_missing());
     assert_eq!(s.present().count(), 1);
-    assert_eq!(resolve(&v, &[]).into_value().map(Cow::into_owned), Some(v.clone()));
-    assert_eq!(lookup(&Bson::Document(doc! {"a": 1}), &p("a")).map(Cow::into_owned), Some(Bson::Int32(1)));
+    assert_eq!(
+        resolve(&v, &[]).into_value().map(Cow::into_owned),
+        Some(v.clone())
+    );
+    assert_eq!(
+        lookup(&Bson::Document(doc! {"a": 1}), &p("a")).map(Cow::into_owned),
+        Some(Bson::Int32(1))
+    );
 }
 
 #[test]
@@ -97,12 +125,32 @@ fn request_headers_are_case_insensitive() {
         "remoteIPAddress": "1.2.3.4",
         "requestHeaders": {"Content-Type": ["application/json"], "x-secret-key": ["s3"], "X-Dup": ["upper"], "x-dup": ["lower"]},
     });
-    let h = |path: &str| resolve_request(&req, &p(path)).into_value().map(Cow::into_owned);
-    assert_eq!(h("requestHeaders.content-type"), Some(Bson::Array(vec![Bson::String("application/json".into())])));
-    assert_eq!(h("requestHeaders.X-Secret-Key"), Some(Bson::Array(vec![Bson::String("s3".into())])));
-    assert_eq!(h("requestHeaders.x-dup"), Some(Bson::Array(vec![Bson::String("lower".into())])), "exact key first");
-    assert_eq!(h("requestHeaders.X-Dup"), Some(Bson::Array(vec![Bson::String("upper".into())])));
-    assert_eq!(h("requestHeaders.content-type.0"), Some(Bson::String("application/json".into())));
+    let h = |path: &str| {
+        resolve_request(&req, &p(path))
+            .into_value()
+            .map(Cow::into_owned)
+    };
+    assert_eq!(
+        h("requestHeaders.content-type"),
+        Some(Bson::Array(vec![Bson::String("application/json".into())]))
+    );
+    assert_eq!(
+        h("requestHeaders.X-Secret-Key"),
+        Some(Bson::Array(vec![Bson::String("s3".into())]))
+    );
+    assert_eq!(
+        h("requestHeaders.x-dup"),
+        Some(Bson::Array(vec![Bson::String("lower".into())])),
+        "exact key first"
+    );
+    assert_eq!(
+        h("requestHeaders.X-Dup"),
+        Some(Bson::Array(vec![Bson::String("upper".into())]))
+    );
+    assert_eq!(
+        h("requestHeaders.content-type.0"),
+        Some(Bson::String("application/json".into()))
+    );
     assert_eq!(h("remoteipaddress"), None, "only header names ignore case");
     assert_eq!(h("requestHeaders.missing"), None);
 }

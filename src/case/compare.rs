@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use bson::{Bson, Document};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::model::Expected;
 use crate::value::ejson::{bson_to_json, document_from_json, document_to_json};
@@ -64,7 +64,12 @@ impl Actual {
             }
         };
         put("result", self.result.map(Value::Bool));
-        put("role", self.role.clone().map(|r| r.map_or(Value::Null, Value::String)));
+        put(
+            "role",
+            self.role
+                .clone()
+                .map(|r| r.map_or(Value::Null, Value::String)),
+        );
         put("visible", self.visible.map(Value::Bool));
         put("fields", self.fields.as_ref().map(|f| json!(f)));
         put("document", self.document.as_ref().map(document_to_json));
@@ -74,12 +79,20 @@ impl Actual {
         put("applied", self.applied.as_ref().map(|a| json!(a)));
         put("query", self.query.as_ref().map(document_to_json));
         put("projection", self.projection.as_ref().map(document_to_json));
-        put("results", self.results.as_ref().map(|r| Value::Array(r.iter().map(document_to_json).collect())));
+        put(
+            "results",
+            self.results
+                .as_ref()
+                .map(|r| Value::Array(r.iter().map(document_to_json).collect())),
+        );
         put("valid", self.valid.map(Value::Bool));
         put("reason", self.reason.clone().map(Value::String));
         put("readable", self.readable.map(Value::Bool));
         put("writable", self.writable.map(Value::Bool));
-        put("client_reset_on_next_session", self.client_reset_on_next_session.map(Value::Bool));
+        put(
+            "client_reset_on_next_session",
+            self.client_reset_on_next_session.map(Value::Bool),
+        );
         put("read", self.read.map(Value::Bool));
         put("write", self.write.map(Value::Bool));
         put("incompatible", self.incompatible.clone().map(Value::String));
@@ -99,7 +112,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: expected {}, got {}", self.key, self.expected, self.actual)
+        write!(
+            f,
+            "`{}`: expected {}, got {}",
+            self.key, self.expected, self.actual
+        )
     }
 }
 
@@ -122,52 +139,108 @@ pub fn compare(expected: &Expected, actual: &Actual) -> Vec<Mismatch> {
         ("valid", expected.valid, actual.valid),
         ("readable", expected.readable, actual.readable),
         ("writable", expected.writable, actual.writable),
-        ("client_reset_on_next_session", expected.client_reset_on_next_session, actual.client_reset_on_next_session),
+        (
+            "client_reset_on_next_session",
+            expected.client_reset_on_next_session,
+            actual.client_reset_on_next_session,
+        ),
         ("read", expected.read, actual.read),
         ("write", expected.write, actual.write),
     ];
     for (key, exp, act) in bools {
         if let Some(exp) = exp {
-            check(key, act == Some(exp), Value::Bool(exp), act.map(Value::Bool));
+            check(
+                key,
+                act == Some(exp),
+                Value::Bool(exp),
+                act.map(Value::Bool),
+            );
         }
     }
     if let Some(exp) = &expected.role {
         let to_json = |r: &Option<String>| r.clone().map_or(Value::Null, Value::String);
-        check("role", actual.role.as_ref() == Some(exp), to_json(exp), actual.role.as_ref().map(to_json));
+        check(
+            "role",
+            actual.role.as_ref() == Some(exp),
+            to_json(exp),
+            actual.role.as_ref().map(to_json),
+        );
     }
     if let Some(exp) = &expected.fields {
         let want: BTreeSet<&str> = exp.iter().map(String::as_str).collect();
-        let got: Option<BTreeSet<&str>> = actual.fields.as_ref().map(|f| f.iter().map(String::as_str).collect());
-        check("fields", got.as_ref() == Some(&want), json!(exp), actual.fields.as_ref().map(|f| json!(f)));
+        let got: Option<BTreeSet<&str>> = actual
+            .fields
+            .as_ref()
+            .map(|f| f.iter().map(String::as_str).collect());
+        check(
+            "fields",
+            got.as_ref() == Some(&want),
+            json!(exp),
+            actual.fields.as_ref().map(|f| json!(f)),
+        );
     }
     if let Some(exp) = &expected.error {
         let act = actual.error.clone().or_else(|| actual.error_code.clone());
-        check("error", act.is_some(), Value::String(format!("an error about: {exp}")), act.map(Value::String));
+        check(
+            "error",
+            act.is_some(),
+            Value::String(format!("an error about: {exp}")),
+            act.map(Value::String),
+        );
     }
     if let Some(exp) = &expected.error_code {
-        check("error_code", actual.error_code.as_ref() == Some(exp), json!(exp), actual.error_code.clone().map(Value::String));
+        check(
+            "error_code",
+            actual.error_code.as_ref() == Some(exp),
+            json!(exp),
+            actual.error_code.clone().map(Value::String),
+        );
     }
     if let Some(exp) = &expected.reason {
         let invalid = actual.valid == Some(false) && actual.reason.is_some();
-        let act = actual.reason.clone().map(Value::String).or_else(|| actual.valid.map(|v| json!({ "valid": v })));
-        check("reason", invalid, Value::String(format!("invalid configuration, about: {exp}")), act);
+        let act = actual
+            .reason
+            .clone()
+            .map(Value::String)
+            .or_else(|| actual.valid.map(|v| json!({ "valid": v })));
+        check(
+            "reason",
+            invalid,
+            Value::String(format!("invalid configuration, about: {exp}")),
+            act,
+        );
     }
     if let Some(exp) = &expected.applied {
-        check("applied", actual.applied.as_ref() == Some(exp), json!(exp), actual.applied.as_ref().map(|a| json!(a)));
+        check(
+            "applied",
+            actual.applied.as_ref() == Some(exp),
+            json!(exp),
+            actual.applied.as_ref().map(|a| json!(a)),
+        );
     }
     if let Some(exp) = &expected.query {
         let ok = match (document_from_json(exp), &actual.query) {
             (Ok(want), Some(got)) => identical_doc(&want, got),
             _ => false,
         };
-        check("query", ok, exp.clone(), actual.query.as_ref().map(document_to_json));
+        check(
+            "query",
+            ok,
+            exp.clone(),
+            actual.query.as_ref().map(document_to_json),
+        );
     }
     if let Some(exp) = &expected.projection {
         let ok = match (document_from_json(exp), &actual.projection) {
             (Ok(want), Some(got)) => same_projection(&want, got),
             _ => false,
         };
-        check("projection", ok, exp.clone(), actual.projection.as_ref().map(document_to_json));
+        check(
+            "projection",
+            ok,
+            exp.clone(),
+            actual.projection.as_ref().map(document_to_json),
+        );
     }
     if let Some(exp) = &expected.results {
         let want: Result<Vec<Document>, String> = exp.iter().map(document_from_json).collect();
@@ -175,7 +248,10 @@ pub fn compare(expected: &Expected, actual: &Actual) -> Vec<Mismatch> {
             (Ok(want), Some(got)) => want == *got,
             _ => false,
         };
-        let act = actual.results.as_ref().map(|r| Value::Array(r.iter().map(document_to_json).collect()));
+        let act = actual
+            .results
+            .as_ref()
+            .map(|r| Value::Array(r.iter().map(document_to_json).collect()));
         check("results", ok, Value::Array(exp.clone()), act);
     }
     out
@@ -185,19 +261,28 @@ pub fn compare(expected: &Expected, actual: &Actual) -> Vec<Mismatch> {
 pub fn identical(a: &Bson, b: &Bson) -> bool {
     match (a, b) {
         (Bson::Document(x), Bson::Document(y)) => identical_doc(x, y),
-        (Bson::Array(x), Bson::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| identical(p, q)),
+        (Bson::Array(x), Bson::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| identical(p, q))
+        }
         _ => a == b,
     }
 }
 
 /// [`identical`] for documents.
 pub fn identical_doc(a: &Document, b: &Document) -> bool {
-    a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
 }
 
 /// Same projection: the same keys in any order, each with the same MongoDB value.
 fn same_projection(a: &Document, b: &Document) -> bool {
-    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| crate::value::bson_equal(v, w) || v == w))
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            b.get(k)
+                .is_some_and(|w| crate::value::bson_equal(v, w) || v == w)
+        })
 }
 
 /// Renders a BSON value as relaxed Extended JSON text (for messages).
@@ -217,15 +302,25 @@ mod tests {
     #[test]
     fn fields_compare_as_sets() {
         let e = expected(json!({"visible": true, "fields": ["b", "a"]}));
-        let a = Actual { visible: Some(true), fields: Some(vec!["a".into(), "b".into()]), ..Default::default() };
+        let a = Actual {
+            visible: Some(true),
+            fields: Some(vec!["a".into(), "b".into()]),
+            ..Default::default()
+        };
         assert!(compare(&e, &a).is_empty());
-        let a = Actual { visible: Some(true), fields: Some(vec!["a".into()]), ..Default::default() };
+        let a = Actual {
+            visible: Some(true),
+            fields: Some(vec!["a".into()]),
+            ..Default::default()
+        };
         assert_eq!(compare(&e, &a).len(), 1);
     }
 
     #[test]
     fn errors_compare_by_kind_and_codes_exactly() {
-        let e = expected(json!({"allowed": false, "error": "insert not permitted", "error_code": "InsertNotPermitted"}));
+        let e = expected(
+            json!({"allowed": false, "error": "insert not permitted", "error_code": "InsertNotPermitted"}),
+        );
         let a = Actual {
             allowed: Some(false),
             error: Some("something else entirely".into()),
@@ -233,54 +328,113 @@ mod tests {
             ..Default::default()
         };
         assert!(compare(&e, &a).is_empty());
-        let a = Actual { allowed: Some(false), error_code: Some("UpdateNotPermitted".into()), ..Default::default() };
+        let a = Actual {
+            allowed: Some(false),
+            error_code: Some("UpdateNotPermitted".into()),
+            ..Default::default()
+        };
         let m = compare(&e, &a);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].key, "error_code");
-        let a = Actual { allowed: Some(false), ..Default::default() };
+        let a = Actual {
+            allowed: Some(false),
+            ..Default::default()
+        };
         assert_eq!(compare(&e, &a).len(), 2);
     }
 
     #[test]
     fn reason_needs_an_invalid_config() {
         let e = expected(json!({"valid": false, "reason": "whatever"}));
-        let a = Actual { valid: Some(false), reason: Some("other words".into()), ..Default::default() };
+        let a = Actual {
+            valid: Some(false),
+            reason: Some("other words".into()),
+            ..Default::default()
+        };
         assert!(compare(&e, &a).is_empty());
-        let a = Actual { valid: Some(true), ..Default::default() };
+        let a = Actual {
+            valid: Some(true),
+            ..Default::default()
+        };
         assert_eq!(compare(&e, &a).len(), 2);
     }
 
     #[test]
     fn role_null_is_compared() {
         let e = expected(json!({"role": null}));
-        assert!(compare(&e, &Actual { role: Some(None), ..Default::default() }).is_empty());
-        assert_eq!(compare(&e, &Actual { role: Some(Some("r".into())), ..Default::default() }).len(), 1);
+        assert!(
+            compare(
+                &e,
+                &Actual {
+                    role: Some(None),
+                    ..Default::default()
+                }
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            compare(
+                &e,
+                &Actual {
+                    role: Some(Some("r".into())),
+                    ..Default::default()
+                }
+            )
+            .len(),
+            1
+        );
         assert_eq!(compare(&e, &Actual::default()).len(), 1);
     }
 
     #[test]
     fn query_is_exact_projection_ignores_order() {
         let e = expected(json!({"query": {"a": 1, "b": 2}, "projection": {"_id": 0, "x": 1}}));
-        let a = Actual { query: Some(doc! {"a": 1, "b": 2}), projection: Some(doc! {"x": 1, "_id": 0}), ..Default::default() };
+        let a = Actual {
+            query: Some(doc! {"a": 1, "b": 2}),
+            projection: Some(doc! {"x": 1, "_id": 0}),
+            ..Default::default()
+        };
         assert!(compare(&e, &a).is_empty());
-        let a = Actual { query: Some(doc! {"b": 2, "a": 1}), projection: Some(doc! {"x": 1, "_id": 0}), ..Default::default() };
+        let a = Actual {
+            query: Some(doc! {"b": 2, "a": 1}),
+            projection: Some(doc! {"x": 1, "_id": 0}),
+            ..Default::default()
+        };
         assert_eq!(compare(&e, &a)[0].key, "query");
-        let a = Actual { query: Some(doc! {"a": 1_i64, "b": 2}), projection: Some(doc! {"x": 1}), ..Default::default() };
+        let a = Actual {
+            query: Some(doc! {"a": 1_i64, "b": 2}),
+            projection: Some(doc! {"x": 1}),
+            ..Default::default()
+        };
         assert_eq!(compare(&e, &a).len(), 2);
     }
 
     #[test]
     fn results_keep_order() {
         let e = expected(json!({"results": [{"a": 1}, {"a": 2}]}));
-        let a = Actual { results: Some(vec![doc! {"a": 1}, doc! {"a": 2}]), ..Default::default() };
+        let a = Actual {
+            results: Some(vec![doc! {"a": 1}, doc! {"a": 2}]),
+            ..Default::default()
+        };
         assert!(compare(&e, &a).is_empty());
-        let a = Actual { results: Some(vec![doc! {"a": 2}, doc! {"a": 1}]), ..Default::default() };
+        let a = Actual {
+            results: Some(vec![doc! {"a": 2}, doc! {"a": 1}]),
+            ..Default::default()
+        };
         assert_eq!(compare(&e, &a).len(), 1);
     }
 
     #[test]
     fn actual_renders_as_json() {
-        let a = Actual { role: Some(None), visible: Some(false), query: Some(doc! {"n": 1_i64}), ..Default::default() };
-        assert_eq!(a.to_json(), json!({"role": null, "visible": false, "query": {"n": 1}}));
+        let a = Actual {
+            role: Some(None),
+            visible: Some(false),
+            query: Some(doc! {"n": 1_i64}),
+            ..Default::default()
+        };
+        assert_eq!(
+            a.to_json(),
+            json!({"role": null, "visible": false, "query": {"n": 1}})
+        );
     }
 }

@@ -15,6 +15,11 @@
 //! | `partition` | `%%partition` |
 //! | `functions` | a [`MockFunctions`] host (arguments and results in Extended JSON) |
 //! | `operation.pipeline` with `$search`, or `action: "search"` | `search = true` |
+//!
+//! With a rule set at hand, [`add_app_values`] puts the app's plain values (`values/*.json`)
+//! under the request's `values`, and fills an `environment` given by tag only from the app's
+//! `environments/<tag>.json`. Secret-backed values are never invented: unless the request gives
+//! them, they are missing.
 
 use std::sync::Arc;
 
@@ -23,6 +28,8 @@ use serde_json::Value;
 
 use super::model::{CaseRequest, Environment};
 use crate::context::{MockFunctions, RequestContext};
+use crate::engine::{ContextError, resolve_values};
+use crate::rules::RuleSet;
 use crate::value::ejson::{bson_from_json, document_from_json};
 
 /// A case or request file that cannot be turned into values: the JSON path and what is wrong.
@@ -36,7 +43,10 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        InputError { path: path.into(), message: message.into() }
+        InputError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -61,13 +71,23 @@ pub fn to_document_opt(value: Option<&Value>, path: &str) -> Result<Option<Docum
 /// The request context of `user` (the `%%user` object, `None`/`null` for no user) and `request`.
 /// `search` forces an Atlas Search request (the `search` action); a pipeline with a `$search`
 /// stage or `request.action == "search"` also makes one.
-pub fn request_context(user: Option<&Value>, request: Option<&CaseRequest>, search: bool) -> Result<RequestContext, InputError> {
+pub fn request_context(
+    user: Option<&Value>,
+    request: Option<&CaseRequest>,
+    search: bool,
+) -> Result<RequestContext, InputError> {
     let user = match user {
         None | Some(Value::Null) => None,
         Some(u) => Some(Bson::Document(to_document(u, "user")?)),
     };
-    let mut ctx = RequestContext { user, search, ..RequestContext::default() };
-    let Some(request) = request else { return Ok(ctx) };
+    let mut ctx = RequestContext {
+        user,
+        search,
+        ..RequestContext::default()
+    };
+    let Some(request) = request else {
+        return Ok(ctx);
+    };
     if let Some(values) = &request.values {
         ctx.values = to_bson(&Value::Object(values.clone()), "request.values")?;
     }
@@ -106,7 +126,10 @@ pub fn request_context(user: Option<&Value>, request: Option<&CaseRequest>, sear
 
 /// The context of the next Sync session when `request.mid_session_custom_data_change` is given:
 /// `ctx` with `%%user.custom_data` replaced. `None` when the case has no such change.
-pub fn later_context(ctx: &RequestContext, request: Option<&CaseRequest>) -> Result<Option<RequestContext>, InputError> {
+pub fn later_context(
+    ctx: &RequestContext,
+    request: Option<&CaseRequest>,
+) -> Result<Option<RequestContext>, InputError> {
     let Some(change) = request.and_then(|r| r.mid_session_custom_data_change.as_ref()) else {
         return Ok(None);
     };
@@ -119,6 +142,30 @@ pub fn later_context(ctx: &RequestContext, request: Option<&CaseRequest>) -> Res
     user.insert("custom_data", custom_data);
     later.user = Some(Bson::Document(user));
     Ok(Some(later))
+}
+
+/// `%%values`: the app's values overlaid with the request's ([`resolve_values`]; a secret-backed
+/// value that a rule reads must be given by the request, else an error naming it);
+/// `%%environment` values from the app when the request names only the tag.
+pub fn add_app_values(
+    set: &RuleSet,
+    ctx: &mut RequestContext,
+    request: Option<&CaseRequest>,
+) -> Result<(), ContextError> {
+    let supplied = match &ctx.values {
+        Bson::Document(given) => given.clone(),
+        _ => Document::new(),
+    };
+    ctx.values = Bson::Document(resolve_values(set, &supplied, &[])?);
+    let env = request.and_then(|r| r.environment.as_ref());
+    if let Some(env) = env.filter(|e| e.values.is_none())
+        && let Some(tag) = &env.tag
+        && let Some(app_values) = set.environments.get(tag)
+        && let Bson::Document(doc) = &mut ctx.environment
+    {
+        doc.insert("values", app_values.clone());
+    }
+    Ok(())
 }
 
 fn environment(env: &Environment) -> Result<Document, InputError> {
@@ -158,9 +205,15 @@ mod tests {
         let ctx = request_context(Some(&user), Some(&req), false).unwrap();
         assert!(ctx.search);
         assert_eq!(ctx.values, Bson::Document(bson::doc! {"admins": ["a"]}));
-        assert_eq!(ctx.environment, Bson::Document(bson::doc! {"tag": "production", "values": {"x": 1}}));
+        assert_eq!(
+            ctx.environment,
+            Bson::Document(bson::doc! {"tag": "production", "values": {"x": 1}})
+        );
         assert!(matches!(ctx.partition, Some(Bson::ObjectId(_))));
-        assert_eq!(ctx.functions.call("f", &[Bson::Int32(42)]), Ok(Bson::Boolean(true)));
+        assert_eq!(
+            ctx.functions.call("f", &[Bson::Int32(42)]),
+            Ok(Bson::Boolean(true))
+        );
         assert!(ctx.functions.call("f", &[Bson::Int32(1)]).is_err());
         assert!(ctx.functions.call("g", &[]).is_err());
         let later = later_context(&ctx, Some(&req)).unwrap();
@@ -173,7 +226,12 @@ mod tests {
         let user = json!({"id": "u1", "custom_data": {"isAdmin": true}});
         let ctx = request_context(Some(&user), Some(&req), false).unwrap();
         let later = later_context(&ctx, Some(&req)).unwrap().unwrap();
-        assert_eq!(later.user, Some(Bson::Document(bson::doc! {"id": "u1", "custom_data": {"isAdmin": false}})));
+        assert_eq!(
+            later.user,
+            Some(Bson::Document(
+                bson::doc! {"id": "u1", "custom_data": {"isAdmin": false}}
+            ))
+        );
     }
 
     #[test]

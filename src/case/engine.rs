@@ -46,15 +46,45 @@ impl EngineChoice {
 pub trait CaseEngine: Sync {
     /// The role assigned to the stored document `doc` (`None`: no role applies); `Err` when an
     /// `apply_when` could not be evaluated.
-    fn role(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document) -> Result<Option<String>, String>;
+    fn role(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+    ) -> Result<Option<String>, String>;
     /// The read (or, with `ctx.search`, Atlas Search) decision for `doc`.
-    fn read(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document, explain: bool) -> ReadOutcome;
+    fn read(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> ReadOutcome;
     /// Inserting `doc`.
-    fn insert(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document, explain: bool) -> WriteOutcome;
+    fn insert(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> WriteOutcome;
     /// Updating `pre` into `post`.
-    fn update(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, pre: &Document, post: &Document, explain: bool) -> WriteOutcome;
+    fn update(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        pre: &Document,
+        post: &Document,
+        explain: bool,
+    ) -> WriteOutcome;
     /// Deleting the stored `doc`.
-    fn delete(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document, explain: bool) -> WriteOutcome;
+    fn delete(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> WriteOutcome;
     /// A Flexible Sync session's role and what it grants `doc`; `later` is the next session's context.
     fn sync_session(
         &self,
@@ -64,13 +94,29 @@ pub trait CaseEngine: Sync {
         later: Option<&RequestContext>,
     ) -> SyncSessionOutcome;
     /// One uploaded Sync change (`pre` absent: create; `post` absent: delete).
-    fn sync_write(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, pre: Option<&Document>, post: Option<&Document>) -> WriteOutcome;
+    fn sync_write(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        pre: Option<&Document>,
+        post: Option<&Document>,
+    ) -> WriteOutcome;
     /// Partition-Based Sync access to `ctx.partition`.
-    fn partition(&self, permissions: &PartitionPermissions, ctx: &RequestContext) -> PartitionAccess;
+    fn partition(
+        &self,
+        permissions: &PartitionPermissions,
+        ctx: &RequestContext,
+    ) -> PartitionAccess;
     /// Whether a third-party service `action` may run.
-    fn service_action(&self, rules: &[ServiceRule], ctx: &RequestContext, action: &str) -> Result<bool, String>;
+    fn service_action(
+        &self,
+        rules: &[ServiceRule],
+        ctx: &RequestContext,
+        action: &str,
+    ) -> Result<bool, String>;
     /// A function's `can_evaluate`.
-    fn can_evaluate(&self, function: &FunctionConfig, ctx: &RequestContext) -> Result<bool, String>;
+    fn can_evaluate(&self, function: &FunctionConfig, ctx: &RequestContext)
+    -> Result<bool, String>;
 }
 
 /// [`CaseEngine`] over [`crate::reference`].
@@ -78,23 +124,53 @@ pub trait CaseEngine: Sync {
 pub struct ReferenceEngine;
 
 impl CaseEngine for ReferenceEngine {
-    fn role(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document) -> Result<Option<String>, String> {
+    fn role(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+    ) -> Result<Option<String>, String> {
         reference::roles::assigned_role(policy, ctx, doc).map_err(|f| f.to_string())
     }
 
-    fn read(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document, explain: bool) -> ReadOutcome {
+    fn read(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> ReadOutcome {
         reference::read::read(policy, ctx, doc, explain)
     }
 
-    fn insert(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document, explain: bool) -> WriteOutcome {
+    fn insert(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> WriteOutcome {
         reference::write::insert(policy, ctx, doc, explain)
     }
 
-    fn update(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, pre: &Document, post: &Document, explain: bool) -> WriteOutcome {
+    fn update(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        pre: &Document,
+        post: &Document,
+        explain: bool,
+    ) -> WriteOutcome {
         reference::write::update(policy, ctx, pre, post, explain)
     }
 
-    fn delete(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, doc: &Document, explain: bool) -> WriteOutcome {
+    fn delete(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> WriteOutcome {
         reference::write::delete(policy, ctx, doc, explain)
     }
 
@@ -108,19 +184,38 @@ impl CaseEngine for ReferenceEngine {
         reference::sync::session(policy, ctx, doc, later, false)
     }
 
-    fn sync_write(&self, policy: &CollectionPolicy<'_>, ctx: &RequestContext, pre: Option<&Document>, post: Option<&Document>) -> WriteOutcome {
+    fn sync_write(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        pre: Option<&Document>,
+        post: Option<&Document>,
+    ) -> WriteOutcome {
         reference::sync::write(policy, ctx, pre, post, false)
     }
 
-    fn partition(&self, permissions: &PartitionPermissions, ctx: &RequestContext) -> PartitionAccess {
+    fn partition(
+        &self,
+        permissions: &PartitionPermissions,
+        ctx: &RequestContext,
+    ) -> PartitionAccess {
         reference::sync::partition(permissions, ctx)
     }
 
-    fn service_action(&self, rules: &[ServiceRule], ctx: &RequestContext, action: &str) -> Result<bool, String> {
+    fn service_action(
+        &self,
+        rules: &[ServiceRule],
+        ctx: &RequestContext,
+        action: &str,
+    ) -> Result<bool, String> {
         reference::sync::service_action(rules, ctx, action).map_err(|f| f.to_string())
     }
 
-    fn can_evaluate(&self, function: &FunctionConfig, ctx: &RequestContext) -> Result<bool, String> {
+    fn can_evaluate(
+        &self,
+        function: &FunctionConfig,
+        ctx: &RequestContext,
+    ) -> Result<bool, String> {
         reference::sync::can_evaluate(function, ctx).map_err(|f| f.to_string())
     }
 }

@@ -17,10 +17,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::model::{CaseRules, Mode};
-use crate::config::{load_files, LoadOptions};
+use crate::config::{LoadOptions, load_files};
 use crate::error::{Diagnostic, Diagnostics, LoadError, Place};
 use crate::rules::build::{BuildOptions, FunctionCheck, RuleSetBuilder};
 use crate::rules::{RuleSet, SyncConfig};
@@ -36,13 +36,18 @@ pub const DEFAULT_NAMESPACE: (&str, &str) = ("app", "items");
 
 /// Builds the rule set that a case's `rules` describe.
 pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
-    let options = BuildOptions { function_check: FunctionCheck::Off };
+    let options = BuildOptions {
+        function_check: FunctionCheck::Off,
+    };
     if let Some(files) = &rules.files {
         let others = [
             ("collection_rules", rules.collection_rules.is_some()),
             ("default_rule", rules.default_rule.is_some()),
             ("schema", rules.schema.is_some()),
-            ("partition_permissions", rules.partition_permissions.is_some()),
+            (
+                "partition_permissions",
+                rules.partition_permissions.is_some(),
+            ),
             ("service_rules", rules.service_rules.is_some()),
             ("can_evaluate", rules.can_evaluate.is_some()),
         ];
@@ -50,11 +55,19 @@ pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
             return Err(single_error(
                 "case-rules",
                 Place::file("rules"),
-                format!("`rules.files` cannot be combined with `rules.{key}`; put that file into `files`"),
+                format!(
+                    "`rules.files` cannot be combined with `rules.{key}`; put that file into `files`"
+                ),
             ));
         }
-        let files: BTreeMap<String, Value> = files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        return load_files(&files, &LoadOptions { function_check: Some(options.function_check) });
+        let files: BTreeMap<String, Value> =
+            files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        return load_files(
+            &files,
+            &LoadOptions {
+                function_check: Some(options.function_check),
+            },
+        );
     }
 
     let mut b = RuleSetBuilder::new("<case>", options);
@@ -64,7 +77,10 @@ pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
             DATA_SOURCE,
             SyncConfig {
                 queryable_fields: rules.queryable_fields.clone().unwrap_or_default(),
-                collection_queryable_fields: rules.collection_queryable_fields.clone().unwrap_or_default(),
+                collection_queryable_fields: rules
+                    .collection_queryable_fields
+                    .clone()
+                    .unwrap_or_default(),
                 place: Place::file("queryable_fields"),
             },
         );
@@ -98,7 +114,11 @@ pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
         None => {}
     }
     if let Some(json) = &rules.can_evaluate {
-        b.add_function_config(&json!({"name": FUNCTION, "can_evaluate": json}), None, Place::file("function"));
+        b.add_function_config(
+            &json!({"name": FUNCTION, "can_evaluate": json}),
+            None,
+            Place::file("function"),
+        );
     }
     b.finish()
 }
@@ -106,7 +126,12 @@ pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
 /// `(database, collection)` of `collection_rules`, when it names both.
 pub fn collection_namespace(rules: &CaseRules) -> Option<(String, String)> {
     let field = |key: &str| {
-        rules.collection_rules.as_ref().and_then(|r| r.get(key)).and_then(Value::as_str).map(str::to_string)
+        rules
+            .collection_rules
+            .as_ref()
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
     };
     Some((field("database")?, field("collection")?))
 }
@@ -116,5 +141,7 @@ fn non_null(value: &Option<Value>) -> Option<&Value> {
 }
 
 fn single_error(code: &'static str, place: Place, message: String) -> LoadError {
-    LoadError { diagnostics: Diagnostics(vec![Diagnostic::error(code, place, message)]) }
+    LoadError {
+        diagnostics: Diagnostics(vec![Diagnostic::error(code, place, message)]),
+    }
 }

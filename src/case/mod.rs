@@ -12,7 +12,7 @@
 //! - [`engine`]: the engine seam ([`EngineChoice`], [`CaseEngine`]).
 //! - [`run`]: one case → [`CaseResult`].
 //! - [`filters`]: `filters` cases (query plan and in-memory run).
-//! - [`compare`]: expected vs actual.
+//! - [`compare`](mod@compare): expected vs actual.
 
 pub mod compare;
 pub mod context;
@@ -22,7 +22,9 @@ pub mod load;
 pub mod model;
 pub mod run;
 
-pub use compare::{compare, Actual, Mismatch};
+pub use compare::{Actual, Mismatch, compare};
 pub use engine::{CaseEngine, EngineChoice, ReferenceEngine};
 pub use model::{Action, Case, CaseRequest, CaseRules, Expected, Mode};
-pub use run::{answer, load_case_file, parse_cases, run_case, CaseError, CaseFileError, CaseResult};
+pub use run::{
+    CaseError, CaseFileError, CaseResult, answer, load_case_file, parse_cases, run_case,
+};

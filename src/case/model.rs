@@ -33,7 +33,11 @@ pub struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<Value>,
     /// The pre-image of an update or a Sync write.
-    #[serde(default, rename = "prevDocument", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "prevDocument",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub prev_document: Option<Value>,
     /// What is asked.
     pub action: Action,
@@ -190,7 +194,10 @@ pub struct Operation {
 impl Operation {
     /// True when the pipeline has a `$search` stage.
     pub fn is_search(&self) -> bool {
-        self.pipeline.iter().flatten().any(|stage| stage.get("$search").is_some())
+        self.pipeline
+            .iter()
+            .flatten()
+            .any(|stage| stage.get("$search").is_some())
     }
 
     /// The client query: `query`, else the `$match` of the pipeline's first stage.
@@ -275,7 +282,11 @@ pub struct Expected {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<bool>,
     /// `role_selection`, `sync_session`: a role name or `null` (no role). Absent ≠ `null`.
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub role: Option<Option<String>>,
     /// `read`, `search`
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -357,10 +368,13 @@ mod tests {
 
     #[test]
     fn operation_kinds_parse() {
-        let op: Operation = serde_json::from_str(r#"{"kind": "findOneAndUpdate", "upsert": true}"#).unwrap();
-        assert_eq!(op.kind, OperationKind::FindOneAndUpdate);
         let op: Operation =
-            serde_json::from_str(r#"{"kind": "aggregate", "pipeline": [{"$search": {}}, {"$match": {"a": 1}}]}"#).unwrap();
+            serde_json::from_str(r#"{"kind": "findOneAndUpdate", "upsert": true}"#).unwrap();
+        assert_eq!(op.kind, OperationKind::FindOneAndUpdate);
+        let op: Operation = serde_json::from_str(
+            r#"{"kind": "aggregate", "pipeline": [{"$search": {}}, {"$match": {"a": 1}}]}"#,
+        )
+        .unwrap();
         assert!(op.is_search());
         assert_eq!(op.client_query(), None);
     }

@@ -35,17 +35,19 @@ use bson::Document;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::compare::{compare, Actual};
-use super::context::{later_context, request_context, to_document, to_document_opt, InputError};
+use super::compare::{Actual, compare};
+use super::context::{
+    InputError, add_app_values, later_context, request_context, to_document, to_document_opt,
+};
 use super::engine::{CaseEngine, EngineChoice};
 use super::load;
 use super::model::{Action, Case, Mode, OperationKind};
 use crate::context::RequestContext;
 use crate::error::{Diagnostics, LoadError, Place, Severity};
-use crate::expr::{parse_expr, Dialect, Site};
+use crate::expr::{Dialect, Site, parse_expr};
 use crate::outcome::{ReadOutcome, WriteOutcome};
 use crate::rules::{CollectionPolicy, RoleSource, RuleSet};
-use crate::value::{eval_expr, Bindings};
+use crate::value::{Bindings, eval_expr};
 
 /// The outcome of running one case.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,9 +66,15 @@ pub struct CaseResult {
 #[derive(Debug, thiserror::Error)]
 pub enum CaseFileError {
     #[error("cannot read `{path}`: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a valid case file: {source}")]
-    Json { path: String, source: serde_json::Error },
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error("`{path}`: case names must be unique; `{name}` appears twice")]
     DuplicateName { path: String, name: String },
 }
@@ -75,21 +83,36 @@ pub enum CaseFileError {
 pub fn load_case_file(path: impl AsRef<Path>) -> Result<Vec<Case>, CaseFileError> {
     let path = path.as_ref();
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CaseFileError::Io { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CaseFileError::Io {
+        path: shown.clone(),
+        source,
+    })?;
     parse_cases(&text).map_err(|e| match e {
-        CaseFileError::Json { source, .. } => CaseFileError::Json { path: shown.clone(), source },
-        CaseFileError::DuplicateName { name, .. } => CaseFileError::DuplicateName { path: shown.clone(), name },
+        CaseFileError::Json { source, .. } => CaseFileError::Json {
+            path: shown.clone(),
+            source,
+        },
+        CaseFileError::DuplicateName { name, .. } => CaseFileError::DuplicateName {
+            path: shown.clone(),
+            name,
+        },
         other => other,
     })
 }
 
 /// Parses the text of a case file.
 pub fn parse_cases(text: &str) -> Result<Vec<Case>, CaseFileError> {
-    let cases: Vec<Case> = serde_json::from_str(text).map_err(|source| CaseFileError::Json { path: String::new(), source })?;
+    let cases: Vec<Case> = serde_json::from_str(text).map_err(|source| CaseFileError::Json {
+        path: String::new(),
+        source,
+    })?;
     let mut seen = std::collections::BTreeSet::new();
     for case in &cases {
         if !seen.insert(case.name.as_str()) {
-            return Err(CaseFileError::DuplicateName { path: String::new(), name: case.name.clone() });
+            return Err(CaseFileError::DuplicateName {
+                path: String::new(),
+                name: case.name.clone(),
+            });
         }
     }
     Ok(cases)
@@ -101,8 +124,18 @@ pub fn run_case(case: &Case, engine: EngineChoice) -> CaseResult {
     match answer(case, engine.engine()) {
         Ok(actual) => {
             let mismatches = compare(&case.expected, &actual);
-            let message = mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            CaseResult { name: case.name.clone(), passed: mismatches.is_empty(), expected, actual: actual.to_json(), message }
+            let message = mismatches
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            CaseResult {
+                name: case.name.clone(),
+                passed: mismatches.is_empty(),
+                expected,
+                actual: actual.to_json(),
+                message,
+            }
         }
         Err(error) => CaseResult {
             name: case.name.clone(),
@@ -131,8 +164,12 @@ impl fmt::Display for CaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CaseError::Input(e) => write!(f, "{e}"),
-            CaseError::Rules(e) => write!(f, "the rules do not load: {}", errors_text(&e.diagnostics)),
-            CaseError::Expression(d) => write!(f, "`rules.expression` does not parse: {}", errors_text(d)),
+            CaseError::Rules(e) => {
+                write!(f, "the rules do not load: {}", errors_text(&e.diagnostics))
+            }
+            CaseError::Expression(d) => {
+                write!(f, "`rules.expression` does not parse: {}", errors_text(d))
+            }
             CaseError::Missing(m) => f.write_str(m),
         }
     }
@@ -146,8 +183,16 @@ impl From<InputError> for CaseError {
 
 /// Every error diagnostic, joined by `; `.
 fn errors_text(d: &Diagnostics) -> String {
-    let errors: Vec<String> = d.0.iter().filter(|x| x.severity == Severity::Error).map(ToString::to_string).collect();
-    if errors.is_empty() { "invalid rules".to_string() } else { errors.join("; ") }
+    let errors: Vec<String> =
+        d.0.iter()
+            .filter(|x| x.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+    if errors.is_empty() {
+        "invalid rules".to_string()
+    } else {
+        errors.join("; ")
+    }
 }
 
 /// The engine's answer to `case`.
@@ -155,15 +200,59 @@ pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError>
     match case.action {
         Action::Expression => expression(case),
         Action::ValidateConfig => Ok(match load::rule_set(&case.rules) {
-            Ok(_) => Actual { valid: Some(true), ..Default::default() },
-            Err(e) => Actual { valid: Some(false), reason: Some(errors_text(&e.diagnostics)), ..Default::default() },
+            Ok(_) => Actual {
+                valid: Some(true),
+                ..Default::default()
+            },
+            Err(e) => Actual {
+                valid: Some(false),
+                reason: Some(errors_text(&e.diagnostics)),
+                ..Default::default()
+            },
         }),
         _ => {
             let set = load::rule_set(&case.rules).map_err(CaseError::Rules)?;
-            let ctx = request_context(case.user.as_ref(), case.request.as_ref(), case.action == Action::Search)?;
-            with_rules(case, engine, &set, &ctx)
+            let mut ctx = request_context(
+                case.user.as_ref(),
+                case.request.as_ref(),
+                case.action == Action::Search,
+            )?;
+            match add_app_values(&set, &mut ctx, case.request.as_ref()) {
+                Ok(()) => with_rules(case, engine, &set, &ctx),
+                Err(error) => Ok(denied(case.action, error.to_string())),
+            }
         }
     }
+}
+
+/// The answer when the request context cannot be built (a secret the rules read is missing):
+/// every decision denies, with the reason (fail closed).
+fn denied(action: Action, reason: String) -> Actual {
+    let mut actual = Actual {
+        error: Some(reason),
+        ..Default::default()
+    };
+    match action {
+        Action::Read | Action::Search => actual.visible = Some(false),
+        Action::RoleSelection => actual.role = Some(None),
+        Action::SyncSession => {
+            actual.role = Some(None);
+            actual.readable = Some(false);
+            actual.writable = Some(false);
+        }
+        Action::Pbs => {
+            actual.read = Some(false);
+            actual.write = Some(false);
+        }
+        Action::Insert
+        | Action::Update
+        | Action::Delete
+        | Action::SyncWrite
+        | Action::ServiceRule
+        | Action::CanEvaluate => actual.allowed = Some(false),
+        Action::Expression | Action::Filters | Action::ValidateConfig => {}
+    }
+    actual
 }
 
 fn missing(case: &Case, what: &str) -> CaseError {
@@ -171,7 +260,10 @@ fn missing(case: &Case, what: &str) -> CaseError {
 }
 
 fn operation_kind(case: &Case) -> Option<OperationKind> {
-    case.request.as_ref().and_then(|r| r.operation.as_ref()).map(|op| op.kind)
+    case.request
+        .as_ref()
+        .and_then(|r| r.operation.as_ref())
+        .map(|op| op.kind)
 }
 
 fn is_upsert(case: &Case) -> bool {
@@ -183,18 +275,37 @@ fn is_upsert(case: &Case) -> bool {
 
 /// Whether `case` inserts its `document` (an insert operation, or an upsert without pre-image).
 fn inserts(case: &Case) -> bool {
-    case.prev_document.is_none() && (operation_kind(case) == Some(OperationKind::Insert) || is_upsert(case))
+    case.prev_document.is_none()
+        && (operation_kind(case) == Some(OperationKind::Insert) || is_upsert(case))
 }
 
 fn expression(case: &Case) -> Result<Actual, CaseError> {
-    let json = case.rules.expression.as_ref().ok_or_else(|| missing(case, "`rules.expression`"))?;
-    let dialect = if case.rules.mode == Mode::Service { Dialect::Service } else { Dialect::MongoDb };
+    let json = case
+        .rules
+        .expression
+        .as_ref()
+        .ok_or_else(|| missing(case, "`rules.expression`"))?;
+    let dialect = if case.rules.mode == Mode::Service {
+        Dialect::Service
+    } else {
+        Dialect::MongoDb
+    };
     let mut diags = Diagnostics::default();
-    let expr = parse_expr(json, dialect, Site::Any, &Place::file("<case>").key("rules").key("expression"), &mut diags);
+    let expr = parse_expr(
+        json,
+        dialect,
+        Site::Any,
+        &Place::file("<case>").key("rules").key("expression"),
+        &mut diags,
+    );
     if diags.has_errors() {
         return Err(CaseError::Expression(diags));
     }
-    let ctx = request_context(case.user.as_ref(), case.request.as_ref(), case.action == Action::Search)?;
+    let ctx = request_context(
+        case.user.as_ref(),
+        case.request.as_ref(),
+        case.action == Action::Search,
+    )?;
     let doc = to_document_opt(case.document.as_ref(), "document")?;
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
     let insert = operation_kind(case) == Some(OperationKind::Insert);
@@ -203,10 +314,23 @@ fn expression(case: &Case) -> Result<Actual, CaseError> {
         (None, true) => None,
         (None, false) => doc.as_ref(),
     };
-    let bindings = Bindings { request: &ctx, root: doc.as_ref(), prev_root, this: None, prev: None };
+    let bindings = Bindings {
+        request: &ctx,
+        root: doc.as_ref(),
+        prev_root,
+        this: None,
+        prev: None,
+    };
     Ok(match eval_expr(&expr, &bindings) {
-        Ok(result) => Actual { result: Some(result), ..Default::default() },
-        Err(e) => Actual { result: Some(false), error: Some(e.to_string()), ..Default::default() },
+        Ok(result) => Actual {
+            result: Some(result),
+            ..Default::default()
+        },
+        Err(e) => Actual {
+            result: Some(false),
+            error: Some(e.to_string()),
+            ..Default::default()
+        },
     })
 }
 
@@ -215,7 +339,11 @@ fn namespace(case: &Case, set: &RuleSet) -> (String, String) {
     if let Some(ns) = load::collection_namespace(&case.rules) {
         return ns;
     }
-    let known = || set.data_sources.values().flat_map(|ds| ds.collections.keys());
+    let known = || {
+        set.data_sources
+            .values()
+            .flat_map(|ds| ds.collections.keys())
+    };
     if let Some(name) = &case.rules.collection {
         if let Some((db, coll)) = name.split_once('.') {
             return (db.to_string(), coll.to_string());
@@ -228,20 +356,31 @@ fn namespace(case: &Case, set: &RuleSet) -> (String, String) {
     let mut all = known();
     match (all.next(), all.next()) {
         (Some((db, coll)), None) => (db.clone(), coll.clone()),
-        _ => (load::DEFAULT_NAMESPACE.0.to_string(), load::DEFAULT_NAMESPACE.1.to_string()),
+        _ => (
+            load::DEFAULT_NAMESPACE.0.to_string(),
+            load::DEFAULT_NAMESPACE.1.to_string(),
+        ),
     }
 }
 
-fn with_rules(case: &Case, engine: &dyn CaseEngine, set: &RuleSet, ctx: &RequestContext) -> Result<Actual, CaseError> {
+fn with_rules(
+    case: &Case,
+    engine: &dyn CaseEngine,
+    set: &RuleSet,
+    ctx: &RequestContext,
+) -> Result<Actual, CaseError> {
     let (db, coll) = namespace(case, set);
-    let policy = set.policy(None, &db, &coll).unwrap_or(CollectionPolicy {
-        roles: &[],
-        role_source: RoleSource::Default,
-        filters: &[],
-        schema: None,
-        sync: None,
-        collection: &coll,
-    });
+    // No data source at all: nothing governs the namespace (the system user still passes).
+    let policy = set
+        .policy(None, &db, &coll)
+        .unwrap_or_else(|| CollectionPolicy {
+            roles: &[],
+            role_source: RoleSource::Default,
+            filters: &[],
+            schema: None,
+            sync: None,
+            collection: coll.clone(),
+        });
     let doc = to_document_opt(case.document.as_ref(), "document")?;
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
     let need_doc = || doc.as_ref().ok_or_else(|| missing(case, "`document`"));
@@ -258,21 +397,45 @@ fn with_rules(case: &Case, engine: &dyn CaseEngine, set: &RuleSet, ctx: &Request
                 engine.role(&policy, ctx, stored)
             };
             Ok(match role {
-                Ok(role) => Actual { role: Some(role), ..Default::default() },
-                Err(e) => Actual { role: Some(None), error: Some(e), ..Default::default() },
+                Ok(role) => Actual {
+                    role: Some(role),
+                    ..Default::default()
+                },
+                Err(e) => Actual {
+                    role: Some(None),
+                    error: Some(e),
+                    ..Default::default()
+                },
             })
         }
-        Action::Read | Action::Search => Ok(read_actual(engine.read(&policy, ctx, need_doc()?, false))),
-        Action::Insert => Ok(write_actual(engine.insert(&policy, ctx, need_doc()?, false))),
+        Action::Read | Action::Search => {
+            Ok(read_actual(engine.read(&policy, ctx, need_doc()?, false)))
+        }
+        Action::Insert => Ok(write_actual(engine.insert(
+            &policy,
+            ctx,
+            need_doc()?,
+            false,
+        ))),
         Action::Update => {
             let post = need_doc()?;
             Ok(write_actual(match &prev {
                 Some(pre) => engine.update(&policy, ctx, pre, post, false),
                 None if is_upsert(case) => engine.insert(&policy, ctx, post, false),
-                None => return Err(missing(case, "`prevDocument` (or an upsert operation, which inserts)")),
+                None => {
+                    return Err(missing(
+                        case,
+                        "`prevDocument` (or an upsert operation, which inserts)",
+                    ));
+                }
             }))
         }
-        Action::Delete => Ok(write_actual(engine.delete(&policy, ctx, need_doc()?, false))),
+        Action::Delete => Ok(write_actual(engine.delete(
+            &policy,
+            ctx,
+            need_doc()?,
+            false,
+        ))),
         Action::SyncSession => {
             let later = later_context(ctx, case.request.as_ref())?;
             let out = engine.sync_session(&policy, ctx, doc.as_ref(), later.as_ref());
@@ -303,7 +466,11 @@ fn with_rules(case: &Case, engine: &dyn CaseEngine, set: &RuleSet, ctx: &Request
                 .find_map(|ds| ds.partition_sync.as_ref())
                 .ok_or_else(|| missing(case, "`rules.partition_permissions`"))?;
             let access = engine.partition(perms, ctx);
-            Ok(Actual { read: Some(access.read), write: Some(access.write), ..Default::default() })
+            Ok(Actual {
+                read: Some(access.read),
+                write: Some(access.write),
+                ..Default::default()
+            })
         }
         Action::ServiceRule => {
             let action = case
@@ -315,7 +482,11 @@ fn with_rules(case: &Case, engine: &dyn CaseEngine, set: &RuleSet, ctx: &Request
             Ok(decision(engine.service_action(&rules, ctx, action)))
         }
         Action::CanEvaluate => {
-            let function = set.functions.values().next().ok_or_else(|| missing(case, "`rules.can_evaluate`"))?;
+            let function = set
+                .functions
+                .values()
+                .next()
+                .ok_or_else(|| missing(case, "`rules.can_evaluate`"))?;
             Ok(decision(engine.can_evaluate(function, ctx)))
         }
         Action::Filters => super::filters::run(case, &policy, ctx),
@@ -324,8 +495,15 @@ fn with_rules(case: &Case, engine: &dyn CaseEngine, set: &RuleSet, ctx: &Request
 
 fn decision(result: Result<bool, String>) -> Actual {
     match result {
-        Ok(allowed) => Actual { allowed: Some(allowed), ..Default::default() },
-        Err(e) => Actual { allowed: Some(false), error: Some(e), ..Default::default() },
+        Ok(allowed) => Actual {
+            allowed: Some(allowed),
+            ..Default::default()
+        },
+        Err(e) => Actual {
+            allowed: Some(false),
+            error: Some(e),
+            ..Default::default()
+        },
     }
 }
 
@@ -354,11 +532,88 @@ pub fn write_actual(out: WriteOutcome) -> Actual {
 
 /// Decodes `collection_documents` (for `filters` cases).
 pub(super) fn collection_documents(case: &Case) -> Result<Vec<Document>, CaseError> {
-    let docs = case.request.as_ref().and_then(|r| r.collection_documents.as_ref());
+    let docs = case
+        .request
+        .as_ref()
+        .and_then(|r| r.collection_documents.as_ref());
     Ok(docs
         .into_iter()
         .flatten()
         .enumerate()
         .map(|(i, d)| to_document(d, &format!("request.collection_documents[{i}]")))
         .collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn case(v: Value) -> Case {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn base(action: &str, expected: Value) -> Value {
+        json!({
+            "name": "t", "source": "unit test", "notes": "[spec] unit test",
+            "rules": {"mode": "mongodb", "collection_rules": {"database": "app", "collection": "items",
+                      "roles": [{"name": "rw", "apply_when": {}, "read": true, "write": true, "insert": false}]},
+                      "default_rule": null},
+            "user": {"id": "u1", "type": "normal", "data": {}, "custom_data": {}, "identities": []},
+            "document": {"_id": 1, "a": 2},
+            "action": action,
+            "expected": expected
+        })
+    }
+
+    #[test]
+    fn rules_that_do_not_load_fail_the_case_with_the_errors() {
+        let mut v = base("read", json!({"visible": true}));
+        v["rules"]["collection_rules"]["roles"][0]["name"] = json!("r".repeat(101));
+        let r = run_case(&case(v), EngineChoice::Reference);
+        assert!(!r.passed);
+        assert!(
+            r.message.contains("do not load") && r.message.contains("roles[0].name"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn upsert_without_pre_image_is_an_insert() {
+        let mut v = base(
+            "update",
+            json!({"allowed": false, "error_code": "InsertNotPermitted"}),
+        );
+        v["request"] = json!({"operation": {"kind": "update", "upsert": true}});
+        let r = run_case(&case(v), EngineChoice::Reference);
+        assert!(r.passed, "{} {}", r.message, r.actual);
+    }
+
+    #[test]
+    fn update_without_pre_image_cannot_run() {
+        let v = base("update", json!({"allowed": true}));
+        let r = run_case(&case(v), EngineChoice::Reference);
+        assert!(!r.passed);
+        assert!(r.message.contains("prevDocument"), "{}", r.message);
+    }
+
+    #[test]
+    fn mismatches_name_the_key() {
+        let v = base("read", json!({"visible": true, "fields": ["_id"]}));
+        let r = run_case(&case(v), EngineChoice::Reference);
+        assert!(!r.passed);
+        assert!(r.message.starts_with("`fields`"), "{}", r.message);
+        assert_eq!(r.actual["visible"], json!(true));
+    }
+
+    #[test]
+    fn case_files_need_unique_names() {
+        let one = base("read", json!({"visible": true}));
+        let text = serde_json::to_string(&json!([one.clone(), one])).unwrap();
+        assert!(matches!(
+            parse_cases(&text),
+            Err(CaseFileError::DuplicateName { .. })
+        ));
+    }
 }

@@ -3,7 +3,8 @@
 //! Input: the path. Output: every error and warning with its file and JSON path (human: one
 //! diagnostic per line, then a summary; json: one object per diagnostic per line, then a summary
 //! object `{"valid", "errors", "warnings"}`). Exit 0 when valid, 1 when not (or when there are
-//! warnings and `--deny-warnings` is given), 2 when the path cannot be read.
+//! warnings and `--deny-warnings` is given), 2 when the path, or a file under it, cannot be read
+//! (the diagnostics are still printed). A file that is not valid JSON is invalid rules (1).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use clap::Args;
 use rolegate::error::{Diagnostic, Diagnostics, Severity};
 use serde_json::json;
 
-use super::{emit, load_rules, CliError, Exit, Format};
+use super::{CliError, Exit, Format, emit, load_rules};
 
 /// Arguments of `rolegate check`.
 #[derive(Debug, Args)]
@@ -30,17 +31,27 @@ pub struct CheckArgs {
 /// Runs `check`.
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     if !args.path.exists() {
-        return Err(CliError::new(format!("cannot read `{}`: no such file or directory", args.path.display())));
+        return Err(CliError::new(format!(
+            "cannot read `{}`: no such file or directory",
+            args.path.display()
+        )));
     }
     let diagnostics = match load_rules(&args.path) {
         Ok(set) => set.warnings,
         Err(e) => e.diagnostics,
     };
-    report(&diagnostics, args, out)
+    let exit = report(&diagnostics, args, out)?;
+    // A file that could not be read is an I/O error, not a verdict on the rules.
+    let unreadable = diagnostics.errors().any(|d| d.code == "io");
+    Ok(if unreadable { Exit::Usage } else { exit })
 }
 
 /// Prints `diagnostics` and decides the exit code.
-pub fn report(diagnostics: &Diagnostics, args: &CheckArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
+pub fn report(
+    diagnostics: &Diagnostics,
+    args: &CheckArgs,
+    out: &mut dyn Write,
+) -> Result<Exit, CliError> {
     let errors = diagnostics.errors().count();
     let warnings = diagnostics.warnings().count();
     let valid = errors == 0;
@@ -53,9 +64,18 @@ pub fn report(diagnostics: &Diagnostics, args: &CheckArgs, out: &mut dyn Write) 
     match args.format {
         Format::Human => {
             let verdict = if valid { "valid" } else { "invalid" };
-            emit(out, format_args!("{}: {verdict} ({errors} errors, {warnings} warnings)", args.path.display()))?;
+            emit(
+                out,
+                format_args!(
+                    "{}: {verdict} ({errors} errors, {warnings} warnings)",
+                    args.path.display()
+                ),
+            )?;
         }
-        Format::Json => emit(out, json!({"valid": valid, "errors": errors, "warnings": warnings}))?,
+        Format::Json => emit(
+            out,
+            json!({"valid": valid, "errors": errors, "warnings": warnings}),
+        )?,
     }
     Ok(Exit::answer(valid && !(args.deny_warnings && warnings > 0)))
 }

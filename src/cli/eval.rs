@@ -24,19 +24,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use bson::{Bson, Document};
+use bson::Document;
 use clap::{Args, ValueEnum};
-use rolegate::case::context::{request_context, to_document, InputError};
-use rolegate::case::model::CaseRequest;
+use rolegate::Rules;
 use rolegate::case::EngineChoice;
+use rolegate::case::context::{InputError, add_app_values, request_context, to_document};
+use rolegate::case::model::CaseRequest;
 use rolegate::context::RequestContext;
 use rolegate::outcome::{Explanation, ReadOutcome, WriteOutcome};
-use rolegate::query::{memory, plan, QueryPlan};
-use rolegate::rules::{CollectionPolicy, RuleSet, ValueDef};
+use rolegate::query::{QueryPlan, memory, plan};
+use rolegate::rules::CollectionPolicy;
 use rolegate::value::ejson::document_to_json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::{emit, load_rules, read_json, read_json_lines, CliError, Exit, Format};
+use super::{CliError, Exit, Format, emit, load_rules, read_json, read_json_lines};
 
 /// What is asked for each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,7 +65,12 @@ pub struct EvalArgs {
     #[arg(long, value_enum)]
     pub action: EvalAction,
     /// One document (JSON, Extended JSON allowed): stored, inserted, or the post-image.
-    #[arg(long, value_name = "DOC.json", required_unless_present = "documents", conflicts_with = "documents")]
+    #[arg(
+        long,
+        value_name = "DOC.json",
+        required_unless_present = "documents",
+        conflicts_with = "documents"
+    )]
     pub document: Option<PathBuf>,
     /// Many documents, one JSON object per line.
     #[arg(long, value_name = "DOCS.jsonl")]
@@ -95,14 +101,18 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let user = read_json(&args.user)?;
     let request = match &args.request {
         Some(path) => Some(
-            serde_json::from_value::<CaseRequest>(read_json(path)?)
-                .map_err(|e| CliError::new(format!("`{}` is not a valid request: {e}", path.display())))?,
+            serde_json::from_value::<CaseRequest>(read_json(path)?).map_err(|e| {
+                CliError::new(format!("`{}` is not a valid request: {e}", path.display()))
+            })?,
         ),
         None => None,
     };
     let items = items(args)?;
     if !args.path.exists() {
-        return Err(CliError::new(format!("cannot read `{}`: no such file or directory", args.path.display())));
+        return Err(CliError::new(format!(
+            "cannot read `{}`: no such file or directory",
+            args.path.display()
+        )));
     }
     let set = load_rules(&args.path).map_err(|e| {
         let lines: Vec<String> = e.diagnostics.0.iter().map(ToString::to_string).collect();
@@ -111,20 +121,27 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let search = args.action == EvalAction::Search;
     let mut ctx = request_context(Some(&user), request.as_ref(), search)
         .map_err(|e| input_error(e, &args.user, args.request.as_deref()))?;
-    add_app_values(&set, &mut ctx, request.as_ref());
-    let policy = policy(&set, &args.collection)?;
+    add_app_values(&set, &mut ctx, request.as_ref()).map_err(|e| CliError::new(e.to_string()))?;
     for w in set.warnings.warnings() {
         eprintln!("{w}");
     }
+    let rules = Rules::new(set);
+    let collection = rules
+        .collection(&args.collection)
+        .map_err(|e| CliError::new(e.to_string()))?;
+    let policy = collection.policy();
 
     let mut all_yes = true;
     let mut selection = None;
     if matches!(args.action, EvalAction::Read | EvalAction::Search) {
-        match query_plan(&policy, &ctx, request.as_ref())? {
+        match query_plan(policy, &ctx, request.as_ref())? {
             Ok(plan) => {
                 print_plan(&plan, args.format, out)?;
-                let query = memory::compile_query(&plan.query)
-                    .map_err(|e| CliError::new(format!("the merged query is not a valid MongoDB query: {e}")))?;
+                let query = memory::compile_query(&plan.query).map_err(|e| {
+                    CliError::new(format!(
+                        "the merged query is not a valid MongoDB query: {e}"
+                    ))
+                })?;
                 selection = Some((query, plan.projection));
             }
             Err(e) => {
@@ -141,11 +158,13 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         let n = i + 1;
         let yes = match args.action {
             EvalAction::Read | EvalAction::Search => {
-                let Some((query, projection)) = &selection else { continue };
+                let Some((query, projection)) = &selection else {
+                    continue;
+                };
                 match memory::matches_with(query, &item.doc, &ctx) {
                     Ok(true) => {
                         let projected = memory::project(projection, &item.doc);
-                        let o = engine.read(&policy, &ctx, &projected, args.explain);
+                        let o = engine.read(policy, &ctx, &projected, args.explain);
                         print_read(n, item, Some(&o), args, out)?;
                         o.visible
                     }
@@ -153,14 +172,40 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                         print_read(n, item, None, args, out)?;
                         false
                     }
-                    Err(e) => return Err(CliError::new(format!("{}: the query cannot be evaluated: {e}", item.label))),
+                    Err(e) => {
+                        return Err(CliError::new(format!(
+                            "{}: the query cannot be evaluated: {e}",
+                            item.label
+                        )));
+                    }
                 }
             }
-            EvalAction::Insert => print_write(n, item, &engine.insert(&policy, &ctx, &item.doc, args.explain), args, out)?,
-            EvalAction::Delete => print_write(n, item, &engine.delete(&policy, &ctx, &item.doc, args.explain), args, out)?,
+            EvalAction::Insert => print_write(
+                n,
+                item,
+                &engine.insert(policy, &ctx, &item.doc, args.explain),
+                args,
+                out,
+            )?,
+            EvalAction::Delete => print_write(
+                n,
+                item,
+                &engine.delete(policy, &ctx, &item.doc, args.explain),
+                args,
+                out,
+            )?,
             EvalAction::Update => {
-                let pre = item.prev.as_ref().ok_or_else(|| CliError::new("`--action update` needs `--prev`"))?;
-                print_write(n, item, &engine.update(&policy, &ctx, pre, &item.doc, args.explain), args, out)?
+                let pre = item
+                    .prev
+                    .as_ref()
+                    .ok_or_else(|| CliError::new("`--action update` needs `--prev`"))?;
+                print_write(
+                    n,
+                    item,
+                    &engine.update(policy, &ctx, pre, &item.doc, args.explain),
+                    args,
+                    out,
+                )?
             }
         };
         all_yes &= yes;
@@ -180,13 +225,16 @@ fn input_error(e: InputError, user: &Path, request: Option<&Path>) -> CliError {
 /// Reads the documents (and pre-images) to decide.
 fn items(args: &EvalArgs) -> Result<Vec<Item>, CliError> {
     let doc_of = |value: &Value, path: &Path, label: &str| {
-        to_document(value, label).map_err(|e| CliError::new(format!("`{}`: {}", path.display(), e.message)))
+        to_document(value, label)
+            .map_err(|e| CliError::new(format!("`{}`: {}", path.display(), e.message)))
     };
     if args.prev.is_some() && args.action != EvalAction::Update {
         return Err(CliError::new("`--prev` is only for `--action update`"));
     }
     if args.action == EvalAction::Update && args.prev.is_none() {
-        return Err(CliError::new("`--action update` needs `--prev` (the pre-image of each document)"));
+        return Err(CliError::new(
+            "`--action update` needs `--prev` (the pre-image of each document)",
+        ));
     }
     match (&args.document, &args.documents) {
         (Some(path), None) => {
@@ -195,7 +243,11 @@ fn items(args: &EvalArgs) -> Result<Vec<Item>, CliError> {
                 Some(p) => Some(doc_of(&read_json(p)?, p, "prev")?),
                 None => None,
             };
-            Ok(vec![Item { label: path.display().to_string(), doc, prev }])
+            Ok(vec![Item {
+                label: path.display().to_string(),
+                doc,
+                prev,
+            }])
         }
         (None, Some(path)) => {
             let lines = read_json_lines(path)?;
@@ -223,52 +275,18 @@ fn items(args: &EvalArgs) -> Result<Vec<Item>, CliError> {
                 .zip(prevs)
                 .map(|((line, v), prev)| {
                     let label = format!("{} line {line}", path.display());
-                    Ok(Item { doc: doc_of(v, path, &format!("line {line}"))?, label, prev })
+                    Ok(Item {
+                        doc: doc_of(v, path, &format!("line {line}"))?,
+                        label,
+                        prev,
+                    })
                 })
                 .collect()
         }
-        _ => Err(CliError::new("give exactly one of `--document` and `--documents`")),
+        _ => Err(CliError::new(
+            "give exactly one of `--document` and `--documents`",
+        )),
     }
-}
-
-/// `%%values`: the app's plain values, overlaid with the request's; `%%environment` values from
-/// the app when the request names only the tag.
-fn add_app_values(set: &RuleSet, ctx: &mut RequestContext, request: Option<&CaseRequest>) {
-    let mut values = Document::new();
-    for (name, def) in &set.values {
-        if let ValueDef::Plain(v) = def {
-            values.insert(name.clone(), v.clone());
-        }
-    }
-    if let Bson::Document(given) = &ctx.values {
-        for (k, v) in given {
-            values.insert(k.clone(), v.clone());
-        }
-    }
-    ctx.values = Bson::Document(values);
-    let env = request.and_then(|r| r.environment.as_ref());
-    if let Some(env) = env.filter(|e| e.values.is_none())
-        && let Some(tag) = &env.tag
-        && let Some(app_values) = set.environments.get(tag)
-        && let Bson::Document(doc) = &mut ctx.environment
-    {
-        doc.insert("values", app_values.clone());
-    }
-}
-
-/// The policy of `namespace` (`db.coll` or `data_source/db.coll`).
-fn policy<'a>(set: &'a RuleSet, namespace: &'a str) -> Result<CollectionPolicy<'a>, CliError> {
-    let (data_source, ns) = match namespace.split_once('/') {
-        Some((ds, ns)) => (Some(ds), ns),
-        None => (None, namespace),
-    };
-    let (db, coll) = ns
-        .split_once('.')
-        .ok_or_else(|| CliError::new(format!("`--collection {namespace}`: expected `database.collection`")))?;
-    set.policy(data_source, db, coll).ok_or_else(|| match data_source {
-        Some(ds) => CliError::new(format!("no data source `{ds}` in the rules")),
-        None => CliError::new("the rules define no data source"),
-    })
 }
 
 /// The query plan of a read: the request's query and projection merged with the filters.
@@ -280,15 +298,28 @@ fn query_plan(
     let operation = request.and_then(|r| r.operation.as_ref());
     let doc = |v: Option<&Value>, what: &str| match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => to_document(v, what).map(Some).map_err(|e| CliError::new(format!("request: {e}"))),
+        Some(v) => to_document(v, what)
+            .map(Some)
+            .map_err(|e| CliError::new(format!("request: {e}"))),
     };
-    let query = doc(operation.and_then(|op| op.client_query()), "operation.query")?;
+    let query = doc(
+        operation.and_then(|op| op.client_query()),
+        "operation.query",
+    )?;
     let projection = match request.and_then(|r| r.client_projection.as_ref()) {
         Some(p) => doc(Some(p), "client_projection")?,
-        None => doc(operation.and_then(|op| op.projection.as_ref()), "operation.projection")?,
+        None => doc(
+            operation.and_then(|op| op.projection.as_ref()),
+            "operation.projection",
+        )?,
     };
     let filters = if ctx.is_system() { &[] } else { policy.filters };
-    Ok(plan::plan(filters, query.as_ref(), projection.as_ref(), ctx))
+    Ok(plan::plan(
+        filters,
+        query.as_ref(),
+        projection.as_ref(),
+        ctx,
+    ))
 }
 
 fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
@@ -296,19 +327,27 @@ fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(
     let projection = document_to_json(&plan.projection);
     match format {
         Format::Human => {
-            let applied = if plan.applied.is_empty() { "none".to_string() } else { plan.applied.join(", ") };
+            let applied = if plan.applied.is_empty() {
+                "none".to_string()
+            } else {
+                plan.applied.join(", ")
+            };
             emit(out, "query plan:")?;
             emit(out, format_args!("  filters applied: {applied}"))?;
             emit(out, format_args!("  query:      {query}"))?;
             emit(out, format_args!("  projection: {projection}"))?;
             emit(out, "")
         }
-        Format::Json => emit(out, json!({"plan": {"applied": plan.applied, "query": query, "projection": projection}})),
+        Format::Json => emit(
+            out,
+            json!({"plan": {"applied": plan.applied, "query": query, "projection": projection}}),
+        ),
     }
 }
 
 fn role_text(role: &Option<String>) -> String {
-    role.as_ref().map_or_else(|| "no role".to_string(), |r| format!("role `{r}`"))
+    role.as_ref()
+        .map_or_else(|| "no role".to_string(), |r| format!("role `{r}`"))
 }
 
 fn explanation_json(e: &Explanation) -> Value {
@@ -329,17 +368,39 @@ fn print_explanation(e: &Explanation, out: &mut dyn Write) -> Result<(), CliErro
 }
 
 /// Prints a read decision; `None` when the query plan does not select the document.
-fn print_read(n: usize, item: &Item, o: Option<&ReadOutcome>, args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
+fn print_read(
+    n: usize,
+    item: &Item,
+    o: Option<&ReadOutcome>,
+    args: &EvalArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let Some(o) = o else {
         return match args.format {
-            Format::Human => emit(out, format_args!("document {n} ({}): not selected by the query plan: withheld", item.label)),
-            Format::Json => emit(out, json!({"document": n, "source": item.label, "selected": false, "visible": false})),
+            Format::Human => emit(
+                out,
+                format_args!(
+                    "document {n} ({}): not selected by the query plan: withheld",
+                    item.label
+                ),
+            ),
+            Format::Json => emit(
+                out,
+                json!({"document": n, "source": item.label, "selected": false, "visible": false}),
+            ),
         };
     };
     match args.format {
         Format::Human => {
             let verdict = if o.visible { "visible" } else { "withheld" };
-            emit(out, format_args!("document {n} ({}): {}: {verdict}", item.label, role_text(&o.role)))?;
+            emit(
+                out,
+                format_args!(
+                    "document {n} ({}): {}: {verdict}",
+                    item.label,
+                    role_text(&o.role)
+                ),
+            )?;
             if let Some(doc) = &o.document {
                 emit(out, format_args!("  {}", document_to_json(doc)))?;
             }
@@ -370,7 +431,13 @@ fn print_read(n: usize, item: &Item, o: Option<&ReadOutcome>, args: &EvalArgs, o
     }
 }
 
-fn print_write(n: usize, item: &Item, o: &WriteOutcome, args: &EvalArgs, out: &mut dyn Write) -> Result<bool, CliError> {
+fn print_write(
+    n: usize,
+    item: &Item,
+    o: &WriteOutcome,
+    args: &EvalArgs,
+    out: &mut dyn Write,
+) -> Result<bool, CliError> {
     match args.format {
         Format::Human => {
             let verdict = match &o.error {
@@ -378,7 +445,14 @@ fn print_write(n: usize, item: &Item, o: &WriteOutcome, args: &EvalArgs, out: &m
                 None => "refused".to_string(),
                 Some(e) => format!("refused ({}: {})", e.code, e.message),
             };
-            emit(out, format_args!("document {n} ({}): {}: {verdict}", item.label, role_text(&o.role)))?;
+            emit(
+                out,
+                format_args!(
+                    "document {n} ({}): {}: {verdict}",
+                    item.label,
+                    role_text(&o.role)
+                ),
+            )?;
             if args.explain {
                 print_explanation(&o.explanation, out)?;
             }

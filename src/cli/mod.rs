@@ -60,7 +60,11 @@ pub fn main() -> Exit {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage } else { Exit::Ok };
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
         }
     };
     run(cli)
@@ -103,7 +107,10 @@ impl fmt::Display for CliError {
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), quiet: false }
+        CliError {
+            message: message.into(),
+            quiet: false,
+        }
     }
 }
 
@@ -117,7 +124,8 @@ pub fn emit(out: &mut dyn Write, line: impl fmt::Display) -> Result<(), CliError
 
 /// Reads a whole text file.
 pub fn read_text(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|e| CliError::new(format!("cannot read `{}`: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("cannot read `{}`: {e}", path.display())))
 }
 
 /// Reads a JSON file holding one value (an empty file is an error).
@@ -126,7 +134,8 @@ pub fn read_json(path: &Path) -> Result<Value, CliError> {
     if text.trim().is_empty() {
         return Err(CliError::new(format!("`{}` is empty", path.display())));
     }
-    serde_json::from_str(&text).map_err(|e| CliError::new(format!("`{}` is not valid JSON: {e}", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::new(format!("`{}` is not valid JSON: {e}", path.display())))
 }
 
 /// Reads a JSON Lines file: one JSON value per non-blank line, with its 1-based line number.
@@ -137,12 +146,20 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
         if line.trim().is_empty() {
             continue;
         }
-        let value = serde_json::from_str(line)
-            .map_err(|e| CliError::new(format!("`{}` line {}: not valid JSON: {e}", path.display(), i + 1)))?;
+        let value = serde_json::from_str(line).map_err(|e| {
+            CliError::new(format!(
+                "`{}` line {}: not valid JSON: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
         values.push((i + 1, value));
     }
     if values.is_empty() {
-        return Err(CliError::new(format!("`{}` holds no JSON lines", path.display())));
+        return Err(CliError::new(format!(
+            "`{}` holds no JSON lines",
+            path.display()
+        )));
     }
     Ok(values)
 }

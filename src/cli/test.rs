@@ -9,10 +9,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use rolegate::case::{load_case_file, run_case, EngineChoice};
+use rolegate::case::{EngineChoice, load_case_file, run_case};
 use serde_json::json;
 
-use super::{emit, CliError, Exit, Format};
+use super::{CliError, Exit, Format, emit};
 
 /// Arguments of `rolegate test`.
 #[derive(Debug, Args)]
@@ -54,7 +54,15 @@ pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                     }),
                 )?,
                 Format::Human if !result.passed => {
-                    emit(out, format_args!("FAIL {} ({}): {}", result.name, path.display(), result.message))?;
+                    emit(
+                        out,
+                        format_args!(
+                            "FAIL {} ({}): {}",
+                            result.name,
+                            path.display(),
+                            result.message
+                        ),
+                    )?;
                     emit(out, format_args!("  expected: {}", result.expected))?;
                     emit(out, format_args!("  actual:   {}", result.actual))?;
                 }

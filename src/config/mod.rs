@@ -40,8 +40,8 @@ use serde_json::Value;
 
 use crate::error::{Diagnostics, LoadError};
 use crate::rules::RuleSet;
-use crate::rules::build::FunctionCheck;
 
+pub use crate::rules::build::FunctionCheck;
 pub use layout::{FileKind, app_relative, classify};
 pub use source::parse_json;
 

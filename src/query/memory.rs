@@ -17,6 +17,9 @@
 //! * **exclusive**: removes the listed paths (through sub-documents and the document elements of
 //!   arrays), and `_id` when `"_id": 0`.
 //!
+//! Arrays nested in arrays deeper than [`MAX_DEPTH`] levels under a projected path are dropped
+//! from the output (fail closed).
+//!
 //! Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) are not supported;
 //! their keys are treated as plain included paths.
 
@@ -28,7 +31,7 @@ use crate::context::RequestContext;
 use crate::error::{Diagnostics, LoadError, Place};
 use crate::expr::{Expr, parse_query};
 use crate::query::plan::QueryPlan;
-use crate::value::compare::truthy;
+use crate::value::compare::{MAX_DEPTH, truthy};
 use crate::value::eval::{Bindings, EvalError, Semantics, eval_expr_with};
 
 /// Running a plan in memory failed.
@@ -165,7 +168,7 @@ pub fn project(projection: &Document, doc: &Document) -> Document {
                     out.insert(k.clone(), v.clone());
                 }
             } else if let Some(node) = tree.get(k) {
-                if let Some(v) = include_value(v, node) {
+                if let Some(v) = include_value(v, node, 1) {
                     out.insert(k.clone(), v);
                 }
             }
@@ -173,7 +176,7 @@ pub fn project(projection: &Document, doc: &Document) -> Document {
         out
     } else {
         let tree = Tree::of(&excluded);
-        let mut out = exclude_doc(doc, &tree);
+        let mut out = exclude_doc(doc, &tree, 0);
         if !keep_id {
             out.remove("_id");
         }
@@ -181,11 +184,11 @@ pub fn project(projection: &Document, doc: &Document) -> Document {
     }
 }
 
-fn include_doc(doc: &Document, tree: &Tree) -> Document {
+fn include_doc(doc: &Document, tree: &Tree, depth: usize) -> Document {
     let mut out = Document::new();
     for (k, v) in doc {
         if let Some(node) = tree.get(k) {
-            if let Some(v) = include_value(v, node) {
+            if let Some(v) = include_value(v, node, depth + 1) {
                 out.insert(k.clone(), v);
             }
         }
@@ -193,16 +196,21 @@ fn include_doc(doc: &Document, tree: &Tree) -> Document {
     out
 }
 
-fn include_value(v: &Bson, node: &Node) -> Option<Bson> {
+/// The part of `v` that `node` includes; `None` drops it. Values nested deeper than
+/// [`MAX_DEPTH`] are dropped (fail closed: a projection never shows more).
+fn include_value(v: &Bson, node: &Node, depth: usize) -> Option<Bson> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
     match node {
         Node::Leaf => Some(v.clone()),
         Node::Branch(sub) => match v {
-            Bson::Document(d) => Some(Bson::Document(include_doc(d, sub))),
+            Bson::Document(d) => Some(Bson::Document(include_doc(d, sub, depth))),
             Bson::Array(items) => Some(Bson::Array(
                 items
                     .iter()
                     .filter_map(|i| match i {
-                        Bson::Document(_) | Bson::Array(_) => include_value(i, node),
+                        Bson::Document(_) | Bson::Array(_) => include_value(i, node, depth + 1),
                         _ => None,
                     })
                     .collect(),
@@ -212,7 +220,7 @@ fn include_value(v: &Bson, node: &Node) -> Option<Bson> {
     }
 }
 
-fn exclude_doc(doc: &Document, tree: &Tree) -> Document {
+fn exclude_doc(doc: &Document, tree: &Tree, depth: usize) -> Document {
     let mut out = Document::new();
     for (k, v) in doc {
         match tree.get(k) {
@@ -221,19 +229,29 @@ fn exclude_doc(doc: &Document, tree: &Tree) -> Document {
             }
             Some(Node::Leaf) => {}
             Some(node @ Node::Branch(_)) => {
-                out.insert(k.clone(), exclude_value(v, node));
+                if let Some(v) = exclude_value(v, node, depth + 1) {
+                    out.insert(k.clone(), v);
+                }
             }
         }
     }
     out
 }
 
-fn exclude_value(v: &Bson, node: &Node) -> Bson {
+/// `v` without what `node` excludes; `None` drops it. Values nested deeper than [`MAX_DEPTH`]
+/// are dropped (fail closed: an excluded field could hide in them).
+fn exclude_value(v: &Bson, node: &Node, depth: usize) -> Option<Bson> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
     match (v, node) {
-        (Bson::Document(d), Node::Branch(sub)) => Bson::Document(exclude_doc(d, sub)),
-        (Bson::Array(items), Node::Branch(_)) => {
-            Bson::Array(items.iter().map(|i| exclude_value(i, node)).collect())
-        }
-        _ => v.clone(),
+        (Bson::Document(d), Node::Branch(sub)) => Some(Bson::Document(exclude_doc(d, sub, depth))),
+        (Bson::Array(items), Node::Branch(_)) => Some(Bson::Array(
+            items
+                .iter()
+                .filter_map(|i| exclude_value(i, node, depth + 1))
+                .collect(),
+        )),
+        _ => Some(v.clone()),
     }
 }

@@ -68,12 +68,17 @@ pub enum PlanError {
     #[error(
         "projection conflict: {inclusive} is inclusive but {exclusive} is exclusive; all projections must be of one kind"
     )]
-    ProjectionConflict { inclusive: String, exclusive: String },
+    ProjectionConflict {
+        inclusive: String,
+        exclusive: String,
+    },
     /// One projection both includes and excludes fields (other than `_id`).
     #[error("{origin} mixes included and excluded fields")]
     MixedProjection { origin: String },
     /// The inclusive projections have no field in common and `_id` is excluded.
-    #[error("the projections have no field in common and `_id` is excluded, so nothing could be returned")]
+    #[error(
+        "the projections have no field in common and `_id` is excluded, so nothing could be returned"
+    )]
     EmptyProjection,
 }
 

@@ -30,11 +30,19 @@ pub(crate) struct Inherited {
 }
 
 fn bind<'a>(base: &Bindings<'a>, this: Option<&'a Bson>, prev: Option<&'a Bson>) -> Bindings<'a> {
-    Bindings { this, prev, ..*base }
+    Bindings {
+        this,
+        prev,
+        ..*base
+    }
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
 }
 
 /// Evaluates `read`/`write` of `perms` for one value, unless a parent decided them.
@@ -48,14 +56,22 @@ fn decide(
 ) -> Result<Inherited, Failure> {
     let read = match (inherited.read, want_read) {
         (Some(r), _) => Some(r),
-        (None, true) => trace.eval_opt(perms.read.as_ref(), bindings, &format!("read of field `{path}`"))?,
+        (None, true) => trace.eval_opt(
+            perms.read.as_ref(),
+            bindings,
+            &format!("read of field `{path}`"),
+        )?,
         (None, false) => None,
     };
     // Write implies read: only evaluate `write` for reads when `read` did not already grant it.
     let write = match inherited.write {
         Some(w) => Some(w),
         None if want_read && read == Some(true) => None,
-        None => trace.eval_opt(perms.write.as_ref(), bindings, &format!("write of field `{path}`"))?,
+        None => trace.eval_opt(
+            perms.write.as_ref(),
+            bindings,
+            &format!("write of field `{path}`"),
+        )?,
     };
     Ok(Inherited { read, write })
 }
@@ -78,7 +94,14 @@ pub(crate) fn redact(
             None => (tree.additional.as_ref(), None),
         };
         let empty = FieldPermissions::default();
-        let decided = decide(perms.unwrap_or(&empty), inherited, &bindings, trace, &path, true)?;
+        let decided = decide(
+            perms.unwrap_or(&empty),
+            inherited,
+            &bindings,
+            trace,
+            &path,
+            true,
+        )?;
         if decided.read == Some(true) || decided.write == Some(true) {
             out.insert(key.clone(), value.clone());
             continue;
@@ -140,20 +163,32 @@ struct Change<'a> {
 /// The fields whose value differs between `prev` and `this` (added, removed and changed, U13).
 /// For inserts pass `prev = None`; for deletes pass the stored document as both (every field
 /// counts as touched, with `%%this` = `%%prev` = its value).
-fn changes<'a>(prev: Option<&'a Document>, this: Option<&'a Document>, all: bool) -> Vec<Change<'a>> {
+fn changes<'a>(
+    prev: Option<&'a Document>,
+    this: Option<&'a Document>,
+    all: bool,
+) -> Vec<Change<'a>> {
     let mut out = Vec::new();
     if let Some(p) = prev {
         for (k, pv) in p {
             let tv = this.and_then(|t| t.get(k));
             if all || tv.is_none_or(|tv| tv != pv) {
-                out.push(Change { key: k.clone(), prev: Some(pv), this: tv });
+                out.push(Change {
+                    key: k.clone(),
+                    prev: Some(pv),
+                    this: tv,
+                });
             }
         }
     }
     if let Some(t) = this {
         for (k, tv) in t {
             if prev.is_none_or(|p| !p.contains_key(k)) {
-                out.push(Change { key: k.clone(), prev: None, this: Some(tv) });
+                out.push(Change {
+                    key: k.clone(),
+                    prev: None,
+                    this: Some(tv),
+                });
             }
         }
     }
@@ -179,7 +214,15 @@ pub(crate) fn all_writable(
             None => (tree.additional.as_ref(), None),
         };
         let empty = FieldPermissions::default();
-        let write = decide(perms.unwrap_or(&empty), Inherited::default(), &bindings, trace, &path, false)?.write;
+        let write = decide(
+            perms.unwrap_or(&empty),
+            Inherited::default(),
+            &bindings,
+            trace,
+            &path,
+            false,
+        )?
+        .write;
         let ok = match (write, nested) {
             (Some(w), _) => w,
             (None, Some(nested)) if !nested.is_empty() => {
@@ -222,8 +265,18 @@ fn nested_writable(
                     continue;
                 }
                 let elem_path = format!("{path}.{i}");
-                let (Ok(pd), Ok(td)) = (as_doc(pe), as_doc(te)) else { return Ok(false) };
-                if !all_writable(tree, pd, td, all || pd.is_none() || td.is_none(), base, trace, &elem_path)? {
+                let (Ok(pd), Ok(td)) = (as_doc(pe), as_doc(te)) else {
+                    return Ok(false);
+                };
+                if !all_writable(
+                    tree,
+                    pd,
+                    td,
+                    all || pd.is_none() || td.is_none(),
+                    base,
+                    trace,
+                    &elem_path,
+                )? {
                     return Ok(false);
                 }
             }
@@ -232,8 +285,14 @@ fn nested_writable(
         (Some(Bson::Array(items)), None) | (None, Some(Bson::Array(items))) => {
             let removed = this.is_none();
             for (i, item) in items.iter().enumerate() {
-                let Bson::Document(d) = item else { return Ok(false) };
-                let (pd, td) = if removed { (Some(d), None) } else { (None, Some(d)) };
+                let Bson::Document(d) = item else {
+                    return Ok(false);
+                };
+                let (pd, td) = if removed {
+                    (Some(d), None)
+                } else {
+                    (None, Some(d))
+                };
                 if !all_writable(tree, pd, td, true, base, trace, &format!("{path}.{i}"))? {
                     return Ok(false);
                 }
@@ -241,8 +300,18 @@ fn nested_writable(
             Ok(true)
         }
         _ => {
-            let (Ok(pd), Ok(td)) = (as_doc(prev), as_doc(this)) else { return Ok(false) };
-            all_writable(tree, pd, td, all || pd.is_none() || td.is_none(), base, trace, path)
+            let (Ok(pd), Ok(td)) = (as_doc(prev), as_doc(this)) else {
+                return Ok(false);
+            };
+            all_writable(
+                tree,
+                pd,
+                td,
+                all || pd.is_none() || td.is_none(),
+                base,
+                trace,
+                path,
+            )
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::context::RequestContext;
 use crate::error::Place;
 use crate::outcome::Explanation;
 use crate::rules::Rule;
-use crate::value::{eval_expr, Bindings, EvalError};
+use crate::value::{Bindings, EvalError, eval_expr};
 
 /// A rule that could not be evaluated; the decision it belonged to denies.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,11 @@ pub(crate) struct Trace<'a> {
 
 impl<'a> Trace<'a> {
     pub fn new(request: &'a RequestContext, explain: bool) -> Self {
-        Trace { request, explain, explanation: Explanation::default() }
+        Trace {
+            request,
+            explain,
+            explanation: Explanation::default(),
+        }
     }
 
     /// Records a step when explanations are on.
@@ -56,26 +60,47 @@ impl<'a> Trace<'a> {
     }
 
     /// Evaluates `rule` (named `what` in the explanation) under `bindings`.
-    pub fn eval(&mut self, rule: &Rule, bindings: &Bindings<'_>, what: &str) -> Result<bool, Failure> {
+    pub fn eval(
+        &mut self,
+        rule: &Rule,
+        bindings: &Bindings<'_>,
+        what: &str,
+    ) -> Result<bool, Failure> {
         match eval_expr(&rule.expr, bindings) {
             Ok(value) => {
                 self.note(Some(&rule.place), || format!("{what} is {value}"));
                 Ok(value)
             }
             Err(error) => {
-                self.note(Some(&rule.place), || format!("{what} failed: {error}; denied"));
-                Err(Failure { place: rule.place.clone(), error })
+                self.note(Some(&rule.place), || {
+                    format!("{what} failed: {error}; denied")
+                });
+                Err(Failure {
+                    place: rule.place.clone(),
+                    error,
+                })
             }
         }
     }
 
     /// Evaluates an optional rule: `None` (undefined) stays `None`.
-    pub fn eval_opt(&mut self, rule: Option<&Rule>, bindings: &Bindings<'_>, what: &str) -> Result<Option<bool>, Failure> {
+    pub fn eval_opt(
+        &mut self,
+        rule: Option<&Rule>,
+        bindings: &Bindings<'_>,
+        what: &str,
+    ) -> Result<Option<bool>, Failure> {
         rule.map(|r| self.eval(r, bindings, what)).transpose()
     }
 
     /// Evaluates an optional rule whose absence means `default`.
-    pub fn eval_or(&mut self, rule: Option<&Rule>, default: bool, bindings: &Bindings<'_>, what: &str) -> Result<bool, Failure> {
+    pub fn eval_or(
+        &mut self,
+        rule: Option<&Rule>,
+        default: bool,
+        bindings: &Bindings<'_>,
+        what: &str,
+    ) -> Result<bool, Failure> {
         Ok(self.eval_opt(rule, bindings, what)?.unwrap_or(default))
     }
 }

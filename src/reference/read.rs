@@ -5,14 +5,19 @@
 use bson::Document;
 
 use super::fields::{self, Inherited};
-use super::{roles, Failure, Trace};
+use super::{Failure, Trace, roles};
 use crate::context::RequestContext;
 use crate::outcome::ReadOutcome;
 use crate::rules::{CollectionPolicy, DocumentFilters, Role};
 use crate::value::Bindings;
 
 /// The read decision for `doc` under `policy` (`request.search` selects the Atlas Search gate).
-pub fn read(policy: &CollectionPolicy<'_>, request: &RequestContext, doc: &Document, explain: bool) -> ReadOutcome {
+pub fn read(
+    policy: &CollectionPolicy<'_>,
+    request: &RequestContext,
+    doc: &Document,
+    explain: bool,
+) -> ReadOutcome {
     let mut trace = Trace::new(request, explain);
     if request.is_system() {
         trace.note(None, || "the system user bypasses all rules".to_string());
@@ -24,7 +29,13 @@ pub fn read(policy: &CollectionPolicy<'_>, request: &RequestContext, doc: &Docum
             explanation: trace.explanation,
         };
     }
-    let bindings = Bindings { request, root: Some(doc), prev_root: Some(doc), this: None, prev: None };
+    let bindings = Bindings {
+        request,
+        root: Some(doc),
+        prev_root: Some(doc),
+        this: None,
+        prev: None,
+    };
     let (role, result) = match roles::select(policy.roles, &mut trace, &bindings) {
         Ok(None) => (None, Ok(None)),
         Ok(Some(role)) => (Some(role), decide(role, doc, &bindings, &mut trace)),
@@ -45,9 +56,15 @@ pub fn read(policy: &CollectionPolicy<'_>, request: &RequestContext, doc: &Docum
 
 /// Whether the document passes the role's read gate (`document_filters`, D1): an undefined
 /// member defaults to true; a defined `write` filter that holds also opens the read gate.
-pub(crate) fn read_gate(filters: Option<&DocumentFilters>, bindings: &Bindings<'_>, trace: &mut Trace<'_>) -> Result<bool, Failure> {
+pub(crate) fn read_gate(
+    filters: Option<&DocumentFilters>,
+    bindings: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+) -> Result<bool, Failure> {
     let Some(df) = filters else { return Ok(true) };
-    let Some(read) = &df.read else { return Ok(true) };
+    let Some(read) = &df.read else {
+        return Ok(true);
+    };
     if trace.eval(read, bindings, "document_filters.read")? {
         return Ok(true);
     }
@@ -55,13 +72,22 @@ pub(crate) fn read_gate(filters: Option<&DocumentFilters>, bindings: &Bindings<'
 }
 
 /// The redacted document under the assigned `role`, or `None` when withheld.
-fn decide(role: &Role, doc: &Document, bindings: &Bindings<'_>, trace: &mut Trace<'_>) -> Result<Option<Document>, Failure> {
+fn decide(
+    role: &Role,
+    doc: &Document,
+    bindings: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+) -> Result<Option<Document>, Failure> {
     if !read_gate(role.document_filters.as_ref(), bindings, trace)? {
-        trace.note(None, || "document filters exclude this document; withheld".to_string());
+        trace.note(None, || {
+            "document filters exclude this document; withheld".to_string()
+        });
         return Ok(None);
     }
     if trace.request.search && role.search == Some(false) {
-        trace.note(Some(&role.place), || "search is false for this role; withheld from search".to_string());
+        trace.note(Some(&role.place), || {
+            "search is false for this role; withheld from search".to_string()
+        });
         return Ok(None);
     }
     let read = trace.eval_opt(role.read.as_ref(), bindings, "read")?;
@@ -74,10 +100,14 @@ fn decide(role: &Role, doc: &Document, bindings: &Bindings<'_>, trace: &mut Trac
         return Ok(Some(doc.clone()));
     }
     if read == Some(false) {
-        trace.note(None, || "read is false; field rules cannot override it; withheld".to_string());
+        trace.note(None, || {
+            "read is false; field rules cannot override it; withheld".to_string()
+        });
         return Ok(None);
     }
-    trace.note(None, || "read is undefined; field-level rules decide".to_string());
+    trace.note(None, || {
+        "read is undefined; field-level rules decide".to_string()
+    });
     let inherited = Inherited { read: None, write };
     let redacted = fields::redact(&role.fields, doc, inherited, bindings, trace, "")?;
     if redacted.is_empty() {

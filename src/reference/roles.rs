@@ -7,14 +7,22 @@ use crate::rules::Role;
 use crate::value::Bindings;
 
 /// The first role of `roles` whose `apply_when` holds under `bindings`, or `None`.
-pub(crate) fn select<'r>(roles: &'r [Role], trace: &mut Trace<'_>, bindings: &Bindings<'_>) -> Result<Option<&'r Role>, Failure> {
+pub(crate) fn select<'r>(
+    roles: &'r [Role],
+    trace: &mut Trace<'_>,
+    bindings: &Bindings<'_>,
+) -> Result<Option<&'r Role>, Failure> {
     if roles.is_empty() {
-        trace.note(None, || "no roles govern this collection; denied".to_string());
+        trace.note(None, || {
+            "no roles govern this collection; denied".to_string()
+        });
     }
     for role in roles {
         let what = format!("apply_when of role `{}`", role.name);
         if trace.eval(&role.apply_when, bindings, &what)? {
-            trace.note(Some(&role.place), || format!("role `{}` applies", role.name));
+            trace.note(Some(&role.place), || {
+                format!("role `{}` applies", role.name)
+            });
             return Ok(Some(role));
         }
     }
@@ -36,6 +44,12 @@ pub fn assigned_role(
         return Ok(None);
     }
     let mut trace = Trace::new(request, false);
-    let bindings = Bindings { request, root: Some(doc), prev_root: Some(doc), this: None, prev: None };
+    let bindings = Bindings {
+        request,
+        root: Some(doc),
+        prev_root: Some(doc),
+        this: None,
+        prev: None,
+    };
     Ok(select(policy.roles, &mut trace, &bindings)?.map(|r| r.name.clone()))
 }

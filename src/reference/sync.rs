@@ -9,8 +9,8 @@
 use bson::{Bson, Document};
 
 use super::read::read_gate;
-use super::write::{permitted, WriteKind};
-use super::{roles, Failure, Trace};
+use super::write::{WriteKind, permitted};
+use super::{Failure, Trace, roles};
 use crate::context::RequestContext;
 use crate::outcome::{ErrorCode, PartitionAccess, SyncSessionOutcome, WriteError, WriteOutcome};
 use crate::rules::{CollectionPolicy, FunctionConfig, PartitionPermissions, Role, ServiceRule};
@@ -27,13 +27,21 @@ pub fn session(
     explain: bool,
 ) -> SyncSessionOutcome {
     let mut trace = Trace::new(request, explain);
+    // A failing apply_when denies the whole collection for the session (fail closed).
     let role = match roles::select(policy.roles, &mut trace, &Bindings::request_only(request)) {
         Ok(role) => role,
-        Err(_) => None,
+        Err(failure) => {
+            trace.note(Some(&failure.place), || {
+                format!("role selection failed: {}; no access", failure.error)
+            });
+            None
+        }
     };
     let incompatible = role.and_then(|r| r.sync_incompatible.clone());
     if let Some(reason) = &incompatible {
-        trace.note(role.map(|r| &r.place), || format!("the role is not Sync-compatible ({reason}); the collection is inaccessible"));
+        trace.note(role.map(|r| &r.place), || {
+            format!("the role is not Sync-compatible ({reason}); the collection is inaccessible")
+        });
     }
     let usable = if incompatible.is_some() { None } else { role };
     let (readable, writable) = match (usable, doc) {
@@ -45,7 +53,9 @@ pub fn session(
     };
     let client_reset_on_next_session = later.is_some_and(|later| {
         let mut quiet = Trace::new(later, false);
-        let next = roles::select(policy.roles, &mut quiet, &Bindings::request_only(later)).ok().flatten();
+        let next = roles::select(policy.roles, &mut quiet, &Bindings::request_only(later))
+            .ok()
+            .flatten();
         next.map(|r| &r.name) != role.map(|r| &r.name)
     });
     SyncSessionOutcome {
@@ -58,16 +68,31 @@ pub fn session(
     }
 }
 
-fn readable_in_session(role: &Role, doc: &Document, trace: &mut Trace<'_>) -> Result<bool, Failure> {
+fn readable_in_session(
+    role: &Role,
+    doc: &Document,
+    trace: &mut Trace<'_>,
+) -> Result<bool, Failure> {
     let request = trace.request;
-    let b = Bindings { request, root: Some(doc), prev_root: Some(doc), this: None, prev: None };
+    let b = Bindings {
+        request,
+        root: Some(doc),
+        prev_root: Some(doc),
+        this: None,
+        prev: None,
+    };
     if !read_gate(role.document_filters.as_ref(), &b, trace)? {
         return Ok(false);
     }
-    Ok(trace.eval_or(role.read.as_ref(), false, &b, "read")? || trace.eval_or(role.write.as_ref(), false, &b, "write")?)
+    Ok(trace.eval_or(role.read.as_ref(), false, &b, "read")?
+        || trace.eval_or(role.write.as_ref(), false, &b, "write")?)
 }
 
-fn writable_in_session(role: &Role, doc: &Document, trace: &mut Trace<'_>) -> Result<bool, Failure> {
+fn writable_in_session(
+    role: &Role,
+    doc: &Document,
+    trace: &mut Trace<'_>,
+) -> Result<bool, Failure> {
     permitted(role, WriteKind::Update, Some(doc), Some(doc), trace)
 }
 
@@ -80,7 +105,9 @@ pub fn write(
     explain: bool,
 ) -> WriteOutcome {
     let mut trace = Trace::new(request, explain);
-    let role = roles::select(policy.roles, &mut trace, &Bindings::request_only(request)).ok().flatten();
+    let role = roles::select(policy.roles, &mut trace, &Bindings::request_only(request))
+        .ok()
+        .flatten();
     let usable = role.filter(|r| r.sync_incompatible.is_none());
     let kind = match (pre, post) {
         (None, _) => WriteKind::Insert,
@@ -90,18 +117,37 @@ pub fn write(
     let verdict = match usable {
         None => Ok(false),
         Some(role) => in_view(role, pre, &mut trace).and_then(|in_view| {
-            if in_view { permitted(role, kind, pre, post, &mut trace) } else { Ok(false) }
+            if in_view {
+                permitted(role, kind, pre, post, &mut trace)
+            } else {
+                Ok(false)
+            }
         }),
     };
     if verdict == Ok(true) {
-        return WriteOutcome { role: role.map(|r| r.name.clone()), allowed: true, error: None, explanation: trace.explanation };
+        return WriteOutcome {
+            role: role.map(|r| r.name.clone()),
+            allowed: true,
+            error: None,
+            explanation: trace.explanation,
+        };
     }
-    let id = post.or(pre).and_then(|d| d.get("_id")).map(describe_id).unwrap_or_else(|| "object".to_string());
-    let message = format!("write to {id} in table \"{}\" not allowed", policy.collection);
+    let id = post
+        .or(pre)
+        .and_then(|d| d.get("_id"))
+        .map(describe_id)
+        .unwrap_or_else(|| "object".to_string());
+    let message = format!(
+        "write to {id} in table \"{}\" not allowed",
+        policy.collection
+    );
     WriteOutcome {
         role: role.map(|r| r.name.clone()),
         allowed: false,
-        error: Some(WriteError { code: ErrorCode::CompensatingWrite, message }),
+        error: Some(WriteError {
+            code: ErrorCode::CompensatingWrite,
+            message,
+        }),
         explanation: trace.explanation,
     }
 }
@@ -111,7 +157,9 @@ fn in_view(role: &Role, pre: Option<&Document>, trace: &mut Trace<'_>) -> Result
     let Some(pre) = pre else { return Ok(true) };
     let inside = readable_in_session(role, pre, trace)?;
     if !inside {
-        trace.note(None, || "object is outside of the current query view".to_string());
+        trace.note(None, || {
+            "object is outside of the current query view".to_string()
+        });
     }
     Ok(inside)
 }
@@ -135,11 +183,18 @@ pub fn partition(perms: &PartitionPermissions, request: &RequestContext) -> Part
 
 /// Whether service `action` may run with `request.args` (D7: allowed when any rule listing the
 /// action has a true `when`; an evaluation error in any of them denies).
-pub fn service_action(rules: &[ServiceRule], request: &RequestContext, action: &str) -> Result<bool, Failure> {
+pub fn service_action(
+    rules: &[ServiceRule],
+    request: &RequestContext,
+    action: &str,
+) -> Result<bool, Failure> {
     let mut trace = Trace::new(request, false);
     let b = Bindings::request_only(request);
     let mut allowed = false;
-    for rule in rules.iter().filter(|r| r.actions.iter().any(|a| a == action)) {
+    for rule in rules
+        .iter()
+        .filter(|r| r.actions.iter().any(|a| a == action))
+    {
         allowed |= trace.eval(&rule.when, &b, "when")?;
     }
     Ok(allowed)
@@ -148,5 +203,10 @@ pub fn service_action(rules: &[ServiceRule], request: &RequestContext, action: &
 /// Whether a function may run for this request (`can_evaluate`, missing = true; errors deny).
 pub fn can_evaluate(function: &FunctionConfig, request: &RequestContext) -> Result<bool, Failure> {
     let mut trace = Trace::new(request, false);
-    trace.eval_or(function.can_evaluate.as_ref(), true, &Bindings::request_only(request), "can_evaluate")
+    trace.eval_or(
+        function.can_evaluate.as_ref(),
+        true,
+        &Bindings::request_only(request),
+        "can_evaluate",
+    )
 }

@@ -91,8 +91,13 @@
 //!   service rules, `can_evaluate`) must be defined by a function of the app:
 //!   an error for an app, a warning for a lone rule file ([`FunctionCheck`]).
 //! * Service rules: a missing `when` is `{}` (true); a missing `actions` is an empty list
-//!   (exports omit empty arrays; warning), otherwise it must be a list of strings. `can_evaluate` and service `when` read bare field names as
-//!   `%%args.<name>` ([`Dialect::Service`]).
+//!   (exports omit empty arrays; warning), otherwise it must be a list of strings.
+//!   `can_evaluate` and service `when` read bare field names as `%%args.<name>`
+//!   ([`Dialect::Service`]).
+//! * `%function` uses inside schema `validate` expressions are not checked yet: the schema
+//!   does not expose its expressions.
+//! * A Sync configuration whose `state` is present and not `"enabled"` (`""`, `"disabled"`)
+//!   has no effect; a second Sync configuration for one data source is ignored (warning).
 //! * Partition-Based Sync permissions missing `read` or `write` default to `false` (warning).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -686,8 +691,7 @@ fn queryable_fields<'a>(sync: &'a SyncConfig, collection: Option<&str>) -> BTree
     set
 }
 
-/// The document fields an expression tests (bare names and `%%root.<f>` subjects), as dotted
-/// paths. Subjects inside `$elemMatch` queries are element-relative and not collected.
+/// The document fields an expression tests (bare-name subjects), as dotted paths. Subjects inside `$elemMatch` queries are element-relative and not collected.
 fn document_fields(expr: &Expr, out: &mut Vec<String>) {
     match expr {
         Expr::Bool(_) => {}
@@ -696,7 +700,8 @@ fn document_fields(expr: &Expr, out: &mut Vec<String>) {
         }
         Expr::Not(e) => document_fields(e, out),
         Expr::Test { subject, .. } => {
-            if subject.root == Root::Root && !subject.path.is_empty() {
+            // Explicit `%%root` is rejected by the parser in Sync rules; count bare names only.
+            if subject.root == Root::Root && subject.implicit && !subject.path.is_empty() {
                 let path = subject.path.join(".");
                 if !out.contains(&path) {
                     out.push(path);
@@ -1562,6 +1567,11 @@ impl RuleSetBuilder {
     /// Enables Flexible Sync on data source `data_source` with these settings (roles of that
     /// data source are then parsed with the Sync sites and checked for Sync compatibility).
     pub fn set_sync(&mut self, data_source: &str, sync: SyncConfig) {
+        self.try_set_sync(data_source, sync);
+    }
+
+    /// [`set_sync`](Self::set_sync); false (with a warning) when the data source already has one.
+    fn try_set_sync(&mut self, data_source: &str, sync: SyncConfig) -> bool {
         let ds = self.ds(data_source);
         if let Some(old) = &ds.sync {
             let place = sync.place.clone();
@@ -1574,9 +1584,10 @@ impl RuleSetBuilder {
                      this one is ignored"
                 ),
             );
-            return;
+            return false;
         }
         ds.sync = Some(sync);
+        true
     }
 
     /// Enables Partition-Based Sync on `data_source` with `permissions` (`{read, write}`).
@@ -1655,7 +1666,9 @@ impl RuleSetBuilder {
             return;
         }
         let sync = build_sync_config(&Value::Object(m.clone()), &place, &mut self.diags);
-        self.set_sync(data_source, sync);
+        if !self.try_set_sync(data_source, sync) {
+            return;
+        }
         if let Some(perms) = m.get("permissions") {
             let database = optional_string(m, "database_name", &place, &mut self.diags)
                 .filter(|s| !s.is_empty());
@@ -1963,39 +1976,23 @@ fn build_data_source(name: &str, input: DataSourceInput, diags: &mut Diagnostics
     if let Some((json, place)) = &input.default_rule {
         ds.default_rule = build_default_rule(json, place, sync, diags);
     }
-    for c in input.collections {
+    // Rule files first (with the schema.json of their own directory), then schemas without a
+    // rule file: attached to the rule object of the same namespace, or a rule object without
+    // roles (realm-cli).
+    let (with_rules, schema_only): (Vec<_>, Vec<_>) = input
+        .collections
+        .into_iter()
+        .partition(|c| c.rules.is_some());
+    for c in with_rules {
         let ns = c.namespace.as_ref().map(|(d, c)| (d.as_str(), c.as_str()));
-        let mut rules = match (&c.rules, ns) {
-            (Some((json, place)), _) => {
-                match build_collection_rules(json, name, ns, place, sync, diags) {
-                    Some(r) => r,
-                    None => continue,
-                }
-            }
-            (None, Some((d, coll))) => CollectionRules {
-                data_source: name.to_string(),
-                database: d.to_string(),
-                collection: coll.to_string(),
-                roles: Vec::new(),
-                filters: Vec::new(),
-                schema: None,
-                place: c
-                    .schema
-                    .as_ref()
-                    .map(|(_, p)| p.clone())
-                    .unwrap_or_default(),
-            },
-            (None, None) => continue,
+        let Some((json, place)) = &c.rules else {
+            continue;
+        };
+        let Some(mut rules) = build_collection_rules(json, name, ns, place, sync, diags) else {
+            continue;
         };
         if let Some((json, place)) = &c.schema {
-            if rules.schema.is_some() {
-                diags.warning(
-                    "duplicate-schema",
-                    place.clone(),
-                    "the rules file also has a `schema`; schema.json is used",
-                );
-            }
-            rules.schema = Some(build_schema(json, place, diags));
+            attach_schema(&mut rules, json, place, diags);
         }
         let key = (rules.database.clone(), rules.collection.clone());
         if let Some(old) = ds.collections.get(&key) {
@@ -2011,11 +2008,49 @@ fn build_data_source(name: &str, input: DataSourceInput, diags: &mut Diagnostics
         }
         ds.collections.insert(key, rules);
     }
+    for c in schema_only {
+        let (Some((database, collection)), Some((json, place))) = (c.namespace, &c.schema) else {
+            continue;
+        };
+        let key = (database.clone(), collection.clone());
+        let rules = ds
+            .collections
+            .entry(key)
+            .or_insert_with(|| CollectionRules {
+                data_source: name.to_string(),
+                database,
+                collection,
+                roles: Vec::new(),
+                filters: Vec::new(),
+                schema: None,
+                place: place.clone(),
+            });
+        attach_schema(rules, json, place, diags);
+    }
 
     if let Some(legacy) = &input.legacy_sync {
         apply_legacy_sync(&mut ds, legacy, diags);
     }
     ds
+}
+
+fn attach_schema(
+    rules: &mut CollectionRules,
+    json: &Value,
+    place: &Place,
+    diags: &mut Diagnostics,
+) {
+    if rules.schema.is_some() {
+        diags.warning(
+            "duplicate-schema",
+            place.clone(),
+            format!(
+                "the rules of `{}.{}` also have a `schema`; this schema is used",
+                rules.database, rules.collection
+            ),
+        );
+    }
+    rules.schema = Some(build_schema(json, place, diags));
 }
 
 /// Maps pre-2023 Flexible Sync `permissions` (spec §1.4, D5) onto the data source.

@@ -3,5 +3,7 @@
 
 pub mod build;
 pub mod model;
+pub mod visit;
 
 pub use model::*;
+pub use visit::ValueRefs;

@@ -203,14 +203,15 @@ pub struct RuleSet {
 }
 
 /// The roles and filters that govern one collection, after spec §2.1 (U1, U2, U3).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CollectionPolicy<'a> {
     pub roles: &'a [Role],
     pub role_source: RoleSource,
     pub filters: &'a [Filter],
     pub schema: Option<&'a Schema>,
     pub sync: Option<&'a SyncConfig>,
-    pub collection: &'a str,
+    /// The collection's name (Sync error messages call it the table).
+    pub collection: String,
 }
 
 impl RuleSet {
@@ -219,12 +220,12 @@ impl RuleSet {
     /// fallback when collection roles exist but none applies, U1; a rule object with zero roles
     /// falls back, U2); collection filters when the collection has a rule object, else the
     /// default filters (U3).
-    pub fn policy<'a>(
-        &'a self,
+    pub fn policy(
+        &self,
         data_source: Option<&str>,
         database: &str,
-        collection: &'a str,
-    ) -> Option<CollectionPolicy<'a>> {
+        collection: &str,
+    ) -> Option<CollectionPolicy<'_>> {
         let ds = match data_source {
             Some(name) => self.data_sources.get(name)?,
             None => self
@@ -258,7 +259,7 @@ impl RuleSet {
             filters,
             schema: coll.and_then(|c| c.schema.as_ref()),
             sync: ds.sync.as_ref(),
-            collection,
+            collection: collection.to_string(),
         })
     }
 }

@@ -332,9 +332,24 @@ impl Parser<'_> {
                 );
                 continue;
             };
-            match names.iter().find(|(n, _)| *n == name) {
-                Some((_, t)) => types.push(*t),
-                None => {
+            let alias = std::ptr::eq(names, &TypeName::BSON_NAMES)
+                .then(|| BSON_TYPE_ALIASES.iter().find(|(a, _)| *a == name))
+                .flatten();
+            match (names.iter().find(|(n, _)| *n == name), alias) {
+                (Some((_, t)), _) => types.push(*t),
+                // Deployed apps used these spellings and App Services accepted them.
+                (None, Some((alias, canonical))) => {
+                    types.push(*canonical);
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "bson-type-alias",
+                            at,
+                            format!("`bsonType: \"{alias}\"` is read as `{}`", canonical.name()),
+                        )
+                        .with_hint(format!("write `{}`", canonical.name())),
+                    );
+                }
+                (None, None) => {
                     let error =
                         Diagnostic::error("invalid-schema", at, format!("unknown type `{name}`"));
                     self.diags.push(match type_hint(name, names) {
@@ -515,6 +530,11 @@ impl Parser<'_> {
         })
     }
 }
+
+/// Non-standard `bsonType` spellings found in deployed apps, read as the standard type (with a
+/// warning): `boolean` → `bool`, `float` → `double`.
+const BSON_TYPE_ALIASES: [(&str, TypeName); 2] =
+    [("boolean", TypeName::Bool), ("float", TypeName::Double)];
 
 /// A hint for an unknown type name `name` of `bsonType` / `type` (whose names are `names`).
 fn type_hint(name: &str, names: &[(&'static str, TypeName)]) -> Option<String> {

@@ -189,9 +189,7 @@ fn cmp_at(a: &Bson, b: &Bson, depth: usize) -> Result<Option<Ordering>, TooDeep>
             .then_with(|| x.bytes.cmp(&y.bytes)),
         (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
         (Bson::Boolean(x), Bson::Boolean(y)) => x.cmp(y),
-        (Bson::DateTime(x), Bson::DateTime(y)) => {
-            x.timestamp_millis().cmp(&y.timestamp_millis())
-        }
+        (Bson::DateTime(x), Bson::DateTime(y)) => x.timestamp_millis().cmp(&y.timestamp_millis()),
         (Bson::Timestamp(x), Bson::Timestamp(y)) => {
             (x.time, x.increment).cmp(&(y.time, y.increment))
         }
@@ -446,13 +444,23 @@ mod tests {
     use std::str::FromStr;
 
     fn dec(s: &str) -> Bson {
-        Bson::Decimal128(Decimal128::from_str(s).unwrap_or_else(|_| Decimal128::from_bytes([0; 16])))
+        Bson::Decimal128(
+            Decimal128::from_str(s).unwrap_or_else(|_| Decimal128::from_bytes([0; 16])),
+        )
     }
 
     #[test]
     fn decodes_decimals_like_the_bson_crate() {
-        for s in ["1.5", "-0.001", "12345678901234567890123456789012E+100", "0E-6176", "7"] {
-            let Bson::Decimal128(d) = dec(s) else { continue };
+        for s in [
+            "1.5",
+            "-0.001",
+            "12345678901234567890123456789012E+100",
+            "0E-6176",
+            "7",
+        ] {
+            let Bson::Decimal128(d) = dec(s) else {
+                continue;
+            };
             let Dec::Finite { coeff, exp, neg } = decode_decimal(&d) else {
                 panic!("{s} decoded as special")
             };
@@ -464,9 +472,13 @@ mod tests {
                 "{s}"
             );
         }
-        let Bson::Decimal128(n) = dec("NaN") else { return };
+        let Bson::Decimal128(n) = dec("NaN") else {
+            return;
+        };
         assert_eq!(decode_decimal(&n), Dec::NaN);
-        let Bson::Decimal128(i) = dec("-Infinity") else { return };
+        let Bson::Decimal128(i) = dec("-Infinity") else {
+            return;
+        };
         assert_eq!(decode_decimal(&i), Dec::Inf { neg: true });
     }
 

@@ -369,8 +369,7 @@ fn eval_op(
                 let Some(len) = array_length_operand(&n)? else {
                     return Ok(false);
                 };
-                Ok(s
-                    .present()
+                Ok(s.present()
                     .any(|v| matches!(v, Bson::Array(items) if items.len() == len)))
             }
         },
@@ -406,9 +405,8 @@ fn eval_op(
                     message: "divisor must not be 0".into(),
                 });
             }
-            let one = |x: &Bson| {
-                truncated(x).is_some_and(|i| i.wrapping_rem(*divisor) == *remainder)
-            };
+            let one =
+                |x: &Bson| truncated(x).is_some_and(|i| i.wrapping_rem(*divisor) == *remainder);
             Ok(s.present()
                 .any(|v| one(v) || matches!(v, Bson::Array(items) if items.iter().any(one))))
         }
@@ -563,12 +561,11 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
         return Ok(false);
     };
     if let (true, Bson::RegularExpression(re)) = (mode.regex, operand) {
-        let compiled = compile_regex(&re.pattern, &re.options).map_err(|message| {
-            EvalError::BadArgument {
+        let compiled =
+            compile_regex(&re.pattern, &re.options).map_err(|message| EvalError::BadArgument {
                 operator: "$regex",
                 message,
-            }
-        })?;
+            })?;
         let one = |x: &Bson| -> Result<bool, EvalError> {
             Ok(match x {
                 Bson::String(t) | Bson::Symbol(t) => compiled.is_match(t),
@@ -710,37 +707,41 @@ fn operand_value(
                     message,
                 })
         }
-        Operand::StringToOid(inner) => {
-            convert(inner, b, depth, "%stringToOid", |v| match v {
-                Bson::ObjectId(_) => Ok(v),
-                Bson::String(s) => string_to_oid(&s).map(Bson::ObjectId),
-                other => Err(format!("needs a string or an ObjectId, got {}", type_name(&other))),
-            })
-        }
-        Operand::OidToString(inner) => {
-            convert(inner, b, depth, "%oidToString", |v| match v {
-                Bson::ObjectId(oid) => Ok(Bson::String(oid.to_hex())),
-                Bson::String(_) => Ok(v),
-                other => Err(format!("needs an ObjectId or a string, got {}", type_name(&other))),
-            })
-        }
-        Operand::StringToUuid(inner) => {
-            convert(inner, b, depth, "%stringToUuid", |v| match v {
-                Bson::Binary(ref bin) if bin.subtype == BinarySubtype::Uuid => Ok(v),
-                Bson::String(s) => string_to_uuid(&s),
-                other => Err(format!("needs a string or a UUID, got {}", type_name(&other))),
-            })
-        }
-        Operand::UuidToString(inner) => {
-            convert(inner, b, depth, "%uuidToString", |v| match v {
-                Bson::Binary(ref bin) if bin.subtype == BinarySubtype::Uuid => bin
-                    .to_uuid()
-                    .map(|u| Bson::String(u.to_string()))
-                    .map_err(|e| format!("invalid UUID: {e}")),
-                Bson::String(_) => Ok(v),
-                other => Err(format!("needs a UUID or a string, got {}", type_name(&other))),
-            })
-        }
+        Operand::StringToOid(inner) => convert(inner, b, depth, "%stringToOid", |v| match v {
+            Bson::ObjectId(_) => Ok(v),
+            Bson::String(s) => string_to_oid(&s).map(Bson::ObjectId),
+            other => Err(format!(
+                "needs a string or an ObjectId, got {}",
+                type_name(&other)
+            )),
+        }),
+        Operand::OidToString(inner) => convert(inner, b, depth, "%oidToString", |v| match v {
+            Bson::ObjectId(oid) => Ok(Bson::String(oid.to_hex())),
+            Bson::String(_) => Ok(v),
+            other => Err(format!(
+                "needs an ObjectId or a string, got {}",
+                type_name(&other)
+            )),
+        }),
+        Operand::StringToUuid(inner) => convert(inner, b, depth, "%stringToUuid", |v| match v {
+            Bson::Binary(ref bin) if bin.subtype == BinarySubtype::Uuid => Ok(v),
+            Bson::String(s) => string_to_uuid(&s),
+            other => Err(format!(
+                "needs a string or a UUID, got {}",
+                type_name(&other)
+            )),
+        }),
+        Operand::UuidToString(inner) => convert(inner, b, depth, "%uuidToString", |v| match v {
+            Bson::Binary(ref bin) if bin.subtype == BinarySubtype::Uuid => bin
+                .to_uuid()
+                .map(|u| Bson::String(u.to_string()))
+                .map_err(|e| format!("invalid UUID: {e}")),
+            Bson::String(_) => Ok(v),
+            other => Err(format!(
+                "needs a UUID or a string, got {}",
+                type_name(&other)
+            )),
+        }),
     }
 }
 

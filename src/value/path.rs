@@ -67,7 +67,12 @@ impl<'a> Resolved<'a> {
     /// values found when one was (missing when none was found).
     pub fn into_value(self) -> Option<Cow<'a, Bson>> {
         if self.traversed {
-            let found: Vec<Bson> = self.values.into_iter().flatten().map(Cow::into_owned).collect();
+            let found: Vec<Bson> = self
+                .values
+                .into_iter()
+                .flatten()
+                .map(Cow::into_owned)
+                .collect();
             if found.is_empty() {
                 None
             } else {
@@ -141,7 +146,11 @@ fn get_key<'a>(doc: &'a Document, key: &str, ignore_case: bool) -> Option<&'a Bs
     })
 }
 
-fn walk<'a>(start: Vec<Option<&'a Bson>>, path: &[String], ignore_case_at: Option<usize>) -> Resolved<'a> {
+fn walk<'a>(
+    start: Vec<Option<&'a Bson>>,
+    path: &[String],
+    ignore_case_at: Option<usize>,
+) -> Resolved<'a> {
     let mut current = start;
     let mut traversed = false;
     for (i, segment) in path.iter().enumerate() {
