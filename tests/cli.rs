@@ -299,6 +299,7 @@ fn eval_read_json_one_line_per_document_after_the_plan() {
             "--format",
             "json",
             "--explain",
+            "--fail-on-deny",
         ],
         dir.path(),
     );
@@ -346,8 +347,16 @@ fn eval_writes_and_exit_codes() {
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("allowed"));
     let o = run(&["--action", "insert", "--document", "theirs.json"]);
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 0, "decisions were printed");
     assert!(stdout(&o).contains("InsertNotPermitted"), "{}", stdout(&o));
+    let o = run(&[
+        "--action",
+        "insert",
+        "--document",
+        "theirs.json",
+        "--fail-on-deny",
+    ]);
+    assert_eq!(code(&o), 1);
     let o = run(&[
         "--action",
         "update",
@@ -367,6 +376,7 @@ fn eval_writes_and_exit_codes() {
         "theirs.json",
         "--format",
         "json",
+        "--fail-on-deny",
     ]);
     assert_eq!(code(&o), 1);
     let line = &json_lines(&o)[0];
@@ -405,7 +415,7 @@ fn eval_update_pairs_jsonl_pre_images() {
         "post.jsonl",
     ];
     let mut with_prev = args.to_vec();
-    with_prev.extend(["--prev", "pre.jsonl", "--format", "json"]);
+    with_prev.extend(["--prev", "pre.jsonl", "--format", "json", "--fail-on-deny"]);
     let o = rolegate(&with_prev, dir.path());
     assert_eq!(code(&o), 1);
     let lines = json_lines(&o);
@@ -484,6 +494,11 @@ fn eval_request_file_is_a_case_request() {
     assert_eq!(json_lines(&o)[1]["role"], json!("ip"));
     // Without a request the function call cannot be served: fail closed, withheld.
     let o = rolegate(&base, dir.path());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(json_lines(&o)[1]["visible"], json!(false));
+    let mut strict = base.to_vec();
+    strict.push("--fail-on-deny");
+    let o = rolegate(&strict, dir.path());
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     assert_eq!(json_lines(&o)[1]["visible"], json!(false));
     let o = run("bad-request.json");

@@ -2,8 +2,8 @@
 //!
 //! | code | meaning |
 //! | --- | --- |
-//! | 0 | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), every document was visible / every write allowed (`eval`) |
-//! | 1 | done, and the answer is no: invalid rules (or warnings with `--deny-warnings`), a failed case, a withheld document or a refused write |
+//! | 0 | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed) |
+//! | 1 | done, and the answer is no: invalid rules (or warnings with `--deny-warnings`), a failed case, or (`eval --fail-on-deny`) a withheld document, a refused write or a failed request |
 //! | 2 | could not do the job: a usage error, a file that cannot be read or parsed, rules that do not load for `eval` |
 
 use std::process::ExitCode;
@@ -45,7 +45,9 @@ impl From<Exit> for ExitCode {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  done, and the answer is yes: rules valid (check), every case passed (test),
-     every document visible / every write allowed (eval)
+     decisions printed (eval; with --fail-on-deny: every document visible and
+     every write allowed)
   1  done, and the answer is no: invalid rules (or warnings with --deny-warnings),
-     a failed case, a withheld document or a refused write
+     a failed case, or (eval --fail-on-deny) a withheld document, a refused write
+     or a failed request
   2  usage error, or input that cannot be read or parsed (for eval: rules that do not load)";
