@@ -66,22 +66,6 @@ impl FunctionHost for MockFunctions {
     }
 }
 
-/// Which kind of request is being evaluated; decides `%%root`/`%%prevRoot` bindings and which
-/// permission is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum OperationKind {
-    #[default]
-    Find,
-    Count,
-    Aggregate,
-    Insert,
-    Update,
-    Replace,
-    Delete,
-    Upsert,
-    FindOneAndUpdate,
-}
-
 /// Everything an expression may expand apart from the document.
 #[derive(Clone)]
 pub struct RequestContext {

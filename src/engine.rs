@@ -4,30 +4,164 @@
 //! per-document read/insert/update/delete outcomes.
 //!
 //! ```text
-//! RuleSet ──Rules::new──▶ Rules ──collection("db.coll")──▶ Collection
-//!                                   └─prepare(&RequestContext)─▶ PreparedRequest
-//!                                        ├─ query_plan(client query, projection) ─▶ QueryPlan
-//!                                        └─ read / insert / update / delete(doc) ─▶ outcomes
+//! RuleSet ──Rules::new (compile every collection once)──▶ Rules
+//!   └─collection("db.coll")──▶ Collection
+//!        └─prepare(&RequestContext)──▶ PreparedRequest (request-only parts, live roles)
+//!             ├─ query_plan(client query, projection) ─▶ QueryPlan
+//!             ├─ read_raw / redact_raw(&RawDocument, &mut Scratch) ─▶ RawDecision (+ BSON)
+//!             └─ read / insert / update / delete(&Document) ─▶ outcomes
 //! ```
 //!
-//! Decisions come from the reference evaluator ([`crate::reference`]).
+//! Two engines answer the per-document questions ([`EngineKind`]): the **compiled** engine
+//! (default; [`crate::compile`] + [`crate::eval`]) and the **reference** evaluator
+//! ([`crate::reference`]), which stays selectable and is the oracle the compiled engine is
+//! tested against. They give the same outcomes. What the compiled engine delegates:
+//!
+//! - **explanations**: with [`PreparedRequest::with_explain`]`(true)`, `read`/`insert`/`update`/
+//!   `delete` are answered by the reference evaluator, which records the steps (explanations
+//!   are on demand, not the hot path); the decision is the same either way;
+//! - **per-request operations** — the query plan (filters), Device Sync sessions and writes,
+//!   Partition-Based Sync, service rules and `can_evaluate` — run once per request, not per
+//!   document, and use the reference implementations ([`crate::reference::sync`],
+//!   [`crate::query::plan`]);
+//! - **schema validation** of a write result uses [`crate::schema`].
+//!
+//! `%function` calls whose arguments depend only on the request are made at most once per
+//! request by the compiled engine (on first use; see [`crate::eval::prepare`]): host functions
+//! must be pure. Raw documents with duplicate keys are read by their first occurrence (MongoDB
+//! never stores such documents).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bson::{Bson, Document};
 
+use crate::compile::Program;
+use crate::compile::index::FxMap;
 use crate::context::{FunctionHost, RequestContext};
 use crate::error::LoadError;
-use crate::outcome::{ReadOutcome, WriteOutcome};
+use crate::eval::doc::{DocEval, DocRef, Fail, KeyCache};
+use crate::eval::prepare::Prepared;
+use crate::eval::raw::Validity;
+use crate::eval::read::Level;
+use crate::limits::{LimitExceeded, Limits};
+use crate::outcome::{ErrorCode, Explanation, ReadOutcome, WriteError, WriteOutcome};
 use crate::query::{PlanError, QueryPlan, plan};
 use crate::reference;
-use crate::rules::{CollectionPolicy, RuleSet, ValueDef};
+use crate::reference::write::WriteKind;
+use crate::rules::{CollectionPolicy, Role, RuleSet, ValueDef};
 
 /// Compiled, immutable rules of an app (or of one rule file), shared by every request.
 #[derive(Debug, Clone)]
 pub struct Rules {
     set: Arc<RuleSet>,
+    programs: Arc<Programs>,
+    compile_time: Duration,
+}
+
+/// The compiled program of every role list of a rule set, by the address of the list.
+///
+/// INVARIANT: the rule set is immutable behind its `Arc` and outlives this table, so the address
+/// (and length) of each role slice identifies it; policies borrow those same slices.
+#[derive(Debug, Default)]
+struct Programs {
+    by_roles: FxMap<(usize, usize), Arc<Program>>,
+    empty: Arc<Program>,
+}
+
+impl Programs {
+    fn compile(set: &RuleSet) -> Programs {
+        let mut programs = Programs::default();
+        let mut add = |roles: &[Role]| {
+            if !roles.is_empty() {
+                let key = (roles.as_ptr() as usize, roles.len());
+                programs
+                    .by_roles
+                    .entry(key)
+                    .or_insert_with(|| Arc::new(crate::compile::compile(roles)));
+            }
+        };
+        for ds in set.data_sources.values() {
+            if let Some(d) = &ds.default_rule {
+                add(&d.roles);
+            }
+            for c in ds.collections.values() {
+                add(&c.roles);
+            }
+        }
+        programs
+    }
+
+    fn get(&self, roles: &[Role]) -> Arc<Program> {
+        if roles.is_empty() {
+            return self.empty.clone();
+        }
+        let key = (roles.as_ptr() as usize, roles.len());
+        match self.by_roles.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                eprintln!(
+                    "DEBUG miss {key:?} have {:?}",
+                    self.by_roles.keys().collect::<Vec<_>>()
+                );
+                Arc::new(crate::compile::compile(roles))
+            }
+        }
+    }
+}
+
+/// Which evaluator answers a request's per-document questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EngineKind {
+    /// The compiled decision program (the default).
+    #[default]
+    Compiled,
+    /// The reference evaluator ([`crate::reference`]): a direct walk over the rules.
+    Reference,
+}
+
+impl EngineKind {
+    /// The engine's name (`compiled` or `reference`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Compiled => "compiled",
+            EngineKind::Reference => "reference",
+        }
+    }
+}
+
+/// Per-thread scratch space of the raw per-document path ([`PreparedRequest::read_raw`],
+/// [`PreparedRequest::redact_raw`]): reuse one across documents; it grows once and then stops
+/// allocating.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    cache: KeyCache,
+    plans: crate::eval::doc::PlanCache,
+    validate: crate::eval::raw::ValidateScratch,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch::default()
+    }
+}
+
+/// A decision withheld because a rule failed (or the raw input is malformed).
+const FAILED: RawDecision = RawDecision {
+    role: None,
+    visible: false,
+    error: true,
+};
+
+/// The decision for one raw document: the role applied, whether the document is returned, and
+/// whether it was withheld because a rule failed to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawDecision {
+    /// Index of the applied role in the policy's roles ([`PreparedRequest::role_name`]).
+    pub role: Option<usize>,
+    pub visible: bool,
+    pub error: bool,
 }
 
 /// A namespace that no rules govern, or that names an unknown data source.
@@ -52,7 +186,18 @@ pub enum ContextError {
 impl Rules {
     /// Compiles a validated rule set.
     pub fn new(set: RuleSet) -> Self {
-        Rules { set: Arc::new(set) }
+        let start = Instant::now();
+        let programs = Programs::compile(&set);
+        Rules {
+            set: Arc::new(set),
+            programs: Arc::new(programs),
+            compile_time: start.elapsed(),
+        }
+    }
+
+    /// How long [`Rules::new`] took to compile the rule set.
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
     }
 
     /// Loads and compiles an app directory or a single rule file.
@@ -83,7 +228,12 @@ impl Rules {
             .set
             .policy(data_source, db, coll)
             .ok_or_else(|| unknown("no data source with rules"))?;
-        Ok(Collection { policy })
+        let program = self.programs.get(policy.roles);
+        Ok(Collection {
+            policy,
+            program,
+            limits: self.set.limits,
+        })
     }
 
     /// A builder for request contexts pre-filled with the app's `%%values` (plain values) and
@@ -99,41 +249,357 @@ impl Rules {
     }
 }
 
-/// The roles, filters and schema that govern one collection.
+/// The roles, filters and schema that govern one collection, with their compiled program.
 #[derive(Debug, Clone)]
 pub struct Collection<'r> {
     policy: CollectionPolicy<'r>,
+    program: Arc<Program>,
+    /// The rule set's limits; `max_document_depth` guards every document before evaluation.
+    limits: Limits,
 }
 
 impl<'r> Collection<'r> {
+    /// Compiles a policy on its own (outside [`Rules`], e.g. for the conformance runner).
+    pub fn from_policy(policy: CollectionPolicy<'r>) -> Collection<'r> {
+        let program = Arc::new(crate::compile::compile(policy.roles));
+        Collection {
+            policy,
+            program,
+            limits: Limits::default(),
+        }
+    }
+
     /// The policy (roles, filters, schema) in force for this collection.
     pub fn policy(&self) -> &CollectionPolicy<'r> {
         &self.policy
     }
 
-    /// Prepares a request: everything below is evaluated in `context`.
-    pub fn prepare<'c>(&'r self, context: &'c RequestContext) -> PreparedRequest<'r, 'c> {
+    /// Prepares a request for the compiled engine: everything below is evaluated in `context`.
+    pub fn prepare<'c>(&self, context: &'c RequestContext) -> PreparedRequest<'_, 'c> {
+        self.prepare_with(context, EngineKind::Compiled)
+    }
+
+    /// Prepares a request for the chosen engine.
+    pub fn prepare_with<'c>(
+        &self,
+        context: &'c RequestContext,
+        engine: EngineKind,
+    ) -> PreparedRequest<'_, 'c> {
+        let prepared = match engine {
+            EngineKind::Compiled => Some(Arc::new(Prepared::new(&self.program, context))),
+            EngineKind::Reference => None,
+        };
         PreparedRequest {
             policy: &self.policy,
+            program: &self.program,
+            limits: self.limits,
             context,
             explain: false,
+            validate_raw: false,
+            engine,
+            prepared,
         }
     }
 }
 
 /// One request of one user against one collection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PreparedRequest<'p, 'c> {
     policy: &'p CollectionPolicy<'p>,
+    program: &'p Program,
+    limits: Limits,
     context: &'c RequestContext,
     explain: bool,
+    /// Check raw documents in full before deciding ([`PreparedRequest::with_raw_validation`]).
+    validate_raw: bool,
+    engine: EngineKind,
+    /// The compiled engine's request state (`None` for the reference engine), shared by the
+    /// copies [`PreparedRequest::with_explain`] makes.
+    prepared: Option<Arc<Prepared<'c>>>,
 }
 
-impl PreparedRequest<'_, '_> {
-    /// Records an explanation in every outcome (off by default: it costs time).
-    pub fn with_explain(mut self, explain: bool) -> Self {
-        self.explain = explain;
-        self
+impl<'c> PreparedRequest<'_, 'c> {
+    /// The engine answering this request.
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+
+    /// The name of the role at `index` in the policy's roles.
+    pub fn role_name(&self, index: usize) -> Option<&str> {
+        self.policy.roles.get(index).map(|r| r.name.as_str())
+    }
+
+    /// The reference engine's raw path: the document is converted and read by the reference.
+    fn raw_via_reference(&self, doc: &bson::RawDocument) -> (RawDecision, Option<Document>) {
+        // The depth guard comes first: converting a deeply nested document recurses.
+        let mut check = crate::eval::raw::ValidateScratch::default();
+        let max_depth = self.limits.max_document_depth;
+        if let Validity::Invalid | Validity::TooDeep =
+            crate::eval::raw::validate(doc, max_depth, &mut check)
+        {
+            return (FAILED, None);
+        }
+        let Ok(owned) = Document::try_from(doc) else {
+            return (FAILED, None);
+        };
+        let outcome = reference::read::read(self.policy, self.context, &owned, false);
+        let role = outcome
+            .role
+            .as_deref()
+            .and_then(|name| self.policy.roles.iter().position(|r| r.name == name));
+        let decision = RawDecision {
+            role,
+            visible: outcome.visible,
+            error: outcome.error.is_some(),
+        };
+        (decision, outcome.document)
+    }
+
+    /// The compiled read decision of a raw document; writes the redacted document to `out`
+    /// when given (nothing when withheld).
+    fn raw_compiled(
+        &self,
+        prepared: &Prepared<'_>,
+        doc: &bson::RawDocument,
+        scratch: &mut Scratch,
+        mut out: Option<&mut Vec<u8>>,
+    ) -> RawDecision {
+        if self.validate_raw {
+            let max_depth = self.limits.max_document_depth;
+            match crate::eval::raw::validate(doc, max_depth, &mut scratch.validate) {
+                Validity::Valid => {}
+                Validity::Invalid | Validity::TooDeep => return FAILED,
+                Validity::RepeatedKeys => return self.raw_via_document(prepared, doc, out),
+            }
+        }
+        if prepared.system {
+            if let Some(out) = out {
+                out.extend_from_slice(doc.as_bytes());
+            }
+            return RawDecision {
+                role: None,
+                visible: true,
+                error: false,
+            };
+        }
+        let program = self.program;
+        let mut eval = DocEval::new(
+            program,
+            prepared,
+            Some(DocRef::Raw(doc)),
+            Some(DocRef::Raw(doc)),
+            true,
+            &mut scratch.cache,
+            Some(&mut scratch.plans),
+        );
+        let index = match eval.select() {
+            Ok(Some(i)) => i,
+            Ok(None) => return RawDecision::default(),
+            Err(_) => return FAILED,
+        };
+        let role = Some(index as usize);
+        let Some(prog_role) = program.roles.get(index as usize) else {
+            return RawDecision::default();
+        };
+        let failed = RawDecision {
+            role,
+            visible: false,
+            error: true,
+        };
+        let visible = match eval.read_level(prog_role) {
+            Err(_) => return failed,
+            Ok(Level::Hidden) => false,
+            Ok(Level::Whole) => {
+                if let Some(out) = out {
+                    out.extend_from_slice(doc.as_bytes());
+                }
+                true
+            }
+            Ok(Level::Fields(inherited)) => {
+                let mark = out.as_deref().map(Vec::len);
+                match eval.redact_raw(&prog_role.fields, doc, inherited, out.as_deref_mut()) {
+                    Ok(kept) => {
+                        if let (false, Some(out), Some(mark)) = (kept, out, mark) {
+                            out.truncate(mark);
+                        }
+                        kept
+                    }
+                    Err(_) => {
+                        if let (Some(out), Some(mark)) = (out, mark) {
+                            out.truncate(mark);
+                        }
+                        return failed;
+                    }
+                }
+            }
+        };
+        RawDecision {
+            role,
+            visible,
+            error: false,
+        }
+    }
+
+    /// A valid raw document with repeated keys: decided on its `Document` conversion (first
+    /// position, last value), as the reference sees it.
+    fn raw_via_document(
+        &self,
+        prepared: &Prepared<'_>,
+        doc: &bson::RawDocument,
+        out: Option<&mut Vec<u8>>,
+    ) -> RawDecision {
+        let Ok(owned) = Document::try_from(doc) else {
+            return FAILED;
+        };
+        let outcome = self.read_compiled(prepared, &owned);
+        let role = outcome
+            .role
+            .as_deref()
+            .and_then(|name| self.policy.roles.iter().position(|r| r.name == name));
+        if let (Some(out), Some(redacted)) = (out, &outcome.document) {
+            let mark = out.len();
+            if redacted.to_writer(&mut *out).is_err() {
+                out.truncate(mark);
+                return RawDecision {
+                    role,
+                    visible: false,
+                    error: true,
+                };
+            }
+        }
+        RawDecision {
+            role,
+            visible: outcome.visible,
+            error: outcome.error.is_some(),
+        }
+    }
+
+    /// The read decision for a raw document: role, visibility and field mask, no output.
+    /// The compiled engine reads only the fields the rules need, once each, without allocating
+    /// in the common cases.
+    pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
+        match &self.prepared {
+            Some(prepared) => self.raw_compiled(prepared, doc, scratch, None),
+            None => self.raw_via_reference(doc).0,
+        }
+    }
+
+    /// The read decision for a raw document, appending the redacted document as BSON bytes to
+    /// `out` when visible (nothing is written when withheld). Readable elements are copied
+    /// byte-for-byte, in document order.
+    pub fn redact_raw(
+        &self,
+        doc: &bson::RawDocument,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> RawDecision {
+        if let Some(prepared) = &self.prepared {
+            return self.raw_compiled(prepared, doc, scratch, Some(out));
+        }
+        let (decision, redacted) = self.raw_via_reference(doc);
+        if let Some(redacted) = redacted {
+            let mark = out.len();
+            if redacted.to_writer(&mut *out).is_err() {
+                out.truncate(mark);
+                return RawDecision {
+                    role: decision.role,
+                    visible: false,
+                    error: true,
+                };
+            }
+        }
+        decision
+    }
+
+    /// The compiled read decision of an owned document.
+    fn read_compiled(&self, prepared: &Prepared<'_>, doc: &Document) -> ReadOutcome {
+        let outcome =
+            |role: Option<String>, document: Option<Document>, error: Option<String>| ReadOutcome {
+                role,
+                visible: document.is_some(),
+                document,
+                error,
+                explanation: Explanation::default(),
+            };
+        if prepared.system {
+            return outcome(None, Some(doc.clone()), None);
+        }
+        let program = self.program;
+        let mut cache = KeyCache::default();
+        let mut eval = DocEval::new(
+            program,
+            prepared,
+            Some(DocRef::Own(doc)),
+            Some(DocRef::Own(doc)),
+            true,
+            &mut cache,
+            None,
+        );
+        let index = match eval.select() {
+            Ok(Some(i)) => i as usize,
+            Ok(None) => return outcome(None, None, None),
+            Err(fail) => return outcome(None, None, Some(fail.message(program))),
+        };
+        let name = self.policy.roles.get(index).map(|r| r.name.clone());
+        let Some(role) = program.roles.get(index) else {
+            return outcome(name, None, None);
+        };
+        let result: Result<Option<Document>, Fail> = match eval.read_level(role) {
+            Err(fail) => Err(fail),
+            Ok(Level::Hidden) => Ok(None),
+            Ok(Level::Whole) => Ok(Some(doc.clone())),
+            Ok(Level::Fields(inherited)) => eval
+                .redact_owned(&role.fields, doc, inherited)
+                .map(|d| (!d.is_empty()).then_some(d)),
+        };
+        match result {
+            Ok(document) => outcome(name, document, None),
+            Err(fail) => outcome(name, None, Some(fail.message(program))),
+        }
+    }
+
+    /// The compiled engine's state, unless explanations are asked for (the reference records
+    /// them).
+    fn compiled(&self) -> Option<&Prepared<'c>> {
+        if self.explain {
+            None
+        } else {
+            self.prepared.as_deref()
+        }
+    }
+
+    /// This request, recording an explanation in every outcome (off by default: it costs
+    /// time). With the compiled engine, explained decisions are made by the reference
+    /// evaluator. The request itself is left as it is (the copy shares its prepared state).
+    pub fn with_explain(&self, explain: bool) -> Self {
+        let mut copy = self.clone();
+        copy.explain = explain;
+        copy
+    }
+
+    /// The limits in force (the rule set's).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether raw documents are checked in full ([`PreparedRequest::with_raw_validation`]).
+    pub fn validates_raw(&self) -> bool {
+        self.validate_raw
+    }
+
+    /// Checks every raw document in full before the compiled engine decides it (off by
+    /// default). The compiled raw path reads only the fields the rules need and trusts the
+    /// rest to be valid BSON, as MongoDB guarantees for the documents it returns: keys unique
+    /// at every level, strings and keys UTF-8, at most 100 levels of nesting (the default
+    /// `max_document_depth`; validation checks the configured limit). On bytes that break those rules its answer may
+    /// differ from the reference's (which converts the document first: a repeated key keeps its
+    /// first position and its last value; bytes that do not convert are withheld with an
+    /// error). With validation on, the compiled raw path gives the reference's answer on any
+    /// bytes, at the cost of one pass over each document.
+    pub fn with_raw_validation(&self, validate: bool) -> Self {
+        let mut copy = self.clone();
+        copy.validate_raw = validate;
+        copy
     }
 
     /// The filters that apply, and the query and projection to send to the database.
@@ -153,22 +619,102 @@ impl PreparedRequest<'_, '_> {
 
     /// Whether `doc` is returned, and with which fields.
     pub fn read(&self, doc: &Document) -> ReadOutcome {
-        reference::read::read(self.policy, self.context, doc, self.explain)
+        if let Err(limit) = self.limits.check_document(doc) {
+            return too_deep_read(limit);
+        }
+        match self.compiled() {
+            Some(prepared) => self.read_compiled(prepared, doc),
+            None => reference::read::read(self.policy, self.context, doc, self.explain),
+        }
     }
 
     /// Whether inserting `doc` is permitted (an upsert that inserts is an insert).
     pub fn insert(&self, doc: &Document) -> WriteOutcome {
-        reference::write::insert(self.policy, self.context, doc, self.explain)
+        if let Some(limit) = [doc]
+            .iter()
+            .find_map(|d| self.limits.check_document(d).err())
+        {
+            return too_deep_write(limit);
+        }
+        match self.compiled() {
+            Some(prepared) => crate::eval::write::decide(
+                self.program,
+                prepared,
+                self.policy,
+                WriteKind::Insert,
+                None,
+                Some(doc),
+            ),
+            None => reference::write::insert(self.policy, self.context, doc, self.explain),
+        }
     }
 
     /// Whether changing `pre` into `post` is permitted (update, replace, findAndModify).
     pub fn update(&self, pre: &Document, post: &Document) -> WriteOutcome {
-        reference::write::update(self.policy, self.context, pre, post, self.explain)
+        if let Some(limit) = [pre, post]
+            .iter()
+            .find_map(|d| self.limits.check_document(d).err())
+        {
+            return too_deep_write(limit);
+        }
+        match self.compiled() {
+            Some(prepared) => crate::eval::write::decide(
+                self.program,
+                prepared,
+                self.policy,
+                WriteKind::Update,
+                Some(pre),
+                Some(post),
+            ),
+            None => reference::write::update(self.policy, self.context, pre, post, self.explain),
+        }
     }
 
     /// Whether deleting the stored `doc` is permitted.
     pub fn delete(&self, doc: &Document) -> WriteOutcome {
-        reference::write::delete(self.policy, self.context, doc, self.explain)
+        if let Some(limit) = [doc]
+            .iter()
+            .find_map(|d| self.limits.check_document(d).err())
+        {
+            return too_deep_write(limit);
+        }
+        match self.compiled() {
+            Some(prepared) => crate::eval::write::decide(
+                self.program,
+                prepared,
+                self.policy,
+                WriteKind::Delete,
+                Some(doc),
+                None,
+            ),
+            None => reference::write::delete(self.policy, self.context, doc, self.explain),
+        }
+    }
+}
+
+/// A document nested deeper than `max_document_depth` is withheld before any rule sees it
+/// (fail closed; evaluating it could exhaust the stack).
+fn too_deep_read(limit: LimitExceeded) -> ReadOutcome {
+    ReadOutcome {
+        role: None,
+        visible: false,
+        document: None,
+        error: Some(limit.to_string()),
+        explanation: Explanation::default(),
+    }
+}
+
+/// A write of a document nested deeper than `max_document_depth` is refused before any rule
+/// sees it.
+fn too_deep_write(limit: LimitExceeded) -> WriteOutcome {
+    WriteOutcome {
+        role: None,
+        allowed: false,
+        error: Some(WriteError {
+            code: ErrorCode::RuleEvaluationFailed,
+            message: limit.to_string(),
+        }),
+        explanation: Explanation::default(),
     }
 }
 

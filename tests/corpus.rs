@@ -248,6 +248,7 @@ fn corpus_apps_load_as_apps() {
     }
     let options = LoadOptions {
         function_check: Some(FunctionCheck::Warning),
+        ..LoadOptions::default()
     };
     let file_refusals: Vec<&str> = EXPECTED_REFUSALS.iter().map(|r| r.0).collect();
     let (mut loaded, mut synced, mut refused) = (0, 0, 0);

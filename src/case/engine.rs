@@ -3,13 +3,17 @@
 //! [`crate::outcome`].
 //!
 //! Every conformance case runs through a [`CaseEngine`]; [`EngineChoice`] names the engines that
-//! exist. Only the reference evaluator ([`crate::reference`]) exists today; a compiled engine
-//! plugs in by implementing [`CaseEngine`] and adding a variant, and then the same case files
-//! check that it agrees with the reference (style guide §8).
+//! exist: the reference evaluator ([`crate::reference`]) and the compiled engine (through the
+//! public API, [`crate::Collection`] with [`EngineKind::Compiled`]). The same case files check
+//! that they agree (style guide §8). The compiled engine's reads are also checked against its
+//! raw path: [`crate::PreparedRequest::read_raw`] and [`crate::PreparedRequest::redact_raw`] must
+//! give the same role, visibility and redacted document as `read` (a disagreement flips the
+//! answer's visibility, so the case fails).
 
-use bson::Document;
+use bson::{Document, RawDocumentBuf};
 
 use crate::context::RequestContext;
+use crate::engine::{Collection, EngineKind, Scratch};
 use crate::outcome::{PartitionAccess, ReadOutcome, SyncSessionOutcome, WriteOutcome};
 use crate::reference;
 use crate::rules::{CollectionPolicy, FunctionConfig, PartitionPermissions, ServiceRule};
@@ -20,16 +24,19 @@ pub enum EngineChoice {
     /// The reference evaluator: a direct walk over the validated rules.
     #[default]
     Reference,
+    /// The compiled engine ([`crate::compile`], [`crate::eval`]) through the public API.
+    Compiled,
 }
 
 impl EngineChoice {
     /// Every engine, for runners that check them all.
-    pub const ALL: [EngineChoice; 1] = [EngineChoice::Reference];
+    pub const ALL: [EngineChoice; 2] = [EngineChoice::Reference, EngineChoice::Compiled];
 
     /// The engine's implementation.
     pub fn engine(self) -> &'static dyn CaseEngine {
         match self {
             EngineChoice::Reference => &ReferenceEngine,
+            EngineChoice::Compiled => &CompiledEngine,
         }
     }
 
@@ -37,6 +44,7 @@ impl EngineChoice {
     pub fn name(self) -> &'static str {
         match self {
             EngineChoice::Reference => "reference",
+            EngineChoice::Compiled => "compiled",
         }
     }
 }
@@ -217,5 +225,186 @@ impl CaseEngine for ReferenceEngine {
         ctx: &RequestContext,
     ) -> Result<bool, String> {
         reference::sync::can_evaluate(function, ctx).map_err(|f| f.to_string())
+    }
+}
+
+/// [`CaseEngine`] over the compiled engine, through the public API ([`Collection::from_policy`],
+/// [`EngineKind::Compiled`]). Per-request operations (Sync, PBS, service rules,
+/// `can_evaluate`) are the reference's, as in the library.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompiledEngine;
+
+impl CompiledEngine {
+    /// Checks the raw path against `outcome`; `Err` names the disagreement.
+    fn check_raw(
+        collection: &Collection<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        outcome: &ReadOutcome,
+    ) -> Result<(), String> {
+        let prepared = collection.prepare_with(ctx, EngineKind::Compiled);
+        let raw = RawDocumentBuf::from_document(doc).map_err(|e| e.to_string())?;
+        let mut scratch = Scratch::new();
+        let decision = prepared.read_raw(&raw, &mut scratch);
+        let mut out = Vec::new();
+        let redacted = prepared.redact_raw(&raw, &mut scratch, &mut out);
+        let role = |r: Option<usize>| r.and_then(|i| prepared.role_name(i)).map(str::to_string);
+        for (what, d) in [("read_raw", decision), ("redact_raw", redacted)] {
+            if role(d.role) != outcome.role
+                || d.visible != outcome.visible
+                || d.error != outcome.error.is_some()
+            {
+                return Err(format!(
+                    "{what} gives role {:?}, visible {}, error {} but read gives role {:?}, \
+                     visible {}, error {:?}",
+                    role(d.role),
+                    d.visible,
+                    d.error,
+                    outcome.role,
+                    outcome.visible,
+                    outcome.error
+                ));
+            }
+        }
+        let written = if out.is_empty() {
+            None
+        } else {
+            let raw = bson::RawDocument::from_bytes(&out).map_err(|e| e.to_string())?;
+            Some(Document::try_from(raw).map_err(|e| e.to_string())?)
+        };
+        if written != outcome.document {
+            return Err(format!(
+                "redact_raw writes {written:?} but read gives {:?}",
+                outcome.document
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl CaseEngine for CompiledEngine {
+    fn role(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+    ) -> Result<Option<String>, String> {
+        // Role selection binds `%%root` = `%%prevRoot` = the stored document, as a read does;
+        // a read that names no role but an error failed in role selection.
+        let collection = Collection::from_policy(policy.clone());
+        let outcome = collection.prepare_with(ctx, EngineKind::Compiled).read(doc);
+        match (outcome.role, outcome.error) {
+            (None, Some(error)) => Err(error),
+            (role, _) => Ok(role),
+        }
+    }
+
+    fn read(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> ReadOutcome {
+        let collection = Collection::from_policy(policy.clone());
+        let outcome = collection
+            .prepare_with(ctx, EngineKind::Compiled)
+            .with_explain(explain)
+            .read(doc);
+        match Self::check_raw(&collection, ctx, doc, &outcome) {
+            Ok(()) => outcome,
+            Err(disagreement) => ReadOutcome {
+                role: Some(format!("<raw path disagrees: {disagreement}>")),
+                visible: !outcome.visible,
+                document: None,
+                error: Some(disagreement),
+                explanation: outcome.explanation,
+            },
+        }
+    }
+
+    fn insert(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> WriteOutcome {
+        Collection::from_policy(policy.clone())
+            .prepare_with(ctx, EngineKind::Compiled)
+            .with_explain(explain)
+            .insert(doc)
+    }
+
+    fn update(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        pre: &Document,
+        post: &Document,
+        explain: bool,
+    ) -> WriteOutcome {
+        Collection::from_policy(policy.clone())
+            .prepare_with(ctx, EngineKind::Compiled)
+            .with_explain(explain)
+            .update(pre, post)
+    }
+
+    fn delete(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: &Document,
+        explain: bool,
+    ) -> WriteOutcome {
+        Collection::from_policy(policy.clone())
+            .prepare_with(ctx, EngineKind::Compiled)
+            .with_explain(explain)
+            .delete(doc)
+    }
+
+    fn sync_session(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        doc: Option<&Document>,
+        later: Option<&RequestContext>,
+    ) -> SyncSessionOutcome {
+        ReferenceEngine.sync_session(policy, ctx, doc, later)
+    }
+
+    fn sync_write(
+        &self,
+        policy: &CollectionPolicy<'_>,
+        ctx: &RequestContext,
+        pre: Option<&Document>,
+        post: Option<&Document>,
+    ) -> WriteOutcome {
+        ReferenceEngine.sync_write(policy, ctx, pre, post)
+    }
+
+    fn partition(
+        &self,
+        permissions: &PartitionPermissions,
+        ctx: &RequestContext,
+    ) -> PartitionAccess {
+        ReferenceEngine.partition(permissions, ctx)
+    }
+
+    fn service_action(
+        &self,
+        rules: &[ServiceRule],
+        ctx: &RequestContext,
+        action: &str,
+    ) -> Result<bool, String> {
+        ReferenceEngine.service_action(rules, ctx, action)
+    }
+
+    fn can_evaluate(
+        &self,
+        function: &FunctionConfig,
+        ctx: &RequestContext,
+    ) -> Result<bool, String> {
+        ReferenceEngine.can_evaluate(function, ctx)
     }
 }

@@ -66,6 +66,7 @@ pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
             &files,
             &LoadOptions {
                 function_check: Some(options.function_check),
+                ..LoadOptions::default()
             },
         );
     }

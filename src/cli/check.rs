@@ -1,10 +1,14 @@
-//! `rolegate check PATH`: load and validate an app directory or one rule file.
+//! `rolegate check PATH`: load and validate an app directory or one rule file, then run the lint
+//! pass ([`rolegate::lint`]) over rules that loaded.
 //!
-//! Input: the path. Output: every error and warning with its file and JSON path (human: one
-//! diagnostic per line, then a summary; json: one object per diagnostic per line, then a summary
-//! object `{"valid", "errors", "warnings"}`). Exit 0 when valid, 1 when not (or when there are
-//! warnings and `--deny-warnings` is given), 2 when the path, or a file under it, cannot be read
-//! (the diagnostics are still printed). A file that is not valid JSON is invalid rules (1).
+//! Input: the path. Output: every error and warning with its file, JSON path, stable code and
+//! hint (human: one diagnostic per line, then a summary; json: one object per diagnostic per
+//! line with `severity`, `code`, `file`, `json_path`, `span`, `message`, `hint`, then a summary
+//! object `{"valid", "errors", "warnings"}`). The warnings are those of loading followed by
+//! those of the lint pass; see [`rolegate::lint`] for the codes. Exit 0 when valid, 1 when not
+//! (or when there are warnings and `--deny-warnings` is given), 2 when the path, or a file under
+//! it, cannot be read (the diagnostics are still printed). A file that is not valid JSON is
+//! invalid rules (1).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,7 +41,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         )));
     }
     let diagnostics = match load_rules(&args.path) {
-        Ok(set) => set.warnings,
+        Ok(set) => rolegate::lint::check_warnings(&set),
         Err(e) => e.diagnostics,
     };
     let exit = report(&diagnostics, args, out)?;

@@ -15,6 +15,9 @@
 //! redacted document as relaxed Extended JSON, and the explanation with `--explain`; json: one
 //! object per line (`{"plan": ...}` first for reads, then `{"document": N, ...}` per document).
 //!
+//! `--engine compiled` (the default) or `--engine reference` chooses the evaluator; both give the
+//! same decisions (with `--explain`, the steps are recorded by the reference evaluator).
+//!
 //! `%%values` are the app's plain values overlaid with the request's `values`; an `environment`
 //! given by tag only takes its values from the app's `environments/<tag>.json`.
 //!
@@ -27,7 +30,6 @@ use std::path::{Path, PathBuf};
 use bson::Document;
 use clap::{Args, ValueEnum};
 use rolegate::Rules;
-use rolegate::case::EngineChoice;
 use rolegate::case::context::{InputError, add_app_values, request_context, to_document};
 use rolegate::case::model::CaseRequest;
 use rolegate::context::RequestContext;
@@ -37,7 +39,7 @@ use rolegate::rules::CollectionPolicy;
 use rolegate::value::ejson::document_to_json;
 use serde_json::{Value, json};
 
-use super::{CliError, Exit, Format, emit, load_rules, read_json, read_json_lines};
+use super::{CliError, EngineArg, Exit, Format, emit, load_rules, read_json, read_json_lines};
 
 /// What is asked for each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +90,9 @@ pub struct EvalArgs {
     /// (by default `eval` exits 0 once it has printed the decisions).
     #[arg(long)]
     pub fail_on_deny: bool,
+    /// Which engine decides.
+    #[arg(long, value_enum, default_value_t = EngineArg::Compiled)]
+    pub engine: EngineArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -157,7 +162,9 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             }
         }
     }
-    let engine = EngineChoice::Reference.engine();
+    let engine = collection
+        .prepare_with(&ctx, args.engine.into())
+        .with_explain(args.explain);
     for (i, item) in items.iter().enumerate() {
         let n = i + 1;
         let yes = match args.action {
@@ -168,7 +175,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                 match memory::matches_with(query, &item.doc, &ctx) {
                     Ok(true) => {
                         let projected = memory::project(projection, &item.doc);
-                        let o = engine.read(policy, &ctx, &projected, args.explain);
+                        let o = engine.read(&projected);
                         print_read(n, item, Some(&o), args, out)?;
                         o.visible
                     }
@@ -184,32 +191,14 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                     }
                 }
             }
-            EvalAction::Insert => print_write(
-                n,
-                item,
-                &engine.insert(policy, &ctx, &item.doc, args.explain),
-                args,
-                out,
-            )?,
-            EvalAction::Delete => print_write(
-                n,
-                item,
-                &engine.delete(policy, &ctx, &item.doc, args.explain),
-                args,
-                out,
-            )?,
+            EvalAction::Insert => print_write(n, item, &engine.insert(&item.doc), args, out)?,
+            EvalAction::Delete => print_write(n, item, &engine.delete(&item.doc), args, out)?,
             EvalAction::Update => {
                 let pre = item
                     .prev
                     .as_ref()
                     .ok_or_else(|| CliError::new("`--action update` needs `--prev`"))?;
-                print_write(
-                    n,
-                    item,
-                    &engine.update(policy, &ctx, pre, &item.doc, args.explain),
-                    args,
-                    out,
-                )?
+                print_write(n, item, &engine.update(pre, &item.doc), args, out)?
             }
         };
         all_yes &= yes;

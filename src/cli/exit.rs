@@ -2,7 +2,7 @@
 //!
 //! | code | meaning |
 //! | --- | --- |
-//! | 0 | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed) |
+//! | 0 | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed), the figures were printed (`bench`) |
 //! | 1 | done, and the answer is no: invalid rules (or warnings with `--deny-warnings`), a failed case, or (`eval --fail-on-deny`) a withheld document, a refused write or a failed request |
 //! | 2 | could not do the job: a usage error, a file that cannot be read or parsed, rules that do not load for `eval` |
 
@@ -46,8 +46,9 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  done, and the answer is yes: rules valid (check), every case passed (test),
      decisions printed (eval; with --fail-on-deny: every document visible and
-     every write allowed)
+     every write allowed), figures printed (bench)
   1  done, and the answer is no: invalid rules (or warnings with --deny-warnings),
      a failed case, or (eval --fail-on-deny) a withheld document, a refused write
      or a failed request
-  2  usage error, or input that cannot be read or parsed (for eval: rules that do not load)";
+  2  usage error, or input that cannot be read or parsed (for eval and bench: rules that
+     do not load)";

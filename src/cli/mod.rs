@@ -1,10 +1,11 @@
 //! Stage: the command line. Input: `argv`. Output: text on stdout/stderr and an [`Exit`] code.
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
-//! its own module ([`check`], [`eval`], [`test`]) and returns an [`Exit`]. Every problem with the
-//! input — a bad path, a file that is not JSON, an empty file — is a message on stderr and exit
-//! code 2, never a panic.
+//! its own module ([`check`], [`eval`], [`test`], [`bench`]) and returns an [`Exit`]. Every
+//! problem with the input — a bad path, a file that is not JSON, an empty file — is a message on
+//! stderr and exit code 2, never a panic.
 
+pub mod bench;
 pub mod check;
 pub mod eval;
 pub mod exit;
@@ -41,6 +42,28 @@ pub enum Command {
     /// Run conformance case files.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Test(test::TestArgs),
+    /// Measure how fast the rules decide: documents/s, ns per document, prepare and compile time.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Bench(bench::BenchArgs),
+}
+
+/// Which engine decides (`--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum EngineArg {
+    /// The compiled decision program.
+    #[default]
+    Compiled,
+    /// The reference evaluator (a direct walk over the rules).
+    Reference,
+}
+
+impl From<EngineArg> for rolegate::EngineKind {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Compiled => rolegate::EngineKind::Compiled,
+            EngineArg::Reference => rolegate::EngineKind::Reference,
+        }
+    }
 }
 
 /// Output format.
@@ -78,6 +101,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Check(args) => check::run(&args, &mut out),
         Command::Eval(args) => eval::run(&args, &mut out),
         Command::Test(args) => test::run(&args, &mut out),
+        Command::Bench(args) => bench::run(&args, &mut out),
     };
     let _ = out.flush();
     match result {

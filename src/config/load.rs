@@ -60,6 +60,7 @@ pub(crate) fn load_source(
         Mode::LoneFile => FunctionCheck::Warning,
     });
     let mut b = RuleSetBuilder::new(origin, BuildOptions { function_check });
+    b.set_limits(options.limits);
     for d in extra.drain(..) {
         b.push(d);
     }

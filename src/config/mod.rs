@@ -28,6 +28,11 @@
 //! the path says nothing, as the kind its content says ([`layout::sniff`]), in data source
 //! [`load::DEFAULT_DATA_SOURCE`]. For a lone file an undefined `%function` is a warning, not an
 //! error, and the collection-directory completeness check does not apply.
+//!
+//! Every file is held to [`LoadOptions::limits`] ([`crate::limits`]): JSON text nested deeper
+//! than the parser's 127 levels, or a value (text or in memory) nested deeper than
+//! `max_file_depth`, is a `limit-exceeded` error naming the file and JSON path, found without
+//! recursion and before the value is copied; the other limits are checked on the rule set.
 
 pub mod layout;
 pub mod load;
@@ -39,11 +44,12 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{Diagnostics, LoadError};
+use crate::limits::Limits;
 use crate::rules::RuleSet;
 
 pub use crate::rules::build::FunctionCheck;
 pub use layout::{FileKind, app_relative, classify};
-pub use source::parse_json;
+pub use source::{parse_json, parse_json_with_depth};
 
 use load::{Mode, load_source};
 use source::{DirSource, MemSource};
@@ -53,13 +59,16 @@ use source::{DirSource, MemSource};
 pub struct LoadOptions {
     /// What an undefined `%function` is; `None`: an error for an app, a warning for a lone file.
     pub function_check: Option<FunctionCheck>,
+    /// Limits on the input ([`Limits::default`] unless set); exceeding one is a `limit-exceeded`
+    /// error naming the file and JSON path. The loaded [`RuleSet`] keeps them for evaluation.
+    pub limits: Limits,
 }
 
 /// Loads `path`: a directory is an app directory; a file is a single rule file.
 pub fn load_path(path: &Path, options: &LoadOptions) -> Result<RuleSet, LoadError> {
     let shown = path.display().to_string();
     if path.is_dir() {
-        let mut source = DirSource::new(path);
+        let mut source = DirSource::with_limits(path, &options.limits);
         let walk_errors = std::mem::take(&mut source.walk_errors);
         return load_source(&source, &shown, Mode::App, options, walk_errors);
     }
@@ -70,9 +79,10 @@ pub fn load_path(path: &Path, options: &LoadOptions) -> Result<RuleSet, LoadErro
             format!("cannot read file: {e}"),
         )]),
     })?;
-    let json = parse_json(&text, &shown).map_err(|d| LoadError {
-        diagnostics: Diagnostics(vec![*d]),
-    })?;
+    let json = parse_json_with_depth(&text, &shown, options.limits.effective_file_depth())
+        .map_err(|d| LoadError {
+            diagnostics: Diagnostics(vec![*d]),
+        })?;
     let normalized = shown.replace('\\', "/");
     let rel = app_relative(&normalized).unwrap_or_else(|| {
         path.file_name()
@@ -89,7 +99,7 @@ pub fn load_files(
     files: &BTreeMap<String, Value>,
     options: &LoadOptions,
 ) -> Result<RuleSet, LoadError> {
-    let source = MemSource::new(files);
+    let source = MemSource::with_limits(files, &options.limits);
     load_source(&source, "<files>", Mode::App, options, Vec::new())
 }
 
@@ -105,6 +115,6 @@ pub fn load_single(path: &str, json: &Value, options: &LoadOptions) -> Result<Ru
             .unwrap_or(normalized.as_str())
             .to_string()
     });
-    let source = MemSource::single(&rel, json.clone(), path);
+    let source = MemSource::single_with_limits(&rel, json, path, &options.limits);
     load_source(&source, path, Mode::LoneFile, options, Vec::new())
 }

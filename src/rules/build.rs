@@ -99,6 +99,12 @@
 //! * A Sync configuration whose `state` is present and not `"enabled"` (`""`, `"disabled"`)
 //!   has no effect; a second Sync configuration for one data source is ignored (warning).
 //! * Partition-Based Sync permissions missing `read` or `write` default to `false` (warning).
+//! * **Limits** ([`crate::limits`], set with [`RuleSetBuilder::set_limits`]): an input nested
+//!   deeper than [`Limits::max_file_depth`] is refused when added (`limit-exceeded` at the JSON
+//!   path of the first value too deep), before it is copied or built, so no input can exhaust
+//!   the stack; [`RuleSetBuilder::finish`] checks every other load-time limit on the built rule
+//!   set ([`check_rule_set`]) and stores the limits in [`RuleSet::limits`]. Unknown keys get a
+//!   did-you-mean hint, or the list of known keys when none is close.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -113,6 +119,7 @@ use super::model::{
 };
 use crate::error::{Diagnostic, Diagnostics, LoadError, Place, did_you_mean};
 use crate::expr::{Dialect, Expr, Operand, Root, Site, parse_expr, parse_operand};
+use crate::limits::{Limits, check_rule_set, depth_error, json_too_deep};
 use crate::schema::Schema;
 
 /// Longest role or filter name App Services accepts.
@@ -263,11 +270,21 @@ fn unknown_keys(
             place.key(key),
             format!("unknown key `{key}` in {what} is ignored"),
         );
-        if let Some(s) = did_you_mean(key, known) {
-            d = d.with_hint(format!("did you mean `{s}`?"));
-        }
+        d = match did_you_mean(key, known) {
+            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+            None => d.with_hint(format!("known keys: {}", known_keys(known))),
+        };
         diags.push(d);
     }
+}
+
+/// `known` as a hint: `` `a`, `b`, `c` ``.
+fn known_keys(known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn optional_string(
@@ -384,12 +401,13 @@ fn build_roles_in(
         return Vec::new();
     };
     let mut roles: Vec<Role> = Vec::with_capacity(items.len());
+    let mut names: HashSet<String> = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let p = place.index(i);
         let Some(role) = build_role_in(item, ctx, format, &p, diags) else {
             continue;
         };
-        if !role.name.is_empty() && roles.iter().any(|r| r.name == role.name) {
+        if !role.name.is_empty() && !names.insert(role.name.clone()) {
             diags.error(
                 "duplicate-role",
                 p.key("name"),
@@ -1520,6 +1538,7 @@ pub struct RuleSetBuilder {
     environments: BTreeMap<String, Document>,
     /// `%function` uses outside rule files (PBS permissions, service rules, `can_evaluate`).
     function_uses: Vec<(String, Place)>,
+    limits: Limits,
     diags: Diagnostics,
 }
 
@@ -1535,7 +1554,28 @@ impl RuleSetBuilder {
             values: BTreeMap::new(),
             environments: BTreeMap::new(),
             function_uses: Vec::new(),
+            limits: Limits::default(),
             diags: Diagnostics::default(),
+        }
+    }
+
+    /// Sets the limits the inputs are checked against ([`Limits::default`] unless set); call it
+    /// before adding inputs. An input nested deeper than [`Limits::max_file_depth`] is refused
+    /// when added (never copied or built); every other limit is checked by
+    /// [`finish`](Self::finish).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// False (with a `limit-exceeded` error) when `json` nests deeper than the limits allow.
+    fn admit(&mut self, json: &Value, place: &Place) -> bool {
+        let max = self.limits.effective_file_depth();
+        match json_too_deep(json, max, place) {
+            None => true,
+            Some(at) => {
+                self.diags.push(depth_error(at, max));
+                false
+            }
         }
     }
 
@@ -1597,6 +1637,9 @@ impl RuleSetBuilder {
         permissions: &Value,
         place: Place,
     ) {
+        if !self.admit(permissions, &place) {
+            return;
+        }
         let perms = build_partition_permissions(permissions, &place, &mut self.diags);
         self.note_functions(&perms.read);
         self.note_functions(&perms.write);
@@ -1620,6 +1663,9 @@ impl RuleSetBuilder {
     /// fields, pre-2023 `permissions`) or Partition-Based (`partition.permissions`). A sync
     /// whose `state` is present and not `"enabled"` has no effect.
     pub fn add_sync_config(&mut self, json: &Value, default_data_source: &str, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         let Some(m) = as_object(json, "a Sync configuration", &place, &mut self.diags) else {
             return;
         };
@@ -1683,6 +1729,9 @@ impl RuleSetBuilder {
     /// Adds a data source's `config.json` (`data_sources/<ds>/config.json`): `type: "datalake"`
     /// marks a source without rules; `config.sync` / `config.flexible_sync` enable Sync.
     pub fn add_data_source_config(&mut self, data_source: &str, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         self.ds(data_source);
         let Some(m) = as_object(json, "a data source configuration", &place, &mut self.diags)
         else {
@@ -1701,6 +1750,9 @@ impl RuleSetBuilder {
     /// `config.sync` (Partition-Based Sync) or `config.flexible_sync`; any other `type` is a
     /// third-party service (whose rules are added with [`add_service_rule`](Self::add_service_rule)).
     pub fn add_service_config(&mut self, service: &str, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         let Some(m) = as_object(json, "a service configuration", &place, &mut self.diags) else {
             return;
         };
@@ -1741,6 +1793,9 @@ impl RuleSetBuilder {
         json: &Value,
         place: Place,
     ) {
+        if !self.admit(json, &place) {
+            return;
+        }
         if let Some(entry) = self.collection_entry(data_source, namespace, |c| c.rules.is_none()) {
             entry.rules = Some((json.clone(), place));
         }
@@ -1756,6 +1811,9 @@ impl RuleSetBuilder {
         json: &Value,
         place: Place,
     ) {
+        if !self.admit(json, &place) {
+            return;
+        }
         let ns = Some((database, collection));
         if let Some(entry) = self.collection_entry(data_source, ns, |c| c.schema.is_none()) {
             entry.schema = Some((json.clone(), place));
@@ -1793,6 +1851,9 @@ impl RuleSetBuilder {
     /// Adds a data source's `default_rule.json` (a second one for the same data source is an
     /// error).
     pub fn add_default_rule(&mut self, data_source: &str, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         let ds = self.ds(data_source);
         if let Some((_, old)) = &ds.default_rule {
             let old = old.clone();
@@ -1814,6 +1875,9 @@ impl RuleSetBuilder {
         name_hint: Option<&str>,
         place: Place,
     ) {
+        if !self.admit(json, &place) {
+            return;
+        }
         if let Some(rule) = build_service_rule(json, name_hint, &place, &mut self.diags) {
             self.note_functions(&rule.when);
             self.services
@@ -1825,6 +1889,9 @@ impl RuleSetBuilder {
 
     /// Adds one function configuration (`functions/<name>/config.json`).
     pub fn add_function_config(&mut self, json: &Value, name_hint: Option<&str>, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         if let Some(f) = build_function_config(json, name_hint, &place, &mut self.diags) {
             self.add_function(f);
         }
@@ -1832,6 +1899,9 @@ impl RuleSetBuilder {
 
     /// Adds `functions/config.json` (an array of function configurations).
     pub fn add_functions_config(&mut self, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         let Some(items) = as_array(json, "`functions/config.json`", &place, &mut self.diags) else {
             return;
         };
@@ -1861,6 +1931,9 @@ impl RuleSetBuilder {
 
     /// Adds a value file; `name_hint` is its file name.
     pub fn add_value(&mut self, json: &Value, name_hint: Option<&str>, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         if let Some((name, def)) = build_value(json, name_hint, &place, &mut self.diags) {
             self.values.insert(name, def);
         }
@@ -1868,6 +1941,9 @@ impl RuleSetBuilder {
 
     /// Adds an environment file for environment `tag`.
     pub fn add_environment(&mut self, tag: &str, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
         let values = build_environment(json, &place, &mut self.diags);
         self.environments.insert(tag.to_string(), values);
     }
@@ -1913,17 +1989,23 @@ impl RuleSetBuilder {
             }
         }
 
-        if diags.has_errors() {
-            return Err(LoadError { diagnostics: diags });
-        }
-        Ok(RuleSet {
+        let set = RuleSet {
             data_sources,
             services: self.services,
             functions: self.functions,
             values: self.values,
             environments: self.environments,
-            warnings: diags,
+            warnings: Diagnostics::default(),
             origin: self.origin,
+            limits: self.limits,
+        };
+        diags.extend(check_rule_set(&set, &self.limits));
+        if diags.has_errors() {
+            return Err(LoadError { diagnostics: diags });
+        }
+        Ok(RuleSet {
+            warnings: diags,
+            ..set
         })
     }
 }

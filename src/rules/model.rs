@@ -13,6 +13,7 @@ use bson::Bson;
 
 use crate::error::{Diagnostics, Place};
 use crate::expr::{Expr, Operand};
+use crate::limits::Limits;
 use crate::schema::Schema;
 
 /// An expression together with the place it came from (for explanations).
@@ -200,6 +201,9 @@ pub struct RuleSet {
     pub warnings: Diagnostics,
     /// Where the rule set was loaded from.
     pub origin: Arc<str>,
+    /// The limits it was loaded with; evaluators apply the evaluation-time ones
+    /// ([`Limits::max_document_depth`], [`Limits::max_eval_steps`]).
+    pub limits: Limits,
 }
 
 /// The roles and filters that govern one collection, after spec §2.1 (U1, U2, U3).

@@ -72,6 +72,29 @@ pub struct Schema {
     broken: bool,
 }
 
+/// The members a schema declares for one object ([`Schema::members_at`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Members<'s> {
+    node: &'s model::Node,
+}
+
+impl<'s> Members<'s> {
+    /// The names in `properties`, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'s str> + 's {
+        self.node.properties.keys().map(String::as_str)
+    }
+
+    /// Whether `name` is in `properties` or matches a `patternProperties` pattern.
+    pub fn declares(&self, name: &str) -> bool {
+        self.node.properties.contains_key(name)
+            || self
+                .node
+                .pattern_properties
+                .iter()
+                .any(|(p, _)| p.regex.is_match(name))
+    }
+}
+
 /// A document does not conform to the collection schema (the whole write fails with
 /// `SchemaValidationFailedWrite`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +153,27 @@ impl Schema {
     /// The root `title`, if any.
     pub fn title(&self) -> Option<&str> {
         self.root.title.as_deref()
+    }
+
+    /// The members the schema declares for the object at `path` (property names from the
+    /// root; an array whose `items` is one schema is crossed to that schema, as field rules
+    /// apply to array elements), or `None` when the schema does not describe that object's
+    /// members (no node there, or a node with neither `properties` nor `patternProperties`).
+    /// Used by `rolegate check` to find field rules that name fields the schema lacks.
+    pub fn members_at(&self, path: &[&str]) -> Option<Members<'_>> {
+        fn element(node: &model::Node) -> Option<&model::Node> {
+            match &node.items {
+                model::Items::Each(item) if node.properties.is_empty() => Some(item),
+                _ => None,
+            }
+        }
+        let mut node = &self.root;
+        for segment in path {
+            node = element(node).unwrap_or(node).properties.get(*segment)?;
+        }
+        let node = element(node).unwrap_or(node);
+        (!node.properties.is_empty() || !node.pattern_properties.is_empty())
+            .then_some(Members { node })
     }
 
     /// Validates the post-image `post` of a write (and, for `validate` expressions, the change

@@ -189,6 +189,11 @@ pub fn eval_expansion(expansion: &Expansion, bindings: &Bindings<'_>) -> Option<
         .map(Cow::into_owned)
 }
 
+/// Everything `expansion` reaches under `bindings`, uncollapsed (what a test subject sees).
+pub fn resolve_expansion<'b>(expansion: &Expansion, bindings: &Bindings<'b>) -> Resolved<'b> {
+    resolve_subject(expansion, bindings)
+}
+
 /// Everything the subject expansion reaches.
 fn resolve_subject<'b>(e: &Expansion, b: &Bindings<'b>) -> Resolved<'b> {
     let path = e.path.as_slice();
@@ -447,7 +452,7 @@ fn in_list(
 }
 
 /// The length `$size` asks for; `None` when no array can have it (fractional, negative).
-fn array_length_operand(n: &Bson) -> Result<Option<usize>, EvalError> {
+pub fn array_length_operand(n: &Bson) -> Result<Option<usize>, EvalError> {
     let as_f64 = match n {
         Bson::Int32(i) => return Ok(usize::try_from(*i).ok()),
         Bson::Int64(i) => return Ok(usize::try_from(*i).ok()),
@@ -468,7 +473,7 @@ fn array_length_operand(n: &Bson) -> Result<Option<usize>, EvalError> {
 }
 
 /// A number truncated toward zero (`$mod`); `None` for non-numbers, NaN and infinities.
-fn truncated(v: &Bson) -> Option<i64> {
+pub fn truncated(v: &Bson) -> Option<i64> {
     let f = match v {
         Bson::Int32(i) => return Some(i64::from(*i)),
         Bson::Int64(i) => return Some(*i),

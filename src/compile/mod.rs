@@ -1,0 +1,413 @@
+//! Stage: the compiler. Input: the roles of one collection policy (validated
+//! [`crate::rules::Role`]s). Output: a [`Program`] — immutable, `Send + Sync`, shared by every
+//! request through an `Arc` inside [`crate::Rules`].
+//!
+//! ```text
+//! roles ──index::find_runs──▶ runs (indexed apply_when)     ┐
+//!       ──lower (depth, classify, fold)──▶ Nodes + slots     ├─▶ Program
+//!       ──field trees──▶ CTree (per-level key lookup)        ┘
+//! ```
+//!
+//! - [`ir`]: the flat node arena, slots, smart constructors that fold with error semantics.
+//! - [`lower`]: analysis (dependency, fallibility, depth) and lowering of each rule.
+//! - [`index`]: runs of roles selected by one hash lookup.
+//!
+//! The program keeps, beside the nodes, the place (file + JSON path) of every rule in a side
+//! table ([`Program::places`]) for error messages; explanations are produced by the reference
+//! evaluator on demand (see [`crate::engine`]).
+
+pub(crate) mod index;
+pub(crate) mod ir;
+pub(crate) mod lower;
+
+use crate::error::Place;
+use crate::eval::raw::key_tag;
+use crate::rules::{FieldPermissions, FieldTree, Role, Rule};
+
+use index::{FxMap, Run};
+use ir::{KeyId, NodeId, Nodes};
+use lower::{KeyInterner, Lowerer};
+
+/// [`RuleRef::place`] of a rule that cannot fail.
+pub(crate) const NO_PLACE: u32 = u32::MAX;
+
+/// A compiled rule: its node and the index of its place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RuleRef {
+    pub node: NodeId,
+    pub place: u32,
+}
+
+/// Compiled `read`/`write` of a field rule (or of `additional_fields`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CPerms {
+    pub read: Option<RuleRef>,
+    pub write: Option<RuleRef>,
+    /// Some rule here reads `%%this` / `%%prev` (the field's value must be decoded).
+    pub field: bool,
+    /// Some rule here reads the document or the field: the decision is made per document
+    /// (otherwise it is the same for every document of a request, and cached).
+    pub doc: bool,
+}
+
+/// A compiled field rule.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CField {
+    pub perms: CPerms,
+    pub nested: CTree,
+}
+
+/// A compiled `fields` level.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CTree {
+    /// Dense id of the level in its program (per-request decision caches are indexed by it).
+    pub id: u32,
+    /// In file order (the first rule of a name wins, as `FieldTree::get`).
+    pub fields: Vec<(Box<str>, CField)>,
+    /// Key → index in `fields`.
+    pub index: KeyTable,
+    pub additional: Option<CPerms>,
+    /// No rule of this level or below can fail.
+    pub infallible: bool,
+}
+
+impl CTree {
+    /// Same as `FieldTree::is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.additional.is_none()
+    }
+
+    /// The rule for `key` (whose [`key_tag`] is `tag`), or `None` (then `additional_fields`
+    /// applies).
+    #[inline]
+    pub fn get_tagged(&self, tag: u64, key: &[u8]) -> Option<&CField> {
+        if self.fields.is_empty() {
+            return None;
+        }
+        self.index
+            .find_tagged(tag, key)
+            .and_then(|i| self.fields.get(i as usize))
+            .map(|(_, f)| f)
+    }
+
+    /// The rule for `key`, or `None` (then `additional_fields` applies).
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&CField> {
+        self.get_tagged(key_tag(key), key)
+    }
+}
+
+/// A compiled role.
+#[derive(Debug, Clone)]
+pub(crate) struct RoleProg {
+    /// `None` for roles of an indexed run (the run selects them).
+    pub apply_when: Option<RuleRef>,
+    pub doc_read: Option<RuleRef>,
+    pub doc_write: Option<RuleRef>,
+    /// `document_filters` is present (its `read` undefined still opens the read gate).
+    pub has_doc_filters: bool,
+    pub read: Option<RuleRef>,
+    pub write: Option<RuleRef>,
+    pub insert: Option<RuleRef>,
+    pub delete: Option<RuleRef>,
+    pub search: Option<bool>,
+    pub fields: CTree,
+}
+
+/// One step of role selection in policy order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Segment {
+    /// A role whose `apply_when` is evaluated (by index in the policy's roles).
+    Single(u32),
+    /// An indexed run (by index in [`Program::runs`]).
+    Run(u32),
+}
+
+/// An open-addressing table from keys to small indexes, probed by [`key_tag`]: one multiply,
+/// one or two probes, and a byte comparison only for keys longer than seven bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyTable {
+    /// `(tag, index)`; `u32::MAX` marks an empty slot. Length a power of two.
+    slots: Box<[(u64, u32)]>,
+    /// `64 - log2(slots.len())`: Fibonacci hashing keeps the top bits of the product.
+    shift: u32,
+    names: Vec<Box<[u8]>>,
+}
+
+const EMPTY_SLOT: u32 = u32::MAX;
+
+impl KeyTable {
+    /// A table of `names` (index = position; a repeated name keeps its first index).
+    pub fn new<'n>(names: impl IntoIterator<Item = &'n [u8]>) -> KeyTable {
+        let names: Vec<Box<[u8]>> = names.into_iter().map(Box::from).collect();
+        if names.is_empty() {
+            return KeyTable::default();
+        }
+        let size = (names.len() * 2).next_power_of_two().max(4);
+        let shift = 64 - size.trailing_zeros();
+        let mut slots = vec![(0u64, EMPTY_SLOT); size].into_boxed_slice();
+        let mask = size - 1;
+        for (index, name) in names.iter().enumerate() {
+            let tag = key_tag(name);
+            let mut i = slot_of(tag, shift) & mask;
+            while let Some(slot) = slots.get_mut(i) {
+                if slot.1 == EMPTY_SLOT {
+                    *slot = (tag, index as u32);
+                    break;
+                }
+                if names.get(slot.1 as usize).is_some_and(|n| **n == **name) {
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        KeyTable {
+            slots,
+            shift,
+            names,
+        }
+    }
+
+    /// The index of `key` (whose [`key_tag`] is `tag`).
+    #[inline]
+    pub fn find_tagged(&self, tag: u64, key: &[u8]) -> Option<u32> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = slot_of(tag, self.shift) & mask;
+        loop {
+            let &(t, index) = self.slots.get(i)?;
+            if index == EMPTY_SLOT {
+                return None;
+            }
+            if t == tag
+                && (key.len() <= 7 || self.names.get(index as usize).is_some_and(|n| **n == *key))
+            {
+                return Some(index);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+#[inline]
+fn slot_of(tag: u64, shift: u32) -> usize {
+    (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+}
+
+/// Interned top-level keys of document paths.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Keys {
+    pub names: Vec<Box<str>>,
+    map: FxMap<Box<[u8]>, u32>,
+    /// Built once all keys are interned ([`Keys::seal`]).
+    table: KeyTable,
+}
+
+impl Keys {
+    /// The id of `key` (whose [`key_tag`] is `tag`), when some path starts with it.
+    #[inline]
+    pub fn find(&self, tag: u64, key: &[u8]) -> Option<u32> {
+        self.table.find_tagged(tag, key)
+    }
+
+    /// Builds the lookup table (after the last [`KeyInterner::intern`]).
+    fn seal(&mut self) {
+        self.table = KeyTable::new(self.names.iter().map(|n| n.as_bytes()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn name(&self, id: KeyId) -> &str {
+        self.names.get(id.0 as usize).map_or("", |n| n)
+    }
+}
+
+impl KeyInterner for Keys {
+    fn intern(&mut self, key: &str) -> KeyId {
+        if let Some(id) = self.map.get(key.as_bytes()) {
+            return KeyId(*id);
+        }
+        let id = self.names.len() as u32;
+        self.names.push(key.into());
+        self.map.insert(key.as_bytes().into(), id);
+        KeyId(id)
+    }
+}
+
+/// The compiled roles of one collection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Program {
+    /// Number of compiled field levels ([`CTree::id`]).
+    pub trees: u32,
+    pub nodes: Nodes,
+    pub keys: Keys,
+    pub roles: Vec<RoleProg>,
+    pub segments: Vec<Segment>,
+    pub runs: Vec<Run>,
+    /// Place of each compiled rule ([`RuleRef::place`]).
+    pub places: Vec<Place>,
+}
+
+impl Program {
+    pub fn place(&self, index: u32) -> Option<&Place> {
+        self.places.get(index as usize)
+    }
+}
+
+/// Compiles the roles of one collection policy.
+pub(crate) fn compile(roles: &[Role]) -> Program {
+    let mut nodes = Nodes::default();
+    let mut keys = Keys::default();
+    let mut places = Vec::new();
+    let runs = {
+        let mut lower = Lowerer {
+            nodes: &mut nodes,
+            keys: &mut keys,
+        };
+        index::find_runs(roles, &mut lower)
+    };
+    let mut in_run = vec![false; roles.len()];
+    for run in &runs {
+        for p in 0..run.len {
+            if let Some(flag) = in_run.get_mut((run.start + p) as usize) {
+                *flag = true;
+            }
+        }
+    }
+    let mut trees = 0u32;
+    let mut c = Compiler {
+        lower: Lowerer {
+            nodes: &mut nodes,
+            keys: &mut keys,
+        },
+        places: &mut places,
+        trees: &mut trees,
+    };
+    let compiled: Vec<RoleProg> = roles
+        .iter()
+        .zip(&in_run)
+        .map(|(role, &indexed)| c.role(role, indexed))
+        .collect();
+    let mut segments = Vec::new();
+    let mut next_run = runs.iter().enumerate().peekable();
+    let mut i = 0u32;
+    while (i as usize) < roles.len() {
+        match next_run.peek() {
+            Some((r, run)) if run.start == i => {
+                segments.push(Segment::Run(*r as u32));
+                i += run.len;
+                next_run.next();
+            }
+            _ => {
+                segments.push(Segment::Single(i));
+                i += 1;
+            }
+        }
+    }
+    keys.seal();
+    Program {
+        trees,
+        nodes,
+        keys,
+        roles: compiled,
+        segments,
+        runs,
+        places,
+    }
+}
+
+struct Compiler<'a> {
+    lower: Lowerer<'a, Keys>,
+    places: &'a mut Vec<Place>,
+    trees: &'a mut u32,
+}
+
+impl Compiler<'_> {
+    fn rule(&mut self, rule: &Rule) -> RuleRef {
+        let node = self.lower.rule(&rule.expr);
+        // PERF: only a rule that can fail needs its place (for the failure's message).
+        if !self.lower.nodes.info(node).fallible {
+            return RuleRef {
+                node,
+                place: NO_PLACE,
+            };
+        }
+        let place = self.places.len() as u32;
+        self.places.push(rule.place.clone());
+        RuleRef { node, place }
+    }
+
+    fn opt(&mut self, rule: Option<&Rule>) -> Option<RuleRef> {
+        rule.map(|r| self.rule(r))
+    }
+
+    fn role(&mut self, role: &Role, indexed: bool) -> RoleProg {
+        let apply_when = (!indexed).then(|| self.rule(&role.apply_when));
+        let df = role.document_filters.as_ref();
+        RoleProg {
+            apply_when,
+            doc_read: self.opt(df.and_then(|d| d.read.as_ref())),
+            doc_write: self.opt(df.and_then(|d| d.write.as_ref())),
+            has_doc_filters: df.is_some(),
+            read: self.opt(role.read.as_ref()),
+            write: self.opt(role.write.as_ref()),
+            insert: self.opt(role.insert.as_ref()),
+            delete: self.opt(role.delete.as_ref()),
+            search: role.search,
+            fields: self.tree(&role.fields),
+        }
+    }
+
+    fn perms(&mut self, p: &FieldPermissions) -> CPerms {
+        let read = self.opt(p.read.as_ref());
+        let write = self.opt(p.write.as_ref());
+        let nodes = &self.lower.nodes;
+        let field = [read, write]
+            .iter()
+            .flatten()
+            .any(|r| nodes.info(r.node).field);
+        let doc = [read, write]
+            .iter()
+            .flatten()
+            .any(|r| nodes.info(r.node).doc);
+        CPerms {
+            read,
+            write,
+            field,
+            doc,
+        }
+    }
+
+    fn fallible(&self, p: &CPerms) -> bool {
+        [p.read, p.write]
+            .iter()
+            .flatten()
+            .any(|r| self.lower.nodes.info(r.node).fallible)
+    }
+
+    fn tree(&mut self, tree: &FieldTree) -> CTree {
+        let mut fields: Vec<(Box<str>, CField)> = Vec::with_capacity(tree.fields.len());
+        let mut infallible = true;
+        for (name, rule) in &tree.fields {
+            let perms = self.perms(&rule.permissions);
+            let nested = self.tree(&rule.nested);
+            infallible &= !self.fallible(&perms) && nested.infallible;
+            fields.push((name.as_str().into(), CField { perms, nested }));
+        }
+        let additional = tree.additional.as_ref().map(|a| self.perms(a));
+        if let Some(a) = &additional {
+            infallible &= !self.fallible(a);
+        }
+        let index = KeyTable::new(fields.iter().map(|(n, _)| n.as_bytes()));
+        let id = *self.trees;
+        *self.trees += 1;
+        CTree {
+            id,
+            fields,
+            index,
+            additional,
+            infallible,
+        }
+    }
+}

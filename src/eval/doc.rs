@@ -1,0 +1,887 @@
+//! Stage: per-document evaluation. Input: a [`Program`], its [`Prepared`] request state and one
+//! document (raw or owned) with the bindings of the moment. Output: the value of compiled nodes
+//! (`Result<bool, Fault>`) and the selected role.
+//!
+//! Each top-level field a rule reads is found by **one forward scan** of the raw document that
+//! resumes where it stopped ([`KeyCache`], kept in the caller's [`crate::Scratch`]): every
+//! element is visited at most once per document and the scan stops as soon as the field asked
+//! for is found. The cache stores byte offsets, not references, so the scratch space outlives
+//! documents and is reused without allocating.
+
+use bson::{Document, RawDocument};
+
+use super::prepare::{Live, Prepared, SlotVal, Step};
+use super::raw::{self, Val};
+use super::value::{
+    EQ, Fault, IN, MATCH, Mode, OpVal, Reached, RegexHint, V, compare_one, for_each_string,
+    match_one, not_an_array, type_is, walk,
+};
+use crate::compile::index::Run;
+use crate::compile::ir::{COp, CPred, DocPath, FieldEq, KeyId, Node, NodeId, Opnd, Subject, Test};
+use crate::compile::{Program, RuleRef};
+use crate::expr::{CmpOp, Expr};
+use crate::reference::Failure;
+use crate::value::eval::{array_length_operand, truncated};
+use crate::value::{Bindings, EvalError, eval_expr};
+
+/// A document being decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DocRef<'a> {
+    Raw(&'a RawDocument),
+    Own(&'a Document),
+}
+
+/// Where each needed top-level field of the current raw document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    NotYet,
+    Found { kind: u8, start: usize, end: usize },
+}
+
+/// Per-document field cache (byte offsets into the current raw document).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyCache {
+    entries: Vec<Entry>,
+    cursor: usize,
+    done: bool,
+}
+
+impl KeyCache {
+    /// Forgets the previous document (keeps the allocation).
+    pub fn reset(&mut self, keys: usize) {
+        self.entries.clear();
+        self.entries.resize(keys, Entry::NotYet);
+        self.cursor = 4;
+        self.done = false;
+    }
+
+    /// The type and value bytes of top-level key `key` in `doc`.
+    #[inline]
+    fn lookup<'a>(
+        &mut self,
+        doc: &'a RawDocument,
+        key: KeyId,
+        program: &Program,
+    ) -> Result<Option<(u8, &'a [u8])>, Fault> {
+        match self.entries.get(key.0 as usize) {
+            Some(Entry::Found { kind, start, end }) => {
+                let bytes = doc.as_bytes().get(*start..*end).ok_or(Fault::Malformed)?;
+                return Ok(Some((*kind, bytes)));
+            }
+            Some(Entry::NotYet) if !self.done => {}
+            _ => return Ok(None),
+        }
+        self.scan(doc, key, program)
+    }
+
+    /// Scans on from the cursor until `key` is found (recording every needed key met).
+    fn scan<'a>(
+        &mut self,
+        doc: &'a RawDocument,
+        key: KeyId,
+        program: &Program,
+    ) -> Result<Option<(u8, &'a [u8])>, Fault> {
+        // PERF: a tight loop over the bytes (no element structs): type byte, key up to its NUL,
+        // value size; only keys some rule reads are looked at further.
+        let bytes = doc.as_bytes();
+        let mut pos = self.cursor;
+        loop {
+            let kind = *bytes.get(pos).ok_or(Fault::Malformed)?;
+            if kind == 0 {
+                if pos + 1 != bytes.len() {
+                    return Err(Fault::Malformed);
+                }
+                break;
+            }
+            let key_start = pos + 1;
+            let rest = bytes.get(key_start..).ok_or(Fault::Malformed)?;
+            let key_len = raw::find_nul(rest).ok_or(Fault::Malformed)?;
+            let tag = raw::key_tag_at(bytes, key_start, key_len);
+            let value_start = key_start + key_len + 1;
+            let tail = bytes.get(value_start..).ok_or(Fault::Malformed)?;
+            let end = value_start + raw::value_size(kind, tail)?;
+            let value = bytes.get(value_start..end).ok_or(Fault::Malformed)?;
+            pos = end;
+            let Some(k) = program.keys.find(tag, rest.get(..key_len).unwrap_or(&[])) else {
+                continue;
+            };
+            if let Some(slot @ Entry::NotYet) = self.entries.get_mut(k as usize) {
+                // INVARIANT: the first element with a key wins (like `RawDocument::get`).
+                *slot = Entry::Found {
+                    kind,
+                    start: value_start,
+                    end,
+                };
+                if k == key.0 {
+                    self.cursor = pos;
+                    return Ok(Some((kind, value)));
+                }
+            }
+        }
+        self.cursor = pos;
+        self.done = true;
+        Ok(None)
+    }
+}
+
+/// Does the raw string value `bytes` (length-prefixed, NUL-terminated) hold exactly `s`?
+#[inline]
+fn raw_str_eq(bytes: &[u8], s: &str) -> bool {
+    let s = s.as_bytes();
+    let len = bytes.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok());
+    match (len, bytes.get(4..4 + s.len())) {
+        (Some(len), Some(body)) => {
+            i64::from(i32::from_le_bytes(len)) == s.len() as i64 + 1 && body == s
+        }
+        _ => false,
+    }
+}
+
+/// Does a raw value (type `kind`, bytes) equal `operand` as a match does — directly or as an
+/// element of an array value — when `operand` is a string (`Some(Ok(s))`) or a boolean?
+fn raw_field_eq(kind: u8, bytes: &[u8], operand: &FastOperand<'_>) -> Result<bool, Fault> {
+    let one = |kind: u8, bytes: &[u8]| match (kind, operand) {
+        (raw::kind::STRING | raw::kind::SYMBOL, FastOperand::Str(s)) => raw_str_eq(bytes, s),
+        (raw::kind::BOOLEAN, FastOperand::Bool(b)) => bytes.first() == Some(&u8::from(*b)),
+        _ => false,
+    };
+    if kind == raw::kind::ARRAY {
+        return Ok(raw::any_value(bytes, one)?);
+    }
+    Ok(one(kind, bytes))
+}
+
+/// An operand [`Node::FieldEq`] decides on raw bytes.
+enum FastOperand<'a> {
+    Str(&'a str),
+    Bool(bool),
+}
+
+/// What field redaction does with one field of one level, when that is the same for every
+/// document of the request (the field's rules read only the request).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Action {
+    /// Not decided yet for this request.
+    Unknown,
+    Keep,
+    Drop,
+    /// Redact the embedded value under the nested rules, with these inherited permissions.
+    Nested(crate::eval::read::Inherited),
+    /// The field's rules read the document or the field: decide per document.
+    Dynamic,
+    /// Fails with `PlanCache::fails[i]`.
+    Fail(u32),
+}
+
+/// Per-thread cache of per-request field decisions ([`Action`]), by field level and inherited
+/// permissions. Reset when used with another request.
+#[derive(Debug, Default)]
+pub(crate) struct PlanCache {
+    request: u64,
+    /// `tree id * 9 + inherited code` → one action per named field, then `additional_fields`.
+    pub levels: Vec<Box<[Action]>>,
+    pub fails: Vec<Fail>,
+}
+
+impl PlanCache {
+    /// Starts serving request `id` of a program with `trees` field levels.
+    fn serve(&mut self, id: u64, trees: u32) {
+        if self.request != id {
+            self.request = id;
+            self.levels.clear();
+            self.fails.clear();
+        }
+        let want = trees as usize * 9;
+        if self.levels.len() < want {
+            self.levels.resize_with(want, Box::default);
+        }
+    }
+}
+
+/// A failed decision: a rule that failed (reported like the reference's [`Failure`]), or a
+/// malformed raw document.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Fail {
+    Rule { place: u32, error: Box<EvalError> },
+    Malformed,
+}
+
+impl Fail {
+    pub fn at(rule: RuleRef, fault: Fault) -> Fail {
+        match fault {
+            Fault::Eval(error) => Fail::Rule {
+                place: rule.place,
+                error,
+            },
+            Fault::Malformed => Fail::Malformed,
+        }
+    }
+
+    /// The message the reference gives (`Failure`'s display).
+    pub fn message(&self, program: &Program) -> String {
+        match self {
+            Fail::Rule { place, error } => match program.place(*place) {
+                Some(p) => Failure {
+                    place: p.clone(),
+                    error: (**error).clone(),
+                }
+                .to_string(),
+                None => error.to_string(),
+            },
+            Fail::Malformed => "malformed BSON document".to_string(),
+        }
+    }
+}
+
+/// Roles of a run checked one by one (no index lookup) when this few are live.
+const SMALL_LIVE: usize = 8;
+
+/// The evaluation of one document.
+pub(crate) struct DocEval<'a, 'c> {
+    pub prog: &'a Program,
+    pub prep: &'a Prepared<'c>,
+    pub root: Option<DocRef<'a>>,
+    pub prev_root: Option<DocRef<'a>>,
+    /// `%%prevRoot` is `%%root` (reads): one field cache serves both.
+    pub prev_is_root: bool,
+    pub this: Option<V<'a>>,
+    pub prev: Option<V<'a>>,
+    cache: &'a mut KeyCache,
+    /// Per-request field decisions (raw path only).
+    pub plans: Option<&'a mut PlanCache>,
+    /// Owned conversions of raw `%%root` and `%%prevRoot`, made only when a fallback needs
+    /// them (boxed: most documents never need them, and the evaluator stays small).
+    owned: Option<Box<[Option<Document>; 2]>>,
+}
+
+impl<'a, 'c: 'a> DocEval<'a, 'c> {
+    pub fn new(
+        prog: &'a Program,
+        prep: &'a Prepared<'c>,
+        root: Option<DocRef<'a>>,
+        prev_root: Option<DocRef<'a>>,
+        prev_is_root: bool,
+        cache: &'a mut KeyCache,
+        mut plans: Option<&'a mut PlanCache>,
+    ) -> Self {
+        cache.reset(prog.keys.len());
+        if let Some(p) = plans.as_deref_mut() {
+            p.serve(prep.id, prog.trees);
+        }
+        DocEval {
+            prog,
+            prep,
+            root,
+            prev_root,
+            prev_is_root,
+            this: None,
+            prev: None,
+            cache,
+            plans,
+            owned: None,
+        }
+    }
+
+    /// Evaluates a compiled rule.
+    #[inline]
+    pub fn rule(&mut self, rule: RuleRef) -> Result<bool, Fail> {
+        self.eval(rule.node).map_err(|f| Fail::at(rule, f))
+    }
+
+    /// Evaluates an optional rule (`None`: undefined).
+    #[inline]
+    pub fn rule_opt(&mut self, rule: Option<RuleRef>) -> Result<Option<bool>, Fail> {
+        rule.map(|r| self.rule(r)).transpose()
+    }
+
+    /// The first role (by policy index) whose `apply_when` holds, following the request's plan.
+    pub fn select(&mut self) -> Result<Option<u32>, Fail> {
+        let prep = self.prep;
+        let prog = self.prog;
+        for step in &prep.plan {
+            match step {
+                Step::Role(i) => {
+                    let Some(aw) = prog.roles.get(*i as usize).and_then(|r| r.apply_when) else {
+                        continue;
+                    };
+                    if self.rule(aw)? {
+                        return Ok(Some(*i));
+                    }
+                }
+                Step::Always(i) => return Ok(Some(*i)),
+                Step::Fail { role, error } => {
+                    let place = prog
+                        .roles
+                        .get(*role as usize)
+                        .and_then(|r| r.apply_when)
+                        .map_or(u32::MAX, |r| r.place);
+                    return Err(Fail::Rule {
+                        place,
+                        error: Box::new(error.clone()),
+                    });
+                }
+                Step::Run { run, live } => {
+                    let Some(run) = prog.runs.get(*run as usize) else {
+                        continue;
+                    };
+                    // INVARIANT: run tests never fail; only malformed input can stop here.
+                    match self.run_select(run, live) {
+                        Ok(Some(pos)) => return Ok(Some(run.start + pos)),
+                        Ok(None) => {}
+                        Err(_) => return Err(Fail::Malformed),
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn run_select(&mut self, run: &'a Run, live: &'a Live) -> Result<Option<u32>, Fault> {
+        if let Live::Some(list) = live {
+            if list.len() <= SMALL_LIVE {
+                for &pos in list.iter() {
+                    if self.run_doc_tests(run, pos)? {
+                        return Ok(Some(pos));
+                    }
+                }
+                return Ok(None);
+            }
+        }
+        let Some(path0) = run.doc_paths.first() else {
+            return Ok(None);
+        };
+        let mut best: Option<u32> = None;
+        let mut failed: Option<Fault> = None;
+        // PERF: one hash lookup per string the document's path holds; candidates are in
+        // ascending order, so the first live one whose other tests hold is the run's answer
+        // for that string, and the smallest over all strings is the first match.
+        let mut visit = |this: &mut Self, s: &[u8]| -> bool {
+            let Some(list) = run.doc_index.get(s) else {
+                return false;
+            };
+            for &pos in list.iter() {
+                if best.is_some_and(|b| pos >= b) {
+                    break;
+                }
+                if live.contains(pos) {
+                    match this.run_doc_tests(run, pos) {
+                        Ok(true) => {
+                            best = Some(pos);
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(f) => {
+                            failed = Some(f);
+                            return true;
+                        }
+                    }
+                }
+            }
+            false
+        };
+        if let Some((kind, bytes)) = self.raw_top(path0)? {
+            // A top-level field of a raw document: its strings as raw bytes.
+            raw::any_string(kind, bytes, |s| visit(self, s))?;
+        } else {
+            let reached = self.reach_doc(false, path0)?;
+            for_each_string(&reached, |s| Ok(visit(self, s.as_bytes())))?;
+        }
+        match failed {
+            Some(f) => Err(f),
+            None => Ok(best),
+        }
+    }
+
+    /// The raw type and bytes of `path` when it is a top-level field of a raw `%%root` (`None`
+    /// when it is not such a path, or the field is missing — then `Ok(None)` too; callers
+    /// that must tell them apart check the path shape first).
+    #[inline]
+    fn raw_top(&mut self, path: &DocPath) -> Result<Option<(u8, &'a [u8])>, Fault> {
+        match (self.root, path.key) {
+            (Some(DocRef::Raw(d)), Some(key)) if path.rest.is_empty() => {
+                self.cache.lookup(d, key, self.prog)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The document tests of run position `pos` all hold.
+    fn run_doc_tests(&mut self, run: &'a Run, pos: u32) -> Result<bool, Fault> {
+        let Some(tests) = run.tests.get(pos as usize) else {
+            return Ok(false);
+        };
+        for t in tests.iter().filter(|t| t.doc) {
+            let Some(path) = run.doc_paths.get(t.path as usize) else {
+                return Ok(false);
+            };
+            let raw_top = matches!(self.root, Some(DocRef::Raw(_)))
+                && path.key.is_some()
+                && path.rest.is_empty();
+            let holds = if raw_top {
+                match self.raw_top(path)? {
+                    Some((kind, bytes)) => raw_field_eq(kind, bytes, &FastOperand::Str(&t.value))?,
+                    None => false,
+                }
+            } else {
+                let reached = self.reach_doc(false, path)?;
+                for_each_string(&reached, |s| Ok(s == &*t.value))?
+            };
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Evaluates node `id`.
+    pub fn eval(&mut self, id: NodeId) -> Result<bool, Fault> {
+        let prog = self.prog;
+        match prog.nodes.get(id) {
+            Some(Node::Const(b)) => Ok(*b),
+            Some(Node::Error(e)) => Err(Fault::from(e.clone())),
+            Some(Node::All(children)) => {
+                for &c in children.iter() {
+                    if !self.eval(c)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Some(Node::Any(children)) => {
+                for &c in children.iter() {
+                    if self.eval(c)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Some(Node::Not(c)) => Ok(!self.eval(*c)?),
+            Some(Node::Slot(s)) => match self.prep.slot(prog, *s) {
+                Some(SlotVal::Bool(Ok(b))) => Ok(*b),
+                Some(SlotVal::Bool(Err(e))) => Err(Fault::from(e.clone())),
+                _ => Ok(false),
+            },
+            Some(Node::Test(t)) => self.test(t),
+            Some(Node::FieldEq(f)) => self.field_eq(f),
+            Some(Node::Fallback(e)) => self.fallback(e),
+            None => Ok(false),
+        }
+    }
+
+    #[inline]
+    fn test(&mut self, t: &'a Test) -> Result<bool, Fault> {
+        let s = self.reach(&t.subject)?;
+        self.pred(&t.pred, &s)
+    }
+
+    /// A [`Node::FieldEq`]: string and boolean operands on raw bytes, others by the test.
+    fn field_eq(&mut self, f: &'a FieldEq) -> Result<bool, Fault> {
+        let operand = match &f.operand {
+            Opnd::Const(c) => &c.value,
+            Opnd::Slot(s) => {
+                let prep = self.prep;
+                match prep.slot(self.prog, *s) {
+                    Some(SlotVal::Value(Ok(Some(b)))) => b,
+                    // A missing operand matches nothing (match and `$eq` alike).
+                    Some(SlotVal::Value(Ok(None))) => return Ok(false),
+                    Some(SlotVal::Value(Err(e))) => return Err(Fault::from(e.clone())),
+                    _ => return self.test(&f.test),
+                }
+            }
+            Opnd::Path(_) => return self.test(&f.test),
+        };
+        let fast = match operand {
+            bson::Bson::String(s) | bson::Bson::Symbol(s) => FastOperand::Str(s),
+            bson::Bson::Boolean(b) => FastOperand::Bool(*b),
+            _ => return self.test(&f.test),
+        };
+        match self.root {
+            Some(DocRef::Raw(d)) => match self.cache.lookup(d, f.key, self.prog)? {
+                None => Ok(false),
+                Some((kind, bytes)) => raw_field_eq(kind, bytes, &fast),
+            },
+            _ => self.test(&f.test),
+        }
+    }
+
+    /// The value of top-level field `key` of `%%root` (or `%%prevRoot`).
+    fn top(&mut self, prev: bool, key: KeyId) -> Result<Option<V<'a>>, Fault> {
+        let doc = if prev { self.prev_root } else { self.root };
+        match doc {
+            None => Ok(None),
+            Some(DocRef::Own(d)) => Ok(d.get(self.prog.keys.name(key)).map(V::Own)),
+            Some(DocRef::Raw(d)) if !prev || self.prev_is_root => {
+                match self.cache.lookup(d, key, self.prog)? {
+                    None => Ok(None),
+                    Some((kind, bytes)) => Ok(Some(V::Raw(Val::decode(kind, bytes)?))),
+                }
+            }
+            Some(DocRef::Raw(d)) => {
+                Ok(super::raw::get(d, self.prog.keys.name(key).as_bytes())?.map(V::Raw))
+            }
+        }
+    }
+
+    pub fn reach_doc(&mut self, prev: bool, path: &'a DocPath) -> Result<Reached<'a>, Fault> {
+        let doc = if prev { self.prev_root } else { self.root };
+        let Some(doc) = doc else {
+            return Ok(Reached::missing());
+        };
+        match path.key {
+            None => Ok(Reached::One(Some(match doc {
+                DocRef::Raw(d) => V::Raw(Val::Doc(d)),
+                DocRef::Own(d) => V::OwnDoc(d),
+            }))),
+            Some(k) => match self.top(prev, k)? {
+                None => Ok(Reached::missing()),
+                Some(v) if path.rest.is_empty() => Ok(Reached::One(Some(v))),
+                Some(v) => walk(v, &path.rest),
+            },
+        }
+    }
+
+    fn reach(&mut self, s: &'a Subject) -> Result<Reached<'a>, Fault> {
+        match s {
+            Subject::Doc { prev, path } => self.reach_doc(*prev, path),
+            Subject::Field { prev, path } => {
+                let v = if *prev { self.prev } else { self.this };
+                match v {
+                    None => Ok(Reached::missing()),
+                    Some(v) => walk(v, path),
+                }
+            }
+            Subject::Request(slot) => {
+                let prep = self.prep;
+                match prep.slot(self.prog, *slot) {
+                    Some(SlotVal::Subject(r)) => Ok(Reached::Request(r)),
+                    _ => Ok(Reached::missing()),
+                }
+            }
+        }
+    }
+
+    /// An operand's value (`None`: missing) and its precompiled regexes.
+    fn operand(&mut self, o: &'a Opnd) -> Result<Option<Operand<'a>>, Fault> {
+        match o {
+            Opnd::Const(c) => Ok(Some(Operand {
+                value: OpVal::V(V::Own(&c.value)),
+                regex: c.regex.as_ref(),
+                items: &c.items,
+            })),
+            Opnd::Slot(s) => {
+                let prep = self.prep;
+                match prep.slot(self.prog, *s) {
+                    Some(SlotVal::Value(Ok(Some(b)))) => {
+                        Ok(Some(Operand::plain(OpVal::V(V::Own(b)))))
+                    }
+                    Some(SlotVal::Value(Ok(None))) => Ok(None),
+                    Some(SlotVal::Value(Err(e))) => Err(Fault::from(e.clone())),
+                    _ => Ok(None),
+                }
+            }
+            Opnd::Path(subject) => Ok(self.reach(subject)?.into_value()?.map(Operand::plain)),
+        }
+    }
+
+    fn match_any(
+        &self,
+        s: &Reached<'_>,
+        operand: V<'_>,
+        mode: Mode,
+        hint: RegexHint<'_>,
+    ) -> Result<bool, Fault> {
+        for v in s.iter() {
+            if match_one(v, operand, mode, hint)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn pred(&mut self, p: &'a CPred, s: &Reached<'_>) -> Result<bool, Fault> {
+        match p {
+            CPred::Matches(o) => match self.operand(o)? {
+                None => Ok(false),
+                Some(op) => self.match_any(s, op.value.v(), MATCH, op.regex),
+            },
+            CPred::Ops(ops) => {
+                for op in ops.iter() {
+                    if !self.op(op, s)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn in_list(
+        &mut self,
+        s: &Reached<'_>,
+        o: &'a Opnd,
+        operator: &'static str,
+    ) -> Result<Option<bool>, Fault> {
+        let Some(list) = self.operand(o)? else {
+            return Ok(None);
+        };
+        let v = list.value.v();
+        let Some(items) = v.items() else {
+            return Err(not_an_array(operator, v));
+        };
+        for (i, item) in items.enumerate() {
+            let hint = list.items.get(i).and_then(Option::as_ref);
+            if self.match_any(s, item?, IN, hint)? {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
+    }
+
+    fn op(&mut self, op: &'a COp, s: &Reached<'_>) -> Result<bool, Fault> {
+        match op {
+            COp::Cmp(CmpOp::Eq, o) => match self.operand(o)? {
+                None => Ok(false),
+                Some(v) => self.match_any(s, v.value.v(), EQ, None),
+            },
+            COp::Cmp(CmpOp::Ne, o) => match self.operand(o)? {
+                None => Ok(true),
+                Some(v) => Ok(!self.match_any(s, v.value.v(), EQ, None)?),
+            },
+            COp::Cmp(cmp, o) => match self.operand(o)? {
+                None => Ok(false),
+                Some(v) => {
+                    let operand = v.value.v();
+                    for c in s.iter() {
+                        if compare_one(c, *cmp, operand)? {
+                            return Ok(true);
+                        }
+                    }
+                    Ok(false)
+                }
+            },
+            COp::In(o) => Ok(self.in_list(s, o, "$in")?.unwrap_or(false)),
+            COp::Nin(o) => Ok(!self.in_list(s, o, "$nin")?.unwrap_or(false)),
+            COp::Exists(o) => {
+                let want = self.operand(o)?.is_some_and(|v| v.value.v().truthy());
+                Ok(s.is_missing() != want)
+            }
+            COp::All(ps) => {
+                for p in ps.iter() {
+                    if !self.pred(p, s)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            COp::Any(ps) => {
+                for p in ps.iter() {
+                    if self.pred(p, s)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            COp::None(ps) => {
+                for p in ps.iter() {
+                    if self.pred(p, s)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            COp::Not(p) => Ok(!self.pred(p, s)?),
+            COp::AllOf(o) => {
+                let Some(list) = self.operand(o)? else {
+                    return Ok(false);
+                };
+                let v = list.value.v();
+                let Some(items) = v.items() else {
+                    return Err(not_an_array("$all", v));
+                };
+                let mut any = false;
+                for (i, item) in items.enumerate() {
+                    any = true;
+                    let hint = list.items.get(i).and_then(Option::as_ref);
+                    if !self.match_any(s, item?, IN, hint)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(any)
+            }
+            COp::Size(o) => {
+                let Some(n) = self.operand(o)? else {
+                    return Ok(false);
+                };
+                let Some(len) = array_length_operand(n.value.v().to_bson()?.as_ref())? else {
+                    return Ok(false);
+                };
+                for v in s.present() {
+                    if let Some(items) = v.items() {
+                        let mut count = 0usize;
+                        for i in items {
+                            i?;
+                            count += 1;
+                        }
+                        if count == len {
+                            return Ok(true);
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            COp::ElemMatch(ops) => {
+                for v in s.present() {
+                    let Some(items) = v.items() else { continue };
+                    for item in items {
+                        let single = Reached::One(Some(item?));
+                        let mut all = true;
+                        for op in ops.iter() {
+                            if !self.op(op, &single)? {
+                                all = false;
+                                break;
+                            }
+                        }
+                        if all {
+                            return Ok(true);
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            COp::Type(specs) => {
+                for v in s.present() {
+                    if type_is(v, specs) {
+                        return Ok(true);
+                    }
+                    if let Some(items) = v.items() {
+                        for i in items {
+                            if type_is(i?, specs) {
+                                return Ok(true);
+                            }
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            COp::Regex(spec) => {
+                let one = |x: V<'_>| -> Result<bool, Fault> {
+                    if let Some(t) = x.as_str() {
+                        return Ok(spec.regex.is_match(t));
+                    }
+                    if x.kind() == super::raw::kind::REGEX {
+                        if let bson::Bson::RegularExpression(r) = x.to_bson()?.as_ref() {
+                            return Ok(r.pattern == spec.pattern
+                                && sorted(&r.options) == sorted(&spec.options));
+                        }
+                    }
+                    Ok(false)
+                };
+                for v in s.present() {
+                    if one(v)? {
+                        return Ok(true);
+                    }
+                    if let Some(items) = v.items() {
+                        for i in items {
+                            if one(i?)? {
+                                return Ok(true);
+                            }
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            COp::Mod { divisor, remainder } => {
+                if *divisor == 0 {
+                    return Err(Fault::from(EvalError::BadArgument {
+                        operator: "$mod",
+                        message: "divisor must not be 0".into(),
+                    }));
+                }
+                let one = |x: V<'_>| -> bool {
+                    let n = match x {
+                        V::Own(b) => truncated(b),
+                        V::Raw(r) => r.scalar().and_then(|b| truncated(&b)),
+                        V::OwnDoc(_) => None,
+                    };
+                    n.is_some_and(|i| i.wrapping_rem(*divisor) == *remainder)
+                };
+                for v in s.present() {
+                    if one(v) {
+                        return Ok(true);
+                    }
+                    if let Some(items) = v.items() {
+                        for i in items {
+                            if one(i?) {
+                                return Ok(true);
+                            }
+                        }
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// A shape the native evaluator does not cover: the reference evaluator on owned values.
+    fn fallback(&mut self, e: &Expr) -> Result<bool, Fault> {
+        // PERF: converts the raw document once per document, only when a fallback is reached.
+        let owned = self.owned.get_or_insert_with(Box::default);
+        let [owned_root, owned_prev] = &mut **owned;
+        if let (Some(DocRef::Raw(d)), None) = (self.root, &owned_root) {
+            *owned_root = Some(super::raw::to_document(d)?);
+        }
+        if !self.prev_is_root {
+            if let (Some(DocRef::Raw(d)), None) = (self.prev_root, &owned_prev) {
+                *owned_prev = Some(super::raw::to_document(d)?);
+            }
+        }
+        let (owned_root, owned_prev) = (&*owned_root, &*owned_prev);
+        let root = match self.root {
+            Some(DocRef::Own(d)) => Some(d),
+            Some(DocRef::Raw(_)) => owned_root.as_ref(),
+            None => None,
+        };
+        let prev_root = if self.prev_is_root {
+            root
+        } else {
+            match self.prev_root {
+                Some(DocRef::Own(d)) => Some(d),
+                Some(DocRef::Raw(_)) => owned_prev.as_ref(),
+                None => None,
+            }
+        };
+        let this = self.this.map(|v| v.to_bson()).transpose()?;
+        let prev = self.prev.map(|v| v.to_bson()).transpose()?;
+        let b = Bindings {
+            request: self.prep.ctx,
+            root,
+            prev_root,
+            this: this.as_deref(),
+            prev: prev.as_deref(),
+        };
+        Ok(eval_expr(e, &b)?)
+    }
+}
+
+/// An operand value with its precompiled regexes.
+struct Operand<'a> {
+    value: OpVal<'a>,
+    regex: RegexHint<'a>,
+    items: &'a [Option<Result<regex::Regex, String>>],
+}
+
+impl<'a> Operand<'a> {
+    fn plain(value: OpVal<'a>) -> Self {
+        Operand {
+            value,
+            regex: None,
+            items: &[],
+        }
+    }
+}
+
+fn sorted(s: &str) -> Vec<char> {
+    let mut v: Vec<char> = s.chars().collect();
+    v.sort_unstable();
+    v
+}

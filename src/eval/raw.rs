@@ -1,0 +1,688 @@
+//! Stage: raw BSON access for the per-document path. Input: the bytes of a `&bson::RawDocument`.
+//! Output: its elements one at a time ([`Elements`]: type, key, value bytes and the whole
+//! element's bytes, for byte-for-byte copies) and their values ([`Val`], borrowed, never
+//! allocated for scalars and strings).
+//!
+//! Why not `bson::RawIter`: redaction copies elements byte-for-byte and so needs each element's
+//! byte range, which `RawIter` does not expose; and the field scan only compares key bytes, so
+//! keys need no UTF-8 validation. Values are decoded exactly as the `bson` crate converts them to
+//! `bson::Bson`; shapes this module does not decode itself (binary, regex, JavaScript, DBPointer,
+//! embedded documents and arrays when an owned value is needed) go through the `bson` crate
+//! ([`Val::to_bson`]), so an owned value is always the one the reference evaluator would see.
+//!
+//! Malformed input (a length that runs past the end, an unknown type byte, invalid UTF-8 in a
+//! string that is read) is reported as [`Malformed`] where it is met; elements that are never
+//! read are not validated (as with `bson::RawDocument`).
+
+use bson::{Bson, Document, RawDocument};
+
+/// The raw input is not valid BSON where it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Malformed;
+
+/// BSON element type bytes.
+pub(crate) mod kind {
+    pub const DOUBLE: u8 = 0x01;
+    pub const STRING: u8 = 0x02;
+    pub const DOCUMENT: u8 = 0x03;
+    pub const ARRAY: u8 = 0x04;
+    pub const BINARY: u8 = 0x05;
+    pub const UNDEFINED: u8 = 0x06;
+    pub const OBJECT_ID: u8 = 0x07;
+    pub const BOOLEAN: u8 = 0x08;
+    pub const DATE_TIME: u8 = 0x09;
+    pub const NULL: u8 = 0x0A;
+    pub const REGEX: u8 = 0x0B;
+    pub const DB_POINTER: u8 = 0x0C;
+    pub const JAVASCRIPT: u8 = 0x0D;
+    pub const SYMBOL: u8 = 0x0E;
+    pub const JAVASCRIPT_WITH_SCOPE: u8 = 0x0F;
+    pub const INT32: u8 = 0x10;
+    pub const TIMESTAMP: u8 = 0x11;
+    pub const INT64: u8 = 0x12;
+    pub const DECIMAL128: u8 = 0x13;
+    pub const MIN_KEY: u8 = 0xFF;
+    pub const MAX_KEY: u8 = 0x7F;
+}
+
+/// One element of a raw document.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Elem<'a> {
+    pub kind: u8,
+    pub key: &'a [u8],
+    /// [`key_tag`] of the key.
+    pub tag: u64,
+    /// The value's bytes (after the key's NUL).
+    pub value: &'a [u8],
+    /// The whole element: type byte, key, NUL, value.
+    pub whole: &'a [u8],
+    /// Offset of the element in the document's bytes.
+    pub start: usize,
+}
+
+impl<'a> Elem<'a> {
+    /// The element's value.
+    pub fn val(&self) -> Result<Val<'a>, Malformed> {
+        Val::decode(self.kind, self.value)
+    }
+}
+
+/// The length of a key and its first seven bytes packed in a word: two keys with different
+/// tags differ; keys of up to seven bytes with equal tags are equal.
+#[inline]
+pub(crate) fn key_tag(key: &[u8]) -> u64 {
+    let mut w = (key.len() as u64) << 56;
+    for (i, b) in key.iter().take(7).enumerate() {
+        w |= u64::from(*b) << (8 * i);
+    }
+    w
+}
+
+/// [`key_tag`] of the key of length `len` at `at` in `bytes`, with one word read when the
+/// buffer allows it.
+#[inline]
+pub(crate) fn key_tag_at(bytes: &[u8], at: usize, len: usize) -> u64 {
+    match bytes.get(at..at + 8) {
+        Some(word) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            let keep = len.min(7) * 8;
+            (u64::from_le_bytes(w) & ((1u64 << keep) - 1)) | ((len as u64) << 56)
+        }
+        None => key_tag(bytes.get(at..at + len).unwrap_or(&[])),
+    }
+}
+
+/// Iterates the elements of a raw document (or array) in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Elements<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Elements<'a> {
+    pub fn new(doc: &'a RawDocument) -> Self {
+        Elements {
+            bytes: doc.as_bytes(),
+            pos: 4,
+        }
+    }
+
+    #[inline]
+    fn next_elem(&mut self) -> Result<Option<Elem<'a>>, Malformed> {
+        let bytes = self.bytes;
+        let start = self.pos;
+        let kind = *bytes.get(start).ok_or(Malformed)?;
+        if kind == 0 {
+            // INVARIANT: `RawDocument::from_bytes` checked that the last byte is the NUL that
+            // ends the document; a NUL type byte anywhere else is malformed.
+            return if start + 1 == bytes.len() {
+                Ok(None)
+            } else {
+                Err(Malformed)
+            };
+        }
+        let key_start = start + 1;
+        let rest = bytes.get(key_start..).ok_or(Malformed)?;
+        let key_len = find_nul(rest).ok_or(Malformed)?;
+        let value_start = key_start + key_len + 1;
+        let tail = bytes.get(value_start..).ok_or(Malformed)?;
+        let end = value_start + value_size(kind, tail)?;
+        let whole = bytes.get(start..end).ok_or(Malformed)?;
+        let key = rest.get(..key_len).ok_or(Malformed)?;
+        let value = bytes.get(value_start..end).ok_or(Malformed)?;
+        self.pos = end;
+        Ok(Some(Elem {
+            kind,
+            key,
+            tag: key_tag_at(bytes, key_start, key_len),
+            value,
+            whole,
+            start,
+        }))
+    }
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Result<Elem<'a>, Malformed>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_elem() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => None,
+            Err(m) => {
+                // Stop after the error: the last byte is the document's closing NUL.
+                self.pos = self.bytes.len().saturating_sub(1);
+                Some(Err(m))
+            }
+        }
+    }
+}
+
+/// Position of the first NUL byte of `bytes`.
+#[inline]
+pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {
+    // PERF: eight bytes at a time (a zero byte sets its high bit in `(w - 0x01..) & !w & 0x80..`).
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        let zero = w.wrapping_sub(LO) & !w & HI;
+        if zero != 0 {
+            return Some(offset + (zero.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|p| offset + p)
+}
+
+/// Calls `f(type, value bytes)` on each element of the raw document `bytes` (keys skipped)
+/// until it returns true.
+#[inline]
+pub(crate) fn any_value(
+    bytes: &[u8],
+    mut f: impl FnMut(u8, &[u8]) -> bool,
+) -> Result<bool, Malformed> {
+    let mut pos = 4;
+    loop {
+        let kind = *bytes.get(pos).ok_or(Malformed)?;
+        if kind == 0 {
+            return if pos + 1 == bytes.len() {
+                Ok(false)
+            } else {
+                Err(Malformed)
+            };
+        }
+        let rest = bytes.get(pos + 1..).ok_or(Malformed)?;
+        let value_start = pos + 1 + find_nul(rest).ok_or(Malformed)? + 1;
+        let tail = bytes.get(value_start..).ok_or(Malformed)?;
+        let end = value_start + value_size(kind, tail)?;
+        let value = bytes.get(value_start..end).ok_or(Malformed)?;
+        if f(kind, value) {
+            return Ok(true);
+        }
+        pos = end;
+    }
+}
+
+/// Calls `f` on the bytes of each string a value holds as a match sees it: a string or symbol
+/// value itself, or each string or symbol element of an array; stops when `f` returns true.
+#[inline]
+pub(crate) fn any_string(
+    kind: u8,
+    bytes: &[u8],
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> Result<bool, Malformed> {
+    fn body(b: &[u8]) -> Option<&[u8]> {
+        let n = usize::try_from(read_i32(b).ok()?).ok()?;
+        b.get(4..4 + n.checked_sub(1)?)
+    }
+    match kind {
+        kind::STRING | kind::SYMBOL => Ok(f(body(bytes).ok_or(Malformed)?)),
+        kind::ARRAY => {
+            let mut bad = false;
+            let hit = any_value(bytes, |k, v| match k {
+                kind::STRING | kind::SYMBOL => match body(v) {
+                    Some(s) => f(s),
+                    None => {
+                        bad = true;
+                        true
+                    }
+                },
+                _ => false,
+            })?;
+            if bad { Err(Malformed) } else { Ok(hit) }
+        }
+        _ => Ok(false),
+    }
+}
+
+fn read_i32(bytes: &[u8]) -> Result<i32, Malformed> {
+    let b: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Malformed)?;
+    Ok(i32::from_le_bytes(b))
+}
+
+fn read_8(bytes: &[u8]) -> Result<[u8; 8], Malformed> {
+    bytes
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Malformed)
+}
+
+fn len_of(bytes: &[u8]) -> Result<usize, Malformed> {
+    usize::try_from(read_i32(bytes)?).map_err(|_| Malformed)
+}
+
+fn cstring_len(bytes: &[u8]) -> Result<usize, Malformed> {
+    bytes.iter().position(|&b| b == 0).ok_or(Malformed)
+}
+
+/// The byte size of a value of type `kind` starting at `tail`.
+#[inline]
+pub(crate) fn value_size(kind: u8, tail: &[u8]) -> Result<usize, Malformed> {
+    use kind::*;
+    Ok(match kind {
+        DOUBLE | DATE_TIME | TIMESTAMP | INT64 => 8,
+        INT32 => 4,
+        DECIMAL128 => 16,
+        OBJECT_ID => 12,
+        BOOLEAN => 1,
+        UNDEFINED | NULL | MIN_KEY | MAX_KEY => 0,
+        STRING | JAVASCRIPT | SYMBOL => {
+            let n = len_of(tail)?;
+            if n == 0 {
+                return Err(Malformed);
+            }
+            4 + n
+        }
+        DOCUMENT | ARRAY | JAVASCRIPT_WITH_SCOPE => {
+            let n = len_of(tail)?;
+            if n < 5 {
+                return Err(Malformed);
+            }
+            n
+        }
+        BINARY => 5 + len_of(tail)?,
+        REGEX => {
+            let p = cstring_len(tail)?;
+            let o = cstring_len(tail.get(p + 1..).ok_or(Malformed)?)?;
+            p + 1 + o + 1
+        }
+        DB_POINTER => 4 + len_of(tail)? + 12,
+        _ => return Err(Malformed),
+    })
+}
+
+/// A raw value, borrowed from the document's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Val<'a> {
+    Double(f64),
+    Str(&'a str),
+    Symbol(&'a str),
+    Doc(&'a RawDocument),
+    /// An array: a document whose keys are `0`, `1`, ...
+    Arr(&'a RawDocument),
+    Int32(i32),
+    Int64(i64),
+    Bool(bool),
+    Null,
+    Undefined,
+    MinKey,
+    MaxKey,
+    ObjectId(&'a [u8; 12]),
+    DateTime(i64),
+    Timestamp {
+        time: u32,
+        increment: u32,
+    },
+    Decimal(&'a [u8; 16]),
+    /// Binary, regex, JavaScript, code with scope, DBPointer: compared through the `bson`
+    /// crate's owned value.
+    Other {
+        kind: u8,
+        bytes: &'a [u8],
+    },
+}
+
+fn string(bytes: &[u8]) -> Result<&str, Malformed> {
+    let n = len_of(bytes)?;
+    let body = bytes
+        .get(4..4 + n.checked_sub(1).ok_or(Malformed)?)
+        .ok_or(Malformed)?;
+    if bytes.get(4 + n - 1) != Some(&0) {
+        return Err(Malformed);
+    }
+    std::str::from_utf8(body).map_err(|_| Malformed)
+}
+
+impl<'a> Val<'a> {
+    /// Decodes a value of type `kind` from its bytes.
+    pub fn decode(kind: u8, bytes: &'a [u8]) -> Result<Val<'a>, Malformed> {
+        use kind::*;
+        Ok(match kind {
+            DOUBLE => Val::Double(f64::from_le_bytes(read_8(bytes)?)),
+            STRING => Val::Str(string(bytes)?),
+            SYMBOL => Val::Symbol(string(bytes)?),
+            DOCUMENT => Val::Doc(RawDocument::from_bytes(bytes).map_err(|_| Malformed)?),
+            ARRAY => Val::Arr(RawDocument::from_bytes(bytes).map_err(|_| Malformed)?),
+            INT32 => Val::Int32(read_i32(bytes)?),
+            INT64 => Val::Int64(i64::from_le_bytes(read_8(bytes)?)),
+            BOOLEAN => match bytes.first() {
+                Some(0) => Val::Bool(false),
+                Some(1) => Val::Bool(true),
+                _ => return Err(Malformed),
+            },
+            NULL => Val::Null,
+            UNDEFINED => Val::Undefined,
+            MIN_KEY => Val::MinKey,
+            MAX_KEY => Val::MaxKey,
+            OBJECT_ID => Val::ObjectId(
+                bytes
+                    .get(..12)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or(Malformed)?,
+            ),
+            DATE_TIME => Val::DateTime(i64::from_le_bytes(read_8(bytes)?)),
+            TIMESTAMP => {
+                let b = read_8(bytes)?;
+                let increment = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let time = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+                Val::Timestamp { time, increment }
+            }
+            DECIMAL128 => Val::Decimal(
+                bytes
+                    .get(..16)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or(Malformed)?,
+            ),
+            BINARY | REGEX | JAVASCRIPT | JAVASCRIPT_WITH_SCOPE | DB_POINTER => {
+                Val::Other { kind, bytes }
+            }
+            _ => return Err(Malformed),
+        })
+    }
+
+    /// The value as an owned `Bson` when that needs no allocation (numbers, booleans, null,
+    /// ObjectIds, dates, timestamps, decimals, min/max key, undefined).
+    pub fn scalar(&self) -> Option<Bson> {
+        Some(match *self {
+            Val::Double(d) => Bson::Double(d),
+            Val::Int32(i) => Bson::Int32(i),
+            Val::Int64(i) => Bson::Int64(i),
+            Val::Bool(b) => Bson::Boolean(b),
+            Val::Null => Bson::Null,
+            Val::Undefined => Bson::Undefined,
+            Val::MinKey => Bson::MinKey,
+            Val::MaxKey => Bson::MaxKey,
+            Val::ObjectId(b) => Bson::ObjectId(bson::oid::ObjectId::from_bytes(*b)),
+            Val::DateTime(ms) => Bson::DateTime(bson::DateTime::from_millis(ms)),
+            Val::Timestamp { time, increment } => {
+                Bson::Timestamp(bson::Timestamp { time, increment })
+            }
+            Val::Decimal(b) => Bson::Decimal128(bson::Decimal128::from_bytes(*b)),
+            Val::Str(_) | Val::Symbol(_) | Val::Doc(_) | Val::Arr(_) | Val::Other { .. } => {
+                return None;
+            }
+        })
+    }
+
+    /// The BSON element type byte of this value.
+    pub fn kind(&self) -> u8 {
+        use kind::*;
+        match self {
+            Val::Double(_) => DOUBLE,
+            Val::Str(_) => STRING,
+            Val::Symbol(_) => SYMBOL,
+            Val::Doc(_) => DOCUMENT,
+            Val::Arr(_) => ARRAY,
+            Val::Int32(_) => INT32,
+            Val::Int64(_) => INT64,
+            Val::Bool(_) => BOOLEAN,
+            Val::Null => NULL,
+            Val::Undefined => UNDEFINED,
+            Val::MinKey => MIN_KEY,
+            Val::MaxKey => MAX_KEY,
+            Val::ObjectId(_) => OBJECT_ID,
+            Val::DateTime(_) => DATE_TIME,
+            Val::Timestamp { .. } => TIMESTAMP,
+            Val::Decimal(_) => DECIMAL128,
+            Val::Other { kind, .. } => *kind,
+        }
+    }
+
+    /// The owned value, exactly as the `bson` crate converts it (allocates for strings,
+    /// documents, arrays and the other non-scalar types).
+    pub fn to_bson(self) -> Result<Bson, Malformed> {
+        if let Some(b) = self.scalar() {
+            return Ok(b);
+        }
+        match self {
+            Val::Str(s) => Ok(Bson::String(s.to_string())),
+            Val::Symbol(s) => Ok(Bson::Symbol(s.to_string())),
+            Val::Doc(d) => to_document(d).map(Bson::Document),
+            Val::Arr(d) => Ok(Bson::Array(
+                to_document(d)?.into_iter().map(|(_, v)| v).collect(),
+            )),
+            Val::Other { kind, bytes } => via_bson_crate(kind, bytes),
+            _ => Err(Malformed),
+        }
+    }
+}
+
+/// A raw document as an owned `Document`, through the `bson` crate.
+pub(crate) fn to_document(doc: &RawDocument) -> Result<Document, Malformed> {
+    Document::try_from(doc).map_err(|_| Malformed)
+}
+
+/// Converts one value through the `bson` crate by wrapping it as `{"": value}`.
+fn via_bson_crate(kind: u8, bytes: &[u8]) -> Result<Bson, Malformed> {
+    let total = 4 + 1 + 1 + bytes.len() + 1;
+    let len = i32::try_from(total).map_err(|_| Malformed)?;
+    let mut buf = Vec::with_capacity(total);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.push(kind);
+    buf.push(0);
+    buf.extend_from_slice(bytes);
+    buf.push(0);
+    let raw = RawDocument::from_bytes(&buf).map_err(|_| Malformed)?;
+    let doc = to_document(raw)?;
+    doc.into_iter().next().map(|(_, v)| v).ok_or(Malformed)
+}
+
+/// The first element of `doc` whose key is `key`.
+pub(crate) fn get<'a>(doc: &'a RawDocument, key: &[u8]) -> Result<Option<Val<'a>>, Malformed> {
+    for e in Elements::new(doc) {
+        let e = e?;
+        if e.key == key {
+            return e.val().map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The element at position `index` of a raw array.
+pub(crate) fn nth<'a>(arr: &'a RawDocument, index: usize) -> Result<Option<Val<'a>>, Malformed> {
+    match Elements::new(arr).nth(index) {
+        Some(e) => e?.val().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Writes BSON documents into a byte buffer: a length placeholder patched at the end.
+pub(crate) struct DocWriter {
+    start: usize,
+}
+
+impl DocWriter {
+    pub fn begin(out: &mut Vec<u8>) -> DocWriter {
+        let start = out.len();
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        DocWriter { start }
+    }
+
+    /// Ends the document (NUL, length).
+    pub fn end(self, out: &mut Vec<u8>) -> Result<(), Malformed> {
+        out.push(0);
+        let len = i32::try_from(out.len() - self.start).map_err(|_| Malformed)?;
+        match out.get_mut(self.start..self.start + 4) {
+            Some(slot) => {
+                slot.copy_from_slice(&len.to_le_bytes());
+                Ok(())
+            }
+            None => Err(Malformed),
+        }
+    }
+}
+
+/// Writes an element header (type byte, key, NUL).
+pub(crate) fn write_header(out: &mut Vec<u8>, kind: u8, key: &[u8]) {
+    out.push(kind);
+    out.extend_from_slice(key);
+    out.push(0);
+}
+
+/// The decimal digits of `n` into `buf`, returned as a slice (array keys, without allocating).
+pub(crate) fn index_key(n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.get(i..).unwrap_or(&[])
+}
+
+/// What a full check of a raw document found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validity {
+    /// Valid BSON with unique keys at every level.
+    Valid,
+    /// Valid BSON, but some document repeats a key (a `bson::Document` keeps the first
+    /// position and the last value).
+    RepeatedKeys,
+    /// Not convertible to a `bson::Document` (bad lengths, types, or UTF-8).
+    Invalid,
+    /// Nested deeper than the rule set's `max_document_depth` (counted as
+    /// [`crate::limits::document_too_deep`] counts: the document is level 1, every embedded
+    /// document or array one more; a JavaScript scope is not descended into).
+    TooDeep,
+}
+
+/// Reusable buffers of [`validate`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ValidateScratch {
+    /// Nested documents still to check: (start, end, is an array, nesting level — `None` inside
+    /// a JavaScript scope, which the depth limit does not count).
+    stack: Vec<(usize, usize, bool, Option<usize>)>,
+    /// Key byte ranges of the document being checked.
+    keys: Vec<(usize, usize)>,
+}
+
+fn utf8(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok()
+}
+
+/// Checks every element of `doc` at every level the way `bson::Document::try_from` reads it:
+/// lengths, types, UTF-8 of keys and strings, booleans, and repeated keys — and the nesting
+/// depth against `max_depth`. Iterative.
+pub(crate) fn validate(
+    doc: &RawDocument,
+    max_depth: usize,
+    scratch: &mut ValidateScratch,
+) -> Validity {
+    if max_depth == 0 {
+        return Validity::TooDeep;
+    }
+    let all = doc.as_bytes();
+    scratch.stack.clear();
+    scratch.stack.push((0, all.len(), false, Some(1)));
+    let mut repeated = false;
+    while let Some((start, end, is_array, level)) = scratch.stack.pop() {
+        let child_level = level.map(|l| l + 1);
+        let too_deep = child_level.is_some_and(|l| l > max_depth);
+        let Some(bytes) = all.get(start..end) else {
+            return Validity::Invalid;
+        };
+        let Ok(level) = RawDocument::from_bytes(bytes) else {
+            return Validity::Invalid;
+        };
+        scratch.keys.clear();
+        for e in Elements::new(level) {
+            let Ok(e) = e else {
+                return Validity::Invalid;
+            };
+            if !utf8(e.key) {
+                return Validity::Invalid;
+            }
+            let value_at = start + e.start + e.whole.len() - e.value.len();
+            if !is_array {
+                let key_at = start + e.start + 1;
+                scratch.keys.push((key_at, key_at + e.key.len()));
+            }
+            let ok = match e.kind {
+                kind::STRING | kind::SYMBOL | kind::JAVASCRIPT => string(e.value).is_ok(),
+                kind::DOCUMENT | kind::ARRAY => {
+                    if too_deep {
+                        return Validity::TooDeep;
+                    }
+                    scratch.stack.push((
+                        value_at,
+                        value_at + e.value.len(),
+                        e.kind == kind::ARRAY,
+                        child_level,
+                    ));
+                    true
+                }
+                kind::BOOLEAN => matches!(e.value.first(), Some(0 | 1)),
+                kind::REGEX => {
+                    let p = cstring_len(e.value).unwrap_or(0);
+                    let pattern = e.value.get(..p).unwrap_or(&[]);
+                    let options = e.value.get(p + 1..e.value.len().saturating_sub(1));
+                    utf8(pattern) && options.is_some_and(utf8)
+                }
+                kind::DB_POINTER => e
+                    .value
+                    .get(..e.value.len().saturating_sub(12))
+                    .is_some_and(|ns| string(ns).is_ok()),
+                kind::BINARY => match (e.value.get(4), e.value.get(5..)) {
+                    // The old binary subtype holds its own length, which must agree.
+                    (Some(2), Some(data)) => {
+                        read_i32(data).is_ok_and(|n| i64::from(n) + 4 == data.len() as i64)
+                    }
+                    (Some(_), Some(_)) => true,
+                    _ => false,
+                },
+                kind::JAVASCRIPT_WITH_SCOPE => {
+                    let code_len = e.value.get(4..).and_then(|t| len_of(t).ok());
+                    match code_len {
+                        Some(n) if e.value.len() >= 8 + n + 5 => {
+                            let code_ok = e.value.get(4..8 + n).is_some_and(|c| string(c).is_ok());
+                            let scope_at = value_at + 8 + n;
+                            scratch
+                                .stack
+                                .push((scope_at, value_at + e.value.len(), false, None));
+                            code_ok
+                        }
+                        _ => false,
+                    }
+                }
+                _ => true,
+            };
+            if !ok {
+                return Validity::Invalid;
+            }
+        }
+        if !is_array && !repeated && scratch.keys.len() > 1 {
+            scratch
+                .keys
+                .sort_unstable_by(|a, b| all.get(a.0..a.1).cmp(&all.get(b.0..b.1)));
+            repeated = scratch
+                .keys
+                .windows(2)
+                .any(|w| matches!(w, [a, b] if all.get(a.0..a.1) == all.get(b.0..b.1)));
+        }
+    }
+    if repeated {
+        Validity::RepeatedKeys
+    } else {
+        Validity::Valid
+    }
+}

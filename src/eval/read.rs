@@ -1,0 +1,358 @@
+//! Stage: read decisions per document. Input: a [`DocEval`] bound to one stored document (raw
+//! or owned). Output: the role and whether the document is visible, and the redacted document —
+//! written straight to raw BSON for raw input ([`redact_raw`]), built as a `bson::Document` for
+//! owned input ([`redact_owned`]).
+//!
+//! The decision follows `reference/read.rs` and `reference/fields.rs` step for step (read gate of
+//! `document_filters`, `search`, document-level `read`/`write`, then field rules, parent
+//! overriding child per permission type), evaluating the same rules in the same order, so it
+//! fails exactly where the reference fails. Raw output: readable elements are copied
+//! byte-for-byte in document order; embedded documents under nested rules are rebuilt the same
+//! way; arrays under nested rules keep their document elements that stay non-empty, re-indexed
+//! from 0 (as the reference rebuilds them).
+
+use bson::{Bson, Document, RawDocument};
+
+use super::doc::{Action, DocEval, Fail};
+use super::raw::{DocWriter, Elements, Val, index_key, kind, write_header};
+use super::value::V;
+use crate::compile::{CPerms, CTree, RoleProg};
+
+/// Permission results decided by a parent level (`reference/fields.rs` `Inherited`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Inherited {
+    pub read: Option<bool>,
+    pub write: Option<bool>,
+}
+
+/// What the document-level part of a read decided.
+pub(crate) enum Level {
+    /// Withheld.
+    Hidden,
+    /// The whole document.
+    Whole,
+    /// Field rules decide, with these inherited permissions.
+    Fields(Inherited),
+}
+
+const EMPTY: CPerms = CPerms {
+    read: None,
+    write: None,
+    field: false,
+    doc: false,
+};
+
+impl Inherited {
+    /// 0..9: which of the nine combinations this is.
+    fn code(self) -> usize {
+        let c = |v: Option<bool>| match v {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        c(self.read) * 3 + c(self.write)
+    }
+}
+
+impl<'a, 'c: 'a> DocEval<'a, 'c> {
+    /// The document-level part of the read decision under `role` (`reference/read.rs`).
+    pub fn read_level(&mut self, role: &RoleProg) -> Result<Level, Fail> {
+        if role.has_doc_filters {
+            if let Some(read) = role.doc_read {
+                let pass = if self.rule(read)? {
+                    true
+                } else {
+                    self.rule_opt(role.doc_write)?.unwrap_or(false)
+                };
+                if !pass {
+                    return Ok(Level::Hidden);
+                }
+            }
+        }
+        if self.prep.ctx.search && role.search == Some(false) {
+            return Ok(Level::Hidden);
+        }
+        let read = self.rule_opt(role.read)?;
+        if read == Some(true) {
+            return Ok(Level::Whole);
+        }
+        let write = self.rule_opt(role.write)?;
+        if write == Some(true) {
+            return Ok(Level::Whole);
+        }
+        if read == Some(false) {
+            return Ok(Level::Hidden);
+        }
+        Ok(Level::Fields(Inherited { read: None, write }))
+    }
+
+    /// `reference/fields.rs` `decide`, for reads.
+    #[inline]
+    fn decide_read(&mut self, perms: &CPerms, inherited: Inherited) -> Result<Inherited, Fail> {
+        let read = match inherited.read {
+            Some(r) => Some(r),
+            None => self.rule_opt(perms.read)?,
+        };
+        let write = match inherited.write {
+            Some(w) => Some(w),
+            None if read == Some(true) => None,
+            None => self.rule_opt(perms.write)?,
+        };
+        Ok(Inherited { read, write })
+    }
+
+    /// Binds `%%this` = `%%prev` = the element's value when a rule needs it.
+    #[inline]
+    fn bind_raw(&mut self, perms: &CPerms, kind: u8, value: &'a [u8]) -> Result<(), Fail> {
+        if perms.field {
+            let v = V::Raw(Val::decode(kind, value).map_err(|_| Fail::Malformed)?);
+            self.this = Some(v);
+            self.prev = Some(v);
+        } else {
+            self.this = None;
+            self.prev = None;
+        }
+        Ok(())
+    }
+
+    /// What to do with a field whose rules are `perms` (and `nested`), given `inherited`.
+    #[inline]
+    fn action_of(
+        &mut self,
+        perms: &CPerms,
+        nested: Option<&CTree>,
+        inherited: Inherited,
+    ) -> Result<Action, Fail> {
+        let decided = self.decide_read(perms, inherited)?;
+        if decided.read == Some(true) || decided.write == Some(true) {
+            return Ok(Action::Keep);
+        }
+        let fully_decided = decided.read.is_some() && decided.write.is_some();
+        Ok(match nested {
+            Some(n) if !fully_decided && !n.is_empty() => Action::Nested(decided),
+            _ => Action::Drop,
+        })
+    }
+
+    /// Redacts a raw document under `tree`; appends it to `out` when given. True when some
+    /// field is readable (the document is non-empty). Without `out` and with infallible rules,
+    /// stops at the first readable field.
+    pub fn redact_raw(
+        &mut self,
+        tree: &'a CTree,
+        doc: &'a RawDocument,
+        inherited: Inherited,
+        out: Option<&mut Vec<u8>>,
+    ) -> Result<bool, Fail> {
+        // PERF: decisions that read only the request are made once per request and cached per
+        // field (`Action`); the level's cache is taken out while the level is walked.
+        let level = tree.id as usize * 9 + inherited.code();
+        let mut actions = match self
+            .plans
+            .as_deref_mut()
+            .and_then(|p| p.levels.get_mut(level))
+        {
+            Some(slot) => std::mem::take(slot),
+            None => Box::default(),
+        };
+        if actions.len() != tree.fields.len() + 1 {
+            actions = vec![Action::Unknown; tree.fields.len() + 1].into_boxed_slice();
+        }
+        let result = self.redact_level(tree, doc, inherited, &mut actions, out);
+        if let Some(slot) = self
+            .plans
+            .as_deref_mut()
+            .and_then(|p| p.levels.get_mut(level))
+        {
+            *slot = actions;
+        }
+        result
+    }
+
+    fn redact_level(
+        &mut self,
+        tree: &'a CTree,
+        doc: &'a RawDocument,
+        inherited: Inherited,
+        actions: &mut [Action],
+        mut out: Option<&mut Vec<u8>>,
+    ) -> Result<bool, Fail> {
+        let writer = out.as_deref_mut().map(DocWriter::begin);
+        let mut kept = false;
+        let cached = self.plans.is_some();
+        for elem in Elements::new(doc) {
+            let elem = elem.map_err(|_| Fail::Malformed)?;
+            let (index, perms, nested) = match tree.index.find_tagged(elem.tag, elem.key) {
+                Some(i) => match tree.fields.get(i as usize) {
+                    Some((_, rule)) => (i as usize, &rule.perms, Some(&rule.nested)),
+                    None => (
+                        tree.fields.len(),
+                        tree.additional.as_ref().unwrap_or(&EMPTY),
+                        None,
+                    ),
+                },
+                None => (
+                    tree.fields.len(),
+                    tree.additional.as_ref().unwrap_or(&EMPTY),
+                    None,
+                ),
+            };
+            let mut action = actions.get(index).copied().unwrap_or(Action::Dynamic);
+            if action == Action::Unknown {
+                action = if perms.doc || !cached {
+                    Action::Dynamic
+                } else {
+                    self.this = None;
+                    self.prev = None;
+                    match self.action_of(perms, nested, inherited) {
+                        Ok(a) => a,
+                        Err(fail) => match self.plans.as_deref_mut() {
+                            Some(p) => {
+                                p.fails.push(fail);
+                                Action::Fail(p.fails.len() as u32 - 1)
+                            }
+                            None => return Err(fail),
+                        },
+                    }
+                };
+                if let Some(slot) = actions.get_mut(index) {
+                    *slot = action;
+                }
+            }
+            if action == Action::Dynamic {
+                self.bind_raw(perms, elem.kind, elem.value)?;
+                action = self.action_of(perms, nested, inherited)?;
+            }
+            let decided = match action {
+                Action::Keep => {
+                    if let Some(out) = out.as_deref_mut() {
+                        out.extend_from_slice(elem.whole);
+                    } else if tree.infallible {
+                        return Ok(true);
+                    }
+                    kept = true;
+                    continue;
+                }
+                Action::Nested(decided) => decided,
+                Action::Fail(i) => {
+                    let fail = self.plans.as_deref().and_then(|p| p.fails.get(i as usize));
+                    return Err(fail.cloned().unwrap_or(Fail::Malformed));
+                }
+                Action::Drop | Action::Unknown | Action::Dynamic => continue,
+            };
+            let Some(nested) = nested else { continue };
+            let value = Val::decode(elem.kind, elem.value).map_err(|_| Fail::Malformed)?;
+            let mark = out.as_deref().map(Vec::len);
+            if let Some(out) = out.as_deref_mut() {
+                write_header(out, elem.kind, elem.key);
+            }
+            let any = match value {
+                Val::Doc(d) => self.redact_raw(nested, d, decided, out.as_deref_mut())?,
+                Val::Arr(items) => {
+                    self.redact_raw_array(nested, items, decided, out.as_deref_mut())?
+                }
+                _ => false,
+            };
+            if any {
+                kept = true;
+                if out.is_none() && tree.infallible {
+                    return Ok(true);
+                }
+            } else if let (Some(out), Some(mark)) = (out.as_deref_mut(), mark) {
+                out.truncate(mark);
+            }
+        }
+        if let (Some(w), Some(out)) = (writer, out) {
+            w.end(out).map_err(|_| Fail::Malformed)?;
+        }
+        Ok(kept)
+    }
+
+    /// The document elements of an array under nested rules, each redacted; empty ones dropped.
+    fn redact_raw_array(
+        &mut self,
+        tree: &'a CTree,
+        items: &'a RawDocument,
+        inherited: Inherited,
+        mut out: Option<&mut Vec<u8>>,
+    ) -> Result<bool, Fail> {
+        let writer = out.as_deref_mut().map(DocWriter::begin);
+        let mut count = 0usize;
+        let mut buf = [0u8; 20];
+        for elem in Elements::new(items) {
+            let elem = elem.map_err(|_| Fail::Malformed)?;
+            if elem.kind != kind::DOCUMENT {
+                continue;
+            }
+            let Ok(Val::Doc(d)) = Val::decode(elem.kind, elem.value) else {
+                return Err(Fail::Malformed);
+            };
+            let mark = out.as_deref().map(Vec::len);
+            if let Some(out) = out.as_deref_mut() {
+                write_header(out, kind::DOCUMENT, index_key(count, &mut buf));
+            }
+            if self.redact_raw(tree, d, inherited, out.as_deref_mut())? {
+                count += 1;
+                if out.is_none() && tree.infallible {
+                    return Ok(true);
+                }
+            } else if let (Some(out), Some(mark)) = (out.as_deref_mut(), mark) {
+                out.truncate(mark);
+            }
+        }
+        if let (Some(w), Some(out)) = (writer, out) {
+            w.end(out).map_err(|_| Fail::Malformed)?;
+        }
+        Ok(count > 0)
+    }
+
+    /// Redacts an owned document under `tree` (`reference/fields.rs` `redact`).
+    pub fn redact_owned(
+        &mut self,
+        tree: &'a CTree,
+        doc: &'a Document,
+        inherited: Inherited,
+    ) -> Result<Document, Fail> {
+        let mut out = Document::new();
+        for (key, value) in doc {
+            let (perms, nested) = match tree.get(key.as_bytes()) {
+                Some(rule) => (&rule.perms, Some(&rule.nested)),
+                None => (tree.additional.as_ref().unwrap_or(&EMPTY), None),
+            };
+            self.this = Some(V::Own(value));
+            self.prev = Some(V::Own(value));
+            let decided = self.decide_read(perms, inherited)?;
+            if decided.read == Some(true) || decided.write == Some(true) {
+                out.insert(key.clone(), value.clone());
+                continue;
+            }
+            let fully_decided = decided.read.is_some() && decided.write.is_some();
+            let kept = match nested {
+                Some(nested) if !fully_decided && !nested.is_empty() => match value {
+                    Bson::Document(d) => {
+                        let sub = self.redact_owned(nested, d, decided)?;
+                        (!sub.is_empty()).then_some(Bson::Document(sub))
+                    }
+                    Bson::Array(items) => {
+                        let mut kept = Vec::new();
+                        for item in items {
+                            if let Bson::Document(d) = item {
+                                let sub = self.redact_owned(nested, d, decided)?;
+                                if !sub.is_empty() {
+                                    kept.push(Bson::Document(sub));
+                                }
+                            }
+                        }
+                        (!kept.is_empty()).then_some(Bson::Array(kept))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(v) = kept {
+                out.insert(key.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,130 @@
+//! The fuzz targets' checks (`fuzz/checks/*.rs`, included here as they are) run on fixed inputs
+//! in `cargo test`: every crash a fuzzing run found, minimized, inline — plus a few seeds of each
+//! target so that the checks themselves stay exercised. See `fuzz/README.md` for the runs.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code, and the fuzz checks it includes: a failed assertion is a failed test"
+)]
+
+#[path = "../fuzz/checks/evaluate.rs"]
+mod evaluate;
+#[path = "../fuzz/checks/expansion.rs"]
+mod expansion;
+#[path = "../fuzz/checks/load_rules.rs"]
+mod load_rules;
+
+/// `load_rules` input: the selector byte (which file the JSON is loaded as: 0 a collection's
+/// `rules.json`, 1 a `default_rule.json`, 5 `sync/config.json`, ... — see `PATHS`) and the text.
+fn rules_input(selector: u8, text: &str) -> Vec<u8> {
+    let mut data = vec![selector];
+    data.extend_from_slice(text.as_bytes());
+    data
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crashes found by fuzzing (none so far; each would be a test here, input inline, minimized)
+
+// ---------------------------------------------------------------------------------------------
+// Seeds
+
+#[test]
+fn expansion_seeds() {
+    for s in [
+        "",
+        "%%",
+        "%%user.id",
+        "%%user.id%%",
+        "%%user..id",
+        "%%user.",
+        "%%ctx.user",
+        "%%secrets.x",
+        "owner.id",
+        ".a",
+        "a.",
+        "%%request.requestHeaders.X-Api-Version",
+        "%%%",
+        "%%é.ü",
+        "caf\u{e9}..\u{e9}t\u{e9}",
+        "%%user.\u{10ffff}%",
+    ] {
+        expansion::run(s.as_bytes());
+    }
+    expansion::run(&[0xff, 0xfe]);
+}
+
+#[test]
+fn load_rules_seeds() {
+    let rules = r#"{"database": "db", "collection": "coll",
+        "roles": [{"name": "owner", "apply_when": {"owner_id": "%%user.id"},
+                   "document_filters": {"read": {"owner_id": "%%user.id"}, "write": {"owner_id": "%%user.id"}},
+                   "read": true, "write": true},
+                  {"name": "team", "apply_when": {"%%user.custom_data.team": "%%root.team"},
+                   "fields": {"title": {"read": true}}, "additional_fields": {}}],
+        "filters": [{"name": "f", "apply_when": {"%%user.custom_data.isAdmin": {"$ne": true}},
+                     "query": {"archived": {"$ne": true}}, "projection": {"secret": 0}}]}"#;
+    for selector in 0..12 {
+        load_rules::run(&rules_input(selector, rules));
+    }
+    for text in [
+        "",
+        "null",
+        "[]",
+        "{}",
+        r#"{"roles": [{"name": "r"}]}"#,
+        r#"{"type": "flexible", "queryable_fields_names": ["a"], "permissions": {"defaultRoles": [{"name": "r", "applyWhen": {}, "read": true}]}}"#,
+        r#"[{"name": "f", "private": true, "can_evaluate": {"%%args.x": 1}}]"#,
+        r#"{"name": "v", "value": {"$oid": "zz"}}"#,
+        &"[".repeat(200),
+    ] {
+        for selector in [0, 1, 5, 6, 8] {
+            load_rules::run(&rules_input(selector, text));
+        }
+    }
+}
+
+#[test]
+fn evaluate_seeds() {
+    evaluate::run(&[]);
+    evaluate::run(&[0; 64]);
+    evaluate::run(&[255; 256]);
+    let counting: Vec<u8> = (0..=255).collect();
+    evaluate::run(&counting);
+
+    // A cheap pseudo-random walk over the generator's choices.
+    let mut x: u32 = 0x9e37_79b9;
+    let runs = 300;
+    let mut all = Vec::new();
+    for _ in 0..runs {
+        let input: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        all.extend(evaluate::run(&input));
+    }
+    let count = |f: fn(&evaluate::Decided) -> bool| all.iter().filter(|d| f(d)).count();
+    let (role, visible, failed) = (count(|d| d.role), count(|d| d.visible), count(|d| d.failed));
+    let writes = count(|d| d.writes_allowed > 0);
+    println!(
+        "{} of {runs} loaded: a role in {role}, visible {visible}, failed {failed}, some write allowed {writes}",
+        all.len()
+    );
+    // The generator must reach every kind of outcome, or the target fuzzes little.
+    assert!(all.len() * 2 >= runs, "only {} rule sets loaded", all.len());
+    assert!(
+        role * 5 >= all.len() && role < all.len(),
+        "roles applied in {role}"
+    );
+    assert!(visible * 10 >= all.len(), "visible in {visible}");
+    assert!(
+        failed > 0 && writes > 0,
+        "failed {failed}, writes allowed {writes}"
+    );
+}
