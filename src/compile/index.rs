@@ -111,7 +111,46 @@ pub(crate) struct Run {
     pub request_index: FxMap<Box<str>, Box<[u32]>>,
     /// On `doc_paths[0]`: constant (as bytes, looked up with raw string bytes) → run positions
     /// (ascending). Empty when the run tests no document path.
-    pub doc_index: FxMap<Box<[u8]>, Box<[u32]>>,
+    pub doc_index: DocIndex,
+    /// Every role's only document test is its indexed one (`{"team": "tK"}` plus request
+    /// tests): a hit in [`Run::doc_index`] needs no further document check.
+    pub doc_index_proves: bool,
+}
+
+/// [`Run::doc_index`]: a flat open-addressing table (no pointer chasing per lookup: with
+/// thousands of roles, every dependent load is a cache miss).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DocIndex {
+    keys: super::KeyTable,
+    /// Per key: `(start, len)` in `positions`.
+    lists: Vec<(u32, u32)>,
+    positions: Vec<u32>,
+}
+
+impl DocIndex {
+    fn new(entries: Vec<(&[u8], Vec<u32>)>) -> DocIndex {
+        let keys = super::KeyTable::new(entries.iter().map(|(k, _)| *k));
+        let mut lists = Vec::with_capacity(entries.len());
+        let mut positions = Vec::new();
+        for (_, list) in &entries {
+            lists.push((positions.len() as u32, list.len() as u32));
+            positions.extend_from_slice(list);
+        }
+        DocIndex {
+            keys,
+            lists,
+            positions,
+        }
+    }
+
+    /// The run positions (ascending) whose indexed constant is `key`.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&[u32]> {
+        let i = self.keys.find_tagged(crate::eval::raw::key_tag(key), key)?;
+        let &(start, len) = self.lists.get(i as usize)?;
+        self.positions
+            .get(start as usize..start as usize + len as usize)
+    }
 }
 
 /// The `(path, constant)` tests of an indexable `apply_when`, or `None`.
@@ -213,7 +252,10 @@ fn build_run<K: KeyInterner>(
     }
     let mut tests = Vec::with_capacity(members.len());
     let mut request_index: FxMap<Box<str>, Vec<u32>> = FxMap::default();
-    let mut doc_index: FxMap<Box<[u8]>, Vec<u32>> = FxMap::default();
+    // In first-seen order (the table's indexes follow it).
+    let mut doc_index: Vec<(&[u8], Vec<u32>)> = Vec::new();
+    let mut doc_slot: FxMap<&[u8], usize> = FxMap::default();
+    let mut doc_index_proves = !doc_paths.is_empty() && doc_paths.len() == 1;
     for (pos, member) in members.iter().enumerate() {
         let Some((_, role_tests)) = member else {
             continue;
@@ -248,8 +290,16 @@ fn build_run<K: KeyInterner>(
             request_index.entry(v.into()).or_default().push(pos);
         }
         if let Some(v) = on_doc0 {
-            doc_index.entry(v.as_bytes().into()).or_default().push(pos);
+            let key = v.as_bytes();
+            let slot = *doc_slot.entry(key).or_insert_with(|| {
+                doc_index.push((key, Vec::new()));
+                doc_index.len() - 1
+            });
+            if let Some((_, list)) = doc_index.get_mut(slot) {
+                list.push(pos);
+            }
         }
+        doc_index_proves &= compiled.iter().filter(|t| t.doc).count() == 1;
         tests.push(compiled.into_boxed_slice());
     }
     fn freeze<K: std::hash::Hash + Eq>(m: FxMap<K, Vec<u32>>) -> FxMap<K, Box<[u32]>> {
@@ -264,6 +314,7 @@ fn build_run<K: KeyInterner>(
         doc_paths: doc_paths.into(),
         tests: tests.into(),
         request_index: freeze(request_index),
-        doc_index: freeze(doc_index),
+        doc_index: DocIndex::new(doc_index),
+        doc_index_proves,
     }
 }

@@ -364,6 +364,10 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     break;
                 }
                 if live.contains(pos) {
+                    if run.doc_index_proves {
+                        best = Some(pos);
+                        break;
+                    }
                     match this.run_doc_tests(run, pos) {
                         Ok(true) => {
                             best = Some(pos);

@@ -461,8 +461,26 @@ impl<'a> Val<'a> {
     }
 }
 
+/// Deepest nesting [`to_document`] converts: the `bson` crate converts recursively, so hostile
+/// input nested deeper is refused (fail closed) rather than allowed to exhaust the stack.
+const MAX_CONVERT_DEPTH: usize = 512;
+
 /// A raw document as an owned `Document`, through the `bson` crate.
 pub(crate) fn to_document(doc: &RawDocument) -> Result<Document, Malformed> {
+    // INVARIANT: checked iteratively before the recursive conversion.
+    let mut stack: Vec<(&RawDocument, usize)> = vec![(doc, 1)];
+    while let Some((d, depth)) = stack.pop() {
+        if depth > MAX_CONVERT_DEPTH {
+            return Err(Malformed);
+        }
+        for e in Elements::new(d) {
+            let e = e?;
+            if matches!(e.kind, kind::DOCUMENT | kind::ARRAY) {
+                let inner = RawDocument::from_bytes(e.value).map_err(|_| Malformed)?;
+                stack.push((inner, depth + 1));
+            }
+        }
+    }
     Document::try_from(doc).map_err(|_| Malformed)
 }
 
