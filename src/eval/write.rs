@@ -15,6 +15,7 @@ use super::prepare::Prepared;
 use super::value::V;
 use crate::compile::{CPerms, CTree, Program, RoleProg};
 use crate::outcome::{ErrorCode, Explanation, WriteError, WriteOutcome};
+use crate::reference::fields::{as_doc, changes};
 use crate::reference::write::WriteKind;
 use crate::rules::CollectionPolicy;
 
@@ -106,54 +107,6 @@ pub(crate) fn decide(
             },
             _ => outcome(name, true, None),
         },
-    }
-}
-
-/// One field touched by a write (`reference/fields.rs` `Change`).
-struct Change<'a> {
-    key: &'a str,
-    prev: Option<&'a Bson>,
-    this: Option<&'a Bson>,
-}
-
-/// `reference/fields.rs` `changes`: added, removed and changed fields (structural `!=`, U13).
-fn changes<'a>(
-    prev: Option<&'a Document>,
-    this: Option<&'a Document>,
-    all: bool,
-) -> Vec<Change<'a>> {
-    let mut out = Vec::new();
-    if let Some(p) = prev {
-        for (k, pv) in p {
-            let tv = this.and_then(|t| t.get(k));
-            if all || tv.is_none_or(|tv| tv != pv) {
-                out.push(Change {
-                    key: k,
-                    prev: Some(pv),
-                    this: tv,
-                });
-            }
-        }
-    }
-    if let Some(t) = this {
-        for (k, tv) in t {
-            if prev.is_none_or(|p| !p.contains_key(k)) {
-                out.push(Change {
-                    key: k,
-                    prev: None,
-                    this: Some(tv),
-                });
-            }
-        }
-    }
-    out
-}
-
-fn as_doc(v: Option<&Bson>) -> Result<Option<&Document>, ()> {
-    match v {
-        None => Ok(None),
-        Some(Bson::Document(d)) => Ok(Some(d)),
-        Some(_) => Err(()),
     }
 }
 

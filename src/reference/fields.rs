@@ -154,16 +154,16 @@ fn redact_value(
 }
 
 /// One field touched by a write: its value before and after (either may be absent).
-struct Change<'a> {
-    key: String,
-    prev: Option<&'a Bson>,
-    this: Option<&'a Bson>,
+pub(crate) struct Change<'a> {
+    pub key: &'a str,
+    pub prev: Option<&'a Bson>,
+    pub this: Option<&'a Bson>,
 }
 
 /// The fields whose value differs between `prev` and `this` (added, removed and changed, U13).
 /// For inserts pass `prev = None`; for deletes pass the stored document as both (every field
 /// counts as touched, with `%%this` = `%%prev` = its value).
-fn changes<'a>(
+pub(crate) fn changes<'a>(
     prev: Option<&'a Document>,
     this: Option<&'a Document>,
     all: bool,
@@ -174,7 +174,7 @@ fn changes<'a>(
             let tv = this.and_then(|t| t.get(k));
             if all || tv.is_none_or(|tv| tv != pv) {
                 out.push(Change {
-                    key: k.clone(),
+                    key: k,
                     prev: Some(pv),
                     this: tv,
                 });
@@ -185,7 +185,7 @@ fn changes<'a>(
         for (k, tv) in t {
             if prev.is_none_or(|p| !p.contains_key(k)) {
                 out.push(Change {
-                    key: k.clone(),
+                    key: k,
                     prev: None,
                     this: Some(tv),
                 });
@@ -207,9 +207,9 @@ pub(crate) fn all_writable(
     prefix: &str,
 ) -> Result<bool, Failure> {
     for change in changes(prev, this, all) {
-        let path = join(prefix, &change.key);
+        let path = join(prefix, change.key);
         let bindings = bind(base, change.this, change.prev);
-        let (perms, nested) = match tree.get(&change.key) {
+        let (perms, nested) = match tree.get(change.key) {
             Some(rule) => (Some(&rule.permissions), Some(&rule.nested)),
             None => (tree.additional.as_ref(), None),
         };
@@ -239,7 +239,7 @@ pub(crate) fn all_writable(
 }
 
 /// `Some(document)`, `None` when absent, `Err` when present but not a document.
-fn as_doc(v: Option<&Bson>) -> Result<Option<&Document>, ()> {
+pub(crate) fn as_doc(v: Option<&Bson>) -> Result<Option<&Document>, ()> {
     match v {
         None => Ok(None),
         Some(Bson::Document(d)) => Ok(Some(d)),

@@ -11,7 +11,7 @@
 //! - [`write`]: insert, update, replace, delete (spec §3.3, U4, U5, U11, U13, D6) and schema checks.
 //! - [`sync`]: Device Sync sessions and writes, Partition-Based Sync, service rules, `can_evaluate`.
 
-mod fields;
+pub(crate) mod fields;
 pub mod read;
 pub mod roles;
 pub mod sync;
