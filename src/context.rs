@@ -4,14 +4,44 @@
 //!
 //! Built once per request by the host (or from a conformance case / CLI flags) and shared by every
 //! document of the request.
+//!
+//! # Calling host functions (fail closed)
+//!
+//! Every `%function` call of either engine goes through [`RequestContext::call_function`] (the
+//! compiled engine reaches functions only through the reference evaluator), which makes a
+//! misbehaving host deny instead of taking the process or the decision with it:
+//!
+//! * **A host that panics** denies: the panic is caught with [`std::panic::catch_unwind`] and the
+//!   call fails with `panicked: <payload message>`. Wrapping the call in
+//!   [`AssertUnwindSafe`] is sound here: the host is reached through `&dyn FunctionHost` and
+//!   rolegate keeps no state across the call that a panic could leave half-updated (the
+//!   arguments are only read, the result is discarded); whatever the host's own state is after
+//!   its panic (a poisoned mutex, say) is the host's to handle. The process's panic hook still
+//!   runs (by default it prints the message to stderr). A binary built with `panic = "abort"`
+//!   cannot catch anything: there a panicking host aborts the process.
+//! * **A host that is too slow** denies: a call that took longer than
+//!   [`RequestContext::max_function_time`] (from [`Limits::max_function_time`]) fails with
+//!   `took X ms, budget Y ms` and its result is discarded. A synchronous call cannot be
+//!   preempted, so the budget is checked when the call returns: the decision is right, but it
+//!   comes as late as the host makes it. Hosts that need the decision *in time* wrap their host
+//!   in [`Deadline`], which runs each call on a worker thread and stops waiting at its timeout.
+//!
+//! [`Limits::max_function_time`]: crate::limits::Limits::max_function_time
 
+use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use bson::{Bson, Document};
 
+use crate::limits::Limits;
+
 /// Serves `%function` calls from rule expressions. Implementations must be `Send + Sync`; a call
-/// that returns `Err` (or that the host cannot serve) denies, with the message as the reason.
+/// that returns `Err` (or that the host cannot serve) denies, with the message as the reason. So
+/// does a call that panics or that takes longer than the request's
+/// [`max_function_time`](RequestContext::max_function_time) (see the module docs).
 pub trait FunctionHost: Send + Sync {
     /// Calls function `name` with the expanded `arguments`.
     fn call(&self, name: &str, arguments: &[Bson]) -> Result<Bson, String>;
@@ -85,6 +115,12 @@ pub struct RequestContext {
     pub functions: Arc<dyn FunctionHost>,
     /// True for an Atlas Search (`$search`) request (role `search` gate applies).
     pub search: bool,
+    /// How long one `%function` call may take before its result is discarded and the decision
+    /// denies ([`Limits::max_function_time`]; checked when the call returns). [`Rules::context`]
+    /// sets it from the rule set's limits; a context built otherwise starts with the default.
+    ///
+    /// [`Rules::context`]: crate::engine::Rules::context
+    pub max_function_time: Duration,
 }
 
 impl std::fmt::Debug for RequestContext {
@@ -97,6 +133,7 @@ impl std::fmt::Debug for RequestContext {
             .field("args", &self.args)
             .field("partition", &self.partition)
             .field("search", &self.search)
+            .field("max_function_time", &self.max_function_time)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +149,7 @@ impl Default for RequestContext {
             partition: None,
             functions: Arc::new(NoFunctions),
             search: false,
+            max_function_time: Limits::DEFAULT.max_function_time,
         }
     }
 }
@@ -151,6 +189,145 @@ impl RequestContext {
             Root::Args => self.args.as_ref(),
             Root::Partition => self.partition.as_ref(),
             Root::Root | Root::PrevRoot | Root::This | Root::Prev => None,
+        }
+    }
+
+    /// Calls host function `name` with the expanded `arguments`, failing closed: the host's
+    /// error, a panic (`panicked: <message>`) and a call that took longer than
+    /// [`max_function_time`](Self::max_function_time) (`took X ms, budget Y ms`; its result is
+    /// discarded) are all `Err` with the reason. The one way both engines call functions.
+    pub fn call_function(&self, name: &str, arguments: &[Bson]) -> Result<Bson, String> {
+        let started = Instant::now();
+        let result = call_caught(&*self.functions, name, arguments);
+        let took = started.elapsed();
+        if took > self.max_function_time {
+            return Err(format!(
+                "took {} ms, budget {} ms",
+                millis(took),
+                millis(self.max_function_time)
+            ));
+        }
+        result
+    }
+}
+
+/// `host.call(name, arguments)` with a panic turned into `Err("panicked: <message>")`.
+fn call_caught<H: FunctionHost + ?Sized>(
+    host: &H,
+    name: &str,
+    arguments: &[Bson],
+) -> Result<Bson, String> {
+    // AssertUnwindSafe: see the module docs (no rolegate state spans the call).
+    match catch_unwind(AssertUnwindSafe(|| host.call(name, arguments))) {
+        Ok(result) => result,
+        Err(payload) => Err(format!("panicked: {}", panic_message(payload))),
+    }
+}
+
+/// The message of a panic payload (`panic!` gives a `&str` or a `String`). Any other payload is
+/// dropped under `catch_unwind` too, and leaked if even its drop panics, so that nothing
+/// escapes.
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    let payload = match payload.downcast::<String>() {
+        Ok(message) => return *message,
+        Err(other) => other,
+    };
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        return (*message).to_string();
+    }
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    "(a panic payload that is not a string)".to_string()
+}
+
+/// A duration in milliseconds for messages: `1000`, `2.5`, `0.013` (at most three decimals).
+fn millis(d: Duration) -> String {
+    if d == Duration::MAX {
+        return "unlimited".to_string();
+    }
+    let text = format!("{:.3}", d.as_secs_f64() * 1000.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A [`FunctionHost`] that answers in time: each call runs on a new worker thread, and when its
+/// answer has not arrived after `timeout` the call fails (`no answer within X ms`), so the
+/// decision denies without waiting any longer. A panic on the worker fails the call like a panic
+/// under [`RequestContext::call_function`].
+///
+/// The trade-off: a thread cannot be stopped, so a late call is left to finish on its own (its
+/// answer is thrown away) and keeps its thread, memory and whatever it holds until then; a host
+/// that blocks forever leaks one thread per call. Each call also pays for spawning a thread
+/// (tens of microseconds) and for copying its arguments. Use it for hosts that may block on I/O
+/// where answering in time matters more than those costs; otherwise the budget that
+/// [`RequestContext::call_function`] checks after the call is enough. When both are set the
+/// smaller one decides.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use bson::Bson;
+/// use rolegate::FunctionHost;
+/// use rolegate::context::Deadline;
+///
+/// let slow = |_: &str, _: &[Bson]| -> Result<Bson, String> {
+///     std::thread::sleep(Duration::from_secs(5));
+///     Ok(Bson::Boolean(true))
+/// };
+/// let host = Deadline::new(Arc::new(slow), Duration::from_millis(20));
+/// let err = host.call("isAdmin", &[]).unwrap_err();
+/// assert!(err.starts_with("no answer within 20 ms"), "{err}");
+/// ```
+pub struct Deadline<H: ?Sized> {
+    host: Arc<H>,
+    timeout: Duration,
+}
+
+impl<H: ?Sized> Deadline<H> {
+    /// Serves calls with `host`, waiting at most `timeout` for each answer.
+    pub fn new(host: Arc<H>, timeout: Duration) -> Self {
+        Deadline { host, timeout }
+    }
+
+    /// How long each call is waited for.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl<H: ?Sized> std::fmt::Debug for Deadline<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadline")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: FunctionHost + ?Sized + 'static> FunctionHost for Deadline<H> {
+    fn call(&self, name: &str, arguments: &[Bson]) -> Result<Bson, String> {
+        let (send, receive) = mpsc::sync_channel(1);
+        let host = Arc::clone(&self.host);
+        let owned_name = name.to_string();
+        let owned_arguments = arguments.to_vec();
+        let worker = std::thread::Builder::new()
+            .name("rolegate-function".to_string())
+            .spawn(move || {
+                let result = call_caught(&*host, &owned_name, &owned_arguments);
+                // The receiver is gone when the answer came too late: nothing to do.
+                let _ = send.send(result);
+            });
+        if let Err(e) = worker {
+            return Err(format!("could not start a thread for the call: {e}"));
+        }
+        match receive.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "no answer within {} ms (the call was left running on its own thread)",
+                millis(self.timeout)
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the call ended without an answer".to_string())
+            }
         }
     }
 }

@@ -28,8 +28,10 @@
 //!
 //! `%function` calls whose arguments depend only on the request are made at most once per
 //! request by the compiled engine (on first use; see [`crate::eval::prepare`]): host functions
-//! must be pure. Raw documents with duplicate keys are read by their first occurrence (MongoDB
-//! never stores such documents).
+//! must be pure. Both engines call them through [`RequestContext::call_function`], so a host
+//! that fails, panics or overruns [`Limits::max_function_time`] denies the same way in both.
+//! Raw documents with duplicate keys are read by their first occurrence (MongoDB never stores
+//! such documents).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,6 +53,7 @@ use crate::query::{PlanError, QueryPlan, plan};
 use crate::reference;
 use crate::reference::write::WriteKind;
 use crate::rules::{CollectionPolicy, Role, RuleSet, ValueDef};
+use crate::steps::StepBudget;
 
 /// Compiled, immutable rules of an app (or of one rule file), shared by every request.
 #[derive(Debug, Clone)]
@@ -237,11 +240,15 @@ impl Rules {
     }
 
     /// A builder for request contexts pre-filled with the app's `%%values` (plain values) and
-    /// `%%environment`.
+    /// `%%environment`, and with the rule set's [`Limits::max_function_time`] as the budget of
+    /// each `%function` call.
     pub fn context(&self) -> ContextBuilder<'_> {
         ContextBuilder {
             set: &self.set,
-            ctx: RequestContext::default(),
+            ctx: RequestContext {
+                max_function_time: self.set.limits.max_function_time,
+                ..RequestContext::default()
+            },
             values: Document::new(),
             secrets: Vec::new(),
             environment: None,
@@ -285,6 +292,9 @@ impl<'r> Collection<'r> {
         context: &'c RequestContext,
         engine: EngineKind,
     ) -> PreparedRequest<'_, 'c> {
+        // The request-only work done here has its own step budget (a request whose parts fail
+        // on it fails every decision of the request, with the reason).
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         let prepared = match engine {
             EngineKind::Compiled => Some(Arc::new(Prepared::new(&self.program, context))),
             EngineKind::Reference => None,
@@ -478,6 +488,7 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// The compiled engine reads only the fields the rules need, once each, without allocating
     /// in the common cases.
     pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         match &self.prepared {
             Some(prepared) => self.raw_compiled(prepared, doc, scratch, None),
             None => self.raw_via_reference(doc).0,
@@ -493,6 +504,7 @@ impl<'c> PreparedRequest<'_, 'c> {
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
     ) -> RawDecision {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Some(prepared) = &self.prepared {
             return self.raw_compiled(prepared, doc, scratch, Some(out));
         }
@@ -619,6 +631,7 @@ impl<'c> PreparedRequest<'_, 'c> {
 
     /// Whether `doc` is returned, and with which fields.
     pub fn read(&self, doc: &Document) -> ReadOutcome {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Err(limit) = self.limits.check_document(doc) {
             return too_deep_read(limit);
         }
@@ -630,6 +643,7 @@ impl<'c> PreparedRequest<'_, 'c> {
 
     /// Whether inserting `doc` is permitted (an upsert that inserts is an insert).
     pub fn insert(&self, doc: &Document) -> WriteOutcome {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Some(limit) = [doc]
             .iter()
             .find_map(|d| self.limits.check_document(d).err())
@@ -651,6 +665,7 @@ impl<'c> PreparedRequest<'_, 'c> {
 
     /// Whether changing `pre` into `post` is permitted (update, replace, findAndModify).
     pub fn update(&self, pre: &Document, post: &Document) -> WriteOutcome {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Some(limit) = [pre, post]
             .iter()
             .find_map(|d| self.limits.check_document(d).err())
@@ -672,6 +687,7 @@ impl<'c> PreparedRequest<'_, 'c> {
 
     /// Whether deleting the stored `doc` is permitted.
     pub fn delete(&self, doc: &Document) -> WriteOutcome {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Some(limit) = [doc]
             .iter()
             .find_map(|d| self.limits.check_document(d).err())
@@ -764,6 +780,13 @@ impl ContextBuilder<'_> {
     /// The host's `%function` implementations.
     pub fn functions(mut self, host: Arc<dyn FunctionHost>) -> Self {
         self.ctx.functions = host;
+        self
+    }
+
+    /// How long one `%function` call of this request may take (default: the rule set's
+    /// [`Limits::max_function_time`]); see [`RequestContext::max_function_time`].
+    pub fn max_function_time(mut self, budget: Duration) -> Self {
+        self.ctx.max_function_time = budget;
         self
     }
 

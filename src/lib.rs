@@ -16,6 +16,7 @@ pub mod query;
 pub mod reference;
 pub mod rules;
 pub mod schema;
+pub mod steps;
 pub mod value;
 
 pub use context::{FunctionHost, RequestContext};

@@ -16,6 +16,7 @@
 //! | [`max_filters`](Limits::max_filters) | 1,000 | load | error `limit-exceeded` |
 //! | [`max_document_depth`](Limits::max_document_depth) | 100 | evaluation | the decision denies with the reason |
 //! | [`max_eval_steps`](Limits::max_eval_steps) | 1,000,000 | evaluation | the decision denies with the reason |
+//! | [`max_function_time`](Limits::max_function_time) | 1 second | each `%function` call, when it returns | the call fails (`took X ms, budget Y ms`), its result is discarded; the decision denies with the reason |
 //!
 //! Load-time limits are enforced by [`crate::config`] (through
 //! [`LoadOptions::limits`](crate::config::LoadOptions::limits)) and by
@@ -29,7 +30,18 @@
 //! Evaluation-time limits: [`Limits::check_document`] measures a document without recursion and
 //! says why it is refused; the evaluators call it before looking at a document and deny with the
 //! reason ([`LimitExceeded`] converts into [`EvalError::Limit`]). The step budget
-//! (`max_eval_steps`) is counted by the evaluators themselves.
+//! (`max_eval_steps`) is started by [`crate::engine`] for every decision (and for the
+//! request-only work of `prepare`) and charged by both evaluators ([`crate::steps`]). The function time budget
+//! (`max_function_time`) travels in the request: [`Rules::context`](crate::engine::Rules::context)
+//! copies it into
+//! [`RequestContext::max_function_time`](crate::context::RequestContext::max_function_time), and
+//! [`RequestContext::call_function`](crate::context::RequestContext::call_function), the one
+//! call site of both engines, measures every call against it. A call cannot be preempted, so
+//! the budget is checked when it returns; [`Deadline`](crate::context::Deadline) gives up waiting
+//! instead. Its default, 1 second, is far above what a working rule function takes (an in-memory
+//! lookup takes microseconds, a database or network round trip milliseconds) and far below what
+//! an interactive request can wait for one permission check: it catches hung and pathological
+//! hosts without refusing slow but working ones.
 //!
 //! Independently of these settings, the stages keep hard ceilings that protect the stack whatever
 //! the configuration: expression JSON deeper than [`crate::expr::parse::MAX_EXPR_DEPTH`] is
@@ -40,6 +52,7 @@
 //! [`EXPRESSION_DEPTH_CEILING`] is treated as the ceiling.
 
 use std::fmt;
+use std::time::Duration;
 
 use bson::{Bson, Document};
 use serde_json::Value;
@@ -114,10 +127,17 @@ pub struct Limits {
     /// arrays (`{}` is 1 level). MongoDB itself stores at most 100 levels. A deeper document is
     /// denied with the reason, never walked recursively ([`Limits::check_document`]).
     pub max_document_depth: usize,
-    /// How many evaluation steps (expressions, operators and field rules evaluated) one
-    /// document's decision may take before it is denied with the reason. Counted by the
-    /// evaluators.
+    /// How many evaluation steps (expression nodes evaluated, and values compared with an
+    /// operand) one document's decision may take before it is denied with the reason; see
+    /// [`crate::steps`] for what a step is and why the engines' counts differ.
     pub max_eval_steps: u64,
+    /// How long one `%function` call may take. Measured around each call when it returns (a
+    /// synchronous call cannot be preempted): a call that took longer fails with the time it
+    /// took, its result discarded, and the decision denies. Reaches the call through
+    /// [`RequestContext::max_function_time`](crate::context::RequestContext::max_function_time),
+    /// which [`Rules::context`](crate::engine::Rules::context) sets from the rule set's limits.
+    /// `Duration::MAX` disables it.
+    pub max_function_time: Duration,
 }
 
 impl Limits {
@@ -132,6 +152,7 @@ impl Limits {
         max_filters: 1000,
         max_document_depth: 100,
         max_eval_steps: 1_000_000,
+        max_function_time: Duration::from_secs(1),
     };
 
     /// [`max_file_depth`](Self::max_file_depth), capped at [`FILE_DEPTH_CEILING`].
@@ -740,7 +761,8 @@ impl fmt::Display for Limits {
         write!(
             f,
             "file depth {}, expression depth {}, expression nodes {}, path length {}, \
-             array operand {}, roles {}, filters {}, document depth {}, evaluation steps {}",
+             array operand {}, roles {}, filters {}, document depth {}, evaluation steps {}, \
+             function time {:?}",
             self.max_file_depth,
             self.max_expression_depth,
             self.max_expression_nodes,
@@ -749,7 +771,8 @@ impl fmt::Display for Limits {
             self.max_roles,
             self.max_filters,
             self.max_document_depth,
-            self.max_eval_steps
+            self.max_eval_steps,
+            self.max_function_time
         )
     }
 }

@@ -445,6 +445,121 @@ fn functions_in_filters_and_service_rules_are_checked() {
 }
 
 #[test]
+fn functions_in_elem_match_bodies_are_checked() {
+    // Query form, operator form, and a query form under `$not`: each is an undefined-function
+    // error at the place of its rule.
+    let rules = json!({"database": "app", "collection": "items", "roles": [{
+        "name": "r",
+        "apply_when": {"tags": {"$elemMatch": {"owner": {"%function": {"name": "inQuery"}}}}},
+        "read": {"n": {"$elemMatch": {"$eq": {"%function": {"name": "inOps"}}}}},
+        "write": {"n": {"$not": {"$elemMatch": {"a": {"%function": {"name": "underNot"}}}}}}
+    }]});
+    let e = load_files(
+        &files(&[("data_sources/mongodb-atlas/app/items/rules.json", rules)]),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    let found: Vec<(String, String)> = e
+        .diagnostics
+        .errors()
+        .filter(|d| d.code == "undefined-function")
+        .map(|d| (d.message.clone(), d.place.json_path.clone()))
+        .collect();
+    for (name, path) in [
+        ("inQuery", "roles[0].apply_when"),
+        ("inOps", "roles[0].read"),
+        ("underNot", "roles[0].write"),
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|(m, p)| m.contains(&format!("`{name}`")) && p == path),
+            "{name} at {path} not reported: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn functions_in_schema_validate_are_checked() {
+    let schema = json!({"bsonType": "object", "properties": {
+        "owner_id": {"bsonType": "string",
+                     "validate": {"%%true": {"%function": {"name": "ownerOk", "arguments": ["%%this"]}}}},
+        "tags": {"bsonType": "array", "items": {"bsonType": "object", "properties": {
+            "k": {"validate": {"%%this": {"$elemMatch": {"x": {"%function": {"name": "deepOk"}}}}}}
+        }}}
+    }});
+    let rules = json!({"database": "app", "collection": "items", "roles": [
+        {"name": "r", "apply_when": {}, "read": true}
+    ]});
+    let app = |with_functions: bool| {
+        let mut entries = vec![
+            (
+                "data_sources/mongodb-atlas/app/items/rules.json",
+                rules.clone(),
+            ),
+            (
+                "data_sources/mongodb-atlas/app/items/schema.json",
+                schema.clone(),
+            ),
+        ];
+        if with_functions {
+            entries.push(("functions/ownerOk/source.js", Value::Null));
+            entries.push(("functions/deepOk/source.js", Value::Null));
+        }
+        files(&entries)
+    };
+    let e = load_files(&app(false), &LoadOptions::default()).unwrap_err();
+    let found: Vec<(String, String, String)> = e
+        .diagnostics
+        .errors()
+        .filter(|d| d.code == "undefined-function")
+        .map(|d| {
+            (
+                d.message.clone(),
+                d.place.file.to_string(),
+                d.place.json_path.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    let file = "data_sources/mongodb-atlas/app/items/schema.json";
+    assert!(
+        found.iter().any(|(m, f, p)| m.contains("`ownerOk`")
+            && f == file
+            && p == "properties.owner_id.validate"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|(m, f, p)| m.contains("`deepOk`")
+            && f == file
+            && p == "properties.tags.items.properties.k.validate"),
+        "{found:?}"
+    );
+    // Defined by the app: no error.
+    assert!(load_files(&app(true), &LoadOptions::default()).is_ok());
+    // A lone rule file with an embedded schema: a warning at the same kind of place.
+    let lone = json!({"database": "app", "collection": "items", "roles": [
+        {"name": "r", "apply_when": {}, "read": true}], "schema": schema});
+    let set = load_single(
+        "data_sources/mongodb-atlas/app/items/rules.json",
+        &lone,
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let paths: Vec<&str> = set
+        .warnings
+        .0
+        .iter()
+        .filter(|d| d.code == "undefined-function")
+        .map(|d| d.place.json_path.as_str())
+        .collect();
+    assert!(
+        paths.contains(&"schema.properties.owner_id.validate"),
+        "{paths:?}"
+    );
+}
+
+#[test]
 fn lone_files_are_read_as_their_path_or_content_says() {
     // A longer path holding an app path: data source, database and collection from the path.
     let set = load_single(

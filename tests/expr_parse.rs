@@ -16,8 +16,8 @@ use rolegate::error::{Diagnostic, Diagnostics, Place};
 use rolegate::expr::expansion::{ExpansionErrorKind, parse_expansion};
 use rolegate::expr::parse::MAX_EXPR_DEPTH;
 use rolegate::expr::{
-    CmpOp, Dialect, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, Site, TypeSpec,
-    parse_expr, parse_operand, parse_query,
+    CmpOp, Dependency, Dialect, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, Site,
+    TypeSpec, parse_expr, parse_operand, parse_query,
 };
 use serde_json::{Value, json};
 
@@ -1232,4 +1232,74 @@ fn nesting_up_to_the_limit_is_fine() {
     ok(v.clone());
     let (_, d) = parse_at(&json!({ "$not": v }), Dialect::MongoDb, Site::Any);
     assert_eq!(d.len(), 1);
+}
+
+/// The `%function` names `visit_functions` reports for `v`, in visiting order.
+fn functions_of(v: Value) -> Vec<String> {
+    let e = ok(v);
+    let mut names = Vec::new();
+    e.visit_functions(&mut |n| names.push(n.to_string()));
+    names
+}
+
+fn call(name: &str) -> Value {
+    json!({"%function": {"name": name, "arguments": []}})
+}
+
+#[test]
+fn visit_functions_reaches_every_nested_position() {
+    let cases: Vec<(&str, Value)> = vec![
+        // `$elemMatch`, query form (was missed).
+        (
+            "em_query",
+            json!({"tags": {"$elemMatch": {"owner": call("em_query")}}}),
+        ),
+        // `$elemMatch`, operator form.
+        (
+            "em_ops",
+            json!({"tags": {"$elemMatch": {"$eq": call("em_ops")}}}),
+        ),
+        // `%or` inside an `$elemMatch` query (was missed).
+        (
+            "em_or",
+            json!({"tags": {"$elemMatch": {"%or": [{"a": 1}, {"b": call("em_or")}]}}}),
+        ),
+        // `$not` inside an `$elemMatch` operator body.
+        (
+            "em_not",
+            json!({"n": {"$elemMatch": {"$gt": 0, "$not": {"$eq": call("em_not")}}}}),
+        ),
+        // `$elemMatch` nested in an `$elemMatch` query (was missed).
+        (
+            "em_em",
+            json!({"a": {"$elemMatch": {"b": {"$elemMatch": {"c": call("em_em")}}}}}),
+        ),
+        // A `$not` operator body.
+        ("not_op", json!({"n": {"$not": {"$gt": call("not_op")}}})),
+        // An `$elemMatch` query under `$not` (was missed).
+        (
+            "not_em",
+            json!({"n": {"$not": {"$elemMatch": {"a": call("not_em")}}}}),
+        ),
+        // An `$elemMatch` query under `%or` in operator position (was missed).
+        (
+            "or_em",
+            json!({"n": {"%or": [{"$size": 0}, {"$elemMatch": {"a": call("or_em")}}]}}),
+        ),
+        // Document and array operands.
+        ("doc", json!({"d": {"k": call("doc"), "j": 1}})),
+        ("arr", json!({"a": {"$in": [1, call("arr")]}})),
+    ];
+    for (name, v) in cases {
+        assert_eq!(functions_of(v.clone()), [name], "{v}");
+        assert_eq!(ok(v.clone()).dependency(), Dependency::Host, "{v}");
+    }
+    // Function arguments holding function calls: both names, outer first.
+    let nested = json!({"%%true": {"%function": {"name": "outer",
+        "arguments": [{"%function": {"name": "inner", "arguments": []}}]}}});
+    assert_eq!(functions_of(nested), ["outer", "inner"]);
+    // Without a call, an `$elemMatch` query stays document-dependent.
+    let plain = ok(json!({"tags": {"$elemMatch": {"owner": "%%user.id"}}}));
+    assert_eq!(plain.dependency(), Dependency::Document);
+    assert!(functions_of(json!({"tags": {"$elemMatch": {"owner": 1}}})).is_empty());
 }

@@ -22,6 +22,7 @@ pub(crate) mod lower;
 
 use crate::error::Place;
 use crate::eval::raw::key_tag;
+use crate::expr::Expr;
 use crate::rules::{FieldPermissions, FieldTree, Role, Rule};
 
 use index::{FxMap, Run};
@@ -36,7 +37,14 @@ pub(crate) const NO_PLACE: u32 = u32::MAX;
 pub(crate) struct RuleRef {
     pub node: NodeId,
     pub place: u32,
+    /// Index of the rule's per-document memo ([`NO_MEMO`]: not memoized). Field rules that
+    /// read the document but not the field (`{"%%root.owner": "%%user.id"}` on many fields)
+    /// share one node and one memo: evaluated once per document, not once per field.
+    pub memo: u32,
 }
+
+/// [`RuleRef::memo`] of a rule that is evaluated every time.
+pub(crate) const NO_MEMO: u32 = u32::MAX;
 
 /// Compiled `read`/`write` of a field rule (or of `additional_fields`).
 #[derive(Debug, Clone, Default)]
@@ -247,6 +255,8 @@ pub(crate) struct Program {
     pub runs: Vec<Run>,
     /// Place of each compiled rule ([`RuleRef::place`]).
     pub places: Vec<Place>,
+    /// Number of per-document memos ([`RuleRef::memo`]).
+    pub memos: u32,
 }
 
 impl Program {
@@ -283,12 +293,15 @@ pub(crate) fn compile(roles: &[Role]) -> Program {
         },
         places: &mut places,
         trees: &mut trees,
+        shared: FxMap::default(),
+        memos: FxMap::default(),
     };
     let compiled: Vec<RoleProg> = roles
         .iter()
         .zip(&in_run)
         .map(|(role, &indexed)| c.role(role, indexed))
         .collect();
+    let c_memos = c.memos.len();
     let mut segments = Vec::new();
     let mut next_run = runs.iter().enumerate().peekable();
     let mut i = 0u32;
@@ -305,6 +318,7 @@ pub(crate) fn compile(roles: &[Role]) -> Program {
             }
         }
     }
+    let memos = u32::try_from(c_memos).unwrap_or(u32::MAX);
     keys.seal();
     Program {
         trees,
@@ -314,6 +328,7 @@ pub(crate) fn compile(roles: &[Role]) -> Program {
         segments,
         runs,
         places,
+        memos,
     }
 }
 
@@ -321,6 +336,11 @@ struct Compiler<'a> {
     lower: Lowerer<'a, Keys>,
     places: &'a mut Vec<Place>,
     trees: &'a mut u32,
+    /// Field rules that read the document but not the field, by their text (equal texts are
+    /// confirmed by `Expr` equality): one node for every copy.
+    shared: FxMap<String, Vec<(Expr, NodeId)>>,
+    /// Memo index of each shared node.
+    memos: FxMap<NodeId, u32>,
 }
 
 impl Compiler<'_> {
@@ -331,11 +351,35 @@ impl Compiler<'_> {
             return RuleRef {
                 node,
                 place: NO_PLACE,
+                memo: NO_MEMO,
             };
         }
         let place = self.places.len() as u32;
         self.places.push(rule.place.clone());
-        RuleRef { node, place }
+        RuleRef {
+            node,
+            place,
+            memo: NO_MEMO,
+        }
+    }
+
+    /// A field rule: like [`Compiler::rule`], and when it reads the document but not the
+    /// field, shared with every equal field rule of the collection and memoized per document.
+    fn field_rule(&mut self, rule: &Rule) -> RuleRef {
+        let mut r = self.rule(rule);
+        let info = self.lower.nodes.info(r.node);
+        if !info.doc || info.field {
+            return r;
+        }
+        let copies = self.shared.entry(rule.expr.to_string()).or_default();
+        match copies.iter().find(|(e, _)| *e == rule.expr) {
+            // The node lowered for this copy is left unused in the arena.
+            Some((_, node)) => r.node = *node,
+            None => copies.push((rule.expr.clone(), r.node)),
+        }
+        let next = u32::try_from(self.memos.len()).unwrap_or(NO_MEMO);
+        r.memo = *self.memos.entry(r.node).or_insert(next);
+        r
     }
 
     fn opt(&mut self, rule: Option<&Rule>) -> Option<RuleRef> {
@@ -360,8 +404,8 @@ impl Compiler<'_> {
     }
 
     fn perms(&mut self, p: &FieldPermissions) -> CPerms {
-        let read = self.opt(p.read.as_ref());
-        let write = self.opt(p.write.as_ref());
+        let read = p.read.as_ref().map(|r| self.field_rule(r));
+        let write = p.write.as_ref().map(|r| self.field_rule(r));
         let nodes = &self.lower.nodes;
         let field = [read, write]
             .iter()

@@ -18,7 +18,7 @@ use super::value::{
 };
 use crate::compile::index::Run;
 use crate::compile::ir::{COp, CPred, DocPath, FieldEq, KeyId, Node, NodeId, Opnd, Subject, Test};
-use crate::compile::{Program, RuleRef};
+use crate::compile::{NO_MEMO, Program, RuleRef};
 use crate::expr::{CmpOp, Expr};
 use crate::reference::Failure;
 use crate::value::eval::{array_length_operand, truncated};
@@ -44,15 +44,49 @@ pub(crate) struct KeyCache {
     entries: Vec<Entry>,
     cursor: usize,
     done: bool,
+    /// Per-document memos of shared field rules ([`RuleRef::memo`]): `(generation, value)`;
+    /// a memo is current when its generation is `generation`.
+    memos: Vec<(u32, bool)>,
+    generation: u32,
 }
 
 impl KeyCache {
     /// Forgets the previous document (keeps the allocation).
-    pub fn reset(&mut self, keys: usize) {
+    pub fn reset(&mut self, keys: usize, memos: u32) {
         self.entries.clear();
         self.entries.resize(keys, Entry::NotYet);
         self.cursor = 4;
         self.done = false;
+        if self.memos.len() < memos as usize {
+            self.memos.resize(memos as usize, (0, false));
+        }
+        self.forget_memos();
+    }
+
+    /// Forgets every memo (the document bindings changed).
+    pub fn forget_memos(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // INVARIANT: after a wrap no stale memo may carry the current generation.
+            self.memos.iter_mut().for_each(|m| *m = (0, false));
+            self.generation = 1;
+        }
+    }
+
+    #[inline]
+    fn memo(&self, index: u32) -> Option<bool> {
+        match self.memos.get(index as usize) {
+            Some(&(generation, value)) if generation == self.generation => Some(value),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn remember(&mut self, index: u32, value: bool) {
+        let generation = self.generation;
+        if let Some(m) = self.memos.get_mut(index as usize) {
+            *m = (generation, value);
+        }
     }
 
     /// The type and value bytes of top-level key `key` in `doc`.
@@ -264,7 +298,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         cache: &'a mut KeyCache,
         mut plans: Option<&'a mut PlanCache>,
     ) -> Self {
-        cache.reset(prog.keys.len());
+        cache.reset(prog.keys.len(), prog.memos);
         if let Some(p) = plans.as_deref_mut() {
             p.serve(prep.id, prog.trees);
         }
@@ -282,10 +316,24 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         }
     }
 
-    /// Evaluates a compiled rule.
+    /// Forgets the per-document memos: `%%root` / `%%prevRoot` are bound to other documents.
+    pub fn forget_memos(&mut self) {
+        self.cache.forget_memos();
+    }
+
+    /// Evaluates a compiled rule (memoized per document when [`RuleRef::memo`] says so).
     #[inline]
     pub fn rule(&mut self, rule: RuleRef) -> Result<bool, Fail> {
-        self.eval(rule.node).map_err(|f| Fail::at(rule, f))
+        if rule.memo == NO_MEMO {
+            return self.eval(rule.node).map_err(|f| Fail::at(rule, f));
+        }
+        if let Some(value) = self.cache.memo(rule.memo) {
+            return Ok(value);
+        }
+        // Only successes are remembered: a failure is reported at each rule's own place.
+        let value = self.eval(rule.node).map_err(|f| Fail::at(rule, f))?;
+        self.cache.remember(rule.memo, value);
+        Ok(value)
     }
 
     /// Evaluates an optional rule (`None`: undefined).
@@ -439,6 +487,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
 
     /// Evaluates node `id`.
     pub fn eval(&mut self, id: NodeId) -> Result<bool, Fault> {
+        crate::steps::charge(1)?;
         let prog = self.prog;
         match prog.nodes.get(id) {
             Some(Node::Const(b)) => Ok(*b),

@@ -22,6 +22,7 @@ use bson::{Bson, Document};
 
 use super::raw::{Elements, Malformed, Val, kind};
 use crate::expr::{CmpOp, TypeSpec};
+use crate::steps::charge;
 use crate::value::EvalError;
 use crate::value::compare::{bson_cmp_checked, canonical_rank, compile_regex, is_nan, truthy};
 use crate::value::ejson::type_name;
@@ -294,6 +295,7 @@ pub(crate) fn match_one(
     mode: Mode,
     hint: RegexHint<'_>,
 ) -> Result<bool, Fault> {
+    charge(1)?;
     if let Some(s) = operand.as_str() {
         // PERF: a string operand (`{"owner_id": "%%user.id"}`) equals only strings and symbols
         // with the same bytes, directly or as an array element; no null, regex or
@@ -306,6 +308,7 @@ pub(crate) fn match_one(
         }
         if let Some(items) = v.items() {
             for i in items {
+                charge(1)?;
                 if i?.as_str().is_some_and(|t| t.as_bytes() == s.as_bytes()) {
                     return Ok(true);
                 }
@@ -357,6 +360,7 @@ pub(crate) fn match_one(
         }
         if let Some(items) = v.items() {
             for i in items {
+                charge(1)?;
                 if one(i?)? {
                     return Ok(true);
                 }
@@ -369,6 +373,7 @@ pub(crate) fn match_one(
     }
     if let Some(items) = v.items() {
         for i in items {
+            charge(1)?;
             if equal(i?, operand)? {
                 return Ok(true);
             }
@@ -378,6 +383,7 @@ pub(crate) fn match_one(
     if mode.contains {
         if let Some(items) = operand.items() {
             for i in items {
+                charge(1)?;
                 if equal(v, i?)? {
                     return Ok(true);
                 }
@@ -393,6 +399,7 @@ pub(crate) fn compare_one(
     op: CmpOp,
     operand: V<'_>,
 ) -> Result<bool, Fault> {
+    charge(1)?;
     let Some(v) = subject else {
         return Ok(operand.is_null() && matches!(op, CmpOp::Gte | CmpOp::Lte));
     };
@@ -401,6 +408,7 @@ pub(crate) fn compare_one(
     }
     if let Some(items) = v.items() {
         for i in items {
+            charge(1)?;
             if compare_single(i?, op, operand)? {
                 return Ok(true);
             }

@@ -124,6 +124,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         self.prev_is_root = false;
         self.this = None;
         self.prev = None;
+        self.forget_memos();
     }
 
     /// `reference/write.rs` `permitted`.

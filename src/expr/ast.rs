@@ -255,7 +255,9 @@ impl Expr {
         }
     }
 
-    /// Calls `f` on the name of every `%function` call in this expression.
+    /// Calls `f` on the name of every `%function` call in this expression, wherever it is:
+    /// operands of operators at any depth (`$not`, `%and`/`%or`/`%nor` in operator position),
+    /// `$elemMatch` bodies of both forms, containers and function arguments.
     pub fn visit_functions<'a>(&'a self, f: &mut dyn FnMut(&'a str)) {
         match self {
             Expr::Bool(_) => {}
@@ -263,7 +265,7 @@ impl Expr {
                 v.iter().for_each(|e| e.visit_functions(f))
             }
             Expr::Not(e) => e.visit_functions(f),
-            Expr::Test { predicate, .. } => predicate.visit_operands(&mut |o| o.visit_functions(f)),
+            Expr::Test { predicate, .. } => predicate.visit_functions(f),
         }
     }
 
@@ -285,6 +287,13 @@ impl Predicate {
         self.visit_elem_queries(&mut |e| e.visit_expansions(f));
     }
 
+    /// Calls `f` on the name of every `%function` call in this predicate: in its operands and in
+    /// its `$elemMatch` query bodies (which [`Predicate::visit_operands`] does not enter).
+    pub fn visit_functions<'a>(&'a self, f: &mut dyn FnMut(&'a str)) {
+        self.visit_operands(&mut |o| o.visit_functions(f));
+        self.visit_elem_queries(&mut |e| e.visit_functions(f));
+    }
+
     fn visit_elem_queries<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         if let Predicate::Ops(ops) = self {
             for op in ops {
@@ -293,7 +302,9 @@ impl Predicate {
         }
     }
 
-    /// Calls `f` on every top-level operand of this predicate and its operators.
+    /// Calls `f` on every top-level operand of this predicate and its operators, including the
+    /// operator form of `$elemMatch`, but not the expressions of `$elemMatch` query bodies
+    /// (their bare fields are element-relative; see `visit_elem_queries`).
     pub fn visit_operands<'a>(&'a self, f: &mut dyn FnMut(&'a Operand)) {
         match self {
             Predicate::Matches(o) => f(o),

@@ -88,14 +88,15 @@
 //!   `fields`/`additional_fields` are kept but have no effect under the documented mapping
 //!   (warning `legacy-sync-fields`).
 //! * `%function` names used in any rule (roles, filters, Partition-Based Sync permissions,
-//!   service rules, `can_evaluate`) must be defined by a function of the app:
+//!   service rules, `can_evaluate`, schema `validate` expressions) must be defined by a function
+//!   of the app:
 //!   an error for an app, a warning for a lone rule file ([`FunctionCheck`]).
 //! * Service rules: a missing `when` is `{}` (true); a missing `actions` is an empty list
 //!   (exports omit empty arrays; warning), otherwise it must be a list of strings.
 //!   `can_evaluate` and service `when` read bare field names as `%%args.<name>`
 //!   ([`Dialect::Service`]).
-//! * `%function` uses inside schema `validate` expressions are not checked yet: the schema
-//!   does not expose its expressions.
+//! * `%function` uses inside a collection schema's `validate` expressions are checked the same
+//!   way, at the place of the `validate` ([`Schema::visit_functions`]).
 //! * A Sync configuration whose `state` is present and not `"enabled"` (`""`, `"disabled"`)
 //!   has no effect; a second Sync configuration for one data source is ignored (warning).
 //! * Partition-Based Sync permissions missing `read` or `write` default to `false` (warning).
@@ -2248,6 +2249,9 @@ fn collect_data_source_functions(ds: &DataSource, out: &mut Vec<(String, Place)>
     }
     for c in ds.collections.values() {
         roles_filters.push((&c.roles, &c.filters));
+        if let Some(schema) = &c.schema {
+            schema.visit_functions(&mut |n, place| out.push((n.to_string(), place.clone())));
+        }
     }
     let push_rule = |r: &Rule, out: &mut Vec<(String, Place)>| {
         r.expr

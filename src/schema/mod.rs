@@ -155,6 +155,20 @@ impl Schema {
         self.root.title.as_deref()
     }
 
+    /// Calls `f` with the name of every `%function` call in the schema's `validate`
+    /// expressions, and the place (file and JSON path) of the `validate` that holds it. Used by
+    /// the loader's `undefined-function` check.
+    pub fn visit_functions<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s Place)) {
+        // An explicit stack: schemas nest at most 64 levels, but nothing here needs recursion.
+        let mut stack = vec![&self.root];
+        while let Some(node) = stack.pop() {
+            if let (Some(expr), Some(place)) = (&node.validate, &node.validate_place) {
+                expr.visit_functions(&mut |name| f(name, place));
+            }
+            stack.extend(node.children());
+        }
+    }
+
     /// The members the schema declares for the object at `path` (property names from the
     /// root; an array whose `items` is one schema is crossed to that schema, as field rules
     /// apply to array elements), or `None` when the schema does not describe that object's

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use bson::Bson;
 
+use crate::error::Place;
 use crate::expr::Expr;
 
 /// A type name of `bsonType` (or, mapped, of `type`), spec §7.
@@ -230,6 +231,8 @@ pub(crate) struct Node {
 
     /// `validate`: a rule expression with `%%this`/`%%prev`/`%%root`/`%%prevRoot`.
     pub validate: Option<Expr>,
+    /// Where `validate` is (file and JSON path), for diagnostics about its expression.
+    pub validate_place: Option<Place>,
     /// True when this node or a node below it has `validate` (set by the parser; lets the
     /// validator skip the walk over removed fields when there is nothing to run there).
     pub validates_below: bool,

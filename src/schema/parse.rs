@@ -220,6 +220,7 @@ impl Parser<'_> {
                         &at,
                         self.diags,
                     ));
+                    node.validate_place = Some(at);
                 }
                 "$schema" | "$id" | "id" => {}
                 other if UNSUPPORTED.contains(&other) => self.diags.warning(

@@ -16,7 +16,8 @@
 //!   matches nothing; see below for what missing operands do in each operator).
 //! * **`%function` arguments** are passed the way JavaScript serializes them: an argument that is
 //!   missing is passed as `null`; inside an argument, a missing document value drops its key and a
-//!   missing array element becomes `null`. A call that the host fails is
+//!   missing array element becomes `null`. A call that the host fails, that panics or that
+//!   takes longer than the request's time budget ([`RequestContext::call_function`]) is
 //!   [`EvalError::Function`] (U23: the decision denies).
 //! * `%stringToOid`: a 24-hex-digit string (or a string of exactly 12 bytes) → ObjectId, an
 //!   ObjectId unchanged (D3). `%oidToString`: ObjectId → 24 lowercase hex digits, a string
@@ -77,6 +78,7 @@ use bson::{Binary, Bson, Document};
 
 use crate::context::RequestContext;
 use crate::expr::{CmpOp, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, TypeSpec};
+use crate::steps::charge;
 use crate::value::compare::{
     TooDeep, bson_cmp_checked, bson_equal_checked, compile_regex, is_nan, is_number, truthy,
 };
@@ -226,6 +228,7 @@ fn limit(depth: usize) -> Result<(), EvalError> {
 
 fn eval(expr: &Expr, b: &Bindings<'_>, sem: Semantics, depth: usize) -> Result<bool, EvalError> {
     limit(depth)?;
+    charge(1)?;
     match expr {
         Expr::Bool(v) => Ok(*v),
         Expr::All(es) => {
@@ -555,6 +558,7 @@ fn match_any(s: &Resolved<'_>, operand: &Bson, mode: Mode) -> Result<bool, EvalE
 }
 
 fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool, EvalError> {
+    charge(1)?;
     if let Bson::Null = operand {
         return Ok(match subject {
             None | Some(Bson::Null) => true,
@@ -583,6 +587,7 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
         }
         if let Bson::Array(items) = v {
             for i in items {
+                charge(1)?;
                 if one(i)? {
                     return Ok(true);
                 }
@@ -596,6 +601,7 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
     match (v, operand) {
         (Bson::Array(items), _) => {
             for i in items {
+                charge(1)?;
                 if bson_equal_checked(i, operand)? {
                     return Ok(true);
                 }
@@ -604,6 +610,7 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
         }
         (_, Bson::Array(list)) if mode.contains => {
             for i in list {
+                charge(1)?;
                 if bson_equal_checked(v, i)? {
                     return Ok(true);
                 }
@@ -615,6 +622,7 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
 }
 
 fn compare_one(subject: Option<&Bson>, op: CmpOp, operand: &Bson) -> Result<bool, EvalError> {
+    charge(1)?;
     let Some(v) = subject else {
         return Ok(matches!(operand, Bson::Null) && matches!(op, CmpOp::Gte | CmpOp::Lte));
     };
@@ -623,6 +631,7 @@ fn compare_one(subject: Option<&Bson>, op: CmpOp, operand: &Bson) -> Result<bool
     }
     if let Bson::Array(items) = v {
         for i in items {
+            charge(1)?;
             if compare_single(i, op, operand)? {
                 return Ok(true);
             }
@@ -703,9 +712,9 @@ fn operand_value(
             for a in arguments {
                 args.push(operand_value(a, b, Holes::Lenient, depth + 1)?.unwrap_or(Bson::Null));
             }
+            // Fail closed on a host error, a panic or an overrun of the time budget.
             b.request
-                .functions
-                .call(name, &args)
+                .call_function(name, &args)
                 .map(Some)
                 .map_err(|message| EvalError::Function {
                     name: name.clone(),
