@@ -21,7 +21,8 @@
 //!   cannot catch anything: there a panicking host aborts the process.
 //! * **A host that is too slow** denies: a call that took longer than
 //!   [`RequestContext::max_function_time`] (from [`Limits::max_function_time`]) fails with
-//!   `took X ms, budget Y ms` and its result is discarded. A synchronous call cannot be
+//!   `took X ms, budget Y ms` and its result is discarded (a call that failed or panicked
+//!   and was slow too reports its failure). A synchronous call cannot be
 //!   preempted, so the budget is checked when the call returns: the decision is right, but it
 //!   comes as late as the host makes it. Hosts that need the decision *in time* wrap their host
 //!   in [`Deadline`], which runs each call on a worker thread and stops waiting at its timeout.
@@ -200,7 +201,10 @@ impl RequestContext {
         let started = Instant::now();
         let result = call_caught(&*self.functions, name, arguments);
         let took = started.elapsed();
-        if took > self.max_function_time {
+        // A failure (a panic included) is reported as itself even when it was slow too: the
+        // decision denies either way, and the panic says more (and capturing its backtrace
+        // may be what took the time).
+        if result.is_ok() && took > self.max_function_time {
             return Err(format!(
                 "took {} ms, budget {} ms",
                 millis(took),

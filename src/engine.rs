@@ -44,6 +44,7 @@ use crate::compile::index::FxMap;
 use crate::context::{FunctionHost, RequestContext};
 use crate::error::LoadError;
 use crate::eval::doc::{DocEval, DocRef, Fail, KeyCache};
+use crate::eval::fast::FastDecision;
 use crate::eval::prepare::Prepared;
 use crate::eval::raw::Validity;
 use crate::eval::read::Level;
@@ -393,6 +394,19 @@ impl<'c> PreparedRequest<'_, 'c> {
             };
         }
         let program = self.program;
+        if out.is_none() {
+            if let Some(fast) = prepared.fast(program) {
+                if let FastDecision::Decided { role, visible } =
+                    fast.decide(program, doc, &mut scratch.cache)
+                {
+                    return RawDecision {
+                        role: role.map(|i| i as usize),
+                        visible,
+                        error: false,
+                    };
+                }
+            }
+        }
         let mut eval = DocEval::new(
             program,
             prepared,

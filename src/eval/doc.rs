@@ -91,7 +91,7 @@ impl KeyCache {
 
     /// The type and value bytes of top-level key `key` in `doc`.
     #[inline]
-    fn lookup<'a>(
+    pub(crate) fn lookup<'a>(
         &mut self,
         doc: &'a RawDocument,
         key: KeyId,
@@ -173,7 +173,11 @@ fn raw_str_eq(bytes: &[u8], s: &str) -> bool {
 
 /// Does a raw value (type `kind`, bytes) equal `operand` as a match does — directly or as an
 /// element of an array value — when `operand` is a string (`Some(Ok(s))`) or a boolean?
-fn raw_field_eq(kind: u8, bytes: &[u8], operand: &FastOperand<'_>) -> Result<bool, Fault> {
+pub(crate) fn raw_field_eq(
+    kind: u8,
+    bytes: &[u8],
+    operand: &FastOperand<'_>,
+) -> Result<bool, Fault> {
     let one = |kind: u8, bytes: &[u8]| match (kind, operand) {
         (raw::kind::STRING | raw::kind::SYMBOL, FastOperand::Str(s)) => raw_str_eq(bytes, s),
         (raw::kind::BOOLEAN, FastOperand::Bool(b)) => bytes.first() == Some(&u8::from(*b)),
@@ -186,7 +190,7 @@ fn raw_field_eq(kind: u8, bytes: &[u8], operand: &FastOperand<'_>) -> Result<boo
 }
 
 /// An operand [`Node::FieldEq`] decides on raw bytes.
-enum FastOperand<'a> {
+pub(crate) enum FastOperand<'a> {
     Str(&'a str),
     Bool(bool),
 }

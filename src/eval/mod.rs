@@ -14,10 +14,13 @@
 //! - [`value`]: comparisons, matches and path resolution over raw and owned values.
 //! - [`prepare`]: per-request slots and plan.
 //! - [`doc`]: node evaluation and role selection for one document.
+//! - [`fast`]: read decisions without the node evaluator, for the common shape of role
+//!   selection (top-level equality tests) with request-settled read levels.
 //! - [`read`]: read decisions and redaction (raw and owned).
 //! - [`write`]: write decisions.
 
 pub(crate) mod doc;
+pub(crate) mod fast;
 pub(crate) mod prepare;
 pub(crate) mod raw;
 pub(crate) mod read;

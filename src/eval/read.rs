@@ -117,7 +117,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
 
     /// What to do with a field whose rules are `perms` (and `nested`), given `inherited`.
     #[inline]
-    fn action_of(
+    pub(crate) fn action_of(
         &mut self,
         perms: &CPerms,
         nested: Option<&CTree>,
