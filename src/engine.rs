@@ -394,18 +394,16 @@ impl<'c> PreparedRequest<'_, 'c> {
             };
         }
         let program = self.program;
-        if out.is_none() {
-            if let Some(fast) = prepared.fast(program) {
-                if let FastDecision::Decided { role, visible } =
-                    fast.decide(program, doc, &mut scratch.cache)
-                {
-                    return RawDecision {
-                        role: role.map(|i| i as usize),
-                        visible,
-                        error: false,
-                    };
-                }
-            }
+        if out.is_none()
+            && let Some(fast) = prepared.fast(program)
+            && let FastDecision::Decided { role, visible } =
+                fast.decide(program, doc, &mut scratch.cache)
+        {
+            return RawDecision {
+                role: role.map(|i| i as usize),
+                visible,
+                error: false,
+            };
         }
         let mut eval = DocEval::new(
             program,

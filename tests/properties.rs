@@ -498,13 +498,13 @@ fn merged_filter_never_widens_the_client_query() {
                 if let (Ok(m), Some(Ok(c))) = (
                     memory::matches(&merged, &doc),
                     client.as_ref().map(|q| memory::matches(q, &doc)),
-                ) {
-                    if m && !c {
-                        return Err(format!(
-                            "merged query selects a document the client's does not\n{}",
-                            context()
-                        ));
-                    }
+                ) && m
+                    && !c
+                {
+                    return Err(format!(
+                        "merged query selects a document the client's does not\n{}",
+                        context()
+                    ));
                 }
                 let shown = Bson::Document(memory::project(&plan.projection, &doc));
                 for (origin, pr) in &projections {

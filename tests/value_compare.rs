@@ -409,13 +409,12 @@ proptest! {
 
     #[test]
     fn ordering_is_transitive(a in arb_scalar(), b in arb_scalar(), c in arb_scalar()) {
-        if let (Some(x), Some(y), Some(z)) = (bson_cmp(&a, &b), bson_cmp(&b, &c), bson_cmp(&a, &c)) {
-            if x != Ordering::Greater && y != Ordering::Greater {
+        if let (Some(x), Some(y), Some(z)) = (bson_cmp(&a, &b), bson_cmp(&b, &c), bson_cmp(&a, &c))
+            && x != Ordering::Greater && y != Ordering::Greater {
                 // a <= b <= c implies a <= c, strictly when either step is strict.
                 let strict = x == Ordering::Less || y == Ordering::Less;
                 prop_assert_eq!(z, if strict { Ordering::Less } else { Ordering::Equal });
             }
-        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub(crate) mod ir;
 pub(crate) mod lower;
 
 use crate::error::Place;
-use crate::eval::raw::key_tag;
+use crate::eval::raw::{bytes_eq, key_tag};
 use crate::expr::Expr;
 use crate::rules::{FieldPermissions, FieldTree, Role, Rule};
 
@@ -187,7 +187,11 @@ impl KeyTable {
                 return None;
             }
             if t == tag
-                && (key.len() <= 7 || self.names.get(index as usize).is_some_and(|n| **n == *key))
+                && (key.len() <= 7
+                    || self
+                        .names
+                        .get(index as usize)
+                        .is_some_and(|n| bytes_eq(n, key)))
             {
                 return Some(index);
             }

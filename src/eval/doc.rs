@@ -165,7 +165,7 @@ fn raw_str_eq(bytes: &[u8], s: &str) -> bool {
     let len = bytes.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok());
     match (len, bytes.get(4..4 + s.len())) {
         (Some(len), Some(body)) => {
-            i64::from(i32::from_le_bytes(len)) == s.len() as i64 + 1 && body == s
+            i64::from(i32::from_le_bytes(len)) == s.len() as i64 + 1 && raw::bytes_eq(body, s)
         }
         _ => false,
     }
@@ -389,15 +389,15 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
     }
 
     fn run_select(&mut self, run: &'a Run, live: &'a Live) -> Result<Option<u32>, Fault> {
-        if let Live::Some(list) = live {
-            if list.len() <= SMALL_LIVE {
-                for &pos in list.iter() {
-                    if self.run_doc_tests(run, pos)? {
-                        return Ok(Some(pos));
-                    }
+        if let Live::Some(list) = live
+            && list.len() <= SMALL_LIVE
+        {
+            for &pos in list.iter() {
+                if self.run_doc_tests(run, pos)? {
+                    return Ok(Some(pos));
                 }
-                return Ok(None);
             }
+            return Ok(None);
         }
         let Some(path0) = run.doc_paths.first() else {
             return Ok(None);
@@ -825,11 +825,11 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     if let Some(t) = x.as_str() {
                         return Ok(spec.regex.is_match(t));
                     }
-                    if x.kind() == super::raw::kind::REGEX {
-                        if let bson::Bson::RegularExpression(r) = x.to_bson()?.as_ref() {
-                            return Ok(r.pattern == spec.pattern
-                                && sorted(&r.options) == sorted(&spec.options));
-                        }
+                    if x.kind() == super::raw::kind::REGEX
+                        && let bson::Bson::RegularExpression(r) = x.to_bson()?.as_ref()
+                    {
+                        return Ok(r.pattern == spec.pattern
+                            && sorted(&r.options) == sorted(&spec.options));
                     }
                     Ok(false)
                 };
@@ -887,10 +887,10 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         if let (Some(DocRef::Raw(d)), None) = (self.root, &owned_root) {
             *owned_root = Some(super::raw::to_document(d)?);
         }
-        if !self.prev_is_root {
-            if let (Some(DocRef::Raw(d)), None) = (self.prev_root, &owned_prev) {
-                *owned_prev = Some(super::raw::to_document(d)?);
-            }
+        if !self.prev_is_root
+            && let (Some(DocRef::Raw(d)), None) = (self.prev_root, &owned_prev)
+        {
+            *owned_prev = Some(super::raw::to_document(d)?);
         }
         let (owned_root, owned_prev) = (&*owned_root, &*owned_prev);
         let root = match self.root {

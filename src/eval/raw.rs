@@ -160,6 +160,28 @@ impl<'a> Iterator for Elements<'a> {
     }
 }
 
+/// Byte equality without a `memcmp` call for the short slices that keys and rule strings
+/// usually are (8 to 16 bytes: two overlapping words; fewer: byte by byte).
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    if n <= 16 {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map(u64::from_ne_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    a == b
+}
+
 /// Position of the first NUL byte of `bytes`.
 #[inline]
 pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {

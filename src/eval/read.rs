@@ -57,16 +57,16 @@ impl Inherited {
 impl<'a, 'c: 'a> DocEval<'a, 'c> {
     /// The document-level part of the read decision under `role` (`reference/read.rs`).
     pub fn read_level(&mut self, role: &RoleProg) -> Result<Level, Fail> {
-        if role.has_doc_filters {
-            if let Some(read) = role.doc_read {
-                let pass = if self.rule(read)? {
-                    true
-                } else {
-                    self.rule_opt(role.doc_write)?.unwrap_or(false)
-                };
-                if !pass {
-                    return Ok(Level::Hidden);
-                }
+        if role.has_doc_filters
+            && let Some(read) = role.doc_read
+        {
+            let pass = if self.rule(read)? {
+                true
+            } else {
+                self.rule_opt(role.doc_write)?.unwrap_or(false)
+            };
+            if !pass {
+                return Ok(Level::Hidden);
             }
         }
         if self.prep.ctx.search && role.search == Some(false) {

@@ -380,13 +380,13 @@ pub(crate) fn match_one(
         }
         return Ok(false);
     }
-    if mode.contains {
-        if let Some(items) = operand.items() {
-            for i in items {
-                charge(1)?;
-                if equal(v, i?)? {
-                    return Ok(true);
-                }
+    if mode.contains
+        && let Some(items) = operand.items()
+    {
+        for i in items {
+            charge(1)?;
+            if equal(v, i?)? {
+                return Ok(true);
             }
         }
     }
@@ -652,10 +652,10 @@ pub(crate) fn for_each_string<'a>(
             }
         } else if let Some(items) = v.items() {
             for i in items {
-                if let Some(s) = i?.as_str() {
-                    if f(s)? {
-                        return Ok(true);
-                    }
+                if let Some(s) = i?.as_str()
+                    && f(s)?
+                {
+                    return Ok(true);
                 }
             }
         }

@@ -67,10 +67,10 @@ impl Expr {
             Expr::Bool(b) => Value::Bool(*b),
             Expr::All(clauses) => {
                 let rendered: Vec<Value> = clauses.iter().map(Expr::to_json).collect();
-                if rendered.len() != 1 {
-                    if let Some(merged) = merge_single_key_objects(&rendered) {
-                        return merged;
-                    }
+                if rendered.len() != 1
+                    && let Some(merged) = merge_single_key_objects(&rendered)
+                {
+                    return merged;
                 }
                 json!({ "$and": rendered })
             }

@@ -778,32 +778,35 @@ impl<'d> Parser<'d> {
         if self.too_deep(depth, place) {
             return never();
         }
-        if let Kind::Object(entries) = node.kind() {
-            if !entries.is_empty() && node.ejson().is_none() {
-                if let [(key, value)] = entries.as_slice() {
-                    if self.mode == Mode::Expr && is_value_op(key) {
-                        return Predicate::Matches(self.value_op(key, *value, place, depth));
-                    }
-                }
-                let ops = entries.iter().filter(|(k, _)| self.is_op_key(k)).count();
-                if ops == entries.len() {
-                    let ops = self.ops(entries, place, depth);
-                    return if ops.is_empty() {
-                        never()
-                    } else {
-                        Predicate::Ops(ops)
-                    };
-                }
-                if ops > 0 {
-                    let op = entries
-                        .iter()
-                        .find(|(k, _)| self.is_op_key(k))
-                        .map_or("", |(k, _)| *k);
-                    let field = entries
-                        .iter()
-                        .find(|(k, _)| !self.is_op_key(k))
-                        .map_or("", |(k, _)| *k);
-                    self.error_hint(
+        if let Kind::Object(entries) = node.kind()
+            && !entries.is_empty()
+            && node.ejson().is_none()
+        {
+            if let [(key, value)] = entries.as_slice()
+                && self.mode == Mode::Expr
+                && is_value_op(key)
+            {
+                return Predicate::Matches(self.value_op(key, *value, place, depth));
+            }
+            let ops = entries.iter().filter(|(k, _)| self.is_op_key(k)).count();
+            if ops == entries.len() {
+                let ops = self.ops(entries, place, depth);
+                return if ops.is_empty() {
+                    never()
+                } else {
+                    Predicate::Ops(ops)
+                };
+            }
+            if ops > 0 {
+                let op = entries
+                    .iter()
+                    .find(|(k, _)| self.is_op_key(k))
+                    .map_or("", |(k, _)| *k);
+                let field = entries
+                    .iter()
+                    .find(|(k, _)| !self.is_op_key(k))
+                    .map_or("", |(k, _)| *k);
+                self.error_hint(
                         "invalid-expression",
                         place,
                         format!(
@@ -811,8 +814,7 @@ impl<'d> Parser<'d> {
                         ),
                         Some("use only operators to test the subject, or only field names to compare with a document".into()),
                     );
-                    return never();
-                }
+                return never();
             }
         }
         match self.operand(node, place, depth) {

@@ -167,10 +167,10 @@ pub fn project(projection: &Document, doc: &Document) -> Document {
                 if keep_id {
                     out.insert(k.clone(), v.clone());
                 }
-            } else if let Some(node) = tree.get(k) {
-                if let Some(v) = include_value(v, node, 1) {
-                    out.insert(k.clone(), v);
-                }
+            } else if let Some(node) = tree.get(k)
+                && let Some(v) = include_value(v, node, 1)
+            {
+                out.insert(k.clone(), v);
             }
         }
         out
@@ -187,10 +187,10 @@ pub fn project(projection: &Document, doc: &Document) -> Document {
 fn include_doc(doc: &Document, tree: &Tree, depth: usize) -> Document {
     let mut out = Document::new();
     for (k, v) in doc {
-        if let Some(node) = tree.get(k) {
-            if let Some(v) = include_value(v, node, depth + 1) {
-                out.insert(k.clone(), v);
-            }
+        if let Some(node) = tree.get(k)
+            && let Some(v) = include_value(v, node, depth + 1)
+        {
+            out.insert(k.clone(), v);
         }
     }
     out

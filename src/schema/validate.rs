@@ -244,13 +244,13 @@ impl Walk<'_> {
                 format!("array has {count} items, more than `maxItems` {max}"),
             ));
         }
-        if node.unique_items {
-            if let Some((first, second)) = first_duplicate(items) {
-                return Err(violation(
-                    path,
-                    format!("items {first} and {second} are equal (`uniqueItems`)"),
-                ));
-            }
+        if node.unique_items
+            && let Some((first, second)) = first_duplicate(items)
+        {
+            return Err(violation(
+                path,
+                format!("items {first} and {second} are equal (`uniqueItems`)"),
+            ));
         }
         for (index, item) in items.iter().enumerate() {
             let at = Path::Index(path, index);
@@ -451,13 +451,13 @@ fn check_number(node: &Node, n: Num, path: &Path<'_>) -> Result<(), SchemaViolat
             return Err(violation(path, format!("{n} is below {what} {limit}")));
         }
     }
-    if let Some(divisor) = node.multiple_of {
-        if !is_multiple(n, divisor) {
-            return Err(violation(
-                path,
-                format!("{n} is not a multiple of `multipleOf` {divisor}"),
-            ));
-        }
+    if let Some(divisor) = node.multiple_of
+        && !is_multiple(n, divisor)
+    {
+        return Err(violation(
+            path,
+            format!("{n} is not a multiple of `multipleOf` {divisor}"),
+        ));
     }
     Ok(())
 }

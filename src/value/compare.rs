@@ -416,11 +416,11 @@ fn digit_count(mut c: u128) -> u32 {
 /// Compares `c1 × 10^e1` with `c2 × 10^e2` for non-zero coefficients of at most 38 digits.
 fn magnitude_cmp(mut c1: u128, e1: i32, mut c2: u128, e2: i32) -> Ordering {
     let (mut e1, mut e2) = (i64::from(e1), i64::from(e2));
-    while c1 % 10 == 0 && c1 != 0 {
+    while c1.is_multiple_of(10) && c1 != 0 {
         c1 /= 10;
         e1 += 1;
     }
-    while c2 % 10 == 0 && c2 != 0 {
+    while c2.is_multiple_of(10) && c2 != 0 {
         c2 /= 10;
         e2 += 1;
     }

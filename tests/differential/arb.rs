@@ -1611,10 +1611,10 @@ impl RuleSetG {
                 );
             }
         }
-        if let Some(s) = self.schema {
-            if self.placement != Placement::Default {
-                files.insert(format!("{coll}/schema.json"), schemas(s));
-            }
+        if let Some(s) = self.schema
+            && self.placement != Placement::Default
+        {
+            files.insert(format!("{coll}/schema.json"), schemas(s));
         }
         files.insert("values/v1.json".into(), json!({"name": "v1", "value": "a"}));
         files.insert(
