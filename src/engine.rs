@@ -655,67 +655,47 @@ impl<'c> PreparedRequest<'_, 'c> {
 
     /// Whether inserting `doc` is permitted (an upsert that inserts is an insert).
     pub fn insert(&self, doc: &Document) -> WriteOutcome {
-        let _steps = StepBudget::start(self.limits.max_eval_steps);
-        if let Some(limit) = [doc]
-            .iter()
-            .find_map(|d| self.limits.check_document(d).err())
-        {
-            return too_deep_write(limit);
-        }
-        match self.compiled() {
-            Some(prepared) => crate::eval::write::decide(
-                self.program,
-                prepared,
-                self.policy,
-                WriteKind::Insert,
-                None,
-                Some(doc),
-            ),
-            None => reference::write::insert(self.policy, self.context, doc, self.explain),
-        }
+        self.write(WriteKind::Insert, None, Some(doc), || {
+            reference::write::insert(self.policy, self.context, doc, self.explain)
+        })
     }
 
     /// Whether changing `pre` into `post` is permitted (update, replace, findAndModify).
     pub fn update(&self, pre: &Document, post: &Document) -> WriteOutcome {
-        let _steps = StepBudget::start(self.limits.max_eval_steps);
-        if let Some(limit) = [pre, post]
-            .iter()
-            .find_map(|d| self.limits.check_document(d).err())
-        {
-            return too_deep_write(limit);
-        }
-        match self.compiled() {
-            Some(prepared) => crate::eval::write::decide(
-                self.program,
-                prepared,
-                self.policy,
-                WriteKind::Update,
-                Some(pre),
-                Some(post),
-            ),
-            None => reference::write::update(self.policy, self.context, pre, post, self.explain),
-        }
+        self.write(WriteKind::Update, Some(pre), Some(post), || {
+            reference::write::update(self.policy, self.context, pre, post, self.explain)
+        })
     }
 
     /// Whether deleting the stored `doc` is permitted.
     pub fn delete(&self, doc: &Document) -> WriteOutcome {
+        self.write(WriteKind::Delete, Some(doc), None, || {
+            reference::write::delete(self.policy, self.context, doc, self.explain)
+        })
+    }
+
+    /// One write decision: its step budget, the depth guard on every image, then the compiled
+    /// engine, or `reference` (the reference evaluator's entry point for this kind of write).
+    fn write(
+        &self,
+        kind: WriteKind,
+        pre: Option<&Document>,
+        post: Option<&Document>,
+        reference: impl FnOnce() -> WriteOutcome,
+    ) -> WriteOutcome {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
-        if let Some(limit) = [doc]
-            .iter()
+        if let Some(limit) = [pre, post]
+            .into_iter()
+            .flatten()
             .find_map(|d| self.limits.check_document(d).err())
         {
             return too_deep_write(limit);
         }
         match self.compiled() {
-            Some(prepared) => crate::eval::write::decide(
-                self.program,
-                prepared,
-                self.policy,
-                WriteKind::Delete,
-                Some(doc),
-                None,
-            ),
-            None => reference::write::delete(self.policy, self.context, doc, self.explain),
+            Some(prepared) => {
+                crate::eval::write::decide(self.program, prepared, self.policy, kind, pre, post)
+            }
+            None => reference(),
         }
     }
 }
