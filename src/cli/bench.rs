@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 
 use bson::{Document, RawDocumentBuf};
 use clap::{Args, ValueEnum};
-use rolegate::case::context::{InputError, add_app_values, request_context, to_document};
-use rolegate::case::model::CaseRequest;
+use rolegate::case::context::to_document;
 use rolegate::{EngineKind, PreparedRequest, Rules, Scratch};
 use serde_json::json;
 
-use super::{CliError, EngineArg, Exit, Format, emit, load_rules, read_json, read_json_lines};
+use super::inputs::{Inputs, load_app};
+use super::{CliError, EngineArg, Exit, Format, emit, read_json_lines};
 
 /// Prepare runs whose median is `prepare_ns`.
 pub const PREPARE_RUNS: usize = 51;
@@ -125,31 +125,11 @@ struct Item {
 
 /// Runs `bench`.
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let user = read_json(&args.user)?;
-    let request = match &args.request {
-        Some(path) => Some(
-            serde_json::from_value::<CaseRequest>(read_json(path)?).map_err(|e| {
-                CliError::new(format!("`{}` is not a valid request: {e}", path.display()))
-            })?,
-        ),
-        None => None,
-    };
+    let inputs = Inputs::read(&args.user, args.request.as_deref())?;
     let items = items(args)?;
-    if !args.path.exists() {
-        return Err(CliError::new(format!(
-            "cannot read `{}`: no such file or directory",
-            args.path.display()
-        )));
-    }
-    let started = Instant::now();
-    let set = load_rules(&args.path).map_err(|e| {
-        let lines: Vec<String> = e.diagnostics.0.iter().map(ToString::to_string).collect();
-        CliError::new(format!("the rules do not load:\n{}", lines.join("\n")))
-    })?;
-    let load_ms = ms(started.elapsed());
-    let mut ctx = request_context(Some(&user), request.as_ref(), false)
-        .map_err(|e| input_error(e, &args.user, args.request.as_deref()))?;
-    add_app_values(&set, &mut ctx, request.as_ref()).map_err(|e| CliError::new(e.to_string()))?;
+    let (set, load_time) = load_app(&args.path)?;
+    let load_ms = ms(load_time);
+    let ctx = inputs.context(&set, false)?;
     let rules = Rules::new(set);
     let compile_ms = ms(rules.compile_time());
     let collection = rules
@@ -389,15 +369,6 @@ fn items(args: &BenchArgs) -> Result<Vec<Item>, CliError> {
             Ok(Item { doc, raw, prev })
         })
         .collect()
-}
-
-fn input_error(e: InputError, user: &Path, request: Option<&Path>) -> CliError {
-    let file = if e.path == "user" || e.path.starts_with("user.") {
-        user.display().to_string()
-    } else {
-        request.map(|p| p.display().to_string()).unwrap_or_default()
-    };
-    CliError::new(format!("`{file}`: {e}"))
 }
 
 /// `1234567.8` → `1,234,568`.

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use bson::Document;
 use clap::{Args, ValueEnum};
 use rolegate::Rules;
-use rolegate::case::context::{InputError, add_app_values, request_context, to_document};
+use rolegate::case::context::to_document;
 use rolegate::case::model::CaseRequest;
 use rolegate::context::RequestContext;
 use rolegate::outcome::{Explanation, ReadOutcome, WriteOutcome};
@@ -39,7 +39,8 @@ use rolegate::rules::CollectionPolicy;
 use rolegate::value::ejson::document_to_json;
 use serde_json::{Value, json};
 
-use super::{CliError, EngineArg, Exit, Format, emit, load_rules, read_json, read_json_lines};
+use super::inputs::{Inputs, load_app};
+use super::{CliError, EngineArg, Exit, Format, emit, read_json, read_json_lines};
 
 /// What is asked for each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,30 +108,10 @@ struct Item {
 
 /// Runs `eval`.
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let user = read_json(&args.user)?;
-    let request = match &args.request {
-        Some(path) => Some(
-            serde_json::from_value::<CaseRequest>(read_json(path)?).map_err(|e| {
-                CliError::new(format!("`{}` is not a valid request: {e}", path.display()))
-            })?,
-        ),
-        None => None,
-    };
+    let inputs = Inputs::read(&args.user, args.request.as_deref())?;
     let items = items(args)?;
-    if !args.path.exists() {
-        return Err(CliError::new(format!(
-            "cannot read `{}`: no such file or directory",
-            args.path.display()
-        )));
-    }
-    let set = load_rules(&args.path).map_err(|e| {
-        let lines: Vec<String> = e.diagnostics.0.iter().map(ToString::to_string).collect();
-        CliError::new(format!("the rules do not load:\n{}", lines.join("\n")))
-    })?;
-    let search = args.action == EvalAction::Search;
-    let mut ctx = request_context(Some(&user), request.as_ref(), search)
-        .map_err(|e| input_error(e, &args.user, args.request.as_deref()))?;
-    add_app_values(&set, &mut ctx, request.as_ref()).map_err(|e| CliError::new(e.to_string()))?;
+    let (set, _) = load_app(&args.path)?;
+    let ctx = inputs.context(&set, args.action == EvalAction::Search)?;
     for w in set.warnings.warnings() {
         eprintln!("{w}");
     }
@@ -143,7 +124,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let mut all_yes = true;
     let mut selection = None;
     if matches!(args.action, EvalAction::Read | EvalAction::Search) {
-        match query_plan(policy, &ctx, request.as_ref())? {
+        match query_plan(policy, &ctx, inputs.request())? {
             Ok(plan) => {
                 print_plan(&plan, args.format, out)?;
                 let query = memory::compile_query(&plan.query).map_err(|e| {
@@ -204,15 +185,6 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         all_yes &= yes;
     }
     Ok(Exit::answer(all_yes || !args.fail_on_deny))
-}
-
-fn input_error(e: InputError, user: &Path, request: Option<&Path>) -> CliError {
-    let file = if e.path == "user" || e.path.starts_with("user.") {
-        user.display().to_string()
-    } else {
-        request.map(|p| p.display().to_string()).unwrap_or_default()
-    };
-    CliError::new(format!("`{file}`: {e}"))
 }
 
 /// Reads the documents (and pre-images) to decide.

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod check;
 pub mod eval;
 pub mod exit;
+pub mod inputs;
 pub mod test;
 
 use std::fmt;
