@@ -38,6 +38,38 @@ pub(crate) enum Mode {
 
 const LEGACY_APP_CONFIG: &str = "single-file Stitch app_config.json (2017) is not supported";
 
+/// A collection file's directory (data source, database, collection) and the fact it
+/// establishes there.
+type CollectionFile<'k> = (&'k str, &'k str, &'k str, fn(&mut CollectionDir));
+
+/// The collection directory a collection file belongs to, and the fact it establishes there.
+fn collection_file(kind: &FileKind) -> Option<CollectionFile<'_>> {
+    match kind {
+        FileKind::CollectionRules {
+            data_source,
+            database,
+            collection,
+        } => Some((data_source, database, collection, |d| {
+            d.rules_present = true
+        })),
+        FileKind::CollectionSchema {
+            data_source,
+            database,
+            collection,
+        } => Some((data_source, database, collection, |d| {
+            d.schema_present = true
+        })),
+        FileKind::CollectionRelationships {
+            data_source,
+            database,
+            collection,
+        } => Some((data_source, database, collection, |d| {
+            d.relationships = true
+        })),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Default)]
 struct CollectionDir {
     rules: Option<(Value, Place)>,
@@ -79,38 +111,14 @@ pub(crate) fn load_source(
         }
         let place = Place::file(source.display(&path));
         let json = source.read_json(&path);
-        let dir_key =
-            |ds: &str, db: &str, coll: &str| (ds.to_string(), db.to_string(), coll.to_string());
         // Layout facts that hold even when the file is not valid JSON.
-        match &kind {
-            FileKind::CollectionRules {
-                data_source,
-                database,
-                collection,
-            } => {
-                dirs.entry(dir_key(data_source, database, collection))
-                    .or_default()
-                    .rules_present = true;
-            }
-            FileKind::CollectionSchema {
-                data_source,
-                database,
-                collection,
-            } => {
-                dirs.entry(dir_key(data_source, database, collection))
-                    .or_default()
-                    .schema_present = true;
-            }
-            FileKind::CollectionRelationships {
-                data_source,
-                database,
-                collection,
-            } => {
-                dirs.entry(dir_key(data_source, database, collection))
-                    .or_default()
-                    .relationships = true;
-            }
-            _ => {}
+        if let Some((data_source, database, collection, mark)) = collection_file(&kind) {
+            let key = (
+                data_source.to_string(),
+                database.to_string(),
+                collection.to_string(),
+            );
+            mark(dirs.entry(key).or_default());
         }
         let json = match json {
             Ok(j) => j,
