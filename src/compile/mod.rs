@@ -80,6 +80,19 @@ pub(crate) struct CTree {
 }
 
 impl CTree {
+    /// The rules of a field this level does not name: `additional_fields`, or none.
+    pub fn additional_perms(&self) -> &CPerms {
+        const NONE: CPerms = CPerms {
+            read: None,
+            write: None,
+            field: false,
+            doc: false,
+        };
+        self.additional.as_ref().unwrap_or(&NONE)
+    }
+}
+
+impl CTree {
     /// Same as `FieldTree::is_empty`.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty() && self.additional.is_none()

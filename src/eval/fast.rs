@@ -253,15 +253,9 @@ fn field_actions(
     role: &RoleProg,
     inherited: Inherited,
 ) -> Box<[Field]> {
-    const NONE: CPerms = CPerms {
-        read: None,
-        write: None,
-        field: false,
-        doc: false,
-    };
     let tree = &role.fields;
     let known = tree.fields.iter().map(|(_, f)| (&f.perms, Some(&f.nested)));
-    let additional = std::iter::once((tree.additional.as_ref().unwrap_or(&NONE), None));
+    let additional = std::iter::once((tree.additional_perms(), None));
     known
         .chain(additional)
         .map(|(perms, nested)| {

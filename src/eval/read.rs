@@ -35,13 +35,6 @@ pub(crate) enum Level {
     Fields(Inherited),
 }
 
-const EMPTY: CPerms = CPerms {
-    read: None,
-    write: None,
-    field: false,
-    doc: false,
-};
-
 impl Inherited {
     /// 0..9: which of the nine combinations this is.
     fn code(self) -> usize {
@@ -185,17 +178,9 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             let (index, perms, nested) = match tree.index.find_tagged(elem.tag, elem.key) {
                 Some(i) => match tree.fields.get(i as usize) {
                     Some((_, rule)) => (i as usize, &rule.perms, Some(&rule.nested)),
-                    None => (
-                        tree.fields.len(),
-                        tree.additional.as_ref().unwrap_or(&EMPTY),
-                        None,
-                    ),
+                    None => (tree.fields.len(), tree.additional_perms(), None),
                 },
-                None => (
-                    tree.fields.len(),
-                    tree.additional.as_ref().unwrap_or(&EMPTY),
-                    None,
-                ),
+                None => (tree.fields.len(), tree.additional_perms(), None),
             };
             let mut action = actions.get(index).copied().unwrap_or(Action::Dynamic);
             if action == Action::Unknown {
@@ -317,7 +302,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         for (key, value) in doc {
             let (perms, nested) = match tree.get(key.as_bytes()) {
                 Some(rule) => (&rule.perms, Some(&rule.nested)),
-                None => (tree.additional.as_ref().unwrap_or(&EMPTY), None),
+                None => (tree.additional_perms(), None),
             };
             self.this = Some(V::Own(value));
             self.prev = Some(V::Own(value));

@@ -13,7 +13,7 @@ use bson::{Bson, Document};
 use super::doc::{DocEval, DocRef, Fail, KeyCache};
 use super::prepare::Prepared;
 use super::value::V;
-use crate::compile::{CPerms, CTree, Program, RoleProg};
+use crate::compile::{CTree, Program, RoleProg};
 use crate::outcome::{ErrorCode, Explanation, WriteError, WriteOutcome};
 use crate::reference::fields::{as_doc, changes};
 use crate::reference::write::WriteKind;
@@ -110,13 +110,6 @@ pub(crate) fn decide(
     }
 }
 
-const EMPTY: CPerms = CPerms {
-    read: None,
-    write: None,
-    field: false,
-    doc: false,
-};
-
 impl<'a, 'c: 'a> DocEval<'a, 'c> {
     fn bind_images(&mut self, root: Option<&'a Document>, pre: Option<&'a Document>) {
         self.root = root.map(DocRef::Own);
@@ -182,7 +175,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             self.prev = change.prev.map(V::Own);
             let (perms, nested) = match tree.get(change.key.as_bytes()) {
                 Some(rule) => (&rule.perms, Some(&rule.nested)),
-                None => (tree.additional.as_ref().unwrap_or(&EMPTY), None),
+                None => (tree.additional_perms(), None),
             };
             let write = self.rule_opt(perms.write)?;
             let ok = match (write, nested) {
