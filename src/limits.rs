@@ -472,23 +472,33 @@ fn limit_error(place: Place, message: String, field: &str) -> Diagnostic {
 }
 
 impl Checker<'_> {
+    /// A list longer than `max` (`field` of [`Limits`]) is an error at its first element past
+    /// the limit (or at the list itself).
+    fn too_many<'p>(
+        &mut self,
+        mut places: impl ExactSizeIterator<Item = &'p Place>,
+        max: usize,
+        list: &Place,
+        what: &str,
+        field: &str,
+    ) {
+        let len = places.len();
+        if len <= max {
+            return;
+        }
+        let place = places.nth(max).unwrap_or(list).clone();
+        self.diags.push(limit_error(
+            place,
+            format!("{len} {what}; at most {max} are allowed"),
+            field,
+        ));
+    }
+
     fn roles(&mut self, roles: &[Role], list: &Place) {
         self.seen.roles = self.seen.roles.max(roles.len());
-        if roles.len() > self.limits.max_roles {
-            let place = roles
-                .get(self.limits.max_roles)
-                .map(|r| r.place.clone())
-                .unwrap_or_else(|| list.clone());
-            self.diags.push(limit_error(
-                place,
-                format!(
-                    "{} roles in one role list; at most {} are allowed",
-                    roles.len(),
-                    self.limits.max_roles
-                ),
-                "max_roles",
-            ));
-        }
+        let places = roles.iter().map(|r| &r.place);
+        let max = self.limits.max_roles;
+        self.too_many(places, max, list, "roles in one role list", "max_roles");
         for role in roles {
             self.rule(&role.apply_when);
             if let Some(df) = &role.document_filters {
@@ -505,21 +515,15 @@ impl Checker<'_> {
 
     fn filters(&mut self, filters: &[Filter], list: &Place) {
         self.seen.filters = self.seen.filters.max(filters.len());
-        if filters.len() > self.limits.max_filters {
-            let place = filters
-                .get(self.limits.max_filters)
-                .map(|f| f.place.clone())
-                .unwrap_or_else(|| list.clone());
-            self.diags.push(limit_error(
-                place,
-                format!(
-                    "{} filters in one collection; at most {} are allowed",
-                    filters.len(),
-                    self.limits.max_filters
-                ),
-                "max_filters",
-            ));
-        }
+        let places = filters.iter().map(|f| &f.place);
+        let max = self.limits.max_filters;
+        self.too_many(
+            places,
+            max,
+            list,
+            "filters in one collection",
+            "max_filters",
+        );
         for f in filters {
             self.rule(&f.apply_when);
             let place = f.place.key("query");
