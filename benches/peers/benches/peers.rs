@@ -94,11 +94,7 @@ fn w1(c: &mut Criterion) {
     let timed = docs.get(..data::W1_TIMED).expect("documents");
     let n = timed.len();
     let decoded = decoded(timed);
-    let coll = e
-        .native
-        .rules
-        .collection(&e.native.namespace)
-        .expect("collection");
+    let coll = e.native.collection();
     let p = coll.prepare(&e.native.context);
     let mut scratch = Scratch::new();
     let visible = timed
@@ -252,11 +248,7 @@ fn w3(c: &mut Criterion) {
             let label = format!("w3-{}-{roles}", kind.name());
             // Every document of the set (200), before timing.
             agree::decisions(&label, &mut e, &docs);
-            let coll = e
-                .native
-                .rules
-                .collection(&e.native.namespace)
-                .expect("collection");
+            let coll = e.native.collection();
             let p = coll.prepare(&e.native.context);
             let mut scratch = Scratch::new();
             let visible = |docs: &[RawDocumentBuf]| -> usize {

@@ -73,11 +73,7 @@ fn all_equal<T: PartialEq>(values: &[&T]) -> bool {
 
 /// Checks the document-level decision of every document.
 pub fn decisions(label: &str, e: &mut Engines, docs: &[RawDocumentBuf]) -> Summary {
-    let coll = e
-        .native
-        .rules
-        .collection(&e.native.namespace)
-        .expect("collection");
+    let coll = e.native.collection();
     let p = coll.prepare(&e.native.context);
     let mut scratch = Scratch::new();
     let mut failures = Failures::new(label);
@@ -121,11 +117,7 @@ pub fn decisions(label: &str, e: &mut Engines, docs: &[RawDocumentBuf]) -> Summa
 /// Checks the readable-field set of every document (and that it is empty exactly when the
 /// document-level decision withholds the document).
 pub fn fields(label: &str, e: &mut Engines, docs: &[RawDocumentBuf]) -> Summary {
-    let coll = e
-        .native
-        .rules
-        .collection(&e.native.namespace)
-        .expect("collection");
+    let coll = e.native.collection();
     let p = coll.prepare(&e.native.context);
     let mut scratch = Scratch::new();
     let mut out = Vec::new();

@@ -5,7 +5,7 @@
 use bson::{RawDocument, RawDocumentBuf};
 use rolegate::config::{LoadOptions, load_single};
 use rolegate::value::ejson::document_from_json;
-use rolegate::{PreparedRequest, RequestContext, Rules, Scratch};
+use rolegate::{Collection, PreparedRequest, RequestContext, Rules, Scratch};
 use serde_json::Value;
 
 use crate::data;
@@ -43,6 +43,13 @@ impl Native {
             context,
             namespace: w.namespace.clone(),
         }
+    }
+
+    /// The workload's collection (prepare requests on it with [`Native::context`]).
+    pub fn collection(&self) -> Collection<'_> {
+        self.rules
+            .collection(&self.namespace)
+            .expect("the workload's collection")
     }
 }
 
