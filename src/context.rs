@@ -28,6 +28,15 @@
 //!   in [`Deadline`], which runs each call on a worker thread and stops waiting at its timeout.
 //!
 //! [`Limits::max_function_time`]: crate::limits::Limits::max_function_time
+//!
+//! # The system user is an explicit choice of the host
+//!
+//! The bypass of every rule, filter and schema check that App Services grants to functions
+//! running as system is [`RequestContext::system`] / [`RequestContext::with_system`] (and
+//! [`ContextBuilder::system`](crate::engine::ContextBuilder::system)): a private flag that only
+//! the host's own code can set. It is never inferred from the user document: `%%user.type` is
+//! plain data, and a user document with `"type": "system"` (which a token claim or an identity
+//! provider may well produce) is evaluated by the rules like any other user.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -122,6 +131,9 @@ pub struct RequestContext {
     ///
     /// [`Rules::context`]: crate::engine::Rules::context
     pub max_function_time: Duration,
+    /// The system user: every rule, filter and schema check is bypassed. Private: set only by
+    /// [`RequestContext::system`] / [`RequestContext::with_system`], never from `user`.
+    pub(crate) system: bool,
 }
 
 impl std::fmt::Debug for RequestContext {
@@ -135,6 +147,7 @@ impl std::fmt::Debug for RequestContext {
             .field("partition", &self.partition)
             .field("search", &self.search)
             .field("max_function_time", &self.max_function_time)
+            .field("system", &self.system)
             .finish_non_exhaustive()
     }
 }
@@ -151,6 +164,7 @@ impl Default for RequestContext {
             functions: Arc::new(NoFunctions),
             search: false,
             max_function_time: Limits::DEFAULT.max_function_time,
+            system: false,
         }
     }
 }
@@ -164,14 +178,27 @@ impl RequestContext {
         }
     }
 
-    /// True when the user is the system user (`type: "system"`), which bypasses all rules,
-    /// filters and schema validation (spec §2.5).
+    /// A context for the system user (functions running as system, system endpoints): every
+    /// rule, filter and schema check is bypassed. There is no `%%user`; use
+    /// [`with_system`](Self::with_system) on a context to keep its other parts.
+    pub fn system() -> Self {
+        RequestContext::default().with_system(true)
+    }
+
+    /// This context as the system user (`true`: bypass every rule, filter and schema check) or
+    /// as an ordinary request (`false`). The only way to get the bypass: the user document
+    /// (`%%user.type` included) never grants it.
+    pub fn with_system(mut self, system: bool) -> Self {
+        self.system = system;
+        self
+    }
+
+    /// True when this request runs as the system user, which bypasses all rules, filters and
+    /// schema validation. Set only by [`system`](Self::system) /
+    /// [`with_system`](Self::with_system); a user document with `"type": "system"` is not the
+    /// system user.
     pub fn is_system(&self) -> bool {
-        self.user
-            .as_ref()
-            .and_then(|u| u.as_document())
-            .and_then(|u| u.get_str("type").ok())
-            .is_some_and(|t| t == "system")
+        self.system
     }
 
     /// The value of a request-level root (`%%user`, `%%request`, ...), or `None` when absent or

@@ -33,6 +33,7 @@
 //! Raw documents with duplicate keys are read by their first occurrence (MongoDB never stores
 //! such documents).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +41,6 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document};
 
 use crate::compile::Program;
-use crate::compile::index::FxMap;
 use crate::context::{FunctionHost, RequestContext};
 use crate::error::LoadError;
 use crate::eval::doc::{DocEval, DocRef, Fail, KeyCache};
@@ -53,7 +53,7 @@ use crate::outcome::{ErrorCode, Explanation, ReadOutcome, WriteError, WriteOutco
 use crate::query::{PlanError, QueryPlan, plan};
 use crate::reference;
 use crate::reference::write::WriteKind;
-use crate::rules::{CollectionPolicy, Role, RuleSet, ValueDef};
+use crate::rules::{CollectionPolicy, Role, RolesKey, RuleSet, ValueDef};
 use crate::steps::StepBudget;
 
 /// Compiled, immutable rules of an app (or of one rule file), shared by every request.
@@ -64,54 +64,55 @@ pub struct Rules {
     compile_time: Duration,
 }
 
-/// The compiled program of every role list of a rule set, by the address of the list.
+/// The compiled program of every role list of a rule set, by the list's identity
+/// ([`RolesKey`], the key [`RuleSet::policy`] gives every policy it returns).
 ///
-/// INVARIANT: the rule set is immutable behind its `Arc` and outlives this table, so the address
-/// (and length) of each role slice identifies it; policies borrow those same slices.
+/// Every non-empty role list of the set is compiled once, by [`Rules::new`]; the set is
+/// immutable behind its `Arc`, so every policy it hands out names a list compiled here. Should a
+/// lookup ever miss regardless, [`Rules::collection`] refuses the namespace (fail closed): it
+/// never compiles at request time.
 #[derive(Debug, Default)]
 struct Programs {
-    by_roles: FxMap<(usize, usize), Arc<Program>>,
+    by_roles: BTreeMap<RolesKey, Arc<Program>>,
     empty: Arc<Program>,
 }
 
 impl Programs {
     fn compile(set: &RuleSet) -> Programs {
         let mut programs = Programs::default();
-        let mut add = |roles: &[Role]| {
+        let mut add = |key: RolesKey, roles: &[Role]| {
             if !roles.is_empty() {
-                let key = (roles.as_ptr() as usize, roles.len());
                 programs
                     .by_roles
-                    .entry(key)
-                    .or_insert_with(|| Arc::new(crate::compile::compile(roles)));
+                    .insert(key, Arc::new(crate::compile::compile(roles)));
             }
         };
         for ds in set.data_sources.values() {
             if let Some(d) = &ds.default_rule {
-                add(&d.roles);
+                let key = RolesKey::Default {
+                    data_source: ds.name.clone(),
+                };
+                add(key, &d.roles);
             }
-            for c in ds.collections.values() {
-                add(&c.roles);
+            for ((database, collection), c) in &ds.collections {
+                let key = RolesKey::Collection {
+                    data_source: ds.name.clone(),
+                    database: database.clone(),
+                    collection: collection.clone(),
+                };
+                add(key, &c.roles);
             }
         }
         programs
     }
 
-    fn get(&self, roles: &[Role]) -> Arc<Program> {
-        if roles.is_empty() {
-            return self.empty.clone();
+    /// The program of a policy's role list; `None` only if the policy does not come from the
+    /// rule set these programs were compiled from.
+    fn get(&self, policy: &CollectionPolicy<'_>) -> Option<Arc<Program>> {
+        if policy.roles.is_empty() {
+            return Some(self.empty.clone());
         }
-        let key = (roles.as_ptr() as usize, roles.len());
-        match self.by_roles.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                eprintln!(
-                    "DEBUG miss {key:?} have {:?}",
-                    self.by_roles.keys().collect::<Vec<_>>()
-                );
-                Arc::new(crate::compile::compile(roles))
-            }
-        }
+        self.by_roles.get(&policy.roles_key).cloned()
     }
 }
 
@@ -232,7 +233,10 @@ impl Rules {
             .set
             .policy(data_source, db, coll)
             .ok_or_else(|| unknown("no data source with rules"))?;
-        let program = self.programs.get(policy.roles);
+        let program = self
+            .programs
+            .get(&policy)
+            .ok_or_else(|| unknown("no compiled program for its role list"))?;
         Ok(Collection {
             policy,
             program,
@@ -779,6 +783,13 @@ impl ContextBuilder<'_> {
     /// [`Limits::max_function_time`]); see [`RequestContext::max_function_time`].
     pub fn max_function_time(mut self, budget: Duration) -> Self {
         self.ctx.max_function_time = budget;
+        self
+    }
+
+    /// Makes the request a system-user request, which bypasses every rule, filter and schema
+    /// check ([`RequestContext::with_system`]). Never inferred from the user document.
+    pub fn system(mut self, system: bool) -> Self {
+        self.ctx = self.ctx.with_system(system);
         self
     }
 

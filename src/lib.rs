@@ -1,5 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// The library never writes to stdout or stderr (a leftover debug print leaks rule internals into
+// a host's logs and costs time on the hot path): what it has to say is in its return values.
+// Printing is the binary's business (src/cli, src/main.rs). tests/library_output.rs checks
+// the same on the source text.
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 pub mod case;
 mod compile;

@@ -231,7 +231,7 @@ fn redaction_writes_the_reference_bytes() {
     // Atlas Search and the system user.
     let mut search = ctx(user("u", doc! {}));
     search.search = true;
-    let system = ctx(doc! {"id": "s", "type": "system", "data": {}});
+    let system = ctx(doc! {"id": "s", "type": "system", "data": {}}).with_system(true);
     for d in &docs {
         same_read(&r, &search, d);
         same_read(&r, &system, d);

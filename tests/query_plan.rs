@@ -177,9 +177,10 @@ fn apply_when_errors_fail_the_request() {
         c.fetch_add(1, Ordering::SeqCst);
         Err("down".into())
     };
-    let req = RequestContext {
-        functions: Arc::new(host),
-        ..alice()
+    let req = {
+        let mut ctx = alice();
+        ctx.functions = Arc::new(host);
+        ctx
     };
     let failing = filter(
         "viaFunction",

@@ -132,13 +132,14 @@ fn booleans_and_logic() {
 
 #[test]
 fn expansion_roots() {
-    let req = RequestContext {
-        values: Bson::Document(doc! {"admins": ["a"], "limit": 5}),
-        environment: Bson::Document(doc! {"tag": "production", "values": {"x": 1}}),
-        request: Bson::Document(doc! {"remoteIPAddress": "10.0.0.1"}),
-        args: Some(Bson::Document(doc! {"url": {"host": "example.com"}})),
-        partition: Some(Bson::String("p1".into())),
-        ..alice()
+    let req = {
+        let mut ctx = alice();
+        ctx.values = Bson::Document(doc! {"admins": ["a"], "limit": 5});
+        ctx.environment = Bson::Document(doc! {"tag": "production", "values": {"x": 1}});
+        ctx.request = Bson::Document(doc! {"remoteIPAddress": "10.0.0.1"});
+        ctx.args = Some(Bson::Document(doc! {"url": {"host": "example.com"}}));
+        ctx.partition = Some(Bson::String("p1".into()));
+        ctx
     };
     let t = |e: Expr| on_with(&req, json!({"owner": "5f4863e4d49bd2191ff1e623"}), &e).unwrap();
     assert!(t(is(x(Root::True, ""), lit(json!(true)))));
@@ -298,9 +299,10 @@ fn array_subject_matches_any_element_or_whole() {
         "element equal to the operand array"
     );
     // Request headers are arrays of strings.
-    let req = RequestContext {
-        request: Bson::Document(doc! {"requestHeaders": {"X-Secret-Key": ["my-secret"]}}),
-        ..alice()
+    let req = {
+        let mut ctx = alice();
+        ctx.request = Bson::Document(doc! {"requestHeaders": {"X-Secret-Key": ["my-secret"]}});
+        ctx
     };
     let h = is(
         x(Root::Request, "requestHeaders.x-secret-key"),
@@ -948,9 +950,10 @@ fn functions_get_expanded_arguments() {
         )],
         Bson::Boolean(true),
     );
-    let req = RequestContext {
-        functions: Arc::new(mocks),
-        ..alice()
+    let req = {
+        let mut ctx = alice();
+        ctx.functions = Arc::new(mocks);
+        ctx
     };
     let e = is(
         x(Root::True, ""),
@@ -998,9 +1001,10 @@ fn missing_function_arguments_serialize_like_javascript() {
         log.lock().unwrap().push(args.to_vec());
         Ok(Bson::Boolean(true))
     };
-    let req = RequestContext {
-        functions: Arc::new(host),
-        ..alice()
+    let req = {
+        let mut ctx = alice();
+        ctx.functions = Arc::new(host);
+        ctx
     };
     let e = is(
         x(Root::True, ""),
@@ -1032,9 +1036,10 @@ fn counting_host(count: Arc<AtomicUsize>, result: Result<Bson, String>) -> Reque
         count.fetch_add(1, AtomicOrdering::SeqCst);
         result.clone()
     };
-    RequestContext {
-        functions: Arc::new(host),
-        ..alice()
+    {
+        let mut ctx = alice();
+        ctx.functions = Arc::new(host);
+        ctx
     }
 }
 

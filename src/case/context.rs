@@ -16,6 +16,13 @@
 //! | `functions` | a [`MockFunctions`] host (arguments and results in Extended JSON) |
 //! | `operation.pipeline` with `$search`, or `action: "search"` | `search = true` |
 //!
+//! **The system user.** The case format marks a system-user case by `user.type == "system"`
+//! (the `%%user.type` App Services gives system functions). That is a convention of the case
+//! *file*, not of the engine: [`request_context`] never grants the bypass; the case runner
+//! ([`crate::case::run`]) asks [`case_is_system`] and sets it explicitly with
+//! [`RequestContext::with_system`]. The CLI's `eval --user` file does not: there the bypass is
+//! the `--system` flag, and a user file with `"type": "system"` is an ordinary user.
+//!
 //! With a rule set at hand, [`add_app_values`] puts the app's plain values (`values/*.json`)
 //! under the request's `values`, and fills an `environment` given by tag only from the app's
 //! `environments/<tag>.json`. Secret-backed values are never invented: unless the request gives
@@ -68,7 +75,15 @@ pub fn to_document_opt(value: Option<&Value>, path: &str) -> Result<Option<Docum
     }
 }
 
-/// The request context of `user` (the `%%user` object, `None`/`null` for no user) and `request`.
+/// Whether a case describes a system-user request: its `user` is an object whose `type` is
+/// exactly `"system"` (the case format's convention; see the module docs). Only the case runner
+/// uses it, to call [`RequestContext::with_system`].
+pub fn case_is_system(user: Option<&Value>) -> bool {
+    user.and_then(|u| u.get("type")).and_then(Value::as_str) == Some("system")
+}
+
+/// The request context of `user` (the `%%user` object, `None`/`null` for no user) and `request`;
+/// never a system-user context (see [`case_is_system`]).
 /// `search` forces an Atlas Search request (the `search` action); a pipeline with a `$search`
 /// stage or `request.action == "search"` also makes one.
 pub fn request_context(

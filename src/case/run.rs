@@ -19,6 +19,8 @@
 //!   roles on the pre-image, U5); for an insert operation, the role the insert decision selects.
 //! * `update`: `prevDocument` is the pre-image and `document` the post-image; an upsert operation
 //!   (`upsert: true` or kind `upsert`) without `prevDocument` is an insert.
+//! * A case whose `user.type` is `"system"` is a system-user request: the runner sets the
+//!   bypass explicitly ([`RequestContext::with_system`]); the engines never infer it.
 //! * `sync_write`: `prevDocument` absent is a create; a `delete` operation deletes
 //!   `prevDocument` (or `document`).
 //! * `filters`: the client query is `operation.query` (or the first `$match` of the pipeline),
@@ -37,7 +39,8 @@ use serde_json::Value;
 
 use super::compare::{Actual, compare};
 use super::context::{
-    InputError, add_app_values, later_context, request_context, to_document, to_document_opt,
+    InputError, add_app_values, case_is_system, later_context, request_context, to_document,
+    to_document_opt,
 };
 use super::engine::{CaseEngine, EngineChoice};
 use super::load;
@@ -46,7 +49,7 @@ use crate::context::RequestContext;
 use crate::error::{Diagnostics, LoadError, Place, Severity};
 use crate::expr::{Dialect, Site, parse_expr};
 use crate::outcome::{ReadOutcome, WriteOutcome};
-use crate::rules::{CollectionPolicy, RoleSource, RuleSet};
+use crate::rules::{CollectionPolicy, RoleSource, RolesKey, RuleSet};
 use crate::value::{Bindings, eval_expr};
 
 /// The outcome of running one case.
@@ -216,7 +219,8 @@ pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError>
                 case.user.as_ref(),
                 case.request.as_ref(),
                 case.action == Action::Search,
-            )?;
+            )?
+            .with_system(case_is_system(case.user.as_ref()));
             match add_app_values(&set, &mut ctx, case.request.as_ref()) {
                 Ok(()) => with_rules(case, engine, &set, &ctx),
                 Err(error) => Ok(denied(case.action, error.to_string())),
@@ -305,7 +309,8 @@ fn expression(case: &Case) -> Result<Actual, CaseError> {
         case.user.as_ref(),
         case.request.as_ref(),
         case.action == Action::Search,
-    )?;
+    )?
+    .with_system(case_is_system(case.user.as_ref()));
     let doc = to_document_opt(case.document.as_ref(), "document")?;
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
     let insert = operation_kind(case) == Some(OperationKind::Insert);
@@ -380,6 +385,7 @@ fn with_rules(
             schema: None,
             sync: None,
             collection: coll.clone(),
+            roles_key: RolesKey::None,
         });
     let doc = to_document_opt(case.document.as_ref(), "document")?;
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;

@@ -82,6 +82,11 @@ pub struct BenchArgs {
     /// The engine to measure.
     #[arg(long, value_enum, default_value_t = EngineArg::Compiled)]
     pub engine: EngineArg,
+    /// Run as the system user: every rule, filter and schema check is bypassed (as for App
+    /// Services functions that run as system). A user file with `"type": "system"` does not
+    /// do this: it is evaluated like any other user.
+    #[arg(long)]
+    pub system: bool,
     /// The request: the same object as a conformance case's `request`.
     #[arg(long, value_name = "REQ.json")]
     pub request: Option<PathBuf>,
@@ -129,7 +134,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let items = items(args)?;
     let (set, load_time) = load_app(&args.path)?;
     let load_ms = ms(load_time);
-    let ctx = inputs.context(&set, false)?;
+    let ctx = inputs.context(&set, false, args.system)?;
     let rules = Rules::new(set);
     let compile_ms = ms(rules.compile_time());
     let collection = rules

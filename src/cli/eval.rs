@@ -15,6 +15,9 @@
 //! redacted document as relaxed Extended JSON, and the explanation with `--explain`; json: one
 //! object per line (`{"plan": ...}` first for reads, then `{"document": N, ...}` per document).
 //!
+//! `--system` runs the request as the system user (every rule, filter and schema check
+//! bypassed); the user file never does, whatever its `type`.
+//!
 //! `--engine compiled` (the default) or `--engine reference` chooses the evaluator; both give the
 //! same decisions (with `--explain`, the steps are recorded by the reference evaluator).
 //!
@@ -94,6 +97,11 @@ pub struct EvalArgs {
     /// Which engine decides.
     #[arg(long, value_enum, default_value_t = EngineArg::Compiled)]
     pub engine: EngineArg,
+    /// Run as the system user: every rule, filter and schema check is bypassed (as for App
+    /// Services functions that run as system). A user file with `"type": "system"` does not
+    /// do this: it is evaluated like any other user.
+    #[arg(long)]
+    pub system: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -111,7 +119,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let inputs = Inputs::read(&args.user, args.request.as_deref())?;
     let items = items(args)?;
     let (set, _) = load_app(&args.path)?;
-    let ctx = inputs.context(&set, args.action == EvalAction::Search)?;
+    let ctx = inputs.context(&set, args.action == EvalAction::Search, args.system)?;
     for w in set.warnings.warnings() {
         eprintln!("{w}");
     }

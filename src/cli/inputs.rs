@@ -50,10 +50,18 @@ impl Inputs {
     }
 
     /// The request context for `set`: the user, the request, and the app's values and
-    /// environment. An error names the file it comes from.
-    pub fn context(&self, set: &RuleSet, search: bool) -> Result<RequestContext, CliError> {
+    /// environment; the system user (every rule bypassed) only when `system` (the `--system`
+    /// flag), never because the user file says `"type": "system"`. An error names the file it
+    /// comes from.
+    pub fn context(
+        &self,
+        set: &RuleSet,
+        search: bool,
+        system: bool,
+    ) -> Result<RequestContext, CliError> {
         let mut ctx = request_context(Some(&self.user), self.request.as_ref(), search)
-            .map_err(|e| self.input_error(e))?;
+            .map_err(|e| self.input_error(e))?
+            .with_system(system);
         add_app_values(set, &mut ctx, self.request.as_ref())
             .map_err(|e| CliError::new(e.to_string()))?;
         Ok(ctx)

@@ -216,6 +216,26 @@ pub struct CollectionPolicy<'a> {
     pub sync: Option<&'a SyncConfig>,
     /// The collection's name (Sync error messages call it the table).
     pub collection: String,
+    /// Which role list of the rule set `roles` is: the identity [`crate::Rules`] keys the
+    /// compiled program of the list by.
+    pub roles_key: RolesKey,
+}
+
+/// The identity of one role list of a rule set: a data source's default roles or a
+/// collection's own roles (or none at all). Assigned by [`RuleSet::policy`]; the compiled
+/// programs of [`crate::Rules`] are built for every such list and looked up by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RolesKey {
+    /// No role list (an empty one): nothing applies.
+    None,
+    /// `default_rule.json` of a data source.
+    Default { data_source: String },
+    /// The rules of one collection.
+    Collection {
+        data_source: String,
+        database: String,
+        collection: String,
+    },
 }
 
 impl RuleSet {
@@ -252,6 +272,7 @@ impl RuleSet {
                 RoleSource::Default,
             ),
         };
+        let roles_key = RolesKey::of(&ds.name, database, collection, role_source, roles);
         let filters = match (coll, default) {
             (Some(c), _) => c.filters.as_slice(),
             (None, Some(d)) => d.filters.as_slice(),
@@ -264,6 +285,31 @@ impl RuleSet {
             schema: coll.and_then(|c| c.schema.as_ref()),
             sync: ds.sync.as_ref(),
             collection: collection.to_string(),
+            roles_key,
         })
+    }
+}
+
+impl RolesKey {
+    /// The key of `roles`, found for `database.collection` in data source `data_source` with
+    /// `source`.
+    pub fn of(
+        data_source: &str,
+        database: &str,
+        collection: &str,
+        source: RoleSource,
+        roles: &[Role],
+    ) -> RolesKey {
+        match source {
+            _ if roles.is_empty() => RolesKey::None,
+            RoleSource::Default => RolesKey::Default {
+                data_source: data_source.to_string(),
+            },
+            RoleSource::Collection => RolesKey::Collection {
+                data_source: data_source.to_string(),
+                database: database.to_string(),
+                collection: collection.to_string(),
+            },
+        }
     }
 }

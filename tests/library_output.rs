@@ -1,0 +1,74 @@
+//! Finding 13 of the security review: the library writes nothing to stdout or stderr. A leftover
+//! `eprintln!("DEBUG miss ...")` in `Programs::get` printed rule-set internals on every cache
+//! miss. `src/lib.rs` denies `clippy::print_stdout`, `print_stderr` and `dbg_macro`; this test
+//! checks the source text too (it runs without clippy): no `println!`, `eprintln!`, `print!`,
+//! `eprint!` or `dbg!` in `src/` outside the binary (`src/cli/`, `src/main.rs`).
+
+use std::path::{Path, PathBuf};
+
+const MACROS: [&str; 5] = ["println!", "eprintln!", "print!", "eprint!", "dbg!"];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The offending lines of `text`: a macro name not preceded by an identifier character (so
+/// `eprintln!` is not also counted as `println!`, nor `writeln!`), outside `//` comments.
+fn prints(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for m in MACROS {
+            let hit = code.match_indices(m).any(|(at, _)| {
+                !code[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            });
+            if hit {
+                found.push((i + 1, line.trim().to_string()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_checker_finds_prints() {
+    assert_eq!(prints("    eprintln!(\"DEBUG miss\");").len(), 1);
+    assert_eq!(prints("let x = dbg!(y);").len(), 1);
+    assert_eq!(prints("print!(\"a\")").len(), 1);
+    assert!(prints("writeln!(out, \"x\")?;").is_empty());
+    assert!(prints("// eprintln!(\"x\") in a comment").is_empty());
+}
+
+#[test]
+fn library_code_does_not_print() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 20, "found only {} source files", files.len());
+    let mut offenders = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&root).unwrap();
+        if relative.starts_with("cli") || relative == Path::new("main.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, code) in prints(&text) {
+            offenders.push(format!("src/{}:{line}: {code}", relative.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "library code prints (return it to the caller instead):\n{}",
+        offenders.join("\n")
+    );
+}
