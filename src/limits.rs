@@ -8,6 +8,8 @@
 //! | limit | default | checked | exceeding it |
 //! |-------|---------|---------|--------------|
 //! | [`max_file_depth`](Limits::max_file_depth) | 128 | load, before anything else | error `limit-exceeded` |
+//! | [`max_files`](Limits::max_files) | 100,000 | walking an app directory | error `limit-exceeded` naming the entry where the walk stopped |
+//! | [`max_file_bytes`](Limits::max_file_bytes) | 16 MiB | before a rule file is read | error `limit-exceeded` naming the file |
 //! | [`max_expression_depth`](Limits::max_expression_depth) | 64 | load | error `limit-exceeded` |
 //! | [`max_expression_nodes`](Limits::max_expression_nodes) | 1,000,000 | load | error `limit-exceeded` |
 //! | [`max_path_length`](Limits::max_path_length) | 1,024 bytes | load | error `limit-exceeded` |
@@ -101,6 +103,15 @@ pub struct Limits {
     /// the [`RuleSetBuilder`](crate::rules::build::RuleSetBuilder)). Capped at
     /// [`FILE_DEPTH_CEILING`].
     pub max_file_depth: usize,
+    /// How many entries (files and directories, hidden ones and `node_modules` excepted) the
+    /// walk of an app directory may meet before it stops with a `limit-exceeded` error naming
+    /// the entry where it stopped. Symbolic links to directories are never followed, so the walk
+    /// is linear in this number.
+    pub max_files: usize,
+    /// Largest rule file read from disk, in bytes: a bigger file is a `limit-exceeded` error
+    /// naming it, found from its metadata before it is opened (and reading stops there should
+    /// it grow meanwhile).
+    pub max_file_bytes: u64,
     /// How deeply one parsed expression may nest: every logical combinator (`%and`, `%or`,
     /// `%not`, ...), test, operator, operand container and value operator is one level
     /// (`{"a": {"$in": [1]}}` is 4). Keeps every expression well inside the evaluator's own
@@ -144,6 +155,8 @@ impl Limits {
     /// The defaults (see the module docs).
     pub const DEFAULT: Limits = Limits {
         max_file_depth: 128,
+        max_files: 100_000,
+        max_file_bytes: 16 * 1024 * 1024,
         max_expression_depth: 64,
         max_expression_nodes: 1_000_000,
         max_path_length: 1024,

@@ -33,6 +33,12 @@
 //! than the parser's 127 levels, or a value (text or in memory) nested deeper than
 //! `max_file_depth`, is a `limit-exceeded` error naming the file and JSON path, found without
 //! recursion and before the value is copied; the other limits are checked on the rule set.
+//!
+//! Files on disk are read only when they are regular files no bigger than `max_file_bytes`
+//! (checked before they are opened: a FIFO named like a rule file would block the load), and
+//! the walk of an app directory follows no directory symlink and stops after `max_files`
+//! entries ([`source::DirSource`]): loading a hostile directory always ends, with an error
+//! naming the file.
 
 pub mod layout;
 pub mod load;
@@ -72,13 +78,12 @@ pub fn load_path(path: &Path, options: &LoadOptions) -> Result<RuleSet, LoadErro
         let walk_errors = std::mem::take(&mut source.walk_errors);
         return load_source(&source, &shown, Mode::App, options, walk_errors);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-        diagnostics: Diagnostics(vec![crate::error::Diagnostic::error(
-            "io",
-            crate::error::Place::file(shown.as_str()),
-            format!("cannot read file: {e}"),
-        )]),
-    })?;
+    let text =
+        source::read_regular_file(path, &shown, options.limits.max_file_bytes).map_err(|d| {
+            LoadError {
+                diagnostics: Diagnostics(vec![*d]),
+            }
+        })?;
     let json = parse_json_with_depth(&text, &shown, options.limits.effective_file_depth())
         .map_err(|d| LoadError {
             diagnostics: Diagnostics(vec![*d]),

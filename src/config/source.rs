@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::error::{Diagnostic, Place};
 use crate::limits::{LIMIT_EXCEEDED, Limits, depth_error, json_too_deep};
 
-/// Deepest directory nesting walked (guards against symlink loops).
-const MAX_DEPTH: usize = 32;
+/// Deepest directory nesting walked.
+pub const MAX_DEPTH: usize = 32;
 
 /// A set of app files.
 pub trait FileSource {
@@ -93,13 +93,34 @@ pub fn check_depth(value: &Value, file: &str, max_depth: usize) -> Result<(), Bo
 
 /// The files of an app directory on disk. Hidden entries (`.git`, `.DS_Store`) and
 /// `node_modules` are skipped.
+///
+/// # Hostile directories (the walk and the reads always end)
+///
+/// * **No directory symlink is followed** (a warning `symlink-not-followed` names it): two
+///   links to `.` made the old walk exponential, and a link may lead out of the app. A symlink
+///   to a file is listed like a file; whatever it points to is checked when it is read.
+/// * **Only regular files are read**: the file type is checked from the metadata *before* the
+///   file is opened (opening a FIFO blocks until a writer comes; a device may never end), and
+///   again on the open handle; anything else is an `io` error naming the file. Files that no
+///   rule reads (hosting assets, ...) are listed but never opened.
+/// * **Bounded**: the walk stops after [`Limits::max_files`] entries, and a file larger than
+///   [`Limits::max_file_bytes`] is refused before it is read (reading never goes past the
+///   limit even if the file grows meanwhile); both are `limit-exceeded` errors naming the
+///   entry. Directories nested deeper than [`MAX_DEPTH`] levels are an error too.
 #[derive(Debug)]
 pub struct DirSource {
     root: PathBuf,
     paths: Vec<String>,
     /// [`Limits::max_file_depth`] (effective) of every file read.
     max_depth: usize,
-    /// Problems met while walking (unreadable directories).
+    /// [`Limits::max_file_bytes`] of every file read.
+    max_bytes: u64,
+    /// [`Limits::max_files`]: how many entries the walk may meet.
+    max_entries: usize,
+    /// Entries met so far by the walk.
+    entries: usize,
+    /// Problems met while walking: unreadable directories, directory symlinks (warnings), a
+    /// walk cut short by a limit.
     pub walk_errors: Vec<Diagnostic>,
 }
 
@@ -109,24 +130,37 @@ impl DirSource {
         DirSource::with_limits(root, &Limits::default())
     }
 
-    /// Walks `root` once; files are refused when they nest deeper than `limits` allow.
+    /// Walks `root` once; files are refused when they nest deeper than `limits` allow, when they
+    /// are bigger than [`Limits::max_file_bytes`], and the walk stops after
+    /// [`Limits::max_files`] entries.
     pub fn with_limits(root: &Path, limits: &Limits) -> Self {
         let mut source = DirSource {
             root: root.to_path_buf(),
             paths: Vec::new(),
             max_depth: limits.effective_file_depth(),
+            max_bytes: limits.max_file_bytes,
+            max_entries: limits.max_files,
+            entries: 0,
             walk_errors: Vec::new(),
         };
         let mut paths = Vec::new();
-        source.walk(root, "", 0, &mut paths);
+        // `false`: the walk was cut short (its error is recorded).
+        let _complete = source.walk(root, "", 0, &mut paths);
         paths.sort();
         source.paths = paths;
         source
     }
 
-    fn walk(&mut self, dir: &Path, prefix: &str, depth: usize, out: &mut Vec<String>) {
+    /// Walks `dir` (app-relative `prefix`); `false` when the walk must stop (too many entries).
+    fn walk(&mut self, dir: &Path, prefix: &str, depth: usize, out: &mut Vec<String>) -> bool {
+        let shown = if prefix.is_empty() { "." } else { prefix };
         if depth > MAX_DEPTH {
-            return;
+            self.walk_errors.push(Diagnostic::error(
+                LIMIT_EXCEEDED,
+                Place::file(shown),
+                format!("directories nested more than {MAX_DEPTH} levels deep are not read"),
+            ));
+            return true;
         }
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -136,7 +170,7 @@ impl DirSource {
                     Place::file(dir.display().to_string()),
                     format!("cannot read directory: {e}"),
                 ));
-                return;
+                return true;
             }
         };
         for entry in entries.flatten() {
@@ -149,15 +183,92 @@ impl DirSource {
             } else {
                 format!("{prefix}/{name}")
             };
-            let path = entry.path();
-            // `metadata` follows symlinks.
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => self.walk(&path, &rel, depth + 1, out),
-                Ok(_) => out.push(rel),
-                Err(_) => {}
+            self.entries += 1;
+            if self.entries > self.max_entries {
+                self.walk_errors.push(
+                    Diagnostic::error(
+                        LIMIT_EXCEEDED,
+                        Place::file(rel),
+                        format!(
+                            "the app directory holds more than {} files and directories; the \
+                             walk stopped here",
+                            self.max_entries
+                        ),
+                    )
+                    .with_hint("raise `max_files` in the limits if the app is really this big"),
+                );
+                return false;
+            }
+            // `file_type` does not follow symlinks.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if !self.walk(&entry.path(), &rel, depth + 1, out) {
+                    return false;
+                }
+            } else if kind.is_symlink() && entry.path().is_dir() {
+                self.walk_errors.push(Diagnostic::warning(
+                    "symlink-not-followed",
+                    Place::file(rel),
+                    "a symbolic link to a directory is not followed",
+                ));
+            } else {
+                // Regular files, symlinks to anything but a directory, and special files:
+                // listed; only the files a rule reads are opened, after their type is checked.
+                out.push(rel);
             }
         }
+        true
     }
+}
+
+/// The text of the rule file at `path` (shown as `shown`), read only when it is a regular file
+/// (checked before opening it, following symlinks, and again on the open handle) of at most
+/// `max_bytes` bytes. Never blocks on a FIFO or reads a device without end.
+pub fn read_regular_file(
+    path: &Path,
+    shown: &str,
+    max_bytes: u64,
+) -> Result<String, Box<Diagnostic>> {
+    use std::io::Read;
+    let io_error = |message: String| Box::new(Diagnostic::error("io", Place::file(shown), message));
+    let not_regular = || io_error("not a regular file (only regular files are read)".to_string());
+    let too_big = |size: String| {
+        Box::new(
+            Diagnostic::error(
+                LIMIT_EXCEEDED,
+                Place::file(shown),
+                format!("the file is {size} bytes, more than the {max_bytes} allowed"),
+            )
+            .with_hint(
+                "rule files are a few kilobytes; raise `max_file_bytes` in the limits if needed",
+            ),
+        )
+    };
+    let metadata =
+        std::fs::metadata(path).map_err(|e| io_error(format!("cannot read file: {e}")))?;
+    if !metadata.is_file() {
+        return Err(not_regular());
+    }
+    if metadata.len() > max_bytes {
+        return Err(too_big(metadata.len().to_string()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| io_error(format!("cannot read file: {e}")))?;
+    // The path may have been swapped between the check and the open.
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(not_regular()),
+        Err(e) => return Err(io_error(format!("cannot read file: {e}"))),
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(format!("cannot read file: {e}")))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big(format!("more than {max_bytes}")));
+    }
+    String::from_utf8(bytes).map_err(|_| io_error("cannot read file: not valid UTF-8".to_string()))
 }
 
 impl FileSource for DirSource {
@@ -170,14 +281,7 @@ impl FileSource for DirSource {
     }
 
     fn read_json(&self, path: &str) -> Result<Value, Box<Diagnostic>> {
-        let full = self.root.join(path);
-        let text = std::fs::read_to_string(&full).map_err(|e| {
-            Box::new(Diagnostic::error(
-                "io",
-                Place::file(path),
-                format!("cannot read file: {e}"),
-            ))
-        })?;
+        let text = read_regular_file(&self.root.join(path), path, self.max_bytes)?;
         parse_json_with_depth(&text, path, self.max_depth)
     }
 }
