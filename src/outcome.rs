@@ -1,6 +1,30 @@
 //! Stage: results. The outcomes that evaluators return per document ([`ReadOutcome`],
 //! [`WriteOutcome`]) and per Sync session, with an optional [`Explanation`] that names the rule
 //! (file and JSON path) behind each step of the decision.
+//!
+//! # Two views of every decision: detailed (operators) and client-safe (clients)
+//!
+//! A refusal has two views, and the API names which is which:
+//!
+//! * the **detailed view**, for logs, `--explain` and the people who run the app: the
+//!   `error` fields of [`ReadOutcome`] and [`WriteError`] (also [`ReadOutcome::detail`],
+//!   [`WriteError::detail`]), the [`Explanation`], and the `Display` text of
+//!   [`PlanError`] and [`EvalError`]. They name rule files and JSON paths and may quote the
+//!   values compared — document values the user's role hides (a `%stringToOid` failure quotes
+//!   the field's text; an explanation names every field it hides). **Never send them to a
+//!   client.**
+//! * the **client-safe view**, [`ClientError`] (`client_error()` on every outcome and error):
+//!   an error code and a fixed generic message per code. Both are `&'static str`, so a client
+//!   error cannot carry a document value, a rule name or any other runtime text — by
+//!   construction, not by filtering.
+//!
+//! The codes are App Services' own (`InsertNotPermitted`, `SchemaValidationFailedWrite`, ...),
+//! plus `InvalidProjection` for a client projection the plan refuses. What a code still tells
+//! a client (that a schema exists, that some role applied or none did) is what App Services
+//! tells it too. A withheld document has no client error: it is simply not returned.
+//!
+//! [`PlanError`]: crate::query::PlanError
+//! [`EvalError`]: crate::value::EvalError
 
 use std::fmt;
 
@@ -90,12 +114,106 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// Why a write was refused.
+/// Why a write was refused (the detailed view; [`WriteError::client_error`] is the client's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteError {
     pub code: ErrorCode,
-    /// Lowercase message, e.g. `insert not permitted`.
+    /// Lowercase message, e.g. `insert not permitted`. **Detailed view**: an evaluation failure
+    /// or a schema violation quotes rule internals and document values; never send it to a
+    /// client (see the module docs).
     pub message: String,
+}
+
+impl WriteError {
+    /// The detailed message, for logs and operators only (see the module docs).
+    pub fn detail(&self) -> &str {
+        &self.message
+    }
+
+    /// The client-safe view: the code and its fixed message.
+    pub fn client_error(&self) -> ClientError {
+        self.code.client_error()
+    }
+}
+
+/// The client-safe view of a refusal: an error code and a fixed generic message per code. Both
+/// are static text: no document value, rule name, file or JSON path can be in it. Send this,
+/// not the detailed view, to clients (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientError {
+    /// The error code, e.g. `InsertNotPermitted`.
+    pub code: &'static str,
+    /// The generic message of the code, e.g. `insert not permitted`.
+    pub message: &'static str,
+}
+
+impl ClientError {
+    /// A rule could not be evaluated (or a limit was reached): the request is denied.
+    pub const RULE_EVALUATION_FAILED: ClientError = ClientError {
+        code: "RuleEvaluationFailed",
+        message: "the request was denied by the rules",
+    };
+
+    /// The client's projection cannot be used with the rules' projections.
+    pub const INVALID_PROJECTION: ClientError = ClientError {
+        code: "InvalidProjection",
+        message: "the projection is not permitted",
+    };
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ErrorCode {
+    /// The fixed client-safe message of the code.
+    pub fn client_message(self) -> &'static str {
+        match self {
+            ErrorCode::InsertNotPermitted => "insert not permitted",
+            ErrorCode::UpdateNotPermitted => "update not permitted",
+            ErrorCode::DeleteNotPermitted => "delete not permitted",
+            ErrorCode::NoMatchingRole => "no role permits this operation",
+            ErrorCode::NoMatchingRuleFound => "no rules govern this collection",
+            ErrorCode::SchemaValidationFailedWrite => {
+                "the document does not conform to the collection schema"
+            }
+            ErrorCode::RuleEvaluationFailed => ClientError::RULE_EVALUATION_FAILED.message,
+            ErrorCode::CompensatingWrite => "the write was rejected",
+        }
+    }
+
+    /// The client-safe view of the code.
+    pub fn client_error(self) -> ClientError {
+        ClientError {
+            code: self.as_str(),
+            message: self.client_message(),
+        }
+    }
+}
+
+impl crate::query::PlanError {
+    /// The client-safe view of a failed query plan: `InvalidProjection` when the projections
+    /// cannot be combined, `RuleEvaluationFailed` otherwise (a filter failed). The detailed
+    /// view is the error's `Display` text (it names filters and may quote values).
+    pub fn client_error(&self) -> ClientError {
+        use crate::query::PlanError;
+        match self {
+            PlanError::ProjectionConflict { .. }
+            | PlanError::MixedProjection { .. }
+            | PlanError::EmptyProjection => ClientError::INVALID_PROJECTION,
+            _ => ClientError::RULE_EVALUATION_FAILED,
+        }
+    }
+}
+
+impl crate::value::EvalError {
+    /// The client-safe view of an evaluation failure: always `RuleEvaluationFailed`. The
+    /// detailed view is the error's `Display` text (it may quote the values evaluated).
+    pub fn client_error(&self) -> ClientError {
+        ClientError::RULE_EVALUATION_FAILED
+    }
 }
 
 /// The decision for one document of a read (or Atlas Search) request.
@@ -108,11 +226,29 @@ pub struct ReadOutcome {
     /// The redacted document (unreadable fields removed) when visible.
     pub document: Option<Document>,
     /// Set when the document was withheld because evaluating a rule failed (fail closed).
+    /// **Detailed view**: names the rule and may quote document values the role hides; never
+    /// send it to a client ([`ReadOutcome::client_error`] is the client's view).
     pub error: Option<String>,
+    /// **Detailed view**: the steps of the decision (empty unless asked for); names rules and
+    /// hidden fields. For operators only.
     pub explanation: Explanation,
 }
 
 impl ReadOutcome {
+    /// The detailed reason the document was withheld with an error, for logs and operators only
+    /// (see the module docs).
+    pub fn detail(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// The client-safe view: `RuleEvaluationFailed` when a rule failed, `None` otherwise (a
+    /// document that is visible, or withheld by the rules, has nothing to report).
+    pub fn client_error(&self) -> Option<ClientError> {
+        self.error
+            .as_ref()
+            .map(|_| ClientError::RULE_EVALUATION_FAILED)
+    }
+
     /// The field paths the redacted document keeps: dotted paths of its leaves (sub-documents
     /// are descended into; arrays and scalars are leaves; an empty sub-document is a leaf).
     pub fn fields(&self) -> Vec<String> {
@@ -152,9 +288,28 @@ pub fn leaf_paths(doc: &Document, prefix: &str, out: &mut Vec<String>) {
 pub struct WriteOutcome {
     pub role: Option<String>,
     pub allowed: bool,
-    /// Why the write was refused (`None` when allowed).
+    /// Why the write was refused (`None` when allowed). Its message is the **detailed view**
+    /// ([`WriteOutcome::client_error`] is the client's).
     pub error: Option<WriteError>,
+    /// **Detailed view**: the steps of the decision (empty unless asked for). For operators only.
     pub explanation: Explanation,
+}
+
+impl WriteOutcome {
+    /// The detailed reason the write was refused, for logs and operators only.
+    pub fn detail(&self) -> Option<&str> {
+        self.error.as_ref().map(WriteError::detail)
+    }
+
+    /// The client-safe view of a refusal (`None` when the write is allowed): the code and its
+    /// fixed message; `RuleEvaluationFailed` for a refusal without a recorded error.
+    pub fn client_error(&self) -> Option<ClientError> {
+        match &self.error {
+            Some(e) => Some(e.client_error()),
+            None if self.allowed => None,
+            None => Some(ClientError::RULE_EVALUATION_FAILED),
+        }
+    }
 }
 
 /// The role of a Device Sync session for one collection, and what it grants a document.

@@ -15,6 +15,11 @@
 //! redacted document as relaxed Extended JSON, and the explanation with `--explain`; json: one
 //! object per line (`{"plan": ...}` first for reads, then `{"document": N, ...}` per document).
 //!
+//! Refusals are shown in their **detailed** view (rule, JSON path, values compared: `eval` is an
+//! operator's tool). The JSON output labels both views: `error` (and `error_code`) is the
+//! detailed one, for operators; `client_error` (`{code, message}`, a fixed message per code) is
+//! what an app may pass on to its clients ([`rolegate::outcome`] explains the two views).
+//!
 //! `--system` runs the request as the system user (every rule, filter and schema check
 //! bypassed); the user file never does, whatever its `type`.
 //!
@@ -36,7 +41,7 @@ use rolegate::Rules;
 use rolegate::case::context::to_document;
 use rolegate::case::model::CaseRequest;
 use rolegate::context::RequestContext;
-use rolegate::outcome::{Explanation, ReadOutcome, WriteOutcome};
+use rolegate::outcome::{ClientError, Explanation, ReadOutcome, WriteOutcome};
 use rolegate::query::{QueryPlan, memory, plan};
 use rolegate::rules::CollectionPolicy;
 use rolegate::value::ejson::document_to_json;
@@ -145,7 +150,10 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             Err(e) => {
                 match args.format {
                     Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,
-                    Format::Json => emit(out, json!({"plan": {"error": e.to_string()}}))?,
+                    Format::Json => emit(
+                        out,
+                        json!({"plan": {"error": e.to_string(), "client_error": client_json(e.client_error())}}),
+                    )?,
                 }
                 return Ok(Exit::answer(!args.fail_on_deny));
             }
@@ -323,6 +331,11 @@ fn role_text(role: &Option<String>) -> String {
         .map_or_else(|| "no role".to_string(), |r| format!("role `{r}`"))
 }
 
+/// The client-safe view of a refusal, labelled apart from the detailed `error`.
+fn client_json(e: ClientError) -> Value {
+    json!({"code": e.code, "message": e.message})
+}
+
 fn explanation_json(e: &Explanation) -> Value {
     Value::Array(
         e.steps
@@ -395,6 +408,7 @@ fn print_read(
                 "fields": o.fields(),
                 "redacted": o.document.as_ref().map(document_to_json),
                 "error": o.error,
+                "client_error": o.client_error().map(client_json),
             });
             if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
                 m.insert("explanation".to_string(), explanation_json(&o.explanation));
@@ -438,6 +452,7 @@ fn print_write(
                 "allowed": o.allowed,
                 "error": o.error.as_ref().map(|e| e.message.clone()),
                 "error_code": o.error.as_ref().map(|e| e.code.as_str()),
+                "client_error": o.client_error().map(client_json),
             });
             if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
                 m.insert("explanation".to_string(), explanation_json(&o.explanation));
