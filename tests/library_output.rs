@@ -72,3 +72,67 @@ fn library_code_does_not_print() {
         offenders.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Programs are keyed by the identity of their role list: every namespace finds its program.
+
+use std::collections::BTreeMap;
+
+use bson::doc;
+use rolegate::config::{LoadOptions, load_files};
+use rolegate::{EngineKind, RequestContext, Rules};
+use serde_json::json;
+
+#[test]
+fn every_role_list_has_its_program() {
+    let role = |name: &str| json!([{"name": name, "apply_when": {}, "read": true}]);
+    let files: BTreeMap<String, serde_json::Value> = [
+        (
+            "data_sources/one/config.json",
+            json!({"name": "one", "type": "mongodb-atlas", "config": {}}),
+        ),
+        (
+            "data_sources/two/config.json",
+            json!({"name": "two", "type": "mongodb-atlas", "config": {}}),
+        ),
+        (
+            "data_sources/one/default_rule.json",
+            json!({"roles": role("oneDefault")}),
+        ),
+        (
+            "data_sources/two/default_rule.json",
+            json!({"roles": role("twoDefault")}),
+        ),
+        (
+            "data_sources/one/db/a/rules.json",
+            json!({"database": "db", "collection": "a", "roles": role("oneA")}),
+        ),
+        (
+            "data_sources/two/db/a/rules.json",
+            json!({"database": "db", "collection": "a", "roles": role("twoA")}),
+        ),
+        // Zero roles: falls back to the default rule (U2).
+        (
+            "data_sources/two/db/empty/rules.json",
+            json!({"database": "db", "collection": "empty", "roles": []}),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let rules = Rules::new(load_files(&files, &LoadOptions::default()).unwrap());
+    let ctx = RequestContext::for_user(doc! {"id": "u"});
+    for (namespace, role) in [
+        ("one/db.a", "oneA"),
+        ("two/db.a", "twoA"),
+        ("two/db.empty", "twoDefault"),
+        ("one/db.unnamed", "oneDefault"),
+        ("two/db.unnamed", "twoDefault"),
+    ] {
+        let coll = rules.collection(namespace).unwrap();
+        for engine in [EngineKind::Compiled, EngineKind::Reference] {
+            let read = coll.prepare_with(&ctx, engine).read(&doc! {"x": 1});
+            assert_eq!(read.role.as_deref(), Some(role), "{namespace} {engine:?}");
+        }
+    }
+}
