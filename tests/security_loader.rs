@@ -6,6 +6,12 @@
 //!
 //! Every load here runs on its own thread with a deadline, so a regression fails the test
 //! instead of hanging it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![cfg(unix)]
 
 use std::os::unix::fs::symlink;
