@@ -405,6 +405,9 @@ pub enum Mutation {
     Remove,
     /// Sets a key inside the field's sub-document (or its first array element's).
     Nested(&'static str, Val),
+    /// Reverses the key order of the field's sub-document (or its first array element's): a
+    /// write of the field (issue 9, finding 9).
+    Reorder,
 }
 
 fn mutation(name: &'static str) -> BoxedStrategy<Mutation> {
@@ -413,6 +416,7 @@ fn mutation(name: &'static str) -> BoxedStrategy<Mutation> {
         2 => field_value(name).prop_map(Mutation::Set),
         1 => Just(Mutation::Remove),
         1 => (select(&["x", "y", "k", "j"][..]), scalar()).prop_map(|(k, v)| Mutation::Nested(k, v)),
+        1 => Just(Mutation::Reorder),
     ]
     .boxed()
 }
@@ -443,9 +447,23 @@ pub fn apply(pre: &Doc, muts: &[Mutation]) -> Doc {
             (Mutation::Remove, None) => {}
             (Mutation::Nested(k, v), Some(i)) => set_nested(&mut out[i].1, k, v),
             (Mutation::Nested(..), None) => {}
+            (Mutation::Reorder, Some(i)) => reorder(&mut out[i].1),
+            (Mutation::Reorder, None) => {}
         }
     }
     Doc(out)
+}
+
+fn reorder(target: &mut Val) {
+    match target {
+        Val::Doc(m) => m.reverse(),
+        Val::Arr(items) => {
+            if let Some(first) = items.first_mut() {
+                reorder(first);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn set_nested(target: &mut Val, key: &'static str, v: &Val) {
