@@ -1813,12 +1813,27 @@ fn identity() -> impl Strategy<Value = Val> {
         .prop_map(|(id, p)| Val::Doc(vec![("id", Val::Str(id)), ("provider_type", Val::Str(p))]))
 }
 
+/// User-editable values that look like query syntax (issue 9, finding 4): operator documents
+/// and match-anything regexes. Only ever rendered as BSON (request values), never as rule JSON.
+pub fn hostile() -> BoxedStrategy<Val> {
+    prop_oneof![
+        Just(Val::Doc(vec![("$ne", Val::Str("g0"))])),
+        Just(Val::Doc(vec![("$gt", Val::Str(""))])),
+        Just(Val::Doc(vec![("$exists", Val::Bool(true))])),
+        Just(Val::Doc(vec![("$in", Val::Arr(vec![Val::Str("t0"), Val::Str("g0")]))])),
+        Just(Val::Odd(Odd::Regex(".*", ""))),
+        Just(Val::Odd(Odd::Regex("^t", ""))),
+        Just(Val::Odd(Odd::Regex("^G", "i"))),
+    ]
+    .boxed()
+}
+
 pub fn user() -> impl Strategy<Value = UserG> {
     (
         (
             select(&["u1", "u2", OIDS[0]][..]).prop_map(Val::Str),
             prop_oneof![30 => Just("normal"), 2 => Just("server"), 1 => Just("system")],
-            option::weighted(0.6, prop_oneof![string(), Just(Val::Null)]),
+            option::weighted(0.6, prop_oneof![4 => string(), 2 => Just(Val::Null), 1 => hostile()]),
             option::weighted(
                 0.8,
                 (
@@ -1827,6 +1842,7 @@ pub fn user() -> impl Strategy<Value = UserG> {
                         prop_oneof![
                             6 => (0..6usize).prop_map(group_const),
                             1 => vec((0..3usize).prop_map(group_const), 0..3).prop_map(Val::Arr),
+                            1 => hostile(),
                         ],
                     ),
                     option::weighted(
@@ -1834,6 +1850,7 @@ pub fn user() -> impl Strategy<Value = UserG> {
                         prop_oneof![
                             4 => vec((0..TEAMS).prop_map(team_const), 0..3).prop_map(Val::Arr),
                             1 => (0..3usize).prop_map(team_const),
+                            1 => vec(hostile(), 1..3).prop_map(Val::Arr),
                         ],
                     ),
                 ),
