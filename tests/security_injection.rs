@@ -30,7 +30,8 @@ use serde_json::{Value, json};
 const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
 
 fn rules_with(roles: Value, filters: Value) -> Rules {
-    let file = json!({"database": "app", "collection": "items", "roles": roles, "filters": filters});
+    let file =
+        json!({"database": "app", "collection": "items", "roles": roles, "filters": filters});
     let set = load_single(
         "data_sources/mongodb-atlas/app/items/rules.json",
         &file,
@@ -119,7 +120,9 @@ fn expected(value: &Bson) -> Vec<i32> {
 }
 
 fn user_with(custom: Document, data: Document) -> RequestContext {
-    RequestContext::for_user(doc! {"id": "u1", "type": "normal", "data": data, "custom_data": custom})
+    RequestContext::for_user(
+        doc! {"id": "u1", "type": "normal", "data": data, "custom_data": custom},
+    )
 }
 
 #[test]
@@ -250,8 +253,20 @@ fn hostile() -> impl Strategy<Value = Bson> {
         Just(Bson::Boolean(true)),
     ];
     let op = prop::sample::select(vec![
-        "$ne", "$gt", "$gte", "$lt", "$exists", "$where", "$regex", "$in", "$nin", "$not",
-        "$elemMatch", "$expr", "$eq", "a",
+        "$ne",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$exists",
+        "$where",
+        "$regex",
+        "$in",
+        "$nin",
+        "$not",
+        "$elemMatch",
+        "$expr",
+        "$eq",
+        "a",
     ]);
     leaf.prop_recursive(3, 12, 3, move |inner| {
         prop_oneof![

@@ -103,9 +103,15 @@ fn short_document_key_is_not_a_long_rule_key_on_insert() {
         let ok = p.insert(&doc! {long.clone(): 1});
         assert!(ok.allowed, "{engine:?} refused the listed field: {ok:?}");
         let bad = p.insert(&doc! {"abcdefg": 1});
-        assert!(!bad.allowed, "{engine:?} allowed an unlisted field: {bad:?}");
+        assert!(
+            !bad.allowed,
+            "{engine:?} allowed an unlisted field: {bad:?}"
+        );
         let upd = p.update(&doc! {"_id": 1}, &doc! {"_id": 1, "abcdefg": 1});
-        assert!(!upd.allowed, "{engine:?} allowed an unlisted update: {upd:?}");
+        assert!(
+            !upd.allowed,
+            "{engine:?} allowed an unlisted update: {upd:?}"
+        );
     }
 }
 
@@ -336,4 +342,3 @@ proptest! {
         prop_assert_eq!(c.update(&pre, &d), r.update(&pre, &d), "update to {}", d);
     }
 }
-

@@ -74,7 +74,11 @@ fn a_substituted_null_does_not_match_a_missing_field() {
         json!({"orgId": {"$lte": "%%user.custom_data.orgId"}}),
         json!({"%%user.custom_data.orgId": "%%root.orgId"}),
     ] {
-        assert_eq!(chosen(&rule, &ctx, &doc! {"_id": 1}), ["no", "no"], "{rule}");
+        assert_eq!(
+            chosen(&rule, &ctx, &doc! {"_id": 1}),
+            ["no", "no"],
+            "{rule}"
+        );
         // A present null is a value like any other.
         let null = doc! {"_id": 1, "orgId": Bson::Null};
         assert_eq!(chosen(&rule, &ctx, &null), ["yes", "yes"], "{rule}");
@@ -109,7 +113,11 @@ fn a_literal_null_still_matches_missing() {
         json!({"orgId": {"$gte": null}}),
         json!({"deleted": {"$ne": true}}),
     ] {
-        assert_eq!(chosen(&rule, &ctx, &doc! {"_id": 1}), ["yes", "yes"], "{rule}");
+        assert_eq!(
+            chosen(&rule, &ctx, &doc! {"_id": 1}),
+            ["yes", "yes"],
+            "{rule}"
+        );
     }
 }
 

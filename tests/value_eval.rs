@@ -595,8 +595,14 @@ fn exists_uses_truthiness() {
     assert!(t(ex(x(Root::True, "")), json!({"a": 1})));
     assert!(t(ex(x(Root::False, "")), json!({})));
     // A missing operand decides nothing (issue 9, finding 7).
-    assert!(!t(ex(user("nope")), json!({})), "a missing operand is false");
-    assert!(!t(ex(user("nope")), json!({"a": 1})), "a missing operand is false");
+    assert!(
+        !t(ex(user("nope")), json!({})),
+        "a missing operand is false"
+    );
+    assert!(
+        !t(ex(user("nope")), json!({"a": 1})),
+        "a missing operand is false"
+    );
     assert!(t(lit(json!(true)), json!({"a": [{"b": 1}]})));
     let nested =
         |doc: serde_json::Value| on(doc, &ops(field("a.b"), vec![Op::Exists(lit(json!(true)))]));

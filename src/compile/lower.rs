@@ -493,12 +493,9 @@ impl<K: KeyInterner> Lowerer<'_, K> {
     /// judges a whole operand literal or substituted.
     fn list_operand(&mut self, o: &Operand) -> Option<Opnd> {
         if let Operand::Array(items) = o
-            && items.iter().any(|i| {
-                matches!(
-                    i,
-                    Operand::Literal(Bson::Null | Bson::RegularExpression(_))
-                )
-            })
+            && items
+                .iter()
+                .any(|i| matches!(i, Operand::Literal(Bson::Null | Bson::RegularExpression(_))))
         {
             return None;
         }

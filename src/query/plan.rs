@@ -360,7 +360,9 @@ impl Substitution<'_, '_> {
     fn list_argument(&self, op: &str, arg: &Operand, at: &str) -> Result<Bson, PlanError> {
         let hostile = |v: &Bson| match v {
             Bson::RegularExpression(_) => Some("a pattern"),
-            Bson::Document(d) if op == "$all" && d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            Bson::Document(d)
+                if op == "$all" && d.keys().next().is_some_and(|k| k.starts_with('$')) =>
+            {
                 Some("query syntax")
             }
             _ => None,

@@ -82,8 +82,7 @@ pub fn identical_docs(a: &bson::Document, b: &bson::Document) -> bool {
 
 fn identical_docs_at(a: &bson::Document, b: &bson::Document, depth: usize) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(b)
             .all(|((ka, va), (kb, vb))| ka == kb && identical_at(va, vb, depth + 1))
 }
@@ -95,11 +94,7 @@ fn identical_at(a: &Bson, b: &Bson, depth: usize) -> bool {
     match (a, b) {
         (Bson::Document(x), Bson::Document(y)) => identical_docs_at(x, y, depth),
         (Bson::Array(x), Bson::Array(y)) => {
-            x.len() == y.len()
-                && x
-                    .iter()
-                    .zip(y)
-                    .all(|(p, q)| identical_at(p, q, depth + 1))
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| identical_at(p, q, depth + 1))
         }
         (Bson::Double(x), Bson::Double(y)) => x.to_bits() == y.to_bits(),
         (Bson::JavaScriptCodeWithScope(x), Bson::JavaScriptCodeWithScope(y)) => {

@@ -1820,7 +1820,10 @@ pub fn hostile() -> BoxedStrategy<Val> {
         Just(Val::Doc(vec![("$ne", Val::Str("g0"))])),
         Just(Val::Doc(vec![("$gt", Val::Str(""))])),
         Just(Val::Doc(vec![("$exists", Val::Bool(true))])),
-        Just(Val::Doc(vec![("$in", Val::Arr(vec![Val::Str("t0"), Val::Str("g0")]))])),
+        Just(Val::Doc(vec![(
+            "$in",
+            Val::Arr(vec![Val::Str("t0"), Val::Str("g0")])
+        )])),
         Just(Val::Odd(Odd::Regex(".*", ""))),
         Just(Val::Odd(Odd::Regex("^t", ""))),
         Just(Val::Odd(Odd::Regex("^G", "i"))),
@@ -1833,7 +1836,10 @@ pub fn user() -> impl Strategy<Value = UserG> {
         (
             select(&["u1", "u2", OIDS[0]][..]).prop_map(Val::Str),
             prop_oneof![30 => Just("normal"), 2 => Just("server"), 1 => Just("system")],
-            option::weighted(0.6, prop_oneof![4 => string(), 2 => Just(Val::Null), 1 => hostile()]),
+            option::weighted(
+                0.6,
+                prop_oneof![4 => string(), 2 => Just(Val::Null), 1 => hostile()],
+            ),
             option::weighted(
                 0.8,
                 (
@@ -2355,9 +2361,13 @@ pub fn wide_case() -> BoxedStrategy<Case> {
 pub fn long_names() -> &'static [&'static str] {
     static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
-        let run: String = (0..1000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let run: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let mut out = Vec::new();
-        for len in [1usize, 6, 7, 8, 9, 16, 255, 256, 257, 263, 264, 512, 519, 1000] {
+        for len in [
+            1usize, 6, 7, 8, 9, 16, 255, 256, 257, 263, 264, 512, 519, 1000,
+        ] {
             let base = &run[..len];
             out.push(&*Box::leak(base.to_string().into_boxed_str()));
             let twisted = format!("{}Z", &base[..len - 1]);
