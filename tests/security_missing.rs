@@ -256,4 +256,36 @@ proptest! {
             prop_assert_eq!(&f[1], &r[1], "{} and {} differ over {}", forward, backward, d);
         }
     }
+
+    /// `$all`, `$exists`, `$size` and negations of them with a missing expansion operand: never
+    /// true, in either engine, whatever the subject.
+    #[test]
+    fn missing_operands_never_grant_in_other_operators(
+        a in side(), ra in root(), rb in root(), op in 0..5usize
+    ) {
+        let (ea, eb) = (ra.expansion("a"), rb.expansion("b"));
+        let mut custom = Document::new();
+        let mut values = Document::new();
+        let mut d = doc! {"_id": 1};
+        match ra {
+            Root::User => put(&mut custom, "a", &a),
+            Root::Values => put(&mut values, "a", &a),
+            Root::Doc => put(&mut d, "a", &a),
+        }
+        let mut ctx = user_ctx(custom);
+        ctx.values = Bson::Document(values);
+        // `b` is never set: its expansion is missing.
+        let rule = match op {
+            0 => json!({ ea: {"$all": [eb]} }),
+            1 => json!({ ea: {"$all": eb} }),
+            2 => json!({ ea: {"$exists": eb} }),
+            3 => json!({ ea: {"$size": eb} }),
+            _ => json!({ ea: {"$not": {"$ne": eb}} }),
+        };
+        let got = chosen(&rule, &ctx, &d);
+        prop_assert_eq!(&got[0], &got[1], "engines differ on {} over {}", rule, d);
+        if op < 4 {
+            prop_assert_eq!(&got[1], "no", "{} granted over {}", rule, d);
+        }
+    }
 }
