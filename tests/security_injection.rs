@@ -80,11 +80,12 @@ fn corpus() -> Vec<Document> {
         .collect()
 }
 
-/// MongoDB equality of a query `{"team": {"$eq": value}}`: the field equals the value, or an
-/// array field holds an element equal to it.
+/// Equality with a substituted value: the field equals the value, or an array field holds an
+/// element equal to it; a missing field equals nothing (a substituted `null` included, issue 9
+/// finding 7).
 fn literally_equal(doc: &Document, value: &Bson) -> bool {
     match doc.get("team") {
-        None => matches!(value, Bson::Null),
+        None => false,
         Some(t) => {
             bson_equal(t, value)
                 || matches!(t, Bson::Array(items) if items.iter().any(|i| bson_equal(i, value)))
@@ -150,6 +151,30 @@ fn plain_scalar_substitutions_keep_their_canonical_form() {
     )
     .unwrap();
     assert_eq!(query, doc! {"team": "red", "n": {"$gt": 3}});
+}
+
+#[test]
+fn a_substituted_null_matches_only_a_present_null_in_a_filter_query() {
+    // Issue 9, finding 7 in the database query: a user whose orgId is null does not select the
+    // documents that lack orgId.
+    let ctx = user_with(doc! {"team": Bson::Null, "teams": [Bson::Null]}, doc! {});
+    let query = plan_for(json!({"team": "%%user.custom_data.team"}), &ctx).unwrap();
+    assert_eq!(selected(&query), vec![1], "query {query}");
+    for q in [
+        json!({"team": {"$eq": "%%user.custom_data.team"}}),
+        json!({"team": {"$gte": "%%user.custom_data.team"}}),
+        json!({"team": {"$in": ["%%user.custom_data.team"]}}),
+        json!({"team": {"$in": "%%user.custom_data.teams"}}),
+    ] {
+        let err = plan_for(q.clone(), &ctx).expect_err(&q.to_string());
+        assert!(
+            err.to_string().contains("literal"),
+            "{q}: unclear error {err}"
+        );
+    }
+    // `$ne`/`$nin` of null already exclude missing fields.
+    let query = plan_for(json!({"team": {"$ne": "%%user.custom_data.team"}}), &ctx).unwrap();
+    assert!(!selected(&query).contains(&0), "query {query}");
 }
 
 #[test]
@@ -251,6 +276,7 @@ fn hostile() -> impl Strategy<Value = Bson> {
         prop::sample::select(vec![1, 5]).prop_map(Bson::Int32),
         prop::sample::select(vec![".*", "^x", "", "x"]).prop_map(re),
         Just(Bson::Boolean(true)),
+        Just(Bson::Null),
     ];
     let op = prop::sample::select(vec![
         "$ne",
@@ -358,15 +384,31 @@ fn literal_selection(shape: &str, v: &Bson) -> Option<Vec<i32>> {
     let is_re = |b: &Bson| matches!(b, Bson::RegularExpression(_));
     let all: Vec<i32> = corpus().iter().map(|d| d.get_i32("_id").unwrap()).collect();
     let not = |sel: Vec<i32>| all.iter().copied().filter(|i| !sel.contains(i)).collect();
+    // MongoDB's `$ne`/`$nin` of null exclude missing fields too.
+    let present: Vec<i32> = corpus()
+        .iter()
+        .filter(|d| d.contains_key("team"))
+        .map(|d| d.get_i32("_id").unwrap())
+        .collect();
+    let negated = |v: &Bson| {
+        let sel: Vec<i32> = not(expected(v));
+        match v {
+            Bson::Null => sel.into_iter().filter(|i| present.contains(i)).collect(),
+            _ => sel,
+        }
+    };
+    let is_null = |b: &Bson| matches!(b, Bson::Null);
     match shape {
-        "match" | "$eq" => Some(expected(v)),
-        "$ne" => Some(not(expected(v))),
-        "$in1" if is_re(v) => None,
+        "match" => Some(expected(v)),
+        "$eq" if is_null(v) => None,
+        "$eq" => Some(expected(v)),
+        "$ne" => Some(negated(v)),
+        "$in1" if is_re(v) || is_null(v) => None,
         "$in1" => Some(expected(v)),
         "$nin1" if is_re(v) => None,
-        "$nin1" => Some(not(expected(v))),
+        "$nin1" => Some(negated(v)),
         _ => match v {
-            Bson::Array(items) if items.iter().any(is_re) => None,
+            Bson::Array(items) if items.iter().any(|i| is_re(i) || is_null(i)) => None,
             Bson::Array(items) => {
                 let mut sel: Vec<i32> = items.iter().flat_map(expected).collect();
                 sel.sort_unstable();

@@ -138,14 +138,20 @@ pub fn plan(
 ///
 /// * **the value of a field** (`{"team": <value>}`): a substituted document or regex is sent as
 ///   `{"$eq": <value>}` (MongoDB compares `$eq`'s argument as a value, documents and regexes
-///   included); any other substituted value is sent as is, so plain scalar substitutions keep
-///   their canonical form (`{"team": "red"}`). Inside a document or array the rule wrote as a
+///   included); a substituted `null` as `{"$type": "null"}` (MongoDB's `null` also matches a
+///   missing field, a substituted one must not: `value/eval.rs`, finding 7); any other
+///   substituted value is sent as is, so plain scalar substitutions keep their canonical form
+///   (`{"team": "red"}`). Inside a document or array the rule wrote as a
 ///   value (exact equality), substituted members are values already;
 /// * **arguments of value operators** (`$eq`, `$ne`, `$gt`, `$gte`, `$lt`, `$lte`, `$exists`,
-///   `$size`, `$type`, `$mod`, …): sent as is, MongoDB reads them as values;
+///   `$size`, `$type`, `$mod`, …): sent as is, MongoDB reads them as values — except a
+///   substituted `null` under `$eq`, `$gte` or `$lte`, which MongoDB would match against
+///   missing fields: the request fails (`$ne: null` already excludes missing fields, as the
+///   rule engines do);
 /// * **`$in`, `$nin`, `$all`**: MongoDB reads a regex element as a pattern (and an `$all`
 ///   element `{"$elemMatch": …}` as a query), and no encoding makes it literal there: a
-///   substituted regex element (or `$`-keyed document element of `$all`) fails the request;
+///   substituted regex element (or `$`-keyed document element of `$all`, or a `null` element
+///   of `$in`/`$all`, which would match missing fields) fails the request;
 /// * **`$regex` / `$options`**: the rule wrote `$regex`, so a substituted pattern is its choice;
 /// * **query positions** (the whole query, the members of `$and`/`$or`/`$nor`, the argument of
 ///   `$not` and `$elemMatch`, `$where` and other top-level operators): a query has no literal
@@ -328,6 +334,13 @@ impl Substitution<'_, '_> {
                     eq.insert("$eq", v);
                     Bson::Document(eq)
                 }
+                // MongoDB's `null` also matches missing fields; a substituted null matches only
+                // a present one (`value/eval.rs`, issue 9 finding 7).
+                Bson::Null => {
+                    let mut present_null = Document::new();
+                    present_null.insert("$type", "null");
+                    Bson::Document(present_null)
+                }
                 v => v,
             }),
         }
@@ -338,6 +351,10 @@ impl Substitution<'_, '_> {
         let at = dotted(at, op);
         match op {
             "$in" | "$nin" | "$all" => self.list_argument(op, arg, &at),
+            "$eq" | "$gte" | "$lte" if substituted(arg) => match self.leaf(arg)? {
+                Bson::Null => Err(self.not_literal(arg, &at, "a null that matches missing fields")),
+                v => Ok(v),
+            },
             "$not" | "$elemMatch" => match arg {
                 Operand::Document(members) => {
                     let operators = members.iter().any(|(k, _)| k.starts_with('$'));
@@ -360,6 +377,7 @@ impl Substitution<'_, '_> {
     fn list_argument(&self, op: &str, arg: &Operand, at: &str) -> Result<Bson, PlanError> {
         let hostile = |v: &Bson| match v {
             Bson::RegularExpression(_) => Some("a pattern"),
+            Bson::Null if op != "$nin" => Some("a null that matches missing fields"),
             Bson::Document(d)
                 if op == "$all" && d.keys().next().is_some_and(|k| k.starts_with('$')) =>
             {
