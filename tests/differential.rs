@@ -107,6 +107,20 @@ fn compiled_matches_reference_on_wide_documents() {
     );
 }
 
+/// Long keys and values sharing prefixes (lengths 1–1,000, equal modulo 256, differing only in
+/// their last byte) in field rules, `apply_when` keys, indexed constants and documents (issue 9,
+/// finding 2): no key or value may be taken for another.
+#[test]
+fn compiled_matches_reference_on_long_keys() {
+    run_property(
+        "compiled_matches_reference_on_long_keys",
+        REGRESSIONS,
+        500,
+        arb::long_case(),
+        |case| differential(case, false),
+    );
+}
+
 /// Raw documents with repeated keys (valid BSON bytes that a `Document` cannot hold): the
 /// compiled raw path must decide and redact them as the reference's raw path does.
 #[test]

@@ -214,11 +214,17 @@ fn missing_is_not_null_and_never_equals_a_literal() {
         json!({"owner": null}),
         &is(field("owner"), ex(user("custom_data.nope")))
     ));
-    // ... but a null operand (a present null) matches a missing subject (U22).
-    assert!(on(
+    // A null operand that an expansion substituted (a present null) matches a present null but
+    // not a missing subject: only a literal null does (U22; issue 9, finding 7).
+    assert!(!on(
         json!({}),
         &is(field("owner"), ex(user("custom_data.nothing")))
     ));
+    assert!(on(
+        json!({"owner": null}),
+        &is(field("owner"), ex(user("custom_data.nothing")))
+    ));
+    assert!(on(json!({}), &is(field("owner"), lit(json!(null)))));
 }
 
 #[test]
@@ -421,7 +427,8 @@ fn eq_and_ne() {
     assert!(on(json!({"a": "2"}), &ne));
     assert!(!on(json!({"a": [1, 2]}), &ne));
     let ne_missing = ops(field("a"), vec![Op::Cmp(CmpOp::Ne, ex(user("nope")))]);
-    assert!(on(json!({"a": 1}), &ne_missing));
+    // A missing operand decides nothing: `$ne` is false too (issue 9, finding 7).
+    assert!(!on(json!({"a": 1}), &ne_missing));
     let eq_missing = ops(field("a"), vec![Op::Cmp(CmpOp::Eq, ex(user("nope")))]);
     assert!(!on(json!({}), &eq_missing));
     // $eq with a regex compares regexes, not strings.
@@ -534,12 +541,12 @@ fn in_and_nin() {
         vec![Op::In(ex(user("custom_data.manages")))],
     );
     assert!(on(json!({"owner": "carol@example.com"}), &sub));
-    // A missing operand: $in false, $nin true.
+    // A missing operand: $in and $nin both false (issue 9, finding 7).
     assert!(!on(
         json!({"owner": "x"}),
         &ops(field("owner"), vec![Op::In(ex(user("custom_data.nope")))])
     ));
-    assert!(on(
+    assert!(!on(
         json!({"owner": "x"}),
         &ops(field("owner"), vec![Op::Nin(ex(user("custom_data.nope")))])
     ));
@@ -589,7 +596,15 @@ fn exists_uses_truthiness() {
     assert!(t(lit(json!(0)), json!({})));
     assert!(t(ex(x(Root::True, "")), json!({"a": 1})));
     assert!(t(ex(x(Root::False, "")), json!({})));
-    assert!(t(ex(user("nope")), json!({})), "a missing operand is false");
+    // A missing operand decides nothing (issue 9, finding 7).
+    assert!(
+        !t(ex(user("nope")), json!({})),
+        "a missing operand is false"
+    );
+    assert!(
+        !t(ex(user("nope")), json!({"a": 1})),
+        "a missing operand is false"
+    );
     assert!(t(lit(json!(true)), json!({"a": [{"b": 1}]})));
     let nested =
         |doc: serde_json::Value| on(doc, &ops(field("a.b"), vec![Op::Exists(lit(json!(true)))]));

@@ -465,14 +465,14 @@ impl<K: KeyInterner> Lowerer<'_, K> {
     fn op(&mut self, op: &Op) -> Option<COp> {
         Some(match op {
             Op::Cmp(c, o) => COp::Cmp(*c, self.operand(o)?),
-            Op::In(o) => COp::In(self.operand(o)?),
-            Op::Nin(o) => COp::Nin(self.operand(o)?),
+            Op::In(o) => COp::In(self.list_operand(o)?),
+            Op::Nin(o) => COp::Nin(self.list_operand(o)?),
             Op::Exists(o) => COp::Exists(self.operand(o)?),
             Op::All(ps) => COp::All(self.preds(ps)?),
             Op::Any(ps) => COp::Any(self.preds(ps)?),
             Op::None(ps) => COp::None(self.preds(ps)?),
             Op::Not(p) => COp::Not(Box::new(self.pred(p)?)),
-            Op::AllOf(o) => COp::AllOf(self.operand(o)?),
+            Op::AllOf(o) => COp::AllOf(self.list_operand(o)?),
             Op::Size(o) => COp::Size(self.operand(o)?),
             Op::ElemMatch(em) => match em.as_ref() {
                 ElemMatch::Ops(ops) => COp::ElemMatch(self.ops(ops)?),
@@ -485,6 +485,21 @@ impl<K: KeyInterner> Lowerer<'_, K> {
                 remainder: *remainder,
             },
         })
+    }
+
+    /// The operand of `$in`/`$nin`/`$all`; `None` (the test falls back) for an array that mixes
+    /// expansions with literal `null` or regex elements, which keep their literal meaning
+    /// element by element in `value/eval.rs` (`is_literal_item`) while the native evaluator
+    /// judges a whole operand literal or substituted.
+    fn list_operand(&mut self, o: &Operand) -> Option<Opnd> {
+        if let Operand::Array(items) = o
+            && items
+                .iter()
+                .any(|i| matches!(i, Operand::Literal(Bson::Null | Bson::RegularExpression(_))))
+        {
+            return None;
+        }
+        self.operand(o)
     }
 
     /// `None` when the operand mixes document values into something the native evaluator

@@ -145,7 +145,12 @@ pub(crate) enum Segment {
 }
 
 /// An open-addressing table from keys to small indexes, probed by [`key_tag`]: one multiply,
-/// one or two probes, and a byte comparison only for keys longer than seven bytes.
+/// one or two probes, and a byte comparison of the whole key on every tag hit.
+///
+/// SECURITY: a tag is a hash, never a proof of equality: it keeps the key's length modulo 256
+/// and its first seven bytes, so `abcdefg` and a 263-byte key that starts with it share a tag
+/// (issue 9, finding 2). [`KeyTable::find_tagged`] therefore compares the bytes of every
+/// candidate, whatever its length.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyTable {
     /// `(tag, index)`; `u32::MAX` marks an empty slot. Length a power of two.
@@ -199,12 +204,12 @@ impl KeyTable {
             if index == EMPTY_SLOT {
                 return None;
             }
+            // INVARIANT: equal tags do not make equal keys; only the bytes decide.
             if t == tag
-                && (key.len() <= 7
-                    || self
-                        .names
-                        .get(index as usize)
-                        .is_some_and(|n| bytes_eq(n, key)))
+                && self
+                    .names
+                    .get(index as usize)
+                    .is_some_and(|n| bytes_eq(n, key))
             {
                 return Some(index);
             }

@@ -659,7 +659,8 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         match p {
             CPred::Matches(o) => match self.operand(o)? {
                 None => Ok(false),
-                Some(op) => self.match_any(s, op.value.v(), MATCH, op.regex),
+                Some(_) if undecided(o, s) => Ok(false),
+                Some(op) => self.match_any(s, op.value.v(), MATCH.literal(literal(o)), op.regex),
             },
             CPred::Ops(ops) => {
                 for op in ops.iter() {
@@ -681,13 +682,19 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         let Some(list) = self.operand(o)? else {
             return Ok(None);
         };
+        if undecided(o, s) {
+            return Ok(None);
+        }
         let v = list.value.v();
         let Some(items) = v.items() else {
             return Err(not_an_array(operator, v));
         };
+        // INVARIANT: an array operand mixing literal null or regex elements with expansions is
+        // never lowered (it falls back), so every element here is as literal as the operand.
+        let mode = IN.literal(literal(o));
         for (i, item) in items.enumerate() {
             let hint = list.items.get(i).and_then(Option::as_ref);
-            if self.match_any(s, item?, IN, hint)? {
+            if self.match_any(s, item?, mode, hint)? {
                 return Ok(Some(true));
             }
         }
@@ -698,18 +705,21 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         match op {
             COp::Cmp(CmpOp::Eq, o) => match self.operand(o)? {
                 None => Ok(false),
-                Some(v) => self.match_any(s, v.value.v(), EQ, None),
+                Some(_) if undecided(o, s) => Ok(false),
+                Some(v) => self.match_any(s, v.value.v(), EQ.literal(literal(o)), None),
             },
             COp::Cmp(CmpOp::Ne, o) => match self.operand(o)? {
-                None => Ok(true),
-                Some(v) => Ok(!self.match_any(s, v.value.v(), EQ, None)?),
+                None => Ok(false),
+                Some(_) if undecided(o, s) => Ok(false),
+                Some(v) => Ok(!self.match_any(s, v.value.v(), EQ.literal(literal(o)), None)?),
             },
             COp::Cmp(cmp, o) => match self.operand(o)? {
                 None => Ok(false),
+                Some(_) if undecided(o, s) => Ok(false),
                 Some(v) => {
                     let operand = v.value.v();
                     for c in s.iter() {
-                        if compare_one(c, *cmp, operand)? {
+                        if compare_one(c, *cmp, operand, literal(o))? {
                             return Ok(true);
                         }
                     }
@@ -717,11 +727,12 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 }
             },
             COp::In(o) => Ok(self.in_list(s, o, "$in")?.unwrap_or(false)),
-            COp::Nin(o) => Ok(!self.in_list(s, o, "$nin")?.unwrap_or(false)),
-            COp::Exists(o) => {
-                let want = self.operand(o)?.is_some_and(|v| v.value.v().truthy());
-                Ok(s.is_missing() != want)
-            }
+            // A missing or undecided operand makes `$nin` false too (`value/eval.rs`).
+            COp::Nin(o) => Ok(self.in_list(s, o, "$nin")?.is_some_and(|found| !found)),
+            COp::Exists(o) => match self.operand(o)? {
+                None => Ok(false),
+                Some(v) => Ok(s.is_missing() != v.value.v().truthy()),
+            },
             COp::All(ps) => {
                 for p in ps.iter() {
                     if !self.pred(p, s)? {
@@ -751,15 +762,19 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 let Some(list) = self.operand(o)? else {
                     return Ok(false);
                 };
+                if undecided(o, s) {
+                    return Ok(false);
+                }
                 let v = list.value.v();
                 let Some(items) = v.items() else {
                     return Err(not_an_array("$all", v));
                 };
+                let mode = IN.literal(literal(o));
                 let mut any = false;
                 for (i, item) in items.enumerate() {
                     any = true;
                     let hint = list.items.get(i).and_then(Option::as_ref);
-                    if !self.match_any(s, item?, IN, hint)? {
+                    if !self.match_any(s, item?, mode, hint)? {
                         return Ok(false);
                     }
                 }
@@ -941,4 +956,15 @@ fn sorted(s: &str) -> Vec<char> {
     let mut v: Vec<char> = s.chars().collect();
     v.sort_unstable();
     v
+}
+
+/// True when the rule wrote the operand's value (`value/eval.rs` `is_literal`).
+fn literal(o: &Opnd) -> bool {
+    matches!(o, Opnd::Const(_))
+}
+
+/// A substituted operand against a subject that reaches nothing: the test is false, negated
+/// forms included (`value/eval.rs`, issue 9 finding 7).
+fn undecided(o: &Opnd, s: &Reached<'_>) -> bool {
+    !literal(o) && s.is_missing()
 }

@@ -67,8 +67,9 @@ impl<'a> Elem<'a> {
     }
 }
 
-/// The length of a key and its first seven bytes packed in a word: two keys with different
-/// tags differ; keys of up to seven bytes with equal tags are equal.
+/// The length of a key (modulo 256) and its first seven bytes packed in a word: two keys with
+/// different tags differ, but equal tags say nothing (a 263-byte key and its 7-byte prefix
+/// share one): a tag only selects candidates, whose bytes are then compared.
 #[inline]
 pub(crate) fn key_tag(key: &[u8]) -> u64 {
     let mut w = (key.len() as u64) << 56;

@@ -263,20 +263,33 @@ pub(crate) fn equal(a: V<'_>, b: V<'_>) -> Result<bool, Fault> {
 pub(crate) struct Mode {
     pub regex: bool,
     pub contains: bool,
+    /// The operand is a constant the rule wrote (`value/eval.rs`: a literal `null` matches
+    /// missing and a literal regex is a pattern; substituted values do neither).
+    pub literal: bool,
 }
 
 pub(crate) const EQ: Mode = Mode {
     regex: false,
     contains: false,
+    literal: true,
 };
 pub(crate) const IN: Mode = Mode {
     regex: true,
     contains: false,
+    literal: true,
 };
 pub(crate) const MATCH: Mode = Mode {
     regex: true,
     contains: true,
+    literal: true,
 };
+
+impl Mode {
+    /// This mode for an operand that is (`true`) or is not a constant the rule wrote.
+    pub fn literal(self, literal: bool) -> Mode {
+        Mode { literal, ..self }
+    }
+}
 
 /// A regex compiled ahead (literal operands), if any.
 pub(crate) type RegexHint<'a> = Option<&'a Result<regex::Regex, String>>;
@@ -318,7 +331,7 @@ pub(crate) fn match_one(
     }
     if operand.is_null() {
         return Ok(match subject {
-            None => true,
+            None => mode.literal,
             Some(s) if s.is_null() => true,
             Some(s) => match s.items() {
                 Some(items) => {
@@ -336,7 +349,7 @@ pub(crate) fn match_one(
     let Some(v) = subject else {
         return Ok(false);
     };
-    if mode.regex && operand.kind() == kind::REGEX {
+    if mode.regex && mode.literal && operand.kind() == kind::REGEX {
         let owned = operand.to_bson()?;
         let Bson::RegularExpression(re) = owned.as_ref() else {
             return Ok(false);
@@ -398,10 +411,11 @@ pub(crate) fn compare_one(
     subject: Option<V<'_>>,
     op: CmpOp,
     operand: V<'_>,
+    literal: bool,
 ) -> Result<bool, Fault> {
     charge(1)?;
     let Some(v) = subject else {
-        return Ok(operand.is_null() && matches!(op, CmpOp::Gte | CmpOp::Lte));
+        return Ok(literal && operand.is_null() && matches!(op, CmpOp::Gte | CmpOp::Lte));
     };
     if compare_single(v, op, operand)? {
         return Ok(true);

@@ -5,7 +5,8 @@
 //! follow `reference/write.rs` and `reference/fields.rs` step for step on compiled rules
 //! (`document_filters.write` on each image, document-level `write` (false overrides every
 //! field, U11), field-level `write` of every changed field (U13) with nested rules element-wise,
-//! then `insert`/`delete`); schema validation of the result reuses [`crate::schema`] (it is not
+//! then `insert`/`delete`; "changed" is [`identical`]'s, key order included, as in
+//! `reference/fields.rs`); schema validation of the result reuses [`crate::schema`] (it is not
 //! a rule expression).
 
 use bson::{Bson, Document};
@@ -18,6 +19,7 @@ use crate::outcome::{ErrorCode, Explanation, WriteError, WriteOutcome};
 use crate::reference::fields::{as_doc, changes};
 use crate::reference::write::WriteKind;
 use crate::rules::CollectionPolicy;
+use crate::value::compare::identical;
 
 fn refused(kind: WriteKind) -> WriteError {
     let (code, message) = match kind {
@@ -181,7 +183,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             let ok = match (write, nested) {
                 (Some(w), _) => w,
                 (None, Some(nested)) if !nested.is_empty() => {
-                    self.nested_writable(nested, change.prev, change.this, all)?
+                    self.nested_writable(nested, change.prev, change.this, change.whole)?
                 }
                 (None, _) => false,
             };
@@ -204,7 +206,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             (Some(Bson::Array(p)), Some(Bson::Array(t))) => {
                 for i in 0..p.len().max(t.len()) {
                     let (pe, te) = (p.get(i), t.get(i));
-                    if !all && pe == te {
+                    if !all && pe.zip(te).is_some_and(|(p, t)| identical(p, t)) {
                         continue;
                     }
                     let (Ok(pd), Ok(td)) = (as_doc(pe), as_doc(te)) else {

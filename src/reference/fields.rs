@@ -15,12 +15,23 @@
 //! - an embedded document or array left with nothing readable is removed entirely;
 //! - `%%this`/`%%prev` are the value of the field being checked after/before the write; on reads
 //!   both are the stored value.
+//!
+//! What counts as written (issue 9, finding 9): a field is written when it is added, removed, or
+//! its value is not [`identical`] (same type, same bytes; documents with the same keys in the
+//! same order) — never MongoDB's query equality and never the `bson` crate's `Document`
+//! equality, which both let values that MongoDB stores differently pass as unchanged. Reordering
+//! the keys of an embedded document therefore writes that field; under nested rules, a level
+//! (embedded document, array element, or the top-level document) whose shared keys appear in
+//! another order writes every shared key of that level, since which keys "moved" is not
+//! defined. This holds at the top level too: a replace that reorders the document's fields
+//! writes them (MongoDB keeps `_id` first, so a stored document never needs `_id` moved).
 
 use bson::{Bson, Document};
 
 use super::{Failure, Trace};
 use crate::rules::{FieldPermissions, FieldTree};
 use crate::value::Bindings;
+use crate::value::compare::identical;
 
 /// Permission results already decided by a parent level (`None`: the parent left it undefined).
 #[derive(Debug, Clone, Copy, Default)]
@@ -158,9 +169,14 @@ pub(crate) struct Change<'a> {
     pub key: &'a str,
     pub prev: Option<&'a Bson>,
     pub this: Option<&'a Bson>,
+    /// The whole value counts as written (an insert, a delete, or a reordered level: nested
+    /// rules then check every part of it, not only the parts that differ).
+    pub whole: bool,
 }
 
-/// The fields whose value differs between `prev` and `this` (added, removed and changed, U13).
+/// The fields whose value differs between `prev` and `this` (added, removed and changed, U13;
+/// changed means not [`identical`], and when the keys both hold appear in another order every
+/// one of them counts as changed: see the module docs).
 /// For inserts pass `prev = None`; for deletes pass the stored document as both (every field
 /// counts as touched, with `%%this` = `%%prev` = its value).
 pub(crate) fn changes<'a>(
@@ -169,14 +185,16 @@ pub(crate) fn changes<'a>(
     all: bool,
 ) -> Vec<Change<'a>> {
     let mut out = Vec::new();
+    let all = all || prev.zip(this).is_some_and(|(p, t)| reordered(p, t));
     if let Some(p) = prev {
         for (k, pv) in p {
             let tv = this.and_then(|t| t.get(k));
-            if all || tv.is_none_or(|tv| tv != pv) {
+            if all || tv.is_none_or(|tv| !identical(tv, pv)) {
                 out.push(Change {
                     key: k,
                     prev: Some(pv),
                     this: tv,
+                    whole: all,
                 });
             }
         }
@@ -188,11 +206,19 @@ pub(crate) fn changes<'a>(
                     key: k,
                     prev: None,
                     this: Some(tv),
+                    whole: all,
                 });
             }
         }
     }
     out
+}
+
+/// True when the keys present in both `prev` and `this` do not appear in the same order.
+fn reordered(prev: &Document, this: &Document) -> bool {
+    let shared_prev = prev.keys().filter(|k| this.contains_key(k.as_str()));
+    let shared_this = this.keys().filter(|k| prev.contains_key(k.as_str()));
+    shared_prev.ne(shared_this)
 }
 
 /// True when every field written between `prev` and `this` is writable under `tree`.
@@ -225,9 +251,15 @@ pub(crate) fn all_writable(
         .write;
         let ok = match (write, nested) {
             (Some(w), _) => w,
-            (None, Some(nested)) if !nested.is_empty() => {
-                nested_writable(nested, change.prev, change.this, all, base, trace, &path)?
-            }
+            (None, Some(nested)) if !nested.is_empty() => nested_writable(
+                nested,
+                change.prev,
+                change.this,
+                change.whole,
+                base,
+                trace,
+                &path,
+            )?,
             (None, _) => false,
         };
         if !ok {
@@ -261,7 +293,7 @@ fn nested_writable(
         (Some(Bson::Array(p)), Some(Bson::Array(t))) => {
             for i in 0..p.len().max(t.len()) {
                 let (pe, te) = (p.get(i), t.get(i));
-                if !all && pe == te {
+                if !all && pe.zip(te).is_some_and(|(p, t)| identical(p, t)) {
                     continue;
                 }
                 let elem_path = format!("{path}.{i}");

@@ -21,6 +21,11 @@
 //!   bytes). Different type brackets are **not comparable** ([`bson_cmp`] is `None`), so
 //!   `{"$gt": 0}` is false for the string `"100"`, and an ObjectId never equals its hex string.
 //!
+//! [`identical`] is the other equality, the one that answers "did this value change" (the write
+//! checks): same type, same bytes, and documents with the same keys **in the same order** (the
+//! `bson` crate's `Document` equality ignores key order, so it is never used for that: a
+//! reordered embedded document is a changed value, issue 9 finding 9).
+//!
 //! Nesting is capped at [`MAX_DEPTH`] levels; deeper values are not compared (the `_checked`
 //! functions report [`TooDeep`], which the evaluator turns into an evaluation error that denies;
 //! the plain functions answer "not equal" / "not comparable").
@@ -58,6 +63,47 @@ pub fn bson_cmp(a: &Bson, b: &Bson) -> Option<Ordering> {
 /// [`bson_cmp`], reporting values nested too deeply to compare.
 pub fn bson_cmp_checked(a: &Bson, b: &Bson) -> Result<Option<Ordering>, TooDeep> {
     cmp_at(a, b, 0)
+}
+
+/// True when `a` and `b` are the same stored value: same BSON type and the same bytes, so
+/// documents must hold the same keys in the same order (`{x: 1, y: 2}` is not identical to
+/// `{y: 2, x: 1}`), `1` is not `1.0`, `0.0` is not `-0.0`, and a NaN is identical to the same
+/// NaN. This is the equality of "did this field change" (the update diff); MongoDB query
+/// equality is [`bson_equal`]. Values nested deeper than [`MAX_DEPTH`] are never identical (a
+/// write check then treats them as changed: fail closed).
+pub fn identical(a: &Bson, b: &Bson) -> bool {
+    identical_at(a, b, 0)
+}
+
+/// [`identical`] for two documents (key order counts).
+pub fn identical_docs(a: &bson::Document, b: &bson::Document) -> bool {
+    identical_docs_at(a, b, 0)
+}
+
+fn identical_docs_at(a: &bson::Document, b: &bson::Document, depth: usize) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && identical_at(va, vb, depth + 1))
+}
+
+fn identical_at(a: &Bson, b: &Bson, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match (a, b) {
+        (Bson::Document(x), Bson::Document(y)) => identical_docs_at(x, y, depth),
+        (Bson::Array(x), Bson::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| identical_at(p, q, depth + 1))
+        }
+        (Bson::Double(x), Bson::Double(y)) => x.to_bits() == y.to_bits(),
+        (Bson::JavaScriptCodeWithScope(x), Bson::JavaScriptCodeWithScope(y)) => {
+            x.code == y.code && identical_docs_at(&x.scope, &y.scope, depth)
+        }
+        // Every other type holds no document: the derived equality compares its bytes (and a
+        // different type is a different value).
+        _ => a == b,
+    }
 }
 
 /// Element-wise [`bson_equal`] of two argument lists.

@@ -26,6 +26,35 @@
 //!   string, a string unchanged. Other types are [`EvalError::BadArgument`]; a missing argument
 //!   gives a missing result (like the expansion itself would).
 //!
+//! # Missing and substituted values (issue 9, finding 7)
+//!
+//! An operand is **literal** when the rule author wrote its value (`Operand::Literal`), and
+//! **substituted** otherwise (an expansion, a container holding one, a `%function` result, a
+//! conversion of an expansion). The decision, for every operator and both engines:
+//!
+//! * A substituted operand that resolves to nothing (**missing**) never matches: match, `$eq`,
+//!   `$gt`…`$lte`, `$in`, `$all`, `$size` are false — and so are the negated forms `$ne` and
+//!   `$nin`, and `$exists` (a test whose value is unknown is neither true nor its negation).
+//! * A **missing subject** (the subject expansion, or a bare document field, reaches nothing)
+//!   tested against a substituted operand never matches either, negated forms included: a
+//!   substituted `null` does not match missing (only a present `null`, or an array holding
+//!   one), `$gte`/`$lte` of a substituted `null` do not match missing, and `$ne`/`$nin` are
+//!   false. So `{"%%user.custom_data.orgId": "%%root.orgId"}` and its mirror
+//!   `{"%%root.orgId": "%%user.custom_data.orgId"}` both match nothing for a user without
+//!   `orgId`, whatever the document's `orgId` (null or absent).
+//! * A `null` the rule author wrote still matches missing (U22: MongoDB's rule), and `$ne`/`$nin`
+//!   with literal operands keep MongoDB's meaning on a missing subject (`{"deleted": {"$ne":
+//!   true}}` holds when `deleted` is absent). Only *substituted* values lose the
+//!   null-matches-missing rule.
+//! * A substituted regular expression is a value, never a pattern (issue 9, finding 4): it
+//!   equals only the same stored regex. Only a regex the rule wrote (`$regex`, or a literal regex
+//!   operand of match, `$in`, `$all`) matches strings. Inside an array operand that mixes
+//!   literals and expansions (`"$in": [null, /^a/, "%%user.x"]`) each element keeps its own
+//!   kind.
+//! * `%not` and `%nor` stay plain boolean negations of what they wrap: `{"%not": {"orgId":
+//!   "%%user.custom_data.orgId"}}` is true when `orgId` is missing from the user. Rules should
+//!   test presence explicitly where that matters.
+//!
 //! # Predicates (spec §5.2.4–§5.2.6)
 //!
 //! A subject resolves to every value its path reaches ([`Resolved`]); a positive operator is true
@@ -33,8 +62,9 @@
 //! for any of its elements (MongoDB). `$ne`, `$nin`, `$not`, `%nor` and `$exists: false` are the
 //! negations of their positive forms over the whole subject.
 //!
-//! * **Match** (`{"f": operand}`): a `null` operand matches null, missing, and arrays holding
-//!   null (U22). A missing operand matches nothing ("a missing expansion never equals a literal";
+//! * **Match** (`{"f": operand}`): a literal `null` operand matches null, missing, and arrays
+//!   holding null (U22; a substituted one does not match missing, see above). A missing operand
+//!   matches nothing ("a missing expansion never equals a literal";
 //!   `{"%%user.custom_data.isGlobalAdmin": true}` is false without custom data, and
 //!   `{"owner": "%%user.custom_data.x"}` is false when `x` is absent even if `owner` is absent
 //!   too). Otherwise: BSON equality ([`crate::value::compare`]), any element of an array
@@ -43,17 +73,19 @@
 //!   query runner uses [`Semantics::Query`], plain MongoDB). A document operand is exact
 //!   document equality (U21).
 //! * **`$eq`** is MongoDB's equality match: like match but without the U20 widening and with a
-//!   regex operand compared as a value. **`$ne`** = not `$eq` (true when the subject is missing,
-//!   and when the operand is missing).
+//!   regex operand compared as a value. **`$ne`** = not `$eq` (true when the subject is missing
+//!   and the operand literal; false when the operand is missing, or substituted against a
+//!   missing subject).
 //! * **`$gt` `$gte` `$lt` `$lte`**: only values of the same type bracket compare; a missing
-//!   subject or operand is false, except that `$gte: null`/`$lte: null` match a missing subject
-//!   (MongoDB, consistent with U22). NaN: `$gt`/`$lt` false, `$gte`/`$lte` only NaN to NaN.
+//!   subject or operand is false, except that a literal `$gte: null`/`$lte: null` match a
+//!   missing subject (MongoDB, consistent with U22). NaN: `$gt`/`$lt` false, `$gte`/`$lte` only NaN to NaN.
 //! * **`$in`**: the operand must be an array ([`EvalError::NotAnArray`] otherwise); true when
 //!   some element matches the subject as `$eq` would, a `null` element matching missing and a
-//!   regex element matching strings. A **missing** operand (`"$in": "%%user.custom_data.x"`
-//!   with no `x`) makes `$in` false and `$nin` true. **`$nin`** = not `$in`.
-//! * **`$exists`**: the operand's truth value (`true`, non-zero numbers, any non-null value;
-//!   missing is false) against whether the subject reaches a value.
+//!   literal regex element matching strings. A **missing** operand (`"$in":
+//!   "%%user.custom_data.x"` with no `x`) makes both `$in` and `$nin` false. **`$nin`** = not
+//!   `$in`, except that it is false where a substituted operand cannot decide (above).
+//! * **`$exists`**: the operand's truth value (`true`, non-zero numbers, any non-null value)
+//!   against whether the subject reaches a value; a missing operand makes it false.
 //! * **`$all`** (array operand, empty → false; missing → false): every element matches.
 //!   **`$size`** (numeric operand; fractional or negative → false; other types →
 //!   [`EvalError::BadArgument`]): an array of that length. **`$elemMatch`**: some element of an
@@ -274,12 +306,14 @@ fn eval_predicate(
     match p {
         Predicate::Matches(o) => match operand_value(o, b, Holes::Strict, depth)? {
             None => Ok(false),
+            Some(_) if undecided(o, s) => Ok(false),
             Some(v) => match_any(
                 s,
                 &v,
                 Mode {
                     regex: true,
                     contains: sem == Semantics::Rule,
+                    literal: is_literal(o),
                 },
             ),
         },
@@ -297,11 +331,41 @@ fn eval_predicate(
 const EQ: Mode = Mode {
     regex: false,
     contains: false,
+    literal: true,
 };
 const IN: Mode = Mode {
     regex: true,
     contains: false,
+    literal: true,
 };
+
+/// True when the rule author wrote the operand's value (see the module docs: literal and
+/// substituted operands).
+pub fn is_literal(o: &Operand) -> bool {
+    matches!(o, Operand::Literal(_))
+}
+
+/// Whether element `i` of the array `o` evaluates to was written by the rule author: every
+/// element of a literal array, the literal members of an array operand, no element of a
+/// substituted array.
+pub fn is_literal_item(o: &Operand, i: usize) -> bool {
+    match o {
+        Operand::Literal(_) => true,
+        Operand::Array(items) => items.get(i).is_some_and(is_literal),
+        _ => false,
+    }
+}
+
+/// A substituted operand tested against a subject that reaches nothing: the test is false,
+/// negated forms included (module docs).
+fn undecided(o: &Operand, s: &Resolved<'_>) -> bool {
+    !is_literal(o) && s.is_missing()
+}
+
+/// `mode` with `literal` set.
+fn with_literal(mode: Mode, literal: bool) -> Mode {
+    Mode { literal, ..mode }
+}
 
 fn eval_op(
     op: &Op,
@@ -315,22 +379,33 @@ fn eval_op(
     match op {
         Op::Cmp(CmpOp::Eq, o) => match value(o)? {
             None => Ok(false),
-            Some(v) => match_any(s, &v, EQ),
+            Some(_) if undecided(o, s) => Ok(false),
+            Some(v) => match_any(s, &v, with_literal(EQ, is_literal(o))),
         },
         Op::Cmp(CmpOp::Ne, o) => match value(o)? {
-            None => Ok(true),
-            Some(v) => Ok(!match_any(s, &v, EQ)?),
+            None => Ok(false),
+            Some(_) if undecided(o, s) => Ok(false),
+            Some(v) => Ok(!match_any(s, &v, with_literal(EQ, is_literal(o)))?),
         },
         Op::Cmp(cmp, o) => match value(o)? {
             None => Ok(false),
-            Some(v) => any_value(s, |c| compare_one(c, *cmp, &v)),
+            Some(_) if undecided(o, s) => Ok(false),
+            Some(v) => any_value(s, |c| compare_one(c, *cmp, &v, is_literal(o))),
         },
-        Op::In(o) => Ok(in_list(s, value(o)?, "$in")?.unwrap_or(false)),
-        Op::Nin(o) => Ok(!in_list(s, value(o)?, "$nin")?.unwrap_or(false)),
-        Op::Exists(o) => {
-            let want = value(o)?.as_ref().is_some_and(truthy);
-            Ok(s.is_missing() != want)
-        }
+        Op::In(o) => match value(o)? {
+            None => Ok(false),
+            Some(_) if undecided(o, s) => Ok(false),
+            list => Ok(in_list(s, list, o, "$in")?.unwrap_or(false)),
+        },
+        Op::Nin(o) => match value(o)? {
+            None => Ok(false),
+            Some(_) if undecided(o, s) => Ok(false),
+            list => Ok(!in_list(s, list, o, "$nin")?.unwrap_or(false)),
+        },
+        Op::Exists(o) => match value(o)? {
+            None => Ok(false),
+            Some(v) => Ok(s.is_missing() != truthy(&v)),
+        },
         Op::All(ps) => {
             for p in ps {
                 if !eval_predicate(p, s, b, sem, depth + 1)? {
@@ -358,12 +433,13 @@ fn eval_op(
         Op::Not(p) => Ok(!eval_predicate(p, s, b, sem, depth + 1)?),
         Op::AllOf(o) => match value(o)? {
             None => Ok(false),
+            Some(_) if undecided(o, s) => Ok(false),
             Some(Bson::Array(list)) => {
                 if list.is_empty() {
                     return Ok(false);
                 }
-                for item in &list {
-                    if !match_any(s, item, IN)? {
+                for (i, item) in list.iter().enumerate() {
+                    if !match_any(s, item, with_literal(IN, is_literal_item(o, i)))? {
                         return Ok(false);
                     }
                 }
@@ -434,17 +510,18 @@ fn not_an_array(operator: &'static str, found: &Bson) -> EvalError {
     }
 }
 
-/// `$in`: `None` when the operand is missing.
+/// `$in` of the value `list` of operand `o`: `None` when the operand is missing.
 fn in_list(
     s: &Resolved<'_>,
     list: Option<Bson>,
+    o: &Operand,
     operator: &'static str,
 ) -> Result<Option<bool>, EvalError> {
     match list {
         None => Ok(None),
         Some(Bson::Array(items)) => {
-            for item in &items {
-                if match_any(s, item, IN)? {
+            for (i, item) in items.iter().enumerate() {
+                if match_any(s, item, with_literal(IN, is_literal_item(o, i)))? {
                     return Ok(Some(true));
                 }
             }
@@ -551,6 +628,9 @@ struct Mode {
     regex: bool,
     /// U20: a non-array subject matches an array operand that contains it.
     contains: bool,
+    /// The rule author wrote the operand: a `null` matches missing (U22) and a regex is a
+    /// pattern (when `regex`). A substituted operand has neither (module docs).
+    literal: bool,
 }
 
 fn match_any(s: &Resolved<'_>, operand: &Bson, mode: Mode) -> Result<bool, EvalError> {
@@ -561,7 +641,8 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
     charge(1)?;
     if let Bson::Null = operand {
         return Ok(match subject {
-            None | Some(Bson::Null) => true,
+            None => mode.literal,
+            Some(Bson::Null) => true,
             Some(Bson::Array(items)) => items.iter().any(|i| matches!(i, Bson::Null)),
             Some(_) => false,
         });
@@ -569,7 +650,7 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
     let Some(v) = subject else {
         return Ok(false);
     };
-    if let (true, Bson::RegularExpression(re)) = (mode.regex, operand) {
+    if let (true, true, Bson::RegularExpression(re)) = (mode.regex, mode.literal, operand) {
         let compiled =
             compile_regex(&re.pattern, &re.options).map_err(|message| EvalError::BadArgument {
                 operator: "$regex",
@@ -621,10 +702,19 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
     }
 }
 
-fn compare_one(subject: Option<&Bson>, op: CmpOp, operand: &Bson) -> Result<bool, EvalError> {
+/// `$gt` `$gte` `$lt` `$lte` of one subject position; `literal`: the rule wrote the operand (a
+/// literal `null` is `$gte`/`$lte` a missing position, a substituted one is not).
+fn compare_one(
+    subject: Option<&Bson>,
+    op: CmpOp,
+    operand: &Bson,
+    literal: bool,
+) -> Result<bool, EvalError> {
     charge(1)?;
     let Some(v) = subject else {
-        return Ok(matches!(operand, Bson::Null) && matches!(op, CmpOp::Gte | CmpOp::Lte));
+        return Ok(literal
+            && matches!(operand, Bson::Null)
+            && matches!(op, CmpOp::Gte | CmpOp::Lte));
     };
     if compare_single(v, op, operand)? {
         return Ok(true);

@@ -405,6 +405,9 @@ pub enum Mutation {
     Remove,
     /// Sets a key inside the field's sub-document (or its first array element's).
     Nested(&'static str, Val),
+    /// Reverses the key order of the field's sub-document (or its first array element's): a
+    /// write of the field (issue 9, finding 9).
+    Reorder,
 }
 
 fn mutation(name: &'static str) -> BoxedStrategy<Mutation> {
@@ -413,6 +416,7 @@ fn mutation(name: &'static str) -> BoxedStrategy<Mutation> {
         2 => field_value(name).prop_map(Mutation::Set),
         1 => Just(Mutation::Remove),
         1 => (select(&["x", "y", "k", "j"][..]), scalar()).prop_map(|(k, v)| Mutation::Nested(k, v)),
+        1 => Just(Mutation::Reorder),
     ]
     .boxed()
 }
@@ -443,9 +447,23 @@ pub fn apply(pre: &Doc, muts: &[Mutation]) -> Doc {
             (Mutation::Remove, None) => {}
             (Mutation::Nested(k, v), Some(i)) => set_nested(&mut out[i].1, k, v),
             (Mutation::Nested(..), None) => {}
+            (Mutation::Reorder, Some(i)) => reorder(&mut out[i].1),
+            (Mutation::Reorder, None) => {}
         }
     }
     Doc(out)
+}
+
+fn reorder(target: &mut Val) {
+    match target {
+        Val::Doc(m) => m.reverse(),
+        Val::Arr(items) => {
+            if let Some(first) = items.first_mut() {
+                reorder(first);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn set_nested(target: &mut Val, key: &'static str, v: &Val) {
@@ -1795,12 +1813,33 @@ fn identity() -> impl Strategy<Value = Val> {
         .prop_map(|(id, p)| Val::Doc(vec![("id", Val::Str(id)), ("provider_type", Val::Str(p))]))
 }
 
+/// User-editable values that look like query syntax (issue 9, finding 4): operator documents
+/// and match-anything regexes. Only ever rendered as BSON (request values), never as rule JSON.
+pub fn hostile() -> BoxedStrategy<Val> {
+    prop_oneof![
+        Just(Val::Doc(vec![("$ne", Val::Str("g0"))])),
+        Just(Val::Doc(vec![("$gt", Val::Str(""))])),
+        Just(Val::Doc(vec![("$exists", Val::Bool(true))])),
+        Just(Val::Doc(vec![(
+            "$in",
+            Val::Arr(vec![Val::Str("t0"), Val::Str("g0")])
+        )])),
+        Just(Val::Odd(Odd::Regex(".*", ""))),
+        Just(Val::Odd(Odd::Regex("^t", ""))),
+        Just(Val::Odd(Odd::Regex("^G", "i"))),
+    ]
+    .boxed()
+}
+
 pub fn user() -> impl Strategy<Value = UserG> {
     (
         (
             select(&["u1", "u2", OIDS[0]][..]).prop_map(Val::Str),
             prop_oneof![30 => Just("normal"), 2 => Just("server"), 1 => Just("system")],
-            option::weighted(0.6, prop_oneof![string(), Just(Val::Null)]),
+            option::weighted(
+                0.6,
+                prop_oneof![4 => string(), 2 => Just(Val::Null), 1 => hostile()],
+            ),
             option::weighted(
                 0.8,
                 (
@@ -1809,6 +1848,7 @@ pub fn user() -> impl Strategy<Value = UserG> {
                         prop_oneof![
                             6 => (0..6usize).prop_map(group_const),
                             1 => vec((0..3usize).prop_map(group_const), 0..3).prop_map(Val::Arr),
+                            1 => hostile(),
                         ],
                     ),
                     option::weighted(
@@ -1816,6 +1856,7 @@ pub fn user() -> impl Strategy<Value = UserG> {
                         prop_oneof![
                             4 => vec((0..TEAMS).prop_map(team_const), 0..3).prop_map(Val::Arr),
                             1 => (0..3usize).prop_map(team_const),
+                            1 => vec(hostile(), 1..3).prop_map(Val::Arr),
                         ],
                     ),
                 ),
@@ -2290,6 +2331,132 @@ pub fn wide_case() -> BoxedStrategy<Case> {
         vec(wide_role(), 1..=3),
         request(),
         vec((wide_document(), mutations()), 1..=3),
+    )
+        .prop_map(|(roles, request, docs)| {
+            let (docs, mutations) = docs.into_iter().unzip();
+            Case {
+                rules: RuleSetG {
+                    roles,
+                    filters: Vec::new(),
+                    placement: Placement::Collection,
+                    schema: None,
+                    max_document_depth: None,
+                },
+                request,
+                docs,
+                mutations,
+                client_query: None,
+                client_projection: None,
+            }
+        })
+        .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long keys sharing prefixes (issue 9, finding 2: key tags keep the length modulo 256)
+
+/// Prefixes of one run of letters (`abcdefg…`) of the lengths where key tags are blind (7, 8,
+/// 256 + 7, …) and a few more, each also with its last letter changed: keys that share
+/// prefixes, lengths equal modulo 256, or both.
+pub fn long_names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let run: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let mut out = Vec::new();
+        for len in [
+            1usize, 6, 7, 8, 9, 16, 255, 256, 257, 263, 264, 512, 519, 1000,
+        ] {
+            let base = &run[..len];
+            out.push(&*Box::leak(base.to_string().into_boxed_str()));
+            let twisted = format!("{}Z", &base[..len - 1]);
+            out.push(&*Box::leak(twisted.into_boxed_str()));
+        }
+        out
+    })
+}
+
+fn long_pair() -> BoxedStrategy<Pair> {
+    let p = || {
+        prop_oneof![
+            1 => Just(Perm::Absent),
+            3 => any::<bool>().prop_map(Perm::Bool),
+            1 => Just(Perm::Expr(E::Raw(json!({"%%this": {"$exists": true}})))),
+        ]
+    };
+    (p(), p())
+        .prop_map(|(read, write)| Pair { read, write })
+        .boxed()
+}
+
+fn long_role() -> BoxedStrategy<RoleG> {
+    let names = long_names();
+    (
+        vec(
+            (
+                select(names),
+                long_pair().prop_map(|perms| FieldG {
+                    perms,
+                    nested: None,
+                }),
+            ),
+            1..6,
+        ),
+        option::weighted(0.3, long_pair()),
+        prop_oneof![
+            2 => Just(None),
+            2 => (select(names), select(names)).prop_map(|(k, v)| Some(E::Raw(json!({ k: v })))),
+            1 => select(names).prop_map(|v| Some(E::Raw(json!({ "team": v })))),
+        ],
+        prop_oneof![2 => Just(Perm::Absent), 1 => any::<bool>().prop_map(Perm::Bool)],
+        prop_oneof![1 => Just(Perm::Absent), 1 => any::<bool>().prop_map(Perm::Bool)],
+    )
+        .prop_map(|(fields, additional, apply_when, write, insert)| RoleG {
+            apply_when,
+            read: Perm::Absent,
+            write,
+            insert,
+            delete: Perm::Absent,
+            search: None,
+            document_filters: None,
+            tree: Tree {
+                fields: Some(fields),
+                additional,
+            },
+        })
+        .boxed()
+}
+
+fn long_document() -> impl Strategy<Value = Doc> {
+    let names = long_names();
+    (
+        vec((select(names), select(names).prop_map(Val::Str)), 0..8),
+        option::of(select(names).prop_map(Val::Str)),
+        option::weighted(0.3, Just(Val::Str(""))),
+        document(),
+    )
+        .prop_map(|(long, team, empty_key, base)| {
+            let mut members = base.0;
+            members.retain(|(k, _)| *k != "team");
+            if let Some(t) = team {
+                members.push(("team", t));
+            }
+            if let Some(v) = empty_key {
+                members.push(("", v));
+            }
+            members.extend(long);
+            Doc(members)
+        })
+}
+
+/// 1–4 roles keyed by long names (fields, `apply_when` keys and `team` constants), a run of
+/// indexable `{"team": long}` roles among them; documents with long keys and values.
+pub fn long_case() -> BoxedStrategy<Case> {
+    (
+        vec(long_role(), 1..=4),
+        request(),
+        vec((long_document(), mutations()), 1..=3),
     )
         .prop_map(|(roles, request, docs)| {
             let (docs, mutations) = docs.into_iter().unzip();
