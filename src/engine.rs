@@ -7,7 +7,9 @@
 //! RuleSet ──Rules::new (compile every collection once)──▶ Rules
 //!   └─collection("db.coll")──▶ Collection
 //!        └─prepare(&RequestContext)──▶ PreparedRequest (request-only parts, live roles)
-//!             ├─ query_plan(client query, projection) ─▶ QueryPlan
+//!             ├─ query_plan(client query, projection) ─▶ QueryPlan (store query + projection)
+//!             ├─ read_for(&QueryPlan, &stored Document) ─▶ PlannedRead (decided on the stored
+//!             │     document, redacted, client query on the redacted view, then projected)
 //!             ├─ read_raw / redact_raw(&RawDocument, &mut Scratch) ─▶ RawDecision (+ BSON)
 //!             └─ read / insert / update / delete(&Document) ─▶ outcomes
 //! ```
@@ -50,7 +52,8 @@ use crate::eval::raw::Validity;
 use crate::eval::read::Level;
 use crate::limits::{LimitExceeded, Limits};
 use crate::outcome::{ErrorCode, Explanation, ReadOutcome, WriteError, WriteOutcome};
-use crate::query::{PlanError, QueryPlan, plan};
+use crate::query::plan::PlanInput;
+use crate::query::{PlanError, QueryPlan, RuleFields, RunError, memory, plan};
 use crate::reference;
 use crate::reference::write::WriteKind;
 use crate::rules::{CollectionPolicy, Role, RuleSet, ValueDef};
@@ -61,6 +64,8 @@ use crate::steps::StepBudget;
 pub struct Rules {
     set: Arc<RuleSet>,
     programs: Arc<Programs>,
+    /// What each role list reads, for query plans (keyed like `programs`).
+    fields: Arc<FxMap<(usize, usize), Arc<RuleFields>>>,
     compile_time: Duration,
 }
 
@@ -192,9 +197,19 @@ impl Rules {
     pub fn new(set: RuleSet) -> Self {
         let start = Instant::now();
         let programs = Programs::compile(&set);
+        let mut fields: FxMap<(usize, usize), Arc<RuleFields>> = FxMap::default();
+        for ds in set.data_sources.values() {
+            let default = ds.default_rule.iter().map(|d| &d.roles);
+            for roles in default.chain(ds.collections.values().map(|c| &c.roles)) {
+                fields
+                    .entry((roles.as_ptr() as usize, roles.len()))
+                    .or_insert_with(|| Arc::new(RuleFields::of_roles(roles)));
+            }
+        }
         Rules {
             set: Arc::new(set),
             programs: Arc::new(programs),
+            fields: Arc::new(fields),
             compile_time: start.elapsed(),
         }
     }
@@ -216,10 +231,14 @@ impl Rules {
     }
 
     /// The rules of a collection, by `db.coll` or `data_source/db.coll`.
+    ///
+    /// `db.coll` without a data source must be unambiguous: it resolves to the one data source
+    /// whose rules name it, or to the only data source there is; otherwise it is an error naming
+    /// the candidates (`data_source/db.coll`), never a guess ([`RuleSet::policy`]).
     pub fn collection(&self, namespace: &str) -> Result<Collection<'_>, UnknownNamespace> {
-        let unknown = |reason: &str| UnknownNamespace {
+        let unknown = |reason: String| UnknownNamespace {
             namespace: namespace.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
         let (data_source, ns) = match namespace.split_once('/') {
             Some((ds, ns)) => (Some(ds), ns),
@@ -227,15 +246,21 @@ impl Rules {
         };
         let (db, coll) = ns
             .split_once('.')
-            .ok_or_else(|| unknown("expected `database.collection`"))?;
+            .ok_or_else(|| unknown("expected `database.collection`".to_string()))?;
         let policy = self
             .set
             .policy(data_source, db, coll)
-            .ok_or_else(|| unknown("no data source with rules"))?;
+            .map_err(|e| unknown(e.to_string()))?;
         let program = self.programs.get(policy.roles);
+        let fields = self
+            .fields
+            .get(&(policy.roles.as_ptr() as usize, policy.roles.len()))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(RuleFields::of_roles(policy.roles)));
         Ok(Collection {
             policy,
             program,
+            fields,
             limits: self.set.limits,
         })
     }
@@ -262,6 +287,8 @@ impl Rules {
 pub struct Collection<'r> {
     policy: CollectionPolicy<'r>,
     program: Arc<Program>,
+    /// What the roles read and always show (for query plans).
+    fields: Arc<RuleFields>,
     /// The rule set's limits; `max_document_depth` guards every document before evaluation.
     limits: Limits,
 }
@@ -270,9 +297,11 @@ impl<'r> Collection<'r> {
     /// Compiles a policy on its own (outside [`Rules`], e.g. for the conformance runner).
     pub fn from_policy(policy: CollectionPolicy<'r>) -> Collection<'r> {
         let program = Arc::new(crate::compile::compile(policy.roles));
+        let fields = Arc::new(RuleFields::of_roles(policy.roles));
         Collection {
             policy,
             program,
+            fields,
             limits: Limits::default(),
         }
     }
@@ -303,6 +332,7 @@ impl<'r> Collection<'r> {
         PreparedRequest {
             policy: &self.policy,
             program: &self.program,
+            fields: &self.fields,
             limits: self.limits,
             context,
             explain: false,
@@ -318,6 +348,7 @@ impl<'r> Collection<'r> {
 pub struct PreparedRequest<'p, 'c> {
     policy: &'p CollectionPolicy<'p>,
     program: &'p Program,
+    fields: &'p RuleFields,
     limits: Limits,
     context: &'c RequestContext,
     explain: bool,
@@ -626,19 +657,144 @@ impl<'c> PreparedRequest<'_, 'c> {
         copy
     }
 
-    /// The filters that apply, and the query and projection to send to the database.
-    /// The system user bypasses filters.
+    /// The plan of a read: the filters that apply, the query and projection to send to the
+    /// database ([`QueryPlan::store_query`], [`QueryPlan::store_projection`]), and — private to
+    /// the plan — the client query and output projection that [`PreparedRequest::read_for`]
+    /// applies to each stored document. The client query and projection are checked first:
+    /// operators clients may not use are refused ([`crate::query::plan`] docs). The system user
+    /// bypasses filters.
     pub fn query_plan(
         &self,
         client_query: Option<&Document>,
         client_projection: Option<&Document>,
     ) -> Result<QueryPlan, PlanError> {
-        let filters = if self.context.is_system() {
-            &[]
-        } else {
-            self.policy.filters
+        let system = RuleFields {
+            read_by_rules: crate::query::FieldSet::default(),
+            always_shown: crate::query::FieldSet::All,
         };
-        plan::plan(filters, client_query, client_projection, self.context)
+        let (filters, fields) = if self.context.is_system() {
+            (&[][..], &system)
+        } else {
+            (self.policy.filters, self.fields)
+        };
+        let input = PlanInput {
+            filters,
+            fields,
+            max_depth: self.limits.max_document_depth,
+        };
+        plan::plan(input, client_query, client_projection, self.context)
+    }
+
+    /// The answer to a planned read for one document **as the database stored it** (or as it
+    /// returned it for [`QueryPlan::store_query`] and [`QueryPlan::store_projection`], which
+    /// keep every field the rules read), in the only safe order:
+    ///
+    /// 1. the applied filters' queries must hold on the stored document (the database applied
+    ///    them already; checked again so that a store that ignored them cannot widen access);
+    /// 2. roles, document filters and field rules decide on the stored document
+    ///    ([`PreparedRequest::read`]);
+    /// 3. the client query is evaluated on the redacted document: a field the role cannot read
+    ///    is missing there, so a predicate on it cannot reveal its value;
+    /// 4. the output projection (filters' and client's) narrows the redacted document.
+    ///
+    /// A document that a query does not select is `selected: false` and not visible.
+    pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if let Err(limit) = self.limits.check_document(stored) {
+            return PlannedRead {
+                selected: false,
+                outcome: too_deep_read(limit),
+            };
+        }
+        let failed = |error: String| PlannedRead {
+            selected: false,
+            outcome: ReadOutcome {
+                role: None,
+                visible: false,
+                document: None,
+                error: Some(error),
+                explanation: Explanation::default(),
+            },
+        };
+        if let Some(filters) = plan.filter_check() {
+            match memory::matches_with(filters, stored, self.context) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut outcome = ReadOutcome {
+                        role: None,
+                        visible: false,
+                        document: None,
+                        error: None,
+                        explanation: Explanation::default(),
+                    };
+                    if self.explain {
+                        outcome
+                            .explanation
+                            .push(None, "the filters' queries do not select this document");
+                    }
+                    return PlannedRead {
+                        selected: false,
+                        outcome,
+                    };
+                }
+                Err(e) => return failed(format!("the filters' queries failed: {e}")),
+            }
+        }
+        let mut outcome = self.read(stored);
+        let Some(view) = outcome.document.take() else {
+            return PlannedRead {
+                selected: true,
+                outcome,
+            };
+        };
+        if let Some(client) = plan.client_check() {
+            match memory::matches_with(client, &view, self.context) {
+                Ok(true) => {}
+                Ok(false) => {
+                    outcome.visible = false;
+                    if self.explain {
+                        outcome.explanation.push(
+                            None,
+                            "the client query does not select the readable fields; not returned",
+                        );
+                    }
+                    return PlannedRead {
+                        selected: false,
+                        outcome,
+                    };
+                }
+                Err(e) => {
+                    outcome.visible = false;
+                    outcome.error = Some(format!("the client query failed: {e}"));
+                    return PlannedRead {
+                        selected: false,
+                        outcome,
+                    };
+                }
+            }
+        }
+        outcome.document = Some(if plan.output_projection().is_empty() {
+            view
+        } else {
+            memory::project(plan.output_projection(), &view)
+        });
+        PlannedRead {
+            selected: true,
+            outcome,
+        }
+    }
+
+    /// Runs a planned read over a whole collection in memory: the database's part
+    /// ([`memory::run`]: store query and store projection), then [`PreparedRequest::read_for`]
+    /// on each document it returns. The documents the client receives are the visible outcomes'
+    /// `document`s, in order.
+    pub fn find(
+        &self,
+        plan: &QueryPlan,
+        collection: &[Document],
+    ) -> Result<Vec<PlannedRead>, RunError> {
+        let stored = memory::run(plan, collection)?;
+        Ok(stored.iter().map(|doc| self.read_for(plan, doc)).collect())
     }
 
     /// Whether `doc` is returned, and with which fields.
@@ -698,6 +854,17 @@ impl<'c> PreparedRequest<'_, 'c> {
             None => reference(),
         }
     }
+}
+
+/// The answer of [`PreparedRequest::read_for`] for one stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRead {
+    /// False when the filters' queries (on the stored document) or the client query (on the
+    /// redacted document) do not select it: it is not part of the results, whatever its role.
+    pub selected: bool,
+    /// The rules' decision on the stored document; when visible, `document` is the redacted
+    /// document narrowed by the output projection (what the client receives).
+    pub outcome: ReadOutcome,
 }
 
 /// A document nested deeper than `max_document_depth` is withheld before any rule sees it

@@ -371,16 +371,19 @@ fn with_rules(
 ) -> Result<Actual, CaseError> {
     let (db, coll) = namespace(case, set);
     // No data source at all: nothing governs the namespace (the system user still passes).
-    let policy = set
-        .policy(None, &db, &coll)
-        .unwrap_or_else(|| CollectionPolicy {
+    // Two data sources that could govern it: the case must say which (never a guess).
+    let policy = match set.policy(None, &db, &coll) {
+        Ok(policy) => policy,
+        Err(crate::rules::NamespaceError::NoDataSource) => CollectionPolicy {
             roles: &[],
             role_source: RoleSource::Default,
             filters: &[],
             schema: None,
             sync: None,
             collection: coll.clone(),
-        });
+        },
+        Err(e) => return Err(CaseError::Missing(format!("namespace `{db}.{coll}`: {e}"))),
+    };
     let doc = to_document_opt(case.document.as_ref(), "document")?;
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
     let need_doc = || doc.as_ref().ok_or_else(|| missing(case, "`document`"));
