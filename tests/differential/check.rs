@@ -118,8 +118,10 @@ fn same_plan(a: &Result<QueryPlan, PlanError>, b: &Result<QueryPlan, PlanError>)
     match (a, b) {
         (Ok(a), Ok(b)) => {
             a.applied == b.applied
-                && bytes(&a.query) == bytes(&b.query)
-                && bytes(&a.projection) == bytes(&b.projection)
+                && bytes(&a.store_query) == bytes(&b.store_query)
+                && bytes(&a.store_projection) == bytes(&b.store_projection)
+                && bytes(a.merged_query()) == bytes(b.merged_query())
+                && bytes(a.output_projection()) == bytes(b.output_projection())
         }
         (Err(a), Err(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
         _ => false,
