@@ -695,7 +695,8 @@ impl<'c> PreparedRequest<'_, 'c> {
     ///    ([`PreparedRequest::read`]);
     /// 3. the client query is evaluated on the redacted document: a field the role cannot read
     ///    is missing there, so a predicate on it cannot reveal its value;
-    /// 4. the output projection (filters' and client's) narrows the redacted document.
+    /// 4. the output projection (filters' and client's) narrows the redacted document; a
+    ///    document with nothing left is withheld (as one with no readable field is).
     ///
     /// A document that a query does not select is `selected: false` and not visible.
     pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
@@ -773,11 +774,25 @@ impl<'c> PreparedRequest<'_, 'c> {
                 }
             }
         }
-        outcome.document = Some(if plan.output_projection().is_empty() {
+        let projected = if plan.output_projection().is_empty() {
             view
         } else {
             memory::project(plan.output_projection(), &view)
-        });
+        };
+        if projected.is_empty() {
+            // Nothing readable is left: withheld, as a document with no readable field is.
+            // (Returning `{}` would differ between the stored document and the one the store
+            // projection returns, which may lack readable fields the output drops.)
+            outcome.visible = false;
+            if self.explain {
+                outcome.explanation.push(
+                    None,
+                    "no readable field is left after the projection; withheld",
+                );
+            }
+        } else {
+            outcome.document = Some(projected);
+        }
         PlannedRead {
             selected: true,
             outcome,
