@@ -527,7 +527,9 @@ impl<'c> PreparedRequest<'_, 'c> {
         }
     }
 
-    /// The read decision for a raw document: role, visibility and field mask, no output.
+    /// The read decision for a raw document: role, visibility and field mask, no output. Like
+    /// [`PreparedRequest::read`], it decides on the stored document and applies no client query
+    /// or projection.
     /// The compiled engine reads only the fields the rules need, once each, without allocating
     /// in the common cases.
     pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
@@ -699,8 +701,11 @@ impl<'c> PreparedRequest<'_, 'c> {
     ///    document with nothing left is withheld (as one with no readable field is).
     ///
     /// A document that a query does not select is `selected: false` and not visible.
+    ///
+    /// Each stage has its own step budget (`limits.max_eval_steps`), one after the other: the
+    /// client query's budget does not depend on what the rules' decision cost, which depends on
+    /// hidden values.
     pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
-        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Err(limit) = self.limits.check_document(stored) {
             return PlannedRead {
                 selected: false,
@@ -718,7 +723,11 @@ impl<'c> PreparedRequest<'_, 'c> {
             },
         };
         if let Some(filters) = plan.filter_check() {
-            match memory::matches_with(filters, stored, self.context) {
+            let selects = {
+                let _steps = StepBudget::start(self.limits.max_eval_steps);
+                memory::matches_with(filters, stored, self.context)
+            };
+            match selects {
                 Ok(true) => {}
                 Ok(false) => {
                     let mut outcome = ReadOutcome {
@@ -749,7 +758,11 @@ impl<'c> PreparedRequest<'_, 'c> {
             };
         };
         if let Some(client) = plan.client_check() {
-            match memory::matches_with(client, &view, self.context) {
+            let selects = {
+                let _steps = StepBudget::start(self.limits.max_eval_steps);
+                memory::matches_with(client, &view, self.context)
+            };
+            match selects {
                 Ok(true) => {}
                 Ok(false) => {
                     outcome.visible = false;
@@ -812,7 +825,11 @@ impl<'c> PreparedRequest<'_, 'c> {
         Ok(stored.iter().map(|doc| self.read_for(plan, doc)).collect())
     }
 
-    /// Whether `doc` is returned, and with which fields.
+    /// Whether the stored document `doc` is returned, and with which fields, for a read without
+    /// a client query or projection. `doc` must be the document as stored (or as the database
+    /// returns it under [`QueryPlan::store_projection`]): never one the client's projection has
+    /// narrowed, which would let the client choose what the rules see. A read with a client
+    /// query or projection goes through [`PreparedRequest::read_for`].
     pub fn read(&self, doc: &Document) -> ReadOutcome {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Err(limit) = self.limits.check_document(doc) {

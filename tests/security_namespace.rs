@@ -11,11 +11,11 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-#[path = "differential/check.rs"]
-mod check;
 #[path = "differential/arb.rs"]
 #[allow(dead_code)]
 mod arb;
+#[path = "differential/check.rs"]
+mod check;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -68,7 +68,9 @@ fn files(sources: &[Source]) -> BTreeMap<String, Value> {
 }
 
 fn load(sources: &[Source]) -> Rules {
-    Rules::new(load_files(&files(sources), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(
+        load_files(&files(sources), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 fn source(name: &str, default_rule: bool, collections: &[&str]) -> Source {
@@ -130,7 +132,11 @@ fn a_namespace_named_by_exactly_one_data_source_resolves() {
         role_of(&rules, "app.other").unwrap().as_deref(),
         Some("atlas-default")
     );
-    assert!(role_of(&rules, "nope/app.items").unwrap_err().contains("nope"));
+    assert!(
+        role_of(&rules, "nope/app.items")
+            .unwrap_err()
+            .contains("nope")
+    );
 }
 
 #[test]
@@ -149,8 +155,16 @@ fn cli_eval_refuses_an_ambiguous_namespace() {
     std::fs::write(dir.path().join("doc.json"), json!({"_id": 1}).to_string()).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_rolegate"))
         .args([
-            "eval", "app", "--collection", "app.items", "--user", "user.json", "--action", "read",
-            "--document", "doc.json",
+            "eval",
+            "app",
+            "--collection",
+            "app.items",
+            "--user",
+            "user.json",
+            "--action",
+            "read",
+            "--document",
+            "doc.json",
         ])
         .current_dir(dir.path())
         .output()
@@ -164,10 +178,7 @@ fn cli_eval_refuses_an_ambiguous_namespace() {
 }
 
 fn sources() -> impl Strategy<Value = Vec<Source>> {
-    let one = (
-        any::<bool>(),
-        proptest::collection::vec(any::<bool>(), 3),
-    );
+    let one = (any::<bool>(), proptest::collection::vec(any::<bool>(), 3));
     proptest::collection::vec(one, 1..=3).prop_map(|specs| {
         specs
             .into_iter()

@@ -67,7 +67,11 @@ fn ctx(rules: &Rules) -> rolegate::RequestContext {
 }
 
 /// What the client receives for `collection` through the database's part and `read_for`.
-fn received(request: &PreparedRequest<'_, '_>, plan: &QueryPlan, collection: &[Document]) -> Vec<Document> {
+fn received(
+    request: &PreparedRequest<'_, '_>,
+    plan: &QueryPlan,
+    collection: &[Document],
+) -> Vec<Document> {
     request
         .find(plan, collection)
         .unwrap()
@@ -77,7 +81,10 @@ fn received(request: &PreparedRequest<'_, '_>, plan: &QueryPlan, collection: &[D
 }
 
 fn shown(r: &PlannedRead) -> Option<&Document> {
-    r.outcome.document.as_ref().filter(|_| r.selected && r.outcome.visible)
+    r.outcome
+        .document
+        .as_ref()
+        .filter(|_| r.selected && r.outcome.visible)
 }
 
 fn mentions(query: &Document, field: &str) -> bool {
@@ -128,7 +135,10 @@ fn a_hidden_salary_cannot_be_probed() {
         let plan = request
             .query_plan(Some(&doc! {"salary": {"$exists": false}}), None)
             .unwrap();
-        assert_eq!(received(&request, &plan, &[rich.clone(), poor.clone()]).len(), 2);
+        assert_eq!(
+            received(&request, &plan, &[rich.clone(), poor.clone()]).len(),
+            2
+        );
     }
 }
 
@@ -145,7 +155,10 @@ fn the_owner_still_queries_their_own_hidden_fields() {
     for engine in ENGINES {
         let request = coll.prepare_with(&ctx, engine);
         let plan = request
-            .query_plan(Some(&doc! {"salary": {"$gt": 100_000}}), Some(&doc! {"salary": 1}))
+            .query_plan(
+                Some(&doc! {"salary": {"$gt": 100_000}}),
+                Some(&doc! {"salary": 1}),
+            )
             .unwrap();
         assert_eq!(
             received(&request, &plan, std::slice::from_ref(&rich)),
@@ -163,13 +176,25 @@ fn refused() -> Vec<(&'static str, Document)> {
             "$expr",
             doc! {"$expr": {"$function": {"body": "function(s) { return s > 1 }", "args": ["$salary"], "lang": "js"}}},
         ),
-        ("$jsonSchema", doc! {"$jsonSchema": {"required": ["salary"]}}),
+        (
+            "$jsonSchema",
+            doc! {"$jsonSchema": {"required": ["salary"]}},
+        ),
         ("$text", doc! {"$text": {"$search": "secret"}}),
         ("$regex", doc! {"name": {"$regex": "^A"}}),
-        ("$regex", doc! {"name": Bson::RegularExpression(bson::Regex { pattern: "^A".into(), options: String::new() })}),
+        (
+            "$regex",
+            doc! {"name": Bson::RegularExpression(bson::Regex { pattern: "^A".into(), options: String::new() })},
+        ),
         ("$options", doc! {"name": {"$options": "i"}}),
-        ("$geoWithin", doc! {"loc": {"$geoWithin": {"$center": [[0, 0], 10]}}}),
-        ("$geoIntersects", doc! {"loc": {"$geoIntersects": {"$geometry": {"type": "Point", "coordinates": [0, 0]}}}}),
+        (
+            "$geoWithin",
+            doc! {"loc": {"$geoWithin": {"$center": [[0, 0], 10]}}},
+        ),
+        (
+            "$geoIntersects",
+            doc! {"loc": {"$geoIntersects": {"$geometry": {"type": "Point", "coordinates": [0, 0]}}}},
+        ),
         ("$near", doc! {"loc": {"$near": [0, 0]}}),
         ("$nearSphere", doc! {"loc": {"$nearSphere": [0, 0]}}),
         ("$bitsAllSet", doc! {"flags": {"$bitsAllSet": 1}}),
@@ -178,7 +203,10 @@ fn refused() -> Vec<(&'static str, Document)> {
         ("$bitsAnyClear", doc! {"flags": {"$bitsAnyClear": 1}}),
         ("$accumulator", doc! {"x": {"$accumulator": {}}}),
         ("$function", doc! {"x": {"$function": {}}}),
-        ("$comment", doc! {"$comment": "unknown operators are refused too"}),
+        (
+            "$comment",
+            doc! {"$comment": "unknown operators are refused too"},
+        ),
         ("$where", doc! {"a": Bson::JavaScriptCode("1".into())}),
     ]
 }
@@ -411,8 +439,24 @@ fn operators(d: &Document, out: &mut Vec<String>) {
 #[test]
 fn store_queries_hold_only_allowed_operators() {
     let allowed = [
-        "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$and", "$or", "$nor",
-        "$not", "$exists", "$type", "$mod", "$all", "$elemMatch", "$size",
+        "$eq",
+        "$ne",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$lte",
+        "$in",
+        "$nin",
+        "$and",
+        "$or",
+        "$nor",
+        "$not",
+        "$exists",
+        "$type",
+        "$mod",
+        "$all",
+        "$elemMatch",
+        "$size",
     ];
     run_property(
         "store_queries_hold_only_allowed_operators",
@@ -427,9 +471,7 @@ fn store_queries_hold_only_allowed_operators() {
             let ctx = case.request.context(&rules, false);
             let coll = rules.collection(arb::NAMESPACE).unwrap();
             let request = coll.prepare(&ctx);
-            if let Ok(plan) =
-                request.query_plan(case.client_query_bson().as_ref(), None)
-            {
+            if let Ok(plan) = request.query_plan(case.client_query_bson().as_ref(), None) {
                 let mut ops = Vec::new();
                 operators(&plan.store_query, &mut ops);
                 if let Some(bad) = ops.iter().find(|o| !allowed.contains(&o.as_str())) {

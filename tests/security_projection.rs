@@ -41,7 +41,10 @@ fn rules_of(collection_rules: Value) -> Rules {
             "data_sources/mongodb-atlas/config.json",
             json!({"name": "mongodb-atlas", "type": "mongodb-atlas", "config": {}}),
         ),
-        ("data_sources/mongodb-atlas/hr/staff/rules.json", collection_rules),
+        (
+            "data_sources/mongodb-atlas/hr/staff/rules.json",
+            collection_rules,
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -95,7 +98,9 @@ fn projecting_away_apply_when_fields_does_not_change_the_role() {
     let stored = doc! {"_id": 1, "name": "Ann", "salary": 150_000, "confidential": true};
     for engine in ENGINES {
         let request = coll.prepare_with(&ctx, engine);
-        let plan = request.query_plan(None, Some(&doc! {"confidential": 0})).unwrap();
+        let plan = request
+            .query_plan(None, Some(&doc! {"confidential": 0}))
+            .unwrap();
         // The store must still return `confidential`: the role's apply_when reads it.
         assert!(
             !plan.store_projection.contains_key("confidential"),
@@ -103,7 +108,11 @@ fn projecting_away_apply_when_fields_does_not_change_the_role() {
             plan.store_projection
         );
         let answer = request.read_for(&plan, &stored);
-        assert_eq!(answer.outcome.role.as_deref(), Some("confidential"), "{engine:?}");
+        assert_eq!(
+            answer.outcome.role.as_deref(),
+            Some("confidential"),
+            "{engine:?}"
+        );
         assert_eq!(
             answer.outcome.document,
             Some(doc! {"name": "Ann"}),
@@ -126,8 +135,13 @@ fn projecting_away_document_filter_fields_does_not_reveal_deleted_documents() {
     let live = doc! {"_id": 2, "name": "Bob", "deleted": false};
     for engine in ENGINES {
         let request = coll.prepare_with(&ctx, engine);
-        let plan = request.query_plan(None, Some(&doc! {"deleted": 0})).unwrap();
-        assert!(!request.read_for(&plan, &deleted).outcome.visible, "{engine:?}");
+        let plan = request
+            .query_plan(None, Some(&doc! {"deleted": 0}))
+            .unwrap();
+        assert!(
+            !request.read_for(&plan, &deleted).outcome.visible,
+            "{engine:?}"
+        );
         assert_eq!(through_store(&request, &plan, &deleted), None, "{engine:?}");
         assert_eq!(
             through_store(&request, &plan, &live),
@@ -145,7 +159,10 @@ fn the_store_projection_keeps_what_the_rules_read() {
     let request = coll.prepare(&ctx);
     // Inclusive: the included field, and every field a rule reads.
     let plan = request.query_plan(None, Some(&doc! {"salary": 1})).unwrap();
-    assert_eq!(plan.store_projection, doc! {"confidential": 1, "name": 1, "salary": 1});
+    assert_eq!(
+        plan.store_projection,
+        doc! {"confidential": 1, "name": 1, "salary": 1}
+    );
     assert_eq!(plan.output_projection(), &doc! {"salary": 1});
     // The client query's fields too (it is evaluated on the redacted document).
     let plan = request
@@ -290,7 +307,10 @@ fn same(a: Option<&Document>, b: Option<&Document>) -> bool {
 
 /// The visible part of an answer: what the client receives.
 fn shown(r: &PlannedRead) -> Option<&Document> {
-    r.outcome.document.as_ref().filter(|_| r.selected && r.outcome.visible)
+    r.outcome
+        .document
+        .as_ref()
+        .filter(|_| r.selected && r.outcome.visible)
 }
 
 /// The specification of a planned read, computed from the plain decision on the stored
@@ -386,10 +406,7 @@ fn projections_never_change_decisions() {
                     if plain.visible && plain.error.is_none() && filters_select {
                         // A selected, visible document keeps its role.
                         if direct.outcome.role != plain.role {
-                            return Err(format!(
-                                "role changed: {direct:?}\n{}",
-                                context()
-                            ));
+                            return Err(format!("role changed: {direct:?}\n{}", context()));
                         }
                     }
                     let via_store = request.find(&plan, std::slice::from_ref(&stored));

@@ -26,7 +26,9 @@
 //! * A case whose rules do not load fails with the load errors, unless it is a
 //!   `validate_config` case, where that is the answer (`valid: false`).
 //! * The namespace is `collection_rules`' `database`/`collection`, else `rules.collection`, else
-//!   the only collection the rules define, else any (the data source's default rule applies).
+//!   the only collection the rules define, else any (the data source's default rule applies;
+//!   with several data sources that could govern it, the case fails: namespaces are never
+//!   guessed).
 
 use std::fmt;
 use std::path::Path;

@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 
 use bson::Document;
 use clap::{Args, ValueEnum};
-use rolegate::{PreparedRequest, Rules};
 use rolegate::case::context::to_document;
 use rolegate::case::model::CaseRequest;
 use rolegate::outcome::{Explanation, ReadOutcome, WriteOutcome};
 use rolegate::query::{PlanError, QueryPlan, memory};
 use rolegate::value::ejson::document_to_json;
+use rolegate::{PreparedRequest, Rules};
 use serde_json::{Value, json};
 
 use super::inputs::{Inputs, load_app};
@@ -132,9 +132,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             Ok(plan) => {
                 print_plan(&plan, args.format, out)?;
                 let query = memory::compile_query(&plan.store_query).map_err(|e| {
-                    CliError::new(format!(
-                        "the store query is not a valid MongoDB query: {e}"
-                    ))
+                    CliError::new(format!("the store query is not a valid MongoDB query: {e}"))
                 })?;
                 selection = Some((query, plan));
             }

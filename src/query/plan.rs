@@ -248,7 +248,9 @@ fn refusal(operator: &str) -> &'static str {
         "$bitsAllClear" | "$bitsAllSet" | "$bitsAnyClear" | "$bitsAnySet" => {
             "bitwise operators are refused to clients (as App Services refused them to app users)"
         }
-        _ => "not one of the query operators clients may use (comparison, logical, array, `$exists`, `$type`, `$mod`)",
+        _ => {
+            "not one of the query operators clients may use (comparison, logical, array, `$exists`, `$type`, `$mod`)"
+        }
     }
 }
 
@@ -301,7 +303,11 @@ pub fn check_client_query(query: &Document, max_depth: usize) -> Result<(), Plan
 /// Checks a client projection: plain paths (no `$` segment), values `0`/`1`/`true`/`false`/`null`.
 pub fn check_client_projection(projection: &Document) -> Result<(), PlanError> {
     for (key, value) in projection {
-        if key.is_empty() || key.split('.').any(|seg| seg.is_empty() || seg.starts_with('$')) {
+        if key.is_empty()
+            || key
+                .split('.')
+                .any(|seg| seg.is_empty() || seg.starts_with('$'))
+        {
             return Err(PlanError::InvalidProjection {
                 key: key.clone(),
                 reason: "projection operators and positional paths are not supported; use plain field paths",
@@ -497,9 +503,7 @@ fn store_projection(output: &Document, needed: &FieldSet) -> Document {
     let FieldSet::Only(needed) = needed else {
         return Document::new();
     };
-    let inclusive = output
-        .iter()
-        .any(|(k, v)| k != "_id" && truthy(v))
+    let inclusive = output.iter().any(|(k, v)| k != "_id" && truthy(v))
         || (output.len() == 1 && output.get("_id").is_some_and(truthy));
     let mut out = Document::new();
     if inclusive {
