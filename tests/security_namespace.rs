@@ -12,7 +12,6 @@
 )]
 
 #[path = "differential/arb.rs"]
-#[allow(dead_code)]
 mod arb;
 #[path = "differential/check.rs"]
 mod check;

@@ -274,6 +274,100 @@ fn projection_operators_are_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The CLI: `eval` used to select documents with the merged query on the stored document.
+
+fn cli(args: &[&str], dir: &std::path::Path) -> Vec<Value> {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rolegate"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn cli_eval_cannot_probe_a_hidden_salary() {
+    let dir = tempfile::tempdir().unwrap();
+    let write =
+        |name: &str, v: &Value| std::fs::write(dir.path().join(name), v.to_string()).unwrap();
+    write(
+        "rules.json",
+        &json!({"database": "hr", "collection": "staff", "roles": [
+            {"name": "self", "apply_when": {"user_id": "%%user.id"}, "read": true},
+            {"name": "colleague", "apply_when": {},
+             "fields": {"name": {"read": true}, "team": {"read": true}}}]}),
+    );
+    write(
+        "user.json",
+        &json!({"id": "mallory", "type": "normal", "data": {}, "custom_data": {}}),
+    );
+    std::fs::write(
+        dir.path().join("staff.jsonl"),
+        "{\"_id\": 1, \"user_id\": \"ann\", \"name\": \"Ann\", \"team\": \"x\", \"salary\": 150000}\n\
+         {\"_id\": 2, \"user_id\": \"bob\", \"name\": \"Bob\", \"team\": \"x\", \"salary\": 50000}\n",
+    )
+    .unwrap();
+    for engine in ["compiled", "reference"] {
+        let run = |query: Value| {
+            write(
+                "req.json",
+                &json!({"operation": {"kind": "find", "query": query}}),
+            );
+            cli(
+                &[
+                    "eval",
+                    "rules.json",
+                    "--collection",
+                    "hr.staff",
+                    "--user",
+                    "user.json",
+                    "--action",
+                    "read",
+                    "--documents",
+                    "staff.jsonl",
+                    "--request",
+                    "req.json",
+                    "--engine",
+                    engine,
+                    "--format",
+                    "json",
+                ],
+                dir.path(),
+            )
+        };
+        let lines = run(json!({"salary": {"$gt": 100_000}}));
+        let plan = &lines[0]["plan"];
+        assert!(
+            !plan["store_query"].to_string().contains("salary"),
+            "{plan}"
+        );
+        for line in &lines[1..] {
+            assert_eq!(line["visible"], json!(false), "{engine}: {line}");
+        }
+        let lines = run(json!({"salary": {"$lte": 100_000}}));
+        for line in &lines[1..] {
+            assert_eq!(line["visible"], json!(false), "{engine}: {line}");
+        }
+        let lines = run(json!({"$where": "this.salary > 100000"}));
+        assert_eq!(
+            lines[0]["plan"]["code"],
+            json!("operator-not-allowed"),
+            "{lines:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Properties
 
 /// Compares answers as bytes (NaN equals itself; order and types count).
@@ -318,6 +412,13 @@ fn no_probe(case: &arb::Case, hits: &Cell<u64>) -> Result<Verdict, String> {
             let a = doc.bson();
             let b = arb::apply(doc, muts).bson();
             if bytes(Some(&a)) == bytes(Some(&b)) {
+                continue;
+            }
+            // A document deeper than `max_document_depth` is withheld as a whole, but the store
+            // projection may drop its deep part: the depth guard is a resource limit, not part
+            // of the rules' meaning (SECURITY-NOTES-B.md).
+            let limits = rules.rule_set().limits;
+            if limits.check_document(&a).is_err() || limits.check_document(&b).is_err() {
                 continue;
             }
             if baseline(&request.read_for(&base_plan, &a))

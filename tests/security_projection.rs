@@ -409,6 +409,11 @@ fn projections_never_change_decisions() {
                             return Err(format!("role changed: {direct:?}\n{}", context()));
                         }
                     }
+                    // The store projection may drop the deep part of a document deeper than
+                    // `max_document_depth` (a resource limit, not the rules' meaning).
+                    if rules.rule_set().limits.check_document(&stored).is_err() {
+                        continue;
+                    }
                     let via_store = request.find(&plan, std::slice::from_ref(&stored));
                     let via_store = match via_store {
                         Ok(v) => v,

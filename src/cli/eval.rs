@@ -139,7 +139,10 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             Err(e) => {
                 match args.format {
                     Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,
-                    Format::Json => emit(out, json!({"plan": {"error": e.to_string()}}))?,
+                    Format::Json => emit(
+                        out,
+                        json!({"plan": {"error": e.to_string(), "code": e.code()}}),
+                    )?,
                 }
                 return Ok(Exit::answer(!args.fail_on_deny));
             }
