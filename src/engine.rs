@@ -695,8 +695,9 @@ impl<'c> PreparedRequest<'_, 'c> {
     ///    them already; checked again so that a store that ignored them cannot widen access);
     /// 2. roles, document filters and field rules decide on the stored document
     ///    ([`PreparedRequest::read`]);
-    /// 3. the client query is evaluated on the redacted document: a field the role cannot read
-    ///    is missing there, so a predicate on it cannot reveal its value;
+    /// 3. the client query is evaluated on what the user may see — the redacted document,
+    ///    narrowed by the filters' projections: a field the role cannot read (or a filter
+    ///    projects away) is missing there, so a predicate on it cannot reveal its value;
     /// 4. the output projection (filters' and client's) narrows the redacted document; a
     ///    document with nothing left is withheld (as one with no readable field is).
     ///
@@ -760,7 +761,12 @@ impl<'c> PreparedRequest<'_, 'c> {
         if let Some(client) = plan.client_check() {
             let selects = {
                 let _steps = StepBudget::start(self.limits.max_eval_steps);
-                memory::matches_with(client, &view, self.context)
+                if plan.view_projection().is_empty() {
+                    memory::matches_with(client, &view, self.context)
+                } else {
+                    let seen = memory::project(plan.view_projection(), &view);
+                    memory::matches_with(client, &seen, self.context)
+                }
             };
             match selects {
                 Ok(true) => {}

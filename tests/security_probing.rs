@@ -142,6 +142,60 @@ fn a_hidden_salary_cannot_be_probed() {
     }
 }
 
+/// An anonymizing filter projects `name` away: the client may not select by it, at the store or
+/// in memory (App Services' own example of a filter).
+#[test]
+fn fields_a_filter_projects_away_cannot_be_probed() {
+    let files: BTreeMap<String, Value> = [
+        (
+            "data_sources/mongodb-atlas/config.json",
+            json!({"name": "mongodb-atlas", "type": "mongodb-atlas", "config": {}}),
+        ),
+        (
+            "data_sources/mongodb-atlas/app/votes/rules.json",
+            json!({"database": "app", "collection": "votes",
+                   "roles": [{"name": "readAll", "apply_when": {}, "read": true}],
+                   "filters": [{"name": "AnonymizeVotes", "apply_when": true,
+                                "query": {"shareVoteAnonymous": true},
+                                "projection": {"_id": 0, "age": 1, "vote": 1}}]}),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let rules = Rules::new(load_files(&files, &LoadOptions::default()).unwrap());
+    let ctx = ctx(&rules);
+    let coll = rules.collection("app.votes").unwrap();
+    let votes = [
+        doc! {"_id": 1, "name": "sarah", "age": 42, "vote": "yes", "shareVoteAnonymous": true},
+        doc! {"_id": 2, "name": "andy", "age": 22, "vote": "no", "shareVoteAnonymous": true},
+    ];
+    for engine in ENGINES {
+        let request = coll.prepare_with(&ctx, engine);
+        let plan = request
+            .query_plan(Some(&doc! {"name": "sarah"}), None)
+            .unwrap();
+        assert!(
+            !mentions(&plan.store_query, "name"),
+            "{:?}",
+            plan.store_query
+        );
+        assert_eq!(
+            received(&request, &plan, &votes),
+            Vec::<Document>::new(),
+            "{engine:?}"
+        );
+        // Fields the filter shows may be queried, and go to the store.
+        let plan = request.query_plan(Some(&doc! {"age": 42}), None).unwrap();
+        assert!(mentions(&plan.store_query, "age"), "{:?}", plan.store_query);
+        assert_eq!(
+            received(&request, &plan, &votes),
+            vec![doc! {"age": 42, "vote": "yes"}],
+            "{engine:?}"
+        );
+    }
+}
+
 #[test]
 fn the_owner_still_queries_their_own_hidden_fields() {
     let rules = staff();

@@ -314,20 +314,23 @@ fn shown(r: &PlannedRead) -> Option<&Document> {
 }
 
 /// The specification of a planned read, computed from the plain decision on the stored
-/// document: the filters' queries on the stored document, the client query on the redacted
-/// document, the output projection on what is left (withheld when nothing is left).
+/// document: the filters' queries on the stored document, the client query on what the user may
+/// see (the redacted document narrowed by the filters' projections), the output projection on
+/// the redacted document (withheld when nothing is left).
 fn expected(
     plain: &ReadOutcome,
     filters_select: bool,
     client: Option<&rolegate::expr::Expr>,
+    filter_projection: &Document,
     output: &Document,
 ) -> Option<Document> {
     if !filters_select {
         return None;
     }
     let view = plain.document.as_ref()?;
+    let seen = memory::project(filter_projection, view);
     if let Some(q) = client
-        && !memory::matches(q, view).unwrap_or(false)
+        && !memory::matches(q, &seen).unwrap_or(false)
     {
         return None;
     }
@@ -384,6 +387,7 @@ fn projections_never_change_decisions() {
                         &plain,
                         filters_select,
                         client.as_ref(),
+                        filters_only.output_projection(),
                         plan.output_projection(),
                     );
                     let context = || {

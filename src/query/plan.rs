@@ -16,11 +16,15 @@
 //! merged projection private: the only way to apply them is `read_for`, which takes the stored
 //! document.
 //!
+//! * **What the user may see** (the client query's view): the redacted document narrowed by
+//!   the applied filters' projections. A filter projection hides fields as surely as a rule (an
+//!   anonymizing filter that projects away `name` must not let `{"name": "sarah"}` select
+//!   Sarah's vote), so the client query is evaluated on this view.
 //! * **Store query** ([`QueryPlan::store_query`]): the client query's top-level clauses whose
-//!   every field every role shows whole ([`RuleFields::always_shown`]; for such fields the stored
-//!   and redacted values are equal, so the database may evaluate them), then each applied
-//!   filter's query, merged like the canonical query below. For the system user the whole client
-//!   query.
+//!   every field every role shows whole ([`RuleFields::always_shown`]) and the filters'
+//!   projections keep whole (for such fields the stored value is the value in the view, so the
+//!   database may evaluate them), then each applied filter's query, merged like the canonical
+//!   query below. For the system user the whole client query.
 //! * **Store projection** ([`QueryPlan::store_projection`]): none (`{}`) when the output
 //!   projection is none or some rule reads the whole document; otherwise a projection that keeps
 //!   every top-level field the rules read ([`RuleFields::read_by_rules`]), the client query
@@ -110,6 +114,9 @@ pub struct QueryPlan {
     merged_query: Document,
     /// The canonical merged projection (filters', then the client's).
     output_projection: Document,
+    /// The applied filters' projections alone: with the redacted document, what the user may
+    /// see, on which the client query is evaluated.
+    view_projection: Document,
     /// The applied filters' queries, parsed, checked again on each stored document (`None`: no
     /// filter query, or one the in-memory evaluator cannot run — the database applies it).
     filter_check: Option<Expr>,
@@ -137,9 +144,15 @@ impl QueryPlan {
         self.filter_check.as_ref()
     }
 
-    /// The parsed client query, checked on the redacted document.
+    /// The parsed client query, checked on the redacted document narrowed by
+    /// [`QueryPlan::view_projection`].
     pub(crate) fn client_check(&self) -> Option<&Expr> {
         self.client_check.as_ref()
+    }
+
+    /// The applied filters' projections, merged (`{}`: none).
+    pub(crate) fn view_projection(&self) -> &Document {
+        &self.view_projection
     }
 }
 
@@ -362,15 +375,33 @@ pub fn query_fields(query: &Document) -> FieldSet {
     FieldSet::Only(names)
 }
 
+/// Whether the filters' merged projection `view` keeps the top-level field `name` whole.
+fn kept_whole(name: &str, view: &Document) -> bool {
+    if view.is_empty() {
+        return true;
+    }
+    let inclusive =
+        view.iter().any(|(k, v)| k != "_id" && truthy(v)) || view.get("_id").is_some_and(truthy);
+    if name == "_id" {
+        return view.get("_id").is_none_or(truthy);
+    }
+    if inclusive {
+        view.iter().any(|(k, v)| k == name && truthy(v))
+    } else {
+        !view.keys().any(|k| top(k) == name)
+    }
+}
+
 /// Whether the store may evaluate the client clause `key: value`: every field it reads is shown
-/// whole by every role.
-fn pushable(key: &str, value: &Bson, shown: &FieldSet) -> bool {
+/// whole by every role, and kept whole by the filters' projections.
+fn pushable(key: &str, value: &Bson, shown: &FieldSet, view: &Document) -> bool {
     let mut clause = Document::new();
     clause.insert(key, value.clone());
-    match (query_fields(&clause), shown) {
-        (_, FieldSet::All) => true,
-        (FieldSet::All, _) => false,
-        (FieldSet::Only(names), shown) => names.iter().all(|n| shown.contains(n)),
+    match query_fields(&clause) {
+        FieldSet::All => false,
+        FieldSet::Only(names) => names
+            .iter()
+            .all(|n| shown.contains(n) && kept_whole(n, view)),
     }
 }
 
@@ -430,6 +461,7 @@ pub fn plan(
             projections.push((format!("filter `{}`", filter.name), &filter.projection));
         }
     }
+    let view_projection = merge_projections(&projections)?;
     if let Some(p) = client_projection {
         projections.push(("the client projection".to_string(), p));
     }
@@ -445,7 +477,7 @@ pub fn plan(
     let mut pushed = Document::new();
     if let Some(q) = client_query {
         for (key, value) in q {
-            if pushable(key, value, &input.fields.always_shown) {
+            if pushable(key, value, &input.fields.always_shown, &view_projection) {
                 pushed.insert(key.clone(), value.clone());
             }
         }
@@ -478,6 +510,7 @@ pub fn plan(
         store_projection,
         merged_query,
         output_projection,
+        view_projection,
         filter_check,
         client_check,
     })
