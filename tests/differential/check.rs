@@ -195,6 +195,29 @@ pub fn differential_on(
                 format!("{b:?}"),
             ));
         }
+        // Planned reads (issue 9): decided on the stored document, client query on the
+        // redacted one, then projected — the same answer from both engines.
+        if let Ok(plan) = &a {
+            for (i, doc) in case.docs.iter().enumerate() {
+                let doc = doc.bson();
+                let (ra, rb) = (pa.read_for(plan, &doc), pb.read_for(plan, &doc));
+                let same = ra.selected == rb.selected
+                    && ra.outcome.role == rb.outcome.role
+                    && ra.outcome.visible == rb.outcome.visible
+                    && ra.outcome.error.is_some() == rb.outcome.error.is_some()
+                    && ra.outcome.document.as_ref().map(bytes)
+                        == rb.outcome.document.as_ref().map(bytes);
+                if !same {
+                    return Err(report(
+                        case,
+                        "read_for",
+                        Some(i),
+                        format!("{ra:?}"),
+                        format!("{rb:?}"),
+                    ));
+                }
+            }
+        }
     }
 
     // One scratch per thread, reused across documents, requests and rule sets.
