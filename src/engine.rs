@@ -52,7 +52,7 @@ use crate::eval::raw::Validity;
 use crate::eval::read::Level;
 use crate::limits::{LimitExceeded, Limits};
 use crate::outcome::{ErrorCode, Explanation, ReadOutcome, WriteError, WriteOutcome};
-use crate::query::plan::PlanInput;
+use crate::query::plan::{PlanInput, PlanIssuer};
 use crate::query::{PlanError, QueryPlan, RuleFields, RunError, memory, plan};
 use crate::reference;
 use crate::reference::write::WriteKind;
@@ -670,12 +670,8 @@ impl<'c> PreparedRequest<'_, 'c> {
         client_query: Option<&Document>,
         client_projection: Option<&Document>,
     ) -> Result<QueryPlan, PlanError> {
-        let system = RuleFields {
-            read_by_rules: crate::query::FieldSet::default(),
-            always_shown: crate::query::FieldSet::All,
-        };
         let (filters, fields) = if self.context.is_system() {
-            (&[][..], &system)
+            (&[][..], &crate::query::reads::SYSTEM_FIELDS)
         } else {
             (self.policy.filters, self.fields)
         };
@@ -684,7 +680,21 @@ impl<'c> PreparedRequest<'_, 'c> {
             fields,
             max_depth: self.limits.max_document_depth,
         };
-        plan::plan(input, client_query, client_projection, self.context)
+        let mut plan = plan::plan(input, client_query, client_projection, self.context)?;
+        plan.set_issuer(self.issuer());
+        Ok(plan)
+    }
+
+    /// Identifies this request's collection rules and context (plans are bound to them).
+    fn issuer(&self) -> PlanIssuer {
+        PlanIssuer {
+            fields: std::ptr::from_ref(self.fields) as usize,
+            filters: (
+                self.policy.filters.as_ptr() as usize,
+                self.policy.filters.len(),
+            ),
+            context: std::ptr::from_ref(self.context) as usize,
+        }
     }
 
     /// The answer to a planned read for one document **as the database stored it** (or as it
@@ -706,7 +716,28 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// Each stage has its own step budget (`limits.max_eval_steps`), one after the other: the
     /// client query's budget does not depend on what the rules' decision cost, which depends on
     /// hidden values.
+    ///
+    /// A plan is bound to the collection (roles and filters) and the request context it was
+    /// made for: a plan from another collection (whose filters would be the wrong ones),
+    /// another context (another user's filters) or built by hand is refused — not selected,
+    /// with the reason. (The binding is by identity, a guard against mistakes: keep a plan no
+    /// longer than its request.)
     pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
+        if plan.issuer() != Some(self.issuer()) {
+            return PlannedRead {
+                selected: false,
+                outcome: ReadOutcome {
+                    role: None,
+                    visible: false,
+                    document: None,
+                    error: Some(
+                        "the query plan was made for another collection or request (use this request's query_plan)"
+                            .to_string(),
+                    ),
+                    explanation: Explanation::default(),
+                },
+            };
+        }
         if let Err(limit) = self.limits.check_document(stored) {
             return PlannedRead {
                 selected: false,

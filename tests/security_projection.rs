@@ -437,3 +437,77 @@ fn projections_never_change_decisions() {
         },
     );
 }
+
+/// A plan is bound to the collection and the request it was made for: used with another
+/// collection's request (other filters) or another user's, `read_for` refuses it.
+#[test]
+fn read_for_refuses_a_plan_made_for_another_collection_or_user() {
+    let files: BTreeMap<String, Value> = [
+        (
+            "data_sources/mongodb-atlas/config.json",
+            json!({"name": "mongodb-atlas", "type": "mongodb-atlas", "config": {}}),
+        ),
+        (
+            "data_sources/mongodb-atlas/hr/open/rules.json",
+            json!({"database": "hr", "collection": "open",
+                   "roles": [{"name": "all", "apply_when": {}, "read": true}]}),
+        ),
+        (
+            "data_sources/mongodb-atlas/hr/mine/rules.json",
+            json!({"database": "hr", "collection": "mine",
+                   "roles": [{"name": "all", "apply_when": {}, "read": true}],
+                   "filters": [{"name": "own", "apply_when": {},
+                                "query": {"owner": "%%user.id"}, "projection": {}}]}),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let rules = Rules::new(load_files(&files, &LoadOptions::default()).unwrap());
+    let alice = alice(&rules);
+    let bob = rules
+        .context()
+        .user(doc! {"id": "bob", "type": "normal", "data": {}, "custom_data": {}})
+        .build()
+        .unwrap();
+    let theirs = doc! {"_id": 1, "owner": "alice"};
+    for engine in ENGINES {
+        let open = rules.collection("hr.open").unwrap();
+        let mine = rules.collection("hr.mine").unwrap();
+        let open_plan = open
+            .prepare_with(&bob, engine)
+            .query_plan(None, None)
+            .unwrap();
+        let bob_mine = mine.prepare_with(&bob, engine);
+        // The open collection's plan has no filter: used on `hr.mine` it would skip `own`.
+        let r = bob_mine.read_for(&open_plan, &theirs);
+        assert!(
+            !r.selected && !r.outcome.visible && r.outcome.error.is_some(),
+            "{r:?}"
+        );
+        // Alice's plan carries her filter values.
+        let alice_plan = mine
+            .prepare_with(&alice, engine)
+            .query_plan(None, None)
+            .unwrap();
+        assert!(!bob_mine.read_for(&alice_plan, &theirs).outcome.visible);
+        // The request's own plan, also from another lookup of the same collection, works.
+        let plan = bob_mine.query_plan(None, None).unwrap();
+        assert!(!bob_mine.read_for(&plan, &theirs).selected);
+        let again = rules.collection("hr.mine").unwrap();
+        let plan = again
+            .prepare_with(&alice, engine)
+            .query_plan(None, None)
+            .unwrap();
+        assert!(
+            mine.prepare_with(&alice, engine)
+                .with_explain(true)
+                .read_for(&plan, &theirs)
+                .outcome
+                .visible
+        );
+        // A plan built by hand is refused.
+        let forged = rolegate::QueryPlan::default();
+        assert!(!bob_mine.read_for(&forged, &theirs).outcome.visible);
+    }
+}

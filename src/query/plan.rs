@@ -120,8 +120,19 @@ pub struct QueryPlan {
     /// The applied filters' queries, parsed, checked again on each stored document (`None`: no
     /// filter query, or one the in-memory evaluator cannot run — the database applies it).
     filter_check: Option<Expr>,
-    /// The client query, parsed, evaluated on each redacted document.
+    /// The parsed client query, checked on the redacted document.
     client_check: Option<Expr>,
+    /// The request that made the plan (set by [`crate::PreparedRequest::query_plan`]); `read_for`
+    /// refuses a plan made for another collection or request.
+    issuer: Option<PlanIssuer>,
+}
+
+/// Identifies the collection rules and request context a plan was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlanIssuer {
+    pub(crate) fields: usize,
+    pub(crate) filters: (usize, usize),
+    pub(crate) context: usize,
 }
 
 impl QueryPlan {
@@ -153,6 +164,15 @@ impl QueryPlan {
     /// The applied filters' projections, merged (`{}`: none).
     pub(crate) fn view_projection(&self) -> &Document {
         &self.view_projection
+    }
+
+    /// The request that made the plan.
+    pub(crate) fn issuer(&self) -> Option<PlanIssuer> {
+        self.issuer
+    }
+
+    pub(crate) fn set_issuer(&mut self, issuer: PlanIssuer) {
+        self.issuer = Some(issuer);
     }
 }
 
@@ -513,6 +533,7 @@ pub fn plan(
         view_projection,
         filter_check,
         client_check,
+        issuer: None,
     })
 }
 

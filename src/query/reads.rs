@@ -76,6 +76,12 @@ pub struct RuleFields {
     pub always_shown: FieldSet,
 }
 
+/// What the system user's plans use: rules read nothing, every field is shown.
+pub(crate) static SYSTEM_FIELDS: RuleFields = RuleFields {
+    read_by_rules: FieldSet::Only(BTreeSet::new()),
+    always_shown: FieldSet::All,
+};
+
 impl RuleFields {
     /// Analyses the roles of one collection.
     pub fn of_roles(roles: &[Role]) -> RuleFields {
