@@ -34,6 +34,14 @@
 //! that fails, panics or overruns [`Limits::max_function_time`] denies the same way in both.
 //! Raw documents with duplicate keys are read by their first occurrence (MongoDB never stores
 //! such documents).
+//!
+//! **Reads with a client query or projection** (issue 9, findings 1 and 5): the rules always
+//! decide on the stored document. [`PreparedRequest::query_plan`] gives what to send to the
+//! database; the client's query and projection stay private to the [`QueryPlan`] and are
+//! applied only by [`PreparedRequest::read_for`], after the decision and the redaction (the
+//! client query on what the user may see, then the projection). A plan is bound to the
+//! collection and request that made it. `read`, `read_raw` and `redact_raw` take no client
+//! input: they are the decision on a stored document.
 
 use std::path::Path;
 use std::sync::Arc;

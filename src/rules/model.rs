@@ -5,6 +5,11 @@
 //!
 //! Permissions are three-valued: `None` means the key was absent (undefined), which is *not* the
 //! same as `false` (spec §3.2, §12.1).
+//!
+//! Namespaces (issue 9, finding 3): `db.coll` without a data source resolves only when it is
+//! unambiguous — exactly one data source's rule files name it, or none does and there is one
+//! data source. Otherwise [`RuleSet::policy`] fails with [`NamespaceError::Ambiguous`], naming
+//! every candidate as `data_source/db.coll`; it never falls back to the first data source.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
