@@ -1,5 +1,5 @@
 //! Filters and queries (spec §4): which filters apply to a request, what to send to the database
-//! and what to apply to each stored document it returns ([`plan`]), what a collection's rules
+//! and what to apply to each stored document it returns ([`mod@plan`]), what a collection's rules
 //! read ([`reads`]), and an in-memory MongoDB query and projection evaluator ([`memory`]) that
 //! plays the database's part (and evaluates client queries on redacted documents).
 //!
