@@ -7,7 +7,9 @@
 //! RuleSet ──Rules::new (compile every collection once)──▶ Rules
 //!   └─collection("db.coll")──▶ Collection
 //!        └─prepare(&RequestContext)──▶ PreparedRequest (request-only parts, live roles)
-//!             ├─ query_plan(client query, projection) ─▶ QueryPlan
+//!             ├─ query_plan(client query, projection) ─▶ QueryPlan (store query + projection)
+//!             ├─ read_for(&QueryPlan, &stored Document) ─▶ PlannedRead (decided on the stored
+//!             │     document, redacted, client query on the redacted view, then projected)
 //!             ├─ read_raw / redact_raw(&RawDocument, &mut Scratch) ─▶ RawDecision (+ BSON)
 //!             └─ read / insert / update / delete(&Document) ─▶ outcomes
 //! ```
@@ -32,6 +34,14 @@
 //! that fails, panics or overruns [`Limits::max_function_time`] denies the same way in both.
 //! Raw documents with duplicate keys are read by their first occurrence (MongoDB never stores
 //! such documents).
+//!
+//! **Reads with a client query or projection** (issue 9, findings 1 and 5): the rules always
+//! decide on the stored document. [`PreparedRequest::query_plan`] gives what to send to the
+//! database; the client's query and projection stay private to the [`QueryPlan`] and are
+//! applied only by [`PreparedRequest::read_for`], after the decision and the redaction (the
+//! client query on what the user may see, then the projection). A plan is bound to the
+//! collection and request that made it. `read`, `read_raw` and `redact_raw` take no client
+//! input: they are the decision on a stored document.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,7 +60,8 @@ use crate::eval::raw::Validity;
 use crate::eval::read::Level;
 use crate::limits::{LimitExceeded, Limits};
 use crate::outcome::{ErrorCode, Explanation, ReadOutcome, WriteError, WriteOutcome};
-use crate::query::{PlanError, QueryPlan, plan};
+use crate::query::plan::{PlanInput, PlanIssuer};
+use crate::query::{PlanError, QueryPlan, RuleFields, RunError, memory, plan};
 use crate::reference;
 use crate::reference::write::WriteKind;
 use crate::rules::{CollectionPolicy, Role, RolesKey, RuleSet, ValueDef};
@@ -64,27 +75,33 @@ pub struct Rules {
     compile_time: Duration,
 }
 
-/// The compiled program of every role list of a rule set, by the list's identity
-/// ([`RolesKey`], the key [`RuleSet::policy`] gives every policy it returns).
+/// The compiled program of every role list of a rule set, and what its rules read (for query
+/// plans), by the list's identity ([`RolesKey`], the key [`RuleSet::policy`] gives every policy
+/// it returns).
 ///
 /// Every non-empty role list of the set is compiled once, by [`Rules::new`]; the set is
 /// immutable behind its `Arc`, so every policy it hands out names a list compiled here. Should a
 /// lookup ever miss regardless, [`Rules::collection`] refuses the namespace (fail closed): it
 /// never compiles at request time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Programs {
-    by_roles: BTreeMap<RolesKey, Arc<Program>>,
+    by_roles: BTreeMap<RolesKey, (Arc<Program>, Arc<RuleFields>)>,
     empty: Arc<Program>,
+    empty_fields: Arc<RuleFields>,
 }
 
 impl Programs {
     fn compile(set: &RuleSet) -> Programs {
-        let mut programs = Programs::default();
+        let mut programs = Programs {
+            by_roles: BTreeMap::new(),
+            empty: Arc::default(),
+            empty_fields: Arc::new(RuleFields::of_roles(&[])),
+        };
         let mut add = |key: RolesKey, roles: &[Role]| {
             if !roles.is_empty() {
-                programs
-                    .by_roles
-                    .insert(key, Arc::new(crate::compile::compile(roles)));
+                let program = Arc::new(crate::compile::compile(roles));
+                let fields = Arc::new(RuleFields::of_roles(roles));
+                programs.by_roles.insert(key, (program, fields));
             }
         };
         for ds in set.data_sources.values() {
@@ -106,11 +123,11 @@ impl Programs {
         programs
     }
 
-    /// The program of a policy's role list; `None` only if the policy does not come from the
-    /// rule set these programs were compiled from.
-    fn get(&self, policy: &CollectionPolicy<'_>) -> Option<Arc<Program>> {
+    /// The program of a policy's role list and what its rules read; `None` only if the policy
+    /// does not come from the rule set these programs were compiled from.
+    fn get(&self, policy: &CollectionPolicy<'_>) -> Option<(Arc<Program>, Arc<RuleFields>)> {
         if policy.roles.is_empty() {
-            return Some(self.empty.clone());
+            return Some((self.empty.clone(), self.empty_fields.clone()));
         }
         self.by_roles.get(&policy.roles_key).cloned()
     }
@@ -217,10 +234,14 @@ impl Rules {
     }
 
     /// The rules of a collection, by `db.coll` or `data_source/db.coll`.
+    ///
+    /// `db.coll` without a data source must be unambiguous: it resolves to the one data source
+    /// whose rules name it, or to the only data source there is; otherwise it is an error naming
+    /// the candidates (`data_source/db.coll`), never a guess ([`RuleSet::policy`]).
     pub fn collection(&self, namespace: &str) -> Result<Collection<'_>, UnknownNamespace> {
-        let unknown = |reason: &str| UnknownNamespace {
+        let unknown = |reason: String| UnknownNamespace {
             namespace: namespace.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
         let (data_source, ns) = match namespace.split_once('/') {
             Some((ds, ns)) => (Some(ds), ns),
@@ -228,18 +249,19 @@ impl Rules {
         };
         let (db, coll) = ns
             .split_once('.')
-            .ok_or_else(|| unknown("expected `database.collection`"))?;
+            .ok_or_else(|| unknown("expected `database.collection`".to_string()))?;
         let policy = self
             .set
             .policy(data_source, db, coll)
-            .ok_or_else(|| unknown("no data source with rules"))?;
-        let program = self
+            .map_err(|e| unknown(e.to_string()))?;
+        let (program, fields) = self
             .programs
             .get(&policy)
-            .ok_or_else(|| unknown("no compiled program for its role list"))?;
+            .ok_or_else(|| unknown("no compiled program for its role list".to_string()))?;
         Ok(Collection {
             policy,
             program,
+            fields,
             limits: self.set.limits,
         })
     }
@@ -266,6 +288,8 @@ impl Rules {
 pub struct Collection<'r> {
     policy: CollectionPolicy<'r>,
     program: Arc<Program>,
+    /// What the roles read and always show (for query plans).
+    fields: Arc<RuleFields>,
     /// The rule set's limits; `max_document_depth` guards every document before evaluation.
     limits: Limits,
 }
@@ -274,9 +298,11 @@ impl<'r> Collection<'r> {
     /// Compiles a policy on its own (outside [`Rules`], e.g. for the conformance runner).
     pub fn from_policy(policy: CollectionPolicy<'r>) -> Collection<'r> {
         let program = Arc::new(crate::compile::compile(policy.roles));
+        let fields = Arc::new(RuleFields::of_roles(policy.roles));
         Collection {
             policy,
             program,
+            fields,
             limits: Limits::default(),
         }
     }
@@ -307,6 +333,7 @@ impl<'r> Collection<'r> {
         PreparedRequest {
             policy: &self.policy,
             program: &self.program,
+            fields: &self.fields,
             limits: self.limits,
             context,
             explain: false,
@@ -322,6 +349,7 @@ impl<'r> Collection<'r> {
 pub struct PreparedRequest<'p, 'c> {
     policy: &'p CollectionPolicy<'p>,
     program: &'p Program,
+    fields: &'p RuleFields,
     limits: Limits,
     context: &'c RequestContext,
     explain: bool,
@@ -500,7 +528,9 @@ impl<'c> PreparedRequest<'_, 'c> {
         }
     }
 
-    /// The read decision for a raw document: role, visibility and field mask, no output.
+    /// The read decision for a raw document: role, visibility and field mask, no output. Like
+    /// [`PreparedRequest::read`], it decides on the stored document and applies no client query
+    /// or projection.
     /// The compiled engine reads only the fields the rules need, once each, without allocating
     /// in the common cases.
     pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
@@ -630,22 +660,214 @@ impl<'c> PreparedRequest<'_, 'c> {
         copy
     }
 
-    /// The filters that apply, and the query and projection to send to the database.
-    /// The system user bypasses filters.
+    /// The plan of a read: the filters that apply, the query and projection to send to the
+    /// database ([`QueryPlan::store_query`], [`QueryPlan::store_projection`]), and — private to
+    /// the plan — the client query and output projection that [`PreparedRequest::read_for`]
+    /// applies to each stored document. The client query and projection are checked first:
+    /// operators clients may not use are refused ([`mod@crate::query::plan`] docs). The system user
+    /// bypasses filters.
     pub fn query_plan(
         &self,
         client_query: Option<&Document>,
         client_projection: Option<&Document>,
     ) -> Result<QueryPlan, PlanError> {
-        let filters = if self.context.is_system() {
-            &[]
+        let (filters, fields) = if self.context.is_system() {
+            (&[][..], &crate::query::reads::SYSTEM_FIELDS)
         } else {
-            self.policy.filters
+            (self.policy.filters, self.fields)
         };
-        plan::plan(filters, client_query, client_projection, self.context)
+        let input = PlanInput {
+            filters,
+            fields,
+            max_depth: self.limits.max_document_depth,
+        };
+        let mut plan = plan::plan(input, client_query, client_projection, self.context)?;
+        plan.set_issuer(self.issuer());
+        Ok(plan)
     }
 
-    /// Whether `doc` is returned, and with which fields.
+    /// Identifies this request's collection rules and context (plans are bound to them).
+    fn issuer(&self) -> PlanIssuer {
+        PlanIssuer {
+            fields: std::ptr::from_ref(self.fields) as usize,
+            filters: (
+                self.policy.filters.as_ptr() as usize,
+                self.policy.filters.len(),
+            ),
+            context: std::ptr::from_ref(self.context) as usize,
+        }
+    }
+
+    /// The answer to a planned read for one document **as the database stored it** (or as it
+    /// returned it for [`QueryPlan::store_query`] and [`QueryPlan::store_projection`], which
+    /// keep every field the rules read), in the only safe order:
+    ///
+    /// 1. the applied filters' queries must hold on the stored document (the database applied
+    ///    them already; checked again so that a store that ignored them cannot widen access);
+    /// 2. roles, document filters and field rules decide on the stored document
+    ///    ([`PreparedRequest::read`]);
+    /// 3. the client query is evaluated on what the user may see — the redacted document,
+    ///    narrowed by the filters' projections: a field the role cannot read (or a filter
+    ///    projects away) is missing there, so a predicate on it cannot reveal its value;
+    /// 4. the output projection (filters' and client's) narrows the redacted document; a
+    ///    document with nothing left is withheld (as one with no readable field is).
+    ///
+    /// A document that a query does not select is `selected: false` and not visible.
+    ///
+    /// Each stage has its own step budget (`limits.max_eval_steps`), one after the other: the
+    /// client query's budget does not depend on what the rules' decision cost, which depends on
+    /// hidden values.
+    ///
+    /// A plan is bound to the collection (roles and filters) and the request context it was
+    /// made for: a plan from another collection (whose filters would be the wrong ones),
+    /// another context (another user's filters) or built by hand is refused — not selected,
+    /// with the reason. (The binding is by identity, a guard against mistakes: keep a plan no
+    /// longer than its request.)
+    pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
+        if plan.issuer() != Some(self.issuer()) {
+            return PlannedRead {
+                selected: false,
+                outcome: ReadOutcome {
+                    role: None,
+                    visible: false,
+                    document: None,
+                    error: Some(
+                        "the query plan was made for another collection or request (use this request's query_plan)"
+                            .to_string(),
+                    ),
+                    explanation: Explanation::default(),
+                },
+            };
+        }
+        if let Err(limit) = self.limits.check_document(stored) {
+            return PlannedRead {
+                selected: false,
+                outcome: too_deep_read(limit),
+            };
+        }
+        let failed = |error: String| PlannedRead {
+            selected: false,
+            outcome: ReadOutcome {
+                role: None,
+                visible: false,
+                document: None,
+                error: Some(error),
+                explanation: Explanation::default(),
+            },
+        };
+        if let Some(filters) = plan.filter_check() {
+            let selects = {
+                let _steps = StepBudget::start(self.limits.max_eval_steps);
+                memory::matches_with(filters, stored, self.context)
+            };
+            match selects {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut outcome = ReadOutcome {
+                        role: None,
+                        visible: false,
+                        document: None,
+                        error: None,
+                        explanation: Explanation::default(),
+                    };
+                    if self.explain {
+                        outcome
+                            .explanation
+                            .push(None, "the filters' queries do not select this document");
+                    }
+                    return PlannedRead {
+                        selected: false,
+                        outcome,
+                    };
+                }
+                Err(e) => return failed(format!("the filters' queries failed: {e}")),
+            }
+        }
+        let mut outcome = self.read(stored);
+        let Some(view) = outcome.document.take() else {
+            return PlannedRead {
+                selected: true,
+                outcome,
+            };
+        };
+        if let Some(client) = plan.client_check() {
+            let selects = {
+                let _steps = StepBudget::start(self.limits.max_eval_steps);
+                if plan.view_projection().is_empty() {
+                    memory::matches_with(client, &view, self.context)
+                } else {
+                    let seen = memory::project(plan.view_projection(), &view);
+                    memory::matches_with(client, &seen, self.context)
+                }
+            };
+            match selects {
+                Ok(true) => {}
+                Ok(false) => {
+                    outcome.visible = false;
+                    if self.explain {
+                        outcome.explanation.push(
+                            None,
+                            "the client query does not select the readable fields; not returned",
+                        );
+                    }
+                    return PlannedRead {
+                        selected: false,
+                        outcome,
+                    };
+                }
+                Err(e) => {
+                    outcome.visible = false;
+                    outcome.error = Some(format!("the client query failed: {e}"));
+                    return PlannedRead {
+                        selected: false,
+                        outcome,
+                    };
+                }
+            }
+        }
+        let projected = if plan.output_projection().is_empty() {
+            view
+        } else {
+            memory::project(plan.output_projection(), &view)
+        };
+        if projected.is_empty() {
+            // Nothing readable is left: withheld, as a document with no readable field is.
+            // (Returning `{}` would differ between the stored document and the one the store
+            // projection returns, which may lack readable fields the output drops.)
+            outcome.visible = false;
+            if self.explain {
+                outcome.explanation.push(
+                    None,
+                    "no readable field is left after the projection; withheld",
+                );
+            }
+        } else {
+            outcome.document = Some(projected);
+        }
+        PlannedRead {
+            selected: true,
+            outcome,
+        }
+    }
+
+    /// Runs a planned read over a whole collection in memory: the database's part
+    /// ([`memory::run`]: store query and store projection), then [`PreparedRequest::read_for`]
+    /// on each document it returns. The documents the client receives are the visible outcomes'
+    /// `document`s, in order.
+    pub fn find(
+        &self,
+        plan: &QueryPlan,
+        collection: &[Document],
+    ) -> Result<Vec<PlannedRead>, RunError> {
+        let stored = memory::run(plan, collection)?;
+        Ok(stored.iter().map(|doc| self.read_for(plan, doc)).collect())
+    }
+
+    /// Whether the stored document `doc` is returned, and with which fields, for a read without
+    /// a client query or projection. `doc` must be the document as stored (or as the database
+    /// returns it under [`QueryPlan::store_projection`]): never one the client's projection has
+    /// narrowed, which would let the client choose what the rules see. A read with a client
+    /// query or projection goes through [`PreparedRequest::read_for`].
     pub fn read(&self, doc: &Document) -> ReadOutcome {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
         if let Err(limit) = self.limits.check_document(doc) {
@@ -702,6 +924,17 @@ impl<'c> PreparedRequest<'_, 'c> {
             None => reference(),
         }
     }
+}
+
+/// The answer of [`PreparedRequest::read_for`] for one stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRead {
+    /// False when the filters' queries (on the stored document) or the client query (on the
+    /// redacted document) do not select it: it is not part of the results, whatever its role.
+    pub selected: bool,
+    /// The rules' decision on the stored document; when visible, `document` is the redacted
+    /// document narrowed by the output projection (what the client receives).
+    pub outcome: ReadOutcome,
 }
 
 /// A document nested deeper than `max_document_depth` is withheld before any rule sees it

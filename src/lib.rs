@@ -26,7 +26,8 @@ pub mod value;
 
 pub use context::{FunctionHost, RequestContext};
 pub use engine::{
-    Collection, ContextBuilder, EngineKind, PreparedRequest, RawDecision, Rules, Scratch,
+    Collection, ContextBuilder, EngineKind, PlannedRead, PreparedRequest, RawDecision, Rules,
+    Scratch,
 };
 pub use error::{Diagnostic, LoadError};
 pub use outcome::{ReadOutcome, WriteOutcome};

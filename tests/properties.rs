@@ -469,7 +469,7 @@ fn merged_filter_never_widens_the_client_query() {
             };
             // A filter query can be invalid once substituted (`$in` of a string): the database
             // refuses it, which widens nothing.
-            let Ok(merged) = memory::compile_query(&plan.query) else {
+            let Ok(merged) = memory::compile_query(plan.merged_query()) else {
                 return Ok(Verdict::Checked);
             };
             let client = cq.as_ref().map(|q| memory::compile_query(q).unwrap());
@@ -506,7 +506,7 @@ fn merged_filter_never_widens_the_client_query() {
                         context()
                     ));
                 }
-                let shown = Bson::Document(memory::project(&plan.projection, &doc));
+                let shown = Bson::Document(memory::project(plan.output_projection(), &doc));
                 for (origin, pr) in &projections {
                     let limit = Bson::Document(memory::project(pr, &doc));
                     if !contained(&shown, &limit) {

@@ -8,7 +8,8 @@ use bson::{Bson, Document, doc};
 use rolegate::context::RequestContext;
 use rolegate::error::Place;
 use rolegate::expr::{CmpOp, Expansion, Expr, Op, Operand, Predicate, Root};
-use rolegate::query::plan::{PlanError, QueryPlan, merge_projections, merge_queries, plan};
+use rolegate::query::RuleFields;
+use rolegate::query::plan::{PlanError, PlanInput, merge_projections, merge_queries};
 use rolegate::rules::{Filter, Rule};
 use rolegate::value::EvalError;
 
@@ -18,6 +19,37 @@ fn user(path: &str) -> Expansion {
         path: path.split('.').map(String::from).collect(),
         implicit: false,
     }
+}
+
+/// The canonical forms of a plan (spec §4) that these tests check: App Services' merged query
+/// and the merged (output) projection. Since issue 9 they are private to the plan and only
+/// describe the request; what goes to the database is checked in `tests/security_*.rs`.
+#[derive(Debug, PartialEq)]
+struct QueryPlan {
+    applied: Vec<String>,
+    query: Document,
+    projection: Document,
+}
+
+/// Plans with filters only (no roles).
+fn plan(
+    filters: &[Filter],
+    client_query: Option<&Document>,
+    client_projection: Option<&Document>,
+    request: &RequestContext,
+) -> Result<QueryPlan, PlanError> {
+    let input = PlanInput {
+        filters,
+        fields: &RuleFields::default(),
+        max_depth: 100,
+    };
+    rolegate::query::plan::plan(input, client_query, client_projection, request).map(|p| {
+        QueryPlan {
+            query: p.merged_query().clone(),
+            projection: p.output_projection().clone(),
+            applied: p.applied,
+        }
+    })
 }
 
 fn rule(expr: Expr) -> Rule {

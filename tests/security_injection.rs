@@ -99,7 +99,9 @@ fn plan_for(filter_query: Value, ctx: &RequestContext) -> Result<Document, PlanE
         json!([{"name": "f", "apply_when": {}, "query": filter_query}]),
     );
     let coll = rules.collection("app.items").unwrap();
-    coll.prepare(ctx).query_plan(None, None).map(|p| p.query)
+    coll.prepare(ctx)
+        .query_plan(None, None)
+        .map(|p| p.store_query)
 }
 
 /// The `_id`s the planned query selects over [`corpus`].

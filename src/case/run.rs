@@ -28,7 +28,9 @@
 //! * A case whose rules do not load fails with the load errors, unless it is a
 //!   `validate_config` case, where that is the answer (`valid: false`).
 //! * The namespace is `collection_rules`' `database`/`collection`, else `rules.collection`, else
-//!   the only collection the rules define, else any (the data source's default rule applies).
+//!   the only collection the rules define, else any (the data source's default rule applies;
+//!   with several data sources that could govern it, the case fails: namespaces are never
+//!   guessed).
 
 use std::fmt;
 use std::path::Path;
@@ -376,9 +378,10 @@ fn with_rules(
 ) -> Result<Actual, CaseError> {
     let (db, coll) = namespace(case, set);
     // No data source at all: nothing governs the namespace (the system user still passes).
-    let policy = set
-        .policy(None, &db, &coll)
-        .unwrap_or_else(|| CollectionPolicy {
+    // Two data sources that could govern it: the case must say which (never a guess).
+    let policy = match set.policy(None, &db, &coll) {
+        Ok(policy) => policy,
+        Err(crate::rules::NamespaceError::NoDataSource) => CollectionPolicy {
             roles: &[],
             role_source: RoleSource::Default,
             filters: &[],
@@ -386,7 +389,9 @@ fn with_rules(
             sync: None,
             collection: coll.clone(),
             roles_key: RolesKey::None,
-        });
+        },
+        Err(e) => return Err(CaseError::Missing(format!("namespace `{db}.{coll}`: {e}"))),
+    };
     let doc = to_document_opt(case.document.as_ref(), "document")?;
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
     let need_doc = || doc.as_ref().ok_or_else(|| missing(case, "`document`"));

@@ -8,11 +8,15 @@
 //! `update`, the documents are post-images and `--prev` gives the pre-images (a JSON file with
 //! `--document`, a JSON Lines file paired line by line with `--documents`).
 //!
-//! Output, for `read`/`search`: the query plan once (applied filters, merged query and
-//! projection). As in App Services, filters act before roles: a document the merged query does
-//! not select is withheld ("not selected by the query plan"), and the others are projected with
-//! the merged projection before the roles see them. Then one decision per document — human: a block with the role, the verdict, the
-//! redacted document as relaxed Extended JSON, and the explanation with `--explain`; json: one
+//! Output, for `read`/`search`: the query plan once (applied filters; the store query and store
+//! projection that would be sent to the database; the canonical merged query and the output
+//! projection, which describe the request). Each document plays the stored document: it goes
+//! through the database's part of the plan in memory (store query, store projection), then
+//! [`rolegate::PreparedRequest::read_for`]: the rules decide on the stored document, the client
+//! query is evaluated on the redacted document, and the output projection narrows it. A
+//! document that a query does not select is withheld ("not selected by the query plan"). Then
+//! one decision per document — human: a block with the role, the verdict, the redacted (and
+//! projected) document as relaxed Extended JSON, and the explanation with `--explain`; json: one
 //! object per line (`{"plan": ...}` first for reads, then `{"document": N, ...}` per document).
 //!
 //! Refusals are shown in their **detailed** view (rule, JSON path, values compared: `eval` is an
@@ -37,14 +41,12 @@ use std::path::{Path, PathBuf};
 
 use bson::Document;
 use clap::{Args, ValueEnum};
-use rolegate::Rules;
 use rolegate::case::context::to_document;
 use rolegate::case::model::CaseRequest;
-use rolegate::context::RequestContext;
 use rolegate::outcome::{ClientError, Explanation, ReadOutcome, WriteOutcome};
-use rolegate::query::{QueryPlan, memory, plan};
-use rolegate::rules::CollectionPolicy;
+use rolegate::query::{PlanError, QueryPlan, memory};
 use rolegate::value::ejson::document_to_json;
+use rolegate::{PreparedRequest, Rules};
 use serde_json::{Value, json};
 
 use super::inputs::{Inputs, load_app};
@@ -132,49 +134,48 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let collection = rules
         .collection(&args.collection)
         .map_err(|e| CliError::new(e.to_string()))?;
-    let policy = collection.policy();
+    let engine = collection
+        .prepare_with(&ctx, args.engine.into())
+        .with_explain(args.explain);
 
     let mut all_yes = true;
     let mut selection = None;
     if matches!(args.action, EvalAction::Read | EvalAction::Search) {
-        match query_plan(policy, &ctx, inputs.request())? {
+        match query_plan(&engine, inputs.request())? {
             Ok(plan) => {
                 print_plan(&plan, args.format, out)?;
-                let query = memory::compile_query(&plan.query).map_err(|e| {
-                    CliError::new(format!(
-                        "the merged query is not a valid MongoDB query: {e}"
-                    ))
+                let query = memory::compile_query(&plan.store_query).map_err(|e| {
+                    CliError::new(format!("the store query is not a valid MongoDB query: {e}"))
                 })?;
-                selection = Some((query, plan.projection));
+                selection = Some((query, plan));
             }
             Err(e) => {
                 match args.format {
                     Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,
                     Format::Json => emit(
                         out,
-                        json!({"plan": {"error": e.to_string(), "client_error": client_json(e.client_error())}}),
+                        json!({"plan": {"error": e.to_string(), "code": e.code(), "client_error": client_json(e.client_error())}}),
                     )?,
                 }
                 return Ok(Exit::answer(!args.fail_on_deny));
             }
         }
     }
-    let engine = collection
-        .prepare_with(&ctx, args.engine.into())
-        .with_explain(args.explain);
     for (i, item) in items.iter().enumerate() {
         let n = i + 1;
         let yes = match args.action {
             EvalAction::Read | EvalAction::Search => {
-                let Some((query, projection)) = &selection else {
+                let Some((query, plan)) = &selection else {
                     continue;
                 };
+                // The database's part: the store query and the store projection.
                 match memory::matches_with(query, &item.doc, &ctx) {
                     Ok(true) => {
-                        let projected = memory::project(projection, &item.doc);
-                        let o = engine.read(&projected);
-                        print_read(n, item, Some(&o), args, out)?;
-                        o.visible
+                        let stored = memory::project(&plan.store_projection, &item.doc);
+                        let planned = engine.read_for(plan, &stored);
+                        let o = planned.selected.then_some(&planned.outcome);
+                        print_read(n, item, o, args, out)?;
+                        o.is_some_and(|o| o.visible)
                     }
                     Ok(false) => {
                         print_read(n, item, None, args, out)?;
@@ -270,12 +271,11 @@ fn items(args: &EvalArgs) -> Result<Vec<Item>, CliError> {
     }
 }
 
-/// The query plan of a read: the request's query and projection merged with the filters.
+/// The query plan of a read: the request's query and projection with the filters.
 fn query_plan(
-    policy: &CollectionPolicy<'_>,
-    ctx: &RequestContext,
+    engine: &PreparedRequest<'_, '_>,
     request: Option<&CaseRequest>,
-) -> Result<Result<QueryPlan, plan::PlanError>, CliError> {
+) -> Result<Result<QueryPlan, PlanError>, CliError> {
     let operation = request.and_then(|r| r.operation.as_ref());
     let doc = |v: Option<&Value>, what: &str| match v {
         None | Some(Value::Null) => Ok(None),
@@ -294,18 +294,14 @@ fn query_plan(
             "operation.projection",
         )?,
     };
-    let filters = if ctx.is_system() { &[] } else { policy.filters };
-    Ok(plan::plan(
-        filters,
-        query.as_ref(),
-        projection.as_ref(),
-        ctx,
-    ))
+    Ok(engine.query_plan(query.as_ref(), projection.as_ref()))
 }
 
 fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
-    let query = document_to_json(&plan.query);
-    let projection = document_to_json(&plan.projection);
+    let store_query = document_to_json(&plan.store_query);
+    let store_projection = document_to_json(&plan.store_projection);
+    let query = document_to_json(plan.merged_query());
+    let projection = document_to_json(plan.output_projection());
     match format {
         Format::Human => {
             let applied = if plan.applied.is_empty() {
@@ -315,13 +311,21 @@ fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(
             };
             emit(out, "query plan:")?;
             emit(out, format_args!("  filters applied: {applied}"))?;
-            emit(out, format_args!("  query:      {query}"))?;
-            emit(out, format_args!("  projection: {projection}"))?;
+            emit(out, format_args!("  store query:       {store_query}"))?;
+            emit(out, format_args!("  store projection:  {store_projection}"))?;
+            emit(out, format_args!("  query:             {query}"))?;
+            emit(out, format_args!("  output projection: {projection}"))?;
             emit(out, "")
         }
         Format::Json => emit(
             out,
-            json!({"plan": {"applied": plan.applied, "query": query, "projection": projection}}),
+            json!({"plan": {
+                "applied": plan.applied,
+                "store_query": store_query,
+                "store_projection": store_projection,
+                "query": query,
+                "projection": projection,
+            }}),
         ),
     }
 }

@@ -1,7 +1,10 @@
 //! Stage: in-memory query execution (conformance `filters` cases with `results`, tests, hosts
-//! without a database). Input: a [`QueryPlan`] (or a parsed query [`Expr`] and a projection) and
-//! documents. Output: the documents the query selects, projected — what MongoDB's `find` would
-//! return.
+//! without a database, and the client query of every planned read). Input: a [`QueryPlan`] (or a
+//! parsed query [`Expr`] and a projection) and documents. Output: the documents the query
+//! selects, projected — what MongoDB's `find` would return. [`run`] plays the database's part of
+//! a plan only (its store query and store projection); the rules, the client query and the
+//! output projection are applied afterwards by [`crate::PreparedRequest::read_for`]
+//! ([`crate::PreparedRequest::find`] does both).
 //!
 //! Queries are evaluated by the reference evaluator with [`Semantics::Query`] (plain MongoDB
 //! matching: no U20 widening), `%%root` bound to the document. Projections follow MongoDB's
@@ -75,13 +78,15 @@ pub fn matches_with(
     eval_expr_with(query, &Bindings::document(request, doc), Semantics::Query)
 }
 
-/// Runs a plan over `docs`: the documents its query selects, in order, projected.
+/// Plays the database's part of a plan over `docs`: the documents its store query selects, in
+/// order, with its store projection applied. What the client receives comes from
+/// [`crate::PreparedRequest::read_for`] on each of them.
 pub fn run(plan: &QueryPlan, docs: &[Document]) -> Result<Vec<Document>, RunError> {
-    let query = compile_query(&plan.query)?;
+    let query = compile_query(&plan.store_query)?;
     let mut out = Vec::new();
     for doc in docs {
         if matches(&query, doc)? {
-            out.push(project(&plan.projection, doc));
+            out.push(project(&plan.store_projection, doc));
         }
     }
     Ok(out)

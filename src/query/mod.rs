@@ -1,12 +1,17 @@
-//! Filters and queries (spec §4): which filters apply to a request, the client query merged with
-//! theirs (`$and`, canonical form), the merged projection ([`plan`]), and an in-memory MongoDB
-//! query and projection evaluator that runs a merged plan over documents ([`memory`]).
+//! Filters and queries (spec §4): which filters apply to a request, what to send to the database
+//! and what to apply to each stored document it returns ([`mod@plan`]), what a collection's rules
+//! read ([`reads`]), and an in-memory MongoDB query and projection evaluator ([`memory`]) that
+//! plays the database's part (and evaluates client queries on redacted documents).
 //!
 //! Pipeline position: filters + client query/projection + `RequestContext`
-//! ──[`plan::plan`]──▶ [`QueryPlan`] ──(database, or [`memory::run`])──▶ documents for the roles.
+//! ──[`plan::plan`]──▶ [`QueryPlan`] ──(database, or [`memory::run`]: store query and
+//! projection)──▶ stored documents ──[`crate::PreparedRequest::read_for`]──▶ decided, redacted,
+//! client-filtered and projected documents.
 
 pub mod memory;
 pub mod plan;
+pub mod reads;
 
 pub use memory::{RunError, compile_query, matches, project, run};
 pub use plan::{PlanError, QueryPlan, plan};
+pub use reads::{FieldSet, RuleFields};

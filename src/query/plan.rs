@@ -1,9 +1,58 @@
 //! Stage: filter planning, once per request, before any document is read (spec §4). Input: the
-//! collection's filters, the client's query and projection, the [`RequestContext`]. Output: a
-//! [`QueryPlan`] — the names of the applied filters, the merged query and the merged projection
-//! to send to the database — or a [`PlanError`] (the request fails).
+//! collection's filters and [`RuleFields`], the client's query and projection, the
+//! [`RequestContext`]. Output: a [`QueryPlan`] — what to send to the database
+//! ([`QueryPlan::store_query`], [`QueryPlan::store_projection`]) and, private to the plan, what
+//! [`crate::PreparedRequest::read_for`] applies to each stored document — or a [`PlanError`]
+//! (the request fails).
 //!
-//! Canonical forms (conformance cases compare them):
+//! **Order of a read** (a security decision, not App Services' order; issue 9 findings 1 and 5):
+//! the filters' queries select stored documents; roles, document filters and field rules decide
+//! on the *stored* document; the client query is evaluated on the *redacted* document (the role's
+//! readable view: a field the role cannot read behaves as missing, so predicates on hidden fields
+//! cannot probe their values — Stitch's documented behaviour); only then is the output
+//! projection applied. App Services sent the client's query and projection to MongoDB, so a
+//! client could probe hidden fields (`{"salary": {"$gt": 100000}}`) and choose the role by
+//! projecting away what `apply_when` reads. The plan therefore keeps the client's query and the
+//! merged projection private: the only way to apply them is `read_for`, which takes the stored
+//! document.
+//!
+//! * **What the user may see** (the client query's view): the redacted document narrowed by
+//!   the applied filters' projections. A filter projection hides fields as surely as a rule (an
+//!   anonymizing filter that projects away `name` must not let `{"name": "sarah"}` select
+//!   Sarah's vote), so the client query is evaluated on this view.
+//! * **Store query** ([`QueryPlan::store_query`]): the client query's top-level clauses whose
+//!   every field every role shows whole ([`RuleFields::always_shown`]) and the filters'
+//!   projections keep whole (for such fields the stored value is the value in the view, so the
+//!   database may evaluate them), then each applied filter's query, merged like the canonical
+//!   query below. For the system user the whole client query.
+//! * **Store projection** ([`QueryPlan::store_projection`]): none (`{}`) when the output
+//!   projection is none or some rule reads the whole document; otherwise a projection that keeps
+//!   every top-level field the rules read ([`RuleFields::read_by_rules`]), the client query
+//!   reads and the filters' queries read, and what the output projection needs: inclusive (those
+//!   fields plus the included ones, `_id` kept) when the output projection is inclusive, exclusive
+//!   (the excluded paths that none of those fields covers; `_id` never excluded) when it is
+//!   exclusive.
+//! * **Output projection** (private; [`QueryPlan::output_projection`]): the applied filters'
+//!   projections and the client's, merged in the canonical form below, applied to the redacted
+//!   document. Filter projections are part of the app's semantics and narrow the output exactly
+//!   like the client's; they no longer hide fields from the rules.
+//! * **Refused client input** (checked first, before any filter is evaluated): the query
+//!   operators App Services refused to app users — `$where`, `$expr` (so `$function` in it),
+//!   `$jsonSchema`, `$text`, `$regex` (and `$options`, and BSON regular-expression values, which
+//!   MongoDB matches as `$regex`), geospatial (`$geoIntersects`, `$geoWithin`, `$near`,
+//!   `$nearSphere` and their shape operators), bitwise (`$bitsAllClear`, `$bitsAllSet`,
+//!   `$bitsAnyClear`, `$bitsAnySet`), `$function` and `$accumulator` anywhere — and any other
+//!   `$` key except the allowed comparison, logical, array, `$exists`, `$type` and `$mod`
+//!   operators ([`PlanError::OperatorNotAllowed`], code `operator-not-allowed`); JavaScript code
+//!   values; queries nested deeper than `max_document_depth` ([`PlanError::ClientQueryTooDeep`]).
+//!   `$regex` is refused although the in-memory evaluation on the redacted document could not
+//!   probe with it: App Services refused it, and a client pattern is work the client chooses.
+//!   Client projections accept only `0`/`1`/`true`/`false`/`null` values on plain paths:
+//!   projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) and expressions are
+//!   refused ([`PlanError::InvalidProjection`]).
+//!
+//! Canonical forms (conformance cases compare them; [`QueryPlan::merged_query`],
+//! [`QueryPlan::output_projection`]):
 //!
 //! * **Applied filters**: those whose `apply_when` evaluates to true with request-only bindings,
 //!   in filter order. An `apply_when` that fails to evaluate fails the request
@@ -16,6 +65,9 @@
 //!   never as operators or patterns: a substituted document or regex as a field's value becomes
 //!   `{"$eq": <value>}`, plain scalars are sent as they are, and where no literal form exists
 //!   (a substituted regex in `$in`, a substituted query) the request fails (`filter_query`).
+//!   This merged query is what App Services sent to MongoDB; rolegate keeps it as a description
+//!   of the request and never sends it (the filters' queries go into the store query, built the
+//!   same way).
 //! * **Projection**: the applied filters' non-empty projections in filter order, then the
 //!   client's. A value of `0`/`false` (any numeric type; also `null`) excludes, anything else
 //!   includes. `_id` does not decide a projection's kind: `{"_id": 0}` alone excludes only `_id`
@@ -35,24 +87,98 @@
 //!
 //!   Inclusive keys come out in the order they first appear, `_id` first.
 
+use std::collections::BTreeSet;
+
 use bson::{Bson, Document};
 
 use crate::context::RequestContext;
-use crate::expr::{Expansion, Operand, Root};
+use crate::expr::{Expansion, Expr, Operand, Root};
+use crate::query::memory::compile_query;
+use crate::query::reads::{FieldSet, RuleFields};
 use crate::rules::Filter;
 use crate::value::compare::truthy;
 use crate::value::ejson::type_name;
 use crate::value::eval::{Bindings, EvalError, eval_expansion, eval_expr, eval_operand};
 
-/// What to send to the database for one request.
+/// What to send to the database for one read request, and what [`crate::PreparedRequest::read_for`]
+/// applies to each stored document it returns (module docs).
+///
+/// The client's query and the output projection are private: they can only be applied through
+/// `read_for`, after the rules have decided on the stored document.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueryPlan {
     /// Names of the filters that applied, in filter order.
     pub applied: Vec<String>,
-    /// The merged query (canonical form, see the module docs).
-    pub query: Document,
-    /// The merged projection (canonical form; `{}` is no projection).
-    pub projection: Document,
+    /// The query to send to the database: the applied filters' queries and the client clauses
+    /// that cannot depend on hidden fields.
+    pub store_query: Document,
+    /// The projection to send to the database (`{}`: none); it keeps every field the rules, the
+    /// queries and the output projection read.
+    pub store_projection: Document,
+    /// The canonical merged query (client query, then filter queries).
+    merged_query: Document,
+    /// The canonical merged projection (filters', then the client's).
+    output_projection: Document,
+    /// The applied filters' projections alone: with the redacted document, what the user may
+    /// see, on which the client query is evaluated.
+    view_projection: Document,
+    /// The applied filters' queries, parsed, checked again on each stored document (`None`: no
+    /// filter query, or one the in-memory evaluator cannot run — the database applies it).
+    filter_check: Option<Expr>,
+    /// The parsed client query, checked on the redacted document.
+    client_check: Option<Expr>,
+    /// The request that made the plan (set by [`crate::PreparedRequest::query_plan`]); `read_for`
+    /// refuses a plan made for another collection or request.
+    issuer: Option<PlanIssuer>,
+}
+
+/// Identifies the collection rules and request context a plan was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlanIssuer {
+    pub(crate) fields: usize,
+    pub(crate) filters: (usize, usize),
+    pub(crate) context: usize,
+}
+
+impl QueryPlan {
+    /// The client query and the applied filters' queries in App Services' canonical merged form
+    /// (spec §4, U16): a description of what the request selects, for display and conformance
+    /// cases. **Never send it to a database**: its client part would be evaluated on fields the
+    /// user's role hides. Send [`QueryPlan::store_query`] instead.
+    pub fn merged_query(&self) -> &Document {
+        &self.merged_query
+    }
+
+    /// The merged projection of the applied filters and the client (spec §4's canonical form),
+    /// which [`crate::PreparedRequest::read_for`] applies to the redacted document.
+    pub fn output_projection(&self) -> &Document {
+        &self.output_projection
+    }
+
+    /// The parsed filter queries, checked on the stored document.
+    pub(crate) fn filter_check(&self) -> Option<&Expr> {
+        self.filter_check.as_ref()
+    }
+
+    /// The parsed client query, checked on the redacted document narrowed by
+    /// [`QueryPlan::view_projection`].
+    pub(crate) fn client_check(&self) -> Option<&Expr> {
+        self.client_check.as_ref()
+    }
+
+    /// The applied filters' projections, merged (`{}`: none).
+    pub(crate) fn view_projection(&self) -> &Document {
+        &self.view_projection
+    }
+
+    /// The request that made the plan.
+    pub(crate) fn issuer(&self) -> Option<PlanIssuer> {
+        self.issuer
+    }
+
+    pub(crate) fn set_issuer(&mut self, issuer: PlanIssuer) {
+        self.issuer = Some(issuer);
+    }
 }
 
 /// Planning failed; the request fails.
@@ -83,24 +209,266 @@ pub enum PlanError {
         "the projections have no field in common and `_id` is excluded, so nothing could be returned"
     )]
     EmptyProjection,
+    /// The client query uses an operator (or a value) that clients may not use.
+    #[error("the client query uses `{operator}`, which is not allowed: {reason}")]
+    OperatorNotAllowed {
+        operator: String,
+        reason: &'static str,
+    },
+    /// The client query is nested deeper than `max_document_depth`.
+    #[error("the client query is nested deeper than {max} levels (limits.max_document_depth)")]
+    ClientQueryTooDeep { max: usize },
+    /// The client query is not a valid MongoDB query.
+    #[error("the client query is not a valid query: {message}")]
+    InvalidClientQuery { message: String },
+    /// The client projection uses a key or a value rolegate does not support.
+    #[error("the client projection `{key}` is not allowed: {reason}")]
+    InvalidProjection { key: String, reason: &'static str },
 }
 
-/// Decides which filters apply to a request and merges their queries and projections with the
-/// client's (spec §4; canonical forms in the module docs).
+impl PlanError {
+    /// A stable code for the error, safe to show a client.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlanError::Eval { .. }
+            | PlanError::MissingExpansion { .. }
+            | PlanError::QueryNotDocument { .. } => "filter-failed",
+            PlanError::ProjectionConflict { .. }
+            | PlanError::MixedProjection { .. }
+            | PlanError::EmptyProjection => "projection-conflict",
+            PlanError::OperatorNotAllowed { .. } => "operator-not-allowed",
+            PlanError::ClientQueryTooDeep { .. } => "limit-exceeded",
+            PlanError::InvalidClientQuery { .. } => "invalid-query",
+            PlanError::InvalidProjection { .. } => "invalid-projection",
+        }
+    }
+}
+
+/// The query operators a client may use (App Services' allowed list: comparison, logical,
+/// array, `$exists`, `$type`, `$mod`).
+const ALLOWED_OPERATORS: &[&str] = &[
+    "$eq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$and",
+    "$or",
+    "$nor",
+    "$not",
+    "$exists",
+    "$type",
+    "$mod",
+    "$all",
+    "$elemMatch",
+    "$size",
+];
+
+/// Why an operator is refused (module docs).
+fn refusal(operator: &str) -> &'static str {
+    match operator {
+        "$where" | "$function" | "$accumulator" => {
+            "server-side JavaScript is never run for clients (App Services refused it to app users)"
+        }
+        "$expr" => {
+            "aggregation expressions in queries are refused to clients (App Services refused `$expr` to app users)"
+        }
+        "$jsonSchema" => "App Services refused `$jsonSchema` to app users",
+        "$text" => "App Services refused `$text` to app users",
+        "$regex" | "$options" => "App Services refused `$regex` to app users",
+        "$geoIntersects" | "$geoWithin" | "$near" | "$nearSphere" | "$geometry" | "$box"
+        | "$center" | "$centerSphere" | "$polygon" | "$maxDistance" | "$minDistance" => {
+            "geospatial operators are refused to clients (as App Services refused them to app users)"
+        }
+        "$bitsAllClear" | "$bitsAllSet" | "$bitsAnyClear" | "$bitsAnySet" => {
+            "bitwise operators are refused to clients (as App Services refused them to app users)"
+        }
+        _ => {
+            "not one of the query operators clients may use (comparison, logical, array, `$exists`, `$type`, `$mod`)"
+        }
+    }
+}
+
+/// Checks a client query before anything else looks at it: every `$` key at every level must be
+/// an allowed operator, no value may be a regular expression or JavaScript code, and the query
+/// may not be nested deeper than `max_depth` levels.
+pub fn check_client_query(query: &Document, max_depth: usize) -> Result<(), PlanError> {
+    let refuse = |operator: &str| PlanError::OperatorNotAllowed {
+        operator: operator.to_string(),
+        reason: refusal(operator),
+    };
+    let too_deep = |depth: usize| {
+        if depth > max_depth {
+            Err(PlanError::ClientQueryTooDeep { max: max_depth })
+        } else {
+            Ok(())
+        }
+    };
+    // Explicit stacks: the depth guard bounds them, and hostile nesting cannot overflow.
+    let mut docs: Vec<(&Document, usize)> = vec![(query, 1)];
+    let mut values: Vec<(&Bson, usize)> = Vec::new();
+    loop {
+        while let Some((value, depth)) = values.pop() {
+            match value {
+                Bson::Document(d) => docs.push((d, depth)),
+                Bson::Array(items) => {
+                    too_deep(depth)?;
+                    values.extend(items.iter().map(|i| (i, depth + 1)));
+                }
+                Bson::RegularExpression(_) => return Err(refuse("$regex")),
+                Bson::JavaScriptCode(_) | Bson::JavaScriptCodeWithScope(_) => {
+                    return Err(refuse("$where"));
+                }
+                _ => {}
+            }
+        }
+        let Some((doc, depth)) = docs.pop() else {
+            return Ok(());
+        };
+        too_deep(depth)?;
+        for (key, value) in doc {
+            if key.starts_with('$') && !ALLOWED_OPERATORS.contains(&key.as_str()) {
+                return Err(refuse(key));
+            }
+            values.push((value, depth + 1));
+        }
+    }
+}
+
+/// Checks a client projection: plain paths (no `$` segment), values `0`/`1`/`true`/`false`/`null`.
+pub fn check_client_projection(projection: &Document) -> Result<(), PlanError> {
+    for (key, value) in projection {
+        if key.is_empty()
+            || key
+                .split('.')
+                .any(|seg| seg.is_empty() || seg.starts_with('$'))
+        {
+            return Err(PlanError::InvalidProjection {
+                key: key.clone(),
+                reason: "projection operators and positional paths are not supported; use plain field paths",
+            });
+        }
+        let plain = matches!(
+            value,
+            Bson::Int32(_)
+                | Bson::Int64(_)
+                | Bson::Double(_)
+                | Bson::Decimal128(_)
+                | Bson::Boolean(_)
+                | Bson::Null
+        );
+        if !plain {
+            return Err(PlanError::InvalidProjection {
+                key: key.clone(),
+                reason: "projection values must be 0, 1, true, false or null (projection operators and expressions are not supported)",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The top-level fields a query reads; [`FieldSet::All`] when a top-level operator other than
+/// `$and`/`$or`/`$nor` could read anything (filter queries are the app's and not restricted).
+pub fn query_fields(query: &Document) -> FieldSet {
+    let mut names = BTreeSet::new();
+    let mut pending = vec![query];
+    while let Some(doc) = pending.pop() {
+        for (key, value) in doc {
+            match key.as_str() {
+                "$and" | "$or" | "$nor" => match value {
+                    Bson::Array(items) => {
+                        for item in items {
+                            match item {
+                                Bson::Document(d) => pending.push(d),
+                                _ => return FieldSet::All,
+                            }
+                        }
+                    }
+                    _ => return FieldSet::All,
+                },
+                "$comment" => {}
+                k if k.starts_with('$') => return FieldSet::All,
+                k => {
+                    names.insert(k.split('.').next().unwrap_or(k).to_string());
+                }
+            }
+        }
+    }
+    FieldSet::Only(names)
+}
+
+/// Whether the filters' merged projection `view` keeps the top-level field `name` whole.
+fn kept_whole(name: &str, view: &Document) -> bool {
+    if view.is_empty() {
+        return true;
+    }
+    let inclusive =
+        view.iter().any(|(k, v)| k != "_id" && truthy(v)) || view.get("_id").is_some_and(truthy);
+    if name == "_id" {
+        return view.get("_id").is_none_or(truthy);
+    }
+    if inclusive {
+        view.iter().any(|(k, v)| k == name && truthy(v))
+    } else {
+        !view.keys().any(|k| top(k) == name)
+    }
+}
+
+/// Whether the store may evaluate the client clause `key: value`: every field it reads is shown
+/// whole by every role, and kept whole by the filters' projections.
+fn pushable(key: &str, value: &Bson, shown: &FieldSet, view: &Document) -> bool {
+    let mut clause = Document::new();
+    clause.insert(key, value.clone());
+    match query_fields(&clause) {
+        FieldSet::All => false,
+        FieldSet::Only(names) => names
+            .iter()
+            .all(|n| shown.contains(n) && kept_whole(n, view)),
+    }
+}
+
+/// Who a plan is for.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The filters to consider (none for the system user).
+    pub filters: &'a [Filter],
+    /// What the collection's roles read and always show.
+    pub fields: &'a RuleFields,
+    /// The depth limit of client queries (`limits.max_document_depth`).
+    pub max_depth: usize,
+}
+
+/// Decides which filters apply to a request and builds the plan (module docs): the client query
+/// and projection are checked first, then the filters' `apply_when`s are evaluated.
 pub fn plan(
-    filters: &[Filter],
+    input: PlanInput<'_>,
     client_query: Option<&Document>,
     client_projection: Option<&Document>,
     request: &RequestContext,
 ) -> Result<QueryPlan, PlanError> {
+    let client_query = client_query.filter(|q| !q.is_empty());
+    let client_projection = client_projection.filter(|p| !p.is_empty());
+    if let Some(q) = client_query {
+        check_client_query(q, input.max_depth)?;
+    }
+    if let Some(p) = client_projection {
+        check_client_projection(p)?;
+    }
+    let client_check = client_query
+        .map(|q| {
+            compile_query(q).map_err(|e| PlanError::InvalidClientQuery {
+                message: e.to_string(),
+            })
+        })
+        .transpose()?;
     let bindings = Bindings::request_only(request);
     let mut applied = Vec::new();
-    let mut queries: Vec<Document> = Vec::new();
+    let mut filter_queries: Vec<Document> = Vec::new();
     let mut projections: Vec<(String, &Document)> = Vec::new();
-    if let Some(q) = client_query.filter(|q| !q.is_empty()) {
-        queries.push(q.clone());
-    }
-    for filter in filters {
+    for filter in input.filters {
         let applies =
             eval_expr(&filter.apply_when.expr, &bindings).map_err(|error| PlanError::Eval {
                 filter: filter.name.clone(),
@@ -112,20 +480,115 @@ pub fn plan(
         applied.push(filter.name.clone());
         let query = filter_query(filter, &bindings)?;
         if !query.is_empty() {
-            queries.push(query);
+            filter_queries.push(query);
         }
         if !filter.projection.is_empty() {
             projections.push((format!("filter `{}`", filter.name), &filter.projection));
         }
     }
-    if let Some(p) = client_projection.filter(|p| !p.is_empty()) {
+    let view_projection = merge_projections(&projections)?;
+    if let Some(p) = client_projection {
         projections.push(("the client projection".to_string(), p));
     }
+    let output_projection = merge_projections(&projections)?;
+
+    let filters_merged = merge_queries(filter_queries.clone());
+    // The filters' queries are the app's: when the in-memory evaluator cannot run one, the
+    // database alone applies it.
+    let filter_check = (!filters_merged.is_empty())
+        .then(|| compile_query(&filters_merged).ok())
+        .flatten();
+
+    let mut pushed = Document::new();
+    if let Some(q) = client_query {
+        for (key, value) in q {
+            if pushable(key, value, &input.fields.always_shown, &view_projection) {
+                pushed.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let mut store_queries = vec![pushed];
+    store_queries.extend(filter_queries.iter().cloned());
+    let store_query = merge_queries(store_queries);
+
+    let mut merged = Vec::new();
+    if let Some(q) = client_query {
+        merged.push(q.clone());
+    }
+    merged.extend(filter_queries);
+    let merged_query = merge_queries(merged);
+
+    let mut needed = input.fields.read_by_rules.clone();
+    for fields in [
+        client_query.map(query_fields),
+        Some(query_fields(&filters_merged)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        needed = union(needed, fields);
+    }
+    let store_projection = store_projection(&output_projection, &needed);
     Ok(QueryPlan {
         applied,
-        query: merge_queries(queries),
-        projection: merge_projections(&projections)?,
+        store_query,
+        store_projection,
+        merged_query,
+        output_projection,
+        view_projection,
+        filter_check,
+        client_check,
+        issuer: None,
     })
+}
+
+fn union(a: FieldSet, b: FieldSet) -> FieldSet {
+    match (a, b) {
+        (FieldSet::Only(mut a), FieldSet::Only(b)) => {
+            a.extend(b);
+            FieldSet::Only(a)
+        }
+        _ => FieldSet::All,
+    }
+}
+
+fn top(path: &str) -> &str {
+    path.split('.').next().unwrap_or(path)
+}
+
+/// The projection to send to the database (module docs): the output projection widened to the
+/// fields in `needed`.
+fn store_projection(output: &Document, needed: &FieldSet) -> Document {
+    let FieldSet::Only(needed) = needed else {
+        return Document::new();
+    };
+    let inclusive = output.iter().any(|(k, v)| k != "_id" && truthy(v))
+        || (output.len() == 1 && output.get("_id").is_some_and(truthy));
+    let mut out = Document::new();
+    if inclusive {
+        let mut names: Vec<&str> = needed.iter().map(String::as_str).collect();
+        for (k, v) in output {
+            if k != "_id" && truthy(v) {
+                names.push(top(k));
+            }
+        }
+        for name in names {
+            if name != "_id" && !out.contains_key(name) {
+                out.insert(name, Bson::Int32(1));
+            }
+        }
+        if out.is_empty() {
+            // Only `_id` is needed; an inclusive projection of `_id` says so.
+            out.insert("_id", Bson::Int32(1));
+        }
+    } else {
+        for (k, v) in output {
+            if k != "_id" && !truthy(v) && !needed.contains(top(k)) {
+                out.insert(k.clone(), Bson::Int32(0));
+            }
+        }
+    }
+    out
 }
 
 /// The filter's query with its expansions substituted — as literal values (issue 9, finding 4).

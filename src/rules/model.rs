@@ -5,6 +5,11 @@
 //!
 //! Permissions are three-valued: `None` means the key was absent (undefined), which is *not* the
 //! same as `false` (spec §3.2, §12.1).
+//!
+//! Namespaces (issue 9, finding 3): `db.coll` without a data source resolves only when it is
+//! unambiguous — exactly one data source's rule files name it, or none does and there is one
+//! data source. Otherwise [`RuleSet::policy`] fails with [`NamespaceError::Ambiguous`], naming
+//! every candidate as `data_source/db.coll`; it never falls back to the first data source.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -238,28 +243,70 @@ pub enum RolesKey {
     },
 }
 
+/// Why [`RuleSet::policy`] found no policy for a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamespaceError {
+    /// The named data source does not exist.
+    #[error("no data source `{0}`")]
+    UnknownDataSource(String),
+    /// The rule set has no data source at all.
+    #[error("no data source with rules")]
+    NoDataSource,
+    /// No data source was named and more than one could govern the namespace.
+    #[error("ambiguous: {} could govern it; name the data source (`{}`)", .candidates.join(", "), .candidates.join("` or `"))]
+    Ambiguous {
+        /// `data_source/db.coll` of every candidate.
+        candidates: Vec<String>,
+    },
+}
+
 impl RuleSet {
-    /// The policy of `database.collection` in data source `data_source` (or in the only data
-    /// source when `None`): collection roles when it has any, else the default roles (no
-    /// fallback when collection roles exist but none applies, U1; a rule object with zero roles
-    /// falls back, U2); collection filters when the collection has a rule object, else the
-    /// default filters (U3).
+    /// The policy of `database.collection` in data source `data_source`: collection roles when
+    /// it has any, else the default roles (no fallback when collection roles exist but none
+    /// applies, U1; a rule object with zero roles falls back, U2); collection filters when the
+    /// collection has a rule object, else the default filters (U3).
+    ///
+    /// Without a data source the namespace must be unambiguous (issue 9, finding 3): the one
+    /// data source whose rule files name `database.collection`; when none names it, the only
+    /// data source there is. Two data sources naming it, or none naming it among several data
+    /// sources, is [`NamespaceError::Ambiguous`] with every candidate as
+    /// `data_source/db.coll` — never the first one's default rule.
     pub fn policy(
         &self,
         data_source: Option<&str>,
         database: &str,
         collection: &str,
-    ) -> Option<CollectionPolicy<'_>> {
+    ) -> Result<CollectionPolicy<'_>, NamespaceError> {
+        let key = (database.to_string(), collection.to_string());
         let ds = match data_source {
-            Some(name) => self.data_sources.get(name)?,
-            None => self
+            Some(name) => self
                 .data_sources
-                .values()
-                .find(|ds| {
-                    ds.collections
-                        .contains_key(&(database.to_string(), collection.to_string()))
-                })
-                .or_else(|| self.data_sources.values().next())?,
+                .get(name)
+                .ok_or_else(|| NamespaceError::UnknownDataSource(name.to_string()))?,
+            None => {
+                let naming: Vec<&DataSource> = self
+                    .data_sources
+                    .values()
+                    .filter(|ds| ds.collections.contains_key(&key))
+                    .collect();
+                let candidates: Vec<&DataSource> = if naming.is_empty() {
+                    self.data_sources.values().collect()
+                } else {
+                    naming
+                };
+                match candidates.as_slice() {
+                    [] => return Err(NamespaceError::NoDataSource),
+                    [one] => *one,
+                    many => {
+                        return Err(NamespaceError::Ambiguous {
+                            candidates: many
+                                .iter()
+                                .map(|ds| format!("{}/{database}.{collection}", ds.name))
+                                .collect(),
+                        });
+                    }
+                }
+            }
         };
         let coll = ds
             .collections
@@ -278,7 +325,7 @@ impl RuleSet {
             (None, Some(d)) => d.filters.as_slice(),
             (None, None) => &[],
         };
-        Some(CollectionPolicy {
+        Ok(CollectionPolicy {
             roles,
             role_source,
             filters,

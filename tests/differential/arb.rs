@@ -1344,6 +1344,10 @@ pub enum QV {
     Exp(&'static str),
     In(Opd),
     Gt(Val),
+    /// `$ne` (client queries: a probe that matches when the field is missing).
+    Ne(Val),
+    /// `$not: {$lt: ..}`.
+    NotLt(Val),
     Exists(bool),
     Func(&'static str),
 }
@@ -1355,6 +1359,8 @@ impl QV {
             QV::Exp(e) => json!(e),
             QV::In(o) => json!({"$in": o.json()}),
             QV::Gt(v) => json!({"$gt": v.json()}),
+            QV::Ne(v) => json!({"$ne": v.json()}),
+            QV::NotLt(v) => json!({"$not": {"$lt": v.json()}}),
             QV::Exists(b) => json!({"$exists": b}),
             QV::Func(e) => json!({"%function": {"name": "echo", "arguments": [e]}}),
         }
@@ -1412,6 +1418,8 @@ fn client_query() -> BoxedStrategy<QueryG> {
             4 => scalar().prop_map(QV::Lit),
             2 => vec(scalar(), 0..3).prop_map(|v| QV::In(Opd::Lit(Val::Arr(v)))),
             1 => scalar().prop_map(QV::Gt),
+            1 => scalar().prop_map(QV::Ne),
+            1 => scalar().prop_map(QV::NotLt),
             1 => any::<bool>().prop_map(QV::Exists),
         ]
     };

@@ -118,8 +118,10 @@ fn same_plan(a: &Result<QueryPlan, PlanError>, b: &Result<QueryPlan, PlanError>)
     match (a, b) {
         (Ok(a), Ok(b)) => {
             a.applied == b.applied
-                && bytes(&a.query) == bytes(&b.query)
-                && bytes(&a.projection) == bytes(&b.projection)
+                && bytes(&a.store_query) == bytes(&b.store_query)
+                && bytes(&a.store_projection) == bytes(&b.store_projection)
+                && bytes(a.merged_query()) == bytes(b.merged_query())
+                && bytes(a.output_projection()) == bytes(b.output_projection())
         }
         (Err(a), Err(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
         _ => false,
@@ -192,6 +194,29 @@ pub fn differential_on(
                 format!("{a:?}"),
                 format!("{b:?}"),
             ));
+        }
+        // Planned reads (issue 9): decided on the stored document, client query on the
+        // redacted one, then projected — the same answer from both engines.
+        if let Ok(plan) = &a {
+            for (i, doc) in case.docs.iter().enumerate() {
+                let doc = doc.bson();
+                let (ra, rb) = (pa.read_for(plan, &doc), pb.read_for(plan, &doc));
+                let same = ra.selected == rb.selected
+                    && ra.outcome.role == rb.outcome.role
+                    && ra.outcome.visible == rb.outcome.visible
+                    && ra.outcome.error.is_some() == rb.outcome.error.is_some()
+                    && ra.outcome.document.as_ref().map(bytes)
+                        == rb.outcome.document.as_ref().map(bytes);
+                if !same {
+                    return Err(report(
+                        case,
+                        "read_for",
+                        Some(i),
+                        format!("{ra:?}"),
+                        format!("{rb:?}"),
+                    ));
+                }
+            }
         }
     }
 
