@@ -80,6 +80,10 @@ pub enum PlanError {
         "the projections have no field in common and `_id` is excluded, so nothing could be returned"
     )]
     EmptyProjection,
+    /// The request, the client query or the client projection is nested too deeply
+    /// ([`Limits::max_document_depth`](crate::limits::Limits::max_document_depth)).
+    #[error("{0}")]
+    Limit(crate::limits::LimitExceeded),
 }
 
 /// Decides which filters apply to a request and merges their queries and projections with the
