@@ -657,6 +657,8 @@ impl<'c> PreparedRequest<'_, 'c> {
         client_query: Option<&Document>,
         client_projection: Option<&Document>,
     ) -> Result<QueryPlan, PlanError> {
+        // Planning (the filters' `apply_when` and queries) has its own step budget.
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         // The depth guard of the request and of the client's query and projection (finding 10
         // of issue 9): nothing below sees a value nested too deep.
         if let Some(limit) = &self.refused {

@@ -24,7 +24,9 @@ use super::raw::{Elements, Malformed, Val, kind};
 use crate::expr::{CmpOp, TypeSpec};
 use crate::steps::charge;
 use crate::value::EvalError;
-use crate::value::compare::{bson_cmp_checked, canonical_rank, compile_regex, is_nan, truthy};
+use crate::value::compare::{
+    bson_cmp_checked, canonical_rank, compile_regex_cached, is_nan, truthy,
+};
 use crate::value::ejson::type_name;
 use crate::value::path::Resolved;
 
@@ -344,7 +346,11 @@ pub(crate) fn match_one(
         let compiled = match hint {
             Some(Ok(r)) => Cow::Borrowed(r),
             Some(Err(m)) => return Err(bad_regex(m.clone())),
-            None => Cow::Owned(compile_regex(&re.pattern, &re.options).map_err(bad_regex)?),
+            None => {
+                let (compiled, cost) = compile_regex_cached(&re.pattern, &re.options);
+                charge(cost)?;
+                Cow::Owned(compiled.map_err(bad_regex)?)
+            }
         };
         let one = |x: V<'_>| -> Result<bool, Fault> {
             if let Some(t) = x.as_str() {

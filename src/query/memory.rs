@@ -22,6 +22,11 @@
 //!
 //! Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) are not supported;
 //! their keys are treated as plain included paths.
+//!
+//! Each match of a document ([`matches_with`], so every document of [`run`]) has the default
+//! step budget ([`Limits::max_eval_steps`], [`crate::steps`]; capped by an enclosing
+//! decision's): a query whose work on one document runs away fails with
+//! [`EvalError::Limit`] instead (finding 11 of issue 9).
 
 use std::sync::OnceLock;
 
@@ -30,7 +35,9 @@ use bson::{Bson, Document};
 use crate::context::RequestContext;
 use crate::error::{Diagnostics, LoadError, Place};
 use crate::expr::{Expr, parse_query};
+use crate::limits::Limits;
 use crate::query::plan::QueryPlan;
+use crate::steps::StepBudget;
 use crate::value::compare::{MAX_DEPTH, truthy};
 use crate::value::eval::{Bindings, EvalError, Semantics, eval_expr_with};
 
@@ -72,6 +79,9 @@ pub fn matches_with(
     doc: &Document,
     request: &RequestContext,
 ) -> Result<bool, EvalError> {
+    // One match is one decision: it has the default step budget (capped by the budget of an
+    // enclosing decision, if any).
+    let _steps = StepBudget::start(Limits::DEFAULT.max_eval_steps);
     eval_expr_with(query, &Bindings::document(request, doc), Semantics::Query)
 }
 

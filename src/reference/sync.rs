@@ -80,6 +80,7 @@ fn readable_in_session(
         prev_root: Some(doc),
         this: None,
         prev: None,
+        whole: None,
     };
     if !read_gate(role.document_filters.as_ref(), &b, trace)? {
         return Ok(false);
