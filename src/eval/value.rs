@@ -343,13 +343,15 @@ pub(crate) fn match_one(
         let Bson::RegularExpression(re) = owned.as_ref() else {
             return Ok(false);
         };
-        let compiled = match hint {
-            Some(Ok(r)) => Cow::Borrowed(r),
+        let cached;
+        let compiled: &regex::Regex = match hint {
+            Some(Ok(r)) => r,
             Some(Err(m)) => return Err(bad_regex(m.clone())),
             None => {
                 let (compiled, cost) = compile_regex_cached(&re.pattern, &re.options);
                 charge(cost)?;
-                Cow::Owned(compiled.map_err(bad_regex)?)
+                cached = compiled.map_err(bad_regex)?;
+                &cached
             }
         };
         let one = |x: V<'_>| -> Result<bool, Fault> {

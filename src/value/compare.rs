@@ -159,12 +159,16 @@ thread_local! {
 }
 
 /// Compiled regexes (or their errors) by pattern, then by options.
-type RegexCache = std::collections::HashMap<String, Vec<(String, Result<regex::Regex, String>)>>;
+type RegexCache = std::collections::HashMap<String, Vec<(String, CachedRegex)>>;
+
+/// A compiled regex shared by its users (one `Regex` keeps the matching caches it builds; a
+/// clone would start without them), or why the pattern does not compile.
+pub type CachedRegex = Result<std::rc::Rc<regex::Regex>, String>;
 
 /// [`compile_regex`] through a per-thread cache, with the steps the call cost: `0` when the
 /// regex was cached, [`REGEX_COMPILE_STEPS`] plus its pattern's length when it was compiled
 /// (the evaluators charge them to the decision). The regex's error is cached too.
-pub fn compile_regex_cached(pattern: &str, options: &str) -> (Result<regex::Regex, String>, u64) {
+pub fn compile_regex_cached(pattern: &str, options: &str) -> (CachedRegex, u64) {
     let hit = REGEXES.with_borrow(|cache| {
         cache
             .get(pattern)
@@ -174,7 +178,7 @@ pub fn compile_regex_cached(pattern: &str, options: &str) -> (Result<regex::Rege
     if let Some(hit) = hit {
         return (hit, 0);
     }
-    let compiled = compile_regex(pattern, options);
+    let compiled = compile_regex(pattern, options).map(std::rc::Rc::new);
     REGEXES.with_borrow_mut(|cache| {
         if cache.len() >= REGEX_CACHE_SIZE {
             cache.clear();
