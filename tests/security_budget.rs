@@ -177,17 +177,24 @@ fn regex_list(n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// The issue's example: a regex in `$in` was compiled again for every value (10 s).
+/// `[{"name": "t0"}, {"name": "t1"}, ...]`: `items.name` reaches `n` values.
+fn named_items(n: usize) -> Vec<Bson> {
+    (0..n)
+        .map(|i| Bson::Document(doc! {"name": format!("t{i}")}))
+        .collect()
+}
+
+/// The issue's example: a regex in `$in` was compiled again for every value the subject
+/// reaches (10 s).
 #[test]
 fn regexes_in_in_are_compiled_once() {
     let rules = collection_with_budget(
-        json!([{"name": "r", "apply_when": {"tags": {"$in": regex_list(1000)}}, "read": true}]),
+        json!([{"name": "r", "apply_when": {"items.name": {"$in": regex_list(1000)}}, "read": true}]),
         10_000_000,
     );
     let coll = rules.collection("db.c").unwrap();
     let ctx = user(doc! {});
-    let tags: Vec<Bson> = (0..2000).map(|i| Bson::String(format!("t{i}"))).collect();
-    let doc = doc! {"_id": 1, "tags": tags};
+    let doc = doc! {"_id": 1, "items": named_items(2000)};
     for engine in ENGINES {
         let request = coll.prepare_with(&ctx, engine);
         let (read, steps, took) = measured(|| request.read(&doc));
@@ -203,7 +210,7 @@ fn regexes_in_in_are_compiled_once() {
 #[test]
 fn regexes_from_values_are_compiled_once() {
     let rules = collection_with_budget(
-        json!([{"name": "r", "apply_when": {"tags": {"$in": "%%user.custom_data.patterns"}},
+        json!([{"name": "r", "apply_when": {"items.name": {"$in": "%%user.custom_data.patterns"}},
                 "read": true}]),
         10_000_000,
     );
@@ -217,8 +224,7 @@ fn regexes_from_values_are_compiled_once() {
         })
         .collect();
     let ctx = user(doc! {"patterns": patterns});
-    let tags: Vec<Bson> = (0..2000).map(|i| Bson::String(format!("t{i}"))).collect();
-    let doc = doc! {"_id": 1, "tags": tags};
+    let doc = doc! {"_id": 1, "items": named_items(2000)};
     for engine in ENGINES {
         let request = coll.prepare_with(&ctx, engine);
         let (read, _, took) = measured(|| request.read(&doc));
