@@ -422,3 +422,40 @@ fn deep_values_at_every_door_fail_closed() {
         });
     });
 }
+
+/// The Device Sync entry points of the reference (which take a request context directly) deny
+/// deep request contexts and documents too.
+#[test]
+fn sync_sessions_and_writes_refuse_deep_values() {
+    big_stack(|| {
+        let rules = rules();
+        let coll = rules.collection("db.c").unwrap();
+        let policy = coll.policy();
+        let deep = documents(3000);
+        let deep_ctx = user(deep.clone());
+        let plain = stored(Bson::Int32(1));
+        let deep_doc = stored(code_with_scope(3000));
+        let (session, write, deep_write) = small_stack(|| {
+            (
+                rolegate::reference::sync::session(policy, &deep_ctx, Some(&plain), None, false),
+                rolegate::reference::sync::write(policy, &deep_ctx, None, Some(&plain), false),
+                rolegate::reference::sync::write(
+                    policy,
+                    &user(Bson::Int32(1)),
+                    None,
+                    Some(&deep_doc),
+                    false,
+                ),
+            )
+        });
+        assert!(!session.readable && !session.writable);
+        assert!(too_deep(session.incompatible.as_deref()), "{session:?}");
+        for w in [write, deep_write] {
+            assert!(!w.allowed);
+            assert!(too_deep(w.error.as_ref().map(|e| e.message.as_str())), "{w:?}");
+        }
+        drop_deep(Bson::Document(deep_doc));
+        drop_deep(deep_ctx.user.unwrap());
+        drop_deep(deep);
+    });
+}
