@@ -14,7 +14,7 @@
 //! | [`max_array_operand`](Limits::max_array_operand) | 10,000 | load | error `limit-exceeded` |
 //! | [`max_roles`](Limits::max_roles) | 50,000 | load | error `limit-exceeded` |
 //! | [`max_filters`](Limits::max_filters) | 1,000 | load | error `limit-exceeded` |
-//! | [`max_document_depth`](Limits::max_document_depth) | 100 | evaluation | the decision denies with the reason |
+//! | [`max_document_depth`](Limits::max_document_depth) | 100 (at most [`DOCUMENT_DEPTH_CEILING`], 200) | every door where BSON enters (below) | the decision (or the query plan) denies with the reason |
 //! | [`max_eval_steps`](Limits::max_eval_steps) | 1,000,000 | evaluation | the decision denies with the reason |
 //! | [`max_function_time`](Limits::max_function_time) | 1 second | each `%function` call, when it returns | the call fails (`took X ms, budget Y ms`), its result is discarded; the decision denies with the reason |
 //!
@@ -29,7 +29,21 @@
 //!
 //! Evaluation-time limits: [`Limits::check_document`] measures a document without recursion and
 //! says why it is refused; the evaluators call it before looking at a document and deny with the
-//! reason ([`LimitExceeded`] converts into [`EvalError::Limit`]). The step budget
+//! reason ([`LimitExceeded`] converts into [`EvalError::Limit`]).
+//!
+//! The depth guard (finding 10 of issue 9) is applied at every door where BSON enters, so that
+//! nothing recursive (the `bson` crate's conversions, clones, comparisons and drops, the
+//! evaluators, explanations, Extended JSON) ever sees a value deeper than the limit: stored
+//! documents, pre- and post-images and inserted documents ([`Limits::check_document`], in
+//! [`crate::engine`]); raw documents (always, by a pass over element types and lengths that is
+//! skipped for documents too short to nest that deep, or by the full validation); the whole
+//! request context ([`Limits::check_context`], once when a request is prepared: a refused
+//! context fails every decision of the request and its query plan, with the reason, and is
+//! never evaluated); the client query and projection (at the entrance of
+//! [`PreparedRequest::query_plan`](crate::engine::PreparedRequest::query_plan)); and the
+//! Device Sync entry points of [`crate::reference::sync`] (which have no rule set: the default
+//! limit). A JavaScript code-with-scope's scope counts as a level of nesting (the `bson` crate
+//! recurses into it too). The configured limit is capped at [`DOCUMENT_DEPTH_CEILING`]. The step budget
 //! (`max_eval_steps`) is started by [`crate::engine`] for every decision (and for the
 //! request-only work of `prepare`) and charged by both evaluators ([`crate::steps`]). The function time budget
 //! (`max_function_time`) travels in the request: [`Rules::context`](crate::engine::Rules::context)

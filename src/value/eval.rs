@@ -3,7 +3,13 @@
 //! [`EvalError`] (fail closed: callers deny).
 //!
 //! Written to be obviously correct, not fast: every expansion is looked up and every operand
-//! rebuilt each time it is evaluated.
+//! rebuilt each time it is evaluated — but never in more than linear work (finding 11 of
+//! issue 9): a literal or expansion operand is borrowed, not copied; a bare `%%root` /
+//! `%%prevRoot` (which the bindings hold as documents, not values) is copied at most once per
+//! decision when the caller keeps a [`WholeRoots`] in the [`Bindings`]; every copy that
+//! remains (operands built from parts, collapsed traversals, `%function` arguments) is charged
+//! its size to the step budget ([`crate::steps::copy_steps`]); regexes are compiled through a
+//! per-thread cache ([`crate::value::compare::compile_regex_cached`]).
 //!
 //! # Values
 //!
