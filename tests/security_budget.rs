@@ -436,7 +436,9 @@ fn run_shape(shape: Shape, n: usize, engine: EngineKind) -> Duration {
         Shape::WholeRoot => {
             let rules = whole_document_rules();
             let coll = rules.collection("db.c").unwrap();
-            let request = coll.prepare_with(&ctx, engine).with_explain(n % 2 == 0);
+            let request = coll
+                .prepare_with(&ctx, engine)
+                .with_explain(n.is_multiple_of(2));
             let pre = wide(n, "a");
             let post = wide(n, "b");
             let start = Instant::now();

@@ -452,7 +452,10 @@ fn sync_sessions_and_writes_refuse_deep_values() {
         assert!(too_deep(session.incompatible.as_deref()), "{session:?}");
         for w in [write, deep_write] {
             assert!(!w.allowed);
-            assert!(too_deep(w.error.as_ref().map(|e| e.message.as_str())), "{w:?}");
+            assert!(
+                too_deep(w.error.as_ref().map(|e| e.message.as_str())),
+                "{w:?}"
+            );
         }
         drop_deep(Bson::Document(deep_doc));
         drop_deep(deep_ctx.user.unwrap());

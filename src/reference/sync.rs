@@ -248,10 +248,7 @@ pub fn can_evaluate(function: &FunctionConfig, request: &RequestContext) -> Resu
 /// limits), if one does. The caller denies with that reason before any rule sees them.
 fn too_deep(requests: &[Option<&RequestContext>], docs: &[Option<&Document>]) -> Option<String> {
     let limits = crate::limits::Limits::DEFAULT;
-    let requests = requests
-        .iter()
-        .flatten()
-        .map(|r| limits.check_context(r));
+    let requests = requests.iter().flatten().map(|r| limits.check_context(r));
     let docs = docs.iter().flatten().map(|d| limits.check_document(d));
     requests
         .chain(docs)
