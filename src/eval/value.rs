@@ -112,12 +112,25 @@ impl<'a> V<'a> {
         })
     }
 
-    /// The owned value (borrowed when it already is one).
+    /// The owned value (borrowed when it already is one). A copy of a document or an array is
+    /// charged its size to the step budget (finding 11 of issue 9: a copy costs its size).
     pub fn to_bson(self) -> Result<Cow<'a, Bson>, Fault> {
         Ok(match self {
             V::Own(b) => Cow::Borrowed(b),
-            V::Raw(v) => Cow::Owned(v.to_bson()?),
-            V::OwnDoc(d) => Cow::Owned(Bson::Document(d.clone())),
+            V::Raw(v) => {
+                let b = v.to_bson()?;
+                if matches!(
+                    b,
+                    Bson::Document(_) | Bson::Array(_) | Bson::JavaScriptCodeWithScope(_)
+                ) {
+                    charge(crate::steps::copy_steps(&b))?;
+                }
+                Cow::Owned(b)
+            }
+            V::OwnDoc(d) => {
+                charge(crate::steps::document_copy_steps(d))?;
+                Cow::Owned(Bson::Document(d.clone()))
+            }
         })
     }
 
