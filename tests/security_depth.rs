@@ -462,3 +462,32 @@ fn sync_sessions_and_writes_refuse_deep_values() {
         drop_deep(deep);
     });
 }
+
+/// Extended JSON output (the CLI's, explanations') never recurses into a value too deep.
+#[test]
+fn extended_json_output_refuses_deep_values() {
+    big_stack(|| {
+        for deep in [documents(3000), code_with_scope(3000)] {
+            let doc = doc! {"v": deep};
+            let (value, document) = small_stack(|| {
+                let Some(v) = doc.get("v") else { panic!() };
+                (
+                    rolegate::value::ejson::bson_to_json(v),
+                    rolegate::value::ejson::document_to_json(&doc),
+                )
+            });
+            for out in [value, document] {
+                assert!(
+                    out.as_str().is_some_and(|s| s.contains("nested deeper")),
+                    "{out}"
+                );
+            }
+            drop_deep(Bson::Document(doc));
+        }
+        let shallow = doc! {"a": {"b": [1]}};
+        assert_eq!(
+            rolegate::value::ejson::document_to_json(&shallow),
+            json!({"a": {"b": [1]}})
+        );
+    });
+}
