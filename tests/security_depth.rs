@@ -491,3 +491,48 @@ fn extended_json_output_refuses_deep_values() {
         );
     });
 }
+
+/// The in-memory query runner refuses deep documents, queries and projections.
+#[test]
+fn the_in_memory_runner_refuses_deep_values() {
+    use rolegate::query::QueryPlan;
+    use rolegate::query::memory::run;
+    big_stack(|| {
+        let deep = documents(3000);
+        let plain = vec![stored(Bson::Int32(1))];
+        let deep_docs = vec![stored(deep.clone())];
+        let plans = [
+            QueryPlan {
+                query: doc! {"deep": deep.clone()},
+                ..QueryPlan::default()
+            },
+            QueryPlan {
+                projection: doc! {"x": deep.clone()},
+                ..QueryPlan::default()
+            },
+        ];
+        let results = small_stack(|| {
+            let mut out: Vec<String> = plans
+                .iter()
+                .map(|p| run(p, &plain).unwrap_err().to_string())
+                .collect();
+            out.push(
+                run(&QueryPlan::default(), &deep_docs)
+                    .unwrap_err()
+                    .to_string(),
+            );
+            out
+        });
+        for r in results {
+            assert!(too_deep(Some(&r)), "{r}");
+        }
+        for p in plans {
+            drop_deep(Bson::Document(p.query));
+            drop_deep(Bson::Document(p.projection));
+        }
+        for d in deep_docs {
+            drop_deep(Bson::Document(d));
+        }
+        drop_deep(deep);
+    });
+}

@@ -26,7 +26,9 @@
 //! Each match of a document ([`matches_with`], so every document of [`run`]) has the default
 //! step budget ([`Limits::max_eval_steps`], [`crate::steps`]; capped by an enclosing
 //! decision's): a query whose work on one document runs away fails with
-//! [`EvalError::Limit`] instead (finding 11 of issue 9).
+//! [`EvalError::Limit`] instead (finding 11 of issue 9). Documents, the query and the
+//! projection nested deeper than the default
+//! [`max_document_depth`](Limits::max_document_depth) are refused the same way (finding 10).
 
 use std::sync::OnceLock;
 
@@ -82,11 +84,21 @@ pub fn matches_with(
     // One match is one decision: it has the default step budget (capped by the budget of an
     // enclosing decision, if any).
     let _steps = StepBudget::start(Limits::DEFAULT.max_eval_steps);
+    // The depth guard (finding 10 of issue 9), as at the engine's doors.
+    Limits::DEFAULT.check_document(doc)?;
     eval_expr_with(query, &Bindings::document(request, doc), Semantics::Query)
 }
 
 /// Runs a plan over `docs`: the documents its query selects, in order, projected.
 pub fn run(plan: &QueryPlan, docs: &[Document]) -> Result<Vec<Document>, RunError> {
+    for (what, doc) in [
+        ("the query", &plan.query),
+        ("the projection", &plan.projection),
+    ] {
+        Limits::DEFAULT
+            .check_document_as(what, doc)
+            .map_err(|e| RunError::Eval(e.into()))?;
+    }
     let query = compile_query(&plan.query)?;
     let mut out = Vec::new();
     for doc in docs {
