@@ -326,9 +326,13 @@ impl<'r> Collection<'r> {
         // The request-only work done here has its own step budget (a request whose parts fail
         // on it fails every decision of the request, with the reason).
         let _steps = StepBudget::start(self.limits.max_eval_steps);
+        // The depth guard of the request's values comes first: preparing recurses into them.
+        let refused = self.limits.check_context(context).err();
         let prepared = match engine {
-            EngineKind::Compiled => Some(Arc::new(Prepared::new(&self.program, context))),
-            EngineKind::Reference => None,
+            EngineKind::Compiled if refused.is_none() => {
+                Some(Arc::new(Prepared::new(&self.program, context)))
+            }
+            EngineKind::Compiled | EngineKind::Reference => None,
         };
         PreparedRequest {
             policy: &self.policy,
@@ -340,6 +344,7 @@ impl<'r> Collection<'r> {
             validate_raw: false,
             engine,
             prepared,
+            refused,
         }
     }
 }
@@ -359,6 +364,9 @@ pub struct PreparedRequest<'p, 'c> {
     /// The compiled engine's request state (`None` for the reference engine), shared by the
     /// copies [`PreparedRequest::with_explain`] makes.
     prepared: Option<Arc<Prepared<'c>>>,
+    /// Why the request context was refused ([`Limits::check_context`]): every decision of the
+    /// request fails with this reason, and no rule sees the context.
+    refused: Option<LimitExceeded>,
 }
 
 impl<'c> PreparedRequest<'_, 'c> {
@@ -376,7 +384,7 @@ impl<'c> PreparedRequest<'_, 'c> {
     fn raw_via_reference(&self, doc: &bson::RawDocument) -> (RawDecision, Option<Document>) {
         // The depth guard comes first: converting a deeply nested document recurses.
         let mut check = crate::eval::raw::ValidateScratch::default();
-        let max_depth = self.limits.max_document_depth;
+        let max_depth = self.limits.effective_document_depth();
         if let Validity::Invalid | Validity::TooDeep =
             crate::eval::raw::validate(doc, max_depth, &mut check)
         {
@@ -408,11 +416,19 @@ impl<'c> PreparedRequest<'_, 'c> {
         mut out: Option<&mut Vec<u8>>,
     ) -> RawDecision {
         if self.validate_raw {
-            let max_depth = self.limits.max_document_depth;
+            let max_depth = self.limits.effective_document_depth();
             match crate::eval::raw::validate(doc, max_depth, &mut scratch.validate) {
                 Validity::Valid => {}
                 Validity::Invalid | Validity::TooDeep => return FAILED,
                 Validity::RepeatedKeys => return self.raw_via_document(prepared, doc, out),
+            }
+        } else {
+            // The depth guard (finding 10 of issue 9): even without full validation, a
+            // document nested deeper than the limit is withheld, as the other paths do.
+            let max_depth = self.limits.effective_document_depth();
+            match crate::eval::raw::nests_deeper(doc, max_depth, &mut scratch.validate.depth) {
+                Ok(false) => {}
+                Ok(true) | Err(_) => return FAILED,
             }
         }
         if prepared.system {
@@ -535,6 +551,9 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// in the common cases.
     pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if self.refused.is_some() {
+            return FAILED;
+        }
         match &self.prepared {
             Some(prepared) => self.raw_compiled(prepared, doc, scratch, None),
             None => self.raw_via_reference(doc).0,
@@ -551,6 +570,9 @@ impl<'c> PreparedRequest<'_, 'c> {
         out: &mut Vec<u8>,
     ) -> RawDecision {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if self.refused.is_some() {
+            return FAILED;
+        }
         if let Some(prepared) = &self.prepared {
             return self.raw_compiled(prepared, doc, scratch, Some(out));
         }
@@ -648,8 +670,10 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// Checks every raw document in full before the compiled engine decides it (off by
     /// default). The compiled raw path reads only the fields the rules need and trusts the
     /// rest to be valid BSON, as MongoDB guarantees for the documents it returns: keys unique
-    /// at every level, strings and keys UTF-8, at most 100 levels of nesting (the default
-    /// `max_document_depth`; validation checks the configured limit). On bytes that break those rules its answer may
+    /// at every level, strings and keys UTF-8. Its nesting is always measured (a cheap pass over
+    /// types and lengths, skipped for documents too short to nest that deep): a document
+    /// deeper than `max_document_depth` (code-with-scope scopes included) is withheld with an
+    /// error, as in every other path. On bytes that break those rules its answer may
     /// differ from the reference's (which converts the document first: a repeated key keeps its
     /// first position and its last value; bytes that do not convert are withheld with an
     /// error). With validation on, the compiled raw path gives the reference's answer on any
@@ -671,6 +695,23 @@ impl<'c> PreparedRequest<'_, 'c> {
         client_query: Option<&Document>,
         client_projection: Option<&Document>,
     ) -> Result<QueryPlan, PlanError> {
+        // Planning (the filters' `apply_when` and queries) has its own step budget.
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
+        // The depth guard of the request and of the client's query and projection (finding 10
+        // of issue 9): nothing below sees a value nested too deep.
+        if let Some(limit) = &self.refused {
+            return Err(PlanError::Limit(limit.clone()));
+        }
+        for (what, value) in [
+            ("the client query", client_query),
+            ("the client projection", client_projection),
+        ] {
+            if let Some(doc) = value {
+                self.limits
+                    .check_document_as(what, doc)
+                    .map_err(PlanError::Limit)?;
+            }
+        }
         let (filters, fields) = if self.context.is_system() {
             (&[][..], &crate::query::reads::SYSTEM_FIELDS)
         } else {
@@ -870,6 +911,9 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// query or projection goes through [`PreparedRequest::read_for`].
     pub fn read(&self, doc: &Document) -> ReadOutcome {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if let Some(limit) = self.refused.clone() {
+            return too_deep_read(limit);
+        }
         if let Err(limit) = self.limits.check_document(doc) {
             return too_deep_read(limit);
         }
@@ -910,6 +954,9 @@ impl<'c> PreparedRequest<'_, 'c> {
         reference: impl FnOnce() -> WriteOutcome,
     ) -> WriteOutcome {
         let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if let Some(limit) = self.refused.clone() {
+            return too_deep_write(limit);
+        }
         if let Some(limit) = [pre, post]
             .into_iter()
             .flatten()

@@ -16,7 +16,7 @@
 //! | [`max_array_operand`](Limits::max_array_operand) | 10,000 | load | error `limit-exceeded` |
 //! | [`max_roles`](Limits::max_roles) | 50,000 | load | error `limit-exceeded` |
 //! | [`max_filters`](Limits::max_filters) | 1,000 | load | error `limit-exceeded` |
-//! | [`max_document_depth`](Limits::max_document_depth) | 100 | evaluation | the decision denies with the reason |
+//! | [`max_document_depth`](Limits::max_document_depth) | 100 (at most [`DOCUMENT_DEPTH_CEILING`], 200) | every door where BSON enters (below) | the decision (or the query plan) denies with the reason |
 //! | [`max_eval_steps`](Limits::max_eval_steps) | 1,000,000 | evaluation | the decision denies with the reason |
 //! | [`max_function_time`](Limits::max_function_time) | 1 second | each `%function` call, when it returns | the call fails (`took X ms, budget Y ms`), its result is discarded; the decision denies with the reason |
 //!
@@ -31,7 +31,21 @@
 //!
 //! Evaluation-time limits: [`Limits::check_document`] measures a document without recursion and
 //! says why it is refused; the evaluators call it before looking at a document and deny with the
-//! reason ([`LimitExceeded`] converts into [`EvalError::Limit`]). The step budget
+//! reason ([`LimitExceeded`] converts into [`EvalError::Limit`]).
+//!
+//! The depth guard (finding 10 of issue 9) is applied at every door where BSON enters, so that
+//! nothing recursive (the `bson` crate's conversions, clones, comparisons and drops, the
+//! evaluators, explanations, Extended JSON) ever sees a value deeper than the limit: stored
+//! documents, pre- and post-images and inserted documents ([`Limits::check_document`], in
+//! [`crate::engine`]); raw documents (always, by a pass over element types and lengths that is
+//! skipped for documents too short to nest that deep, or by the full validation); the whole
+//! request context ([`Limits::check_context`], once when a request is prepared: a refused
+//! context fails every decision of the request and its query plan, with the reason, and is
+//! never evaluated); the client query and projection (at the entrance of
+//! [`PreparedRequest::query_plan`](crate::engine::PreparedRequest::query_plan)); and the
+//! Device Sync entry points of [`crate::reference::sync`] (which have no rule set: the default
+//! limit). A JavaScript code-with-scope's scope counts as a level of nesting (the `bson` crate
+//! recurses into it too). The configured limit is capped at [`DOCUMENT_DEPTH_CEILING`]. The step budget
 //! (`max_eval_steps`) is started by [`crate::engine`] for every decision (and for the
 //! request-only work of `prepare`) and charged by both evaluators ([`crate::steps`]). The function time budget
 //! (`max_function_time`) travels in the request: [`Rules::context`](crate::engine::Rules::context)
@@ -59,6 +73,7 @@ use std::time::Duration;
 use bson::{Bson, Document};
 use serde_json::Value;
 
+use crate::context::RequestContext;
 use crate::error::{Diagnostic, Diagnostics, Place};
 use crate::expr::{ElemMatch, Expansion, Expr, Op, Operand, Predicate};
 use crate::rules::{FieldPermissions, FieldTree, Filter, Role, Rule, RuleSet};
@@ -194,17 +209,98 @@ impl Limits {
     /// assert_eq!(err.to_string(), "document nested deeper than 2 levels (at `a.b`)");
     /// ```
     pub fn check_document(&self, doc: &Document) -> Result<(), LimitExceeded> {
-        match document_too_deep(doc, self.max_document_depth) {
+        self.check_document_as("document", doc)
+    }
+
+    // --- Depth guard of every BSON door (finding 10 of issue 9) ---
+
+    /// [`max_document_depth`](Self::max_document_depth), capped at [`DOCUMENT_DEPTH_CEILING`].
+    pub fn effective_document_depth(&self) -> usize {
+        self.max_document_depth.min(DOCUMENT_DEPTH_CEILING)
+    }
+
+    /// [`check_document`](Self::check_document) of a document that the reason calls `what`
+    /// (such as `the client query`).
+    pub fn check_document_as(&self, what: &str, doc: &Document) -> Result<(), LimitExceeded> {
+        let max = self.effective_document_depth();
+        match document_too_deep(doc, max) {
             None => Ok(()),
-            Some(path) => Err(LimitExceeded {
-                limit: "max_document_depth",
-                max: self.max_document_depth,
-                what: format!(
-                    "document nested deeper than {} levels (at `{path}`)",
-                    self.max_document_depth
-                ),
-            }),
+            Some(path) => Err(too_deep_error(what, max, &path)),
         }
+    }
+
+    /// `Ok` when `value` nests at most [`effective_document_depth`](Self::effective_document_depth)
+    /// levels (a document or array is one level, a JavaScript code-with-scope's scope one more);
+    /// otherwise why not, naming `what` (such as `%%user` or `the client query`) and the path of
+    /// the first value too deep. Never recurses.
+    ///
+    /// ```
+    /// use bson::{Bson, doc};
+    /// use rolegate::limits::Limits;
+    ///
+    /// let mut limits = Limits::default();
+    /// limits.max_document_depth = 2;
+    /// assert!(limits.check_value("%%user", &Bson::Document(doc! {"a": {"b": 1}})).is_ok());
+    /// let err = limits.check_value("%%user", &Bson::Document(doc! {"a": {"b": [1]}})).unwrap_err();
+    /// assert_eq!(err.to_string(), "%%user nested deeper than 2 levels (at `a.b`)");
+    /// ```
+    pub fn check_value(&self, what: &str, value: &Bson) -> Result<(), LimitExceeded> {
+        let max = self.effective_document_depth();
+        match value_too_deep(value, max) {
+            None => Ok(()),
+            Some(path) => Err(too_deep_error(what, max, &path)),
+        }
+    }
+
+    /// Checks every value of a request context that rules can expand (`%%user`, `%%request`,
+    /// `%%values`, `%%environment`, `%%args`, `%%partition`) with
+    /// [`check_value`](Self::check_value): the depth guard that
+    /// [`Collection::prepare`](crate::engine::Collection::prepare) applies once per request
+    /// (a request that fails it fails every decision, with the reason).
+    pub fn check_context(&self, context: &RequestContext) -> Result<(), LimitExceeded> {
+        let parts = [
+            ("%%user", context.user.as_ref()),
+            ("%%request", Some(&context.request)),
+            ("%%values", Some(&context.values)),
+            ("%%environment", Some(&context.environment)),
+            ("%%args", context.args.as_ref()),
+            ("%%partition", context.partition.as_ref()),
+        ];
+        for (what, value) in parts {
+            if let Some(value) = value {
+                self.check_value(what, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The largest effective [`Limits::max_document_depth`]: documents, request values, client
+/// queries and projections deeper than this are refused whatever the configuration, so that
+/// the recursive work on values that passed the guard (the `bson` crate's own conversions,
+/// clones and comparisons, explanations, Extended JSON) stays far inside any thread's stack.
+/// It matches [`crate::value::compare::MAX_DEPTH`].
+pub const DOCUMENT_DEPTH_CEILING: usize = 200;
+
+/// The error of a value `what` nested deeper than `max` levels, first at `path`.
+fn too_deep_error(what: &str, max: usize, path: &str) -> LimitExceeded {
+    LimitExceeded {
+        limit: "max_document_depth",
+        max,
+        what: format!("{what} nested deeper than {max} levels (at `{path}`)"),
+    }
+}
+
+/// When `value` nests more than `max` levels (a document or array is a level, the scope of a
+/// JavaScript code-with-scope one more; a scalar nests 0 levels), the dotted path of the first
+/// value beyond the limit. Iterative: any depth is safe.
+pub fn value_too_deep(value: &Bson, max: usize) -> Option<String> {
+    match value {
+        Bson::Document(doc) => document_too_deep(doc, max),
+        Bson::JavaScriptCodeWithScope(code) => document_too_deep(&code.scope, max),
+        Bson::Array(_) if max == 0 => Some(String::new()),
+        Bson::Array(items) => frames_too_deep(BsonFrame::Array(items.iter().enumerate()), max),
+        _ => None,
     }
 }
 
@@ -316,10 +412,14 @@ enum BsonFrame<'a> {
 }
 
 impl<'a> BsonFrame<'a> {
+    /// The frame of a nested value: a document, an array, or the scope of a JavaScript
+    /// code-with-scope (which nests like a document: the `bson` crate converts, clones,
+    /// compares and drops it recursively too).
     fn of(value: &'a Bson) -> Option<Self> {
         match value {
             Bson::Array(items) => Some(BsonFrame::Array(items.iter().enumerate())),
             Bson::Document(doc) => Some(BsonFrame::Document(doc.iter())),
+            Bson::JavaScriptCodeWithScope(code) => Some(BsonFrame::Document(code.scope.iter())),
             _ => None,
         }
     }
@@ -338,7 +438,11 @@ pub fn document_too_deep(doc: &Document, max: usize) -> Option<String> {
     if max == 0 {
         return Some(String::new());
     }
-    let mut stack: Vec<BsonFrame<'_>> = vec![BsonFrame::Document(doc.iter())];
+    frames_too_deep(BsonFrame::Document(doc.iter()), max)
+}
+
+fn frames_too_deep(first: BsonFrame<'_>, max: usize) -> Option<String> {
+    let mut stack: Vec<BsonFrame<'_>> = vec![first];
     let mut path: Vec<Step<'_>> = Vec::new();
     while let Some(top) = stack.last_mut() {
         let Some((step, child)) = top.next() else {

@@ -14,12 +14,20 @@
 //! work; it is set far above what real rules need (the default, 1,000,000 steps, is about
 //! 10,000 times what the deepest decision of the shared corpus takes).
 //!
+//! Work is charged in proportion to its real cost (finding 11 of issue 9): copying a value
+//! costs its size ([`copy_steps`]: one step per value it holds), and comparing two documents or
+//! arrays one step per pair of elements compared (charged by [`crate::value::compare`] with
+//! [`charge_quietly`]), so that a rule which copies or compares a large document on every field
+//! is denied by the budget instead of running for seconds.
+//!
 //! The budget lives in a thread-local counter, so the evaluators do not thread it through
 //! every call; [`StepBudget`] is a guard that restores the previous budget when dropped (nested
 //! decisions, such as explanations computed inside a decision, cannot refill an outer budget).
 //! Outside any decision, evaluation is unlimited.
 
 use std::cell::Cell;
+
+use bson::{Bson, Document};
 
 use crate::value::EvalError;
 
@@ -78,6 +86,53 @@ pub fn charge(n: u64) -> Result<(), EvalError> {
     } else {
         LEFT.set(0);
         Err(exhausted())
+    }
+}
+
+/// Charges `n` steps without failing: the budget drops to zero at worst, and the decision's
+/// next [`charge`] fails. For work that cannot stop halfway (the comparison of two values, in
+/// [`crate::value::compare`]): it is charged as it happens, and the decision stops at its next
+/// step once the budget is spent, so it overruns by at most one such piece of work.
+#[inline]
+pub fn charge_quietly(n: u64) {
+    LEFT.set(LEFT.get().saturating_sub(n));
+}
+
+/// Steps that copying `value` costs: one per value it holds (itself included), plus one per
+/// 256 bytes of its strings and binary data. Counted without recursion, in time linear in the
+/// number of values.
+pub fn copy_steps(value: &Bson) -> u64 {
+    let mut steps: u64 = 0;
+    let mut stack: Vec<&Bson> = vec![value];
+    while let Some(v) = stack.pop() {
+        steps = steps.saturating_add(1);
+        match v {
+            Bson::Document(d) => stack.extend(d.values()),
+            Bson::Array(items) => stack.extend(items),
+            Bson::JavaScriptCodeWithScope(c) => {
+                steps = steps.saturating_add(c.code.len() as u64 / 256);
+                stack.extend(c.scope.values());
+            }
+            Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => {
+                steps = steps.saturating_add(s.len() as u64 / 256);
+            }
+            Bson::Binary(b) => steps = steps.saturating_add(b.bytes.len() as u64 / 256),
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// [`copy_steps`] of a document.
+pub fn document_copy_steps(doc: &Document) -> u64 {
+    doc.values().map(copy_steps).fold(1, u64::saturating_add)
+}
+
+impl StepBudget {
+    /// Steps this decision has spent so far (those of the decisions nested in it included):
+    /// what tests measure the cost of work with.
+    pub fn spent(&self) -> u64 {
+        self.started.saturating_sub(LEFT.get())
     }
 }
 

@@ -327,6 +327,7 @@ fn expression(case: &Case) -> Result<Actual, CaseError> {
         prev_root,
         this: None,
         prev: None,
+        whole: None,
     };
     Ok(match eval_expr(&expr, &bindings) {
         Ok(result) => Actual {

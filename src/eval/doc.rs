@@ -930,6 +930,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             prev_root,
             this: this.as_deref(),
             prev: prev.as_deref(),
+            whole: None,
         };
         Ok(eval_expr(e, &b)?)
     }

@@ -485,8 +485,9 @@ impl<'a> Val<'a> {
 }
 
 /// Deepest nesting [`to_document`] converts: the `bson` crate converts recursively, so hostile
-/// input nested deeper is refused (fail closed) rather than allowed to exhaust the stack.
-const MAX_CONVERT_DEPTH: usize = 512;
+/// input nested deeper is refused (fail closed) rather than allowed to exhaust the stack. The
+/// scope of a JavaScript code-with-scope counts as a level (the crate recurses into it too).
+const MAX_CONVERT_DEPTH: usize = crate::limits::DOCUMENT_DEPTH_CEILING;
 
 /// A raw document as an owned `Document`, through the `bson` crate.
 pub(crate) fn to_document(doc: &RawDocument) -> Result<Document, Malformed> {
@@ -498,10 +499,16 @@ pub(crate) fn to_document(doc: &RawDocument) -> Result<Document, Malformed> {
         }
         for e in Elements::new(d) {
             let e = e?;
-            if matches!(e.kind, kind::DOCUMENT | kind::ARRAY) {
-                let inner = RawDocument::from_bytes(e.value).map_err(|_| Malformed)?;
-                stack.push((inner, depth + 1));
-            }
+            let nested = match e.kind {
+                kind::DOCUMENT | kind::ARRAY => e.value,
+                kind::JAVASCRIPT_WITH_SCOPE => {
+                    let code_len = e.value.get(4..).map(len_of).ok_or(Malformed)??;
+                    e.value.get(8 + code_len..).ok_or(Malformed)?
+                }
+                _ => continue,
+            };
+            let inner = RawDocument::from_bytes(nested).map_err(|_| Malformed)?;
+            stack.push((inner, depth + 1));
         }
     }
     Document::try_from(doc).map_err(|_| Malformed)
@@ -603,8 +610,48 @@ pub(crate) enum Validity {
     Invalid,
     /// Nested deeper than the rule set's `max_document_depth` (counted as
     /// [`crate::limits::document_too_deep`] counts: the document is level 1, every embedded
-    /// document or array one more; a JavaScript scope is not descended into).
+    /// document, array or JavaScript code-with-scope's scope one more).
     TooDeep,
+}
+
+/// Whether `doc` nests more than `max_depth` levels, counted as [`validate`] counts (the
+/// document is level 1; every embedded document, array, or JavaScript code-with-scope's scope
+/// one more): the depth guard of the compiled raw path when full validation is off. Reads only
+/// element types and lengths, iteratively (`stack` is reused, so it stops allocating), and
+/// skips documents too short to nest that deep (each level takes at least 7 bytes). Bytes it
+/// cannot walk are [`Malformed`].
+pub(crate) fn nests_deeper(
+    doc: &RawDocument,
+    max_depth: usize,
+    stack: &mut Vec<(usize, usize, usize)>,
+) -> Result<bool, Malformed> {
+    let all = doc.as_bytes();
+    if all.len() < max_depth.saturating_mul(7).saturating_add(5) {
+        return Ok(max_depth == 0);
+    }
+    stack.clear();
+    stack.push((0, all.len(), 1));
+    while let Some((start, end, level)) = stack.pop() {
+        let bytes = all.get(start..end).ok_or(Malformed)?;
+        let inner = RawDocument::from_bytes(bytes).map_err(|_| Malformed)?;
+        for e in Elements::new(inner) {
+            let e = e?;
+            let value_at = start + e.start + e.whole.len() - e.value.len();
+            let (from, to) = match e.kind {
+                kind::DOCUMENT | kind::ARRAY => (value_at, value_at + e.value.len()),
+                kind::JAVASCRIPT_WITH_SCOPE => {
+                    let code_len = e.value.get(4..).map(len_of).ok_or(Malformed)??;
+                    (value_at + 8 + code_len, value_at + e.value.len())
+                }
+                _ => continue,
+            };
+            if level >= max_depth {
+                return Ok(true);
+            }
+            stack.push((from, to, level + 1));
+        }
+    }
+    Ok(false)
 }
 
 /// Reusable buffers of [`validate`].
@@ -615,6 +662,8 @@ pub(crate) struct ValidateScratch {
     stack: Vec<(usize, usize, bool, Option<usize>)>,
     /// Key byte ranges of the document being checked.
     keys: Vec<(usize, usize)>,
+    /// Nested documents still to measure by [`nests_deeper`]: (start, end, nesting level).
+    pub(crate) depth: Vec<(usize, usize, usize)>,
 }
 
 fn utf8(bytes: &[u8]) -> bool {
@@ -696,10 +745,16 @@ pub(crate) fn validate(
                     match code_len {
                         Some(n) if e.value.len() >= 8 + n + 5 => {
                             let code_ok = e.value.get(4..8 + n).is_some_and(|c| string(c).is_ok());
+                            if too_deep {
+                                return Validity::TooDeep;
+                            }
                             let scope_at = value_at + 8 + n;
-                            scratch
-                                .stack
-                                .push((scope_at, value_at + e.value.len(), false, None));
+                            scratch.stack.push((
+                                scope_at,
+                                value_at + e.value.len(),
+                                false,
+                                child_level,
+                            ));
                             code_ok
                         }
                         _ => false,

@@ -24,7 +24,9 @@ use super::raw::{Elements, Malformed, Val, kind};
 use crate::expr::{CmpOp, TypeSpec};
 use crate::steps::charge;
 use crate::value::EvalError;
-use crate::value::compare::{bson_cmp_checked, canonical_rank, compile_regex, is_nan, truthy};
+use crate::value::compare::{
+    bson_cmp_checked, canonical_rank, compile_regex_cached, is_nan, truthy,
+};
 use crate::value::ejson::type_name;
 use crate::value::path::Resolved;
 
@@ -110,12 +112,25 @@ impl<'a> V<'a> {
         })
     }
 
-    /// The owned value (borrowed when it already is one).
+    /// The owned value (borrowed when it already is one). A copy of a document or an array is
+    /// charged its size to the step budget (finding 11 of issue 9: a copy costs its size).
     pub fn to_bson(self) -> Result<Cow<'a, Bson>, Fault> {
         Ok(match self {
             V::Own(b) => Cow::Borrowed(b),
-            V::Raw(v) => Cow::Owned(v.to_bson()?),
-            V::OwnDoc(d) => Cow::Owned(Bson::Document(d.clone())),
+            V::Raw(v) => {
+                let b = v.to_bson()?;
+                if matches!(
+                    b,
+                    Bson::Document(_) | Bson::Array(_) | Bson::JavaScriptCodeWithScope(_)
+                ) {
+                    charge(crate::steps::copy_steps(&b))?;
+                }
+                Cow::Owned(b)
+            }
+            V::OwnDoc(d) => {
+                charge(crate::steps::document_copy_steps(d))?;
+                Cow::Owned(Bson::Document(d.clone()))
+            }
         })
     }
 
@@ -354,10 +369,16 @@ pub(crate) fn match_one(
         let Bson::RegularExpression(re) = owned.as_ref() else {
             return Ok(false);
         };
-        let compiled = match hint {
-            Some(Ok(r)) => Cow::Borrowed(r),
+        let cached;
+        let compiled: &regex::Regex = match hint {
+            Some(Ok(r)) => r,
             Some(Err(m)) => return Err(bad_regex(m.clone())),
-            None => Cow::Owned(compile_regex(&re.pattern, &re.options).map_err(bad_regex)?),
+            None => {
+                let (compiled, cost) = compile_regex_cached(&re.pattern, &re.options);
+                charge(cost)?;
+                cached = compiled.map_err(bad_regex)?;
+                &cached
+            }
         };
         let one = |x: V<'_>| -> Result<bool, Fault> {
             if let Some(t) = x.as_str() {

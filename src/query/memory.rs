@@ -25,6 +25,13 @@
 //!
 //! Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) are not supported;
 //! their keys are treated as plain included paths.
+//!
+//! Each match of a document ([`matches_with`], so every document of [`run`]) has the default
+//! step budget ([`Limits::max_eval_steps`], [`crate::steps`]; capped by an enclosing
+//! decision's): a query whose work on one document runs away fails with
+//! [`EvalError::Limit`] instead (finding 11 of issue 9). Documents, the query and the
+//! projection nested deeper than the default
+//! [`max_document_depth`](Limits::max_document_depth) are refused the same way (finding 10).
 
 use std::sync::OnceLock;
 
@@ -33,7 +40,9 @@ use bson::{Bson, Document};
 use crate::context::RequestContext;
 use crate::error::{Diagnostics, LoadError, Place};
 use crate::expr::{Expr, parse_query};
+use crate::limits::Limits;
 use crate::query::plan::QueryPlan;
+use crate::steps::StepBudget;
 use crate::value::compare::{MAX_DEPTH, truthy};
 use crate::value::eval::{Bindings, EvalError, Semantics, eval_expr_with};
 
@@ -75,6 +84,11 @@ pub fn matches_with(
     doc: &Document,
     request: &RequestContext,
 ) -> Result<bool, EvalError> {
+    // One match is one decision: it has the default step budget (capped by the budget of an
+    // enclosing decision, if any).
+    let _steps = StepBudget::start(Limits::DEFAULT.max_eval_steps);
+    // The depth guard (finding 10 of issue 9), as at the engine's doors.
+    Limits::DEFAULT.check_document(doc)?;
     eval_expr_with(query, &Bindings::document(request, doc), Semantics::Query)
 }
 
@@ -82,6 +96,14 @@ pub fn matches_with(
 /// order, with its store projection applied. What the client receives comes from
 /// [`crate::PreparedRequest::read_for`] on each of them.
 pub fn run(plan: &QueryPlan, docs: &[Document]) -> Result<Vec<Document>, RunError> {
+    for (what, doc) in [
+        ("the query", &plan.store_query),
+        ("the projection", &plan.store_projection),
+    ] {
+        Limits::DEFAULT
+            .check_document_as(what, doc)
+            .map_err(|e| RunError::Eval(e.into()))?;
+    }
     let query = compile_query(&plan.store_query)?;
     let mut out = Vec::new();
     for doc in docs {

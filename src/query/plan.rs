@@ -224,6 +224,10 @@ pub enum PlanError {
     /// The client projection uses a key or a value rolegate does not support.
     #[error("the client projection `{key}` is not allowed: {reason}")]
     InvalidProjection { key: String, reason: &'static str },
+    /// The request, the client query or the client projection is nested too deeply
+    /// ([`Limits::max_document_depth`](crate::limits::Limits::max_document_depth)).
+    #[error("{0}")]
+    Limit(crate::limits::LimitExceeded),
 }
 
 impl PlanError {
@@ -237,7 +241,7 @@ impl PlanError {
             | PlanError::MixedProjection { .. }
             | PlanError::EmptyProjection => "projection-conflict",
             PlanError::OperatorNotAllowed { .. } => "operator-not-allowed",
-            PlanError::ClientQueryTooDeep { .. } => "limit-exceeded",
+            PlanError::ClientQueryTooDeep { .. } | PlanError::Limit(_) => "limit-exceeded",
             PlanError::InvalidClientQuery { .. } => "invalid-query",
             PlanError::InvalidProjection { .. } => "invalid-projection",
         }
@@ -989,24 +993,102 @@ fn analyze(origin: &str, p: &Document) -> Result<Analyzed, PlanError> {
     })
 }
 
-/// `path` is `ancestor` or below it.
-fn covered_by(path: &str, ancestor: &str) -> bool {
-    path == ancestor
-        || path
-            .strip_prefix(ancestor)
-            .is_some_and(|rest| rest.starts_with('.'))
+/// Dotted paths by segment (`a.b` is below `a`), each node counting the paths that end there:
+/// what the projection merge needs in time linear in the total length of the paths (finding 11
+/// of issue 9: the pairwise `covered_by` checks it replaces were quadratic, 20 s for a
+/// 40,000-key client projection).
+#[derive(Debug, Default)]
+struct PathTrie<'k> {
+    /// Children by segment, and how many paths end at the node; node 0 is the root.
+    nodes: Vec<(std::collections::HashMap<&'k str, usize>, usize)>,
+}
+
+impl<'k> PathTrie<'k> {
+    fn new() -> Self {
+        PathTrie {
+            nodes: vec![Default::default()],
+        }
+    }
+
+    /// Counts one more path ending at `path`'s node.
+    fn insert(&mut self, path: &'k str) {
+        let mut at = 0;
+        for segment in path.split('.') {
+            let next = self.nodes.len();
+            let child = match self.nodes.get_mut(at) {
+                Some((children, _)) => *children.entry(segment).or_insert(next),
+                None => return,
+            };
+            if child == next {
+                self.nodes.push(Default::default());
+            }
+            at = child;
+        }
+        if let Some((_, count)) = self.nodes.get_mut(at) {
+            *count += 1;
+        }
+    }
+
+    /// The counts of the nodes along `path` (its ancestors first, its own last); shorter when
+    /// the trie lacks part of it.
+    fn counts<'a>(&'a self, path: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let mut at = Some(0);
+        path.split('.').map_while(move |segment| {
+            let node = self.nodes.get(at?)?.0.get(segment).copied();
+            at = node;
+            self.nodes.get(node?).map(|(_, count)| *count)
+        })
+    }
 }
 
 /// Drops duplicates and paths below another path of the list, keeping first-appearance order.
+/// Linear in the total length of the paths.
 fn without_descendants(paths: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut trie = PathTrie::new();
     for p in &paths {
-        let below_other = paths.iter().any(|q| q != p && covered_by(p, q));
-        if !below_other && !out.contains(p) {
-            out.push(p.clone());
+        trie.insert(p);
+    }
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut keep = Vec::with_capacity(paths.len());
+    for (i, p) in paths.iter().enumerate() {
+        let segments = p.split('.').count();
+        let below_other = trie
+            .counts(p)
+            .take(segments.saturating_sub(1))
+            .any(|count| count > 0);
+        if !below_other && seen.insert(p.as_str()) {
+            keep.push(i);
         }
     }
-    out
+    let mut keep = keep.into_iter().peekable();
+    paths
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.next_if_eq(i).is_some())
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// The candidate paths that every one of `projections` includes (a path counts as included
+/// when it or one of its ancestors is listed), in order. Linear in the total length of the
+/// paths: each projection is first reduced to paths none of which is below another, so that
+/// along any path each projection is counted at most once.
+fn included_by_all(candidates: Vec<String>, projections: &[&Vec<String>]) -> Vec<String> {
+    let reduced: Vec<Vec<String>> = projections
+        .iter()
+        .map(|keys| without_descendants(keys.to_vec()))
+        .collect();
+    let mut trie = PathTrie::new();
+    for keys in &reduced {
+        for k in keys {
+            trie.insert(k);
+        }
+    }
+    let all = projections.len();
+    candidates
+        .into_iter()
+        .filter(|k| trie.counts(k).sum::<usize>() == all)
+        .collect()
 }
 
 /// Canonical projection merge (module docs). `projections` are `(origin, projection)` in order.
@@ -1043,15 +1125,8 @@ pub fn merge_projections(projections: &[(String, &Document)]) -> Result<Document
             .iter()
             .flat_map(|(_, keys)| keys.iter().cloned())
             .collect();
-        let common: Vec<String> = candidates
-            .into_iter()
-            .filter(|k| {
-                inclusive
-                    .iter()
-                    .all(|(_, keys)| keys.iter().any(|a| covered_by(k, a)))
-            })
-            .collect();
-        let common = without_descendants(common);
+        let keys: Vec<&Vec<String>> = inclusive.iter().map(|(_, keys)| *keys).collect();
+        let common = without_descendants(included_by_all(candidates, &keys));
         if common.is_empty() {
             if id_excluded {
                 return Err(PlanError::EmptyProjection);

@@ -9,7 +9,7 @@ use super::{Failure, Trace, roles};
 use crate::context::RequestContext;
 use crate::outcome::ReadOutcome;
 use crate::rules::{CollectionPolicy, DocumentFilters, Role};
-use crate::value::Bindings;
+use crate::value::eval::{Bindings, WholeRoots};
 
 /// The read decision for `doc` under `policy` (`request.search` selects the Atlas Search gate).
 pub fn read(
@@ -29,12 +29,14 @@ pub fn read(
             explanation: trace.explanation,
         };
     }
+    let whole = WholeRoots::new();
     let bindings = Bindings {
         request,
         root: Some(doc),
         prev_root: Some(doc),
         this: None,
         prev: None,
+        whole: Some(&whole),
     };
     let (role, result) = match roles::select(policy.roles, &mut trace, &bindings) {
         Ok(None) => (None, Ok(None)),

@@ -50,6 +50,7 @@ pub fn assigned_role(
         prev_root: Some(doc),
         this: None,
         prev: None,
+        whole: None,
     };
     Ok(select(policy.roles, &mut trace, &bindings)?.map(|r| r.name.clone()))
 }

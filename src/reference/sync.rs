@@ -26,6 +26,17 @@ pub fn session(
     later: Option<&RequestContext>,
     explain: bool,
 ) -> SyncSessionOutcome {
+    if let Some(reason) = too_deep(&[Some(request), later], &[doc]) {
+        // Fail closed: the collection is inaccessible for the session, with the reason.
+        return SyncSessionOutcome {
+            role: None,
+            incompatible: Some(reason),
+            readable: false,
+            writable: false,
+            client_reset_on_next_session: false,
+            explanation: Default::default(),
+        };
+    }
     let mut trace = Trace::new(request, explain);
     // A failing apply_when denies the whole collection for the session (fail closed).
     let role = match roles::select(policy.roles, &mut trace, &Bindings::request_only(request)) {
@@ -80,6 +91,7 @@ fn readable_in_session(
         prev_root: Some(doc),
         this: None,
         prev: None,
+        whole: None,
     };
     if !read_gate(role.document_filters.as_ref(), &b, trace)? {
         return Ok(false);
@@ -104,6 +116,17 @@ pub fn write(
     post: Option<&Document>,
     explain: bool,
 ) -> WriteOutcome {
+    if let Some(message) = too_deep(&[Some(request)], &[pre, post]) {
+        return WriteOutcome {
+            role: None,
+            allowed: false,
+            error: Some(WriteError {
+                code: ErrorCode::RuleEvaluationFailed,
+                message,
+            }),
+            explanation: Default::default(),
+        };
+    }
     let mut trace = Trace::new(request, explain);
     let role = roles::select(policy.roles, &mut trace, &Bindings::request_only(request))
         .ok()
@@ -174,6 +197,12 @@ fn describe_id(id: &Bson) -> String {
 
 /// Partition-Based Sync access to `request.partition` (write implies read; errors deny).
 pub fn partition(perms: &PartitionPermissions, request: &RequestContext) -> PartitionAccess {
+    if too_deep(&[Some(request)], &[]).is_some() {
+        return PartitionAccess {
+            read: false,
+            write: false,
+        };
+    }
     let mut trace = Trace::new(request, false);
     let b = Bindings::request_only(request);
     let write = trace.eval(&perms.write, &b, "write").unwrap_or(false);
@@ -188,6 +217,7 @@ pub fn service_action(
     request: &RequestContext,
     action: &str,
 ) -> Result<bool, Failure> {
+    refuse_deep(request)?;
     let mut trace = Trace::new(request, false);
     let b = Bindings::request_only(request);
     let mut allowed = false;
@@ -202,6 +232,7 @@ pub fn service_action(
 
 /// Whether a function may run for this request (`can_evaluate`, missing = true; errors deny).
 pub fn can_evaluate(function: &FunctionConfig, request: &RequestContext) -> Result<bool, Failure> {
+    refuse_deep(request)?;
     let mut trace = Trace::new(request, false);
     trace.eval_or(
         function.can_evaluate.as_ref(),
@@ -209,4 +240,29 @@ pub fn can_evaluate(function: &FunctionConfig, request: &RequestContext) -> Resu
         &Bindings::request_only(request),
         "can_evaluate",
     )
+}
+
+/// The depth guard of these per-request entry points (finding 10 of issue 9): why a request
+/// context or a document nests deeper than the default
+/// [`max_document_depth`](crate::limits::Limits::max_document_depth) (they have no rule set's
+/// limits), if one does. The caller denies with that reason before any rule sees them.
+fn too_deep(requests: &[Option<&RequestContext>], docs: &[Option<&Document>]) -> Option<String> {
+    let limits = crate::limits::Limits::DEFAULT;
+    let requests = requests.iter().flatten().map(|r| limits.check_context(r));
+    let docs = docs.iter().flatten().map(|d| limits.check_document(d));
+    requests
+        .chain(docs)
+        .find_map(Result::err)
+        .map(|e| e.to_string())
+}
+
+/// [`too_deep`] of a request, as a [`Failure`].
+fn refuse_deep(request: &RequestContext) -> Result<(), Failure> {
+    match too_deep(&[Some(request)], &[]) {
+        None => Ok(()),
+        Some(reason) => Err(Failure {
+            place: crate::error::Place::default(),
+            error: crate::value::EvalError::Limit(reason),
+        }),
+    }
 }

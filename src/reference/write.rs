@@ -12,7 +12,7 @@ use super::{Failure, Trace, roles};
 use crate::context::RequestContext;
 use crate::outcome::{ErrorCode, WriteError, WriteOutcome};
 use crate::rules::{CollectionPolicy, DocumentFilters, Role};
-use crate::value::Bindings;
+use crate::value::eval::{Bindings, WholeRoots};
 
 /// Which write is being decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,12 +100,14 @@ fn decide(
         WriteKind::Insert => (post, None),
         WriteKind::Update | WriteKind::Delete => (pre, pre),
     };
+    let select_whole = WholeRoots::new();
     let select = Bindings {
         request,
         root: select_root,
         prev_root: select_prev,
         this: None,
         prev: None,
+        whole: Some(&select_whole),
     };
     let role = match roles::select(policy.roles, &mut trace, &select) {
         Ok(role) => role,
@@ -200,6 +202,7 @@ pub(crate) fn write_gate(
                 prev_root: pre,
                 this: None,
                 prev: None,
+                whole: None,
             };
             if !trace.eval(rule, &b, &format!("document_filters.write on the {image}"))? {
                 return Ok(false);
@@ -226,12 +229,14 @@ pub(crate) fn permitted(
     }
     // Permission expressions: %%root = post-image (the stored document for deletes), %%prevRoot = pre-image.
     let root = if kind == WriteKind::Delete { pre } else { post };
+    let whole = WholeRoots::new();
     let b = Bindings {
         request,
         root,
         prev_root: pre,
         this: None,
         prev: None,
+        whole: Some(&whole),
     };
     let all_fields = match trace.eval_opt(role.write.as_ref(), &b, "write")? {
         Some(true) => true,

@@ -349,6 +349,7 @@ impl Walk<'_> {
             prev_root: self.pre,
             this: this.as_deref(),
             prev: prev.as_deref(),
+            whole: None,
         };
         match eval_expr(expr, &bindings) {
             Ok(true) => Ok(()),
@@ -560,8 +561,10 @@ fn first_duplicate(items: &[Bson]) -> Option<(usize, usize)> {
     None
 }
 
-/// Nesting below which [`coarse_hash`] stops looking (deeper values share a hash; still correct).
-const HASH_DEPTH: usize = 16;
+/// Nesting below which [`coarse_hash`] stops looking (deeper values share a hash; still
+/// correct). Documents that reach validation passed the depth guard
+/// ([`crate::limits::Limits::check_document`]), so this is all of them.
+const HASH_DEPTH: usize = crate::limits::DOCUMENT_DEPTH_CEILING;
 
 /// A hash that is equal for values [`bson_equal`] considers equal.
 // INVARIANT: `bson_equal(a, b)` ⇒ equal hashes. Numbers of every type hash by their `f64` value
@@ -608,6 +611,16 @@ fn coarse_hash(value: &Bson, depth: usize, h: &mut DefaultHasher) {
                 sum.hash(h);
             }
         }
+        // Finding 11 of issue 9: these shared one hash, so `uniqueItems` over 40,000 code
+        // values compared every pair (8 s).
+        Bson::JavaScriptCode(code) => (10u8, code).hash(h),
+        Bson::JavaScriptCodeWithScope(code) => (11u8, &code.code).hash(h),
+        Bson::RegularExpression(re) => {
+            let mut options: Vec<char> = re.options.chars().collect();
+            options.sort_unstable();
+            (12u8, &re.pattern, options).hash(h);
+        }
+        Bson::DbPointer(pointer) => (13u8, format!("{pointer:?}")).hash(h),
         _ => 9u8.hash(h),
     }
 }

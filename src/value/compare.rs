@@ -32,7 +32,7 @@
 
 use std::cmp::Ordering;
 
-use bson::{Bson, Decimal128};
+use bson::{Bson, Decimal128, Document};
 
 /// How deep documents and arrays may nest before comparison gives up.
 pub const MAX_DEPTH: usize = 200;
@@ -189,6 +189,78 @@ pub fn compile_regex(pattern: &str, options: &str) -> Result<regex::Regex, Strin
         .map_err(|e| format!("invalid regex `{pattern}`: {e}"))
 }
 
+/// Most compiled regexes [`compile_regex_cached`] keeps per thread (the cache is emptied when
+/// it is full).
+const REGEX_CACHE_SIZE: usize = 1024;
+
+/// Steps ([`crate::steps`]) one regex compilation costs, besides one per byte of its pattern.
+pub const REGEX_COMPILE_STEPS: u64 = 100;
+
+thread_local! {
+    /// Compiled regexes by `(pattern, options)` (finding 11 of issue 9: a regex that comes from a
+    /// request value was compiled again for every value it was matched with, 10 s for one
+    /// `$in`).
+    static REGEXES: std::cell::RefCell<RegexCache> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Compiled regexes (or their errors) by pattern, then by options.
+type RegexCache = std::collections::HashMap<String, Vec<(String, CachedRegex)>>;
+
+/// A compiled regex shared by its users (one `Regex` keeps the matching caches it builds; a
+/// clone would start without them), or why the pattern does not compile.
+pub type CachedRegex = Result<std::rc::Rc<regex::Regex>, String>;
+
+/// [`compile_regex`] through a per-thread cache, with the steps the call cost: `0` when the
+/// regex was cached, [`REGEX_COMPILE_STEPS`] plus its pattern's length when it was compiled
+/// (the evaluators charge them to the decision). The regex's error is cached too.
+pub fn compile_regex_cached(pattern: &str, options: &str) -> (CachedRegex, u64) {
+    let hit = REGEXES.with_borrow(|cache| {
+        cache
+            .get(pattern)
+            .and_then(|by_options| by_options.iter().find(|(o, _)| o == options))
+            .map(|(_, compiled)| compiled.clone())
+    });
+    if let Some(hit) = hit {
+        return (hit, 0);
+    }
+    let compiled = compile_regex(pattern, options).map(std::rc::Rc::new);
+    REGEXES.with_borrow_mut(|cache| {
+        if cache.len() >= REGEX_CACHE_SIZE {
+            cache.clear();
+        }
+        let by_options = cache.entry(pattern.to_string()).or_default();
+        if by_options.len() >= 8 {
+            by_options.clear();
+        }
+        by_options.push((options.to_string(), compiled.clone()));
+    });
+    let cost = REGEX_COMPILE_STEPS.saturating_add(pattern.len() as u64);
+    (compiled, cost)
+}
+
+/// Two documents element by element (type bracket, then key, then value), as `woCompare`
+/// does; one step ([`crate::steps::charge_quietly`]) per pair of elements compared.
+fn cmp_documents(x: &Document, y: &Document, depth: usize) -> Result<Ordering, TooDeep> {
+    if depth > MAX_DEPTH {
+        return Err(TooDeep);
+    }
+    for ((ka, va), (kb, vb)) in x.iter().zip(y.iter()) {
+        crate::steps::charge_quietly(1);
+        let o = canonical_rank(va)
+            .cmp(&canonical_rank(vb))
+            .then_with(|| ka.as_bytes().cmp(kb.as_bytes()));
+        if o != Ordering::Equal {
+            return Ok(o);
+        }
+        let o = cmp_at(va, vb, depth + 1)?.unwrap_or(Ordering::Equal);
+        if o != Ordering::Equal {
+            return Ok(o);
+        }
+    }
+    Ok(x.len().cmp(&y.len()))
+}
+
 fn cmp_at(a: &Bson, b: &Bson, depth: usize) -> Result<Option<Ordering>, TooDeep> {
     if depth > MAX_DEPTH {
         return Err(TooDeep);
@@ -200,23 +272,10 @@ fn cmp_at(a: &Bson, b: &Bson, depth: usize) -> Result<Option<Ordering>, TooDeep>
         (Bson::String(x) | Bson::Symbol(x), Bson::String(y) | Bson::Symbol(y)) => {
             x.as_bytes().cmp(y.as_bytes())
         }
-        (Bson::Document(x), Bson::Document(y)) => {
-            for ((ka, va), (kb, vb)) in x.iter().zip(y.iter()) {
-                let o = canonical_rank(va)
-                    .cmp(&canonical_rank(vb))
-                    .then_with(|| ka.as_bytes().cmp(kb.as_bytes()));
-                if o != Ordering::Equal {
-                    return Ok(Some(o));
-                }
-                let o = cmp_at(va, vb, depth + 1)?.unwrap_or(Ordering::Equal);
-                if o != Ordering::Equal {
-                    return Ok(Some(o));
-                }
-            }
-            x.len().cmp(&y.len())
-        }
+        (Bson::Document(x), Bson::Document(y)) => cmp_documents(x, y, depth)?,
         (Bson::Array(x), Bson::Array(y)) => {
             for (va, vb) in x.iter().zip(y.iter()) {
+                crate::steps::charge_quietly(1);
                 let o = match canonical_rank(va).cmp(&canonical_rank(vb)) {
                     Ordering::Equal => cmp_at(va, vb, depth + 1)?.unwrap_or(Ordering::Equal),
                     o => o,
@@ -246,12 +305,8 @@ fn cmp_at(a: &Bson, b: &Bson, depth: usize) -> Result<Option<Ordering>, TooDeep>
         (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.cmp(y),
         (Bson::JavaScriptCodeWithScope(x), Bson::JavaScriptCodeWithScope(y)) => {
             match x.code.cmp(&y.code) {
-                Ordering::Equal => cmp_at(
-                    &Bson::Document(x.scope.clone()),
-                    &Bson::Document(y.scope.clone()),
-                    depth + 1,
-                )?
-                .unwrap_or(Ordering::Equal),
+                // The scopes are compared in place (copying them cost their size each time).
+                Ordering::Equal => cmp_documents(&x.scope, &y.scope, depth + 1)?,
                 o => o,
             }
         }

@@ -40,13 +40,27 @@ pub fn document_from_json(v: &serde_json::Value) -> Result<Document, String> {
 
 /// Converts BSON to relaxed Extended JSON (int32/int64/finite doubles as plain numbers, dates as
 /// ISO strings when in range, other types in their `$` forms).
+/// A value nested deeper than [`MAX_DEPTH`] levels (a code-with-scope's scope counting as a
+/// level) is not converted (the `bson` crate's copy and conversion recurse): it becomes the
+/// string `"(a value nested deeper than 200 levels)"`. Values that passed rolegate's depth guard
+/// ([`crate::limits`]) never are.
 pub fn bson_to_json(b: &Bson) -> serde_json::Value {
+    if crate::limits::value_too_deep(b, MAX_DEPTH).is_some() {
+        return too_deep_json();
+    }
     b.clone().into_relaxed_extjson()
 }
 
-/// Converts a document to relaxed Extended JSON.
+/// Converts a document to relaxed Extended JSON (a document too deep as [`bson_to_json`] says).
 pub fn document_to_json(d: &Document) -> serde_json::Value {
-    bson_to_json(&Bson::Document(d.clone()))
+    if crate::limits::document_too_deep(d, MAX_DEPTH).is_some() {
+        return too_deep_json();
+    }
+    Bson::Document(d.clone()).into_relaxed_extjson()
+}
+
+fn too_deep_json() -> serde_json::Value {
+    serde_json::Value::String(format!("(a value nested deeper than {MAX_DEPTH} levels)"))
 }
 
 /// The MongoDB `$type` name of a value (`"string"`, `"int"`, `"objectId"`, ...), for messages.

@@ -3,7 +3,13 @@
 //! [`EvalError`] (fail closed: callers deny).
 //!
 //! Written to be obviously correct, not fast: every expansion is looked up and every operand
-//! rebuilt each time it is evaluated.
+//! rebuilt each time it is evaluated — but never in more than linear work (finding 11 of
+//! issue 9): a literal or expansion operand is borrowed, not copied; a bare `%%root` /
+//! `%%prevRoot` (which the bindings hold as documents, not values) is copied at most once per
+//! decision when the caller keeps a [`WholeRoots`] in the [`Bindings`]; every copy that
+//! remains (operands built from parts, collapsed traversals, `%function` arguments) is charged
+//! its size to the step budget ([`crate::steps::copy_steps`]); regexes are compiled through a
+//! per-thread cache ([`crate::value::compare::compile_regex_cached`]).
 //!
 //! # Values
 //!
@@ -112,7 +118,7 @@ use crate::context::RequestContext;
 use crate::expr::{CmpOp, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, TypeSpec};
 use crate::steps::charge;
 use crate::value::compare::{
-    TooDeep, bson_cmp_checked, bson_equal_checked, compile_regex, is_nan, is_number, truthy,
+    TooDeep, bson_cmp_checked, bson_equal_checked, compile_regex_cached, is_nan, is_number, truthy,
 };
 use crate::value::ejson::type_name;
 use crate::value::path::{Resolved, resolve, resolve_in_document, resolve_request};
@@ -132,6 +138,28 @@ pub struct Bindings<'a> {
     pub this: Option<&'a Bson>,
     /// `%%prev`
     pub prev: Option<&'a Bson>,
+    /// Where a bare `%%root` / `%%prevRoot` is copied at most once (per decision, when the
+    /// caller keeps one [`WholeRoots`] for it); `None` copies them at every use, each copy
+    /// charged its size. It must belong to this `root` and `prev_root`: bindings that rebind
+    /// either use another one (or `None`).
+    pub whole: Option<&'a WholeRoots>,
+}
+
+/// The bare `%%root` and `%%prevRoot` of one decision as values (finding 11 of issue 9): the
+/// bindings hold documents, and a bare expansion needs them as a [`Bson`] value, which is a
+/// copy. Kept here, the copy is made on first use and borrowed after, instead of being made
+/// (12.6 s for a 229 KB document under the set-once idiom) at every evaluation.
+#[derive(Debug, Default)]
+pub struct WholeRoots {
+    root: std::cell::OnceCell<Bson>,
+    prev_root: std::cell::OnceCell<Bson>,
+}
+
+impl WholeRoots {
+    /// Nothing copied yet.
+    pub fn new() -> Self {
+        WholeRoots::default()
+    }
 }
 
 impl<'a> Bindings<'a> {
@@ -143,6 +171,7 @@ impl<'a> Bindings<'a> {
             prev_root: None,
             this: None,
             prev: None,
+            whole: None,
         }
     }
 
@@ -213,7 +242,7 @@ pub fn eval_expr_with(
 /// Evaluates an operand to a value; `Ok(None)` means missing (an expansion that resolves to
 /// nothing, or a container holding one).
 pub fn eval_operand(operand: &Operand, bindings: &Bindings<'_>) -> Result<Option<Bson>, EvalError> {
-    operand_value(operand, bindings, Holes::Strict, 0)
+    Ok(operand_value(operand, bindings, Holes::Strict, 0)?.map(Cow::into_owned))
 }
 
 /// The value of one expansion (collapsed as [`Resolved::into_value`] does); `None` is missing.
@@ -246,6 +275,37 @@ fn resolve_subject<'b>(e: &Expansion, b: &Bindings<'b>) -> Resolved<'b> {
             .root_value(other)
             .map_or_else(Resolved::missing, |v| resolve(v, path)),
     }
+}
+
+/// [`resolve_subject`], with a bare `%%root` / `%%prevRoot` borrowed from the bindings'
+/// [`WholeRoots`] (copied there on first use) and every copy charged its size.
+fn resolve_charged<'b>(e: &Expansion, b: &Bindings<'b>) -> Result<Resolved<'b>, EvalError> {
+    let (doc, cell) = match e.root {
+        Root::Root if e.path.is_empty() => (b.root, b.whole.map(|w| &w.root)),
+        Root::PrevRoot if e.path.is_empty() => (b.prev_root, b.whole.map(|w| &w.prev_root)),
+        _ => return Ok(resolve_subject(e, b)),
+    };
+    let Some(doc) = doc else {
+        return Ok(Resolved::missing());
+    };
+    let whole = |cell: Option<&std::cell::OnceCell<Bson>>| cell.and_then(|c| c.get()).is_some();
+    if !whole(cell) {
+        charge(crate::steps::document_copy_steps(doc))?;
+    }
+    Ok(match cell {
+        Some(cell) => Resolved::single(Cow::Borrowed(
+            cell.get_or_init(|| Bson::Document(doc.clone())),
+        )),
+        None => Resolved::single(Cow::Owned(Bson::Document(doc.clone()))),
+    })
+}
+
+/// A value made owned, a borrowed one copied and charged its size.
+fn owned(v: Cow<'_, Bson>) -> Result<Bson, EvalError> {
+    if let Cow::Borrowed(b) = &v {
+        charge(crate::steps::copy_steps(b))?;
+    }
+    Ok(v.into_owned())
 }
 
 fn limit(depth: usize) -> Result<(), EvalError> {
@@ -289,7 +349,7 @@ fn eval(expr: &Expr, b: &Bindings<'_>, sem: Semantics, depth: usize) -> Result<b
         }
         Expr::Not(e) => Ok(!eval(e, b, sem, depth + 1)?),
         Expr::Test { subject, predicate } => {
-            let s = resolve_subject(subject, b);
+            let s = resolve_charged(subject, b)?;
             eval_predicate(predicate, &s, b, sem, depth + 1)
         }
     }
@@ -367,15 +427,15 @@ fn with_literal(mode: Mode, literal: bool) -> Mode {
     Mode { literal, ..mode }
 }
 
-fn eval_op(
-    op: &Op,
+fn eval_op<'v>(
+    op: &'v Op,
     s: &Resolved<'_>,
-    b: &Bindings<'_>,
+    b: &Bindings<'v>,
     sem: Semantics,
     depth: usize,
 ) -> Result<bool, EvalError> {
     limit(depth)?;
-    let value = |o: &Operand| operand_value(o, b, Holes::Strict, depth);
+    let value = |o: &'v Operand| operand_value(o, b, Holes::Strict, depth);
     match op {
         Op::Cmp(CmpOp::Eq, o) => match value(o)? {
             None => Ok(false),
@@ -395,12 +455,12 @@ fn eval_op(
         Op::In(o) => match value(o)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
-            list => Ok(in_list(s, list, o, "$in")?.unwrap_or(false)),
+            list => Ok(in_list(s, list.as_deref(), o, "$in")?.unwrap_or(false)),
         },
         Op::Nin(o) => match value(o)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
-            list => Ok(!in_list(s, list, o, "$nin")?.unwrap_or(false)),
+            list => Ok(!in_list(s, list.as_deref(), o, "$nin")?.unwrap_or(false)),
         },
         Op::Exists(o) => match value(o)? {
             None => Ok(false),
@@ -431,7 +491,7 @@ fn eval_op(
             Ok(true)
         }
         Op::Not(p) => Ok(!eval_predicate(p, s, b, sem, depth + 1)?),
-        Op::AllOf(o) => match value(o)? {
+        Op::AllOf(o) => match value(o)?.as_deref() {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             Some(Bson::Array(list)) => {
@@ -445,7 +505,7 @@ fn eval_op(
                 }
                 Ok(true)
             }
-            Some(other) => Err(not_an_array("$all", &other)),
+            Some(other) => Err(not_an_array("$all", other)),
         },
         Op::Size(o) => match value(o)? {
             None => Ok(false),
@@ -513,7 +573,7 @@ fn not_an_array(operator: &'static str, found: &Bson) -> EvalError {
 /// `$in` of the value `list` of operand `o`: `None` when the operand is missing.
 fn in_list(
     s: &Resolved<'_>,
-    list: Option<Bson>,
+    list: Option<&Bson>,
     o: &Operand,
     operator: &'static str,
 ) -> Result<Option<bool>, EvalError> {
@@ -527,7 +587,7 @@ fn in_list(
             }
             Ok(Some(false))
         }
-        Some(other) => Err(not_an_array(operator, &other)),
+        Some(other) => Err(not_an_array(operator, other)),
     }
 }
 
@@ -591,6 +651,8 @@ fn elem_matches(
                     prev_root: b.prev_root,
                     this: b.this,
                     prev: b.prev,
+                    // Its `%%root` is the element, not the bindings' root.
+                    whole: None,
                 };
                 eval(e, &inner, sem, depth + 1)
             }
@@ -651,11 +713,12 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
         return Ok(false);
     };
     if let (true, true, Bson::RegularExpression(re)) = (mode.regex, mode.literal, operand) {
-        let compiled =
-            compile_regex(&re.pattern, &re.options).map_err(|message| EvalError::BadArgument {
-                operator: "$regex",
-                message,
-            })?;
+        let (compiled, cost) = compile_regex_cached(&re.pattern, &re.options);
+        charge(cost)?;
+        let compiled = compiled.map_err(|message| EvalError::BadArgument {
+            operator: "$regex",
+            message,
+        })?;
         let one = |x: &Bson| -> Result<bool, EvalError> {
             Ok(match x {
                 Bson::String(t) | Bson::Symbol(t) => compiled.is_match(t),
@@ -763,49 +826,64 @@ enum Holes {
     Lenient,
 }
 
-fn operand_value(
-    o: &Operand,
-    b: &Bindings<'_>,
+/// The value of an operand: borrowed from the rule or the bindings when it is a literal or an
+/// expansion (finding 11 of issue 9: it was copied at every evaluation), built otherwise (every
+/// copy into it charged its size).
+fn operand_value<'v>(
+    o: &'v Operand,
+    b: &Bindings<'v>,
     holes: Holes,
     depth: usize,
-) -> Result<Option<Bson>, EvalError> {
+) -> Result<Option<Cow<'v, Bson>>, EvalError> {
     limit(depth)?;
     match o {
-        Operand::Literal(v) => Ok(Some(v.clone())),
-        Operand::Expansion(e) => Ok(eval_expansion(e, b)),
+        Operand::Literal(v) => Ok(Some(Cow::Borrowed(v))),
+        Operand::Expansion(e) => {
+            let resolved = resolve_charged(e, b)?;
+            let traversed = resolved.traversed;
+            let value = resolved.into_value();
+            // Collapsing a traversal copies the values it reached.
+            if traversed && let Some(v) = &value {
+                charge(crate::steps::copy_steps(v))?;
+            }
+            Ok(value)
+        }
         Operand::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 match (operand_value(item, b, holes, depth + 1)?, holes) {
-                    (Some(v), _) => out.push(v),
+                    (Some(v), _) => out.push(owned(v)?),
                     (None, Holes::Lenient) => out.push(Bson::Null),
                     (None, Holes::Strict) => return Ok(None),
                 }
             }
-            Ok(Some(Bson::Array(out)))
+            Ok(Some(Cow::Owned(Bson::Array(out))))
         }
         Operand::Document(members) => {
             let mut out = Document::new();
             for (k, item) in members {
                 match (operand_value(item, b, holes, depth + 1)?, holes) {
                     (Some(v), _) => {
-                        out.insert(k.clone(), v);
+                        out.insert(k.clone(), owned(v)?);
                     }
                     (None, Holes::Lenient) => {}
                     (None, Holes::Strict) => return Ok(None),
                 }
             }
-            Ok(Some(Bson::Document(out)))
+            Ok(Some(Cow::Owned(Bson::Document(out))))
         }
         Operand::Function { name, arguments } => {
             let mut args = Vec::with_capacity(arguments.len());
             for a in arguments {
-                args.push(operand_value(a, b, Holes::Lenient, depth + 1)?.unwrap_or(Bson::Null));
+                args.push(match operand_value(a, b, Holes::Lenient, depth + 1)? {
+                    Some(v) => owned(v)?,
+                    None => Bson::Null,
+                });
             }
             // Fail closed on a host error, a panic or an overrun of the time budget.
             b.request
                 .call_function(name, &args)
-                .map(Some)
+                .map(|v| Some(Cow::Owned(v)))
                 .map_err(|message| EvalError::Function {
                     name: name.clone(),
                     message,
@@ -849,17 +927,17 @@ fn operand_value(
     }
 }
 
-fn convert(
-    inner: &Operand,
-    b: &Bindings<'_>,
+fn convert<'v>(
+    inner: &'v Operand,
+    b: &Bindings<'v>,
     depth: usize,
     operator: &'static str,
     f: impl FnOnce(Bson) -> Result<Bson, String>,
-) -> Result<Option<Bson>, EvalError> {
+) -> Result<Option<Cow<'v, Bson>>, EvalError> {
     match operand_value(inner, b, Holes::Strict, depth + 1)? {
         None => Ok(None),
-        Some(v) => f(v)
-            .map(Some)
+        Some(v) => f(owned(v)?)
+            .map(|v| Some(Cow::Owned(v)))
             .map_err(|message| EvalError::BadArgument { operator, message }),
     }
 }

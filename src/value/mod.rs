@@ -12,5 +12,7 @@ pub mod path;
 
 pub use compare::{bson_cmp, bson_equal, bson_equal_args};
 pub use ejson::{bson_from_json, bson_to_json, document_from_json};
-pub use eval::{Bindings, EvalError, Semantics, eval_expr, eval_expr_with, eval_operand};
+pub use eval::{
+    Bindings, EvalError, Semantics, WholeRoots, eval_expr, eval_expr_with, eval_operand,
+};
 pub use path::{lookup, lookup_in_document};
