@@ -21,7 +21,7 @@ pub(crate) mod ir;
 pub(crate) mod lower;
 
 use crate::error::Place;
-use crate::eval::raw::{bytes_eq, key_tag};
+use crate::eval::raw::{bytes_eq, key_tag, tag_is_whole_key};
 use crate::expr::Expr;
 use crate::rules::{FieldPermissions, FieldTree, Role, Rule};
 
@@ -145,12 +145,13 @@ pub(crate) enum Segment {
 }
 
 /// An open-addressing table from keys to small indexes, probed by [`key_tag`]: one multiply,
-/// one or two probes, and a byte comparison of the whole key on every tag hit.
+/// one or two probes, and a byte comparison of the whole key on every tag hit of a key longer
+/// than seven bytes.
 ///
-/// SECURITY: a tag is a hash, never a proof of equality: it keeps the key's length modulo 256
-/// and its first seven bytes, so `abcdefg` and a 263-byte key that starts with it share a tag
-/// (issue 9, finding 2). [`KeyTable::find_tagged`] therefore compares the bytes of every
-/// candidate, whatever its length.
+/// SECURITY (issue 9, finding 2): a tag proves equality only when it holds the whole key (at
+/// most seven bytes, with its exact length: [`key_tag`] saturates the length at 255 instead of
+/// keeping it modulo 256, which made `abcdefg` and a 263-byte key that starts with it share a
+/// tag). For every longer key [`KeyTable::find_tagged`] compares the bytes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyTable {
     /// `(tag, index)`; `u32::MAX` marks an empty slot. Length a power of two.
@@ -195,7 +196,9 @@ impl KeyTable {
     }
 
     /// The index of `key` (whose [`key_tag`] is `tag`).
-    #[inline]
+    // PERF: inlined into the key scan (the hottest loop of the raw path); the byte comparison of
+    // long keys stays out of line.
+    #[inline(always)]
     pub fn find_tagged(&self, tag: u64, key: &[u8]) -> Option<u32> {
         let mask = self.slots.len().wrapping_sub(1);
         let mut i = slot_of(tag, self.shift) & mask;
@@ -204,17 +207,23 @@ impl KeyTable {
             if index == EMPTY_SLOT {
                 return None;
             }
-            // INVARIANT: equal tags do not make equal keys; only the bytes decide.
-            if t == tag
-                && self
-                    .names
-                    .get(index as usize)
-                    .is_some_and(|n| bytes_eq(n, key))
-            {
+            // INVARIANT: equal tags make equal keys only when the tag holds the whole key
+            // (`tag_is_whole_key`: at most 7 bytes, exact length); otherwise the bytes decide.
+            if t == tag && (tag_is_whole_key(tag) || self.name_is(index, key)) {
                 return Some(index);
             }
             i = (i + 1) & mask;
         }
+    }
+}
+
+impl KeyTable {
+    /// Whether the key at `index` is `key`, byte for byte.
+    #[inline(never)]
+    fn name_is(&self, index: u32, key: &[u8]) -> bool {
+        self.names
+            .get(index as usize)
+            .is_some_and(|n| bytes_eq(n, key))
     }
 }
 

@@ -67,16 +67,35 @@ impl<'a> Elem<'a> {
     }
 }
 
-/// The length of a key (modulo 256) and its first seven bytes packed in a word: two keys with
-/// different tags differ, but equal tags say nothing (a 263-byte key and its 7-byte prefix
-/// share one): a tag only selects candidates, whose bytes are then compared.
+/// The length of a key (saturated at 255) and its first seven bytes packed in a word. Two keys
+/// with different tags differ. Equal tags prove equal keys only when the tag's length byte is at
+/// most 7: the length is then exact and the tag holds every byte of both keys
+/// ([`tag_is_whole_key`]); longer keys share tags with other keys of their length byte and first
+/// seven bytes, so a tag only selects candidates, whose bytes are then compared.
+///
+/// SECURITY (issue 9, finding 2): the length used to be kept modulo 256, so the 7-byte key
+/// `abcdefg` and a 263-byte key starting with it had the same tag, and trusting the tag for
+/// short keys read one as the other. Saturating the length makes the short-key tag injective.
 #[inline]
 pub(crate) fn key_tag(key: &[u8]) -> u64 {
-    let mut w = (key.len() as u64) << 56;
+    let mut w = length_byte(key.len()) << 56;
     for (i, b) in key.iter().take(7).enumerate() {
         w |= u64::from(*b) << (8 * i);
     }
     w
+}
+
+/// A key's length as a tag keeps it: exact below 255, 255 for every longer key.
+#[inline]
+fn length_byte(len: usize) -> u64 {
+    len.min(255) as u64
+}
+
+/// Whether a tag holds its whole key (length at most 7: the length byte is exact and every byte
+/// is in the tag), so that two equal such tags are two equal keys.
+#[inline]
+pub(crate) fn tag_is_whole_key(tag: u64) -> bool {
+    tag >> 56 <= 7
 }
 
 /// [`key_tag`] of the key of length `len` at `at` in `bytes`, with one word read when the
@@ -88,7 +107,7 @@ pub(crate) fn key_tag_at(bytes: &[u8], at: usize, len: usize) -> u64 {
             let mut w = [0u8; 8];
             w.copy_from_slice(word);
             let keep = len.min(7) * 8;
-            (u64::from_le_bytes(w) & ((1u64 << keep) - 1)) | ((len as u64) << 56)
+            (u64::from_le_bytes(w) & ((1u64 << keep) - 1)) | (length_byte(len) << 56)
         }
         None => key_tag(bytes.get(at..at + len).unwrap_or(&[])),
     }
