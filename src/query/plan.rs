@@ -997,16 +997,21 @@ fn analyze(origin: &str, p: &Document) -> Result<Analyzed, PlanError> {
 /// what the projection merge needs in time linear in the total length of the paths (finding 11
 /// of issue 9: the pairwise `covered_by` checks it replaces were quadratic, 20 s for a
 /// 40,000-key client projection).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PathTrie<'k> {
-    /// Children by segment, and how many paths end at the node; node 0 is the root.
-    nodes: Vec<(std::collections::HashMap<&'k str, usize>, usize)>,
+    /// The child of a node by segment; node 0 is the root. One map for the whole trie (a map
+    /// per node cost an allocation per path segment). Keys come from clients, so the hasher is
+    /// the standard library's keyed one, not a fast unkeyed hash an attacker could collide.
+    children: std::collections::HashMap<(usize, &'k str), usize>,
+    /// How many paths end at each node.
+    ends: Vec<usize>,
 }
 
 impl<'k> PathTrie<'k> {
     fn new() -> Self {
         PathTrie {
-            nodes: vec![Default::default()],
+            children: std::collections::HashMap::new(),
+            ends: vec![0],
         }
     }
 
@@ -1014,17 +1019,14 @@ impl<'k> PathTrie<'k> {
     fn insert(&mut self, path: &'k str) {
         let mut at = 0;
         for segment in path.split('.') {
-            let next = self.nodes.len();
-            let child = match self.nodes.get_mut(at) {
-                Some((children, _)) => *children.entry(segment).or_insert(next),
-                None => return,
-            };
+            let next = self.ends.len();
+            let child = *self.children.entry((at, segment)).or_insert(next);
             if child == next {
-                self.nodes.push(Default::default());
+                self.ends.push(0);
             }
             at = child;
         }
-        if let Some((_, count)) = self.nodes.get_mut(at) {
+        if let Some(count) = self.ends.get_mut(at) {
             *count += 1;
         }
     }
@@ -1032,11 +1034,10 @@ impl<'k> PathTrie<'k> {
     /// The counts of the nodes along `path` (its ancestors first, its own last); shorter when
     /// the trie lacks part of it.
     fn counts<'a>(&'a self, path: &'a str) -> impl Iterator<Item = usize> + 'a {
-        let mut at = Some(0);
+        let mut at = 0;
         path.split('.').map_while(move |segment| {
-            let node = self.nodes.get(at?)?.0.get(segment).copied();
-            at = node;
-            self.nodes.get(node?).map(|(_, count)| *count)
+            at = *self.children.get(&(at, segment))?;
+            self.ends.get(at).copied()
         })
     }
 }
