@@ -1,0 +1,249 @@
+//! Issue 9, red team: attacks on the merged fixes of findings 1–13, as a hostile client, a
+//! hostile app user and a hostile app author. Each test reproduces one attack that broke a
+//! promise of the issue (it failed before its fix); properties generate the attack's class.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeMap;
+
+use bson::{Bson, Document, doc};
+use proptest::prelude::*;
+use rolegate::config::{LoadOptions, load_files};
+use rolegate::{EngineKind, PlannedRead, PreparedRequest, QueryPlan, RequestContext, Rules};
+use serde_json::{Value, json};
+
+const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
+
+/// An app from `(path, JSON)` pairs, with one MongoDB data source.
+fn app(files: &[(&str, Value)]) -> Rules {
+    let mut all: BTreeMap<String, Value> = BTreeMap::new();
+    all.insert(
+        "data_sources/mongodb-atlas/config.json".to_string(),
+        json!({"name": "mongodb-atlas", "type": "mongodb-atlas", "config": {}}),
+    );
+    for (k, v) in files {
+        all.insert((*k).to_string(), v.clone());
+    }
+    Rules::new(load_files(&all, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn rules_file(roles: Value) -> (&'static str, Value) {
+    (
+        "data_sources/mongodb-atlas/hr/staff/rules.json",
+        json!({"database": "hr", "collection": "staff", "roles": roles}),
+    )
+}
+
+fn user(rules: &Rules, custom_data: Document) -> RequestContext {
+    rules
+        .context()
+        .user(doc! {"id": "mallory", "type": "normal", "data": {}, "custom_data": custom_data})
+        .build()
+        .unwrap()
+}
+
+fn shown(r: &PlannedRead) -> Option<&Document> {
+    r.outcome
+        .document
+        .as_ref()
+        .filter(|_| r.selected && r.outcome.visible)
+}
+
+/// What the client receives for `collection`: the database's part, then `read_for`.
+fn received(
+    request: &PreparedRequest<'_, '_>,
+    plan: &QueryPlan,
+    collection: &[Document],
+) -> Vec<Document> {
+    request
+        .find(plan, collection)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| shown(&r).cloned())
+        .collect()
+}
+
+/// The answer to a client query, directly on the stored documents through `read_for`, and
+/// through the database's part; both must agree. `None` when the plan is refused.
+fn answer(
+    request: &PreparedRequest<'_, '_>,
+    query: &Document,
+    collection: &[Document],
+) -> Option<Vec<Document>> {
+    let plan = request.query_plan(Some(query), None).ok()?;
+    let direct: Vec<Document> = collection
+        .iter()
+        .filter_map(|d| shown(&request.read_for(&plan, d)).cloned())
+        .collect();
+    assert_eq!(direct, received(request, &plan, collection), "{query:?}");
+    Some(direct)
+}
+
+// ---------------------------------------------------------------------------------------------
+// R1: the keys of a client query are field names, never expansions.
+
+/// A client query key `%%values.apiKey` (or `%%user...`, `%%environment...`) was parsed as an
+/// expansion and evaluated with the request's context: a client could binary-search a secret
+/// value, or the app's environment, one predicate at a time.
+#[test]
+fn client_query_keys_cannot_expand_the_request_context() {
+    let rules = app(&[
+        rules_file(json!([{"name": "all", "apply_when": {}, "read": true}])),
+        (
+            "values/apiKey.json",
+            json!({"name": "apiKey", "value": "unset", "from_secret": false}),
+        ),
+    ]);
+    let context = |key: &str, score: i32| {
+        rules
+            .context()
+            .user(doc! {"id": "mallory", "type": "normal", "data": {},
+                         "custom_data": {"hiddenScore": score}})
+            .value("apiKey", key)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (context("sk-live-7", 42), context("sk-live-1", 1));
+    let coll = rules.collection("hr.staff").unwrap();
+    let docs = [doc! {"_id": 1, "name": "Ann"}];
+    for engine in ENGINES {
+        let (ra, rb) = (coll.prepare_with(&a, engine), coll.prepare_with(&b, engine));
+        for probe in [
+            doc! {"%%values.apiKey": {"$gt": "sk-live-5"}},
+            doc! {"%%values.apiKey": "sk-live-7"},
+            doc! {"%%user.custom_data.hiddenScore": {"$gte": 40}},
+            doc! {"name": "Ann", "%%values.apiKey": {"$exists": true}},
+            doc! {"$or": [{"%%user.custom_data.hiddenScore": 42}, {"name": "nobody"}]},
+            doc! {"tags": {"$elemMatch": {"%%values.apiKey": "sk-live-7"}}},
+        ] {
+            assert_eq!(
+                answer(&ra, &probe, &docs),
+                answer(&rb, &probe, &docs),
+                "{engine:?}: the answer to {probe:?} depends on a request value"
+            );
+        }
+    }
+}
+
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/proptest-regressions/security_redteam.txt"
+);
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(REGRESSIONS),
+        )),
+        ..ProptestConfig::default()
+    }
+}
+
+/// A query key: a field of the documents, or text that reads like an expansion of the request.
+fn arb_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("name".to_string()),
+        Just("n".to_string()),
+        Just("%%values.k".to_string()),
+        Just("%%user.custom_data.s".to_string()),
+        Just("%%user.id".to_string()),
+        Just("%%environment.values.e".to_string()),
+        Just("%%request.remoteIPAddress".to_string()),
+        Just("%%root.n".to_string()),
+        Just("%%values".to_string()),
+        Just("%%user".to_string()),
+    ]
+}
+
+fn arb_scalar() -> impl Strategy<Value = Bson> {
+    prop_oneof![
+        (0i32..4).prop_map(Bson::Int32),
+        prop::sample::select(vec!["a", "b", "Ann", "u1"]).prop_map(|s| Bson::String(s.into())),
+        Just(Bson::Null),
+    ]
+}
+
+fn arb_predicate() -> impl Strategy<Value = Bson> {
+    prop_oneof![
+        arb_scalar(),
+        arb_scalar().prop_map(|v| Bson::Document(doc! {"$gt": v})),
+        arb_scalar().prop_map(|v| Bson::Document(doc! {"$lte": v})),
+        arb_scalar().prop_map(|v| Bson::Document(doc! {"$ne": v})),
+        any::<bool>().prop_map(|b| Bson::Document(doc! {"$exists": b})),
+        prop::collection::vec(arb_scalar(), 0..3)
+            .prop_map(|v| Bson::Document(doc! {"$in": v})),
+        arb_scalar().prop_map(|v| Bson::Document(doc! {"$not": {"$gte": v}})),
+    ]
+}
+
+/// Client queries whose keys, at any query position, may read like expansions.
+fn arb_query() -> impl Strategy<Value = Document> {
+    let clause = (arb_key(), arb_predicate()).prop_map(|(k, p)| doc! {k: p});
+    clause.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|v| doc! {"$or": v}),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|v| doc! {"$nor": v}),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|v| doc! {"$and": v}),
+            inner.clone().prop_map(|q| doc! {"tags": {"$elemMatch": q}}),
+            (inner.clone(), inner).prop_map(|(mut a, b)| {
+                a.extend(b);
+                a
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// R1's class: whatever its keys, a client query's answer never depends on the request's
+    /// context (`%%values`, `%%user`, `%%environment`, `%%request`), in both engines.
+    #[test]
+    fn client_queries_never_read_the_request_context(
+        query in arb_query(),
+        first in (arb_scalar(), arb_scalar(), arb_scalar()),
+        second in (arb_scalar(), arb_scalar(), arb_scalar()),
+    ) {
+        let rules = app(&[
+            rules_file(json!([{"name": "all", "apply_when": {}, "read": true}])),
+            ("values/k.json", json!({"name": "k", "value": 0, "from_secret": false})),
+            ("environments/production.json", json!({"values": {"e": 0}})),
+        ]);
+        let context = |(k, s, e): &(Bson, Bson, Bson), id: &str| {
+            let mut ctx = rules
+                .context()
+                .user(doc! {"id": id, "type": "normal", "data": {}, "custom_data": {"s": s.clone()}})
+                .value("k", k.clone())
+                .build()
+                .unwrap();
+            ctx.environment = Bson::Document(doc! {"tag": "production", "values": {"e": e.clone()}});
+            ctx.request = Bson::Document(doc! {"remoteIPAddress": s.clone()});
+            ctx
+        };
+        let (a, b) = (context(&first, "u1"), context(&second, "u2"));
+        let coll = rules.collection("hr.staff").unwrap();
+        let docs = [
+            doc! {"_id": 1, "name": "Ann", "n": 1, "tags": [{"name": "a", "n": 2}]},
+            doc! {"_id": 2, "name": "b", "tags": [{"n": 0}, {"name": "Ann"}]},
+            doc! {"_id": 3, "%%values": {"k": 1}, "%%user": {"id": "u1"}},
+            doc! {"_id": 4},
+        ];
+        for engine in ENGINES {
+            let (ra, rb) = (coll.prepare_with(&a, engine), coll.prepare_with(&b, engine));
+            prop_assert_eq!(
+                answer(&ra, &query, &docs),
+                answer(&rb, &query, &docs),
+                "{:?}: {:?}", engine, query
+            );
+        }
+    }
+}
