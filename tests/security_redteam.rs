@@ -247,3 +247,192 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// R2: substituted values inside an `$elemMatch` query that also uses `$and`/`$or`/`$nor`.
+
+/// The filter's store query for a user whose `custom_data` is `custom`; `Err` when planning
+/// refuses it.
+fn filter_store_query(filter_query: Value, custom: Document) -> Result<(Document, Vec<Document>), String> {
+    let rules = app(&[(
+        "data_sources/mongodb-atlas/hr/staff/rules.json",
+        json!({"database": "hr", "collection": "staff",
+               "roles": [{"name": "all", "apply_when": {}, "read": true}],
+               "filters": [{"name": "mine", "apply_when": {}, "query": filter_query}]}),
+    )]);
+    let ctx = user(&rules, custom);
+    let coll = rules.collection("hr.staff").unwrap();
+    let request = coll.prepare(&ctx);
+    let plan = request.query_plan(None, None).map_err(|e| e.to_string())?;
+    let docs = [
+        doc! {"_id": 1, "members": [{"team": "red", "role": "lead"}]},
+        doc! {"_id": 2, "members": [{"team": "blue", "role": "lead"}]},
+        doc! {"_id": 3, "members": [{"team": {"$ne": "zzz"}, "role": "lead"}]},
+    ];
+    Ok((plan.store_query.clone(), received(&request, &plan, &docs)))
+}
+
+/// An `$elemMatch` query mixing element fields with `$or` (or holding only `$and`/`$or`/`$nor`)
+/// was taken for an operator document: its members were copied as written, so a team of
+/// `{"$ne": "zzz"}` in custom data became an operator and selected every team.
+#[test]
+fn substituted_values_inside_elem_match_with_logical_operators_are_literals() {
+    for filter in [
+        json!({"members": {"$elemMatch": {"team": "%%user.custom_data.team",
+                                          "$or": [{"role": "lead"}, {"role": "admin"}]}}}),
+        json!({"members": {"$elemMatch": {"$or": [{"team": "%%user.custom_data.team"},
+                                                  {"role": "admin"}]}}}),
+        json!({"members": {"$elemMatch": {"$and": [{"team": "%%user.custom_data.team"}]}}}),
+        json!({"members": {"$not": {"$elemMatch": {"$nor": [{"team": "%%user.custom_data.team"}]}}}}),
+    ] {
+        match filter_store_query(filter.clone(), doc! {"team": {"$ne": "zzz"}}) {
+            Err(_) => {}
+            Ok((query, docs)) => {
+                let ids: Vec<i32> = docs.iter().map(|d| d.get_i32("_id").unwrap()).collect();
+                assert!(
+                    ids.iter().all(|id| *id == 3),
+                    "{filter}: the store query {query} selects {ids:?}: the custom data is an operator"
+                );
+            }
+        }
+    }
+}
+
+/// Hostile values a user may put in their custom data (or a value, or a function result): none
+/// of them is equal to anything stored in [`members_corpus`].
+fn arb_hostile() -> impl Strategy<Value = Bson> {
+    prop::sample::select(vec![
+        Bson::Document(doc! {"$ne": "zzz"}),
+        Bson::Document(doc! {"$exists": true}),
+        Bson::Document(doc! {"$gt": ""}),
+        Bson::Document(doc! {"$in": ["red", "blue"]}),
+        Bson::Document(doc! {"$regex": "."}),
+        Bson::Document(doc! {"$not": {"$eq": "zzz"}}),
+        Bson::Document(doc! {"$elemMatch": {"$exists": true}}),
+        Bson::Document(doc! {"$where": "true"}),
+        Bson::Document(doc! {"team": {"$ne": "zzz"}}),
+        Bson::Document(doc! {"$or": [{"team": {"$ne": "zzz"}}]}),
+        Bson::RegularExpression(bson::Regex {
+            pattern: ".".into(),
+            options: String::new(),
+        }),
+        Bson::Array(vec![Bson::Document(doc! {"$ne": "zzz"})]),
+    ])
+}
+
+fn members_corpus() -> Vec<Document> {
+    let teams = ["red", "blue"];
+    let roles = ["lead", "admin"];
+    let mut out = Vec::new();
+    let mut id = 0;
+    for t in teams {
+        for r in roles {
+            id += 1;
+            out.push(doc! {"_id": id, "team": t, "role": r,
+                           "members": [{"team": t, "role": r}, {"role": "admin"}],
+                           "m": {"team": t}});
+        }
+    }
+    out.push(doc! {"_id": 10, "members": [], "m": {}});
+    out.push(doc! {"_id": 11});
+    out.push(doc! {"_id": 12, "members": [{"members": [{"team": "red"}]}], "team": ["red", "blue"]});
+    out
+}
+
+/// A clause on the value `p` (a substitution) at every kind of query position.
+fn arb_filter_clause(p: Value) -> impl Strategy<Value = Value> {
+    let leaf = {
+        let p = p.clone();
+        prop_oneof![
+            Just(json!({"team": p.clone()})),
+            Just(json!({"team": {"$eq": p.clone()}})),
+            Just(json!({"team": {"$ne": p.clone()}})),
+            Just(json!({"team": {"$in": [p.clone(), "red"]}})),
+            Just(json!({"team": {"$nin": [p.clone()]}})),
+            Just(json!({"team": [p.clone()]})),
+            Just(json!({"m": {"team": p.clone()}})),
+            Just(json!({"members": [{"team": p.clone(), "role": "lead"}]})),
+            Just(json!({"members": {"$elemMatch": {"$eq": p.clone()}}})),
+            Just(json!({"members.team": p.clone()})),
+        ]
+    };
+    leaf.prop_recursive(3, 10, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|c| json!({"$or": [c, {"role": "admin"}]})),
+            inner.clone().prop_map(|c| json!({"$and": [c]})),
+            inner.clone().prop_map(|c| json!({"$nor": [c]})),
+            inner.clone().prop_map(|c| json!({"members": {"$elemMatch": c}})),
+            inner.clone().prop_map(|c| {
+                let mut c = c;
+                if let Value::Object(m) = &mut c {
+                    m.insert("$or".into(), json!([{"role": "lead"}, {"role": "admin"}]));
+                }
+                json!({"members": {"$elemMatch": c}})
+            }),
+            inner.clone().prop_map(|c| json!({"members": {"$elemMatch": {"$and": [c]}}})),
+            inner.prop_map(|c| json!({"members": {"$not": {"$elemMatch": c}}})),
+        ]
+    })
+}
+
+/// The `_id`s a filter selects for a user whose substituted value is `v`, through the store
+/// query and `read_for`; `None` when the plan is refused.
+fn filter_selects(filter_query: &Value, v: &Bson) -> Option<Vec<i32>> {
+    let rules = app(&[
+        (
+            "data_sources/mongodb-atlas/hr/staff/rules.json",
+            json!({"database": "hr", "collection": "staff",
+                   "roles": [{"name": "all", "apply_when": {}, "read": true}],
+                   "filters": [{"name": "mine", "apply_when": {}, "query": filter_query}]}),
+        ),
+        ("values/v.json", json!({"name": "v", "value": 0, "from_secret": false})),
+        ("functions/config.json", json!([{"name": "f", "private": true}])),
+    ]);
+    let returns = v.clone();
+    let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
+    let ctx = rules
+        .context()
+        .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": v.clone()}})
+        .value("v", v.clone())
+        .functions(std::sync::Arc::new(host))
+        .build()
+        .unwrap();
+    let coll = rules.collection("hr.staff").unwrap();
+    let request = coll.prepare(&ctx);
+    let plan = request.query_plan(None, None).ok()?;
+    Some(
+        received(&request, &plan, &members_corpus())
+            .iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect(),
+    )
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// R2's class: wherever a filter query substitutes a value — field values, value operators,
+    /// `$in`/`$nin` elements, arrays and documents the rule wrote, inside `$or`/`$and`/`$nor`,
+    /// `$elemMatch` queries with and without logical operators, `$not` — a hostile value that
+    /// equals nothing stored selects exactly what an inert value that equals nothing selects
+    /// (or the plan is refused).
+    #[test]
+    fn substituted_values_are_literals_at_every_query_position(
+        (filter, hostile) in prop::sample::select(vec![
+            json!("%%user.custom_data.v"),
+            json!("%%values.v"),
+            json!({"%function": {"name": "f", "arguments": []}}),
+        ])
+        .prop_flat_map(arb_filter_clause)
+        .prop_flat_map(|f| (Just(f), arb_hostile())),
+    ) {
+        let inert = filter_selects(&filter, &Bson::String("inert-value".into()));
+        prop_assert!(inert.is_some(), "{} with an inert value is refused", filter);
+        if let Some(hostile_ids) = filter_selects(&filter, &hostile) {
+            prop_assert_eq!(
+                Some(hostile_ids), inert,
+                "{} with {:?}: the substituted value is read as query syntax", filter, hostile
+            );
+        }
+    }
+}

@@ -623,7 +623,11 @@ fn store_projection(output: &Document, needed: &FieldSet) -> Document {
 /// * **query positions** (the whole query, the members of `$and`/`$or`/`$nor`, the argument of
 ///   `$not` and `$elemMatch`, `$where` and other top-level operators): a query has no literal
 ///   form, so a substituted value there fails the request (inside documents the rule wrote
-///   there, each position is judged as above);
+///   there, each position is judged as above). An `$elemMatch` argument is an operator
+///   document only when every key is a value operator; one with a field name or a query-level
+///   operator (`$and`, `$or`, `$nor`, ...) is a query on the element, whose fields' values are
+///   judged as above (red team R2: copying its members as written let a substituted
+///   `{"$ne": ..}` through). `$and`/`$or`/`$nor` inside an operator document are query syntax;
 /// * **`$expr`**: a substituted value is wrapped as `{"$literal": <value>}` (an aggregation
 ///   expression would read a string `"$field"` as a field path).
 ///
@@ -648,6 +652,19 @@ fn filter_query(filter: &Filter, bindings: &Bindings<'_>) -> Result<Document, Pl
         },
     }
 }
+
+/// Operators that MongoDB reads only at the level of a query document (never as an operator on a
+/// value): an `$elemMatch` argument holding one is a query on the element.
+const QUERY_LEVEL: &[&str] = &[
+    "$and",
+    "$or",
+    "$nor",
+    "$expr",
+    "$where",
+    "$text",
+    "$comment",
+    "$jsonSchema",
+];
 
 /// Builds one filter's query with its substituted values as literals ([`filter_query`]).
 struct Substitution<'f, 'b> {
@@ -822,9 +839,18 @@ impl Substitution<'_, '_> {
                 Bson::Null => Err(self.not_literal(arg, &at, "a null that matches missing fields")),
                 v => Ok(v),
             },
+            // Query syntax, wherever it sits (MongoDB reads these only as query positions).
+            "$and" | "$or" | "$nor" => self.query_operand(arg, &at),
             "$not" | "$elemMatch" => match arg {
                 Operand::Document(members) => {
-                    let operators = members.iter().any(|(k, _)| k.starts_with('$'));
+                    // An `$elemMatch` argument is an operator document only when every key is
+                    // a value operator; with a field name or a query-level operator (`$and`,
+                    // `$or`, `$nor`, `$expr`, ...) MongoDB reads it as a query on the element,
+                    // where a substituted member is the value of a field (red team R2).
+                    let operators = !members.is_empty()
+                        && members
+                            .iter()
+                            .all(|(k, _)| k.starts_with('$') && !QUERY_LEVEL.contains(&k.as_str()));
                     if op == "$elemMatch" && !operators {
                         return Ok(Bson::Document(self.query_document(members, &at)?));
                     }
