@@ -436,3 +436,52 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// R3: dotted paths with very many segments.
+
+/// Runs `f` on a thread with a small stack, as a server's worker threads may have: a recursion
+/// over client input overflows it instead of passing by luck on a big main stack.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap_or_else(|_| panic!("the decision panicked"))
+}
+
+fn many_segments(n: usize) -> String {
+    vec!["a"; n].join(".")
+}
+
+/// A client projection key of 200,000 one-letter segments (400 KB): the projection tree was
+/// built by one recursive call per segment, which overflowed the stack in `read_for`.
+#[test]
+fn a_projection_path_with_many_segments_does_not_overflow() {
+    on_small_stack(|| {
+        let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+        let ctx = user(&rules, doc! {});
+        let coll = rules.collection("hr.staff").unwrap();
+        let stored = doc! {"_id": 1, "a": {"a": {"a": 1}}, "b": 2};
+        for engine in ENGINES {
+            let request = coll.prepare_with(&ctx, engine);
+            for value in [1, 0] {
+                let projection = doc! {many_segments(200_000): value};
+                let started = std::time::Instant::now();
+                if let Ok(plan) = request.query_plan(None, Some(&projection)) {
+                    let _ = request.read_for(&plan, &stored);
+                    let _ = request.find(&plan, std::slice::from_ref(&stored));
+                }
+                assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            }
+            let query = doc! {many_segments(200_000): 1};
+            let started = std::time::Instant::now();
+            if let Ok(plan) = request.query_plan(Some(&query), None) {
+                let _ = request.read_for(&plan, &stored);
+                let _ = request.find(&plan, std::slice::from_ref(&stored));
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        }
+    });
+}
