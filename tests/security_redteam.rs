@@ -485,3 +485,174 @@ fn a_projection_path_with_many_segments_does_not_overflow() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// R4: super-linear work on large client queries.
+
+/// One planned read with a ~1 MB client query over a ~1 MB stored array must be decided (or
+/// refused) quickly, whatever the operator.
+#[test]
+fn large_array_operators_in_client_queries_are_bounded() {
+    let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+    let ctx = user(&rules, doc! {});
+    let coll = rules.collection("hr.staff").unwrap();
+    let n = 60_000;
+    let stored_items: Vec<Bson> = (0..n).map(|i| Bson::Int32(2 * i)).collect();
+    let query_items: Vec<Bson> = (0..n).map(|i| Bson::Int32(2 * i + 1)).collect();
+    let strings: Vec<Bson> = (0..n).map(|i| Bson::String(format!("s{i}"))).collect();
+    let stored = doc! {"_id": 1, "tags": stored_items, "names": strings.clone()};
+    for engine in ENGINES {
+        let request = coll.prepare_with(&ctx, engine);
+        for query in [
+            doc! {"tags": {"$in": query_items.clone()}},
+            doc! {"tags": {"$nin": query_items.clone()}},
+            doc! {"tags": {"$all": query_items.clone()}},
+            doc! {"tags": {"$all": [{"$elemMatch": {"$in": query_items.clone()}}]}},
+            doc! {"tags": {"$elemMatch": {"$in": query_items.clone()}}},
+            doc! {"tags": {"$not": {"$in": query_items.clone()}}},
+            doc! {"names": {"$in": strings.clone()}},
+            doc! {"names": {"$all": strings.clone()}},
+            doc! {"tags": query_items.clone()},
+            doc! {"$or": query_items.iter().take(20_000).map(|i| Bson::Document(doc! {"tags": i.clone()})).collect::<Vec<_>>()},
+        ] {
+            let started = std::time::Instant::now();
+            if let Ok(plan) = request.query_plan(Some(&query), None) {
+                let _ = request.read_for(&plan, &stored);
+            }
+            let took = started.elapsed();
+            let shown = format!("{:?}", query.keys().collect::<Vec<_>>());
+            let op = format!("{}", query).chars().take(60).collect::<String>();
+            assert!(
+                took < std::time::Duration::from_millis(2_000),
+                "{engine:?} {shown} {op}: {took:?}"
+            );
+        }
+    }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Compiled vs reference on the new semantics: missing vs substituted operands.
+
+fn arb_side() -> impl Strategy<Value = Option<Bson>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Bson::Null)),
+        Just(Some(Bson::String("x".into()))),
+        Just(Some(Bson::Int32(1))),
+        Just(Some(Bson::Array(vec![]))),
+        Just(Some(Bson::Array(vec![Bson::Null, Bson::String("x".into())]))),
+        Just(Some(Bson::Array(vec![Bson::String("x".into())]))),
+        Just(Some(Bson::Document(doc! {"$ne": "x"}))),
+        Just(Some(Bson::Boolean(true))),
+    ]
+}
+
+/// Rule shapes over a document field `f` and a user value `%%user.custom_data.x`, both sides.
+fn arb_rule() -> impl Strategy<Value = Value> {
+    let u = "%%user.custom_data.x";
+    prop::sample::select(vec![
+        json!({"f": u}),
+        json!({"f": {"$eq": u}}),
+        json!({"f": {"$ne": u}}),
+        json!({"f": {"$gt": u}}),
+        json!({"f": {"$gte": u}}),
+        json!({"f": {"$lte": u}}),
+        json!({"f": {"$in": u}}),
+        json!({"f": {"$nin": u}}),
+        json!({"f": {"$in": [u]}}),
+        json!({"f": {"$in": [null, u]}}),
+        json!({"f": {"$nin": [null, u]}}),
+        json!({"f": {"$all": u}}),
+        json!({"f": {"$all": [u, "x"]}}),
+        json!({"f": {"$exists": u}}),
+        json!({"f": {"$size": u}}),
+        json!({"f": {"$not": {"$eq": u}}}),
+        json!({"f": {"$elemMatch": {"$eq": u}}}),
+        json!({"f": [u]}),
+        json!({"f": {"k": u}}),
+        json!({u: "%%root.f"}),
+        json!({u: {"$eq": "%%root.f"}}),
+        json!({u: {"$ne": "%%root.f"}}),
+        json!({u: {"$in": ["%%root.f"]}}),
+        json!({u: {"$in": "%%root.f"}}),
+        json!({u: {"$nin": "%%root.f"}}),
+        json!({u: {"$gte": "%%root.f"}}),
+        json!({"%%root.f": null}),
+        json!({"%%root.f": {"$in": [null]}}),
+        json!({"%%root.f": {"$exists": false}}),
+        json!({"%not": {"f": u}}),
+        json!({"%%true": {"%function": {"name": "same", "arguments": ["%%root.f", u]}}}),
+    ])
+}
+
+fn decide_all(rules: &Rules, ctx: &RequestContext, engine: EngineKind, stored: &Document) -> String {
+    let coll = rules.collection("hr.staff").unwrap();
+    let p = coll.prepare_with(ctx, engine);
+    let read = p.read(stored);
+    let raw = bson::RawDocumentBuf::from_document(stored).unwrap();
+    let mut scratch = rolegate::Scratch::new();
+    let mut raws = Vec::new();
+    for validate in [false, true] {
+        let q = p.with_raw_validation(validate);
+        let d = q.read_raw(&raw, &mut scratch);
+        let mut out = Vec::new();
+        let e = q.redact_raw(&raw, &mut scratch, &mut out);
+        raws.push(format!("{:?}/{:?}/{}", d.role.and_then(|i| q.role_name(i)), e.visible, out.len()));
+    }
+    let mut post = stored.clone();
+    post.insert("g", 2);
+    let update = p.update(stored, &post);
+    let insert = p.insert(stored);
+    let delete = p.delete(stored);
+    let plan = p.query_plan(Some(&doc! {"n": 1}), None).unwrap();
+    let planned = p.read_for(&plan, stored);
+    format!(
+        "read {:?} {:?} {:?} | raw {raws:?} | update {} insert {} delete {} | planned {} {:?}",
+        read.role, read.visible, read.document, update.allowed, insert.allowed, delete.allowed,
+        planned.selected, planned.outcome.document
+    )
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Both engines agree on every door (owned read, raw read and redaction with and without
+    /// validation, writes, planned reads) when an operand may be missing, null, an array with
+    /// null, or operator-shaped, on either side of the rule.
+    #[test]
+    fn engines_agree_on_missing_and_substituted_operands(
+        rule in arb_rule(),
+        user_x in arb_side(),
+        doc_f in arb_side(),
+    ) {
+        let rules = app(&[
+            rules_file(json!([
+                {"name": "yes", "apply_when": rule.clone(), "read": true, "write": true},
+                {"name": "partial", "apply_when": {"n": 1},
+                 "fields": {"n": {"read": rule.clone()}, "f": {"read": true, "write": rule}}},
+            ])),
+            ("functions/config.json", json!([{"name": "same", "private": true}])),
+        ]);
+        let mut custom = Document::new();
+        if let Some(x) = &user_x {
+            custom.insert("x", x.clone());
+        }
+        let host = |_: &str, args: &[Bson]| -> Result<Bson, String> {
+            Ok(Bson::Boolean(args.len() == 2 && args.first() == args.get(1)))
+        };
+        let ctx = rules
+            .context()
+            .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": custom})
+            .functions(std::sync::Arc::new(host))
+            .build()
+            .unwrap();
+        let mut stored = doc! {"_id": 1, "n": 1};
+        if let Some(f) = &doc_f {
+            stored.insert("f", f.clone());
+        }
+        let compiled = decide_all(&rules, &ctx, EngineKind::Compiled, &stored);
+        let reference = decide_all(&rules, &ctx, EngineKind::Reference, &stored);
+        prop_assert_eq!(compiled, reference);
+    }
+}
