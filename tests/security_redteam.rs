@@ -656,3 +656,34 @@ proptest! {
         prop_assert_eq!(compiled, reference);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// R5: applying a large client projection to each document.
+
+/// An 80,000-key client projection (about 1 MB) merged in linear time (finding 11), but
+/// `read_for` then built the projection's path tree with a linear search per key: quadratic,
+/// seconds per document.
+#[test]
+fn large_client_projections_apply_in_linear_time() {
+    let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+    let ctx = user(&rules, doc! {});
+    let coll = rules.collection("hr.staff").unwrap();
+    let stored = doc! {"_id": 1, "e5": 1, "k7": {"sub": 2}, "z": 3};
+    for engine in ENGINES {
+        let request = coll.prepare_with(&ctx, engine);
+        for (prefix, value) in [("e", 0), ("k", 1)] {
+            let projection: Document = (0..80_000)
+                .map(|i| (format!("{prefix}{i}.sub"), Bson::Int32(value)))
+                .collect();
+            let plan = request.query_plan(None, Some(&projection)).unwrap();
+            let started = std::time::Instant::now();
+            let read = request.read_for(&plan, &stored);
+            let took = started.elapsed();
+            assert!(read.selected);
+            assert!(
+                took < std::time::Duration::from_millis(500),
+                "{engine:?} {prefix}: {took:?} for one document"
+            );
+        }
+    }
+}
