@@ -724,3 +724,55 @@ fn large_client_queries_plan_in_linear_time() {
         }
     }
 }
+
+/// The role a rule gives a stored document when its substituted value (custom data, a
+/// `%%values` entry, or a `%function` result) is `v`; both engines must agree.
+fn role_for(rule: &Value, v: &Bson, stored: &Document) -> Option<String> {
+    let rules = app(&[
+        rules_file(json!([
+            {"name": "yes", "apply_when": rule, "read": true},
+            {"name": "no", "apply_when": {}, "read": false},
+        ])),
+        ("values/v.json", json!({"name": "v", "value": 0, "from_secret": false})),
+        ("functions/config.json", json!([{"name": "f", "private": true}])),
+    ]);
+    let returns = v.clone();
+    let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
+    let ctx = rules
+        .context()
+        .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": v.clone()}})
+        .value("v", v.clone())
+        .functions(std::sync::Arc::new(host))
+        .build()
+        .unwrap();
+    let coll = rules.collection("hr.staff").unwrap();
+    let roles: Vec<Option<String>> = ENGINES
+        .iter()
+        .map(|e| coll.prepare_with(&ctx, *e).read(stored).role)
+        .collect();
+    assert_eq!(roles[0], roles[1], "{rule} with {v:?}: the engines disagree");
+    roles[0].clone()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// R2's class in rule expressions (held): a hostile substituted value — from custom data,
+    /// `%%values` or a `%function` result — chooses the same role as an inert value that equals
+    /// nothing stored, at every query position, in both engines.
+    #[test]
+    fn substituted_values_are_literals_in_rule_expressions(
+        (rule, hostile) in prop::sample::select(vec![
+            json!("%%user.custom_data.v"),
+            json!("%%values.v"),
+            json!({"%function": {"name": "f", "arguments": []}}),
+        ])
+        .prop_flat_map(arb_filter_clause)
+        .prop_flat_map(|f| (Just(f), arb_hostile())),
+        stored in prop::sample::select(members_corpus()),
+    ) {
+        let inert = role_for(&rule, &Bson::String("inert-value".into()), &stored);
+        let got = role_for(&rule, &hostile, &stored);
+        prop_assert_eq!(got, inert, "{} with {:?} on {}", rule, hostile, stored);
+    }
+}
