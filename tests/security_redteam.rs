@@ -103,7 +103,7 @@ fn client_query_keys_cannot_expand_the_request_context() {
         rules
             .context()
             .user(doc! {"id": "mallory", "type": "normal", "data": {},
-                         "custom_data": {"hiddenScore": score}})
+            "custom_data": {"hiddenScore": score}})
             .value("apiKey", key)
             .build()
             .unwrap()
@@ -179,8 +179,7 @@ fn arb_predicate() -> impl Strategy<Value = Bson> {
         arb_scalar().prop_map(|v| Bson::Document(doc! {"$lte": v})),
         arb_scalar().prop_map(|v| Bson::Document(doc! {"$ne": v})),
         any::<bool>().prop_map(|b| Bson::Document(doc! {"$exists": b})),
-        prop::collection::vec(arb_scalar(), 0..3)
-            .prop_map(|v| Bson::Document(doc! {"$in": v})),
+        prop::collection::vec(arb_scalar(), 0..3).prop_map(|v| Bson::Document(doc! {"$in": v})),
         arb_scalar().prop_map(|v| Bson::Document(doc! {"$not": {"$gte": v}})),
     ]
 }
@@ -253,7 +252,10 @@ proptest! {
 
 /// The filter's store query for a user whose `custom_data` is `custom`; `Err` when planning
 /// refuses it.
-fn filter_store_query(filter_query: Value, custom: Document) -> Result<(Document, Vec<Document>), String> {
+fn filter_store_query(
+    filter_query: Value,
+    custom: Document,
+) -> Result<(Document, Vec<Document>), String> {
     let rules = app(&[(
         "data_sources/mongodb-atlas/hr/staff/rules.json",
         json!({"database": "hr", "collection": "staff",
@@ -329,13 +331,15 @@ fn members_corpus() -> Vec<Document> {
         for r in roles {
             id += 1;
             out.push(doc! {"_id": id, "team": t, "role": r,
-                           "members": [{"team": t, "role": r}, {"role": "admin"}],
-                           "m": {"team": t}});
+            "members": [{"team": t, "role": r}, {"role": "admin"}],
+            "m": {"team": t}});
         }
     }
     out.push(doc! {"_id": 10, "members": [], "m": {}});
     out.push(doc! {"_id": 11});
-    out.push(doc! {"_id": 12, "members": [{"members": [{"team": "red"}]}], "team": ["red", "blue"]});
+    out.push(
+        doc! {"_id": 12, "members": [{"members": [{"team": "red"}]}], "team": ["red", "blue"]},
+    );
     out
 }
 
@@ -358,10 +362,14 @@ fn arb_filter_clause(p: Value) -> impl Strategy<Value = Value> {
     };
     leaf.prop_recursive(3, 10, 2, |inner| {
         prop_oneof![
-            inner.clone().prop_map(|c| json!({"$or": [c, {"role": "admin"}]})),
+            inner
+                .clone()
+                .prop_map(|c| json!({"$or": [c, {"role": "admin"}]})),
             inner.clone().prop_map(|c| json!({"$and": [c]})),
             inner.clone().prop_map(|c| json!({"$nor": [c]})),
-            inner.clone().prop_map(|c| json!({"members": {"$elemMatch": c}})),
+            inner
+                .clone()
+                .prop_map(|c| json!({"members": {"$elemMatch": c}})),
             inner.clone().prop_map(|c| {
                 let mut c = c;
                 if let Value::Object(m) = &mut c {
@@ -369,7 +377,9 @@ fn arb_filter_clause(p: Value) -> impl Strategy<Value = Value> {
                 }
                 json!({"members": {"$elemMatch": c}})
             }),
-            inner.clone().prop_map(|c| json!({"members": {"$elemMatch": {"$and": [c]}}})),
+            inner
+                .clone()
+                .prop_map(|c| json!({"members": {"$elemMatch": {"$and": [c]}}})),
             inner.prop_map(|c| json!({"members": {"$not": {"$elemMatch": c}}})),
         ]
     })
@@ -385,8 +395,14 @@ fn filter_selects(filter_query: &Value, v: &Bson) -> Option<Vec<i32>> {
                    "roles": [{"name": "all", "apply_when": {}, "read": true}],
                    "filters": [{"name": "mine", "apply_when": {}, "query": filter_query}]}),
         ),
-        ("values/v.json", json!({"name": "v", "value": 0, "from_secret": false})),
-        ("functions/config.json", json!([{"name": "f", "private": true}])),
+        (
+            "values/v.json",
+            json!({"name": "v", "value": 0, "from_secret": false}),
+        ),
+        (
+            "functions/config.json",
+            json!([{"name": "f", "private": true}]),
+        ),
     ]);
     let returns = v.clone();
     let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
@@ -460,7 +476,9 @@ fn many_segments(n: usize) -> String {
 #[test]
 fn a_projection_path_with_many_segments_does_not_overflow() {
     on_small_stack(|| {
-        let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+        let rules = app(&[rules_file(
+            json!([{"name": "all", "apply_when": {}, "read": true}]),
+        )]);
         let ctx = user(&rules, doc! {});
         let coll = rules.collection("hr.staff").unwrap();
         let stored = doc! {"_id": 1, "a": {"a": {"a": 1}}, "b": 2};
@@ -493,7 +511,9 @@ fn a_projection_path_with_many_segments_does_not_overflow() {
 /// refused) quickly, whatever the operator.
 #[test]
 fn large_array_operators_in_client_queries_are_bounded() {
-    let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+    let rules = app(&[rules_file(
+        json!([{"name": "all", "apply_when": {}, "read": true}]),
+    )]);
     let ctx = user(&rules, doc! {});
     let coll = rules.collection("hr.staff").unwrap();
     let n = 60_000;
@@ -530,7 +550,6 @@ fn large_array_operators_in_client_queries_are_bounded() {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Compiled vs reference on the new semantics: missing vs substituted operands.
 
@@ -541,7 +560,10 @@ fn arb_side() -> impl Strategy<Value = Option<Bson>> {
         Just(Some(Bson::String("x".into()))),
         Just(Some(Bson::Int32(1))),
         Just(Some(Bson::Array(vec![]))),
-        Just(Some(Bson::Array(vec![Bson::Null, Bson::String("x".into())]))),
+        Just(Some(Bson::Array(vec![
+            Bson::Null,
+            Bson::String("x".into())
+        ]))),
         Just(Some(Bson::Array(vec![Bson::String("x".into())]))),
         Just(Some(Bson::Document(doc! {"$ne": "x"}))),
         Just(Some(Bson::Boolean(true))),
@@ -586,7 +608,12 @@ fn arb_rule() -> impl Strategy<Value = Value> {
     ])
 }
 
-fn decide_all(rules: &Rules, ctx: &RequestContext, engine: EngineKind, stored: &Document) -> String {
+fn decide_all(
+    rules: &Rules,
+    ctx: &RequestContext,
+    engine: EngineKind,
+    stored: &Document,
+) -> String {
     let coll = rules.collection("hr.staff").unwrap();
     let p = coll.prepare_with(ctx, engine);
     let read = p.read(stored);
@@ -598,7 +625,12 @@ fn decide_all(rules: &Rules, ctx: &RequestContext, engine: EngineKind, stored: &
         let d = q.read_raw(&raw, &mut scratch);
         let mut out = Vec::new();
         let e = q.redact_raw(&raw, &mut scratch, &mut out);
-        raws.push(format!("{:?}/{:?}/{}", d.role.and_then(|i| q.role_name(i)), e.visible, out.len()));
+        raws.push(format!(
+            "{:?}/{:?}/{}",
+            d.role.and_then(|i| q.role_name(i)),
+            e.visible,
+            out.len()
+        ));
     }
     let mut post = stored.clone();
     post.insert("g", 2);
@@ -609,8 +641,14 @@ fn decide_all(rules: &Rules, ctx: &RequestContext, engine: EngineKind, stored: &
     let planned = p.read_for(&plan, stored);
     format!(
         "read {:?} {:?} {:?} | raw {raws:?} | update {} insert {} delete {} | planned {} {:?}",
-        read.role, read.visible, read.document, update.allowed, insert.allowed, delete.allowed,
-        planned.selected, planned.outcome.document
+        read.role,
+        read.visible,
+        read.document,
+        update.allowed,
+        insert.allowed,
+        delete.allowed,
+        planned.selected,
+        planned.outcome.document
     )
 }
 
@@ -665,7 +703,9 @@ proptest! {
 /// seconds per document.
 #[test]
 fn large_client_projections_apply_in_linear_time() {
-    let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+    let rules = app(&[rules_file(
+        json!([{"name": "all", "apply_when": {}, "read": true}]),
+    )]);
     let ctx = user(&rules, doc! {});
     let coll = rules.collection("hr.staff").unwrap();
     let stored = doc! {"_id": 1, "e5": 1, "k7": {"sub": 2}, "z": 3};
@@ -733,8 +773,14 @@ fn role_for(rule: &Value, v: &Bson, stored: &Document) -> Option<String> {
             {"name": "yes", "apply_when": rule, "read": true},
             {"name": "no", "apply_when": {}, "read": false},
         ])),
-        ("values/v.json", json!({"name": "v", "value": 0, "from_secret": false})),
-        ("functions/config.json", json!([{"name": "f", "private": true}])),
+        (
+            "values/v.json",
+            json!({"name": "v", "value": 0, "from_secret": false}),
+        ),
+        (
+            "functions/config.json",
+            json!([{"name": "f", "private": true}]),
+        ),
     ]);
     let returns = v.clone();
     let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
@@ -750,7 +796,10 @@ fn role_for(rule: &Value, v: &Bson, stored: &Document) -> Option<String> {
         .iter()
         .map(|e| coll.prepare_with(&ctx, *e).read(stored).role)
         .collect();
-    assert_eq!(roles[0], roles[1], "{rule} with {v:?}: the engines disagree");
+    assert_eq!(
+        roles[0], roles[1],
+        "{rule} with {v:?}: the engines disagree"
+    );
     roles[0].clone()
 }
 
@@ -813,7 +862,9 @@ fn repeated_keys_get_the_same_decision_on_every_raw_path() {
     let mut answers = Vec::new();
     for engine in ENGINES {
         for validate in [false, true] {
-            let p = coll.prepare_with(&ctx, engine).with_raw_validation(validate);
+            let p = coll
+                .prepare_with(&ctx, engine)
+                .with_raw_validation(validate);
             let mut scratch = rolegate::Scratch::new();
             let mut out = Vec::new();
             let d = p.redact_raw(&raw, &mut scratch, &mut out);
