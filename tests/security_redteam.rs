@@ -877,3 +877,48 @@ fn repeated_keys_get_the_same_decision_on_every_raw_path() {
         assert_eq!(a, &answers[0], "{answers:?}");
     }
 }
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// R3's class: dotted paths of any number of segments (1–100,000), with empty, `$` and
+    /// numeric segments, as client projection keys (inclusive or exclusive) and client query
+    /// keys, end quickly without overflowing a small stack, in both engines; a projection
+    /// path deeper than any admitted document never adds fields.
+    #[test]
+    fn dotted_paths_of_any_length_are_safe(
+        n in prop_oneof![1usize..300, 1usize..100_000],
+        segment in prop::sample::select(vec!["a", "0", "", "$", "%%user"]),
+        include in any::<bool>(),
+    ) {
+        let path = vec![segment; n].join(".");
+        let shown = on_small_stack(move || {
+            let rules = app(&[rules_file(json!([{"name": "all", "apply_when": {}, "read": true}]))]);
+            let ctx = user(&rules, doc! {});
+            let coll = rules.collection("hr.staff").unwrap();
+            let stored = doc! {"_id": 1, "a": {"a": [{"a": 1}, 2]}, "b": 2};
+            let mut shown = Vec::new();
+            for engine in ENGINES {
+                let request = coll.prepare_with(&ctx, engine);
+                let started = std::time::Instant::now();
+                let projection = doc! {path.clone(): i32::from(include)};
+                if let Ok(plan) = request.query_plan(None, Some(&projection)) {
+                    let r = request.read_for(&plan, &stored);
+                    shown.push(r.outcome.document.filter(|_| r.selected));
+                }
+                let query = doc! {path.clone(): {"$exists": true}};
+                if let Ok(plan) = request.query_plan(Some(&query), None) {
+                    let _ = request.find(&plan, std::slice::from_ref(&stored));
+                }
+                assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            }
+            shown
+        });
+        if n > 250 && include {
+            // Deeper than any document: at most `_id` and empty containers on the way.
+            for doc in shown.iter().flatten() {
+                prop_assert!(!doc.contains_key("b"), "{:?}", doc);
+            }
+        }
+    }
+}
