@@ -360,6 +360,9 @@ fn arb_filter_clause(p: Value) -> impl Strategy<Value = Value> {
             Just(json!({"members": [{"team": p.clone(), "role": "lead"}]})),
             Just(json!({"members": {"$elemMatch": {"$eq": p.clone()}}})),
             Just(json!({"members.team": p.clone()})),
+            Just(json!({"members": {"$all": [{"$elemMatch": {"team": p.clone()}}]}})),
+            Just(json!({"members": {"$all": [{"$elemMatch": {"$eq": p.clone()}}]}})),
+            Just(json!({"team": {"$not": {"$in": [p.clone()]}}})),
         ]
     };
     leaf.prop_recursive(3, 10, 2, |inner| {
@@ -919,6 +922,175 @@ proptest! {
             for doc in shown.iter().flatten() {
                 prop_assert!(!doc.contains_key("b"), "{:?}", doc);
             }
+        }
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// R7: `$elemMatch` elements the rule wrote inside `$all`.
+
+/// `{"members": {"$all": [{"$elemMatch": {"team": "%%user.custom_data.team"}}]}}` with a team
+/// of `{"$ne": "zzz"}`: the `$all` element was copied as a literal, so the store query held
+/// `{"$elemMatch": {"team": {"$ne": "zzz"}}}`, which MongoDB runs as a query (every team). The
+/// in-memory runner does not model `$elemMatch` inside `$all`, so the store query is checked
+/// by its shape.
+#[test]
+fn substituted_values_inside_all_elem_match_are_literals() {
+    let hostile = doc! {"$ne": "zzz"};
+    for (filter, literal) in [
+        (
+            json!({"members": {"$all": [{"$elemMatch": {"team": "%%user.custom_data.team"}}]}}),
+            doc! {"members": {"$all": [{"$elemMatch": {"team": {"$eq": hostile.clone()}}}]}},
+        ),
+        (
+            json!({"members": {"$all": [{"$elemMatch": {"$eq": "%%user.custom_data.team"}}]}}),
+            doc! {"members": {"$all": [{"$elemMatch": {"$eq": hostile.clone()}}]}},
+        ),
+        (
+            json!({"members": {"$all": [{"$elemMatch": {"$or": [{"team": "%%user.custom_data.team"}]}}]}}),
+            doc! {"members": {"$all": [{"$elemMatch": {"$or": [{"team": {"$eq": hostile.clone()}}]}}]}},
+        ),
+    ] {
+        if let Ok((query, _)) = filter_store_query(filter.clone(), doc! {"team": hostile.clone()}) {
+            assert_eq!(query, literal, "{filter}: the custom data is an operator");
+        }
+    }
+}
+
+/// Whether `hostile` sits somewhere in `query` where MongoDB reads it as query syntax (an
+/// operator document, a query, a pattern) rather than as a value. A model of MongoDB's reading
+/// of a query, position by position; anything under a value position is a value.
+fn interpreted(query: &Document, hostile: &Bson) -> bool {
+    #[derive(Clone, Copy)]
+    enum At {
+        Query,
+        FieldValue,
+        OperatorDoc,
+        ListOfQueries,
+        ValueList,
+        AllList,
+    }
+    let mut stack: Vec<(Bson, At)> = vec![(Bson::Document(query.clone()), At::Query)];
+    while let Some((node, at)) = stack.pop() {
+        if matches!(at, At::Query | At::OperatorDoc | At::ListOfQueries) && &node == hostile {
+            return true;
+        }
+        match (at, node) {
+            (At::Query, Bson::Document(d)) => {
+                for (k, v) in d {
+                    match k.as_str() {
+                        "$and" | "$or" | "$nor" => stack.push((v, At::ListOfQueries)),
+                        "$comment" | "$expr" | "$where" | "$text" | "$jsonSchema" => {}
+                        _ => stack.push((v, At::FieldValue)),
+                    }
+                }
+            }
+            (At::ListOfQueries, Bson::Array(items)) => {
+                stack.extend(items.into_iter().map(|i| (i, At::Query)));
+            }
+            (At::FieldValue, Bson::Document(d))
+                if d.keys().next().is_some_and(|k| k.starts_with('$')) =>
+            {
+                if &Bson::Document(d.clone()) == hostile {
+                    return true;
+                }
+                stack.push((Bson::Document(d), At::OperatorDoc));
+            }
+            (At::FieldValue, v @ Bson::RegularExpression(_)) => {
+                if &v == hostile {
+                    return true;
+                }
+            }
+            (At::OperatorDoc, Bson::Document(d)) => {
+                for (k, v) in d {
+                    match k.as_str() {
+                        "$in" | "$nin" => stack.push((v, At::ValueList)),
+                        "$all" => stack.push((v, At::AllList)),
+                        "$not" => stack.push((v, At::FieldValue)),
+                        "$elemMatch" => match &v {
+                            Bson::Document(e)
+                                if !e.is_empty()
+                                    && e.keys().all(|k| {
+                                        k.starts_with('$')
+                                            && !matches!(k.as_str(), "$and" | "$or" | "$nor")
+                                    }) =>
+                            {
+                                stack.push((v, At::OperatorDoc));
+                            }
+                            _ => stack.push((v, At::Query)),
+                        },
+                        "$and" | "$or" | "$nor" => stack.push((v, At::ListOfQueries)),
+                        _ => {}
+                    }
+                }
+            }
+            (At::ValueList, Bson::Array(items)) => {
+                if items
+                    .iter()
+                    .any(|i| matches!(i, Bson::RegularExpression(_)) && i == hostile)
+                {
+                    return true;
+                }
+            }
+            (At::AllList, Bson::Array(items)) => {
+                for i in items {
+                    match i {
+                        Bson::Document(d)
+                            if d.keys().next().is_some_and(|k| k.starts_with('$')) =>
+                        {
+                            stack.push((Bson::Document(d), At::OperatorDoc));
+                        }
+                        r @ Bson::RegularExpression(_) if &r == hostile => return true,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// R2 and R7's class, checked on the store query's shape with a model of how MongoDB reads
+    /// it (the in-memory runner does not model `$elemMatch` inside `$all`): a hostile
+    /// substituted value never sits where MongoDB would read it as query syntax.
+    #[test]
+    fn store_queries_never_read_substituted_values_as_syntax(
+        (filter, hostile) in prop::sample::select(vec![
+            json!("%%user.custom_data.v"),
+            json!("%%values.v"),
+            json!({"%function": {"name": "f", "arguments": []}}),
+        ])
+        .prop_flat_map(arb_filter_clause)
+        .prop_flat_map(|f| (Just(f), arb_hostile())),
+    ) {
+        let rules = app(&[
+            (
+                "data_sources/mongodb-atlas/hr/staff/rules.json",
+                json!({"database": "hr", "collection": "staff",
+                       "roles": [{"name": "all", "apply_when": {}, "read": true}],
+                       "filters": [{"name": "mine", "apply_when": {}, "query": filter.clone()}]}),
+            ),
+            ("values/v.json", json!({"name": "v", "value": 0, "from_secret": false})),
+            ("functions/config.json", json!([{"name": "f", "private": true}])),
+        ]);
+        let returns = hostile.clone();
+        let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
+        let ctx = rules
+            .context()
+            .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": hostile.clone()}})
+            .value("v", hostile.clone())
+            .functions(std::sync::Arc::new(host))
+            .build()
+            .unwrap();
+        let coll = rules.collection("hr.staff").unwrap();
+        if let Ok(plan) = coll.prepare(&ctx).query_plan(None, None) {
+            prop_assert!(
+                !interpreted(&plan.store_query, &hostile),
+                "{} with {:?}: store query {}", filter, hostile, plan.store_query
+            );
         }
     }
 }

@@ -618,7 +618,9 @@ fn store_projection(output: &Document, needed: &FieldSet) -> Document {
 /// * **`$in`, `$nin`, `$all`**: MongoDB reads a regex element as a pattern (and an `$all`
 ///   element `{"$elemMatch": …}` as a query), and no encoding makes it literal there: a
 ///   substituted regex element (or `$`-keyed document element of `$all`, or a `null` element
-///   of `$in`/`$all`, which would match missing fields) fails the request;
+///   of `$in`/`$all`, which would match missing fields) fails the request. An `$all` element
+///   the rule wrote as `{"$elemMatch": …}` is query syntax: its members are judged as operator
+///   arguments (red team R7);
 /// * **`$regex` / `$options`**: the rule wrote `$regex`, so a substituted pattern is its choice;
 /// * **query positions** (the whole query, the members of `$and`/`$or`/`$nor`, the argument of
 ///   `$not` and `$elemMatch`, `$where` and other top-level operators): a query has no literal
@@ -882,6 +884,20 @@ impl Substitution<'_, '_> {
             Operand::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
+                    // MongoDB reads an `$all` element whose first key is an operator
+                    // (`{"$elemMatch": …}`) as a query: its members are judged as operator
+                    // arguments, never copied as written (red team R7).
+                    if op == "$all"
+                        && let Operand::Document(members) = item
+                        && members.first().is_some_and(|(k, _)| k.starts_with('$'))
+                    {
+                        let mut element = Document::new();
+                        for (inner, a) in members {
+                            element.insert(inner.clone(), self.operator_argument(inner, a, at)?);
+                        }
+                        out.push(Bson::Document(element));
+                        continue;
+                    }
                     let v = self.literal(item)?;
                     if substituted(item)
                         && let Some(what) = hostile(&v)
