@@ -956,6 +956,29 @@ fn substituted_values_inside_all_elem_match_are_literals() {
     }
 }
 
+/// More positions, whose selections legitimately differ between values (comparisons across
+/// types, operators that need an array): checked by the store query's shape only.
+fn arb_more_clauses(p: Value) -> impl Strategy<Value = Value> {
+    prop::sample::select(vec![
+        json!({"team": {"$in": p.clone()}}),
+        json!({"team": {"$nin": p.clone()}}),
+        json!({"team": {"$all": p.clone()}}),
+        json!({"team": {"$all": [p.clone()]}}),
+        json!({"team": {"$gt": p.clone()}}),
+        json!({"team": {"$lt": p.clone(), "$ne": "x"}}),
+        json!({"team": {"$size": p.clone()}}),
+        json!({"team": {"$exists": p.clone()}}),
+        json!({"members": {"$elemMatch": {"$in": [p.clone()]}}}),
+        json!({"members": {"$elemMatch": {"$not": {"$eq": p.clone()}}}}),
+        json!({"members": {"$not": {"$elemMatch": {"team": p.clone(), "$nor": [{"role": p.clone()}]}}}}),
+        json!({"members": {"$all": [{"$elemMatch": {"team": {"$in": [p.clone()]}}}, "x"]}}),
+        json!({"$expr": {"$eq": ["$team", p.clone()]}}),
+        json!({"$or": [{"team": p.clone()}, {"members": {"$elemMatch": {"$or": [{"team": p.clone()}]}}}]}),
+        json!({"m": {"team": p.clone(), "k": [p.clone()]}}),
+        json!({"members": [{"$elemMatch": p.clone()}]}),
+    ])
+}
+
 /// Whether `hostile` sits somewhere in `query` where MongoDB reads it as query syntax (an
 /// operator document, a query, a pattern) rather than as a value. A model of MongoDB's reading
 /// of a query, position by position; anything under a value position is a value.
@@ -1063,7 +1086,10 @@ proptest! {
             json!("%%values.v"),
             json!({"%function": {"name": "f", "arguments": []}}),
         ])
-        .prop_flat_map(arb_filter_clause)
+        .prop_flat_map(|p| prop_oneof![
+            4 => arb_filter_clause(p.clone()),
+            1 => arb_more_clauses(p),
+        ])
         .prop_flat_map(|f| (Just(f), arb_hostile())),
     ) {
         let rules = app(&[
