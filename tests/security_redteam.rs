@@ -1018,11 +1018,7 @@ fn interpreted(query: &Document, hostile: &Bson) -> bool {
                 }
                 stack.push((Bson::Document(d), At::OperatorDoc));
             }
-            (At::FieldValue, v @ Bson::RegularExpression(_)) => {
-                if &v == hostile {
-                    return true;
-                }
-            }
+            (At::FieldValue, v @ Bson::RegularExpression(_)) if &v == hostile => return true,
             (At::OperatorDoc, Bson::Document(d)) => {
                 for (k, v) in d {
                     match k.as_str() {
@@ -1046,13 +1042,12 @@ fn interpreted(query: &Document, hostile: &Bson) -> bool {
                     }
                 }
             }
-            (At::ValueList, Bson::Array(items)) => {
+            (At::ValueList, Bson::Array(items))
                 if items
                     .iter()
-                    .any(|i| matches!(i, Bson::RegularExpression(_)) && i == hostile)
-                {
-                    return true;
-                }
+                    .any(|i| matches!(i, Bson::RegularExpression(_)) && i == hostile) =>
+            {
+                return true;
             }
             (At::AllList, Bson::Array(items)) => {
                 for i in items {
