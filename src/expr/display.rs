@@ -14,8 +14,8 @@
 //!
 //! Round trip: for every expression `e` produced by [`parse_expr`](super::parse_expr),
 //! `parse_expr(e.to_json())` gives `e` again (same dialect; checked by a property test below). In
-//! expressions from [`parse_query`](super::parse_query), literal strings starting with `%%` print
-//! like expansions; display is for people there, not for re-parsing as a rule.
+//! expressions from [`parse_query`](super::parse_query), literal strings and field keys starting
+//! with `%%` print like expansions; display is for people there, not for re-parsing as a rule.
 
 use std::fmt;
 

@@ -30,6 +30,11 @@
 //!   it is a query on the element: keys are field names of the element (`Root::Root`, implicit),
 //!   `$and`/`$or`/`$nor` combine sub-queries, and `%%` keys are an error (the element has no
 //!   expansions). Values inside may use expansions; element fields are not site-checked.
+//! * In a MongoDB query ([`parse_query`]) every key that is not a `$` operator is a field path,
+//!   a key starting with `%%` included (`{"%%values.k": 1}` tests the document field `%%values`,
+//!   as MongoDB would): a client query must never read the request's context (`%%user`,
+//!   `%%values`, `%%environment`, ...), which would let it probe secrets and custom data one
+//!   predicate at a time (issue 9, red team).
 //! * `$exists` takes a boolean, a number or an expansion; `$in`/`$nin`/`$all` an array, an
 //!   expansion or `%function`; `$size` a non-negative whole number or an expansion; `$type`
 //!   literal type names/codes only; `$regex` a literal pattern (compiled at load time with the
@@ -595,11 +600,19 @@ impl<'d> Parser<'d> {
                 }
             }
         } else {
-            let root = match st {
-                Structure::Rule => self.dialect.implicit_root(),
-                Structure::Query | Structure::ElemQuery => Root::Root,
+            let parsed = match st {
+                Structure::Rule => expansion::parse_subject(key, self.dialect.implicit_root()),
+                // A query's keys are field names, `%%` or not (MongoDB expands nothing): a
+                // client query key `%%values.apiKey` must never read the request's context.
+                Structure::Query | Structure::ElemQuery => {
+                    expansion::parse_field_path(key).map(|path| Expansion {
+                        root: Root::Root,
+                        path,
+                        implicit: true,
+                    })
+                }
             };
-            match expansion::parse_subject(key, root) {
+            match parsed {
                 Ok(e) => {
                     if st == Structure::Rule {
                         self.check_expansion(&e, place);

@@ -618,12 +618,18 @@ fn store_projection(output: &Document, needed: &FieldSet) -> Document {
 /// * **`$in`, `$nin`, `$all`**: MongoDB reads a regex element as a pattern (and an `$all`
 ///   element `{"$elemMatch": …}` as a query), and no encoding makes it literal there: a
 ///   substituted regex element (or `$`-keyed document element of `$all`, or a `null` element
-///   of `$in`/`$all`, which would match missing fields) fails the request;
+///   of `$in`/`$all`, which would match missing fields) fails the request. An `$all` element
+///   the rule wrote as `{"$elemMatch": …}` is query syntax: its members are judged as operator
+///   arguments (red team R7);
 /// * **`$regex` / `$options`**: the rule wrote `$regex`, so a substituted pattern is its choice;
 /// * **query positions** (the whole query, the members of `$and`/`$or`/`$nor`, the argument of
 ///   `$not` and `$elemMatch`, `$where` and other top-level operators): a query has no literal
 ///   form, so a substituted value there fails the request (inside documents the rule wrote
-///   there, each position is judged as above);
+///   there, each position is judged as above). An `$elemMatch` argument is an operator
+///   document only when every key is a value operator; one with a field name or a query-level
+///   operator (`$and`, `$or`, `$nor`, ...) is a query on the element, whose fields' values are
+///   judged as above (red team R2: copying its members as written let a substituted
+///   `{"$ne": ..}` through). `$and`/`$or`/`$nor` inside an operator document are query syntax;
 /// * **`$expr`**: a substituted value is wrapped as `{"$literal": <value>}` (an aggregation
 ///   expression would read a string `"$field"` as a field path).
 ///
@@ -648,6 +654,19 @@ fn filter_query(filter: &Filter, bindings: &Bindings<'_>) -> Result<Document, Pl
         },
     }
 }
+
+/// Operators that MongoDB reads only at the level of a query document (never as an operator on a
+/// value): an `$elemMatch` argument holding one is a query on the element.
+const QUERY_LEVEL: &[&str] = &[
+    "$and",
+    "$or",
+    "$nor",
+    "$expr",
+    "$where",
+    "$text",
+    "$comment",
+    "$jsonSchema",
+];
 
 /// Builds one filter's query with its substituted values as literals ([`filter_query`]).
 struct Substitution<'f, 'b> {
@@ -822,9 +841,18 @@ impl Substitution<'_, '_> {
                 Bson::Null => Err(self.not_literal(arg, &at, "a null that matches missing fields")),
                 v => Ok(v),
             },
+            // Query syntax, wherever it sits (MongoDB reads these only as query positions).
+            "$and" | "$or" | "$nor" => self.query_operand(arg, &at),
             "$not" | "$elemMatch" => match arg {
                 Operand::Document(members) => {
-                    let operators = members.iter().any(|(k, _)| k.starts_with('$'));
+                    // An `$elemMatch` argument is an operator document only when every key is
+                    // a value operator; with a field name or a query-level operator (`$and`,
+                    // `$or`, `$nor`, `$expr`, ...) MongoDB reads it as a query on the element,
+                    // where a substituted member is the value of a field (red team R2).
+                    let operators = !members.is_empty()
+                        && members
+                            .iter()
+                            .all(|(k, _)| k.starts_with('$') && !QUERY_LEVEL.contains(&k.as_str()));
                     if op == "$elemMatch" && !operators {
                         return Ok(Bson::Document(self.query_document(members, &at)?));
                     }
@@ -856,6 +884,20 @@ impl Substitution<'_, '_> {
             Operand::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
+                    // MongoDB reads an `$all` element whose first key is an operator
+                    // (`{"$elemMatch": …}`) as a query: its members are judged as operator
+                    // arguments, never copied as written (red team R7).
+                    if op == "$all"
+                        && let Operand::Document(members) = item
+                        && members.first().is_some_and(|(k, _)| k.starts_with('$'))
+                    {
+                        let mut element = Document::new();
+                        for (inner, a) in members {
+                            element.insert(inner.clone(), self.operator_argument(inner, a, at)?);
+                        }
+                        out.push(Bson::Document(element));
+                        continue;
+                    }
                     let v = self.literal(item)?;
                     if substituted(item)
                         && let Some(what) = hostile(&v)
