@@ -10,12 +10,35 @@
     reason = "test code, and the fuzz checks it includes: a failed assertion is a failed test"
 )]
 
+#[path = "../fuzz/checks/context.rs"]
+mod context;
 #[path = "../fuzz/checks/evaluate.rs"]
 mod evaluate;
 #[path = "../fuzz/checks/expansion.rs"]
 mod expansion;
 #[path = "../fuzz/checks/load_rules.rs"]
 mod load_rules;
+#[path = "../fuzz/checks/query.rs"]
+mod query;
+#[path = "../fuzz/checks/schema.rs"]
+mod schema;
+
+/// `runs` pseudo-random inputs of `len` bytes each (a cheap xorshift walk from `seed`).
+fn inputs(seed: u32, runs: usize, len: usize) -> Vec<Vec<u8>> {
+    let mut x = seed;
+    (0..runs)
+        .map(|_| {
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x.to_le_bytes()[0]
+                })
+                .collect()
+        })
+        .collect()
+}
 
 /// `load_rules` input: the selector byte (which file the JSON is loaded as: 0 a collection's
 /// `rules.json`, 1 a `default_rule.json`, 5 `sync/config.json`, ... — see `PATHS`) and the text.
@@ -126,5 +149,64 @@ fn evaluate_seeds() {
     assert!(
         failed > 0 && writes > 0,
         "failed {failed}, writes allowed {writes}"
+    );
+}
+
+#[test]
+fn context_seeds() {
+    context::run(&[]);
+    context::run(&[0; 64]);
+    context::run(&[255; 512]);
+    let all: Vec<bool> = inputs(0x1234_5678, 300, 400)
+        .iter()
+        .filter_map(|input| context::run(input))
+        .collect();
+    let deep = all.iter().filter(|d| **d).count();
+    println!(
+        "{} of 300 loaded, {deep} with a context too deep",
+        all.len()
+    );
+    // The generator must load rules and reach both sides of the depth limit.
+    assert!(all.len() * 3 >= 300, "only {} rule sets loaded", all.len());
+    assert!(deep > 0 && deep < all.len(), "too deep in {deep}");
+}
+
+#[test]
+fn query_seeds() {
+    query::run(&[]);
+    query::run(&[0; 64]);
+    query::run(&[255; 512]);
+    let runs = 300;
+    let planned: Vec<usize> = inputs(0x9e37_79b9, runs, 400)
+        .iter()
+        .filter_map(|input| query::run(input))
+        .collect();
+    let returned = planned.iter().filter(|n| **n > 0).count();
+    println!(
+        "{} of {runs} planned, {returned} returned documents",
+        planned.len()
+    );
+    // Most client queries are refused (a refused operator is likely somewhere); enough must
+    // be planned and return documents for the read path to be fuzzed.
+    assert!(planned.len() * 10 >= runs, "only {} planned", planned.len());
+    assert!(returned * 20 >= runs, "documents returned in {returned}");
+}
+
+#[test]
+fn schema_seeds() {
+    schema::run(&[]);
+    schema::run(&[0; 64]);
+    schema::run(&[255; 512]);
+    let runs = 300;
+    let all: Vec<(bool, bool)> = inputs(0x0bad_cafe, runs, 300)
+        .iter()
+        .filter_map(|input| schema::run(input))
+        .collect();
+    let allowed = all.iter().filter(|(_, a)| *a).count();
+    println!("{} of {runs} loaded, {allowed} inserts allowed", all.len());
+    assert!(all.len() * 4 >= runs, "only {} loaded", all.len());
+    assert!(
+        allowed > 0 && allowed < all.len(),
+        "inserts allowed in {allowed}"
     );
 }
