@@ -17,7 +17,7 @@
 //! * both engines make the same plan and the same `read_for` and `find` answers;
 //! * a failed read is withheld (fail closed), and a failed plan has a client-safe view;
 //! * **the answer does not depend on hidden values**: the fields the role cannot read (found by
-//!   comparing the stored document with the redacted `read` output) are changed; when the
+//!   comparing the stored document with the redacted `read` output) are changed or removed; when the
 //!   rules' own decision (`read`, no client input) is unchanged, `find` with the client query
 //!   and projection must return exactly the same thing.
 //!
@@ -313,12 +313,17 @@ fn keys(query: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// `doc` with the value at dotted `path` replaced by `value`.
-fn replace(doc: &mut Document, path: &str, value: Bson) {
+/// `doc` with the value at dotted `path` replaced by `value` (removed when `None`).
+fn replace(doc: &mut Document, path: &str, value: Option<Bson>) {
     match path.split_once('.') {
-        None => {
-            doc.insert(path, value);
-        }
+        None => match value {
+            Some(v) => {
+                doc.insert(path, v);
+            }
+            None => {
+                doc.remove(path);
+            }
+        },
         Some((head, rest)) => {
             if let Some(Bson::Document(sub)) = doc.get_mut(head) {
                 replace(sub, rest, value);
@@ -467,12 +472,13 @@ pub fn run(data: &[u8]) -> Option<usize> {
             if top == "_id" || filter_fields.iter().any(|f| f == top) {
                 continue;
             }
-            let v = match g.below(5) {
-                0 => Bson::String("u1".into()),
-                1 => Bson::Int32(i32::from(g.byte() % 4)),
-                2 => Bson::Null,
-                3 => Bson::Document(doc! {"x": 1, "y": "u2"}),
-                _ => Bson::Array(vec![Bson::Int32(1), Bson::String("u1".into())]),
+            let v = match g.below(6) {
+                0 => Some(Bson::String("u1".into())),
+                1 => Some(Bson::Int32(i32::from(g.byte() % 4))),
+                2 => Some(Bson::Null),
+                3 => Some(Bson::Document(doc! {"x": 1, "y": "u2"})),
+                4 => Some(Bson::Array(vec![Bson::Int32(1), Bson::String("u1".into())])),
+                _ => None,
             };
             replace(&mut changed, path, v);
         }
