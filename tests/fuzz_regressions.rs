@@ -9,6 +9,10 @@
     clippy::indexing_slicing,
     reason = "test code, and the fuzz checks it includes: a failed assertion is a failed test"
 )]
+#![allow(
+    clippy::duplicate_mod,
+    reason = "the context, query and schema checks each include the evaluate check's generator, as their fuzz targets do"
+)]
 
 #[path = "../fuzz/checks/context.rs"]
 mod context;

@@ -100,7 +100,7 @@ fn condition(g: &mut Gen<'_>, depth: usize, hostile: bool) -> Bson {
             options: String::new(),
         }),
         3 => Bson::JavaScriptCode("this.a == 1".into()),
-        4 | 5 | 6 => {
+        4..=6 => {
             let mut d = Document::new();
             for _ in 0..1 + g.below(2) {
                 let op = if !hostile || g.chance(3) {
@@ -247,8 +247,11 @@ fn filter(g: &mut Gen<'_>, i: usize) -> Value {
     json!({"name": format!("f{i}"), "apply_when": apply_when, "query": query, "projection": projection})
 }
 
+/// A planned read in a comparable form: selected, role, visible, document, failed.
+type Summary = (bool, Option<String>, bool, Option<Document>, bool);
+
 /// A planned read in a comparable form.
-fn summary(p: &PlannedRead) -> (bool, Option<String>, bool, Option<Document>, bool) {
+fn summary(p: &PlannedRead) -> Summary {
     let o = &p.outcome;
     (
         p.selected,
@@ -264,7 +267,7 @@ fn found(
     req: &PreparedRequest<'_, '_>,
     plan: &QueryPlan,
     docs: &[Document],
-) -> Result<Vec<(bool, Option<String>, bool, Option<Document>, bool)>, String> {
+) -> Result<Vec<Summary>, String> {
     let out = req.find(plan, docs).map_err(|e| e.to_string())?;
     for p in &out {
         if p.outcome.error.is_some() {

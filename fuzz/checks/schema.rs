@@ -187,10 +187,10 @@ fn validated(
 pub fn run(data: &[u8]) -> Option<(bool, bool)> {
     let mut g = Gen::new(data);
     let mut schema_json = node(&mut g, 3);
-    if g.chance(3) {
-        if let Value::Object(m) = &mut schema_json {
-            m.insert("bsonType".into(), json!("object"));
-        }
+    if let Value::Object(m) = &mut schema_json
+        && g.chance(3)
+    {
+        m.insert("bsonType".into(), json!("object"));
     }
     let permissive = g.chance(2);
     let role = if permissive {
