@@ -53,7 +53,25 @@ fn rules_input(selector: u8, text: &str) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Crashes found by fuzzing (none so far; each would be a test here, input inline, minimized)
+// Crashes found by fuzzing (each a test here, input inline, minimized)
+
+/// `query`, 2026-12-06, first run (after 1,050 inputs): a false alarm of the check, kept as a
+/// regression test of the check itself. Rules `{"name": "r0", "apply_when": {}, "read": false,
+/// ...}` (nothing readable), filter `f0` (`{"n": {"$ne": 1}}`, projection `{"n": 0}`), a
+/// client query `{"a": 0}` under 24 `$and`s, stored `{_id: 0, tags: {}, a: 0}`: changing the
+/// hidden `a` to `"u1"` made the store query drop the document instead of the rules withholding
+/// it. The client receives nothing either way (the store query may pre-filter on a field that no
+/// role which could return the document hides); the check compared the full `read_for`
+/// outcomes instead of what the client receives, and now compares the returned documents.
+#[test]
+fn query_hidden_field_in_store_query_of_withheld_document() {
+    let input = [
+        0, 10, 0, 0, 0, 0, 0, 0, 94, 94, 94, 94, 94, 94, 94, 94, 94, 94, 94, 94, 94, 94, 9, 9, 9,
+        9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 9, 9, 9, 82,
+        82, 9, 9, 0, 0, 96,
+    ];
+    query::run(&input);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Seeds
