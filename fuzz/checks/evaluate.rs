@@ -11,6 +11,9 @@
 //! (role, visibility, redacted document, failure), on the raw read path, and on whether each
 //! insert/update/delete is allowed; a redacted document only holds fields of the stored one.
 //!
+//! The generator (`Gen`, `role`, `expr`, `document`, ...) is public: the `context`, `query` and
+//! `schema` checks include this file as a module and build their rules with it.
+//!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/evaluate.rs`) and the regression tests
 //! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
@@ -24,37 +27,42 @@ use rolegate::{EngineKind, RequestContext, Rules, Scratch};
 use serde_json::{Map, Value, json};
 
 /// Reads choices from the fuzzer's bytes (zeros once they run out).
-struct Gen<'a> {
+pub struct Gen<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
-impl Gen<'_> {
-    fn byte(&mut self) -> u8 {
+impl<'a> Gen<'a> {
+    /// A generator reading `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Gen { data, pos: 0 }
+    }
+
+    pub fn byte(&mut self) -> u8 {
         let b = self.data.get(self.pos).copied().unwrap_or(0);
         self.pos += 1;
         b
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         usize::from(self.byte()) % n.max(1)
     }
 
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+    pub fn pick<T: Clone>(&mut self, items: &[T]) -> T {
         let i = self.below(items.len());
         items[i].clone()
     }
 
-    fn chance(&mut self, in_four: u8) -> bool {
+    pub fn chance(&mut self, in_four: u8) -> bool {
         self.byte() % 4 < in_four
     }
 }
 
-const FIELDS: &[&str] = &["a", "b", "owner", "tags", "n", "_id"];
-const SUB: &[&str] = &["x", "y"];
-const OID: &str = "66a11ce0000000000000000a";
+pub const FIELDS: &[&str] = &["a", "b", "owner", "tags", "n", "_id"];
+pub const SUB: &[&str] = &["x", "y"];
+pub const OID: &str = "66a11ce0000000000000000a";
 
-fn value(g: &mut Gen<'_>, depth: usize) -> Value {
+pub fn value(g: &mut Gen<'_>, depth: usize) -> Value {
     match g.below(if depth == 0 { 8 } else { 11 }) {
         0 => json!(g.below(4)),
         1 => json!(g.pick(&["u1", "u2", "x", ""])),
@@ -80,7 +88,7 @@ fn value(g: &mut Gen<'_>, depth: usize) -> Value {
     }
 }
 
-fn expansion(g: &mut Gen<'_>, field_site: bool) -> Value {
+pub fn expansion(g: &mut Gen<'_>, field_site: bool) -> Value {
     let mut all = vec![
         "%%user.id",
         "%%user.custom_data.team",
@@ -99,7 +107,7 @@ fn expansion(g: &mut Gen<'_>, field_site: bool) -> Value {
     json!(g.pick(&all))
 }
 
-fn operand(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
+pub fn operand(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
     match g.below(6) {
         0 | 1 => expansion(g, field_site),
         2 => json!({"%stringToOid": expansion(g, field_site)}),
@@ -113,7 +121,7 @@ fn operand(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
     }
 }
 
-fn subject(g: &mut Gen<'_>, field_site: bool) -> String {
+pub fn subject(g: &mut Gen<'_>, field_site: bool) -> String {
     match g.below(5) {
         0 => g
             .pick(&["%%user.id", "%%user.custom_data.team", "%%true", "%%root"])
@@ -127,7 +135,7 @@ fn subject(g: &mut Gen<'_>, field_site: bool) -> String {
     }
 }
 
-fn predicate(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
+pub fn predicate(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
     let op = g.pick(&[
         "",
         "$eq",
@@ -178,7 +186,7 @@ fn predicate(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
     }
 }
 
-fn expr(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
+pub fn expr(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
     match g.below(if depth == 0 { 4 } else { 8 }) {
         0 => json!({}),
         1 => json!(g.chance(2)),
@@ -209,7 +217,7 @@ fn expr(g: &mut Gen<'_>, depth: usize, field_site: bool) -> Value {
 }
 
 /// A permission slot: absent, a boolean, or an expression.
-fn permission(g: &mut Gen<'_>, field_site: bool) -> Option<Value> {
+pub fn permission(g: &mut Gen<'_>, field_site: bool) -> Option<Value> {
     match g.below(4) {
         0 => None,
         1 => Some(json!(true)),
@@ -218,7 +226,7 @@ fn permission(g: &mut Gen<'_>, field_site: bool) -> Option<Value> {
     }
 }
 
-fn field_rules(g: &mut Gen<'_>, depth: usize) -> Map<String, Value> {
+pub fn field_rules(g: &mut Gen<'_>, depth: usize) -> Map<String, Value> {
     let mut out = Map::new();
     let names = if depth == 2 { FIELDS } else { SUB };
     for _ in 0..g.below(3) {
@@ -239,7 +247,7 @@ fn field_rules(g: &mut Gen<'_>, depth: usize) -> Map<String, Value> {
     out
 }
 
-fn role(g: &mut Gen<'_>, i: usize) -> Value {
+pub fn role(g: &mut Gen<'_>, i: usize) -> Value {
     let mut r = Map::new();
     r.insert("name".into(), json!(format!("r{i}")));
     if !g.chance(1) {
@@ -277,7 +285,7 @@ fn role(g: &mut Gen<'_>, i: usize) -> Value {
     Value::Object(r)
 }
 
-fn document(g: &mut Gen<'_>) -> Value {
+pub fn document(g: &mut Gen<'_>) -> Value {
     let mut m = Map::new();
     m.insert("_id".into(), json!(g.below(3)));
     for _ in 0..g.below(5) {
@@ -292,7 +300,7 @@ fn document(g: &mut Gen<'_>) -> Value {
     Value::Object(m)
 }
 
-fn bson_doc(v: &Value) -> Option<Document> {
+pub fn bson_doc(v: &Value) -> Option<Document> {
     match Bson::try_from(v.clone()).ok()? {
         Bson::Document(d) => Some(d),
         _ => None,
@@ -300,7 +308,7 @@ fn bson_doc(v: &Value) -> Option<Document> {
 }
 
 /// The dotted paths of every value in `d` (documents descended, arrays as a whole).
-fn paths(d: &Document, prefix: &str, out: &mut Vec<String>) {
+pub fn paths(d: &Document, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in d {
         let p = if prefix.is_empty() {
             k.clone()
@@ -314,7 +322,7 @@ fn paths(d: &Document, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn host(name: &str, args: &[Bson]) -> Result<Bson, String> {
+pub fn host(name: &str, args: &[Bson]) -> Result<Bson, String> {
     match name {
         "yes" => Ok(Bson::Boolean(true)),
         "no" => Ok(Bson::Boolean(false)),
@@ -342,7 +350,7 @@ pub struct Decided {
 
 /// Runs the checks on the input; what was decided, or `None` when its rules did not load.
 pub fn run(data: &[u8]) -> Option<Decided> {
-    let mut g = Gen { data, pos: 0 };
+    let mut g = Gen::new(data);
     let n_roles = 1 + g.below(3);
     let roles: Vec<Value> = (0..n_roles).map(|i| role(&mut g, i)).collect();
     let mut file = json!({"database": "db", "collection": "coll", "roles": roles});
