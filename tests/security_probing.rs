@@ -470,7 +470,7 @@ fn no_probe(case: &arb::Case, hits: &Cell<u64>) -> Result<Verdict, String> {
             }
             // A document deeper than `max_document_depth` is withheld as a whole, but the store
             // projection may drop its deep part: the depth guard is a resource limit, not part
-            // of the rules' meaning (SECURITY-NOTES-B.md).
+            // of the rules' meaning (docs/security.md, "Known limits").
             let limits = rules.rule_set().limits;
             if limits.check_document(&a).is_err() || limits.check_document(&b).is_err() {
                 continue;

@@ -1,5 +1,6 @@
 //! Issue 9, red team: attacks on the merged fixes of findings 1–13, as a hostile client, a
-//! hostile app user and a hostile app author (SECURITY-NOTES-F.md). Sections R1, R2, R3 and R5
+//! hostile app user and a hostile app author (docs/security.md, "After the fixes: a red-team
+//! pass"). Sections R1, R2, R3 and R5
 //! reproduce attacks that broke a promise of the issue (each test failed before its fix) and
 //! properties generate their class; the sections marked "held" keep attacks that did not break
 //! anything as guards; R6 is an open finding (an ignored test that fails today).
