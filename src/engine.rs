@@ -765,37 +765,21 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// with the reason. (The binding is by identity, a guard against mistakes: keep a plan no
     /// longer than its request.)
     pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
-        if plan.issuer() != Some(self.issuer()) {
-            return PlannedRead {
-                selected: false,
-                outcome: ReadOutcome {
-                    role: None,
-                    visible: false,
-                    document: None,
-                    error: Some(
-                        "the query plan was made for another collection or request (use this request's query_plan)"
-                            .to_string(),
-                    ),
-                    explanation: Explanation::default(),
-                },
-            };
-        }
-        if let Err(limit) = self.limits.check_document(stored) {
-            return PlannedRead {
-                selected: false,
-                outcome: too_deep_read(limit),
-            };
-        }
-        let failed = |error: String| PlannedRead {
+        let not_selected = |outcome: ReadOutcome| PlannedRead {
             selected: false,
-            outcome: ReadOutcome {
-                role: None,
-                visible: false,
-                document: None,
-                error: Some(error),
-                explanation: Explanation::default(),
-            },
+            outcome,
         };
+        let failed = |error: String| not_selected(ReadOutcome::withheld(Some(error)));
+        if plan.issuer() != Some(self.issuer()) {
+            return failed(
+                "the query plan was made for another collection or request (use this request's query_plan)"
+                    .to_string(),
+            );
+        }
+        // The document's depth guard, once: `decide_read` below does not repeat it.
+        if let Err(limit) = self.limits.check_document(stored) {
+            return not_selected(too_deep_read(limit));
+        }
         if let Some(filters) = plan.filter_check() {
             let selects = {
                 let _steps = StepBudget::start(self.limits.max_eval_steps);
@@ -804,27 +788,24 @@ impl<'c> PreparedRequest<'_, 'c> {
             match selects {
                 Ok(true) => {}
                 Ok(false) => {
-                    let mut outcome = ReadOutcome {
-                        role: None,
-                        visible: false,
-                        document: None,
-                        error: None,
-                        explanation: Explanation::default(),
-                    };
+                    let mut outcome = ReadOutcome::withheld(None);
                     if self.explain {
                         outcome
                             .explanation
                             .push(None, "the filters' queries do not select this document");
                     }
-                    return PlannedRead {
-                        selected: false,
-                        outcome,
-                    };
+                    return not_selected(outcome);
                 }
                 Err(e) => return failed(format!("the filters' queries failed: {e}")),
             }
         }
-        let mut outcome = self.read(stored);
+        let mut outcome = match &self.refused {
+            Some(limit) => too_deep_read(limit.clone()),
+            None => {
+                let _steps = StepBudget::start(self.limits.max_eval_steps);
+                self.decide_read(stored)
+            }
+        };
         let Some(view) = outcome.document.take() else {
             return PlannedRead {
                 selected: true,
@@ -851,18 +832,12 @@ impl<'c> PreparedRequest<'_, 'c> {
                             "the client query does not select the readable fields; not returned",
                         );
                     }
-                    return PlannedRead {
-                        selected: false,
-                        outcome,
-                    };
+                    return not_selected(outcome);
                 }
                 Err(e) => {
                     outcome.visible = false;
                     outcome.error = Some(format!("the client query failed: {e}"));
-                    return PlannedRead {
-                        selected: false,
-                        outcome,
-                    };
+                    return not_selected(outcome);
                 }
             }
         }
@@ -917,6 +892,12 @@ impl<'c> PreparedRequest<'_, 'c> {
         if let Err(limit) = self.limits.check_document(doc) {
             return too_deep_read(limit);
         }
+        self.decide_read(doc)
+    }
+
+    /// The read decision of a document that has passed the request's and its own depth guards
+    /// ([`PreparedRequest::read`], [`PreparedRequest::read_for`]), by the request's engine.
+    fn decide_read(&self, doc: &Document) -> ReadOutcome {
         match self.compiled() {
             Some(prepared) => self.read_compiled(prepared, doc),
             None => reference::read::read(self.policy, self.context, doc, self.explain),
@@ -987,13 +968,7 @@ pub struct PlannedRead {
 /// A document nested deeper than `max_document_depth` is withheld before any rule sees it
 /// (fail closed; evaluating it could exhaust the stack).
 fn too_deep_read(limit: LimitExceeded) -> ReadOutcome {
-    ReadOutcome {
-        role: None,
-        visible: false,
-        document: None,
-        error: Some(limit.to_string()),
-        explanation: Explanation::default(),
-    }
+    ReadOutcome::withheld(Some(limit.to_string()))
 }
 
 /// A write of a document nested deeper than `max_document_depth` is refused before any rule

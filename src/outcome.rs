@@ -235,6 +235,18 @@ pub struct ReadOutcome {
 }
 
 impl ReadOutcome {
+    /// A document withheld before any role was chosen, with the detailed reason when it is
+    /// withheld because something failed.
+    pub fn withheld(error: Option<String>) -> ReadOutcome {
+        ReadOutcome {
+            role: None,
+            visible: false,
+            document: None,
+            error,
+            explanation: Explanation::default(),
+        }
+    }
+
     /// The detailed reason the document was withheld with an error, for logs and operators only
     /// (see the module docs).
     pub fn detail(&self) -> Option<&str> {
