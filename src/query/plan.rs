@@ -739,22 +739,33 @@ impl Substitution<'_, '_> {
 
     /// A value the rule wrote (or the inside of one): substituted members are values already.
     fn literal(&self, o: &Operand) -> Result<Bson, PlanError> {
+        self.rebuild(o, &|this, leaf| this.leaf(leaf))
+    }
+
+    /// `o` as written, its substituted parts (expansions, function results, conversions) given
+    /// by `substituted`: the walk that [`Substitution::literal`] and
+    /// [`Substitution::aggregation`] share.
+    fn rebuild(
+        &self,
+        o: &Operand,
+        substituted: &dyn Fn(&Self, &Operand) -> Result<Bson, PlanError>,
+    ) -> Result<Bson, PlanError> {
         Ok(match o {
             Operand::Literal(v) => v.clone(),
             Operand::Array(items) => Bson::Array(
                 items
                     .iter()
-                    .map(|i| self.literal(i))
+                    .map(|i| self.rebuild(i, substituted))
                     .collect::<Result<_, _>>()?,
             ),
             Operand::Document(members) => {
                 let mut d = Document::new();
                 for (k, v) in members {
-                    d.insert(k.clone(), self.literal(v)?);
+                    d.insert(k.clone(), self.rebuild(v, substituted)?);
                 }
                 Bson::Document(d)
             }
-            leaf => self.leaf(leaf)?,
+            leaf => substituted(self, leaf)?,
         })
     }
 
@@ -924,26 +935,10 @@ impl Substitution<'_, '_> {
 
     /// An aggregation expression (`$expr`): substituted values become `{"$literal": v}`.
     fn aggregation(&self, o: &Operand) -> Result<Bson, PlanError> {
-        Ok(match o {
-            Operand::Literal(v) => v.clone(),
-            Operand::Array(items) => Bson::Array(
-                items
-                    .iter()
-                    .map(|i| self.aggregation(i))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Operand::Document(members) => {
-                let mut d = Document::new();
-                for (k, v) in members {
-                    d.insert(k.clone(), self.aggregation(v)?);
-                }
-                Bson::Document(d)
-            }
-            leaf => {
-                let mut d = Document::new();
-                d.insert("$literal", self.leaf(leaf)?);
-                Bson::Document(d)
-            }
+        self.rebuild(o, &|this, leaf| {
+            let mut d = Document::new();
+            d.insert("$literal", this.leaf(leaf)?);
+            Ok(Bson::Document(d))
         })
     }
 }
