@@ -13,7 +13,7 @@ use crate::workloads::{self, W3Kind, Workload};
 
 /// The committed bench data (`benches/data/`).
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/rolegate/benches/data")
 }
 
 /// The Cedar and Rego policy files (`benches/peers/policies/`).

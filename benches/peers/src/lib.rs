@@ -14,7 +14,7 @@
 //!
 //! The timed loops are in `benches/peers.rs`; the report is `src/bin/peers-report.rs`.
 
-#[path = "../../workloads/mod.rs"]
+#[path = "../../../crates/rolegate/benches/workloads/mod.rs"]
 pub mod workloads;
 
 pub mod agree;

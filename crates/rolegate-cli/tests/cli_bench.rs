@@ -26,7 +26,7 @@ const KEYS: [&str; 7] = [
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("benches/data")
+        .join("../rolegate/benches/data")
         .join(rel)
 }
 

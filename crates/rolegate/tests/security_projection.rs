@@ -17,8 +17,6 @@ mod arb;
 mod check;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use bson::{Document, doc};
 use check::{Verdict, run_property};
@@ -210,89 +208,6 @@ fn filter_projections_narrow_the_output_after_redaction() {
             Some(doc! {"name": "Ann"}),
             "{engine:?}"
         );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The CLI: `eval` used to project first and decide on the projected document.
-
-fn write(dir: &Path, rel: &str, value: &Value) -> String {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, serde_json::to_string(value).unwrap()).unwrap();
-    path.display().to_string()
-}
-
-fn cli_read(rules: Value, request: Value, docs: &[Value]) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let rules_path = write(dir.path(), "rules.json", &rules);
-    let user = write(
-        dir.path(),
-        "user.json",
-        &json!({"id": "alice", "type": "normal", "data": {}, "custom_data": {}}),
-    );
-    let request = write(dir.path(), "request.json", &request);
-    let lines: Vec<String> = docs.iter().map(Value::to_string).collect();
-    let docs_path = dir.path().join("docs.jsonl");
-    std::fs::write(&docs_path, lines.join("\n")).unwrap();
-    let mut out = Vec::new();
-    for engine in ["compiled", "reference"] {
-        let o = Command::new(env!("CARGO_BIN_EXE_rolegate"))
-            .args([
-                "eval",
-                &rules_path,
-                "--collection",
-                "hr.staff",
-                "--user",
-                &user,
-                "--action",
-                "read",
-                "--documents",
-                &docs_path.display().to_string(),
-                "--request",
-                &request,
-                "--engine",
-                engine,
-                "--format",
-                "json",
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        out.extend(
-            String::from_utf8(o.stdout)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .filter(|v| v.get("document").is_some()),
-        );
-    }
-    out
-}
-
-#[test]
-fn cli_eval_decides_on_the_stored_document() {
-    let out = cli_read(
-        confidential_rules(),
-        json!({"client_projection": {"confidential": 0}}),
-        &[json!({"_id": 1, "name": "Ann", "salary": 150_000, "confidential": true})],
-    );
-    for line in &out {
-        assert_eq!(line["role"], json!("confidential"), "{line}");
-        assert_eq!(line["redacted"], json!({"name": "Ann"}), "{line}");
-    }
-    let out = cli_read(
-        deleted_rules(),
-        json!({"client_projection": {"deleted": 0}}),
-        &[json!({"_id": 1, "name": "Ann", "deleted": true})],
-    );
-    for line in &out {
-        assert_eq!(line["visible"], json!(false), "{line}");
     }
 }
 

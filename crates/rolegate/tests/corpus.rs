@@ -19,7 +19,7 @@ use std::path::Path;
 
 use rolegate::config::{LoadOptions, load_single};
 
-const CORPUS: &str = "../shared/corpus/real-rules";
+const CORPUS: &str = "../../../shared/corpus/real-rules";
 
 /// Files that must be refused, by `saved_name`, with the error code and a fragment of the
 /// message. Every other file must load.

@@ -22,7 +22,7 @@ use rolegate::config::{LoadOptions, load_single};
 use rolegate::limits::{Limits, Measures, measure};
 use rolegate::lint::{LINT_CODES, check_warnings};
 
-const CORPUS: &str = "../shared/corpus/real-rules";
+const CORPUS: &str = "../../../shared/corpus/real-rules";
 
 /// Warnings per code over the corpus files: `(code, warnings, files with one)`, by code. The
 /// codes of the lint pass and the three load-time codes the issue names are listed even when no

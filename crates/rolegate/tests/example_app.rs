@@ -10,7 +10,7 @@ use rolegate::case::{EngineChoice, load_case_file, run_case};
 use serde_json::Value;
 
 fn app() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks-app")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app")
 }
 
 fn read_json(path: &Path) -> Value {

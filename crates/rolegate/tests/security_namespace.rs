@@ -17,7 +17,6 @@ mod arb;
 mod check;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use check::{Verdict, run_property};
 use proptest::prelude::*;
@@ -135,44 +134,6 @@ fn a_namespace_named_by_exactly_one_data_source_resolves() {
         role_of(&rules, "nope/app.items")
             .unwrap_err()
             .contains("nope")
-    );
-}
-
-#[test]
-fn cli_eval_refuses_an_ambiguous_namespace() {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, value) in files(&[source("atlas-a", true, &[]), source("atlas-b", true, &[])]) {
-        let p = dir.path().join("app").join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, value.to_string()).unwrap();
-    }
-    std::fs::write(
-        dir.path().join("user.json"),
-        json!({"id": "u", "type": "normal", "data": {}, "custom_data": {}}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("doc.json"), json!({"_id": 1}).to_string()).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_rolegate"))
-        .args([
-            "eval",
-            "app",
-            "--collection",
-            "app.items",
-            "--user",
-            "user.json",
-            "--action",
-            "read",
-            "--document",
-            "doc.json",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("atlas-a/app.items") && stderr.contains("atlas-b/app.items"),
-        "{stderr}"
     );
 }
 

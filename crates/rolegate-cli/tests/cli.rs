@@ -682,14 +682,14 @@ fn test_bad_case_files_exit_2() {
 
 #[test]
 fn test_runs_the_shipped_case_files() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rolegate");
     let o = rolegate(
         &[
             "test",
             "tests/conformance/doc-cases.json",
             "tests/conformance/rolegate-cases.json",
         ],
-        dir,
+        &dir,
     );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 }

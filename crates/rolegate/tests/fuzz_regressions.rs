@@ -14,17 +14,17 @@
     reason = "the context, query and schema checks each include the evaluate check's generator, as their fuzz targets do"
 )]
 
-#[path = "../fuzz/checks/context.rs"]
+#[path = "../../../fuzz/checks/context.rs"]
 mod context;
-#[path = "../fuzz/checks/evaluate.rs"]
+#[path = "../../../fuzz/checks/evaluate.rs"]
 mod evaluate;
-#[path = "../fuzz/checks/expansion.rs"]
+#[path = "../../../fuzz/checks/expansion.rs"]
 mod expansion;
-#[path = "../fuzz/checks/load_rules.rs"]
+#[path = "../../../fuzz/checks/load_rules.rs"]
 mod load_rules;
-#[path = "../fuzz/checks/query.rs"]
+#[path = "../../../fuzz/checks/query.rs"]
 mod query;
-#[path = "../fuzz/checks/schema.rs"]
+#[path = "../../../fuzz/checks/schema.rs"]
 mod schema;
 
 /// `runs` pseudo-random inputs of `len` bytes each (a cheap xorshift walk from `seed`).

@@ -1,6 +1,6 @@
 //! `rolegate check` lints (`rolegate::lint`): one test per code — it fires on the mistake, with
-//! its place and hint, and stays quiet on the correct form — plus the command line: every code
-//! in `--format json`, and `--deny-warnings` turning them into a failure.
+//! its place and hint, and stays quiet on the correct form. The command line's side (every code
+//! in `--format json`, `--deny-warnings`) is in `crates/rolegate-cli/tests/lint.rs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,8 +11,6 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use rolegate::config::{LoadOptions, load_files, load_single};
 use rolegate::error::{Diagnostic, Severity};
@@ -382,88 +380,4 @@ fn what_the_spec_makes_invalid_stays_an_error() {
     let e = load_single(RULES, &file, &LoadOptions::default()).unwrap_err();
     let codes: Vec<&str> = e.diagnostics.errors().map(|d| d.code).collect();
     assert_eq!(codes, ["duplicate-role", "name-too-long"]);
-}
-
-/// One app that trips every lint code, for the command line.
-fn lint_app(dir: &Path) {
-    let write = |rel: &str, v: Value| {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    };
-    write(
-        "data_sources/mongodb-atlas/config.json",
-        json!({"name": "mongodb-atlas", "type": "mongodb-atlas"}),
-    );
-    write(
-        "data_sources/mongodb-atlas/db/coll/rules.json",
-        json!({"database": "db", "collection": "coll",
-        "roles": [
-            {"name": "nothing", "apply_when": {"%%user.custom_data.banned": true}},
-            {"name": "wf", "apply_when": {"%%user.custom_data.a": true}, "read": true, "write": false,
-             "fields": {"status": {"write": true}}},
-            {"name": "rf", "apply_when": {"%%user.custom_data.b": true}, "read": false,
-             "write": {"owner": "%%user.id"}, "fields": {"title": {"read": true}}},
-            {"name": "rt", "apply_when": {"%%user.custom_data.c": true}, "read": true,
-             "fields": {"secret": {"read": false}}},
-            {"name": "typo", "apply_when": {"%%user.custom_data.d": true}, "fields": {"titel": {"read": true}}},
-            {"name": "all", "apply_when": {}, "read": true},
-            {"name": "late", "apply_when": {"owner": "%%user.id"}, "write": true}
-        ],
-        "filters": [
-            {"name": "inc", "apply_when": {}, "projection": {"title": 1}},
-            {"name": "exc", "apply_when": {}, "projection": {"secret": 0}}
-        ]}),
-    );
-    write(
-        "data_sources/mongodb-atlas/db/coll/schema.json",
-        json!({"properties": {"_id": {}, "title": {}, "status": {}, "secret": {}, "owner": {}}}),
-    );
-}
-
-#[test]
-fn check_reports_every_lint_code_in_json_and_denies_warnings() {
-    let dir = tempfile::tempdir().unwrap();
-    lint_app(dir.path());
-    let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rolegate"))
-            .arg("check")
-            .arg(dir.path())
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let out = run(&["--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "warnings alone are valid");
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let codes: Vec<&str> = lines.iter().filter_map(|l| l["code"].as_str()).collect();
-    for code in LINT_CODES {
-        assert!(codes.contains(code), "`{code}` missing from {codes:?}");
-    }
-    for l in lines.iter().filter(|l| l.get("code").is_some()) {
-        assert_eq!(l["severity"], "warning");
-        assert_eq!(l["file"], "data_sources/mongodb-atlas/db/coll/rules.json");
-        assert!(
-            l["json_path"].as_str().unwrap().starts_with("roles[")
-                || l["json_path"].as_str().unwrap().starts_with("filters[")
-        );
-        assert!(l["hint"].is_string(), "{l}");
-    }
-    let summary = lines.last().unwrap();
-    assert_eq!(summary["valid"], true);
-    assert_eq!(summary["warnings"].as_u64().unwrap() as usize, codes.len());
-
-    let out = run(&["--deny-warnings"]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains(
-            "warning[unreachable-role]: data_sources/mongodb-atlas/db/coll/rules.json: roles[6]"
-        ),
-        "{text}"
-    );
 }

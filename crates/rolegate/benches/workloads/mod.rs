@@ -63,7 +63,7 @@ pub fn data_dir() -> PathBuf {
 
 /// The real-rules corpus folder (outside the repository).
 pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/real-rules")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-rules")
 }
 
 // ---------------------------------------------------------------------------------------------

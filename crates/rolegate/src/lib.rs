@@ -1,0 +1,126 @@
+//! rolegate runs MongoDB Atlas App Services (Realm / Stitch) data-access rules — roles chosen
+//! per document by `apply_when`, field-level `read`/`write`, filters merged into every request,
+//! `%%user`/`%%root`/`%%prevRoot` expressions, schema validation — and gives, per request and per
+//! document, the decisions App Services made.
+//!
+//! # The pipeline
+//!
+//! 1. **Load**: [`Rules::load`] reads an exported app directory (or one rule file), validates it
+//!    into a [`RuleSet`](rules::RuleSet) and compiles it; [`Rules::load_with`] takes
+//!    [`LoadOptions`] (limits, strictness). [`Rules`] is immutable, `Send + Sync` and cheap to
+//!    clone: keep one in your application state.
+//! 2. **Collection**: [`Rules::collection`] resolves `"db.coll"` (or `"data_source/db.coll"`) once
+//!    into a [`Collection`] handle.
+//! 3. **Request**: [`Collection::prepare`] takes the [`RequestContext`] of one request (built with
+//!    [`Rules::context`]: the `%%user` object from verified credentials, values, environment,
+//!    host functions) and returns a [`PreparedRequest`]; everything that depends only on the
+//!    request is evaluated here, once.
+//! 4. **Decide**: a read goes [`PreparedRequest::query_plan`] → the database ([`QueryPlan`]'s
+//!    `store_query` and `store_projection`) → [`PreparedRequest::read_for`] per stored document
+//!    ([`PlannedRead`]); writes are [`PreparedRequest::insert`], [`update`](PreparedRequest::update)
+//!    and [`delete`](PreparedRequest::delete) ([`WriteOutcome`]); the raw-BSON fast path is
+//!    [`PreparedRequest::read_raw`] / [`redact_raw`](PreparedRequest::redact_raw).
+//!
+//! Every refusal has two views: the detailed one (the outcome's `error` and `explanation`, the
+//! `Display` text of errors), for logs — it may quote values the user cannot see — and the
+//! client-safe one, [`ClientError`] from `client_error()`, a code and a fixed message.
+//!
+//! # Example
+//!
+//! The example app of the repository (`examples/tasks-app`), as Alice, a team member:
+//!
+//! ```rust
+//! use bson::doc;
+//! use rolegate::Rules;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Load and compile once; `Rules` is immutable, Send + Sync, and cheap to clone.
+//! # let app = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tasks-app");
+//! # let rules = Rules::load(app)?;
+//! # /*
+//! let rules = Rules::load("examples/tasks-app")?;
+//! # */
+//! let tasks = rules.collection("taskboard.tasks")?;
+//!
+//! // Per request: the %%user object (values, environment, secrets and host functions go here too).
+//! let alice = rules
+//!     .context()
+//!     .user(doc! { "id": "66a11ce0000000000000000a", "type": "normal",
+//!                  "data": {}, "custom_data": { "isAdmin": false, "team": "platform" } })
+//!     .build()?;
+//! let request = tasks.prepare(&alice);
+//!
+//! // The plan of a read: what to send to MongoDB — every applicable filter's query, and the client
+//! // clauses on fields that every role shows whole (`status` here; a clause on a field some role
+//! // hides is only ever evaluated on what the role may see) — and a projection that keeps every
+//! // field the rules read. The client's query and projection stay inside the plan.
+//! let plan = request.query_plan(Some(&doc! { "status": "todo" }), Some(&doc! { "title": 1 }))?;
+//! assert_eq!(plan.applied, ["hideArchivedFromNonAdmins"]);
+//! assert_eq!(plan.store_query,
+//!            doc! { "$and": [{ "status": "todo" }, { "archived": { "$ne": true } }] });
+//!
+//! // Per stored document: the rules decide on the document as stored, then the client's query
+//! // and projection apply to the redacted document. This is the only way to apply them.
+//! let stored = doc! { "_id": 7, "owner_id": "66b0b000000000000000000b", "title": "Tune alerts",
+//!                     "status": "todo", "team": "platform", "details": { "internalNotes": "x" } };
+//! let answer = request.read_for(&plan, &stored);
+//! assert!(answer.selected);
+//! assert_eq!(answer.outcome.document, Some(doc! { "_id": 7, "title": "Tune alerts" }));
+//!
+//! // Without a client query or projection: the first role whose apply_when holds, and what it may see.
+//! let read = request.with_explain(true).read(&stored);
+//! assert_eq!(read.role.as_deref(), Some("teamViewer"));
+//! assert_eq!(read.document, Some(doc! { "_id": 7, "title": "Tune alerts", "status": "todo",
+//!                                       "team": "platform" }));
+//! println!("{}", read.explanation); // which rule removed each field, with its file and JSON path
+//!
+//! // Writes: %%root is the post-image, %%prevRoot the pre-image; schema validation runs last.
+//! let mut done = stored.clone();
+//! done.insert("status", "done");
+//! let update = request.update(&stored, &done);
+//! assert!(!update.allowed); // teamViewer may read some fields but write none
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! The crate root holds what an embedder needs. The modules with a job of their own:
+//! [`rules`] (the validated rule model), [`mql`] (MongoDB query matching, projection and
+//! Extended JSON), [`lint`] (the `check` lints), [`testing`] (the conformance-case runner of
+//! `rolegate test`). The project's documentation — the semantics, the security model, the input
+//! formats — is in the repository's `docs/` folder.
+
+#![forbid(unsafe_code)]
+// The library never writes to stdout or stderr (a leftover debug print leaks rule internals into
+// a host's logs and costs time on the hot path): what it has to say is in its return values.
+// Printing is the binary's business (src/cli, src/main.rs). tests/library_output.rs checks
+// the same on the source text.
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
+
+pub mod case;
+mod compile;
+pub mod config;
+pub mod context;
+pub mod engine;
+pub mod error;
+mod eval;
+pub mod expr;
+pub mod limits;
+pub mod lint;
+pub mod outcome;
+pub mod query;
+pub mod reference;
+pub mod rules;
+pub mod schema;
+pub mod steps;
+pub mod value;
+
+pub use context::{FunctionHost, RequestContext};
+pub use engine::{
+    Collection, ContextBuilder, EngineKind, PlannedRead, PreparedRequest, RawDecision, Rules,
+    Scratch,
+};
+pub use error::{Diagnostic, LoadError};
+pub use outcome::{ReadOutcome, WriteOutcome};
+pub use query::QueryPlan;
