@@ -29,10 +29,10 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document, JavaScriptCodeWithScope, Regex, doc, oid::ObjectId};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::limits::Limits;
-use rolegate::rules::build::FunctionCheck;
-use rolegate::{EngineKind, PreparedRequest, RequestContext, Rules, Scratch};
+use rolegate::{
+    EngineKind, FunctionCheck, Limits, LoadOptions, PreparedRequest, RequestContext, RuleSet,
+    Rules, Scratch,
+};
 use serde_json::{Value, json};
 
 #[allow(
@@ -347,7 +347,7 @@ pub fn run(data: &[u8]) -> Option<bool> {
         function_check: Some(FunctionCheck::Off),
         ..LoadOptions::default()
     };
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/db/coll/rules.json",
         &file,
         &options,

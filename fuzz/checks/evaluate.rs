@@ -21,9 +21,7 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document, doc, oid::ObjectId};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::rules::build::FunctionCheck;
-use rolegate::{EngineKind, RequestContext, Rules, Scratch};
+use rolegate::{EngineKind, FunctionCheck, LoadOptions, RequestContext, RuleSet, Rules, Scratch};
 use serde_json::{Map, Value, json};
 
 /// Reads choices from the fuzzer's bytes (zeros once they run out).
@@ -381,7 +379,7 @@ pub fn run(data: &[u8]) -> Option<Decided> {
         function_check: Some(FunctionCheck::Off),
         ..LoadOptions::default()
     };
-    let Ok(set) = load_single(
+    let Ok(set) = RuleSet::from_json(
         "data_sources/mongodb-atlas/db/coll/rules.json",
         &file,
         &options,

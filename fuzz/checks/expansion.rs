@@ -9,9 +9,11 @@
 //! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
-use rolegate::error::{Diagnostics, Place};
-use rolegate::expr::expansion::{parse_expansion, parse_field_path, parse_subject};
-use rolegate::expr::{Dialect, Root, Site, parse_expr};
+use rolegate::fuzzing::{
+    Dialect, Site, parse_expansion, parse_expr, parse_field_path, parse_subject,
+};
+use rolegate::rules::Root;
+use rolegate::{Diagnostics, Place};
 use serde_json::{Map, Value};
 
 fn check_span(s: &str, span: &std::ops::Range<usize>) {

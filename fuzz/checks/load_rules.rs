@@ -14,11 +14,9 @@
 use std::collections::BTreeMap;
 
 use bson::doc;
-use rolegate::config::{LoadOptions, load_files, load_single, parse_json};
-use rolegate::limits::measure;
+use rolegate::fuzzing::parse_json;
 use rolegate::lint::check_warnings;
-use rolegate::rules::RuleSet;
-use rolegate::{EngineKind, RequestContext, Rules};
+use rolegate::{EngineKind, LoadOptions, RequestContext, RuleSet, Rules};
 use serde_json::json;
 
 /// The file the input is loaded as, by its first byte.
@@ -39,7 +37,7 @@ const PATHS: &[&str] = &[
 
 fn exercise(set: &RuleSet) {
     let _ = check_warnings(set);
-    let _ = measure(set);
+    let _ = set.measure();
     let rules = Rules::new(set.clone());
     let ctx = RequestContext::for_user(doc! {"id": "u1", "type": "normal", "data": {},
     "custom_data": {"isAdmin": true, "team": "x"}});
@@ -78,8 +76,8 @@ pub fn run(data: &[u8]) {
         }
     };
     let options = LoadOptions::default();
-    let once = load_single(path, &json, &options);
-    let twice = load_single(path, &json, &options);
+    let once = RuleSet::from_json(path, &json, &options);
+    let twice = RuleSet::from_json(path, &json, &options);
     match (&once, &twice) {
         (Ok(a), Ok(b)) => assert_eq!(a.warnings, b.warnings),
         (Err(a), Err(b)) => assert_eq!(a.diagnostics, b.diagnostics),
@@ -108,7 +106,7 @@ pub fn run(data: &[u8]) {
             json!({"type": "flexible", "state": "enabled", "service_name": "mongodb-atlas",
                    "database_name": "db", "queryable_fields_names": ["owner_id", "team"]}),
         );
-        if let Ok(set) = load_files(&files, &options) {
+        if let Ok(set) = RuleSet::from_files(&files, &options) {
             exercise(&set);
         }
     }

@@ -29,9 +29,10 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document, JavaScriptCodeWithScope, Regex, doc};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::rules::build::FunctionCheck;
-use rolegate::{EngineKind, PlannedRead, PreparedRequest, QueryPlan, RequestContext, Rules};
+use rolegate::{
+    EngineKind, FunctionCheck, LoadOptions, PlannedRead, PreparedRequest, QueryPlan,
+    RequestContext, RuleSet, Rules,
+};
 use serde_json::{Value, json};
 
 #[allow(
@@ -393,7 +394,7 @@ pub fn run(data: &[u8]) -> Option<usize> {
         function_check: Some(FunctionCheck::Off),
         ..LoadOptions::default()
     };
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/db/coll/rules.json",
         &file,
         &options,

@@ -25,11 +25,10 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document, doc};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::error::{Diagnostics, Place};
-use rolegate::rules::build::FunctionCheck;
-use rolegate::schema::Schema;
-use rolegate::{EngineKind, RequestContext, Rules};
+use rolegate::{
+    Diagnostics, EngineKind, FunctionCheck, LoadOptions, Place, RequestContext, RuleSet, Rules,
+    rules::Schema,
+};
 use serde_json::{Map, Value, json};
 
 #[allow(
@@ -254,7 +253,7 @@ pub fn run(data: &[u8]) -> Option<(bool, bool)> {
         function_check: Some(FunctionCheck::Off),
         ..LoadOptions::default()
     };
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/db/coll/rules.json",
         &file,
         &options,

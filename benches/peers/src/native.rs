@@ -3,9 +3,10 @@
 //! through the public API (`PreparedRequest::read_raw`, `redact_raw`, `read`).
 
 use bson::{RawDocument, RawDocumentBuf};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::value::ejson::document_from_json;
-use rolegate::{Collection, PreparedRequest, RequestContext, Rules, Scratch};
+use rolegate::{
+    Collection, LoadOptions, PreparedRequest, RequestContext, RuleSet, Rules, Scratch,
+    mql::document_from_json,
+};
 use serde_json::Value;
 
 use crate::data;
@@ -16,7 +17,7 @@ use crate::workloads::Workload;
 pub fn load(w: &Workload, text: &str) -> Rules {
     let json: Value = serde_json::from_str(text).expect("rule file JSON");
     let path = format!("benches/data/{}", w.rules_file);
-    let set = load_single(&path, &json, &LoadOptions::default())
+    let set = RuleSet::from_json(&path, &json, &LoadOptions::default())
         .unwrap_or_else(|e| panic!("{path}: {e}"));
     Rules::new(set)
 }

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use rolegate::case::load_case_file;
+use rolegate::testing::load_case_file;
 
 /// The conformance folder of the library crate.
 fn conformance(file: &str) -> std::path::PathBuf {

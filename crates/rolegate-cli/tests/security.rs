@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use rolegate::outcome::ClientError;
+use rolegate::ClientError;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

@@ -91,10 +91,10 @@ fn w4(c: &mut Criterion) {
     g.bench_function("load_all", |b| {
         b.iter(|| {
             for (f, _) in &loaded {
-                black_box(rolegate::config::load_single(
+                black_box(rolegate::RuleSet::from_json(
                     &f.path,
                     black_box(&f.json),
-                    &rolegate::config::LoadOptions::default(),
+                    &rolegate::LoadOptions::default(),
                 ))
                 .ok();
             }

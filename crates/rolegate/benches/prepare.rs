@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
-use rolegate::value::ejson::document_from_json;
-use rolegate::{EngineKind, RequestContext, Rules};
+use rolegate::{EngineKind, RequestContext, Rules, mql::document_from_json};
 use workloads::{W3_SIZES, W3Kind};
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];

@@ -298,8 +298,7 @@ fn millis(d: Duration) -> String {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use bson::Bson;
-/// use rolegate::FunctionHost;
-/// use rolegate::context::Deadline;
+/// use rolegate::{Deadline, FunctionHost};
 ///
 /// let slow = |_: &str, _: &[Bson]| -> Result<Bson, String> {
 ///     std::thread::sleep(Duration::from_secs(5));

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document};
 
 use crate::compile::Program;
+use crate::config::LoadOptions;
 use crate::context::{FunctionHost, RequestContext};
 use crate::error::LoadError;
 use crate::eval::doc::{DocEval, DocRef, Fail, KeyCache};
@@ -59,7 +60,9 @@ use crate::eval::prepare::Prepared;
 use crate::eval::raw::Validity;
 use crate::eval::read::Level;
 use crate::limits::{LimitExceeded, Limits};
-use crate::outcome::{ErrorCode, Explanation, ReadOutcome, WriteError, WriteOutcome};
+use crate::outcome::{
+    ErrorCode, Explanation, ReadOutcome, SyncSessionOutcome, WriteError, WriteOutcome,
+};
 use crate::query::plan::{PlanInput, PlanIssuer};
 use crate::query::{PlanError, QueryPlan, RuleFields, RunError, memory, plan};
 use crate::reference;
@@ -222,10 +225,16 @@ impl Rules {
         self.compile_time
     }
 
-    /// Loads and compiles an app directory or a single rule file.
+    /// Loads and compiles an app directory or a single rule file, with the default
+    /// [`LoadOptions`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        crate::config::load_path(path.as_ref(), &crate::config::LoadOptions::default())
-            .map(Rules::new)
+        Rules::load_with(path, &LoadOptions::default())
+    }
+
+    /// Loads and compiles an app directory or a single rule file with `options` (limits, what
+    /// an undefined `%function` is).
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, LoadError> {
+        RuleSet::load(path, options).map(Rules::new)
     }
 
     /// The validated rule set these rules were compiled from.
@@ -238,7 +247,7 @@ impl Rules {
     /// `db.coll` without a data source must be unambiguous: it resolves to the one data source
     /// whose rules name it, or to the only data source there is; otherwise it is an error naming
     /// the candidates (`data_source/db.coll`), never a guess ([`RuleSet::policy`]).
-    pub fn collection(&self, namespace: &str) -> Result<Collection<'_>, UnknownNamespace> {
+    pub fn collection(&self, namespace: &str) -> Result<Collection, UnknownNamespace> {
         let unknown = |reason: String| UnknownNamespace {
             namespace: namespace.to_string(),
             reason,
@@ -258,11 +267,25 @@ impl Rules {
             .programs
             .get(&policy)
             .ok_or_else(|| unknown("no compiled program for its role list".to_string()))?;
+        let resolved = Resolved {
+            data_source: policy.data_source.to_string(),
+            database: db.to_string(),
+            collection: coll.to_string(),
+            roles_key: policy.roles_key.clone(),
+        };
         Ok(Collection {
-            policy,
-            program,
-            fields,
-            limits: self.set.limits,
+            set: self.set.clone(),
+            resolved,
+            compiled: Compiled {
+                program,
+                fields,
+                limits: self.set.limits,
+            },
+            nothing: Compiled {
+                program: self.programs.empty.clone(),
+                fields: self.programs.empty_fields.clone(),
+                limits: self.set.limits,
+            },
         })
     }
 
@@ -283,46 +306,58 @@ impl Rules {
     }
 }
 
-/// The roles, filters and schema that govern one collection, with their compiled program.
+/// The roles, filters and schema that govern one collection, with their compiled program: a
+/// handle that owns what it needs (an `Arc` of the rule set and of the program), so it can live
+/// in application state beside [`Rules`]. Resolve it once with [`Rules::collection`]; cloning it
+/// is cheap.
 #[derive(Debug, Clone)]
-pub struct Collection<'r> {
-    policy: CollectionPolicy<'r>,
+pub struct Collection {
+    set: Arc<RuleSet>,
+    resolved: Resolved,
+    compiled: Compiled,
+    /// The program of no roles: what a request gets should its policy no longer resolve to the
+    /// role list `compiled` was built for (it cannot, the rule set being immutable; if it ever
+    /// did, every decision would deny, in both engines).
+    nothing: Compiled,
+}
+
+/// Where a [`Collection`] handle's policy lives in its rule set.
+#[derive(Debug, Clone)]
+struct Resolved {
+    data_source: String,
+    database: String,
+    collection: String,
+    roles_key: RolesKey,
+}
+
+/// What a [`PreparedRequest`] borrows besides its policy: the compiled program of the policy's
+/// role list, what its rules read (for query plans), and the limits (`max_document_depth`
+/// guards every document before evaluation).
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
     program: Arc<Program>,
-    /// What the roles read and always show (for query plans).
     fields: Arc<RuleFields>,
-    /// The rule set's limits; `max_document_depth` guards every document before evaluation.
     limits: Limits,
 }
 
-impl<'r> Collection<'r> {
-    /// Compiles a policy on its own (outside [`Rules`], e.g. for the conformance runner).
-    pub fn from_policy(policy: CollectionPolicy<'r>) -> Collection<'r> {
-        let program = Arc::new(crate::compile::compile(policy.roles));
-        let fields = Arc::new(RuleFields::of_roles(policy.roles));
-        Collection {
-            policy,
-            program,
-            fields,
+impl Compiled {
+    /// Compiles a policy's roles on their own, with default limits (outside [`Rules`]: the
+    /// conformance runner).
+    pub(crate) fn of_policy(policy: &CollectionPolicy<'_>) -> Compiled {
+        Compiled {
+            program: Arc::new(crate::compile::compile(policy.roles)),
+            fields: Arc::new(RuleFields::of_roles(policy.roles)),
             limits: Limits::default(),
         }
     }
 
-    /// The policy (roles, filters, schema) in force for this collection.
-    pub fn policy(&self) -> &CollectionPolicy<'r> {
-        &self.policy
-    }
-
-    /// Prepares a request for the compiled engine: everything below is evaluated in `context`.
-    pub fn prepare<'c>(&self, context: &'c RequestContext) -> PreparedRequest<'_, 'c> {
-        self.prepare_with(context, EngineKind::Compiled)
-    }
-
-    /// Prepares a request for the chosen engine.
-    pub fn prepare_with<'c>(
-        &self,
+    /// Prepares a request on `policy` (whose roles this program was compiled from).
+    pub(crate) fn prepare<'p, 'c>(
+        &'p self,
+        policy: CollectionPolicy<'p>,
         context: &'c RequestContext,
         engine: EngineKind,
-    ) -> PreparedRequest<'_, 'c> {
+    ) -> PreparedRequest<'p, 'c> {
         // The request-only work done here has its own step budget (a request whose parts fail
         // on it fails every decision of the request, with the reason).
         let _steps = StepBudget::start(self.limits.max_eval_steps);
@@ -335,7 +370,7 @@ impl<'r> Collection<'r> {
             EngineKind::Compiled | EngineKind::Reference => None,
         };
         PreparedRequest {
-            policy: &self.policy,
+            policy,
             program: &self.program,
             fields: &self.fields,
             limits: self.limits,
@@ -349,10 +384,76 @@ impl<'r> Collection<'r> {
     }
 }
 
+impl Collection {
+    /// The namespace this handle resolved to: `data_source/database.collection`.
+    pub fn namespace(&self) -> String {
+        let r = &self.resolved;
+        format!("{}/{}.{}", r.data_source, r.database, r.collection)
+    }
+
+    /// The policy (roles, filters, schema) in force for this collection.
+    pub fn policy(&self) -> CollectionPolicy<'_> {
+        self.resolve().0
+    }
+
+    /// The policy and the program to decide it with: the resolved policy and its program, or —
+    /// should the policy no longer be the role list the program was compiled for — no roles
+    /// and the program of no roles (every decision denies).
+    fn resolve(&self) -> (CollectionPolicy<'_>, &Compiled) {
+        let r = &self.resolved;
+        match self
+            .set
+            .policy(Some(&r.data_source), &r.database, &r.collection)
+        {
+            Ok(policy) if policy.roles_key == r.roles_key => (policy, &self.compiled),
+            Ok(_) | Err(_) => (CollectionPolicy::nothing(&r.collection), &self.nothing),
+        }
+    }
+
+    /// Prepares a request for the compiled engine: everything below is evaluated in `context`.
+    pub fn prepare<'c>(&self, context: &'c RequestContext) -> PreparedRequest<'_, 'c> {
+        self.prepare_with(context, EngineKind::Compiled)
+    }
+
+    /// Prepares a request for the chosen engine.
+    pub fn prepare_with<'c>(
+        &self,
+        context: &'c RequestContext,
+        engine: EngineKind,
+    ) -> PreparedRequest<'_, 'c> {
+        let (policy, compiled) = self.resolve();
+        compiled.prepare(policy, context, engine)
+    }
+}
+
+/// A policy outside [`Rules`] with its own compiled program (the conformance runner's cases).
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyCollection<'r> {
+    policy: CollectionPolicy<'r>,
+    compiled: Compiled,
+}
+
+impl<'r> PolicyCollection<'r> {
+    /// Compiles `policy` on its own, with default limits.
+    pub(crate) fn new(policy: CollectionPolicy<'r>) -> PolicyCollection<'r> {
+        let compiled = Compiled::of_policy(&policy);
+        PolicyCollection { policy, compiled }
+    }
+
+    /// Prepares a request for the chosen engine.
+    pub(crate) fn prepare_with<'c>(
+        &self,
+        context: &'c RequestContext,
+        engine: EngineKind,
+    ) -> PreparedRequest<'_, 'c> {
+        self.compiled.prepare(self.policy.clone(), context, engine)
+    }
+}
+
 /// One request of one user against one collection.
 #[derive(Debug, Clone)]
 pub struct PreparedRequest<'p, 'c> {
-    policy: &'p CollectionPolicy<'p>,
+    policy: CollectionPolicy<'p>,
     program: &'p Program,
     fields: &'p RuleFields,
     limits: Limits,
@@ -370,6 +471,24 @@ pub struct PreparedRequest<'p, 'c> {
 }
 
 impl<'c> PreparedRequest<'_, 'c> {
+    /// Device Sync: the session role of this request's user for the collection, and what it
+    /// grants `doc` when given. `later` is the request context of the user's next session
+    /// (changed custom data): when its role differs, the client is reset. Per-request work,
+    /// answered by the reference evaluator in both engines.
+    pub fn sync_session(
+        &self,
+        doc: Option<&Document>,
+        later: Option<&RequestContext>,
+    ) -> SyncSessionOutcome {
+        reference::sync::session(&self.policy, self.context, doc, later, self.explain)
+    }
+
+    /// Device Sync: the verdict on one uploaded change — `pre` absent for a create, `post`
+    /// absent for a delete.
+    pub fn sync_write(&self, pre: Option<&Document>, post: Option<&Document>) -> WriteOutcome {
+        reference::sync::write(&self.policy, self.context, pre, post, self.explain)
+    }
+
     /// The engine answering this request.
     pub fn engine(&self) -> EngineKind {
         self.engine
@@ -393,7 +512,7 @@ impl<'c> PreparedRequest<'_, 'c> {
         let Ok(owned) = Document::try_from(doc) else {
             return (FAILED, None);
         };
-        let outcome = reference::read::read(self.policy, self.context, &owned, false);
+        let outcome = reference::read::read(&self.policy, self.context, &owned, false);
         let role = outcome
             .role
             .as_deref()
@@ -900,28 +1019,28 @@ impl<'c> PreparedRequest<'_, 'c> {
     fn decide_read(&self, doc: &Document) -> ReadOutcome {
         match self.compiled() {
             Some(prepared) => self.read_compiled(prepared, doc),
-            None => reference::read::read(self.policy, self.context, doc, self.explain),
+            None => reference::read::read(&self.policy, self.context, doc, self.explain),
         }
     }
 
     /// Whether inserting `doc` is permitted (an upsert that inserts is an insert).
     pub fn insert(&self, doc: &Document) -> WriteOutcome {
         self.write(WriteKind::Insert, None, Some(doc), || {
-            reference::write::insert(self.policy, self.context, doc, self.explain)
+            reference::write::insert(&self.policy, self.context, doc, self.explain)
         })
     }
 
     /// Whether changing `pre` into `post` is permitted (update, replace, findAndModify).
     pub fn update(&self, pre: &Document, post: &Document) -> WriteOutcome {
         self.write(WriteKind::Update, Some(pre), Some(post), || {
-            reference::write::update(self.policy, self.context, pre, post, self.explain)
+            reference::write::update(&self.policy, self.context, pre, post, self.explain)
         })
     }
 
     /// Whether deleting the stored `doc` is permitted.
     pub fn delete(&self, doc: &Document) -> WriteOutcome {
         self.write(WriteKind::Delete, Some(doc), None, || {
-            reference::write::delete(self.policy, self.context, doc, self.explain)
+            reference::write::delete(&self.policy, self.context, doc, self.explain)
         })
     }
 
@@ -947,7 +1066,7 @@ impl<'c> PreparedRequest<'_, 'c> {
         }
         match self.compiled() {
             Some(prepared) => {
-                crate::eval::write::decide(self.program, prepared, self.policy, kind, pre, post)
+                crate::eval::write::decide(self.program, prepared, &self.policy, kind, pre, post)
             }
             None => reference(),
         }

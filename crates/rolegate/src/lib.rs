@@ -98,29 +98,56 @@
 // the same on the source text.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
-pub mod case;
-mod compile;
-pub mod config;
-pub mod context;
-pub mod engine;
-pub mod error;
-mod eval;
-pub mod expr;
-pub mod limits;
-pub mod lint;
-pub mod outcome;
-pub mod query;
-pub mod reference;
-pub mod rules;
-pub mod schema;
-pub mod steps;
-pub mod value;
+// The crate's own unit tests name it `rolegate`, as the fuzz checks they include do.
+#[cfg(test)]
+extern crate self as rolegate;
 
-pub use context::{FunctionHost, RequestContext};
+mod case;
+mod compile;
+mod config;
+mod context;
+mod engine;
+mod error;
+mod eval;
+mod expr;
+mod limits;
+pub mod lint;
+pub mod mql;
+mod outcome;
+mod query;
+mod reference;
+pub mod rules;
+mod schema;
+mod steps;
+pub mod testing;
+mod value;
+
+/// Internals that the fuzz targets (`fuzz/`) drive directly: the expression and expansion
+/// parsers and the loader's JSON text parser. Compiled only for the crate's own tests and with
+/// the `fuzzing` feature, which the fuzz workspace turns on; not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::config::source::parse_json;
+    pub use crate::expr::expansion::{parse_expansion, parse_field_path, parse_subject};
+    pub use crate::expr::{Dialect, Site, parse_expr};
+}
+
+#[cfg(test)]
+mod fuzz_regressions;
+
+pub use config::{FunctionCheck, LoadOptions};
+pub use context::{Deadline, FunctionHost, MockFunctions, NoFunctions, RequestContext};
 pub use engine::{
-    Collection, ContextBuilder, EngineKind, PlannedRead, PreparedRequest, RawDecision, Rules,
-    Scratch,
+    Collection, ContextBuilder, ContextError, EngineKind, PlannedRead, PreparedRequest,
+    RawDecision, Rules, Scratch, UnknownNamespace,
 };
-pub use error::{Diagnostic, LoadError};
-pub use outcome::{ReadOutcome, WriteOutcome};
-pub use query::QueryPlan;
+pub use error::{Diagnostic, Diagnostics, LoadError, Place, Severity};
+pub use limits::{LimitExceeded, Limits, Measures};
+pub use outcome::{
+    ClientError, ErrorCode, Explanation, PartitionAccess, ReadOutcome, Step, SyncSessionOutcome,
+    WriteError, WriteOutcome,
+};
+pub use query::{PlanError, QueryPlan};
+pub use rules::{NamespaceError, RuleSet};
+pub use value::EvalError;

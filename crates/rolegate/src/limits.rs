@@ -67,6 +67,8 @@
 //! configured `max_file_depth` or `max_expression_depth` above [`FILE_DEPTH_CEILING`] /
 //! [`EXPRESSION_DEPTH_CEILING`] is treated as the ceiling.
 
+#[cfg(test)]
+mod load_tests;
 use std::fmt;
 use std::time::Duration;
 
@@ -93,8 +95,7 @@ pub const EXPRESSION_DEPTH_CEILING: usize = 200;
 /// Configurable limits; see the module docs for the defaults and where each is checked.
 ///
 /// ```
-/// use rolegate::config::{LoadOptions, load_single};
-/// use rolegate::limits::Limits;
+/// use rolegate::{Limits, LoadOptions, RuleSet};
 /// use serde_json::json;
 ///
 /// let mut limits = Limits::default();
@@ -104,7 +105,7 @@ pub const EXPRESSION_DEPTH_CEILING: usize = 200;
 ///     {"name": "a", "apply_when": {}, "read": true},
 ///     {"name": "b", "apply_when": {}, "read": true}
 /// ]});
-/// let err = load_single("rules.json", &rules, &options).unwrap_err();
+/// let err = RuleSet::from_json("rules.json", &rules, &options).unwrap_err();
 /// let d = err.diagnostics.errors().next().unwrap();
 /// assert_eq!(d.code, "limit-exceeded");
 /// assert_eq!(d.place.json_path, "roles[1]");
@@ -200,7 +201,7 @@ impl Limits {
     ///
     /// ```
     /// use bson::doc;
-    /// use rolegate::limits::Limits;
+    /// use rolegate::Limits;
     ///
     /// let mut limits = Limits::default();
     /// limits.max_document_depth = 2;
@@ -213,6 +214,10 @@ impl Limits {
     }
 
     // --- Depth guard of every BSON door (finding 10 of issue 9) ---
+
+    /// The most [`max_document_depth`](Self::max_document_depth) can be: nesting beyond it is
+    /// refused whatever the limits say (the guards and evaluators recurse that deep).
+    pub const DOCUMENT_DEPTH_CEILING: usize = DOCUMENT_DEPTH_CEILING;
 
     /// [`max_document_depth`](Self::max_document_depth), capped at [`DOCUMENT_DEPTH_CEILING`].
     pub fn effective_document_depth(&self) -> usize {
@@ -236,7 +241,7 @@ impl Limits {
     ///
     /// ```
     /// use bson::{Bson, doc};
-    /// use rolegate::limits::Limits;
+    /// use rolegate::Limits;
     ///
     /// let mut limits = Limits::default();
     /// limits.max_document_depth = 2;
@@ -462,6 +467,7 @@ fn frames_too_deep(first: BsonFrame<'_>, max: usize) -> Option<String> {
 }
 
 /// How many levels `doc` nests (the document itself is 1). Iterative.
+#[cfg(test)]
 pub fn document_depth(doc: &Document) -> usize {
     let mut stack: Vec<BsonFrame<'_>> = vec![BsonFrame::Document(doc.iter())];
     let mut deepest = 1;
@@ -521,8 +527,16 @@ pub struct Measures {
     pub filters: usize,
 }
 
+impl RuleSet {
+    /// How large this rule set is, in the terms of the load-time [`Limits`] (to choose limits
+    /// for a deployment, or to see how close an app comes to them).
+    pub fn measure(&self) -> Measures {
+        measure(self)
+    }
+}
+
 /// Measures `set` against the load-time limits (see [`Measures`]).
-pub fn measure(set: &RuleSet) -> Measures {
+pub(crate) fn measure(set: &RuleSet) -> Measures {
     let mut unlimited = Limits::DEFAULT;
     unlimited.max_expression_depth = EXPRESSION_DEPTH_CEILING;
     walk_rule_set(set, &unlimited).seen

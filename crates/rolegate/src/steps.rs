@@ -25,6 +25,8 @@
 //! decisions, such as explanations computed inside a decision, cannot refill an outer budget).
 //! Outside any decision, evaluation is unlimited.
 
+#[cfg(test)]
+mod budget_tests;
 use std::cell::Cell;
 
 use bson::{Bson, Document};
@@ -131,6 +133,7 @@ pub fn document_copy_steps(doc: &Document) -> u64 {
 impl StepBudget {
     /// Steps this decision has spent so far (those of the decisions nested in it included):
     /// what tests measure the cost of work with.
+    #[cfg(test)]
     pub fn spent(&self) -> u64 {
         self.started.saturating_sub(LEFT.get())
     }

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bson::{Bson, doc};
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::engine::ContextError;
-use rolegate::{FunctionHost, Rules};
+use rolegate::{ContextError, FunctionHost, LoadOptions, RuleSet, Rules};
 use serde_json::json;
 
 fn app() -> Rules {
@@ -31,7 +29,9 @@ fn app() -> Rules {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Rules::new(load_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(
+        RuleSet::from_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 #[test]

@@ -13,7 +13,7 @@
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
-use rolegate::value::ejson::{document_from_json, document_to_json};
+use rolegate::mql::{document_from_json, document_to_json};
 
 #[test]
 fn committed_data_matches_the_generator() {

@@ -206,8 +206,9 @@ fn a_failing_host_function_denies_where_it_is_reached() {
 
 #[test]
 fn expressions_beyond_the_depth_limit_keep_the_reference_limit_error() {
-    use rolegate::config::{LoadOptions, load_single};
-    use rolegate::expr::Expr;
+    use rolegate::LoadOptions;
+    use rolegate::RuleSet;
+    use rolegate::rules::Expr;
     // The parser stops at 100 JSON levels; rule sets built in code can nest deeper. Wrap a
     // document test in 300 `%not`s (evaluation depth > 256): the reference fails with a limit
     // error; the compiled engine must too (and an even count must not be folded away).
@@ -216,7 +217,7 @@ fn expressions_beyond_the_depth_limit_keep_the_reference_limit_error() {
             {"name": "deep", "apply_when": {"owner": "alice"}, "read": true},
             {"name": "rest", "apply_when": {}, "read": true}
         ]});
-        let mut set = load_single(
+        let mut set = RuleSet::from_json(
             "data_sources/mongodb-atlas/app/items/rules.json",
             &file,
             &LoadOptions::default(),
@@ -246,6 +247,6 @@ fn prepared_requests_and_scratch_can_cross_threads() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
     send_sync::<rolegate::PreparedRequest<'static, 'static>>();
-    send_sync::<rolegate::Collection<'static>>();
+    send_sync::<rolegate::Collection>();
     send::<rolegate::Scratch>();
 }

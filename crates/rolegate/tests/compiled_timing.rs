@@ -13,8 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use bson::{Document, RawDocumentBuf};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::{EngineKind, RequestContext, Rules, Scratch};
+use rolegate::{EngineKind, LoadOptions, RequestContext, RuleSet, Rules, Scratch};
 
 fn load(
     dir: &str,
@@ -27,17 +26,17 @@ fn load(
         .join(dir);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(base.join(rules)).unwrap()).unwrap();
-    let set = load_single(rules, &json, &LoadOptions::default()).unwrap();
+    let set = RuleSet::from_json(rules, &json, &LoadOptions::default()).unwrap();
     let rules = Rules::new(set);
     let user: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(base.join(user)).unwrap()).unwrap();
-    let user = rolegate::value::document_from_json(&user).unwrap();
+    let user = rolegate::mql::document_from_json(&user).unwrap();
     let ctx = RequestContext::for_user(user);
     let text = std::fs::read_to_string(base.join(docs)).unwrap();
     let owned: Vec<Document> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| rolegate::value::document_from_json(&serde_json::from_str(l).unwrap()).unwrap())
+        .map(|l| rolegate::mql::document_from_json(&serde_json::from_str(l).unwrap()).unwrap())
         .collect();
     let raw = owned
         .iter()

@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rolegate::config::{LoadOptions, load_files, load_path, load_single};
-use rolegate::error::{LoadError, Severity};
-use rolegate::expr::Expr;
-use rolegate::rules::{RoleSource, RuleSet, ValueDef};
+use rolegate::{
+    LoadError, LoadOptions, RuleSet, Severity,
+    rules::{Expr, RoleSource, ValueDef},
+};
 use serde_json::{Value, json};
 
 fn write(root: &Path, rel: &str, content: &str) {
@@ -136,7 +136,7 @@ fn loads_a_current_layout_app_directory() {
     write_json(root, "auth/providers.json", json!({"anon-user": {}}));
     write(root, ".git/HEAD", "ref: refs/heads/main");
 
-    let set = load_path(root, &LoadOptions::default()).unwrap();
+    let set = RuleSet::load(root, &LoadOptions::default()).unwrap();
     let ds = &set.data_sources["mongodb-atlas"];
     assert_eq!(ds.default_rule.as_ref().unwrap().roles.len(), 1);
     let items = &ds.collections[&("app".to_string(), "items".to_string())];
@@ -223,7 +223,7 @@ fn loads_a_legacy_layout_app_directory() {
         json!({"id": "5c44a26526ec81be5af7dc78", "name": "incoming"}),
     );
 
-    let set = load_path(root, &LoadOptions::default()).unwrap();
+    let set = RuleSet::load(root, &LoadOptions::default()).unwrap();
     let ds = &set.data_sources["mongodb-atlas"];
     assert!(ds.partition_sync.is_some());
     assert!(ds.sync.is_none());
@@ -243,7 +243,7 @@ fn loads_a_legacy_layout_app_directory() {
 
 #[test]
 fn legacy_default_role_file_is_the_default_rule() {
-    let set = load_files(
+    let set = RuleSet::from_files(
         &files(&[(
             "services/mongodb/rules/defaultRole.json",
             json!({"roles": [{"name": "defaultRole", "apply_when": {}, "read": true, "write": true}]}),
@@ -262,7 +262,7 @@ fn legacy_default_role_file_is_the_default_rule() {
 #[test]
 fn collection_dir_with_only_a_schema_is_rejected() {
     // Conformance case `config_collection_dir_schema_only_rejected`.
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[(
             "data_sources/mongodb-atlas/app/items/schema.json",
             json!({"bsonType": "object", "properties": {}}),
@@ -280,7 +280,7 @@ fn collection_dir_with_only_a_schema_is_rejected() {
     );
     // A lone schema file is fine: it is not a directory.
     assert!(
-        load_single(
+        RuleSet::from_json(
             "data_sources/mongodb-atlas/app/items/schema.json",
             &json!({"bsonType": "object", "properties": {}}),
             &LoadOptions::default()
@@ -291,7 +291,7 @@ fn collection_dir_with_only_a_schema_is_rejected() {
 
 #[test]
 fn empty_rules_file_is_rejected() {
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[("data_sources/mongodb-atlas/app/items/rules.json", json!({}))]),
         &LoadOptions::default(),
     )
@@ -307,7 +307,7 @@ fn invalid_json_names_file_line_and_column() {
         "data_sources/mongodb-atlas/app/items/rules.json",
         "{\n  \"database\": \"app\",\n  \"collection\": \"items\"\n  \"roles\": []\n}\n",
     );
-    let e = load_path(dir.path(), &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::load(dir.path(), &LoadOptions::default()).unwrap_err();
     let d = e.diagnostics.errors().next().unwrap();
     assert_eq!(d.code, "invalid-json");
     assert_eq!(
@@ -320,7 +320,7 @@ fn invalid_json_names_file_line_and_column() {
 #[test]
 fn single_file_stitch_app_config_is_refused() {
     let app = json!({"services": {"mongodb1": {"rules": {}}}, "authProviders": {}});
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[("app_config.json", app.clone())]),
         &LoadOptions::default(),
     )
@@ -330,10 +330,10 @@ fn single_file_stitch_app_config_is_refused() {
         "legacy-format",
         "single-file Stitch app_config.json (2017) is not supported"
     ));
-    let e = load_single("todo/app_config.json", &app, &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::from_json("todo/app_config.json", &app, &LoadOptions::default()).unwrap_err();
     assert!(has_error(&e, "legacy-format", "app_config.json (2017)"));
     // By content, too.
-    let e = load_single("export.json", &app, &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::from_json("export.json", &app, &LoadOptions::default()).unwrap_err();
     assert!(has_error(&e, "legacy-format", "app_config.json (2017)"));
 }
 
@@ -347,7 +347,7 @@ fn stitch_2017_rules_files_are_refused_by_name() {
         "read": {"owner_id": "%%user.id"},
         "write": {"owner_id": "%%user.id"}
     });
-    let e = load_single(
+    let e = RuleSet::from_json(
         "services/mongodb-atlas/rules/todo.items.json",
         &old,
         &LoadOptions::default(),
@@ -365,7 +365,7 @@ fn stitch_2017_rules_files_are_refused_by_name() {
 
 #[test]
 fn datalake_sources_have_no_rules() {
-    let set = load_files(
+    let set = RuleSet::from_files(
         &files(&[
             (
                 "data_sources/adf/config.json",
@@ -388,7 +388,7 @@ fn undefined_functions_are_errors_in_apps_and_warnings_for_lone_files() {
     let rules = json!({"database": "app", "collection": "items", "roles": [
         {"name": "f", "apply_when": {"%%true": {"%function": {"name": "missing", "arguments": []}}}, "read": true}
     ]});
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[(
             "data_sources/mongodb-atlas/app/items/rules.json",
             rules.clone(),
@@ -404,7 +404,7 @@ fn undefined_functions_are_errors_in_apps_and_warnings_for_lone_files() {
     let d = e.diagnostics.errors().next().unwrap();
     assert_eq!(d.place.json_path, "roles[0].apply_when");
 
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/app/items/rules.json",
         &rules,
         &LoadOptions::default(),
@@ -413,7 +413,7 @@ fn undefined_functions_are_errors_in_apps_and_warnings_for_lone_files() {
     assert!(has_warning(&set, "undefined-function"));
 
     // Defined by a source file only: fine.
-    let ok = load_files(
+    let ok = RuleSet::from_files(
         &files(&[
             ("data_sources/mongodb-atlas/app/items/rules.json", rules),
             ("functions/missing/source.js", Value::Null),
@@ -425,7 +425,7 @@ fn undefined_functions_are_errors_in_apps_and_warnings_for_lone_files() {
 
 #[test]
 fn functions_in_filters_and_service_rules_are_checked() {
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[
             (
                 "services/http/rules/r.json",
@@ -454,7 +454,7 @@ fn functions_in_elem_match_bodies_are_checked() {
         "read": {"n": {"$elemMatch": {"$eq": {"%function": {"name": "inOps"}}}}},
         "write": {"n": {"$not": {"$elemMatch": {"a": {"%function": {"name": "underNot"}}}}}}
     }]});
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[("data_sources/mongodb-atlas/app/items/rules.json", rules)]),
         &LoadOptions::default(),
     )
@@ -508,7 +508,7 @@ fn functions_in_schema_validate_are_checked() {
         }
         files(&entries)
     };
-    let e = load_files(&app(false), &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::from_files(&app(false), &LoadOptions::default()).unwrap_err();
     let found: Vec<(String, String, String)> = e
         .diagnostics
         .errors()
@@ -536,11 +536,11 @@ fn functions_in_schema_validate_are_checked() {
         "{found:?}"
     );
     // Defined by the app: no error.
-    assert!(load_files(&app(true), &LoadOptions::default()).is_ok());
+    assert!(RuleSet::from_files(&app(true), &LoadOptions::default()).is_ok());
     // A lone rule file with an embedded schema: a warning at the same kind of place.
     let lone = json!({"database": "app", "collection": "items", "roles": [
         {"name": "r", "apply_when": {}, "read": true}], "schema": schema});
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/app/items/rules.json",
         &lone,
         &LoadOptions::default(),
@@ -562,7 +562,7 @@ fn functions_in_schema_validate_are_checked() {
 #[test]
 fn lone_files_are_read_as_their_path_or_content_says() {
     // A longer path holding an app path: data source, database and collection from the path.
-    let set = load_single(
+    let set = RuleSet::from_json(
         "examples/app/backend/data_sources/atlas/sync/Kiosk/rules.json",
         &json!({"roles": [owner_role()]}),
         &LoadOptions::default(),
@@ -575,7 +575,7 @@ fn lone_files_are_read_as_their_path_or_content_says() {
     );
 
     // No app path: a roles-only document is a default rule of `mongodb-atlas`.
-    let set = load_single(
+    let set = RuleSet::from_json(
         "source/includes/quick-start-default-role.json",
         &json!({"roles": [owner_role()]}),
         &LoadOptions::default(),
@@ -584,7 +584,7 @@ fn lone_files_are_read_as_their_path_or_content_says() {
     assert!(set.data_sources["mongodb-atlas"].default_rule.is_some());
 
     // A value file.
-    let set = load_single(
+    let set = RuleSet::from_json(
         "values/joeID.json",
         &json!({"name": "joeID", "value": ["x"], "private": false}),
         &LoadOptions::default(),
@@ -593,7 +593,8 @@ fn lone_files_are_read_as_their_path_or_content_says() {
     assert!(set.values.contains_key("joeID"));
 
     // Unknown content.
-    let e = load_single("notes.json", &json!({"hello": 1}), &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::from_json("notes.json", &json!({"hello": 1}), &LoadOptions::default())
+        .unwrap_err();
     assert!(has_error(&e, "unknown-file", "cannot tell"));
 }
 
@@ -606,7 +607,7 @@ fn load_path_reads_a_single_file() {
         rel,
         json!({"database": "app", "collection": "items", "roles": [owner_role()]}),
     );
-    let set = load_path(&dir.path().join(rel), &LoadOptions::default()).unwrap();
+    let set = RuleSet::load(dir.path().join(rel), &LoadOptions::default()).unwrap();
     let ds = &set.data_sources["mongodb-atlas"];
     let rules = &ds.collections[&("app".into(), "items".into())];
     assert!(rules.place.file.ends_with("rules.json"));
@@ -618,7 +619,7 @@ fn load_path_reads_a_single_file() {
 
 #[test]
 fn namespace_in_the_file_wins_over_its_path() {
-    let set = load_files(
+    let set = RuleSet::from_files(
         &files(&[(
             "data_sources/mongodb-atlas/todo/Item/rules.json",
             json!({"database": "bikes", "collection": "rideLogs", "roles": [owner_role()]}),
@@ -636,7 +637,7 @@ fn namespace_in_the_file_wins_over_its_path() {
 
 #[test]
 fn two_rule_files_for_one_collection_conflict() {
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[
             (
                 "services/mongodb-atlas/rules/a.b.json",
@@ -655,7 +656,7 @@ fn two_rule_files_for_one_collection_conflict() {
 
 #[test]
 fn all_errors_of_all_files_are_collected() {
-    let e = load_files(
+    let e = RuleSet::from_files(
         &files(&[
             (
                 "data_sources/mongodb-atlas/app/a/rules.json",
@@ -684,7 +685,7 @@ fn all_errors_of_all_files_are_collected() {
 #[test]
 fn empty_directory_loads_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let set = load_path(dir.path(), &LoadOptions::default()).unwrap();
+    let set = RuleSet::load(dir.path(), &LoadOptions::default()).unwrap();
     assert!(set.data_sources.is_empty());
     assert!(
         set.warnings

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rolegate::case::{EngineChoice, load_case_file, run_case};
+use rolegate::testing::{EngineChoice, load_case_file, run_case};
 
 fn case_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");

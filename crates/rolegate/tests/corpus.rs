@@ -17,7 +17,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rolegate::config::{LoadOptions, load_single};
+use rolegate::LoadOptions;
+use rolegate::RuleSet;
 
 const CORPUS: &str = "../../../shared/corpus/real-rules";
 
@@ -130,7 +131,7 @@ fn every_corpus_file_loads_or_is_refused_precisely() {
             .unwrap_or_else(|e| panic!("{}: {e}", row.saved_name));
         let json: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", row.saved_name));
-        let result = load_single(&row.path, &json, &LoadOptions::default());
+        let result = RuleSet::from_json(&row.path, &json, &LoadOptions::default());
         match (result, expected.get(row.saved_name.as_str())) {
             (Ok(set), None) => {
                 loaded += 1;
@@ -214,8 +215,9 @@ const EXPECTED_APP_REFUSALS: &[(&str, &str, &str, &str)] = &[
 /// [`EXPECTED_APP_REFUSALS`].
 #[test]
 fn corpus_apps_load_as_apps() {
-    use rolegate::config::{app_relative, load_files};
-    use rolegate::rules::build::FunctionCheck;
+    use rolegate::FunctionCheck;
+    use rolegate::RuleSet;
+    use rolegate::testing::app_relative;
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
     if !dir.join("MANIFEST.tsv").is_file() {
@@ -254,7 +256,7 @@ fn corpus_apps_load_as_apps() {
     let (mut loaded, mut synced, mut refused) = (0, 0, 0);
     let mut failures = Vec::new();
     for ((repo, commit, prefix), (files, saved_names)) in &apps {
-        match load_files(files, &options) {
+        match RuleSet::from_files(files, &options) {
             Ok(set) => {
                 loaded += 1;
                 if set.data_sources.values().any(|d| d.sync.is_some()) {

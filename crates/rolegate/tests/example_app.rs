@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rolegate::Rules;
-use rolegate::case::{EngineChoice, load_case_file, run_case};
+use rolegate::{
+    Rules,
+    testing::{EngineChoice, load_case_file, run_case},
+};
 use serde_json::Value;
 
 fn app() -> PathBuf {

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::context::Deadline;
-use rolegate::limits::Limits;
-use rolegate::{EngineKind, FunctionHost, RequestContext, Rules, Scratch};
+use rolegate::{
+    Deadline, EngineKind, FunctionHost, Limits, LoadOptions, RequestContext, RuleSet, Rules,
+    Scratch,
+};
 use serde_json::json;
 
 /// The budget the test rule set is loaded with: small, but far above what an immediate answer
@@ -63,7 +63,7 @@ fn rules_with(limits: Limits) -> Rules {
         limits,
         ..LoadOptions::default()
     };
-    Rules::new(load_files(&files, &options).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(RuleSet::from_files(&files, &options).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn rules() -> Rules {

@@ -12,9 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use rolegate::config::{LoadOptions, load_files, load_single};
-use rolegate::error::{Diagnostic, Severity};
-use rolegate::lint::{LINT_CODES, check_warnings, constant, lint};
+use rolegate::{
+    Diagnostic, LoadOptions, RuleSet, Severity,
+    lint::{LINT_CODES, check_warnings, constant, lint},
+};
 use serde_json::{Value, json};
 
 const RULES: &str = "data_sources/mongodb-atlas/db/coll/rules.json";
@@ -25,7 +26,7 @@ fn rules(roles: Value) -> Value {
 
 /// The lint warnings of a lone rule file.
 fn lints(file: &Value) -> Vec<Diagnostic> {
-    let set = load_single(RULES, file, &LoadOptions::default()).unwrap();
+    let set = RuleSet::from_json(RULES, file, &LoadOptions::default()).unwrap();
     let found = lint(&set).0;
     for d in &found {
         assert_eq!(d.severity, Severity::Warning);
@@ -51,7 +52,7 @@ fn only(file: &Value, code: &str) -> Diagnostic {
 #[test]
 fn constant_expressions_are_decided_exactly() {
     let parse = |v: Value| {
-        let set = load_single(
+        let set = RuleSet::from_json(
             RULES,
             &rules(json!([{"name": "r", "apply_when": v, "read": true}])),
             &LoadOptions::default(),
@@ -295,7 +296,7 @@ fn fields_absent_from_the_schema() {
 fn unknown_keys_are_warnings_with_a_stable_code_and_hint() {
     let file = rules(json!([{"name": "r", "apply_when": {}, "read": true,
         "document_filter": {"read": true}, "colour": "red"}]));
-    let set = load_single(RULES, &file, &LoadOptions::default()).unwrap();
+    let set = RuleSet::from_json(RULES, &file, &LoadOptions::default()).unwrap();
     let warnings = check_warnings(&set).0;
     let hints: Vec<(&str, Option<&str>)> = warnings
         .iter()
@@ -324,7 +325,7 @@ fn undefined_functions_warn_for_a_lone_file_and_fail_an_app() {
     let file = rules(
         json!([{"name": "r", "apply_when": {"%%true": {"%function": {"name": "isAdmin"}}}, "read": true}]),
     );
-    let set = load_single(RULES, &file, &LoadOptions::default()).unwrap();
+    let set = RuleSet::from_json(RULES, &file, &LoadOptions::default()).unwrap();
     let d = check_warnings(&set)
         .0
         .into_iter()
@@ -336,7 +337,7 @@ fn undefined_functions_warn_for_a_lone_file_and_fail_an_app() {
 
     let mut files = BTreeMap::new();
     files.insert(RULES.to_string(), file);
-    let e = load_files(&files, &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::from_files(&files, &LoadOptions::default()).unwrap_err();
     assert!(
         e.diagnostics
             .errors()
@@ -357,7 +358,7 @@ fn sync_incompatible_roles_when_sync_is_configured() {
         RULES.to_string(),
         rules(json!([{"name": "r", "apply_when": {}, "read": true, "write": true}])),
     );
-    let set = load_files(&files, &LoadOptions::default()).unwrap();
+    let set = RuleSet::from_files(&files, &LoadOptions::default()).unwrap();
     let d = check_warnings(&set)
         .0
         .into_iter()
@@ -366,7 +367,7 @@ fn sync_incompatible_roles_when_sync_is_configured() {
     assert_eq!(d.place.json_path, "roles[0]");
     // Without Sync the same role is fine.
     files.remove("sync/config.json");
-    let set = load_files(&files, &LoadOptions::default()).unwrap();
+    let set = RuleSet::from_files(&files, &LoadOptions::default()).unwrap();
     assert!(check_warnings(&set).0.is_empty());
 }
 
@@ -377,7 +378,7 @@ fn what_the_spec_makes_invalid_stays_an_error() {
         {"name": "a", "apply_when": {}, "read": true},
         {"name": "x".repeat(101), "apply_when": {}, "read": true}
     ]));
-    let e = load_single(RULES, &file, &LoadOptions::default()).unwrap_err();
+    let e = RuleSet::from_json(RULES, &file, &LoadOptions::default()).unwrap_err();
     let codes: Vec<&str> = e.diagnostics.errors().map(|d| d.code).collect();
     assert_eq!(codes, ["duplicate-role", "name-too-long"]);
 }

@@ -18,9 +18,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::limits::{Limits, Measures, measure};
-use rolegate::lint::{LINT_CODES, check_warnings};
+use rolegate::{
+    Limits, LoadOptions, Measures, RuleSet,
+    lint::{LINT_CODES, check_warnings},
+};
 
 const CORPUS: &str = "../../../shared/corpus/real-rules";
 
@@ -110,11 +111,11 @@ fn tally(dir: &Path) -> Tally {
         t.files += 1;
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join(saved)).unwrap()).unwrap();
-        let Ok(set) = load_single(path, &json, &LoadOptions::default()) else {
+        let Ok(set) = RuleSet::from_json(path, &json, &LoadOptions::default()) else {
             continue; // refusals are tests/corpus.rs's business
         };
         t.loaded += 1;
-        let m = measure(&set);
+        let m = set.measure();
         t.most = Measures {
             expression_depth: t.most.expression_depth.max(m.expression_depth),
             expression_nodes: t.most.expression_nodes.max(m.expression_nodes),
@@ -144,8 +145,9 @@ fn tally(dir: &Path) -> Tally {
 /// The corpus files grouped into apps (repository, commit, app root) and loaded with
 /// `load_files`; undefined functions are warnings (functions are not part of the corpus).
 fn tally_apps(dir: &Path) -> Tally {
-    use rolegate::config::{app_relative, load_files};
-    use rolegate::rules::build::FunctionCheck;
+    use rolegate::FunctionCheck;
+    use rolegate::RuleSet;
+    use rolegate::testing::app_relative;
 
     let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut apps: BTreeMap<(String, String, String), BTreeMap<String, serde_json::Value>> =
@@ -174,7 +176,7 @@ fn tally_apps(dir: &Path) -> Tally {
         most: Measures::default(),
     };
     for files in apps.values() {
-        let Ok(set) = load_files(files, &options) else {
+        let Ok(set) = RuleSet::from_files(files, &options) else {
             continue;
         };
         t.loaded += 1;

@@ -22,8 +22,7 @@ use arb::{Case, FieldG, Pair, Perm, RoleG, RuleSetG, Tree};
 use bson::{Bson, Document};
 use check::{Verdict, run_property};
 use proptest::prelude::*;
-use rolegate::EngineKind;
-use rolegate::query::memory;
+use rolegate::{EngineKind, mql};
 
 const REGRESSIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -469,10 +468,10 @@ fn merged_filter_never_widens_the_client_query() {
             };
             // A filter query can be invalid once substituted (`$in` of a string): the database
             // refuses it, which widens nothing.
-            let Ok(merged) = memory::compile_query(plan.merged_query()) else {
+            let Ok(merged) = mql::compile_query(plan.merged_query()) else {
                 return Ok(Verdict::Checked);
             };
-            let client = cq.as_ref().map(|q| memory::compile_query(q).unwrap());
+            let client = cq.as_ref().map(|q| mql::compile_query(q).unwrap());
             let mut projections: Vec<(String, Document)> = Vec::new();
             if let Some(cp) = &cp {
                 projections.push(("client".into(), cp.clone()));
@@ -496,8 +495,8 @@ fn merged_filter_never_widens_the_client_query() {
                     )
                 };
                 if let (Ok(m), Some(Ok(c))) = (
-                    memory::matches(&merged, &doc),
-                    client.as_ref().map(|q| memory::matches(q, &doc)),
+                    mql::matches(&merged, &doc),
+                    client.as_ref().map(|q| mql::matches(q, &doc)),
                 ) && m
                     && !c
                 {
@@ -506,9 +505,9 @@ fn merged_filter_never_widens_the_client_query() {
                         context()
                     ));
                 }
-                let shown = Bson::Document(memory::project(plan.output_projection(), &doc));
+                let shown = Bson::Document(mql::project(plan.output_projection(), &doc));
                 for (origin, pr) in &projections {
-                    let limit = Bson::Document(memory::project(pr, &doc));
+                    let limit = Bson::Document(mql::project(pr, &doc));
                     if !contained(&shown, &limit) {
                         return Err(format!(
                             "merged projection shows {} where the {origin} projection shows only {}\n{}",

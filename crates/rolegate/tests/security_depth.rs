@@ -18,9 +18,9 @@
 
 use bson::{Bson, Document, JavaScriptCodeWithScope, RawDocumentBuf, doc};
 use proptest::prelude::*;
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::limits::{Limits, value_too_deep};
-use rolegate::{EngineKind, RequestContext, Rules, Scratch};
+use rolegate::{
+    EngineKind, Limits, LoadOptions, QueryPlan, RequestContext, RuleSet, Rules, Scratch,
+};
 use serde_json::json;
 
 const RULES: &str = "data_sources/mongodb-atlas/db/c/rules.json";
@@ -77,7 +77,7 @@ fn rules() -> Rules {
         "filters": [{"name": "f", "apply_when": {"%%user.custom_data.deep": {"$exists": true}},
                      "query": {"owner": "%%user.id"}}]
     });
-    Rules::new(load_single(RULES, &file, &LoadOptions::default()).unwrap())
+    Rules::new(RuleSet::from_json(RULES, &file, &LoadOptions::default()).unwrap())
 }
 
 /// One level of nesting.
@@ -354,8 +354,13 @@ fn a_scope_counts_as_a_level() {
     levels.push(Level::Code);
     let value = nested(&levels);
     let doc = doc! {"v": value.clone()};
-    assert!(value_too_deep(&value, 100).is_none());
-    assert!(value_too_deep(&value, 99).is_some());
+    let depth = |max_document_depth| {
+        let mut limits = Limits::default();
+        limits.max_document_depth = max_document_depth;
+        limits
+    };
+    assert!(depth(100).check_value("value", &value).is_ok());
+    assert!(depth(99).check_value("value", &value).is_err());
     assert!(limits.check_document(&doc).is_err());
     levels.pop();
     assert!(limits.check_document(&doc! {"v": nested(&levels)}).is_ok());
@@ -369,7 +374,7 @@ fn the_configured_depth_is_capped() {
         limits.max_document_depth = usize::MAX;
         assert_eq!(
             limits.effective_document_depth(),
-            rolegate::limits::DOCUMENT_DEPTH_CEILING
+            Limits::DOCUMENT_DEPTH_CEILING
         );
         let deep = documents(3000);
         let Bson::Document(d) = &deep else { panic!() };
@@ -423,29 +428,23 @@ fn deep_values_at_every_door_fail_closed() {
     });
 }
 
-/// The Device Sync entry points of the reference (which take a request context directly) deny
-/// deep request contexts and documents too.
+/// The Device Sync entry points (`sync_session`, `sync_write`: per-request work answered by the
+/// reference evaluator) deny deep request contexts and documents too.
 #[test]
 fn sync_sessions_and_writes_refuse_deep_values() {
     big_stack(|| {
         let rules = rules();
         let coll = rules.collection("db.c").unwrap();
-        let policy = coll.policy();
         let deep = documents(3000);
         let deep_ctx = user(deep.clone());
         let plain = stored(Bson::Int32(1));
         let deep_doc = stored(code_with_scope(3000));
         let (session, write, deep_write) = small_stack(|| {
             (
-                rolegate::reference::sync::session(policy, &deep_ctx, Some(&plain), None, false),
-                rolegate::reference::sync::write(policy, &deep_ctx, None, Some(&plain), false),
-                rolegate::reference::sync::write(
-                    policy,
-                    &user(Bson::Int32(1)),
-                    None,
-                    Some(&deep_doc),
-                    false,
-                ),
+                coll.prepare(&deep_ctx).sync_session(Some(&plain), None),
+                coll.prepare(&deep_ctx).sync_write(None, Some(&plain)),
+                coll.prepare(&user(Bson::Int32(1)))
+                    .sync_write(None, Some(&deep_doc)),
             )
         });
         assert!(!session.readable && !session.writable);
@@ -472,8 +471,8 @@ fn extended_json_output_refuses_deep_values() {
             let (value, document) = small_stack(|| {
                 let Some(v) = doc.get("v") else { panic!() };
                 (
-                    rolegate::value::ejson::bson_to_json(v),
-                    rolegate::value::ejson::document_to_json(&doc),
+                    rolegate::mql::bson_to_json(v),
+                    rolegate::mql::document_to_json(&doc),
                 )
             });
             for out in [value, document] {
@@ -486,7 +485,7 @@ fn extended_json_output_refuses_deep_values() {
         }
         let shallow = doc! {"a": {"b": [1]}};
         assert_eq!(
-            rolegate::value::ejson::document_to_json(&shallow),
+            rolegate::mql::document_to_json(&shallow),
             json!({"a": {"b": [1]}})
         );
     });
@@ -495,8 +494,7 @@ fn extended_json_output_refuses_deep_values() {
 /// The in-memory query runner refuses deep documents, queries and projections.
 #[test]
 fn the_in_memory_runner_refuses_deep_values() {
-    use rolegate::query::QueryPlan;
-    use rolegate::query::memory::run;
+    use rolegate::mql::run;
     big_stack(|| {
         let deep = documents(3000);
         let plain = vec![stored(Bson::Int32(1))];

@@ -18,9 +18,7 @@ use std::sync::Arc;
 use bson::{Bson, Document, doc};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::outcome::ClientError;
-use rolegate::{EngineKind, FunctionHost, Rules};
+use rolegate::{ClientError, EngineKind, FunctionHost, LoadOptions, RuleSet, Rules};
 use serde_json::json;
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
@@ -78,7 +76,9 @@ fn rules(shape: usize) -> Rules {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Rules::new(load_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(
+        RuleSet::from_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 /// A host whose error quotes its arguments (as real hosts' errors often do).

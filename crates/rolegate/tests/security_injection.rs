@@ -20,11 +20,9 @@ mod compiled_support;
 
 use bson::{Bson, Document, Regex, doc};
 use proptest::prelude::*;
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::query::memory;
-use rolegate::query::plan::PlanError;
-use rolegate::value::bson_equal;
-use rolegate::{EngineKind, RequestContext, Rules};
+use rolegate::{
+    EngineKind, LoadOptions, PlanError, RequestContext, RuleSet, Rules, mql, mql::bson_equal,
+};
 use serde_json::{Value, json};
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
@@ -32,7 +30,7 @@ const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
 fn rules_with(roles: Value, filters: Value) -> Rules {
     let file =
         json!({"database": "app", "collection": "items", "roles": roles, "filters": filters});
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/app/items/rules.json",
         &file,
         &LoadOptions::default(),
@@ -106,10 +104,10 @@ fn plan_for(filter_query: Value, ctx: &RequestContext) -> Result<Document, PlanE
 
 /// The `_id`s the planned query selects over [`corpus`].
 fn selected(query: &Document) -> Vec<i32> {
-    let expr = memory::compile_query(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+    let expr = mql::compile_query(query).unwrap_or_else(|e| panic!("{query}: {e}"));
     corpus()
         .iter()
-        .filter(|d| memory::matches(&expr, d).unwrap())
+        .filter(|d| mql::matches(&expr, d).unwrap())
         .map(|d| d.get_i32("_id").unwrap())
         .collect()
 }

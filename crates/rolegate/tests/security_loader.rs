@@ -22,10 +22,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use rolegate::config::{LoadOptions, load_path};
-use rolegate::error::LoadError;
-use rolegate::limits::Limits;
-use rolegate::rules::RuleSet;
+use rolegate::{Limits, LoadError, LoadOptions, RuleSet};
 use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -39,7 +36,7 @@ fn load_within(path: &Path, limits: Limits) -> Result<RuleSet, LoadError> {
             limits,
             ..LoadOptions::default()
         };
-        let _ = send.send(load_path(&path, &options));
+        let _ = send.send(RuleSet::load(&path, &options));
     });
     receive
         .recv_timeout(DEADLINE)

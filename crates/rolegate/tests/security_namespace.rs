@@ -20,9 +20,7 @@ use std::collections::BTreeMap;
 
 use check::{Verdict, run_property};
 use proptest::prelude::*;
-use rolegate::Rules;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::rules::NamespaceError;
+use rolegate::{LoadOptions, NamespaceError, RuleSet, Rules};
 use serde_json::{Value, json};
 
 const REGRESSIONS: &str = concat!(
@@ -67,7 +65,8 @@ fn files(sources: &[Source]) -> BTreeMap<String, Value> {
 
 fn load(sources: &[Source]) -> Rules {
     Rules::new(
-        load_files(&files(sources), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+        RuleSet::from_files(&files(sources), &LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{e}")),
     )
 }
 

@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 use bson::{Bson, Document, doc};
 use check::{Verdict, run_property};
 use proptest::prelude::*;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::query::PlanError;
-use rolegate::{EngineKind, PlannedRead, PreparedRequest, QueryPlan, Rules};
+use rolegate::{
+    EngineKind, LoadOptions, PlanError, PlannedRead, PreparedRequest, QueryPlan, RuleSet, Rules,
+};
 use serde_json::{Value, json};
 
 const REGRESSIONS: &str = concat!(
@@ -55,7 +55,9 @@ fn staff() -> Rules {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Rules::new(load_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(
+        RuleSet::from_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 fn ctx(rules: &Rules) -> rolegate::RequestContext {
@@ -163,7 +165,7 @@ fn fields_a_filter_projects_away_cannot_be_probed() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let rules = Rules::new(load_files(&files, &LoadOptions::default()).unwrap());
+    let rules = Rules::new(RuleSet::from_files(&files, &LoadOptions::default()).unwrap());
     let ctx = ctx(&rules);
     let coll = rules.collection("app.votes").unwrap();
     let votes = [

@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 use bson::{Document, doc};
 use check::{Verdict, run_property};
 use proptest::strategy::Strategy;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::query::memory;
-use rolegate::{EngineKind, PlannedRead, PreparedRequest, ReadOutcome, Rules};
+use rolegate::{
+    EngineKind, LoadOptions, PlannedRead, PreparedRequest, ReadOutcome, RuleSet, Rules, mql,
+};
 use serde_json::{Value, json};
 
 const REGRESSIONS: &str = concat!(
@@ -47,7 +47,9 @@ fn rules_of(collection_rules: Value) -> Rules {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Rules::new(load_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(
+        RuleSet::from_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 /// A restrictive first role for confidential documents, an open second role.
@@ -235,7 +237,7 @@ fn shown(r: &PlannedRead) -> Option<&Document> {
 fn expected(
     plain: &ReadOutcome,
     filters_select: bool,
-    client: Option<&rolegate::expr::Expr>,
+    client: Option<&rolegate::rules::Expr>,
     filter_projection: &Document,
     output: &Document,
 ) -> Option<Document> {
@@ -243,16 +245,16 @@ fn expected(
         return None;
     }
     let view = plain.document.as_ref()?;
-    let seen = memory::project(filter_projection, view);
+    let seen = mql::project(filter_projection, view);
     if let Some(q) = client
-        && !memory::matches(q, &seen).unwrap_or(false)
+        && !mql::matches(q, &seen).unwrap_or(false)
     {
         return None;
     }
     let out = if output.is_empty() {
         view.clone()
     } else {
-        memory::project(output, view)
+        mql::project(output, view)
     };
     (!out.is_empty()).then_some(out)
 }
@@ -279,7 +281,7 @@ fn projections_never_change_decisions() {
             let coll = rules.collection(arb::NAMESPACE).unwrap();
             let cq = case.client_query_bson().filter(|q| !q.is_empty());
             let cp = case.client_projection_bson();
-            let client = cq.as_ref().map(|q| memory::compile_query(q).unwrap());
+            let client = cq.as_ref().map(|q| mql::compile_query(q).unwrap());
             for engine in ENGINES {
                 let request = coll.prepare_with(&ctx, engine);
                 let Ok(plan) = request.query_plan(cq.as_ref(), cp.as_ref()) else {
@@ -289,13 +291,13 @@ fn projections_never_change_decisions() {
                 let Ok(filters_only) = request.query_plan(None, None) else {
                     continue;
                 };
-                let Ok(filter_query) = memory::compile_query(&filters_only.store_query) else {
+                let Ok(filter_query) = mql::compile_query(&filters_only.store_query) else {
                     continue;
                 };
                 for doc in &case.docs {
                     let stored = doc.bson();
                     let plain = request.read(&stored);
-                    let Ok(filters_select) = memory::matches(&filter_query, &stored) else {
+                    let Ok(filters_select) = mql::matches(&filter_query, &stored) else {
                         continue;
                     };
                     let want = expected(
@@ -378,7 +380,7 @@ fn read_for_refuses_a_plan_made_for_another_collection_or_user() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let rules = Rules::new(load_files(&files, &LoadOptions::default()).unwrap());
+    let rules = Rules::new(RuleSet::from_files(&files, &LoadOptions::default()).unwrap());
     let alice = alice(&rules);
     let bob = rules
         .context()

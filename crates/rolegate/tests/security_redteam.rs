@@ -16,8 +16,10 @@ use std::collections::BTreeMap;
 
 use bson::{Bson, Document, doc};
 use proptest::prelude::*;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::{EngineKind, PlannedRead, PreparedRequest, QueryPlan, RequestContext, Rules};
+use rolegate::{
+    EngineKind, LoadOptions, PlannedRead, PreparedRequest, QueryPlan, RequestContext, RuleSet,
+    Rules,
+};
 use serde_json::{Value, json};
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
@@ -32,7 +34,7 @@ fn app(files: &[(&str, Value)]) -> Rules {
     for (k, v) in files {
         all.insert((*k).to_string(), v.clone());
     }
-    Rules::new(load_files(&all, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(RuleSet::from_files(&all, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn rules_file(roles: Value) -> (&'static str, Value) {

@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 use bson::{Bson, Document, RawDocumentBuf, doc};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::{EngineKind, RequestContext, Rules, Scratch};
+use rolegate::{EngineKind, LoadOptions, RequestContext, RuleSet, Rules, Scratch};
 use serde_json::json;
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Compiled, EngineKind::Reference];
@@ -50,7 +49,9 @@ fn rules() -> Rules {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Rules::new(load_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
+    Rules::new(
+        RuleSet::from_files(&files, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 /// A document nobody in these tests owns.

@@ -12,9 +12,7 @@
 )]
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::limits::Limits;
-use rolegate::{EngineKind, RequestContext, Rules, Scratch};
+use rolegate::{EngineKind, Limits, LoadOptions, RequestContext, RuleSet, Rules, Scratch};
 use serde_json::json;
 
 const RULES: &str = "data_sources/mongodb-atlas/app/items/rules.json";
@@ -36,7 +34,7 @@ fn rules(max_eval_steps: u64) -> Rules {
         "insert": true,
         "delete": true
     }]});
-    Rules::new(load_single(RULES, &file, &options).unwrap())
+    Rules::new(RuleSet::from_json(RULES, &file, &options).unwrap())
 }
 
 fn strings(prefix: &str, n: usize) -> Vec<Bson> {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bson::{Bson, doc, oid::ObjectId, spec::BinarySubtype};
-use rolegate::value::ejson::{bson_from_json, bson_to_json, document_from_json, type_name};
+use rolegate::mql::{bson_from_json, bson_to_json, document_from_json, type_name};
 use serde_json::json;
 
 #[test]

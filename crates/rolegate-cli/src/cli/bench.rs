@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 
 use bson::{Document, RawDocumentBuf};
 use clap::{Args, ValueEnum};
-use rolegate::case::context::to_document;
-use rolegate::{EngineKind, PreparedRequest, Rules, Scratch};
+use rolegate::{EngineKind, PreparedRequest, Rules, Scratch, testing::to_document};
 use serde_json::json;
 
 use super::inputs::{Inputs, load_app};

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use rolegate::error::{Diagnostic, Diagnostics, Severity};
+use rolegate::{Diagnostic, Diagnostics, Severity};
 use serde_json::json;
 
 use super::{CliError, Exit, Format, emit, load_rules};

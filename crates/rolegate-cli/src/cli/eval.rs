@@ -41,12 +41,12 @@ use std::path::{Path, PathBuf};
 
 use bson::Document;
 use clap::{Args, ValueEnum};
-use rolegate::case::context::to_document;
-use rolegate::case::model::CaseRequest;
-use rolegate::outcome::{ClientError, Explanation, ReadOutcome, WriteOutcome};
-use rolegate::query::{PlanError, QueryPlan, memory};
-use rolegate::value::ejson::document_to_json;
-use rolegate::{PreparedRequest, Rules};
+use rolegate::{
+    ClientError, Explanation, PlanError, PreparedRequest, QueryPlan, ReadOutcome, Rules,
+    WriteOutcome, mql,
+    mql::document_to_json,
+    testing::{CaseRequest, to_document},
+};
 use serde_json::{Value, json};
 
 use super::inputs::{Inputs, load_app};
@@ -144,7 +144,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         match query_plan(&engine, inputs.request())? {
             Ok(plan) => {
                 print_plan(&plan, args.format, out)?;
-                let query = memory::compile_query(&plan.store_query).map_err(|e| {
+                let query = mql::compile_query(&plan.store_query).map_err(|e| {
                     CliError::new(format!("the store query is not a valid MongoDB query: {e}"))
                 })?;
                 selection = Some((query, plan));
@@ -169,9 +169,9 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                     continue;
                 };
                 // The database's part: the store query and the store projection.
-                match memory::matches_with(query, &item.doc, &ctx) {
+                match mql::matches_with(query, &item.doc, &ctx) {
                     Ok(true) => {
-                        let stored = memory::project(&plan.store_projection, &item.doc);
+                        let stored = mql::project(&plan.store_projection, &item.doc);
                         let planned = engine.read_for(plan, &stored);
                         let o = planned.selected.then_some(&planned.outcome);
                         print_read(n, item, o, args, out)?;

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rolegate::case::context::{InputError, add_app_values, request_context};
-use rolegate::case::model::CaseRequest;
-use rolegate::context::RequestContext;
-use rolegate::rules::RuleSet;
+use rolegate::{
+    RequestContext, RuleSet,
+    testing::{CaseRequest, InputError, add_app_values, request_context},
+};
 use serde_json::Value;
 
 use super::{CliError, load_rules, read_json};

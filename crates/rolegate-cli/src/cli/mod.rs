@@ -17,8 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rolegate::error::LoadError;
-use rolegate::rules::RuleSet;
+use rolegate::{LoadError, RuleSet};
 use serde_json::Value;
 
 pub use exit::Exit;
@@ -191,5 +190,5 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
 
 /// Loads and validates an app directory or a rule file.
 pub fn load_rules(path: &Path) -> Result<RuleSet, LoadError> {
-    rolegate::config::load_path(path, &rolegate::config::LoadOptions::default())
+    rolegate::RuleSet::load(path, &rolegate::LoadOptions::default())
 }

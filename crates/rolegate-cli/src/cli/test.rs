@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use rolegate::case::{EngineChoice, load_case_file, run_case};
+use rolegate::testing::{EngineChoice, load_case_file, run_case};
 use serde_json::json;
 
 use super::{CliError, Exit, Format, emit};

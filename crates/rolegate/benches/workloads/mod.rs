@@ -33,10 +33,10 @@ use std::path::{Path, PathBuf};
 
 use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, RawDocumentBuf, doc};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::rules::RuleSet;
-use rolegate::value::ejson::{document_from_json, document_to_json};
-use rolegate::{RequestContext, Rules};
+use rolegate::{
+    LoadOptions, RequestContext, RuleSet, Rules,
+    mql::{document_from_json, document_to_json},
+};
 use serde_json::{Value, json};
 
 /// The seed of every workload ("rolegate" in ASCII).
@@ -584,7 +584,8 @@ pub fn read_json(rel: &str) -> Value {
 /// Loads (validates) a committed rule file: the work both engines share.
 pub fn load(rel: &str, json: &Value) -> RuleSet {
     let path = format!("benches/data/{rel}");
-    load_single(&path, json, &LoadOptions::default()).unwrap_or_else(|e| panic!("{path}: {e}"))
+    RuleSet::from_json(&path, json, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// A workload's rule file, loaded and compiled.
@@ -646,7 +647,7 @@ pub fn corpus_loaded(files: &[CorpusFile]) -> Vec<(&CorpusFile, RuleSet)> {
     files
         .iter()
         .filter_map(|f| {
-            load_single(&f.path, &f.json, &LoadOptions::default())
+            RuleSet::from_json(&f.path, &f.json, &LoadOptions::default())
                 .ok()
                 .map(|set| (f, set))
         })

@@ -22,7 +22,7 @@ use bson::{Bson, Document};
 use serde_json::{Map, Value, json};
 
 use super::model::Expected;
-use crate::value::ejson::{bson_to_json, document_from_json, document_to_json};
+use crate::value::ejson::{document_from_json, document_to_json};
 
 /// The engine's answer to a case, with every key the action produces (a superset of what
 /// `expected` gives).
@@ -283,11 +283,6 @@ fn same_projection(a: &Document, b: &Document) -> bool {
             b.get(k)
                 .is_some_and(|w| crate::value::bson_equal(v, w) || v == w)
         })
-}
-
-/// Renders a BSON value as relaxed Extended JSON text (for messages).
-pub fn render(value: &Bson) -> String {
-    bson_to_json(value).to_string()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use bson::{Document, RawDocumentBuf};
 
 use crate::context::RequestContext;
-use crate::engine::{Collection, EngineKind, Scratch};
+use crate::engine::{EngineKind, PolicyCollection, Scratch};
 use crate::outcome::{PartitionAccess, ReadOutcome, SyncSessionOutcome, WriteOutcome};
 use crate::reference;
 use crate::rules::{CollectionPolicy, FunctionConfig, PartitionPermissions, ServiceRule};
@@ -237,7 +237,7 @@ pub struct CompiledEngine;
 impl CompiledEngine {
     /// Checks the raw path against `outcome`; `Err` names the disagreement.
     fn check_raw(
-        collection: &Collection<'_>,
+        collection: &PolicyCollection<'_>,
         ctx: &RequestContext,
         doc: &Document,
         outcome: &ReadOutcome,
@@ -291,7 +291,7 @@ impl CaseEngine for CompiledEngine {
     ) -> Result<Option<String>, String> {
         // Role selection binds `%%root` = `%%prevRoot` = the stored document, as a read does;
         // a read that names no role but an error failed in role selection.
-        let collection = Collection::from_policy(policy.clone());
+        let collection = PolicyCollection::new(policy.clone());
         let outcome = collection.prepare_with(ctx, EngineKind::Compiled).read(doc);
         match (outcome.role, outcome.error) {
             (None, Some(error)) => Err(error),
@@ -306,7 +306,7 @@ impl CaseEngine for CompiledEngine {
         doc: &Document,
         explain: bool,
     ) -> ReadOutcome {
-        let collection = Collection::from_policy(policy.clone());
+        let collection = PolicyCollection::new(policy.clone());
         let outcome = collection
             .prepare_with(ctx, EngineKind::Compiled)
             .with_explain(explain)
@@ -330,7 +330,7 @@ impl CaseEngine for CompiledEngine {
         doc: &Document,
         explain: bool,
     ) -> WriteOutcome {
-        Collection::from_policy(policy.clone())
+        PolicyCollection::new(policy.clone())
             .prepare_with(ctx, EngineKind::Compiled)
             .with_explain(explain)
             .insert(doc)
@@ -344,7 +344,7 @@ impl CaseEngine for CompiledEngine {
         post: &Document,
         explain: bool,
     ) -> WriteOutcome {
-        Collection::from_policy(policy.clone())
+        PolicyCollection::new(policy.clone())
             .prepare_with(ctx, EngineKind::Compiled)
             .with_explain(explain)
             .update(pre, post)
@@ -357,7 +357,7 @@ impl CaseEngine for CompiledEngine {
         doc: &Document,
         explain: bool,
     ) -> WriteOutcome {
-        Collection::from_policy(policy.clone())
+        PolicyCollection::new(policy.clone())
             .prepare_with(ctx, EngineKind::Compiled)
             .with_explain(explain)
             .delete(doc)

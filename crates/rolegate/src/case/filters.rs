@@ -18,7 +18,7 @@ use super::context::to_document_opt;
 use super::model::Case;
 use super::run::{CaseError, collection_documents};
 use crate::context::RequestContext;
-use crate::engine::{Collection, EngineKind};
+use crate::engine::{EngineKind, PolicyCollection};
 use crate::rules::CollectionPolicy;
 
 /// Answers a `filters` case.
@@ -40,7 +40,7 @@ pub fn run(
             "request.operation.projection",
         )?,
     };
-    let collection = Collection::from_policy(policy.clone());
+    let collection = PolicyCollection::new(policy.clone());
     let request = collection.prepare_with(ctx, EngineKind::Reference);
     let plan = match request.query_plan(query.as_ref(), projection.as_ref()) {
         Ok(plan) => plan,

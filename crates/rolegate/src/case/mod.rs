@@ -22,9 +22,7 @@ pub mod load;
 pub mod model;
 pub mod run;
 
-pub use compare::{Actual, Mismatch, compare};
-pub use engine::{CaseEngine, EngineChoice, ReferenceEngine};
-pub use model::{Action, Case, CaseRequest, CaseRules, Expected, Mode};
-pub use run::{
-    CaseError, CaseFileError, CaseResult, answer, load_case_file, parse_cases, run_case,
-};
+pub use compare::Mismatch;
+pub use engine::EngineChoice;
+pub use model::{Action, Case, CaseRequest, Expected};
+pub use run::{CaseError, CaseFileError, CaseResult, load_case_file, parse_cases, run_case};

@@ -383,6 +383,7 @@ fn with_rules(
     let policy = match set.policy(None, &db, &coll) {
         Ok(policy) => policy,
         Err(crate::rules::NamespaceError::NoDataSource) => CollectionPolicy {
+            data_source: "",
             roles: &[],
             role_source: RoleSource::Default,
             filters: &[],

@@ -40,9 +40,9 @@
 //! entries ([`source::DirSource`]): loading a hostile directory always ends, with an error
 //! naming the file.
 
-pub mod layout;
-pub mod load;
-pub mod source;
+pub(crate) mod layout;
+pub(crate) mod load;
+pub(crate) mod source;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,8 +54,8 @@ use crate::limits::Limits;
 use crate::rules::RuleSet;
 
 pub use crate::rules::build::FunctionCheck;
-pub use layout::{FileKind, app_relative, classify};
-pub use source::{parse_json, parse_json_with_depth};
+use layout::app_relative;
+use source::parse_json_with_depth;
 
 use load::{Mode, load_source};
 use source::{DirSource, MemSource};
@@ -122,4 +122,32 @@ pub fn load_single(path: &str, json: &Value, options: &LoadOptions) -> Result<Ru
     });
     let source = MemSource::single_with_limits(&rel, json, path, &options.limits);
     load_source(&source, path, Mode::LoneFile, options, Vec::new())
+}
+
+impl RuleSet {
+    /// Loads and validates `path`: a directory is an app directory, a file a single rule file.
+    /// Every error and warning of every file is in the [`LoadError`] (or, for warnings, in
+    /// [`RuleSet::warnings`]), each with its file and JSON path.
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<RuleSet, LoadError> {
+        load_path(path.as_ref(), options)
+    }
+
+    /// Loads an app held in memory: app-relative path (`data_sources/ds/db/coll/rules.json`,
+    /// `values/v.json`, ...) → the file's JSON.
+    pub fn from_files(
+        files: &BTreeMap<String, Value>,
+        options: &LoadOptions,
+    ) -> Result<RuleSet, LoadError> {
+        load_files(files, options)
+    }
+
+    /// Loads one rule file's JSON given its path: app-relative, a longer path that contains
+    /// an app-relative one, or any other name (the file's kind then comes from its content).
+    pub fn from_json(
+        path: &str,
+        json: &Value,
+        options: &LoadOptions,
+    ) -> Result<RuleSet, LoadError> {
+        load_single(path, json, options)
+    }
 }

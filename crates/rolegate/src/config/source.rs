@@ -125,11 +125,6 @@ pub struct DirSource {
 }
 
 impl DirSource {
-    /// Walks `root` once (files are read with the default [`Limits`]).
-    pub fn new(root: &Path) -> Self {
-        DirSource::with_limits(root, &Limits::default())
-    }
-
     /// Walks `root` once; files are refused when they nest deeper than `limits` allow, when they
     /// are bigger than [`Limits::max_file_bytes`], and the walk stops after
     /// [`Limits::max_files`] entries.
@@ -298,11 +293,6 @@ pub struct MemSource {
 type MemFile = (Result<Value, Box<Diagnostic>>, Arc<str>);
 
 impl MemSource {
-    /// A source holding `files`, displayed by their app-relative paths (default [`Limits`]).
-    pub fn new(files: &BTreeMap<String, Value>) -> Self {
-        MemSource::with_limits(files, &Limits::default())
-    }
-
     /// A source holding `files`, displayed by their app-relative paths; files nested deeper
     /// than `limits` allow read as their error.
     pub fn with_limits(files: &BTreeMap<String, Value>, limits: &Limits) -> Self {

@@ -8,6 +8,8 @@ pub mod ast;
 pub mod display;
 pub mod expansion;
 pub mod parse;
+#[cfg(test)]
+mod tests;
 
 pub use ast::{
     CmpOp, Dependency, ElemMatch, Expansion, Expr, Op, Operand, Predicate, RegexSpec, Root,

@@ -11,7 +11,9 @@
 pub mod memory;
 pub mod plan;
 pub mod reads;
+#[cfg(test)]
+mod tests;
 
-pub use memory::{RunError, compile_query, matches, project, run};
+pub use memory::RunError;
 pub use plan::{PlanError, QueryPlan, plan};
-pub use reads::{FieldSet, RuleFields};
+pub use reads::RuleFields;

@@ -372,6 +372,7 @@ fn literal(value: bool, place: Place) -> Rule {
 // Roles
 
 /// Builds one role (spec §1.6) in its context; `None` when `json` is not an object.
+#[cfg(test)]
 pub fn build_role(
     json: &Value,
     ctx: RoleContext<'_>,

@@ -219,6 +219,8 @@ pub struct CollectionPolicy<'a> {
     pub filters: &'a [Filter],
     pub schema: Option<&'a Schema>,
     pub sync: Option<&'a SyncConfig>,
+    /// The data source whose rules these are.
+    pub data_source: &'a str,
     /// The collection's name (Sync error messages call it the table).
     pub collection: String,
     /// Which role list of the rule set `roles` is: the identity [`crate::Rules`] keys the
@@ -326,6 +328,7 @@ impl RuleSet {
             (None, None) => &[],
         };
         Ok(CollectionPolicy {
+            data_source: &ds.name,
             roles,
             role_source,
             filters,
@@ -334,6 +337,22 @@ impl RuleSet {
             collection: collection.to_string(),
             roles_key,
         })
+    }
+}
+
+impl<'a> CollectionPolicy<'a> {
+    /// No roles, filters or schema: every decision under it denies.
+    pub(crate) fn nothing(collection: &str) -> CollectionPolicy<'a> {
+        CollectionPolicy {
+            data_source: "",
+            roles: &[],
+            role_source: RoleSource::Default,
+            filters: &[],
+            schema: None,
+            sync: None,
+            collection: collection.to_string(),
+            roles_key: RolesKey::None,
+        }
     }
 }
 

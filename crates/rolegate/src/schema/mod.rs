@@ -45,6 +45,8 @@
 
 mod model;
 mod parse;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use bson::Document;

@@ -75,11 +75,6 @@ pub fn identical(a: &Bson, b: &Bson) -> bool {
     identical_at(a, b, 0)
 }
 
-/// [`identical`] for two documents (key order counts).
-pub fn identical_docs(a: &bson::Document, b: &bson::Document) -> bool {
-    identical_docs_at(a, b, 0)
-}
-
 fn identical_docs_at(a: &bson::Document, b: &bson::Document, depth: usize) -> bool {
     a.len() == b.len()
         && a.iter()

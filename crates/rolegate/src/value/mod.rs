@@ -9,10 +9,8 @@ pub mod compare;
 pub mod ejson;
 pub mod eval;
 pub mod path;
+#[cfg(test)]
+mod tests;
 
-pub use compare::{bson_cmp, bson_equal, bson_equal_args};
-pub use ejson::{bson_from_json, bson_to_json, document_from_json};
-pub use eval::{
-    Bindings, EvalError, Semantics, WholeRoots, eval_expr, eval_expr_with, eval_operand,
-};
-pub use path::{lookup, lookup_in_document};
+pub use compare::{bson_equal, bson_equal_args};
+pub use eval::{Bindings, EvalError, eval_expr, eval_operand};

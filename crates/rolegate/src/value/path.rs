@@ -112,16 +112,19 @@ pub fn resolve_request<'a>(request: &'a Bson, path: &[String]) -> Resolved<'a> {
 }
 
 /// The value at `path` in `value`, collapsed as [`Resolved::into_value`] does; `None` is missing.
+#[cfg(test)]
 pub fn lookup<'a>(value: &'a Bson, path: &[String]) -> Option<Cow<'a, Bson>> {
     resolve(value, path).into_value()
 }
 
 /// The value at `path` in `doc` (empty path: the document), collapsed; `None` is missing.
+#[cfg(test)]
 pub fn lookup_in_document<'a>(doc: &'a Document, path: &[String]) -> Option<Cow<'a, Bson>> {
     resolve_in_document(doc, path).into_value()
 }
 
 /// Splits a dotted field path (`"a.b.0"`) into segments.
+#[cfg(test)]
 pub fn split_dotted(path: &str) -> Vec<String> {
     path.split('.').map(str::to_string).collect()
 }

@@ -6,14 +6,15 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf};
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::{EngineKind, FunctionHost, ReadOutcome, RequestContext, Rules, Scratch};
+use rolegate::{
+    EngineKind, FunctionHost, LoadOptions, ReadOutcome, RequestContext, RuleSet, Rules, Scratch,
+};
 use serde_json::{Value, json};
 
 /// Rules of `app.items` with these roles (and filters).
 pub fn rules(roles: Value) -> Rules {
     let file = json!({"database": "app", "collection": "items", "roles": roles});
-    let set = load_single(
+    let set = RuleSet::from_json(
         "data_sources/mongodb-atlas/app/items/rules.json",
         &file,
         &LoadOptions::default(),
@@ -92,10 +93,10 @@ pub fn user(id: &str, custom: Document) -> Document {
 
 /// A document from JSON (Extended JSON allowed).
 pub fn doc(v: Value) -> Document {
-    rolegate::value::document_from_json(&v).unwrap()
+    rolegate::mql::document_from_json(&v).unwrap()
 }
 
 /// Any BSON value from Extended JSON.
 pub fn val(v: Value) -> Bson {
-    rolegate::value::bson_from_json(&v).unwrap()
+    rolegate::mql::bson_from_json(&v).unwrap()
 }

@@ -15,8 +15,7 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::{FunctionHost, RequestContext, Rules};
+use rolegate::{FunctionHost, LoadOptions, RequestContext, RuleSet, Rules};
 use serde_json::{Map, Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -1694,7 +1693,7 @@ impl RuleSetG {
         if let Some(d) = self.max_document_depth {
             options.limits.max_document_depth = d;
         }
-        load_files(&self.files(), &options)
+        RuleSet::from_files(&self.files(), &options)
             .map(Rules::new)
             .map_err(|e| e.to_string())
     }

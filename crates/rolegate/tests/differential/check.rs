@@ -9,9 +9,9 @@ use proptest::strategy::BoxedStrategy;
 use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRunner,
 };
-use rolegate::outcome::{ReadOutcome, WriteOutcome};
-use rolegate::query::{PlanError, QueryPlan};
-use rolegate::{EngineKind, PreparedRequest, Scratch};
+use rolegate::{
+    EngineKind, PlanError, PreparedRequest, QueryPlan, ReadOutcome, Scratch, WriteOutcome,
+};
 
 use crate::arb::{Case, NAMESPACE, bytes, show};
 
@@ -308,8 +308,7 @@ fn raw(
     let checked = req.clone().with_raw_validation(true);
     // Unvalidated raw input is trusted to be MongoDB output, which never nests deeper than the
     // limit; beyond it only the validated path must agree.
-    let trusted =
-        rolegate::limits::document_too_deep(doc, req.limits().max_document_depth).is_none();
+    let trusted = req.limits().check_document(doc).is_ok();
     for (scratch_kind, fresh, req) in [
         ("fresh scratch", true, req),
         ("reused scratch", false, req),

@@ -11,11 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use rolegate::config::{LoadOptions, load_files};
-use rolegate::error::{LoadError, Place, Severity};
-use rolegate::expr::Expr;
-use rolegate::rules::build::{BuildOptions, FunctionCheck, RuleSetBuilder};
-use rolegate::rules::{RuleSet, SyncConfig};
+use crate::config::{LoadOptions, load_files};
+use crate::error::{LoadError, Place, Severity};
+use crate::expr::Expr;
+use crate::rules::build::{BuildOptions, FunctionCheck, RuleSetBuilder};
+use crate::rules::{RuleSet, SyncConfig};
 use serde_json::{Value, json};
 
 fn sync(fields: &[&str]) -> SyncConfig {

@@ -1,9 +1,9 @@
 //! Loading App Services schemas: diagnostics for invalid, unknown and unsupported keywords.
 
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, Place, Severity};
+use crate::schema::{Schema, SchemaOptions};
 use bson::doc;
-use rolegate::context::RequestContext;
-use rolegate::error::{Diagnostics, Place, Severity};
-use rolegate::schema::{Schema, SchemaOptions};
 use serde_json::{Value, json};
 
 fn parse(json: Value) -> (Schema, Diagnostics) {
@@ -25,7 +25,7 @@ fn codes(diags: &Diagnostics, severity: Severity) -> Vec<(&'static str, String)>
 fn schema_is_debug_clone_partialeq_send_sync() {
     fn assert_traits<T: std::fmt::Debug + Clone + PartialEq + Send + Sync + 'static>() {}
     assert_traits::<Schema>();
-    assert_traits::<rolegate::schema::SchemaViolation>();
+    assert_traits::<crate::schema::SchemaViolation>();
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn deployed_bson_type_aliases_load_with_a_warning() {
             ),
         ]
     );
-    let ctx = rolegate::context::RequestContext::default();
+    let ctx = crate::context::RequestContext::default();
     assert!(
         schema
             .validate(&bson::doc! {"done": true, "ratio": 0.5}, None, &ctx)

@@ -3,11 +3,11 @@
 
 use std::borrow::Cow;
 
-use bson::{Bson, Document, doc};
-use rolegate::value::path::{
+use crate::value::path::{
     Resolved, lookup, lookup_in_document, resolve, resolve_in_document, resolve_request,
     split_dotted,
 };
+use bson::{Bson, Document, doc};
 
 fn p(s: &str) -> Vec<String> {
     if s.is_empty() {

@@ -9,9 +9,9 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use rolegate::error::{Diagnostics, Place, Severity};
-use rolegate::expr::{Dialect, Expr, Operand, Site, parse_expr};
-use rolegate::rules::build::{
+use crate::error::{Diagnostics, Place, Severity};
+use crate::expr::{Dialect, Expr, Operand, Site, parse_expr};
+use crate::rules::build::{
     BuildOptions, FunctionCheck, RoleContext, RuleSetBuilder, build_collection_rules,
     build_default_rule, build_filter, build_role, build_service_rule,
 };
@@ -21,7 +21,7 @@ fn place() -> Place {
     Place::file("rules.json")
 }
 
-fn role(json: Value) -> (rolegate::rules::Role, Diagnostics) {
+fn role(json: Value) -> (crate::rules::Role, Diagnostics) {
     let mut diags = Diagnostics::default();
     let role = build_role(&json, RoleContext::default(), &place(), &mut diags).unwrap();
     (role, diags)
@@ -351,7 +351,7 @@ fn service_rules_default_when_to_true_and_read_bare_names_as_args() {
     assert!(!diags.has_errors(), "{diags:?}");
     let mut roots = Vec::new();
     r.when.expr.visit_expansions(&mut |e| roots.push(e.root));
-    assert_eq!(roots, vec![rolegate::expr::Root::Args]);
+    assert_eq!(roots, vec![crate::expr::Root::Args]);
 }
 
 #[test]

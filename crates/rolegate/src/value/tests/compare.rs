@@ -4,12 +4,12 @@
 use std::cmp::Ordering;
 use std::str::FromStr;
 
-use bson::{Binary, Bson, Decimal128, doc, oid::ObjectId, spec::BinarySubtype};
-use proptest::prelude::*;
-use rolegate::value::compare::{
+use crate::value::compare::{
     MAX_DEPTH, TooDeep, bson_cmp, bson_cmp_checked, bson_equal, bson_equal_args,
     bson_equal_checked, canonical_rank, compile_regex, is_nan, truthy,
 };
+use bson::{Binary, Bson, Decimal128, doc, oid::ObjectId, spec::BinarySubtype};
+use proptest::prelude::*;
 
 fn dec(s: &str) -> Bson {
     Bson::Decimal128(Decimal128::from_str(s).unwrap())

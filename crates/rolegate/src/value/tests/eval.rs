@@ -4,15 +4,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
-use bson::{Bson, Document, doc, oid::ObjectId, spec::BinarySubtype, spec::ElementType};
-use rolegate::context::{MockFunctions, RequestContext};
-use rolegate::expr::{
+use crate::context::{MockFunctions, RequestContext};
+use crate::expr::{
     CmpOp, ElemMatch, Expansion, Expr, Op, Operand, Predicate, RegexSpec, Root, TypeSpec,
 };
-use rolegate::value::ejson::bson_from_json;
-use rolegate::value::eval::{
-    Bindings, EvalError, Semantics, eval_expr, eval_expr_with, eval_operand,
-};
+use crate::value::ejson::bson_from_json;
+use crate::value::eval::{Bindings, EvalError, Semantics, eval_expr, eval_expr_with, eval_operand};
+use bson::{Bson, Document, doc, oid::ObjectId, spec::BinarySubtype, spec::ElementType};
 use serde_json::json;
 
 // ---------- AST builders ----------
@@ -62,7 +60,7 @@ fn regex(pattern: &str, options: &str) -> Op {
     Op::Regex(Box::new(RegexSpec {
         pattern: pattern.into(),
         options: options.into(),
-        regex: rolegate::value::compare::compile_regex(pattern, options).unwrap(),
+        regex: crate::value::compare::compile_regex(pattern, options).unwrap(),
     }))
 }
 fn call(name: &str, arguments: Vec<Operand>) -> Operand {
@@ -72,7 +70,7 @@ fn call(name: &str, arguments: Vec<Operand>) -> Operand {
     }
 }
 fn d(v: serde_json::Value) -> Document {
-    rolegate::value::ejson::document_from_json(&v).unwrap()
+    crate::value::ejson::document_from_json(&v).unwrap()
 }
 
 fn alice() -> RequestContext {
@@ -1190,7 +1188,7 @@ fn expressions_just_under_the_limit_fit_a_default_test_stack() {
     };
     assert!(on(json!({"n": 1}), &deep_ops));
     let mut e = is(field("n"), lit(json!(1)));
-    for _ in 0..(rolegate::value::eval::MAX_EVAL_DEPTH - 2) {
+    for _ in 0..(crate::value::eval::MAX_EVAL_DEPTH - 2) {
         e = Expr::All(vec![e]);
     }
     assert!(on(json!({"n": 1}), &e));

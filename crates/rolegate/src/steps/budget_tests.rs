@@ -10,21 +10,22 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::print_stderr,
     reason = "test code"
 )]
 
 use std::time::{Duration, Instant};
 
+use crate::config::{LoadOptions, load_single};
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, Place};
+use crate::query::QueryPlan;
+use crate::query::memory::run;
+use crate::schema::Schema;
+use crate::steps::StepBudget;
+use crate::{EngineKind, Rules};
 use bson::{Bson, Document, Regex, doc};
 use proptest::prelude::*;
-use rolegate::config::{LoadOptions, load_single};
-use rolegate::context::RequestContext;
-use rolegate::error::{Diagnostics, Place};
-use rolegate::query::QueryPlan;
-use rolegate::query::memory::run;
-use rolegate::schema::Schema;
-use rolegate::steps::StepBudget;
-use rolegate::{EngineKind, Rules};
 use serde_json::{Value, json};
 
 const RULES: &str = "data_sources/mongodb-atlas/db/c/rules.json";

@@ -1,4 +1,4 @@
-//! Integration tests of the expression parser (`rolegate::expr`): every operator spelling, every
+//! Integration tests of the expression parser (`crate::expr`): every operator spelling, every
 //! site rule, malformed expansions, Extended JSON literals, hints, the depth limit and
 //! `parse_query`.
 
@@ -10,15 +10,15 @@
     reason = "test helpers outside #[test] functions"
 )]
 
-use bson::spec::ElementType;
-use bson::{Bson, doc, oid::ObjectId};
-use rolegate::error::{Diagnostic, Diagnostics, Place};
-use rolegate::expr::expansion::{ExpansionErrorKind, parse_expansion};
-use rolegate::expr::parse::MAX_EXPR_DEPTH;
-use rolegate::expr::{
+use crate::error::{Diagnostic, Diagnostics, Place};
+use crate::expr::expansion::{ExpansionErrorKind, parse_expansion};
+use crate::expr::parse::MAX_EXPR_DEPTH;
+use crate::expr::{
     CmpOp, Dependency, Dialect, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, Site,
     TypeSpec, parse_expr, parse_operand, parse_query,
 };
+use bson::spec::ElementType;
+use bson::{Bson, doc, oid::ObjectId};
 use serde_json::{Value, json};
 
 fn place() -> Place {

@@ -6,14 +6,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rolegate::context::{MockFunctions, RequestContext};
-use rolegate::error::{Diagnostics, Place};
-use rolegate::expr::{Dialect, Site, parse_expr, parse_operand};
-use rolegate::query::plan::PlanInput;
-use rolegate::query::{RuleFields, plan, project, run};
-use rolegate::rules::{Filter, Rule};
-use rolegate::value::ejson::{bson_from_json, document_from_json};
-use rolegate::value::eval::{Bindings, eval_expr};
+use crate::context::{MockFunctions, RequestContext};
+use crate::error::{Diagnostics, Place};
+use crate::expr::{Dialect, Site, parse_expr, parse_operand};
+use crate::query::memory::{project, run};
+use crate::query::plan::PlanInput;
+use crate::query::{RuleFields, plan};
+use crate::rules::{Filter, Rule};
+use crate::value::ejson::{bson_from_json, document_from_json};
+use crate::value::eval::{Bindings, eval_expr};
 use serde_json::Value;
 
 /// The committed doc cases (`tests/conformance/doc-cases.json`): part of the repository, so a

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::context::RequestContext;
+use crate::error::Place;
+use crate::expr::{CmpOp, Expansion, Expr, Op, Operand, Predicate, Root};
+use crate::query::RuleFields;
+use crate::query::plan::{PlanError, PlanInput, merge_projections, merge_queries};
+use crate::rules::{Filter, Rule};
+use crate::value::EvalError;
 use bson::{Bson, Document, doc};
-use rolegate::context::RequestContext;
-use rolegate::error::Place;
-use rolegate::expr::{CmpOp, Expansion, Expr, Op, Operand, Predicate, Root};
-use rolegate::query::RuleFields;
-use rolegate::query::plan::{PlanError, PlanInput, merge_projections, merge_queries};
-use rolegate::rules::{Filter, Rule};
-use rolegate::value::EvalError;
 
 fn user(path: &str) -> Expansion {
     Expansion {
@@ -43,12 +43,10 @@ fn plan(
         fields: &RuleFields::default(),
         max_depth: 100,
     };
-    rolegate::query::plan::plan(input, client_query, client_projection, request).map(|p| {
-        QueryPlan {
-            query: p.merged_query().clone(),
-            projection: p.output_projection().clone(),
-            applied: p.applied,
-        }
+    crate::query::plan::plan(input, client_query, client_projection, request).map(|p| QueryPlan {
+        query: p.merged_query().clone(),
+        projection: p.output_projection().clone(),
+        applied: p.applied,
     })
 }
 

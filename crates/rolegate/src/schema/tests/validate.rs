@@ -1,16 +1,16 @@
 //! Validating documents against App Services schemas: one test per keyword (no `validate`
 //! expressions here; see `schema_expressions.rs`).
-#![expect(
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test helpers outside #[test] functions"
 )]
 
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, Place};
+use crate::schema::{Schema, SchemaOptions, SchemaViolation};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Decimal128, Document, Timestamp, doc, oid::ObjectId};
-use rolegate::context::RequestContext;
-use rolegate::error::{Diagnostics, Place};
-use rolegate::schema::{Schema, SchemaOptions, SchemaViolation};
 use serde_json::{Value, json};
 
 fn schema(json: Value) -> Schema {

@@ -1,10 +1,10 @@
 //! Schema `validate` expressions: bindings of `%%this`/`%%prev`/`%%root`/`%%prevRoot`, removed
 //! fields, failures (fail closed), and the documented set-once `owner_id` example.
 
+use crate::context::RequestContext;
+use crate::error::{Diagnostics, Place};
+use crate::schema::{Schema, SchemaViolation};
 use bson::{Bson, Document, doc};
-use rolegate::context::RequestContext;
-use rolegate::error::{Diagnostics, Place};
-use rolegate::schema::{Schema, SchemaViolation};
 use serde_json::{Value, json};
 
 fn schema(json: Value) -> Schema {

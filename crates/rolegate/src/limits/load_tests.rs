@@ -1,4 +1,4 @@
-//! Load-time limits (`rolegate::limits`): every limit is a clean `limit-exceeded` error naming
+//! Load-time limits (`crate::limits`): every limit is a clean `limit-exceeded` error naming
 //! the file and JSON path — never a stack overflow, never unbounded work. Values 100,000 levels
 //! deep are built and torn down iteratively here, so that only the library is under test.
 
@@ -7,16 +7,18 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::field_reassign_with_default,
     reason = "test code: a failed unwrap is a failed test"
 )]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rolegate::config::{LoadOptions, load_files, load_path, load_single, parse_json};
-use rolegate::error::{Diagnostic, LoadError, Place};
-use rolegate::limits::{LIMIT_EXCEEDED, Limits};
-use rolegate::rules::build::{BuildOptions, RuleSetBuilder};
+use crate::config::source::parse_json;
+use crate::config::{LoadOptions, load_files, load_path, load_single};
+use crate::error::{Diagnostic, LoadError, Place};
+use crate::limits::{LIMIT_EXCEEDED, Limits};
+use crate::rules::build::{BuildOptions, RuleSetBuilder};
 use serde_json::{Value, json};
 
 const DEEP: usize = 100_000;
@@ -65,7 +67,7 @@ fn limit_errors(e: &LoadError) -> Vec<&Diagnostic> {
         .collect()
 }
 
-fn the_limit_error(result: Result<rolegate::rules::RuleSet, LoadError>) -> Diagnostic {
+fn the_limit_error(result: Result<crate::rules::RuleSet, LoadError>) -> Diagnostic {
     let e = result.expect_err("the limit must refuse the rules");
     let found = limit_errors(&e);
     assert_eq!(found.len(), 1, "one limit error expected: {e:?}");
@@ -476,9 +478,39 @@ fn the_text_parser_accepts_what_the_default_file_depth_accepts() {
         .take_while(|&n| parse_json(&nested(n), "f.json").is_ok())
         .last()
         .unwrap();
-    assert_eq!(deepest_text, rolegate::config::source::TEXT_DEPTH);
+    assert_eq!(deepest_text, crate::config::source::TEXT_DEPTH);
     assert!(deepest_text <= Limits::default().max_file_depth);
     let d = parse_json(&nested(deepest_text + 1), "f.json").unwrap_err();
     assert_eq!(d.code, LIMIT_EXCEEDED);
     assert!(d.message.contains("more than 127 levels"), "{}", d.message);
+}
+
+/// `document_depth` measures a 100,000-level document (nested documents, or arrays) without
+/// recursion: on a test thread's stack, recursion would overflow.
+#[test]
+fn document_depth_does_not_recurse() {
+    use bson::{Bson, Document, doc};
+    fn drop_deep(value: Bson) {
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Bson::Document(d) => stack.extend(d.into_iter().map(|(_, v)| v)),
+                Bson::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+    }
+    let mut nested = doc! {"x": 1};
+    for _ in 1..DEEP {
+        nested = doc! {"a": nested};
+    }
+    assert_eq!(crate::limits::document_depth(&nested), DEEP);
+    drop_deep(Bson::Document(nested));
+    let mut array = Bson::Array(vec![Bson::Int32(1)]);
+    for _ in 1..DEEP {
+        array = Bson::Array(vec![array]);
+    }
+    let arrays: Document = doc! {"_id": 1, "a": array};
+    assert_eq!(crate::limits::document_depth(&arrays), DEEP + 1);
+    drop_deep(Bson::Document(arrays));
 }

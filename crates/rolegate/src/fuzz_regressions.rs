@@ -7,6 +7,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::print_stdout,
     reason = "test code, and the fuzz checks it includes: a failed assertion is a failed test"
 )]
 #![allow(

@@ -2,16 +2,16 @@
 //! end to end, with queries parsed by `crate::expr::parse_query`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::context::RequestContext;
+use crate::error::Place;
+use crate::expr::{Expansion, Expr, Operand, Predicate, Root};
+use crate::query::RuleFields;
+use crate::query::memory::{compile_query, matches, project, run};
+use crate::query::plan::{PlanInput, QueryPlan};
+use crate::rules::{Filter, Rule};
+use crate::value::ejson::document_from_json;
 use bson::{Bson, Document, doc};
 use proptest::prelude::*;
-use rolegate::context::RequestContext;
-use rolegate::error::Place;
-use rolegate::expr::{Expansion, Expr, Operand, Predicate, Root};
-use rolegate::query::RuleFields;
-use rolegate::query::memory::{compile_query, matches, project, run};
-use rolegate::query::plan::{PlanInput, QueryPlan};
-use rolegate::rules::{Filter, Rule};
-use rolegate::value::ejson::document_from_json;
 use serde_json::json;
 
 fn d(v: serde_json::Value) -> Document {
@@ -181,13 +181,13 @@ fn plan(
     client_query: Option<&Document>,
     client_projection: Option<&Document>,
     request: &RequestContext,
-) -> Result<QueryPlan, rolegate::query::PlanError> {
+) -> Result<QueryPlan, crate::query::PlanError> {
     let input = PlanInput {
         filters,
         fields: &RuleFields::default(),
         max_depth: 100,
     };
-    rolegate::query::plan::plan(input, client_query, client_projection, request)
+    crate::query::plan::plan(input, client_query, client_projection, request)
 }
 
 fn q(v: serde_json::Value) -> Expr {
@@ -370,7 +370,7 @@ proptest! {
     ) {
         let mk = |keys: &std::collections::BTreeSet<&str>| -> Document { keys.iter().map(|k| (k.to_string(), Bson::Int32(1))).collect() };
         let (d1, d2) = (mk(&p1), mk(&p2));
-        let merged = rolegate::query::plan::merge_projections(&[("f".into(), &d1), ("c".into(), &d2)]).unwrap();
+        let merged = crate::query::plan::merge_projections(&[("f".into(), &d1), ("c".into(), &d2)]).unwrap();
         let out = project(&merged, &doc);
         let (o1, o2) = (project(&d1, &doc), project(&d2, &doc));
         for k in out.keys() {
@@ -382,7 +382,7 @@ proptest! {
         for k in &p2 { e2.remove(*k); }
         let ex1: Document = p1.iter().map(|k| (k.to_string(), Bson::Int32(0))).collect();
         let ex2: Document = p2.iter().map(|k| (k.to_string(), Bson::Int32(0))).collect();
-        let union = rolegate::query::plan::merge_projections(&[("f".into(), &ex1), ("c".into(), &ex2)]).unwrap();
+        let union = crate::query::plan::merge_projections(&[("f".into(), &ex1), ("c".into(), &ex2)]).unwrap();
         let out = project(&union, &doc);
         for k in out.keys() {
             prop_assert!(e1.contains_key(k) && e2.contains_key(k), "{k} shown");

@@ -1,0 +1,23 @@
+//! Policy tests: the conformance-case format of `rolegate test` (see the repository's
+//! `docs/case-format.md`). Input: case files. Output: one [`CaseResult`] per case, judged against
+//! its expected outcome through the chosen engine ([`EngineChoice`]).
+//!
+//! ```text
+//! case file ──load_case_file──▶ Vec<Case> ──run_case(engine)──▶ CaseResult
+//! ```
+//!
+//! The request side of a case (`user` + `request`) is also how `rolegate eval` and `bench` read
+//! their user and request files: [`request_context`], [`add_app_values`], [`to_document`].
+
+pub use crate::case::context::{InputError, add_app_values, request_context, to_document};
+pub use crate::case::{
+    Action, Case, CaseError, CaseFileError, CaseRequest, CaseResult, EngineChoice, Expected,
+    Mismatch, load_case_file, parse_cases, run_case,
+};
+
+/// The app-relative part of a rule file's path (`data_sources/…`, `services/…`, `sync/…`,
+/// `values/…`, …), found inside a longer path such as a repository checkout's; `None` when the
+/// path contains none. For grouping exported files back into apps.
+pub fn app_relative(path: &str) -> Option<String> {
+    crate::config::layout::app_relative(path)
+}
