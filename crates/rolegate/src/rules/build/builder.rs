@@ -41,6 +41,7 @@ use crate::rules::model::{FunctionConfig, Rule, RuleSet, ServiceRule, SyncConfig
 /// Options of one build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
+    /// What an undefined `%function` name is.
     pub function_check: FunctionCheck,
 }
 

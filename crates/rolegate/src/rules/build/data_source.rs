@@ -45,10 +45,12 @@ pub(super) struct CollectionInput {
     pub(super) schema: Option<(Value, Place)>,
 }
 
+/// Whether a service `type` is a MongoDB data source.
 pub(super) fn is_mongodb_type(t: &str) -> bool {
     matches!(t, "mongodb" | "mongodb-atlas")
 }
 
+/// Whether a service or data source `type` is a Data Federation source.
 pub(super) fn is_datalake_type(t: &str) -> bool {
     matches!(
         t,
@@ -56,6 +58,8 @@ pub(super) fn is_datalake_type(t: &str) -> bool {
     )
 }
 
+/// Builds data source `name` from its inputs: default rule, rule files (with the schemas of
+/// their directories), schemas without a rule file, then the pre-2023 Sync permissions.
 pub(super) fn build_data_source(
     name: &str,
     input: DataSourceInput,
@@ -155,6 +159,7 @@ pub(super) fn build_data_source(
     ds
 }
 
+/// Builds `json` as the schema of `rules` (replacing one the rule file had, with a warning).
 fn attach_schema(
     rules: &mut CollectionRules,
     json: &Value,

@@ -19,8 +19,8 @@ use bson::{Bson, Document};
 use serde_json::{Map, Value};
 
 use super::keys::unknown_keys;
-use super::shared::{as_array, as_object, json_type, literal_always, required_name, rule};
-use crate::error::{Diagnostic, Diagnostics, Place};
+use super::shared::{as_array, as_object, literal_always, required_name, rule};
+use crate::error::{Diagnostic, Diagnostics, Place, json_kind};
 use crate::expr::{Dialect, Operand, Site, parse_operand};
 use crate::rules::model::Filter;
 
@@ -63,7 +63,7 @@ pub fn build_filter(json: &Value, place: &Place, diags: &mut Diagnostics) -> Opt
                 place.key("query"),
                 format!(
                     "filter `query` must be a document, not {}",
-                    json_type(other)
+                    json_kind(other)
                 ),
             );
             Operand::Literal(Bson::Document(Document::new()))
@@ -170,7 +170,7 @@ pub fn build_projection(json: &Value, place: &Place, diags: &mut Diagnostics) ->
                     p,
                     format!(
                         "projection value of `{key}` must be 0, 1, true or false, not {}",
-                        json_type(other)
+                        json_kind(other)
                     ),
                 );
                 continue;

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::shared::{as_object, json_type, optional_string, rule};
-use crate::error::{Diagnostic, Diagnostics, Place};
+use super::shared::{as_object, optional_string, rule};
+use crate::error::{Diagnostic, Diagnostics, Place, json_kind};
 use crate::expr::{Dialect, Site};
 use crate::rules::model::{DataSource, Filter, FunctionConfig, Role, Rule};
 
@@ -73,7 +73,7 @@ pub fn build_function_config(
             diags.error(
                 "invalid-type",
                 place.key("private"),
-                format!("`private` must be true or false, not {}", json_type(other)),
+                format!("`private` must be true or false, not {}", json_kind(other)),
             );
             false
         }

@@ -24,9 +24,9 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::keys::{PERMISSION_KEYS, unknown_keys};
-use super::shared::{as_array, as_object, json_type, literal, literal_always, required_name, rule};
+use super::shared::{as_array, as_object, literal, literal_always, required_name, rule};
 use super::sync_compat::check_sync_role;
-use crate::error::{Diagnostic, Diagnostics, Place};
+use crate::error::{Diagnostic, Diagnostics, Place, json_kind};
 use crate::expr::{Dialect, Site};
 use crate::rules::model::{
     DocumentFilters, FieldPermissions, FieldRule, FieldTree, Role, SyncConfig,
@@ -94,6 +94,7 @@ pub fn build_roles(
     build_roles_in(json, ctx, RoleFormat::Current, place, diags)
 }
 
+/// [`build_roles`] for either role format.
 pub(super) fn build_roles_in(
     json: &Value,
     ctx: RoleContext<'_>,
@@ -126,6 +127,7 @@ pub(super) fn build_roles_in(
     roles
 }
 
+/// [`build_role`] for either role format.
 fn build_role_in(
     json: &Value,
     ctx: RoleContext<'_>,
@@ -230,7 +232,7 @@ fn build_role_in(
                     diags.error(
                         "invalid-type",
                         place.key("search"),
-                        format!("`search` must be true or false, not {}", json_type(other)),
+                        format!("`search` must be true or false, not {}", json_kind(other)),
                     );
                     None
                 }
@@ -295,6 +297,7 @@ fn build_role_in(
     Some(role)
 }
 
+/// The field tree of a role or field rule from its `fields` and `additional_fields`.
 fn field_tree(
     fields: Option<&Value>,
     additional: Option<&Value>,
@@ -351,6 +354,7 @@ fn field_rule(value: &Value, place: &Place, diags: &mut Diagnostics) -> Option<F
     })
 }
 
+/// A `{read, write}` object (`additional_fields`) as field permissions.
 fn permissions(
     value: &Value,
     what: &str,

@@ -10,13 +10,14 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{Diagnostics, Place};
+use crate::error::{Diagnostics, Place, json_kind};
 use crate::expr::{Dialect, Expr, Site, parse_expr};
 use crate::rules::model::Rule;
 
 /// Longest role or filter name App Services accepts.
 pub const MAX_NAME_CHARS: usize = 100;
 
+/// `value` as an object; an `invalid-type` error naming `what` otherwise.
 pub(super) fn as_object<'a>(
     value: &'a Value,
     what: &str,
@@ -29,13 +30,15 @@ pub(super) fn as_object<'a>(
             diags.error(
                 "invalid-type",
                 place.clone(),
-                format!("{what} must be a JSON object, not {}", json_type(other)),
+                format!("{what} must be a JSON object, not {}", json_kind(other)),
             );
             None
         }
     }
 }
 
+/// `value` as a list (`null` is the empty list); an `invalid-type` error naming `what`
+/// otherwise.
 pub(super) fn as_array<'a>(
     value: &'a Value,
     what: &str,
@@ -49,24 +52,15 @@ pub(super) fn as_array<'a>(
             diags.error(
                 "invalid-type",
                 place.clone(),
-                format!("{what} must be a JSON array, not {}", json_type(other)),
+                format!("{what} must be a JSON array, not {}", json_kind(other)),
             );
             None
         }
     }
 }
 
-pub(super) fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
+/// The string at `key` of `map`: `None` when absent, or (with an `invalid-type` error) when it
+/// is not a string.
 pub(super) fn optional_string(
     map: &Map<String, Value>,
     key: &str,
@@ -79,7 +73,7 @@ pub(super) fn optional_string(
             diags.error(
                 "invalid-type",
                 place.key(key),
-                format!("`{key}` must be a string, not {}", json_type(other)),
+                format!("`{key}` must be a string, not {}", json_kind(other)),
             );
             None
         }
@@ -122,13 +116,14 @@ pub(super) fn required_name(
             diags.error(
                 "invalid-type",
                 place.key("name"),
-                format!("{what} `name` must be a string, not {}", json_type(other)),
+                format!("{what} `name` must be a string, not {}", json_kind(other)),
             );
             String::new()
         }
     }
 }
 
+/// Parses the expression slot `value` into a [`Rule`] at `place`.
 pub(super) fn rule(
     value: &Value,
     dialect: Dialect,
@@ -140,6 +135,7 @@ pub(super) fn rule(
     Rule { expr, place }
 }
 
+/// A rule that is always `value` (slots the spec gives a default).
 pub(super) fn literal(value: bool, place: Place) -> Rule {
     Rule {
         expr: Expr::Bool(value),
@@ -147,6 +143,7 @@ pub(super) fn literal(value: bool, place: Place) -> Rule {
     }
 }
 
+/// The rule `{}` (true), for a missing `apply_when` or `when`.
 pub(super) fn literal_always(place: Place) -> Rule {
     Rule {
         expr: Expr::always(),
@@ -154,6 +151,7 @@ pub(super) fn literal_always(place: Place) -> Rule {
     }
 }
 
+/// `value` as a list of strings; every other element is an `invalid-type` error and left out.
 pub(super) fn string_list(
     value: &Value,
     what: &str,
@@ -170,7 +168,7 @@ pub(super) fn string_list(
             other => diags.error(
                 "invalid-type",
                 place.index(i),
-                format!("{what} must hold strings, not {}", json_type(other)),
+                format!("{what} must hold strings, not {}", json_kind(other)),
             ),
         }
     }

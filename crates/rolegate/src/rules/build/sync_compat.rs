@@ -48,7 +48,8 @@ fn queryable_fields<'a>(sync: &'a SyncConfig, collection: Option<&str>) -> BTree
     set
 }
 
-/// The document fields an expression tests (bare-name subjects), as dotted paths. Subjects inside `$elemMatch` queries are element-relative and not collected.
+/// The document fields an expression tests (bare-name subjects), as dotted paths. Subjects
+/// inside `$elemMatch` queries are element-relative and not collected.
 fn document_fields(expr: &Expr, out: &mut Vec<String>) {
     match expr {
         Expr::Bool(_) => {}
@@ -68,11 +69,14 @@ fn document_fields(expr: &Expr, out: &mut Vec<String>) {
     }
 }
 
+/// Whether `path` (or its first segment) is queryable.
 fn is_queryable(path: &str, queryable: &BTreeSet<&str>) -> bool {
     let first = path.split('.').next().unwrap_or(path);
     queryable.contains(path) || queryable.contains(first)
 }
 
+/// Checks `role` against Flexible Sync `sync` (spec §3.6): errors for what Sync refuses, and
+/// [`Role::sync_incompatible`] with warning `sync-incompatible-role` for what denies at runtime.
 pub(super) fn check_sync_role(
     role: &mut Role,
     sync: &SyncConfig,
@@ -149,6 +153,8 @@ pub(super) fn check_sync_role(
     }
 }
 
+/// The first field-level permission of `tree` (at JSON path `path`) that is not a boolean
+/// literal, as a reason.
 fn non_boolean_field_permission(tree: &FieldTree, path: &str) -> Option<String> {
     let is_bool = |r: &Option<Rule>| r.as_ref().is_none_or(|r| matches!(r.expr, Expr::Bool(_)));
     for (name, rule) in &tree.fields {

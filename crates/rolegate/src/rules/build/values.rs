@@ -9,8 +9,8 @@
 use bson::{Bson, Document};
 use serde_json::Value;
 
-use super::shared::{as_object, json_type, optional_string};
-use crate::error::{Diagnostics, Place};
+use super::shared::{as_object, optional_string};
+use crate::error::{Diagnostics, Place, json_kind};
 use crate::rules::model::ValueDef;
 
 /// Builds a value (`values/<name>.json`: `{name, value, from_secret}`); `name_hint` is the file
@@ -41,7 +41,7 @@ pub fn build_value(
                     place.key("value"),
                     format!(
                         "the `value` of a value from a secret must name the secret, not be {}",
-                        json_type(&other)
+                        json_kind(&other)
                     ),
                 );
                 None
