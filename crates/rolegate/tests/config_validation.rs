@@ -13,7 +13,8 @@ use rolegate::error::{Diagnostics, Place, Severity};
 use rolegate::expr::{Dialect, Expr, Operand, Site, parse_expr};
 use rolegate::rules::build::{
     BuildOptions, FunctionCheck, RoleContext, RuleSetBuilder, build_collection_rules,
-    build_default_rule, build_filter, build_role, build_service_rule,
+    build_default_rule, build_filter, build_function_config, build_role, build_service_rule,
+    build_value,
 };
 use serde_json::{Value, json};
 
@@ -281,6 +282,120 @@ fn filter_project_key_is_read_as_projection_with_a_hint() {
     assert_eq!(d.severity, Severity::Warning);
     assert_eq!(d.hint.as_deref(), Some("did you mean `projection`?"));
     assert_eq!(f.projection.len(), 2);
+}
+
+#[test]
+fn filter_project_key_is_ignored_beside_projection() {
+    let mut diags = Diagnostics::default();
+    let f = build_filter(
+        &json!({"name": "f", "apply_when": {}, "projection": {"age": 1}, "project": {"_id": 0}}),
+        &place(),
+        &mut diags,
+    )
+    .unwrap();
+    let d = diags.0.iter().find(|d| d.code == "unknown-key").unwrap();
+    assert_eq!(d.message, "unknown key `project` in a filter is ignored");
+    assert_eq!(d.place.json_path, "project");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `projection`?"));
+    assert_eq!(f.projection.len(), 1);
+
+    let mut diags = Diagnostics::default();
+    build_filter(
+        &json!({"name": "f", "apply_when": {}, "project": {"age": 1}}),
+        &place(),
+        &mut diags,
+    )
+    .unwrap();
+    let d = diags.0.iter().find(|d| d.code == "unknown-key").unwrap();
+    assert_eq!(
+        d.message,
+        "unknown key `project` in a filter is read as `projection`"
+    );
+    assert_eq!(d.place.json_path, "project");
+}
+
+#[test]
+fn service_function_and_value_names_come_from_the_file_or_its_name() {
+    let messages = |diags: &Diagnostics| -> Vec<(Severity, &'static str, String, String)> {
+        diags
+            .0
+            .iter()
+            .map(|d| {
+                (
+                    d.severity,
+                    d.code,
+                    d.place.json_path.clone(),
+                    d.message.clone(),
+                )
+            })
+            .collect()
+    };
+    let missing = |what: &str| {
+        vec![(
+            Severity::Error,
+            "missing-key",
+            String::new(),
+            format!("{what} has no `name`"),
+        )]
+    };
+
+    // Service rules: the file name, else an error (the rule is kept, nameless).
+    let mut diags = Diagnostics::default();
+    let r = build_service_rule(
+        &json!({"actions": ["get"]}),
+        Some("http"),
+        &place(),
+        &mut diags,
+    );
+    assert_eq!(r.unwrap().name, "http");
+    assert!(diags.0.is_empty(), "{diags:?}");
+    let mut diags = Diagnostics::default();
+    let r = build_service_rule(&json!({"actions": ["get"]}), None, &place(), &mut diags);
+    assert_eq!(r.unwrap().name, "");
+    assert_eq!(messages(&diags), missing("service rule"));
+
+    // Functions: the file's `name` wins over the directory name, with a warning.
+    let mut diags = Diagnostics::default();
+    let f = build_function_config(&json!({"name": "a"}), Some("b"), &place(), &mut diags);
+    assert_eq!(f.unwrap().name, "a");
+    assert_eq!(
+        messages(&diags),
+        vec![(
+            Severity::Warning,
+            "name-mismatch",
+            "name".to_string(),
+            "function `a` is configured in the directory of `b`; `a` is used".to_string()
+        )]
+    );
+    let mut diags = Diagnostics::default();
+    let f = build_function_config(&json!({}), Some("b"), &place(), &mut diags);
+    assert_eq!(f.unwrap().name, "b");
+    assert!(diags.0.is_empty(), "{diags:?}");
+    let mut diags = Diagnostics::default();
+    assert!(build_function_config(&json!({}), None, &place(), &mut diags).is_none());
+    assert_eq!(messages(&diags), missing("function configuration"));
+
+    // Values: a `name` that is not a string is an error, and the file name is used.
+    let mut diags = Diagnostics::default();
+    let v = build_value(
+        &json!({"name": 5, "value": 1}),
+        Some("v"),
+        &place(),
+        &mut diags,
+    );
+    assert_eq!(v.unwrap().0, "v");
+    assert_eq!(
+        messages(&diags),
+        vec![(
+            Severity::Error,
+            "invalid-type",
+            "name".to_string(),
+            "`name` must be a string, not a number".to_string()
+        )]
+    );
+    let mut diags = Diagnostics::default();
+    assert!(build_value(&json!({"value": 1}), None, &place(), &mut diags).is_none());
+    assert_eq!(messages(&diags), missing("value"));
 }
 
 #[test]

@@ -103,6 +103,20 @@ impl RuleSetBuilder {
         }
     }
 
+    /// `json` as an object when it is admitted ([`admit`](Self::admit)) and is one; `None`
+    /// (with the error) otherwise.
+    fn admit_object<'a>(
+        &mut self,
+        json: &'a Value,
+        what: &str,
+        place: &Place,
+    ) -> Option<&'a Map<String, Value>> {
+        if !self.admit(json, place) {
+            return None;
+        }
+        as_object(json, what, place, &mut self.diags)
+    }
+
     /// Adds a diagnostic found outside the builder (e.g. a file that is not valid JSON).
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.diags.push(diagnostic);
@@ -187,10 +201,7 @@ impl RuleSetBuilder {
     /// fields, pre-2023 `permissions`) or Partition-Based (`partition.permissions`). A sync
     /// whose `state` is present and not `"enabled"` has no effect.
     pub fn add_sync_config(&mut self, json: &Value, default_data_source: &str, place: Place) {
-        if !self.admit(json, &place) {
-            return;
-        }
-        let Some(m) = as_object(json, "a Sync configuration", &place, &mut self.diags) else {
+        let Some(m) = self.admit_object(json, "a Sync configuration", &place) else {
             return;
         };
         let data_source = match optional_string(m, "service_name", &place, &mut self.diags) {
@@ -256,6 +267,7 @@ impl RuleSetBuilder {
         if !self.admit(json, &place) {
             return;
         }
+        // The data source exists even when its configuration is not an object.
         self.ds(data_source);
         let Some(m) = as_object(json, "a data source configuration", &place, &mut self.diags)
         else {
@@ -274,10 +286,7 @@ impl RuleSetBuilder {
     /// `config.sync` (Partition-Based Sync) or `config.flexible_sync`; any other `type` is a
     /// third-party service (whose rules are added with [`add_service_rule`](Self::add_service_rule)).
     pub fn add_service_config(&mut self, service: &str, json: &Value, place: Place) {
-        if !self.admit(json, &place) {
-            return;
-        }
-        let Some(m) = as_object(json, "a service configuration", &place, &mut self.diags) else {
+        let Some(m) = self.admit_object(json, "a service configuration", &place) else {
             return;
         };
         match m.get("type").and_then(Value::as_str) {

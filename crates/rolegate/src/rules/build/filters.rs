@@ -70,29 +70,23 @@ pub fn build_filter(json: &Value, place: &Place, diags: &mut Diagnostics) -> Opt
         }
     };
 
+    let project_warning = |message: &str| {
+        Diagnostic::warning("unknown-key", place.key("project"), message)
+            .with_hint("did you mean `projection`?")
+    };
     let projection = match (m.get("projection"), m.get("project")) {
         (Some(v), project) => {
             if project.is_some() {
-                diags.push(
-                    Diagnostic::warning(
-                        "unknown-key",
-                        place.key("project"),
-                        "unknown key `project` in a filter is ignored",
-                    )
-                    .with_hint("did you mean `projection`?"),
-                );
+                diags.push(project_warning(
+                    "unknown key `project` in a filter is ignored",
+                ));
             }
             build_projection(v, &place.key("projection"), diags)
         }
         (None, Some(v)) => {
-            diags.push(
-                Diagnostic::warning(
-                    "unknown-key",
-                    place.key("project"),
-                    "unknown key `project` in a filter is read as `projection`",
-                )
-                .with_hint("did you mean `projection`?"),
-            );
+            diags.push(project_warning(
+                "unknown key `project` in a filter is read as `projection`",
+            ));
             build_projection(v, &place.key("project"), diags)
         }
         (None, None) => Document::new(),

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::shared::{as_object, optional_string, rule};
+use super::shared::{as_object, name_or_hint, rule};
 use crate::error::{Diagnostic, Diagnostics, Place, json_kind};
 use crate::expr::{Dialect, Site};
 use crate::rules::model::{DataSource, Filter, FunctionConfig, Role, Rule};
@@ -46,26 +46,16 @@ pub fn build_function_config(
     diags: &mut Diagnostics,
 ) -> Option<FunctionConfig> {
     let m = as_object(json, "a function configuration", place, diags)?;
-    let name = match (optional_string(m, "name", place, diags), name_hint) {
-        (Some(n), Some(h)) if n != h => {
-            diags.warning(
-                "name-mismatch",
-                place.key("name"),
-                format!("function `{n}` is configured in the directory of `{h}`; `{n}` is used"),
-            );
-            n
-        }
-        (Some(n), _) => n,
-        (None, Some(h)) => h.to_string(),
-        (None, None) => {
-            diags.error(
-                "missing-key",
-                place.clone(),
-                "function configuration has no `name`",
-            );
-            return None;
-        }
-    };
+    let name = name_or_hint(m, name_hint, "function configuration", place, diags)?;
+    if let Some(h) = name_hint
+        && name != h
+    {
+        diags.warning(
+            "name-mismatch",
+            place.key("name"),
+            format!("function `{name}` is configured in the directory of `{h}`; `{name}` is used"),
+        );
+    }
     let private = match m.get("private") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,

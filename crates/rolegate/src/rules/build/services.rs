@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use super::keys::unknown_keys;
-use super::shared::{as_object, literal_always, optional_string, rule, string_list};
+use super::shared::{as_object, literal_always, name_or_hint, rule, string_list};
 use crate::error::{Diagnostics, Place};
 use crate::expr::{Dialect, Site};
 use crate::rules::model::ServiceRule;
@@ -29,14 +29,7 @@ pub fn build_service_rule(
 ) -> Option<ServiceRule> {
     let m = as_object(json, "a service rule", place, diags)?;
     unknown_keys(m, SERVICE_RULE_KEYS, &[], "a service rule", place, diags);
-    let name = match (optional_string(m, "name", place, diags), name_hint) {
-        (Some(n), _) => n,
-        (None, Some(h)) => h.to_string(),
-        (None, None) => {
-            diags.error("missing-key", place.clone(), "service rule has no `name`");
-            String::new()
-        }
-    };
+    let name = name_or_hint(m, name_hint, "service rule", place, diags).unwrap_or_default();
     let actions = match m.get("actions") {
         Some(v) => string_list(v, "`actions`", &place.key("actions"), diags),
         None => {

@@ -80,6 +80,29 @@ pub(super) fn optional_string(
     }
 }
 
+/// The `name` of `map`, or else `name_hint` (the file or directory name); `None` with a
+/// `missing-key` error (`{what} has no `name``) when there is neither.
+pub(super) fn name_or_hint(
+    map: &Map<String, Value>,
+    name_hint: Option<&str>,
+    what: &str,
+    place: &Place,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    match (optional_string(map, "name", place, diags), name_hint) {
+        (Some(n), _) => Some(n),
+        (None, Some(h)) => Some(h.to_string()),
+        (None, None) => {
+            diags.error(
+                "missing-key",
+                place.clone(),
+                format!("{what} has no `name`"),
+            );
+            None
+        }
+    }
+}
+
 /// The required `name` of a role or filter (`what`), ≤ 100 characters.
 pub(super) fn required_name(
     map: &Map<String, Value>,

@@ -9,7 +9,7 @@
 use bson::{Bson, Document};
 use serde_json::Value;
 
-use super::shared::{as_object, optional_string};
+use super::shared::{as_object, name_or_hint};
 use crate::error::{Diagnostics, Place, json_kind};
 use crate::rules::model::ValueDef;
 
@@ -22,14 +22,7 @@ pub fn build_value(
     diags: &mut Diagnostics,
 ) -> Option<(String, ValueDef)> {
     let m = as_object(json, "a value file", place, diags)?;
-    let name = match (optional_string(m, "name", place, diags), name_hint) {
-        (Some(n), _) => n,
-        (None, Some(h)) => h.to_string(),
-        (None, None) => {
-            diags.error("missing-key", place.clone(), "value has no `name`");
-            return None;
-        }
-    };
+    let name = name_or_hint(m, name_hint, "value", place, diags)?;
     let from_secret = matches!(m.get("from_secret"), Some(Value::Bool(true)));
     let value = m.get("value").cloned().unwrap_or(Value::Null);
     if from_secret {
