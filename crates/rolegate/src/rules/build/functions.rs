@@ -14,7 +14,7 @@
 //!   ([`FunctionCheck`]). Uses inside a schema's `validate` expressions are reported at the
 //!   place of the `validate` ([`Schema::visit_functions`](crate::schema::Schema::visit_functions)).
 //! * `can_evaluate` reads bare field names as `%%args.<name>`
-//!   ([`Dialect::Service`](crate::expr::Dialect::Service)).
+//!   ([`Dialect::Service`]).
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -7,7 +7,7 @@
 //! Decisions where the spec is silent: a missing `when` is `{}` (true); a missing `actions` is
 //! an empty list (exports omit empty arrays; warning), otherwise it must be a list of strings.
 //! `when` reads bare field names as `%%args.<name>`
-//! ([`Dialect::Service`](crate::expr::Dialect::Service)).
+//! ([`Dialect::Service`]).
 
 use serde_json::Value;
 
