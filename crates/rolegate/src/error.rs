@@ -198,6 +198,20 @@ fn summarize(d: &Diagnostics) -> String {
     }
 }
 
+/// The kind of a JSON value as messages name it: `null`, `a boolean`, `a number`, `a string`,
+/// `an array`, `an object`.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Suggests the candidate closest to `input` (Damerau-free Levenshtein distance ≤ 2, or ≤ 1/3 of
 /// the length), for "did you mean" hints on unknown keys and operators.
 pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {

@@ -424,6 +424,56 @@ fn undefined_functions_are_errors_in_apps_and_warnings_for_lone_files() {
 }
 
 #[test]
+fn functions_in_every_role_slot_are_checked_at_their_place() {
+    let call = |name: &str| json!({"%%true": {"%function": {"name": name, "arguments": []}}});
+    let rules = json!({"database": "app", "collection": "items", "roles": [{
+        "name": "r",
+        "apply_when": call("aw"),
+        "document_filters": {"read": call("dr"), "write": call("dw")},
+        "read": call("r"), "write": call("w"), "insert": call("i"), "delete": call("d"),
+        "fields": {"a": {
+            "read": call("far"),
+            "fields": {"b": {"write": call("fabw")}},
+            "additional_fields": {"write": call("faaw")}
+        }},
+        "additional_fields": {"read": call("ar")}
+    }]});
+    let e = RuleSet::from_files(
+        &files(&[("data_sources/mongodb-atlas/app/items/rules.json", rules)]),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    let found: Vec<(String, String)> = e
+        .diagnostics
+        .errors()
+        .filter(|d| d.code == "undefined-function")
+        .map(|d| (d.message.clone(), d.place.json_path.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("aw", "roles[0].apply_when"),
+        ("dr", "roles[0].document_filters.read"),
+        ("dw", "roles[0].document_filters.write"),
+        ("r", "roles[0].read"),
+        ("w", "roles[0].write"),
+        ("i", "roles[0].insert"),
+        ("d", "roles[0].delete"),
+        ("far", "roles[0].fields.a.read"),
+        ("fabw", "roles[0].fields.a.fields.b.write"),
+        ("faaw", "roles[0].fields.a.additional_fields.write"),
+        ("ar", "roles[0].additional_fields.read"),
+    ]
+    .iter()
+    .map(|(name, path)| {
+        (
+            format!("function `{name}` is not defined in this app"),
+            (*path).to_string(),
+        )
+    })
+    .collect();
+    assert_eq!(found, expected);
+}
+
+#[test]
 fn functions_in_filters_and_service_rules_are_checked() {
     let e = RuleSet::from_files(
         &files(&[

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::model::{Additional, Bound, Dependency, Items, Node, Num, Pattern, TypeName};
-use crate::error::{Diagnostic, Diagnostics, Place, did_you_mean};
+use crate::error::{Diagnostic, Diagnostics, Place, did_you_mean, json_kind};
 use crate::expr::{Dialect, Site, parse_expr};
 
 /// Deepest schema nesting accepted (the root is depth 0); deeper input is an error rather than a
@@ -555,16 +555,4 @@ fn type_hint(name: &str, names: &[(&'static str, TypeName)]) -> Option<String> {
         }
     };
     closest.map(|c| format!("did you mean `{c}`?"))
-}
-
-/// The JSON kind of a value, for messages ("a string", "an array").
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -15,6 +15,7 @@
 
 use bson::{Bson, Document};
 
+use crate::error::json_kind;
 use crate::value::compare::MAX_DEPTH;
 
 /// Converts (canonical or relaxed) Extended JSON to BSON.
@@ -87,17 +88,6 @@ pub fn type_name(v: &Bson) -> &'static str {
         Bson::Decimal128(_) => "decimal",
         Bson::MinKey => "minKey",
         Bson::MaxKey => "maxKey",
-    }
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
     }
 }
 

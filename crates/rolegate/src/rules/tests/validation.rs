@@ -13,7 +13,8 @@ use crate::error::{Diagnostics, Place, Severity};
 use crate::expr::{Dialect, Expr, Operand, Site, parse_expr};
 use crate::rules::build::{
     BuildOptions, FunctionCheck, RoleContext, RuleSetBuilder, build_collection_rules,
-    build_default_rule, build_filter, build_role, build_service_rule,
+    build_default_rule, build_filter, build_function_config, build_role, build_service_rule,
+    build_value,
 };
 use serde_json::{Value, json};
 
@@ -284,6 +285,120 @@ fn filter_project_key_is_read_as_projection_with_a_hint() {
 }
 
 #[test]
+fn filter_project_key_is_ignored_beside_projection() {
+    let mut diags = Diagnostics::default();
+    let f = build_filter(
+        &json!({"name": "f", "apply_when": {}, "projection": {"age": 1}, "project": {"_id": 0}}),
+        &place(),
+        &mut diags,
+    )
+    .unwrap();
+    let d = diags.0.iter().find(|d| d.code == "unknown-key").unwrap();
+    assert_eq!(d.message, "unknown key `project` in a filter is ignored");
+    assert_eq!(d.place.json_path, "project");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `projection`?"));
+    assert_eq!(f.projection.len(), 1);
+
+    let mut diags = Diagnostics::default();
+    build_filter(
+        &json!({"name": "f", "apply_when": {}, "project": {"age": 1}}),
+        &place(),
+        &mut diags,
+    )
+    .unwrap();
+    let d = diags.0.iter().find(|d| d.code == "unknown-key").unwrap();
+    assert_eq!(
+        d.message,
+        "unknown key `project` in a filter is read as `projection`"
+    );
+    assert_eq!(d.place.json_path, "project");
+}
+
+#[test]
+fn service_function_and_value_names_come_from_the_file_or_its_name() {
+    let messages = |diags: &Diagnostics| -> Vec<(Severity, &'static str, String, String)> {
+        diags
+            .0
+            .iter()
+            .map(|d| {
+                (
+                    d.severity,
+                    d.code,
+                    d.place.json_path.clone(),
+                    d.message.clone(),
+                )
+            })
+            .collect()
+    };
+    let missing = |what: &str| {
+        vec![(
+            Severity::Error,
+            "missing-key",
+            String::new(),
+            format!("{what} has no `name`"),
+        )]
+    };
+
+    // Service rules: the file name, else an error (the rule is kept, nameless).
+    let mut diags = Diagnostics::default();
+    let r = build_service_rule(
+        &json!({"actions": ["get"]}),
+        Some("http"),
+        &place(),
+        &mut diags,
+    );
+    assert_eq!(r.unwrap().name, "http");
+    assert!(diags.0.is_empty(), "{diags:?}");
+    let mut diags = Diagnostics::default();
+    let r = build_service_rule(&json!({"actions": ["get"]}), None, &place(), &mut diags);
+    assert_eq!(r.unwrap().name, "");
+    assert_eq!(messages(&diags), missing("service rule"));
+
+    // Functions: the file's `name` wins over the directory name, with a warning.
+    let mut diags = Diagnostics::default();
+    let f = build_function_config(&json!({"name": "a"}), Some("b"), &place(), &mut diags);
+    assert_eq!(f.unwrap().name, "a");
+    assert_eq!(
+        messages(&diags),
+        vec![(
+            Severity::Warning,
+            "name-mismatch",
+            "name".to_string(),
+            "function `a` is configured in the directory of `b`; `a` is used".to_string()
+        )]
+    );
+    let mut diags = Diagnostics::default();
+    let f = build_function_config(&json!({}), Some("b"), &place(), &mut diags);
+    assert_eq!(f.unwrap().name, "b");
+    assert!(diags.0.is_empty(), "{diags:?}");
+    let mut diags = Diagnostics::default();
+    assert!(build_function_config(&json!({}), None, &place(), &mut diags).is_none());
+    assert_eq!(messages(&diags), missing("function configuration"));
+
+    // Values: a `name` that is not a string is an error, and the file name is used.
+    let mut diags = Diagnostics::default();
+    let v = build_value(
+        &json!({"name": 5, "value": 1}),
+        Some("v"),
+        &place(),
+        &mut diags,
+    );
+    assert_eq!(v.unwrap().0, "v");
+    assert_eq!(
+        messages(&diags),
+        vec![(
+            Severity::Error,
+            "invalid-type",
+            "name".to_string(),
+            "`name` must be a string, not a number".to_string()
+        )]
+    );
+    let mut diags = Diagnostics::default();
+    assert!(build_value(&json!({"value": 1}), None, &place(), &mut diags).is_none());
+    assert_eq!(messages(&diags), missing("value"));
+}
+
+#[test]
 fn rule_files_check_their_keys_and_shapes() {
     let mut diags = Diagnostics::default();
     let rules = build_collection_rules(
@@ -397,4 +512,38 @@ fn builder_collects_a_rule_set_for_conformance_cases() {
         set.functions["fn2"].can_evaluate.as_ref().unwrap().expr,
         Expr::always()
     );
+}
+
+/// The builder collects inputs in any order and builds in `finish`: Sync settings are known
+/// before the roles are parsed, so a role with Sync-compatible document filters is compatible.
+#[test]
+fn the_builder_assembles_sync_before_roles() {
+    use crate::error::Place;
+    use crate::rules::SyncConfig;
+    use crate::rules::build::{BuildOptions, RuleSetBuilder};
+    use serde_json::json;
+
+    let mut b = RuleSetBuilder::new("example", BuildOptions::default());
+    // Flexible Sync on data source `mongodb-atlas`, with `owner_id` queryable.
+    b.set_sync(
+        "mongodb-atlas",
+        SyncConfig {
+            queryable_fields: vec!["owner_id".into()],
+            ..SyncConfig::default()
+        },
+    );
+    b.add_collection_rules(
+        "mongodb-atlas",
+        None,
+        &json!({"database": "app", "collection": "items", "roles": [{
+            "name": "owner", "apply_when": {},
+            "document_filters": {"read": {"owner_id": "%%user.id"}, "write": {"owner_id": "%%user.id"}},
+            "read": true, "write": true
+        }]}),
+        Place::file("rules.json"),
+    );
+    let rules = b.finish().unwrap();
+    let policy = rules.policy(None, "app", "items").unwrap();
+    assert_eq!(policy.roles[0].name, "owner");
+    assert!(policy.roles[0].sync_incompatible.is_none());
 }
