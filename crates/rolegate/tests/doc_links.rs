@@ -237,10 +237,7 @@ fn every_relative_link_of_the_docs_resolves() {
             "{needed} is not checked"
         );
     }
-    let problems: Vec<String> = docs
-        .iter()
-        .flat_map(|d| link_problems(&root, d))
-        .collect();
+    let problems: Vec<String> = docs.iter().flat_map(|d| link_problems(&root, d)).collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -301,7 +298,10 @@ fn the_checks_catch_what_they_are_for() {
         ["docs/a.md#x", "b"]
     );
     assert_eq!(link_targets("[label]: ../x.md"), ["../x.md"]);
-    assert_eq!(slug("The client's query and `projection`"), "the-clients-query-and-projection");
+    assert_eq!(
+        slug("The client's query and `projection`"),
+        "the-clients-query-and-projection"
+    );
     assert_eq!(prose("a\n```\n[x](y)\n```\nb"), ["a", "", "", "", "b"]);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
