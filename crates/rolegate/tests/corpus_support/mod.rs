@@ -35,6 +35,21 @@ pub fn corpus_dir() -> PathBuf {
     }
 }
 
+/// `path` with its `..` components resolved by name (the folder need not exist): for messages
+/// only, since a symbolic link makes the name differ from the folder.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The corpus folder for `test`, or `None` after reporting the skip (see the module docs).
 /// Panics under `CI=true` when the corpus is missing.
 pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
@@ -46,12 +61,12 @@ pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
         std::env::var("CI").as_deref() != Ok("true"),
         "{test}: the real-rules corpus is missing (no MANIFEST.tsv in {}); CI=true requires it \
          (set {CORPUS_ENV} to its folder)",
-        dir.display()
+        normalize(&dir).display()
     );
     let line = format!(
         "SKIPPED: {test} needs the real-rules corpus (MANIFEST.tsv) in {}; set {CORPUS_ENV} to \
          its folder to run it\n",
-        dir.display()
+        normalize(&dir).display()
     );
     // Not `eprintln!`: the test harness captures that and shows it only when a test fails.
     let mut stderr = std::io::stderr().lock();
