@@ -23,7 +23,7 @@
 //!   value (all generated strings carry a marker that is searched for).
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/context.rs`) and the regression tests
-//! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
+//! (`crates/rolegate/src/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
 use std::sync::Arc;

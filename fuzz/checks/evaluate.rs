@@ -15,7 +15,7 @@
 //! `schema` checks include this file as a module and build their rules with it.
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/evaluate.rs`) and the regression tests
-//! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
+//! (`crates/rolegate/src/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
 use std::sync::Arc;
@@ -333,7 +333,7 @@ pub fn host(name: &str, args: &[Bson]) -> Result<Bson, String> {
 #[derive(Debug, Clone, Copy, Default)]
 #[allow(
     dead_code,
-    reason = "read by tests/fuzz_regressions.rs, not by the fuzz target"
+    reason = "read by crates/rolegate/src/fuzz_regressions.rs, not by the fuzz target"
 )]
 pub struct Decided {
     /// A role applied to the read.

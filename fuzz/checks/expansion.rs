@@ -6,7 +6,7 @@
 //! span lies inside the input on character boundaries (diagnostics slice the string with it).
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/expansion.rs`) and the regression tests
-//! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
+//! (`crates/rolegate/src/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
 use rolegate::fuzzing::{

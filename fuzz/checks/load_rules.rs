@@ -8,7 +8,7 @@
 //! is compiled and read without panicking, and both engines agree on that read.
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/load_rules.rs`) and the regression tests
-//! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
+//! (`crates/rolegate/src/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
 use std::collections::BTreeMap;

@@ -23,7 +23,7 @@
 //!   document was dropped by the store query or by the rules is not the client's to see).
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/query.rs`) and the regression tests
-//! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
+//! (`crates/rolegate/src/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
 use std::sync::Arc;

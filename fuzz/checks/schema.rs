@@ -19,7 +19,7 @@
 //!   accepts its result (insert: the post-image alone; update: post- and pre-image).
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/schema.rs`) and the regression tests
-//! (`tests/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
+//! (`crates/rolegate/src/fuzz_regressions.rs`), which include this file with `#[path]`: it may use only
 //! `rolegate`, `serde_json` and `bson`.
 
 use std::sync::Arc;

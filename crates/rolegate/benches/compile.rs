@@ -1,8 +1,8 @@
 //! Compile time per workload: loading (JSON → validated `RuleSet`, the only preparation the
 //! reference evaluator needs) and `Rules::new` (compiling the validated set into the decision
 //! program), measured separately — W1, W2, W3 at 10 / 100 / 1,000 / 10,000 roles (both
-//! variants), and W4: every loadable file of the real corpus (`../shared/corpus/real-rules/`,
-//! skipped with a note when missing).
+//! variants), and W4: every loadable file of the real-rules corpus (outside the repository, found
+//! as [`workloads::corpus_dir`] says; skipped with a `SKIPPED:` line when missing).
 //!
 //! `cargo bench --bench compile` (filter: `cargo bench --bench compile -- w3`).
 #![allow(

@@ -1,10 +1,11 @@
-//! Every real-world rule file of the shared corpus (`../shared/corpus/real-rules`, 410 files
-//! from public repositories, listed in `MANIFEST.tsv`) loads — or is refused with the precise
+//! Every real-world rule file of the real-rules corpus (410 files from public repositories,
+//! listed in `MANIFEST.tsv`; where it is found: [`corpus_support`]) loads — or is refused with the precise
 //! error the spec calls for. Each file is loaded on its own with [`load_single`], as the kind
 //! its original app path says.
 //!
-//! The corpus is not copied into this repository. When its folder is missing the test is
-//! skipped with a note, except under `CI=true`, where it fails.
+//! The corpus is not copied into this repository. When its folder is missing each test prints a
+//! visible `SKIPPED:` line and passes, except under `CI=true`, where it fails
+//! ([`skips_are_visible_and_fail_under_ci`] checks both).
 
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +21,8 @@ use std::path::Path;
 use rolegate::LoadOptions;
 use rolegate::RuleSet;
 
-const CORPUS: &str = "../../../shared/corpus/real-rules";
+mod corpus_support;
+use corpus_support::{check_skip_is_visible, corpus_or_skip};
 
 /// Files that must be refused, by `saved_name`, with the error code and a fragment of the
 /// message. Every other file must load.
@@ -100,17 +102,9 @@ fn manifest(dir: &Path) -> Vec<Row> {
 
 #[test]
 fn every_corpus_file_loads_or_is_refused_precisely() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
-    if !dir.join("MANIFEST.tsv").is_file() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("corpus folder {} is missing", dir.display());
-        }
-        eprintln!(
-            "note: corpus folder {} is missing; skipping the corpus test",
-            dir.display()
-        );
+    let Some(dir) = corpus_or_skip("every_corpus_file_loads_or_is_refused_precisely") else {
         return;
-    }
+    };
     let rows = manifest(&dir);
     assert!(rows.len() >= 400, "manifest has {} rows", rows.len());
 
@@ -219,14 +213,9 @@ fn corpus_apps_load_as_apps() {
     use rolegate::RuleSet;
     use rolegate::testing::app_relative;
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
-    if !dir.join("MANIFEST.tsv").is_file() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("corpus folder {} is missing", dir.display());
-        }
-        eprintln!("note: corpus folder {} is missing; skipping", dir.display());
+    let Some(dir) = corpus_or_skip("corpus_apps_load_as_apps") else {
         return;
-    }
+    };
     let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     type Group = (
         BTreeMap<String, serde_json::Value>,
@@ -288,4 +277,14 @@ fn corpus_apps_load_as_apps() {
         "unexpected app refusals:\n{}",
         failures.join("\n")
     );
+}
+
+/// Without the corpus, both tests above pass with a `SKIPPED:` line that the harness does not
+/// hide, and fail under `CI=true` (each is run in a child process of this test binary).
+#[test]
+fn skips_are_visible_and_fail_under_ci() {
+    check_skip_is_visible(&[
+        "every_corpus_file_loads_or_is_refused_precisely",
+        "corpus_apps_load_as_apps",
+    ]);
 }

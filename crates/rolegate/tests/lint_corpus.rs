@@ -1,11 +1,11 @@
-//! The lint pass over every file of the real-rules corpus (`../shared/corpus/real-rules`), each
+//! The lint pass over every file of the real-rules corpus (where it is found: [`corpus_support`]), each
 //! loaded on its own with `load_single` as `tests/corpus.rs` does: it runs over the whole corpus,
 //! the number of warnings of each code is stable (the table in `docs/corpus-lints.md`), and no
 //! real app comes near a load-time limit.
 //!
 //! `ROLEGATE_CORPUS_LINTS=1 cargo test --test lint_corpus -- --nocapture` prints the table (and
 //! every warning with `ROLEGATE_CORPUS_VERBOSE=1`). When the corpus folder is missing the tests
-//! are skipped, except under `CI=true`.
+//! print a visible `SKIPPED:` line and pass, except under `CI=true`, where they fail.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,14 +16,15 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rolegate::{
     Limits, LoadOptions, Measures, RuleSet,
     lint::{LINT_CODES, check_warnings},
 };
 
-const CORPUS: &str = "../../../shared/corpus/real-rules";
+mod corpus_support;
+use corpus_support::{check_skip_is_visible, corpus_or_skip};
 
 /// Warnings per code over the corpus files: `(code, warnings, files with one)`, by code. The
 /// codes of the lint pass and the three load-time codes the issue names are listed even when no
@@ -73,20 +74,6 @@ const NAMED_LOAD_CODES: &[&str] = &[
     "undefined-function",
     "sync-incompatible-role",
 ];
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
-    if dir.join("MANIFEST.tsv").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "corpus folder {} is missing",
-        dir.display()
-    );
-    eprintln!("note: corpus folder {} is missing; skipping", dir.display());
-    None
-}
 
 struct Tally {
     files: usize,
@@ -213,7 +200,10 @@ fn table(t: &Tally) -> String {
 
 #[test]
 fn the_lint_pass_runs_over_the_whole_corpus_with_stable_counts() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = corpus_or_skip("the_lint_pass_runs_over_the_whole_corpus_with_stable_counts")
+    else {
+        return;
+    };
     let t = tally(&dir);
     if std::env::var_os("ROLEGATE_CORPUS_LINTS").is_some() {
         println!("{} files, {} loaded\n\n{}", t.files, t.loaded, table(&t));
@@ -232,7 +222,10 @@ fn the_lint_pass_runs_over_the_whole_corpus_with_stable_counts() {
 
 #[test]
 fn the_lint_pass_runs_over_the_corpus_apps_with_stable_counts() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = corpus_or_skip("the_lint_pass_runs_over_the_corpus_apps_with_stable_counts")
+    else {
+        return;
+    };
     let t = tally_apps(&dir);
     if std::env::var_os("ROLEGATE_CORPUS_LINTS").is_some() {
         println!("{} apps, {} loaded\n\n{}", t.files, t.loaded, table(&t));
@@ -248,7 +241,9 @@ fn the_lint_pass_runs_over_the_corpus_apps_with_stable_counts() {
 
 #[test]
 fn no_real_app_comes_near_a_limit() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = corpus_or_skip("no_real_app_comes_near_a_limit") else {
+        return;
+    };
     let m = tally(&dir).most;
     let l = Limits::default();
     // A tenth of each default at most: the defaults leave real apps a wide margin.
@@ -258,4 +253,15 @@ fn no_real_app_comes_near_a_limit() {
     assert!(m.array_operand * 10 <= l.max_array_operand, "{m:?}");
     assert!(m.roles * 10 <= l.max_roles, "{m:?}");
     assert!(m.filters * 10 <= l.max_filters, "{m:?}");
+}
+
+/// Without the corpus, the three tests above pass with a `SKIPPED:` line that the harness does
+/// not hide, and fail under `CI=true`.
+#[test]
+fn skips_are_visible_and_fail_under_ci() {
+    check_skip_is_visible(&[
+        "the_lint_pass_runs_over_the_whole_corpus_with_stable_counts",
+        "the_lint_pass_runs_over_the_corpus_apps_with_stable_counts",
+        "no_real_app_comes_near_a_limit",
+    ]);
 }

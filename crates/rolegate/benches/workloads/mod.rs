@@ -11,8 +11,8 @@
 //!   committed `documents*.jsonl` files are prefixes of them, small enough to commit and to feed
 //!   to `rolegate bench`.
 //!
-//! W4 is the real corpus at `../shared/corpus/real-rules/`, read at bench time ([`corpus`]),
-//! never copied into the repository.
+//! W4 is the real-rules corpus, outside the repository ([`corpus_dir`]), read at bench time
+//! ([`corpus`]), never copied into the repository.
 //!
 //! Every generated value round-trips through relaxed Extended JSON (int64 values lie outside the
 //! int32 range, doubles have fractions), so a document read back from a `.jsonl` file is the
@@ -61,9 +61,14 @@ pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data")
 }
 
-/// The real-rules corpus folder (outside the repository).
+/// The real-rules corpus folder (outside the repository): `ROLEGATE_CORPUS_DIR` when set, else
+/// the shared checkout beside the repository (as the corpus tests find it,
+/// `tests/corpus_support/mod.rs`).
 pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-rules")
+    match std::env::var_os("ROLEGATE_CORPUS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-rules"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,14 +617,17 @@ pub struct CorpusFile {
     pub json: Value,
 }
 
-/// The real corpus, or `None` (with a note on stderr) when `../shared` is missing.
+/// The real corpus, or `None` when it is missing, after a `SKIPPED:` line on the real stderr
+/// (as the corpus tests do; `eprintln!` would be captured when a test harness runs this).
 pub fn corpus() -> Option<Vec<CorpusFile>> {
     let dir = corpus_dir();
     let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
-        eprintln!(
-            "note: corpus folder {} is missing; skipping W4",
+        let line = format!(
+            "SKIPPED: W4 needs the real-rules corpus (MANIFEST.tsv) in {}; set ROLEGATE_CORPUS_DIR \
+             to its folder to run it\n",
             dir.display()
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         return None;
     };
     let mut files = Vec::new();
