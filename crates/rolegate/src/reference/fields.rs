@@ -29,7 +29,8 @@
 use bson::{Bson, Document};
 
 use super::{Failure, Trace};
-use crate::rules::{FieldPermissions, FieldTree};
+use crate::error::Place;
+use crate::rules::{FieldPermissions, FieldTree, Role};
 use crate::value::Bindings;
 use crate::value::compare::identical;
 
@@ -38,6 +39,42 @@ use crate::value::compare::identical;
 pub(crate) struct Inherited {
     pub read: Option<bool>,
     pub write: Option<bool>,
+}
+
+/// Where the rules of one level of a field tree are, for the places of explanations: the role
+/// or field rule that holds the level's `fields` and `additional_fields`, and where the
+/// permissions a parent decided for the whole level were decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Level<'a> {
+    pub holder: &'a Place,
+    /// The rule whose `read` the level inherits (`None`: not inherited).
+    pub read_from: Option<&'a Place>,
+}
+
+impl<'a> Level<'a> {
+    /// The top level of `role`'s field tree.
+    pub fn role(role: &'a Role) -> Self {
+        Level {
+            holder: &role.place,
+            read_from: role.read.as_ref().map(|r| &r.place),
+        }
+    }
+
+    /// The place of the rule that denied `key` at this level: the `read`/`write` that was
+    /// false (`decided_at`), else the field's rule (which grants nothing), else the level's
+    /// `additional_fields` (absent or granting nothing).
+    fn denier(&self, tree: &FieldTree, key: &str, decided_at: Option<&Place>) -> Place {
+        match (decided_at, tree.get(key)) {
+            (Some(place), _) => place.clone(),
+            (None, Some(rule)) => rule.place.clone(),
+            (None, None) => match tree.additional.as_ref() {
+                Some(FieldPermissions {
+                    read: Some(r), ..
+                }) => r.place.clone(),
+                _ => self.holder.key("additional_fields"),
+            },
+        }
+    }
 }
 
 fn bind<'a>(base: &Bindings<'a>, this: Option<&'a Bson>, prev: Option<&'a Bson>) -> Bindings<'a> {
@@ -95,6 +132,7 @@ pub(crate) fn redact(
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     prefix: &str,
+    level: Level<'_>,
 ) -> Result<Document, Failure> {
     let mut out = Document::new();
     for (key, value) in doc {
@@ -118,9 +156,18 @@ pub(crate) fn redact(
             continue;
         }
         let fully_decided = decided.read.is_some() && decided.write.is_some();
-        let kept = match nested {
-            Some(nested) if !fully_decided && !nested.is_empty() => {
-                redact_value(nested, value, decided, base, trace, &path)?
+        // Where this field's `read` was decided, when it was (a parent's, or its own rule's).
+        let read_from = match inherited.read {
+            Some(_) => level.read_from,
+            None => perms.and_then(|p| p.read.as_ref()).map(|r| &r.place),
+        };
+        let kept = match (nested, tree.get(key)) {
+            (Some(nested), Some(rule)) if !fully_decided && !nested.is_empty() => {
+                let inner = Level {
+                    holder: &rule.place,
+                    read_from,
+                };
+                redact_value(nested, value, decided, base, trace, &path, inner)?
             }
             _ => None,
         };
@@ -128,7 +175,13 @@ pub(crate) fn redact(
             Some(v) => {
                 out.insert(key.clone(), v);
             }
-            None => trace.note(None, || format!("field `{path}` is not readable; removed")),
+            None => trace.note_at(|| {
+                let decided_at = read_from.filter(|_| decided.read == Some(false));
+                (
+                    Some(level.denier(tree, key, decided_at)),
+                    format!("field `{path}` is not readable; removed"),
+                )
+            }),
         }
     }
     Ok(out)
@@ -142,17 +195,26 @@ fn redact_value(
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     path: &str,
+    level: Level<'_>,
 ) -> Result<Option<Bson>, Failure> {
     match value {
         Bson::Document(d) => {
-            let sub = redact(tree, d, inherited, base, trace, path)?;
+            let sub = redact(tree, d, inherited, base, trace, path, level)?;
             Ok((!sub.is_empty()).then_some(Bson::Document(sub)))
         }
         Bson::Array(items) => {
             let mut kept = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 if let Bson::Document(d) = item {
-                    let sub = redact(tree, d, inherited, base, trace, &format!("{path}.{i}"))?;
+                    let sub = redact(
+                        tree,
+                        d,
+                        inherited,
+                        base,
+                        trace,
+                        &format!("{path}.{i}"),
+                        level,
+                    )?;
                     if !sub.is_empty() {
                         kept.push(Bson::Document(sub));
                     }
@@ -231,6 +293,7 @@ pub(crate) fn all_writable(
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     prefix: &str,
+    level: Level<'_>,
 ) -> Result<bool, Failure> {
     for change in changes(prev, this, all) {
         let path = join(prefix, change.key);
@@ -249,21 +312,40 @@ pub(crate) fn all_writable(
             false,
         )?
         .write;
-        let ok = match (write, nested) {
-            (Some(w), _) => w,
-            (None, Some(nested)) if !nested.is_empty() => nested_writable(
-                nested,
-                change.prev,
-                change.this,
-                change.whole,
-                base,
-                trace,
-                &path,
-            )?,
-            (None, _) => false,
+        let ok = match (write, nested, tree.get(change.key)) {
+            (Some(w), _, _) => w,
+            (None, Some(nested), Some(rule)) if !nested.is_empty() => {
+                let inner = Level {
+                    holder: &rule.place,
+                    read_from: None,
+                };
+                nested_writable(
+                    nested,
+                    change.prev,
+                    change.this,
+                    change.whole,
+                    base,
+                    trace,
+                    &path,
+                    inner,
+                )?
+            }
+            (None, _, _) => false,
         };
         if !ok {
-            trace.note(None, || format!("field `{path}` is not writable"));
+            trace.note_at(|| {
+                let decided_at = match write {
+                    Some(false) => perms.and_then(|p| p.write.as_ref()).map(|r| &r.place),
+                    _ => None,
+                };
+                let place = match (decided_at, perms, tree.get(change.key)) {
+                    (Some(place), _, _) => place.clone(),
+                    (None, _, Some(rule)) => rule.place.clone(),
+                    (None, Some(FieldPermissions { write: Some(w), .. }), None) => w.place.clone(),
+                    (None, _, None) => level.holder.key("additional_fields"),
+                };
+                (Some(place), format!("field `{path}` is not writable"))
+            });
             return Ok(false);
         }
     }
@@ -288,6 +370,7 @@ fn nested_writable(
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     path: &str,
+    level: Level<'_>,
 ) -> Result<bool, Failure> {
     match (prev, this) {
         (Some(Bson::Array(p)), Some(Bson::Array(t))) => {
@@ -308,6 +391,7 @@ fn nested_writable(
                     base,
                     trace,
                     &elem_path,
+                    level,
                 )? {
                     return Ok(false);
                 }
@@ -325,7 +409,8 @@ fn nested_writable(
                 } else {
                     (None, Some(d))
                 };
-                if !all_writable(tree, pd, td, true, base, trace, &format!("{path}.{i}"))? {
+                let elem_path = format!("{path}.{i}");
+                if !all_writable(tree, pd, td, true, base, trace, &elem_path, level)? {
                     return Ok(false);
                 }
             }
@@ -343,6 +428,7 @@ fn nested_writable(
                 base,
                 trace,
                 path,
+                level,
             )
         }
     }

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod ejson;
 pub mod eval;
 pub mod path;
+pub(crate) mod quote;
 
 pub use compare::{bson_cmp, bson_equal, bson_equal_args};
 pub use ejson::{bson_from_json, bson_to_json, document_from_json};
