@@ -22,8 +22,22 @@ pub const TRUNCATED: &str = "...(truncated)";
 
 /// `v` as relaxed Extended JSON, cut to about [`MAX_QUOTE`] characters (module docs).
 pub fn quote(v: &Bson) -> String {
+    quote_within(v, MAX_QUOTE)
+}
+
+/// `v` as relaxed Extended JSON, cut to about `limit` characters.
+pub fn quote_within(v: &Bson, limit: usize) -> String {
     let mut out = String::new();
-    if !write_value(v, &mut out, MAX_QUOTE) {
+    if !write_value(v, &mut out, limit) {
+        out.push_str(TRUNCATED);
+    }
+    out
+}
+
+/// The document `d` as relaxed Extended JSON, cut to about `limit` characters.
+pub fn quote_document_within(d: &bson::Document, limit: usize) -> String {
+    let mut out = String::new();
+    if !write_document(d, &mut out, limit) {
         out.push_str(TRUNCATED);
     }
     out
