@@ -93,12 +93,12 @@ use bson::{Bson, Document};
 
 use crate::context::RequestContext;
 use crate::expr::{Expansion, Expr, Operand, Root};
+use crate::outcome::Explanation;
 use crate::query::memory::compile_query;
 use crate::query::reads::{FieldSet, RuleFields};
 use crate::rules::Filter;
 use crate::value::compare::truthy;
 use crate::value::ejson::type_name;
-use crate::outcome::Explanation;
 use crate::value::eval::{
     Bindings, EvalError, eval_expansion, eval_expr, eval_expr_explained, eval_operand,
 };

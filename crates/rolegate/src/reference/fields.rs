@@ -46,6 +46,8 @@ pub(crate) struct Inherited {
 /// permissions a parent decided for the whole level were decided.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Level<'a> {
+    /// The level's `fields` and `additional_fields`.
+    pub tree: &'a FieldTree,
     pub holder: &'a Place,
     /// The rule whose `read` the level inherits (`None`: not inherited).
     pub read_from: Option<&'a Place>,
@@ -55,6 +57,7 @@ impl<'a> Level<'a> {
     /// The top level of `role`'s field tree.
     pub fn role(role: &'a Role) -> Self {
         Level {
+            tree: &role.fields,
             holder: &role.place,
             read_from: role.read.as_ref().map(|r| &r.place),
         }
@@ -63,14 +66,13 @@ impl<'a> Level<'a> {
     /// The place of the rule that denied `key` at this level: the `read`/`write` that was
     /// false (`decided_at`), else the field's rule (which grants nothing), else the level's
     /// `additional_fields` (absent or granting nothing).
-    fn denier(&self, tree: &FieldTree, key: &str, decided_at: Option<&Place>) -> Place {
+    fn denier(&self, key: &str, decided_at: Option<&Place>) -> Place {
+        let tree = self.tree;
         match (decided_at, tree.get(key)) {
             (Some(place), _) => place.clone(),
             (None, Some(rule)) => rule.place.clone(),
             (None, None) => match tree.additional.as_ref() {
-                Some(FieldPermissions {
-                    read: Some(r), ..
-                }) => r.place.clone(),
+                Some(FieldPermissions { read: Some(r), .. }) => r.place.clone(),
                 _ => self.holder.key("additional_fields"),
             },
         }
@@ -126,7 +128,6 @@ fn decide(
 
 /// The readable part of `doc` under `tree` (reads: `%%this` = `%%prev` = the stored value).
 pub(crate) fn redact(
-    tree: &FieldTree,
     doc: &Document,
     inherited: Inherited,
     base: &Bindings<'_>,
@@ -134,6 +135,7 @@ pub(crate) fn redact(
     prefix: &str,
     level: Level<'_>,
 ) -> Result<Document, Failure> {
+    let tree = level.tree;
     let mut out = Document::new();
     for (key, value) in doc {
         let path = join(prefix, key);
@@ -164,10 +166,11 @@ pub(crate) fn redact(
         let kept = match (nested, tree.get(key)) {
             (Some(nested), Some(rule)) if !fully_decided && !nested.is_empty() => {
                 let inner = Level {
+                    tree: nested,
                     holder: &rule.place,
                     read_from,
                 };
-                redact_value(nested, value, decided, base, trace, &path, inner)?
+                redact_value(value, decided, base, trace, &path, inner)?
             }
             _ => None,
         };
@@ -178,7 +181,7 @@ pub(crate) fn redact(
             None => trace.note_at(|| {
                 let decided_at = read_from.filter(|_| decided.read == Some(false));
                 (
-                    Some(level.denier(tree, key, decided_at)),
+                    Some(level.denier(key, decided_at)),
                     format!("field `{path}` is not readable; removed"),
                 )
             }),
@@ -189,7 +192,6 @@ pub(crate) fn redact(
 
 /// Redacts an embedded value under nested rules; `None` when nothing of it is readable.
 fn redact_value(
-    tree: &FieldTree,
     value: &Bson,
     inherited: Inherited,
     base: &Bindings<'_>,
@@ -199,22 +201,14 @@ fn redact_value(
 ) -> Result<Option<Bson>, Failure> {
     match value {
         Bson::Document(d) => {
-            let sub = redact(tree, d, inherited, base, trace, path, level)?;
+            let sub = redact(d, inherited, base, trace, path, level)?;
             Ok((!sub.is_empty()).then_some(Bson::Document(sub)))
         }
         Bson::Array(items) => {
             let mut kept = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 if let Bson::Document(d) = item {
-                    let sub = redact(
-                        tree,
-                        d,
-                        inherited,
-                        base,
-                        trace,
-                        &format!("{path}.{i}"),
-                        level,
-                    )?;
+                    let sub = redact(d, inherited, base, trace, &format!("{path}.{i}"), level)?;
                     if !sub.is_empty() {
                         kept.push(Bson::Document(sub));
                     }
@@ -286,7 +280,6 @@ fn reordered(prev: &Document, this: &Document) -> bool {
 /// True when every field written between `prev` and `this` is writable under `tree`.
 /// `all` marks every field as written (inserts, deletes).
 pub(crate) fn all_writable(
-    tree: &FieldTree,
     prev: Option<&Document>,
     this: Option<&Document>,
     all: bool,
@@ -295,6 +288,7 @@ pub(crate) fn all_writable(
     prefix: &str,
     level: Level<'_>,
 ) -> Result<bool, Failure> {
+    let tree = level.tree;
     for change in changes(prev, this, all) {
         let path = join(prefix, change.key);
         let bindings = bind(base, change.this, change.prev);
@@ -316,11 +310,11 @@ pub(crate) fn all_writable(
             (Some(w), _, _) => w,
             (None, Some(nested), Some(rule)) if !nested.is_empty() => {
                 let inner = Level {
+                    tree: nested,
                     holder: &rule.place,
                     read_from: None,
                 };
                 nested_writable(
-                    nested,
                     change.prev,
                     change.this,
                     change.whole,
@@ -363,7 +357,6 @@ pub(crate) fn as_doc(v: Option<&Bson>) -> Result<Option<&Document>, ()> {
 
 /// Write check of an embedded value under nested rules (element-wise for arrays).
 fn nested_writable(
-    tree: &FieldTree,
     prev: Option<&Bson>,
     this: Option<&Bson>,
     all: bool,
@@ -384,7 +377,6 @@ fn nested_writable(
                     return Ok(false);
                 };
                 if !all_writable(
-                    tree,
                     pd,
                     td,
                     all || pd.is_none() || td.is_none(),
@@ -410,7 +402,7 @@ fn nested_writable(
                     (None, Some(d))
                 };
                 let elem_path = format!("{path}.{i}");
-                if !all_writable(tree, pd, td, true, base, trace, &elem_path, level)? {
+                if !all_writable(pd, td, true, base, trace, &elem_path, level)? {
                     return Ok(false);
                 }
             }
@@ -421,7 +413,6 @@ fn nested_writable(
                 return Ok(false);
             };
             all_writable(
-                tree,
                 pd,
                 td,
                 all || pd.is_none() || td.is_none(),

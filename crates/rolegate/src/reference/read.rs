@@ -119,7 +119,7 @@ fn decide(
     });
     let inherited = Inherited { read: None, write };
     let level = fields::Level::role(role);
-    let redacted = fields::redact(&role.fields, doc, inherited, bindings, trace, "", level)?;
+    let redacted = fields::redact(doc, inherited, bindings, trace, "", level)?;
     if redacted.is_empty() {
         trace.note(Some(&role.place), || {
             "no field is readable; withheld".to_string()

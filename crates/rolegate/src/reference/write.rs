@@ -259,7 +259,7 @@ pub(crate) fn permitted(
                 WriteKind::Update => (pre, post, false),
                 WriteKind::Delete => (pre, pre, true),
             };
-            fields::all_writable(&role.fields, fp, ft, all, &b, trace, "", fields::Level::role(role))?
+            fields::all_writable(fp, ft, all, &b, trace, "", fields::Level::role(role))?
         }
     };
     if !all_fields {

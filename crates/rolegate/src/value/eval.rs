@@ -315,8 +315,7 @@ impl Comparisons {
 
     fn finish(mut self) -> Vec<String> {
         if self.more > 0 {
-            self.lines
-                .push(format!("... and {} more tests", self.more));
+            self.lines.push(format!("... and {} more tests", self.more));
         }
         self.lines
     }
