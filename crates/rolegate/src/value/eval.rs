@@ -243,8 +243,7 @@ pub fn eval_expr_with(
 /// `%function` calls), and also returns the values each test compared, for explanations: one
 /// line per test evaluated, e.g. `owner_id: "u2" (document) vs "u1" (%%user.id) => false`, at
 /// most [`MAX_COMPARED`] lines (then one line saying how many more), each value quoted in at
-/// most about [`crate::value::quote::MAX_QUOTE`] characters. Detailed view only: the lines
-/// quote document values.
+/// most about 80 characters. Detailed view only: the lines quote document values.
 pub fn eval_expr_explained(
     expr: &Expr,
     bindings: &Bindings<'_>,
