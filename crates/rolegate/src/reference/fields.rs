@@ -109,7 +109,7 @@ fn decide(
         (None, true) => trace.eval_opt(
             perms.read.as_ref(),
             bindings,
-            &format!("read of field `{path}`"),
+            format_args!("read of field `{path}`"),
         )?,
         (None, false) => None,
     };
@@ -120,7 +120,7 @@ fn decide(
         None => trace.eval_opt(
             perms.write.as_ref(),
             bindings,
-            &format!("write of field `{path}`"),
+            format_args!("write of field `{path}`"),
         )?,
     };
     Ok(Inherited { read, write })

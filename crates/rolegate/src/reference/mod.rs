@@ -68,14 +68,15 @@ impl<'a> Trace<'a> {
         }
     }
 
-    /// Evaluates `rule` (named `what` in the explanation) under `bindings`. With explanations
+    /// Evaluates `rule` (named `what` in the explanation, formatted only when explanations are
+    /// on) under `bindings`. With explanations
     /// on, a rule that is false (or fails) is followed by the values its tests compared
     /// ([`eval_expr_explained`]), at the rule's place.
     pub fn eval(
         &mut self,
         rule: &Rule,
         bindings: &Bindings<'_>,
-        what: &str,
+        what: impl std::fmt::Display,
     ) -> Result<bool, Failure> {
         let (result, compared) = if self.explain {
             eval_expr_explained(&rule.expr, bindings)
@@ -115,7 +116,7 @@ impl<'a> Trace<'a> {
         &mut self,
         rule: Option<&Rule>,
         bindings: &Bindings<'_>,
-        what: &str,
+        what: impl std::fmt::Display,
     ) -> Result<Option<bool>, Failure> {
         rule.map(|r| self.eval(r, bindings, what)).transpose()
     }
@@ -126,7 +127,7 @@ impl<'a> Trace<'a> {
         rule: Option<&Rule>,
         default: bool,
         bindings: &Bindings<'_>,
-        what: &str,
+        what: impl std::fmt::Display,
     ) -> Result<bool, Failure> {
         Ok(self.eval_opt(rule, bindings, what)?.unwrap_or(default))
     }

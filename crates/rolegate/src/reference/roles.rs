@@ -19,8 +19,8 @@ pub(crate) fn select<'r>(
         });
     }
     for role in roles {
-        let what = format!("apply_when of role `{}`", role.name);
-        if trace.eval(&role.apply_when, bindings, &what)? {
+        let what = format_args!("apply_when of role `{}`", role.name);
+        if trace.eval(&role.apply_when, bindings, what)? {
             trace.note(Some(&role.place), || {
                 format!("role `{}` applies", role.name)
             });

@@ -204,7 +204,11 @@ pub(crate) fn write_gate(
                 prev: None,
                 whole: None,
             };
-            if !trace.eval(rule, &b, &format!("document_filters.write on the {image}"))? {
+            if !trace.eval(
+                rule,
+                &b,
+                format_args!("document_filters.write on the {image}"),
+            )? {
                 return Ok(false);
             }
         }
