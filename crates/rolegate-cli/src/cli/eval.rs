@@ -102,7 +102,9 @@ pub struct EvalArgs {
     /// The request: the same object as a conformance case's `request`.
     #[arg(long, value_name = "REQ.json")]
     pub request: Option<PathBuf>,
-    /// Explain every decision step by step, naming the rules.
+    /// Explain every decision step by step: each rule with its file and JSON path, the values
+    /// a false rule compared, why each filter applied or not. For operators: it quotes
+    /// document and user values.
     #[arg(long)]
     pub explain: bool,
     /// Exit with 1 when a document is withheld, a write refused or the request fails
