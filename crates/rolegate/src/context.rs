@@ -94,15 +94,50 @@ impl MockFunctions {
     }
 }
 
+/// How many argument lists of a mock a "no result" error shows (the rest are counted).
+const MAX_MOCKS_SHOWN: usize = 5;
+
+/// About how many characters of one argument list a "no result" error quotes.
+const MAX_ARGS_QUOTED: usize = 160;
+
 impl FunctionHost for MockFunctions {
+    /// The mocked result; otherwise an error that says why (detailed view: it quotes the
+    /// arguments, which may hold document values): an unknown function names the mocked ones,
+    /// and a call without a matching mock shows the arguments it was called with and the
+    /// argument lists the mock has (each quoted in a bounded number of characters).
     fn call(&self, name: &str, arguments: &[Bson]) -> Result<Bson, String> {
         let Some(list) = self.calls.get(name) else {
-            return Err(format!("function `{name}` is not defined by the host"));
+            let known: Vec<String> = self.calls.keys().map(|k| format!("`{k}`")).collect();
+            let known = match known.is_empty() {
+                true => "none".to_string(),
+                false => known.join(", "),
+            };
+            return Err(format!(
+                "function `{name}` is not defined by the host (mocked functions: {known})"
+            ));
         };
-        list.iter()
+        if let Some((_, result)) = list
+            .iter()
             .find(|(args, _)| crate::value::bson_equal_args(args, arguments))
-            .map(|(_, r)| r.clone())
-            .ok_or_else(|| format!("function `{name}` has no result for these arguments"))
+        {
+            return Ok(result.clone());
+        }
+        let quote = |args: &[Bson]| {
+            crate::value::quote::quote_within(&Bson::Array(args.to_vec()), MAX_ARGS_QUOTED)
+        };
+        let mut mocked: Vec<String> = list
+            .iter()
+            .take(MAX_MOCKS_SHOWN)
+            .map(|(args, _)| quote(args))
+            .collect();
+        if list.len() > MAX_MOCKS_SHOWN {
+            mocked.push(format!("... {} more", list.len() - MAX_MOCKS_SHOWN));
+        }
+        Err(format!(
+            "the mock of `{name}` has no result for the arguments {}; it has results for {}",
+            quote(arguments),
+            mocked.join(", ")
+        ))
     }
 }
 

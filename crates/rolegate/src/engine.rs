@@ -841,7 +841,18 @@ impl<'c> PreparedRequest<'_, 'c> {
             fields,
             max_depth: self.limits.max_document_depth,
         };
-        let mut plan = plan::plan(input, client_query, client_projection, self.context)?;
+        let mut plan = plan::plan_explained(
+            input,
+            client_query,
+            client_projection,
+            self.context,
+            self.explain,
+        )?;
+        if self.explain && self.context.is_system() {
+            plan.explanation = Explanation::default();
+            plan.explanation
+                .push(None, "the system user bypasses every filter");
+        }
         plan.set_issuer(self.issuer());
         Ok(plan)
     }
@@ -909,9 +920,13 @@ impl<'c> PreparedRequest<'_, 'c> {
                 Ok(false) => {
                     let mut outcome = ReadOutcome::withheld(None);
                     if self.explain {
-                        outcome
-                            .explanation
-                            .push(None, "the filters' queries do not select this document");
+                        outcome.explanation.push(
+                            None,
+                            format!(
+                                "the queries of the applied filters ({}) do not select this document",
+                                plan.applied.join(", ")
+                            ),
+                        );
                     }
                     return not_selected(outcome);
                 }

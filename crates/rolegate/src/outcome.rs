@@ -11,8 +11,9 @@
 //!   [`WriteError::detail`]), the [`Explanation`], and the `Display` text of
 //!   [`PlanError`] and [`EvalError`]. They name rule files and JSON paths and may quote the
 //!   values compared — document values the user's role hides (a `%stringToOid` failure quotes
-//!   the field's text; an explanation names every field it hides). **Never send them to a
-//!   client.**
+//!   the field's text; an explanation names every field it hides and quotes the values a false
+//!   rule compared; a function mock's error quotes its arguments). Quoted values are cut short
+//!   (`...(truncated)`). **Never send them to a client.**
 //! * the **client-safe view**, [`ClientError`] (`client_error()` on every outcome and error):
 //!   an error code and a fixed generic message per code. Both are `&'static str`, so a client
 //!   error cannot carry a document value, a rule name or any other runtime text — by
@@ -41,6 +42,12 @@ pub struct Step {
 }
 
 /// Why a decision came out as it did, in order. Empty unless explanations were asked for.
+///
+/// Each rule evaluated is a step at its place (`apply_when of role `owner` is false`); a rule
+/// that is false or fails is followed by one step per test it evaluated, with the values
+/// compared (`values compared: owner_id: "u2" (document) vs "u1" (%%user.id) => false`; at
+/// most eight, then a count of the rest); the steps that deny (a field removed, `read` false,
+/// document filters, no role) carry the place of the rule that denied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Explanation {
     pub steps: Vec<Step>,

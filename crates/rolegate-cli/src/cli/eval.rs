@@ -30,6 +30,14 @@
 //! `--engine compiled` (the default) or `--engine reference` chooses the evaluator; both give the
 //! same decisions (with `--explain`, the steps are recorded by the reference evaluator).
 //!
+//! `--explain` adds, for operators: under the plan, why each filter applied or not (its
+//! `apply_when` result, the values compared when false, the query and projection an applied
+//! filter adds); per document, each rule evaluated with its place (file and JSON path), the
+//! values compared when a rule is false (`owner_id: "u2" (document) vs "u1" (%%user.id) =>
+//! false`, long values cut with `...(truncated)`), the rule that denied each removed field, and
+//! why a document the plan does not select is left out. The JSON output gives each step as
+//! `{message, rule, file, path}`.
+//!
 //! `%%values` are the app's plain values overlaid with the request's `values`; an `environment`
 //! given by tag only takes its values from the app's `environments/<tag>.json`.
 //!
@@ -94,7 +102,9 @@ pub struct EvalArgs {
     /// The request: the same object as a conformance case's `request`.
     #[arg(long, value_name = "REQ.json")]
     pub request: Option<PathBuf>,
-    /// Explain every decision step by step, naming the rules.
+    /// Explain every decision step by step: each rule with its file and JSON path, the values
+    /// a false rule compared, why each filter applied or not. For operators: it quotes
+    /// document and user values.
     #[arg(long)]
     pub explain: bool,
     /// Exit with 1 when a document is withheld, a write refused or the request fails
@@ -143,7 +153,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     if matches!(args.action, EvalAction::Read | EvalAction::Search) {
         match query_plan(&engine, inputs.request())? {
             Ok(plan) => {
-                print_plan(&plan, args.format, out)?;
+                print_plan(&plan, args, out)?;
                 let query = mql::compile_query(&plan.store_query).map_err(|e| {
                     CliError::new(format!("the store query is not a valid MongoDB query: {e}"))
                 })?;
@@ -173,12 +183,34 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                     Ok(true) => {
                         let stored = mql::project(&plan.store_projection, &item.doc);
                         let planned = engine.read_for(plan, &stored);
-                        let o = planned.selected.then_some(&planned.outcome);
+                        let o = match planned.selected {
+                            true => Ok(&planned.outcome),
+                            false => Err(planned.outcome.explanation.clone()),
+                        };
                         print_read(n, item, o, args, out)?;
-                        o.is_some_and(|o| o.visible)
+                        planned.selected && planned.outcome.visible
                     }
                     Ok(false) => {
-                        print_read(n, item, None, args, out)?;
+                        let mut why = Explanation::default();
+                        if args.explain {
+                            why.push(
+                                None,
+                                format!(
+                                    "the store query {} does not select this document",
+                                    document_to_json(&plan.store_query)
+                                ),
+                            );
+                            if !plan.applied.is_empty() {
+                                why.push(
+                                    None,
+                                    format!(
+                                        "it holds the queries of the applied filters: {}",
+                                        plan.applied.join(", ")
+                                    ),
+                                );
+                            }
+                        }
+                        print_read(n, item, Err(why), args, out)?;
                         false
                     }
                     Err(e) => {
@@ -297,12 +329,12 @@ fn query_plan(
     Ok(engine.query_plan(query.as_ref(), projection.as_ref()))
 }
 
-fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
+fn print_plan(plan: &QueryPlan, args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let store_query = document_to_json(&plan.store_query);
     let store_projection = document_to_json(&plan.store_projection);
     let query = document_to_json(plan.merged_query());
     let projection = document_to_json(plan.output_projection());
-    match format {
+    match args.format {
         Format::Human => {
             let applied = if plan.applied.is_empty() {
                 "none".to_string()
@@ -315,18 +347,27 @@ fn print_plan(plan: &QueryPlan, format: Format, out: &mut dyn Write) -> Result<(
             emit(out, format_args!("  store projection:  {store_projection}"))?;
             emit(out, format_args!("  query:             {query}"))?;
             emit(out, format_args!("  output projection: {projection}"))?;
+            if args.explain {
+                print_explanation(&plan.explanation, out)?;
+            }
             emit(out, "")
         }
-        Format::Json => emit(
-            out,
-            json!({"plan": {
+        Format::Json => {
+            let mut v = json!({
                 "applied": plan.applied,
                 "store_query": store_query,
                 "store_projection": store_projection,
                 "query": query,
                 "projection": projection,
-            }}),
-        ),
+            });
+            if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
+                m.insert(
+                    "explanation".to_string(),
+                    explanation_json(&plan.explanation),
+                );
+            }
+            emit(out, json!({ "plan": v }))
+        }
     }
 }
 
@@ -344,7 +385,14 @@ fn explanation_json(e: &Explanation) -> Value {
     Value::Array(
         e.steps
             .iter()
-            .map(|s| json!({"message": s.message, "rule": s.place.as_ref().map(ToString::to_string)}))
+            .map(|s| {
+                json!({
+                    "message": s.message,
+                    "rule": s.place.as_ref().map(ToString::to_string),
+                    "file": s.place.as_ref().map(|p| p.file.to_string()),
+                    "path": s.place.as_ref().map(|p| p.json_path.clone()),
+                })
+            })
             .collect(),
     )
 }
@@ -357,28 +405,41 @@ fn print_explanation(e: &Explanation, out: &mut dyn Write) -> Result<(), CliErro
     Ok(())
 }
 
-/// Prints a read decision; `None` when the query plan does not select the document.
+/// Prints a read decision; `Err(why)` when the query plan does not select the document (`why`
+/// is shown with `--explain`).
 fn print_read(
     n: usize,
     item: &Item,
-    o: Option<&ReadOutcome>,
+    o: Result<&ReadOutcome, Explanation>,
     args: &EvalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let Some(o) = o else {
-        return match args.format {
-            Format::Human => emit(
-                out,
-                format_args!(
-                    "document {n} ({}): not selected by the query plan: withheld",
-                    item.label
-                ),
-            ),
-            Format::Json => emit(
-                out,
-                json!({"document": n, "source": item.label, "selected": false, "visible": false}),
-            ),
-        };
+    let o = match o {
+        Ok(o) => o,
+        Err(why) => {
+            return match args.format {
+                Format::Human => {
+                    emit(
+                        out,
+                        format_args!(
+                            "document {n} ({}): not selected by the query plan: withheld",
+                            item.label
+                        ),
+                    )?;
+                    if args.explain {
+                        print_explanation(&why, out)?;
+                    }
+                    Ok(())
+                }
+                Format::Json => {
+                    let mut v = json!({"document": n, "source": item.label, "selected": false, "visible": false});
+                    if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
+                        m.insert("explanation".to_string(), explanation_json(&why));
+                    }
+                    emit(out, v)
+                }
+            };
+        }
     };
     match args.format {
         Format::Human => {

@@ -15,5 +15,7 @@ pub mod reads;
 mod tests;
 
 pub use memory::RunError;
-pub use plan::{PlanError, QueryPlan, plan};
+pub use plan::{PlanError, QueryPlan};
+#[cfg(test)]
+pub use plan::plan;
 pub use reads::RuleFields;

@@ -93,12 +93,16 @@ use bson::{Bson, Document};
 
 use crate::context::RequestContext;
 use crate::expr::{Expansion, Expr, Operand, Root};
+use crate::outcome::Explanation;
 use crate::query::memory::compile_query;
 use crate::query::reads::{FieldSet, RuleFields};
 use crate::rules::Filter;
 use crate::value::compare::truthy;
 use crate::value::ejson::type_name;
-use crate::value::eval::{Bindings, EvalError, eval_expansion, eval_expr, eval_operand};
+use crate::value::eval::{
+    Bindings, EvalError, eval_expansion, eval_expr, eval_expr_explained, eval_operand,
+};
+use crate::value::quote::quote_document_within;
 
 /// What to send to the database for one read request, and what [`crate::PreparedRequest::read_for`]
 /// applies to each stored document it returns (module docs).
@@ -130,6 +134,11 @@ pub struct QueryPlan {
     /// The request that made the plan (set by [`crate::PreparedRequest::query_plan`]); `read_for`
     /// refuses a plan made for another collection or request.
     issuer: Option<PlanIssuer>,
+    /// **Detailed view** (empty unless explanations were asked for): why each filter applied or
+    /// not — its `apply_when` result, the values it compared when false, and for an applied
+    /// filter the query (expansions substituted) and projection it adds, each at the filter's
+    /// place. It may quote request values; for operators only.
+    pub explanation: Explanation,
 }
 
 /// Identifies the collection rules and request context a plan was made for.
@@ -447,12 +456,29 @@ pub struct PlanInput<'a> {
 
 /// Decides which filters apply to a request and builds the plan (module docs): the client query
 /// and projection are checked first, then the filters' `apply_when`s are evaluated.
+#[cfg(test)]
 pub fn plan(
     input: PlanInput<'_>,
     client_query: Option<&Document>,
     client_projection: Option<&Document>,
     request: &RequestContext,
 ) -> Result<QueryPlan, PlanError> {
+    plan_explained(input, client_query, client_projection, request, false)
+}
+
+/// How many characters of a filter's query or projection an explanation quotes.
+const MAX_QUOTED_QUERY: usize = 240;
+
+/// The plan (see `plan`), with [`QueryPlan::explanation`] recorded when `explain` is true (the plan is the
+/// same either way).
+pub fn plan_explained(
+    input: PlanInput<'_>,
+    client_query: Option<&Document>,
+    client_projection: Option<&Document>,
+    request: &RequestContext,
+    explain: bool,
+) -> Result<QueryPlan, PlanError> {
+    let mut explanation = Explanation::default();
     let client_query = client_query.filter(|q| !q.is_empty());
     let client_projection = client_projection.filter(|p| !p.is_empty());
     if let Some(q) = client_query {
@@ -472,17 +498,59 @@ pub fn plan(
     let mut applied = Vec::new();
     let mut filter_queries: Vec<Document> = Vec::new();
     let mut projections: Vec<(String, &Document)> = Vec::new();
+    if explain && input.filters.is_empty() {
+        explanation.push(None, "no filters govern this collection");
+    }
     for filter in input.filters {
-        let applies =
-            eval_expr(&filter.apply_when.expr, &bindings).map_err(|error| PlanError::Eval {
-                filter: filter.name.clone(),
-                error,
-            })?;
+        let (result, compared) = if explain {
+            eval_expr_explained(&filter.apply_when.expr, &bindings)
+        } else {
+            (eval_expr(&filter.apply_when.expr, &bindings), Vec::new())
+        };
+        let applies = result.map_err(|error| PlanError::Eval {
+            filter: filter.name.clone(),
+            error,
+        })?;
+        let name = &filter.name;
         if !applies {
+            if explain {
+                let place = &filter.apply_when.place;
+                explanation.push(
+                    Some(place),
+                    format!("filter `{name}` does not apply: its apply_when is false"),
+                );
+                for line in compared {
+                    explanation.push(Some(place), format!("values compared: {line}"));
+                }
+            }
             continue;
         }
         applied.push(filter.name.clone());
         let query = filter_query(filter, &bindings)?;
+        if explain {
+            explanation.push(
+                Some(&filter.apply_when.place),
+                format!("filter `{name}` applies: its apply_when is true"),
+            );
+            let quoted = |d: &Document| quote_document_within(d, MAX_QUOTED_QUERY);
+            explanation.push(
+                Some(&filter.place.key("query")),
+                match query.is_empty() {
+                    true => format!("filter `{name}` adds no query"),
+                    false => format!("filter `{name}` adds the query {}", quoted(&query)),
+                },
+            );
+            explanation.push(
+                Some(&filter.place.key("projection")),
+                match filter.projection.is_empty() {
+                    true => format!("filter `{name}` adds no projection"),
+                    false => format!(
+                        "filter `{name}` adds the projection {}",
+                        quoted(&filter.projection)
+                    ),
+                },
+            );
+        }
         if !query.is_empty() {
             filter_queries.push(query);
         }
@@ -543,6 +611,7 @@ pub fn plan(
         filter_check,
         client_check,
         issuer: None,
+        explanation,
     })
 }
 

@@ -29,7 +29,8 @@
 use bson::{Bson, Document};
 
 use super::{Failure, Trace};
-use crate::rules::{FieldPermissions, FieldTree};
+use crate::error::Place;
+use crate::rules::{FieldPermissions, FieldTree, Role};
 use crate::value::Bindings;
 use crate::value::compare::identical;
 
@@ -38,6 +39,44 @@ use crate::value::compare::identical;
 pub(crate) struct Inherited {
     pub read: Option<bool>,
     pub write: Option<bool>,
+}
+
+/// Where the rules of one level of a field tree are, for the places of explanations: the role
+/// or field rule that holds the level's `fields` and `additional_fields`, and where the
+/// permissions a parent decided for the whole level were decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Level<'a> {
+    /// The level's `fields` and `additional_fields`.
+    pub tree: &'a FieldTree,
+    pub holder: &'a Place,
+    /// The rule whose `read` the level inherits (`None`: not inherited).
+    pub read_from: Option<&'a Place>,
+}
+
+impl<'a> Level<'a> {
+    /// The top level of `role`'s field tree.
+    pub fn role(role: &'a Role) -> Self {
+        Level {
+            tree: &role.fields,
+            holder: &role.place,
+            read_from: role.read.as_ref().map(|r| &r.place),
+        }
+    }
+
+    /// The place of the rule that denied `key` at this level: the `read`/`write` that was
+    /// false (`decided_at`), else the field's rule (which grants nothing), else the level's
+    /// `additional_fields` (absent or granting nothing).
+    fn denier(&self, key: &str, decided_at: Option<&Place>) -> Place {
+        let tree = self.tree;
+        match (decided_at, tree.get(key)) {
+            (Some(place), _) => place.clone(),
+            (None, Some(rule)) => rule.place.clone(),
+            (None, None) => match tree.additional.as_ref() {
+                Some(FieldPermissions { read: Some(r), .. }) => r.place.clone(),
+                _ => self.holder.key("additional_fields"),
+            },
+        }
+    }
 }
 
 fn bind<'a>(base: &Bindings<'a>, this: Option<&'a Bson>, prev: Option<&'a Bson>) -> Bindings<'a> {
@@ -70,7 +109,7 @@ fn decide(
         (None, true) => trace.eval_opt(
             perms.read.as_ref(),
             bindings,
-            &format!("read of field `{path}`"),
+            format_args!("read of field `{path}`"),
         )?,
         (None, false) => None,
     };
@@ -81,7 +120,7 @@ fn decide(
         None => trace.eval_opt(
             perms.write.as_ref(),
             bindings,
-            &format!("write of field `{path}`"),
+            format_args!("write of field `{path}`"),
         )?,
     };
     Ok(Inherited { read, write })
@@ -89,13 +128,14 @@ fn decide(
 
 /// The readable part of `doc` under `tree` (reads: `%%this` = `%%prev` = the stored value).
 pub(crate) fn redact(
-    tree: &FieldTree,
     doc: &Document,
     inherited: Inherited,
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     prefix: &str,
+    level: Level<'_>,
 ) -> Result<Document, Failure> {
+    let tree = level.tree;
     let mut out = Document::new();
     for (key, value) in doc {
         let path = join(prefix, key);
@@ -118,9 +158,19 @@ pub(crate) fn redact(
             continue;
         }
         let fully_decided = decided.read.is_some() && decided.write.is_some();
-        let kept = match nested {
-            Some(nested) if !fully_decided && !nested.is_empty() => {
-                redact_value(nested, value, decided, base, trace, &path)?
+        // Where this field's `read` was decided, when it was (a parent's, or its own rule's).
+        let read_from = match inherited.read {
+            Some(_) => level.read_from,
+            None => perms.and_then(|p| p.read.as_ref()).map(|r| &r.place),
+        };
+        let kept = match (nested, tree.get(key)) {
+            (Some(nested), Some(rule)) if !fully_decided && !nested.is_empty() => {
+                let inner = Level {
+                    tree: nested,
+                    holder: &rule.place,
+                    read_from,
+                };
+                redact_value(value, decided, base, trace, &path, inner)?
             }
             _ => None,
         };
@@ -128,7 +178,13 @@ pub(crate) fn redact(
             Some(v) => {
                 out.insert(key.clone(), v);
             }
-            None => trace.note(None, || format!("field `{path}` is not readable; removed")),
+            None => trace.note_at(|| {
+                let decided_at = read_from.filter(|_| decided.read == Some(false));
+                (
+                    Some(level.denier(key, decided_at)),
+                    format!("field `{path}` is not readable; removed"),
+                )
+            }),
         }
     }
     Ok(out)
@@ -136,23 +192,23 @@ pub(crate) fn redact(
 
 /// Redacts an embedded value under nested rules; `None` when nothing of it is readable.
 fn redact_value(
-    tree: &FieldTree,
     value: &Bson,
     inherited: Inherited,
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     path: &str,
+    level: Level<'_>,
 ) -> Result<Option<Bson>, Failure> {
     match value {
         Bson::Document(d) => {
-            let sub = redact(tree, d, inherited, base, trace, path)?;
+            let sub = redact(d, inherited, base, trace, path, level)?;
             Ok((!sub.is_empty()).then_some(Bson::Document(sub)))
         }
         Bson::Array(items) => {
             let mut kept = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 if let Bson::Document(d) = item {
-                    let sub = redact(tree, d, inherited, base, trace, &format!("{path}.{i}"))?;
+                    let sub = redact(d, inherited, base, trace, &format!("{path}.{i}"), level)?;
                     if !sub.is_empty() {
                         kept.push(Bson::Document(sub));
                     }
@@ -224,14 +280,15 @@ fn reordered(prev: &Document, this: &Document) -> bool {
 /// True when every field written between `prev` and `this` is writable under `tree`.
 /// `all` marks every field as written (inserts, deletes).
 pub(crate) fn all_writable(
-    tree: &FieldTree,
     prev: Option<&Document>,
     this: Option<&Document>,
     all: bool,
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     prefix: &str,
+    level: Level<'_>,
 ) -> Result<bool, Failure> {
+    let tree = level.tree;
     for change in changes(prev, this, all) {
         let path = join(prefix, change.key);
         let bindings = bind(base, change.this, change.prev);
@@ -249,21 +306,40 @@ pub(crate) fn all_writable(
             false,
         )?
         .write;
-        let ok = match (write, nested) {
-            (Some(w), _) => w,
-            (None, Some(nested)) if !nested.is_empty() => nested_writable(
-                nested,
-                change.prev,
-                change.this,
-                change.whole,
-                base,
-                trace,
-                &path,
-            )?,
-            (None, _) => false,
+        let ok = match (write, nested, tree.get(change.key)) {
+            (Some(w), _, _) => w,
+            (None, Some(nested), Some(rule)) if !nested.is_empty() => {
+                let inner = Level {
+                    tree: nested,
+                    holder: &rule.place,
+                    read_from: None,
+                };
+                nested_writable(
+                    change.prev,
+                    change.this,
+                    change.whole,
+                    base,
+                    trace,
+                    &path,
+                    inner,
+                )?
+            }
+            (None, _, _) => false,
         };
         if !ok {
-            trace.note(None, || format!("field `{path}` is not writable"));
+            trace.note_at(|| {
+                let decided_at = match write {
+                    Some(false) => perms.and_then(|p| p.write.as_ref()).map(|r| &r.place),
+                    _ => None,
+                };
+                let place = match (decided_at, perms, tree.get(change.key)) {
+                    (Some(place), _, _) => place.clone(),
+                    (None, _, Some(rule)) => rule.place.clone(),
+                    (None, Some(FieldPermissions { write: Some(w), .. }), None) => w.place.clone(),
+                    (None, _, None) => level.holder.key("additional_fields"),
+                };
+                (Some(place), format!("field `{path}` is not writable"))
+            });
             return Ok(false);
         }
     }
@@ -281,13 +357,13 @@ pub(crate) fn as_doc(v: Option<&Bson>) -> Result<Option<&Document>, ()> {
 
 /// Write check of an embedded value under nested rules (element-wise for arrays).
 fn nested_writable(
-    tree: &FieldTree,
     prev: Option<&Bson>,
     this: Option<&Bson>,
     all: bool,
     base: &Bindings<'_>,
     trace: &mut Trace<'_>,
     path: &str,
+    level: Level<'_>,
 ) -> Result<bool, Failure> {
     match (prev, this) {
         (Some(Bson::Array(p)), Some(Bson::Array(t))) => {
@@ -301,13 +377,13 @@ fn nested_writable(
                     return Ok(false);
                 };
                 if !all_writable(
-                    tree,
                     pd,
                     td,
                     all || pd.is_none() || td.is_none(),
                     base,
                     trace,
                     &elem_path,
+                    level,
                 )? {
                     return Ok(false);
                 }
@@ -325,7 +401,8 @@ fn nested_writable(
                 } else {
                     (None, Some(d))
                 };
-                if !all_writable(tree, pd, td, true, base, trace, &format!("{path}.{i}"))? {
+                let elem_path = format!("{path}.{i}");
+                if !all_writable(pd, td, true, base, trace, &elem_path, level)? {
                     return Ok(false);
                 }
             }
@@ -336,13 +413,13 @@ fn nested_writable(
                 return Ok(false);
             };
             all_writable(
-                tree,
                 pd,
                 td,
                 all || pd.is_none() || td.is_none(),
                 base,
                 trace,
                 path,
+                level,
             )
         }
     }

@@ -19,8 +19,9 @@ pub mod write;
 
 use crate::context::RequestContext;
 use crate::error::Place;
-use crate::outcome::Explanation;
+use crate::outcome::{Explanation, Step};
 use crate::rules::Rule;
+use crate::value::eval::eval_expr_explained;
 use crate::value::{Bindings, EvalError, eval_expr};
 
 /// A rule that could not be evaluated; the decision it belonged to denies.
@@ -59,22 +60,42 @@ impl<'a> Trace<'a> {
         }
     }
 
-    /// Evaluates `rule` (named `what` in the explanation) under `bindings`.
+    /// Records a step whose place is computed only when explanations are on.
+    pub fn note_at(&mut self, step: impl FnOnce() -> (Option<Place>, String)) {
+        if self.explain {
+            let (place, message) = step();
+            self.explanation.steps.push(Step { place, message });
+        }
+    }
+
+    /// Evaluates `rule` (named `what` in the explanation, formatted only when explanations are
+    /// on) under `bindings`. With explanations
+    /// on, a rule that is false (or fails) is followed by the values its tests compared
+    /// ([`eval_expr_explained`]), at the rule's place.
     pub fn eval(
         &mut self,
         rule: &Rule,
         bindings: &Bindings<'_>,
-        what: &str,
+        what: impl std::fmt::Display,
     ) -> Result<bool, Failure> {
-        match eval_expr(&rule.expr, bindings) {
+        let (result, compared) = if self.explain {
+            eval_expr_explained(&rule.expr, bindings)
+        } else {
+            (eval_expr(&rule.expr, bindings), Vec::new())
+        };
+        match result {
             Ok(value) => {
                 self.note(Some(&rule.place), || format!("{what} is {value}"));
+                if !value {
+                    self.compared(&rule.place, compared);
+                }
                 Ok(value)
             }
             Err(error) => {
                 self.note(Some(&rule.place), || {
                     format!("{what} failed: {error}; denied")
                 });
+                self.compared(&rule.place, compared);
                 Err(Failure {
                     place: rule.place.clone(),
                     error,
@@ -83,12 +104,19 @@ impl<'a> Trace<'a> {
         }
     }
 
+    /// Records the values a rule's tests compared (empty unless explanations are on).
+    fn compared(&mut self, place: &Place, compared: Vec<String>) {
+        for line in compared {
+            self.note(Some(place), || format!("values compared: {line}"));
+        }
+    }
+
     /// Evaluates an optional rule: `None` (undefined) stays `None`.
     pub fn eval_opt(
         &mut self,
         rule: Option<&Rule>,
         bindings: &Bindings<'_>,
-        what: &str,
+        what: impl std::fmt::Display,
     ) -> Result<Option<bool>, Failure> {
         rule.map(|r| self.eval(r, bindings, what)).transpose()
     }
@@ -99,7 +127,7 @@ impl<'a> Trace<'a> {
         rule: Option<&Rule>,
         default: bool,
         bindings: &Bindings<'_>,
-        what: &str,
+        what: impl std::fmt::Display,
     ) -> Result<bool, Failure> {
         Ok(self.eval_opt(rule, bindings, what)?.unwrap_or(default))
     }

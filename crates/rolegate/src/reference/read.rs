@@ -81,14 +81,21 @@ fn decide(
     trace: &mut Trace<'_>,
 ) -> Result<Option<Document>, Failure> {
     if !read_gate(role.document_filters.as_ref(), bindings, trace)? {
-        trace.note(None, || {
-            "document filters exclude this document; withheld".to_string()
+        trace.note_at(|| {
+            let place = role.document_filters.as_ref().map(|df| df.place.clone());
+            (
+                place,
+                "document filters exclude this document; withheld".to_string(),
+            )
         });
         return Ok(None);
     }
     if trace.request.search && role.search == Some(false) {
-        trace.note(Some(&role.place), || {
-            "search is false for this role; withheld from search".to_string()
+        trace.note_at(|| {
+            (
+                Some(role.place.key("search")),
+                "search is false for this role; withheld from search".to_string(),
+            )
         });
         return Ok(None);
     }
@@ -102,7 +109,7 @@ fn decide(
         return Ok(Some(doc.clone()));
     }
     if read == Some(false) {
-        trace.note(None, || {
+        trace.note(role.read.as_ref().map(|r| &r.place), || {
             "read is false; field rules cannot override it; withheld".to_string()
         });
         return Ok(None);
@@ -111,9 +118,12 @@ fn decide(
         "read is undefined; field-level rules decide".to_string()
     });
     let inherited = Inherited { read: None, write };
-    let redacted = fields::redact(&role.fields, doc, inherited, bindings, trace, "")?;
+    let level = fields::Level::role(role);
+    let redacted = fields::redact(doc, inherited, bindings, trace, "", level)?;
     if redacted.is_empty() {
-        trace.note(None, || "no field is readable; withheld".to_string());
+        trace.note(Some(&role.place), || {
+            "no field is readable; withheld".to_string()
+        });
         return Ok(None);
     }
     Ok(Some(redacted))

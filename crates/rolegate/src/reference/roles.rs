@@ -3,6 +3,7 @@
 //! denies (fail closed): trying later roles could grant what the failing role was meant to guard.
 
 use super::{Failure, Trace};
+use crate::error::Place;
 use crate::rules::Role;
 use crate::value::Bindings;
 
@@ -18,18 +19,36 @@ pub(crate) fn select<'r>(
         });
     }
     for role in roles {
-        let what = format!("apply_when of role `{}`", role.name);
-        if trace.eval(&role.apply_when, bindings, &what)? {
+        let what = format_args!("apply_when of role `{}`", role.name);
+        if trace.eval(&role.apply_when, bindings, what)? {
             trace.note(Some(&role.place), || {
                 format!("role `{}` applies", role.name)
             });
             return Ok(Some(role));
         }
     }
-    if !roles.is_empty() {
-        trace.note(None, || "no role applies to this document".to_string());
+    if let Some(first) = roles.first() {
+        trace.note_at(|| {
+            (
+                Some(list_place(&first.place)),
+                "no role applies to this document".to_string(),
+            )
+        });
     }
     Ok(None)
+}
+
+/// The place of the role list whose first role is at `first` (`roles[0]` → `roles`).
+fn list_place(first: &Place) -> Place {
+    let path = first
+        .json_path
+        .strip_suffix("[0]")
+        .unwrap_or(&first.json_path);
+    Place {
+        file: first.file.clone(),
+        json_path: path.to_string(),
+        span: None,
+    }
 }
 
 /// The name of the role assigned to the stored document `doc` under `policy` (bindings as for a

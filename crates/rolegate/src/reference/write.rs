@@ -204,7 +204,11 @@ pub(crate) fn write_gate(
                 prev: None,
                 whole: None,
             };
-            if !trace.eval(rule, &b, &format!("document_filters.write on the {image}"))? {
+            if !trace.eval(
+                rule,
+                &b,
+                format_args!("document_filters.write on the {image}"),
+            )? {
                 return Ok(false);
             }
         }
@@ -222,8 +226,12 @@ pub(crate) fn permitted(
 ) -> Result<bool, Failure> {
     let request = trace.request;
     if !write_gate(role.document_filters.as_ref(), pre, post, request, trace)? {
-        trace.note(None, || {
-            "document filters do not permit writing this document".to_string()
+        trace.note_at(|| {
+            let place = role.document_filters.as_ref().map(|df| df.place.clone());
+            (
+                place,
+                "document filters do not permit writing this document".to_string(),
+            )
         });
         return Ok(false);
     }
@@ -241,7 +249,7 @@ pub(crate) fn permitted(
     let all_fields = match trace.eval_opt(role.write.as_ref(), &b, "write")? {
         Some(true) => true,
         Some(false) => {
-            trace.note(None, || {
+            trace.note(role.write.as_ref().map(|r| &r.place), || {
                 "write is false; field rules cannot override it (U11)".to_string()
             });
             return Ok(false);
@@ -255,7 +263,7 @@ pub(crate) fn permitted(
                 WriteKind::Update => (pre, post, false),
                 WriteKind::Delete => (pre, pre, true),
             };
-            fields::all_writable(&role.fields, fp, ft, all, &b, trace, "")?
+            fields::all_writable(fp, ft, all, &b, trace, "", fields::Level::role(role))?
         }
     };
     if !all_fields {

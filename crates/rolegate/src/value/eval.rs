@@ -236,7 +236,175 @@ pub fn eval_expr_with(
     bindings: &Bindings<'_>,
     semantics: Semantics,
 ) -> Result<bool, EvalError> {
-    eval(expr, bindings, semantics, 0)
+    eval(expr, bindings, semantics, 0, &mut NoRecord)
+}
+
+/// Evaluates a rule expression as [`eval_expr`] does (same result, same steps charged, same
+/// `%function` calls), and also returns the values each test compared, for explanations: one
+/// line per test evaluated, e.g. `owner_id: "u2" (document) vs "u1" (%%user.id) => false`, at
+/// most [`MAX_COMPARED`] lines (then one line saying how many more), each value quoted in at
+/// most about 80 characters. Detailed view only: the lines quote document values.
+pub fn eval_expr_explained(
+    expr: &Expr,
+    bindings: &Bindings<'_>,
+) -> (Result<bool, EvalError>, Vec<String>) {
+    let mut rec = Comparisons::default();
+    let result = eval(expr, bindings, Semantics::Rule, 0, &mut rec);
+    (result, rec.finish())
+}
+
+/// How many compared tests an explained evaluation lists (the rest are counted).
+pub const MAX_COMPARED: usize = 8;
+
+/// What an evaluation records for explanations. Plain evaluation uses [`NoRecord`], whose
+/// methods do nothing and compile away: explanations cost nothing when they are off.
+trait Record {
+    /// Whether anything is recorded (operand texts are built only when it is).
+    fn on(&self) -> bool;
+    /// An operator of the test being evaluated, with the operand value it compared (`None`:
+    /// missing) — `label` is `""` for a plain match.
+    fn operand(&mut self, label: &str, operand: &Operand, value: Option<&Bson>);
+    /// An operator without an operand value (`$type`, `$regex`, `$elemMatch`, ...).
+    fn operator(&mut self, label: &str);
+    /// A test starts; returns the mark to give [`Record::test_end`].
+    fn test_start(&mut self) -> usize;
+    /// The test of `subject` (which reached `s`) ended with `result`.
+    fn test_end(&mut self, mark: usize, subject: &Expansion, s: &Resolved<'_>, result: bool);
+}
+
+/// Records nothing (plain evaluation).
+struct NoRecord;
+
+impl Record for NoRecord {
+    #[inline(always)]
+    fn on(&self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn operand(&mut self, _: &str, _: &Operand, _: Option<&Bson>) {}
+    #[inline(always)]
+    fn operator(&mut self, _: &str) {}
+    #[inline(always)]
+    fn test_start(&mut self) -> usize {
+        0
+    }
+    #[inline(always)]
+    fn test_end(&mut self, _: usize, _: &Expansion, _: &Resolved<'_>, _: bool) {}
+}
+
+/// The tests of one explained evaluation, as text.
+#[derive(Default)]
+struct Comparisons {
+    /// The operators of the tests being evaluated (nested tests stack theirs above).
+    pending: Vec<String>,
+    lines: Vec<String>,
+    more: usize,
+}
+
+impl Comparisons {
+    fn full(&self) -> bool {
+        self.lines.len() >= MAX_COMPARED
+    }
+
+    /// No more operators are kept for the tests being evaluated (an `$elemMatch` over a long
+    /// array tests every element).
+    fn crowded(&self) -> bool {
+        self.full() || self.pending.len() >= 2 * MAX_COMPARED
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.lines.push(format!("... and {} more tests", self.more));
+        }
+        self.lines
+    }
+}
+
+/// Where a subject's value comes from, when it is not the expansion itself.
+fn subject_source(e: &Expansion) -> &'static str {
+    match e.root {
+        Root::Root => " (document)",
+        Root::PrevRoot => " (previous document)",
+        Root::This => " (field value)",
+        Root::Prev => " (previous field value)",
+        _ => "",
+    }
+}
+
+/// Where an operand's value comes from: `""` for a value the rule wrote.
+fn operand_source(o: &Operand) -> String {
+    match o {
+        Operand::Literal(_) => String::new(),
+        Operand::Expansion(e) => format!(" ({e})"),
+        Operand::Function { name, .. } => format!(" (%function {name})"),
+        Operand::StringToOid(_) => " (%stringToOid)".to_string(),
+        Operand::OidToString(_) => " (%oidToString)".to_string(),
+        Operand::StringToUuid(_) => " (%stringToUuid)".to_string(),
+        Operand::UuidToString(_) => " (%uuidToString)".to_string(),
+        Operand::Array(_) | Operand::Document(_) => " (with expansions)".to_string(),
+    }
+}
+
+fn quote_opt(v: Option<&Bson>) -> String {
+    v.map_or_else(|| "missing".to_string(), crate::value::quote::quote)
+}
+
+impl Record for Comparisons {
+    fn on(&self) -> bool {
+        !self.full()
+    }
+
+    fn operand(&mut self, label: &str, operand: &Operand, value: Option<&Bson>) {
+        if self.crowded() {
+            return;
+        }
+        let sep = if label.is_empty() { "" } else { " " };
+        self.pending.push(format!(
+            "vs {label}{sep}{}{}",
+            quote_opt(value),
+            operand_source(operand)
+        ));
+    }
+
+    fn operator(&mut self, label: &str) {
+        if !self.crowded() {
+            self.pending.push(format!("vs {label}"));
+        }
+    }
+
+    fn test_start(&mut self) -> usize {
+        self.pending.len()
+    }
+
+    fn test_end(&mut self, mark: usize, subject: &Expansion, s: &Resolved<'_>, result: bool) {
+        let ops: Vec<String> = self.pending.drain(mark.min(self.pending.len())..).collect();
+        if self.full() {
+            self.more += 1;
+            return;
+        }
+        let value = match s.values.as_slice() {
+            [one] => quote_opt(one.as_deref()),
+            many => {
+                let shown: Vec<String> = many
+                    .iter()
+                    .take(4)
+                    .map(|v| quote_opt(v.as_deref()))
+                    .collect();
+                let rest = many.len().saturating_sub(shown.len());
+                let rest = if rest > 0 {
+                    format!(", ... {rest} more")
+                } else {
+                    String::new()
+                };
+                format!("each of [{}{rest}]", shown.join(", "))
+            }
+        };
+        self.lines.push(format!(
+            "{subject}: {value}{} {} => {result}",
+            subject_source(subject),
+            ops.join(", ")
+        ));
+    }
 }
 
 /// Evaluates an operand to a value; `Ok(None)` means missing (an expansion that resolves to
@@ -318,14 +486,20 @@ fn limit(depth: usize) -> Result<(), EvalError> {
     }
 }
 
-fn eval(expr: &Expr, b: &Bindings<'_>, sem: Semantics, depth: usize) -> Result<bool, EvalError> {
+fn eval<R: Record>(
+    expr: &Expr,
+    b: &Bindings<'_>,
+    sem: Semantics,
+    depth: usize,
+    rec: &mut R,
+) -> Result<bool, EvalError> {
     limit(depth)?;
     charge(1)?;
     match expr {
         Expr::Bool(v) => Ok(*v),
         Expr::All(es) => {
             for e in es {
-                if !eval(e, b, sem, depth + 1)? {
+                if !eval(e, b, sem, depth + 1, rec)? {
                     return Ok(false);
                 }
             }
@@ -333,7 +507,7 @@ fn eval(expr: &Expr, b: &Bindings<'_>, sem: Semantics, depth: usize) -> Result<b
         }
         Expr::Any(es) => {
             for e in es {
-                if eval(e, b, sem, depth + 1)? {
+                if eval(e, b, sem, depth + 1, rec)? {
                     return Ok(true);
                 }
             }
@@ -341,45 +515,55 @@ fn eval(expr: &Expr, b: &Bindings<'_>, sem: Semantics, depth: usize) -> Result<b
         }
         Expr::None(es) => {
             for e in es {
-                if eval(e, b, sem, depth + 1)? {
+                if eval(e, b, sem, depth + 1, rec)? {
                     return Ok(false);
                 }
             }
             Ok(true)
         }
-        Expr::Not(e) => Ok(!eval(e, b, sem, depth + 1)?),
+        Expr::Not(e) => Ok(!eval(e, b, sem, depth + 1, rec)?),
         Expr::Test { subject, predicate } => {
             let s = resolve_charged(subject, b)?;
-            eval_predicate(predicate, &s, b, sem, depth + 1)
+            let mark = rec.test_start();
+            let result = eval_predicate(predicate, &s, b, sem, depth + 1, rec)?;
+            rec.test_end(mark, subject, &s, result);
+            Ok(result)
         }
     }
 }
 
-fn eval_predicate(
+fn eval_predicate<R: Record>(
     p: &Predicate,
     s: &Resolved<'_>,
     b: &Bindings<'_>,
     sem: Semantics,
     depth: usize,
+    rec: &mut R,
 ) -> Result<bool, EvalError> {
     limit(depth)?;
     match p {
-        Predicate::Matches(o) => match operand_value(o, b, Holes::Strict, depth)? {
-            None => Ok(false),
-            Some(_) if undecided(o, s) => Ok(false),
-            Some(v) => match_any(
-                s,
-                &v,
-                Mode {
-                    regex: true,
-                    contains: sem == Semantics::Rule,
-                    literal: is_literal(o),
-                },
-            ),
-        },
+        Predicate::Matches(o) => {
+            let value = operand_value(o, b, Holes::Strict, depth)?;
+            if rec.on() {
+                rec.operand("", o, value.as_deref());
+            }
+            match value {
+                None => Ok(false),
+                Some(_) if undecided(o, s) => Ok(false),
+                Some(v) => match_any(
+                    s,
+                    &v,
+                    Mode {
+                        regex: true,
+                        contains: sem == Semantics::Rule,
+                        literal: is_literal(o),
+                    },
+                ),
+            }
+        }
         Predicate::Ops(ops) => {
             for op in ops {
-                if !eval_op(op, s, b, sem, depth + 1)? {
+                if !eval_op(op, s, b, sem, depth + 1, rec)? {
                     return Ok(false);
                 }
             }
@@ -427,48 +611,118 @@ fn with_literal(mode: Mode, literal: bool) -> Mode {
     Mode { literal, ..mode }
 }
 
-fn eval_op<'v>(
+/// The label of an operator in explanations (`$gt`, `$in`, ...).
+fn op_label(op: &Op) -> String {
+    match op {
+        Op::Cmp(cmp, _) => match cmp {
+            CmpOp::Eq => "$eq",
+            CmpOp::Ne => "$ne",
+            CmpOp::Gt => "$gt",
+            CmpOp::Gte => "$gte",
+            CmpOp::Lt => "$lt",
+            CmpOp::Lte => "$lte",
+        }
+        .to_string(),
+        Op::In(_) => "$in".to_string(),
+        Op::Nin(_) => "$nin".to_string(),
+        Op::Exists(_) => "$exists".to_string(),
+        Op::All(_) => "$and".to_string(),
+        Op::Any(_) => "$or".to_string(),
+        Op::None(_) => "$nor".to_string(),
+        Op::Not(_) => "$not".to_string(),
+        Op::AllOf(_) => "$all".to_string(),
+        Op::Size(_) => "$size".to_string(),
+        Op::ElemMatch(_) => "$elemMatch".to_string(),
+        Op::Type(specs) => {
+            let names: Vec<&str> = specs
+                .iter()
+                .map(|t| crate::expr::display::type_name(*t))
+                .collect();
+            format!("$type {}", names.join("|"))
+        }
+        Op::Regex(spec) => {
+            let pattern = crate::value::quote::quote(&Bson::RegularExpression(bson::Regex {
+                pattern: spec.pattern.clone(),
+                options: spec.options.clone(),
+            }));
+            format!("$regex {pattern}")
+        }
+        Op::Mod { divisor, remainder } => format!("$mod [{divisor}, {remainder}]"),
+    }
+}
+
+/// The value of the operand `o` of `op` (recorded for explanations).
+fn op_value<'v, R: Record>(
+    op: &Op,
+    o: &'v Operand,
+    b: &Bindings<'v>,
+    depth: usize,
+    rec: &mut R,
+) -> Result<Option<Cow<'v, Bson>>, EvalError> {
+    let v = operand_value(o, b, Holes::Strict, depth)?;
+    if rec.on() {
+        rec.operand(&op_label(op), o, v.as_deref());
+    }
+    Ok(v)
+}
+
+fn eval_op<'v, R: Record>(
     op: &'v Op,
     s: &Resolved<'_>,
     b: &Bindings<'v>,
     sem: Semantics,
     depth: usize,
+    rec: &mut R,
 ) -> Result<bool, EvalError> {
     limit(depth)?;
-    let value = |o: &'v Operand| operand_value(o, b, Holes::Strict, depth);
+    if rec.on()
+        && matches!(
+            op,
+            Op::All(_)
+                | Op::Any(_)
+                | Op::None(_)
+                | Op::Not(_)
+                | Op::ElemMatch(_)
+                | Op::Type(_)
+                | Op::Regex(_)
+                | Op::Mod { .. }
+        )
+    {
+        rec.operator(&op_label(op));
+    }
     match op {
-        Op::Cmp(CmpOp::Eq, o) => match value(o)? {
+        Op::Cmp(CmpOp::Eq, o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             Some(v) => match_any(s, &v, with_literal(EQ, is_literal(o))),
         },
-        Op::Cmp(CmpOp::Ne, o) => match value(o)? {
+        Op::Cmp(CmpOp::Ne, o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             Some(v) => Ok(!match_any(s, &v, with_literal(EQ, is_literal(o)))?),
         },
-        Op::Cmp(cmp, o) => match value(o)? {
+        Op::Cmp(cmp, o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             Some(v) => any_value(s, |c| compare_one(c, *cmp, &v, is_literal(o))),
         },
-        Op::In(o) => match value(o)? {
+        Op::In(o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             list => Ok(in_list(s, list.as_deref(), o, "$in")?.unwrap_or(false)),
         },
-        Op::Nin(o) => match value(o)? {
+        Op::Nin(o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             list => Ok(!in_list(s, list.as_deref(), o, "$nin")?.unwrap_or(false)),
         },
-        Op::Exists(o) => match value(o)? {
+        Op::Exists(o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(v) => Ok(s.is_missing() != truthy(&v)),
         },
         Op::All(ps) => {
             for p in ps {
-                if !eval_predicate(p, s, b, sem, depth + 1)? {
+                if !eval_predicate(p, s, b, sem, depth + 1, rec)? {
                     return Ok(false);
                 }
             }
@@ -476,7 +730,7 @@ fn eval_op<'v>(
         }
         Op::Any(ps) => {
             for p in ps {
-                if eval_predicate(p, s, b, sem, depth + 1)? {
+                if eval_predicate(p, s, b, sem, depth + 1, rec)? {
                     return Ok(true);
                 }
             }
@@ -484,14 +738,14 @@ fn eval_op<'v>(
         }
         Op::None(ps) => {
             for p in ps {
-                if eval_predicate(p, s, b, sem, depth + 1)? {
+                if eval_predicate(p, s, b, sem, depth + 1, rec)? {
                     return Ok(false);
                 }
             }
             Ok(true)
         }
-        Op::Not(p) => Ok(!eval_predicate(p, s, b, sem, depth + 1)?),
-        Op::AllOf(o) => match value(o)?.as_deref() {
+        Op::Not(p) => Ok(!eval_predicate(p, s, b, sem, depth + 1, rec)?),
+        Op::AllOf(o) => match op_value(op, o, b, depth, rec)?.as_deref() {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
             Some(Bson::Array(list)) => {
@@ -507,7 +761,7 @@ fn eval_op<'v>(
             }
             Some(other) => Err(not_an_array("$all", other)),
         },
-        Op::Size(o) => match value(o)? {
+        Op::Size(o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(n) => {
                 let Some(len) = array_length_operand(&n)? else {
@@ -521,7 +775,7 @@ fn eval_op<'v>(
             for v in s.present() {
                 let Bson::Array(items) = v else { continue };
                 for item in items {
-                    if elem_matches(em, item, b, sem, depth + 1)? {
+                    if elem_matches(em, item, b, sem, depth + 1, rec)? {
                         return Ok(true);
                     }
                 }
@@ -635,12 +889,13 @@ fn type_is(v: &Bson, specs: &[TypeSpec]) -> bool {
     })
 }
 
-fn elem_matches(
+fn elem_matches<R: Record>(
     em: &ElemMatch,
     item: &Bson,
     b: &Bindings<'_>,
     sem: Semantics,
     depth: usize,
+    rec: &mut R,
 ) -> Result<bool, EvalError> {
     match em {
         ElemMatch::Query(e) => match item {
@@ -654,14 +909,14 @@ fn elem_matches(
                     // Its `%%root` is the element, not the bindings' root.
                     whole: None,
                 };
-                eval(e, &inner, sem, depth + 1)
+                eval(e, &inner, sem, depth + 1, rec)
             }
             _ => Ok(false),
         },
         ElemMatch::Ops(ops) => {
             let s = Resolved::single(Cow::Borrowed(item));
             for op in ops {
-                if !eval_op(op, &s, b, sem, depth + 1)? {
+                if !eval_op(op, &s, b, sem, depth + 1, rec)? {
                     return Ok(false);
                 }
             }

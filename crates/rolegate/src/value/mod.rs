@@ -9,6 +9,7 @@ pub mod compare;
 pub mod ejson;
 pub mod eval;
 pub mod path;
+pub(crate) mod quote;
 #[cfg(test)]
 mod tests;
 
