@@ -395,11 +395,7 @@ fn help_options(command: &str) -> BTreeSet<String> {
         .to_string();
     options
         .lines()
-        .filter_map(|l| {
-            l.trim_start()
-                .split_whitespace()
-                .find(|w| w.starts_with("--"))
-        })
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--")))
         .filter_map(|w| w.strip_prefix("--"))
         .map(|w| {
             w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())

@@ -81,27 +81,34 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, CliError> {
 
 /// `bytes` as text; invalid UTF-8 is an error naming the byte offset (counted from
 /// `offset`, the position of `bytes` in the file) and the line.
-fn utf8<'a>(bytes: &'a [u8], file: &str, offset: usize, line: usize) -> Result<&'a str, Problem> {
+fn utf8<'a>(
+    bytes: &'a [u8],
+    file: &str,
+    offset: usize,
+    line: usize,
+) -> Result<&'a str, Box<Problem>> {
     std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
         let line = line
             + bytes
                 .get(..at)
                 .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
-        Problem::error(
-            "invalid-utf8",
-            format!("not valid UTF-8 at byte {}", offset + at),
+        Box::new(
+            Problem::error(
+                "invalid-utf8",
+                format!("not valid UTF-8 at byte {}", offset + at),
+            )
+            .in_file(file)
+            .at_line(line)
+            .with_hint("input files are UTF-8 JSON; re-save the file as UTF-8"),
         )
-        .in_file(file)
-        .at_line(line)
-        .with_hint("input files are UTF-8 JSON; re-save the file as UTF-8")
     })
 }
 
 /// Reads a whole text file (stdin for `-`); invalid UTF-8 is an error with its byte offset.
 pub fn read_text(path: &Path) -> Result<String, CliError> {
     let bytes = read_bytes(path)?;
-    let text = utf8(&bytes, &shown(path), 0, 1).map_err(CliError::input)?;
+    let text = utf8(&bytes, &shown(path), 0, 1).map_err(|p| CliError::input(*p))?;
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text).to_string())
 }
 
@@ -153,7 +160,7 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
         let text = match utf8(raw, &file, start, line) {
             Ok(t) => t,
             Err(p) => {
-                problems.push(p);
+                problems.push(*p);
                 continue;
             }
         };
@@ -595,11 +602,11 @@ pub fn read_items(
     match (one, many) {
         (Some(path), None) => {
             let file = shown(path);
-            let doc = document(&read_json(path)?, &file, None).map_err(CliError::input)?;
+            let doc = document(&read_json(path)?, &file, None).map_err(|p| CliError::input(*p))?;
             let prev = match prev {
-                Some(p) => {
-                    Some(document(&read_json(p)?, &shown(p), None).map_err(CliError::input)?)
-                }
+                Some(p) => Some(
+                    document(&read_json(p)?, &shown(p), None).map_err(|p| CliError::input(*p))?,
+                ),
                 None => None,
             };
             Ok(vec![Item {
@@ -654,8 +661,8 @@ pub fn read_items(
                         prev: Some(prev),
                     }),
                     (doc, prev) => {
-                        problems.extend(doc.err());
-                        problems.extend(prev.and_then(Result::err));
+                        problems.extend(doc.err().map(|p| *p));
+                        problems.extend(prev.and_then(Result::err).map(|p| *p));
                     }
                 }
             }
@@ -673,13 +680,13 @@ pub fn read_items(
 }
 
 /// One document (Extended JSON allowed) of `file`, on `line` for JSON Lines.
-fn document(v: &Value, file: &str, line: Option<usize>) -> Result<Document, Problem> {
+fn document(v: &Value, file: &str, line: Option<usize>) -> Result<Document, Box<Problem>> {
     to_document(v, "").map_err(|e| {
         let p = Problem::error("invalid-document", e.message).in_file(file);
-        match line {
+        Box::new(match line {
             Some(n) => p.at_line(n),
             None => p,
-        }
+        })
     })
 }
 
@@ -697,7 +704,24 @@ pub fn load_app(path: &Path) -> Result<(RuleSet, Duration), CliError> {
     }
     let started = Instant::now();
     let set = rolegate::config::load_path(path, &rolegate::config::LoadOptions::default())
-        .map_err(|e| CliError::rules(&e.diagnostics.0))?;
+        .map_err(|e| {
+            let mut err = CliError::rules(&e.diagnostics.0);
+            err.problems.push(
+                Problem::error(
+                    "rules-do-not-load",
+                    format!(
+                        "the rules do not load ({} errors)",
+                        e.diagnostics.errors().count()
+                    ),
+                )
+                .in_file(path.display().to_string())
+                .with_hint(format!(
+                    "`rolegate check {}` lists every problem",
+                    path.display()
+                )),
+            );
+            err
+        })?;
     Ok((set, started.elapsed()))
 }
 
