@@ -806,6 +806,11 @@ fn exit_codes_are_the_same_table_for_every_command() {
     write(d, "broken-rules.json", "{\"database\": ");
     write_json(
         d,
+        "where.json",
+        &json!({"operation": {"kind": "find", "query": {"$where": "1"}}}),
+    );
+    write_json(
+        d,
         "case.json",
         &json!([{"name": "a", "source": "t", "notes": "[spec] a read", "rules": {"mode": "mongodb", "collection_rules": {"database": "app", "collection": "items",
             "roles": [{"name": "r", "apply_when": {}, "read": true}]}, "default_rule": null}, "user": {"id": "u"},
@@ -901,6 +906,20 @@ fn exit_codes_are_the_same_table_for_every_command() {
                 &["--user", "alice.json", "--documents", "docs.jsonl"],
             ),
             0,
+        ),
+        (
+            b(
+                "app",
+                &[
+                    "--user",
+                    "alice.json",
+                    "--documents",
+                    "docs.jsonl",
+                    "--request",
+                    "where.json",
+                ],
+            ),
+            1,
         ),
         (b("app", &["--user", "alice.json"]), 2),
         (
