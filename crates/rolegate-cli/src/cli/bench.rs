@@ -29,7 +29,8 @@
 //! warnings as JSON objects on stderr).
 //!
 //! Exit codes ([`super::exit`]): 0 once the figures are printed; 1 when the request fails (its
-//! query plan is refused: no document would be returned); 2 for a wrong command line; 3 for an
+//! query plan is refused: no document would be returned), or when the timed raw path and
+//! `eval`'s path disagree on a document (`paths-disagree`: a bug to report); 2 for a wrong command line; 3 for an
 //! unusable user, request or document file; 4 for rules that do not load.
 
 use std::hint::black_box;
