@@ -550,6 +550,26 @@ fn a_bad_request_field_is_named_by_its_key_without_rust_type_names() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("untagged"), "{}", stderr(&o));
+    // A bad case key is reported with its line.
+    let misspelt = write_json(
+        dir.path(),
+        "misspelt.json",
+        &json!([{"name": "x", "source": "t", "notes": "[spec] x", "rules": {"mode": "mongodb"},
+                 "action": "read", "expected": {"visble": true}}]),
+    );
+    let text = std::fs::read_to_string(misspelt).unwrap();
+    let line = 1 + text.lines().position(|l| l.contains("visble")).unwrap() as u64;
+    let o = rolegate(&["test", "misspelt.json", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 3);
+    let p = &json_lines(&stderr(&o))[0];
+    assert_eq!(p["line"], line, "{p}");
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `visble`"),
+        "{p}"
+    );
 }
 
 #[test]

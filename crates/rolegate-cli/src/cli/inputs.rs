@@ -132,13 +132,17 @@ fn json_problem(e: &serde_json::Error, file: &str, line: Option<usize>) -> Probl
 /// Reads a JSON file holding one value (an empty file is an error).
 pub fn read_json(path: &Path) -> Result<Value, CliError> {
     let text = read_text(path)?;
-    let file = shown(path);
+    read_json_text(&text, &shown(path))
+}
+
+/// Parses the text of `file`, a JSON file holding one value (an empty file is an error).
+pub fn read_json_text(text: &str, file: &str) -> Result<Value, CliError> {
     if text.trim().is_empty() {
         return Err(CliError::input(
             Problem::error("empty-input", "the file is empty").in_file(file),
         ));
     }
-    serde_json::from_str(&text).map_err(|e| CliError::input(json_problem(&e, &file, None)))
+    serde_json::from_str(text).map_err(|e| CliError::input(json_problem(&e, file, None)))
 }
 
 /// Reads a JSON Lines file: one JSON value per non-blank line, with its 1-based line number.

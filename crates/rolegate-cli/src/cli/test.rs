@@ -13,7 +13,7 @@ use rolegate::case::run::{CaseFileError, parse_cases};
 use rolegate::case::{EngineChoice, run_case};
 use serde_json::{Value, json};
 
-use super::inputs::{check_request, read_json, shown};
+use super::inputs::{check_request, read_json_text, read_text, shown};
 use super::report::{Problem, plain_serde_message};
 use super::{CliError, Exit, Format, emit};
 
@@ -88,8 +88,9 @@ pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
 /// Reads one case file: UTF-8 and JSON (with the place of an error), the shape of every case's
 /// request (every bad key with its JSON path), then the cases.
 fn load(path: &std::path::Path) -> Result<Vec<rolegate::case::model::Case>, CliError> {
-    let value = read_json(path)?;
+    let text = read_text(path)?;
     let file = shown(path);
+    let value = read_json_text(&text, &file)?;
     let mut found = Vec::new();
     if let Value::Array(cases) = &value {
         for (i, case) in cases.iter().enumerate() {
@@ -115,22 +116,25 @@ fn load(path: &std::path::Path) -> Result<Vec<rolegate::case::model::Case>, CliE
                 .collect(),
         ));
     }
-    let text = value.to_string();
     parse_cases(&text).map_err(|e| {
-        let message = match e {
-            CaseFileError::Json { source, .. } => format!(
-                "not a valid case file: {}",
-                plain_serde_message(&source.to_string(), "one of the accepted forms")
+        let (message, line) = match e {
+            CaseFileError::Json { source, .. } => (
+                format!(
+                    "not a valid case file: {}",
+                    plain_serde_message(&source.to_string(), "one of the accepted forms")
+                ),
+                Some(source.line()),
             ),
-            CaseFileError::DuplicateName { name, .. } => {
-                format!("case names must be unique; `{name}` appears twice")
-            }
-            other => other.to_string(),
+            CaseFileError::DuplicateName { name, .. } => (
+                format!("case names must be unique; `{name}` appears twice"),
+                None,
+            ),
+            other => (other.to_string(), None),
         };
-        CliError::input(
-            Problem::error("invalid-case", message)
-                .in_file(file)
-                .with_hint("the format of a case file: docs/case-format.md"),
-        )
+        let mut p = Problem::error("invalid-case", message)
+            .in_file(file)
+            .with_hint("the format of a case file: docs/case-format.md");
+        p.line = line;
+        CliError::input(p)
     })
 }
