@@ -1,5 +1,6 @@
 //! The `rolegate` command line: every command, its output formats and exit codes (0 yes, 1 no,
-//! 2 usage or unusable input), and bad input of every kind (never a panic).
+//! 2 usage, 3 unusable input, 4 rules that do not load), and bad input of every kind (never a
+//! panic).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -177,7 +178,7 @@ fn check_single_rule_file() {
 }
 
 #[test]
-fn check_invalid_rules_exit_1_with_file_and_json_path() {
+fn check_invalid_rules_exit_4_with_file_and_json_path() {
     let dir = setup();
     let long = "r".repeat(101);
     write_json(
@@ -189,7 +190,7 @@ fn check_invalid_rules_exit_1_with_file_and_json_path() {
         ]}),
     );
     let o = rolegate(&["check", "bad"], dir.path());
-    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert_eq!(code(&o), 4, "{}", stdout(&o));
     let text = stdout(&o);
     assert!(
         text.contains("data_sources/mongodb-atlas/app/items/rules.json: roles[1].name"),
@@ -202,15 +203,14 @@ fn check_invalid_rules_exit_1_with_file_and_json_path() {
     assert!(text.contains("invalid"));
 
     let o = rolegate(&["check", "bad", "--format", "json"], dir.path());
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 4);
     let lines = json_lines(&o);
     let errors: Vec<&Value> = lines.iter().filter(|l| l["severity"] == "error").collect();
     assert!(errors.len() >= 2, "{lines:?}");
     assert!(
         errors
             .iter()
-            .all(|e| e["file"].as_str().unwrap().ends_with("rules.json")
-                && e["json_path"].is_string())
+            .all(|e| e["file"].as_str().unwrap().ends_with("rules.json") && e["path"].is_string())
     );
     assert_eq!(lines.last().unwrap()["valid"], json!(false));
 }
@@ -235,20 +235,20 @@ fn check_warnings_fail_only_with_deny_warnings() {
 fn check_bad_paths_and_files() {
     let dir = setup();
     let o = rolegate(&["check", "no/such/app"], dir.path());
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 4);
     assert!(stderr(&o).contains("no/such/app"));
     write(dir.path(), "broken.json", "{\"roles\": [");
     let o = rolegate(&["check", "broken.json"], dir.path());
     assert_eq!(
         code(&o),
-        1,
+        4,
         "a rule file that is not JSON is invalid rules: {}",
         stdout(&o)
     );
     assert!(stdout(&o).contains("broken.json"));
     write(dir.path(), "empty.json", "");
     let o = rolegate(&["check", "empty.json"], dir.path());
-    assert!(matches!(code(&o), 1 | 2), "{}", stdout(&o));
+    assert_eq!(code(&o), 4, "{}", stdout(&o));
     assert!(!stderr(&o).contains("panicked"));
 }
 
@@ -318,10 +318,11 @@ fn eval_read_json_one_line_per_document_after_the_plan() {
     );
     let steps = lines[1]["explanation"].as_array().unwrap();
     assert!(
-        steps.iter().any(|s| s["rule"]
-            .as_str()
-            .is_some_and(|r| r.contains("roles[0].apply_when"))),
-        "{steps:?}"
+        steps.iter().any(|s| s["path"] == "roles[0].apply_when"
+            && s["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("items/rules.json"))),
+        "the rule's place is `file` and `path`: {steps:?}"
     );
     assert_eq!(lines[2]["selected"], json!(false));
     assert_eq!(lines[2]["visible"], json!(false));
@@ -426,7 +427,7 @@ fn eval_update_pairs_jsonl_pre_images() {
     let mut short = args.to_vec();
     short.extend(["--prev", "pre-short.jsonl"]);
     let o = rolegate(&short, dir.path());
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 3);
     assert!(stderr(&o).contains("paired"), "{}", stderr(&o));
 
     let o = rolegate(&args, dir.path());
@@ -502,12 +503,12 @@ fn eval_request_file_is_a_case_request() {
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     assert_eq!(json_lines(&o)[1]["visible"], json!(false));
     let o = run("bad-request.json");
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 3);
     assert!(stderr(&o).contains("valus"), "{}", stderr(&o));
 }
 
 #[test]
-fn eval_bad_inputs_exit_2_without_panicking() {
+fn eval_bad_inputs_exit_2_3_or_4_without_panicking() {
     let dir = setup();
     write(dir.path(), "empty.json", "");
     write(dir.path(), "notjson.json", "{oops");
@@ -527,7 +528,8 @@ fn eval_bad_inputs_exit_2_without_panicking() {
         "--action",
         "read",
     ];
-    let cases: Vec<Vec<&str>> = vec![
+    // 3: an input file that cannot be used.
+    let input: Vec<Vec<&str>> = vec![
         vec!["--user", "missing.json", "--document", "mine.json"],
         vec!["--user", "empty.json", "--document", "mine.json"],
         vec!["--user", "notjson.json", "--document", "mine.json"],
@@ -537,6 +539,17 @@ fn eval_bad_inputs_exit_2_without_panicking() {
         vec!["--user", "alice.json", "--document", "bad-ejson.json"],
         vec!["--user", "alice.json", "--documents", "bad.jsonl"],
         vec!["--user", "alice.json", "--documents", "blank.jsonl"],
+        vec![
+            "--user",
+            "alice.json",
+            "--document",
+            "mine.json",
+            "--request",
+            "empty.json",
+        ],
+    ];
+    // 2: a wrong command line.
+    let usage: Vec<Vec<&str>> = vec![
         vec![
             "--user",
             "alice.json",
@@ -554,28 +567,30 @@ fn eval_bad_inputs_exit_2_without_panicking() {
             "--prev",
             "mine.json",
         ],
-        vec![
-            "--user",
-            "alice.json",
-            "--document",
-            "mine.json",
-            "--request",
-            "empty.json",
-        ],
+        vec!["--user", "-", "--document", "-"],
     ];
-    for extra in cases {
-        let mut args = base.to_vec();
-        args.extend(extra.iter().copied());
-        let o = rolegate(&args, dir.path());
-        assert_eq!(code(&o), 2, "{extra:?}: {}{}", stdout(&o), stderr(&o));
-        assert!(!stderr(&o).is_empty(), "{extra:?}: a message on stderr");
-        assert!(!stderr(&o).contains("panicked"), "{extra:?}");
+    for (expected, cases) in [(3, input), (2, usage)] {
+        for extra in cases {
+            let mut args = base.to_vec();
+            args.extend(extra.iter().copied());
+            let o = rolegate(&args, dir.path());
+            assert_eq!(
+                code(&o),
+                expected,
+                "{extra:?}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+            assert!(!stderr(&o).is_empty(), "{extra:?}: a message on stderr");
+            assert!(!stderr(&o).contains("panicked"), "{extra:?}");
+        }
     }
-    for (path, coll) in [
-        ("no-app", "app.items"),
-        ("app", "appitems"),
-        ("app", "nosuch/app.items"),
-        ("empty.json", "app.items"),
+    for (path, coll, expected) in [
+        ("no-app", "app.items", 4),
+        ("empty.json", "app.items", 4),
+        (".", "app.items", 4),
+        ("app", "appitems", 2),
+        ("app", "nosuch/app.items", 2),
     ] {
         let o = rolegate(
             &[
@@ -592,7 +607,13 @@ fn eval_bad_inputs_exit_2_without_panicking() {
             ],
             dir.path(),
         );
-        assert_eq!(code(&o), 2, "{path} {coll}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            code(&o),
+            expected,
+            "{path} {coll}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         assert!(!stderr(&o).contains("panicked"));
     }
 }
@@ -652,7 +673,7 @@ fn test_passing_and_failing_cases() {
 }
 
 #[test]
-fn test_bad_case_files_exit_2() {
+fn test_bad_case_files_exit_3() {
     let dir = setup();
     let mut misspelt = case("x", true);
     misspelt["expected"] = json!({"visble": true});
@@ -674,7 +695,7 @@ fn test_bad_case_files_exit_2() {
         "object.json",
     ] {
         let o = rolegate(&["test", file], dir.path());
-        assert_eq!(code(&o), 2, "{file}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(code(&o), 3, "{file}: {}{}", stdout(&o), stderr(&o));
         assert!(stderr(&o).contains(file), "{file}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"));
     }

@@ -205,7 +205,7 @@ fn update_pairs_documents_with_pre_images() {
             "1",
         ],
     );
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 3);
     assert!(stderr(&o).contains("paired line by line"), "{}", stderr(&o));
 
     let o = bench(dir.path(), &["--prev", "prev.jsonl", "--iterations", "1"]);
@@ -218,7 +218,7 @@ fn update_pairs_documents_with_pre_images() {
 }
 
 #[test]
-fn bad_input_is_exit_2_with_a_message() {
+fn bad_input_exits_2_3_or_4_with_a_message() {
     let dir = fixture(2);
     let d = dir.path();
     std::fs::write(d.join("bad.jsonl"), "{\"_id\": 1}\nnot json\n").unwrap();
@@ -230,7 +230,7 @@ fn bad_input_is_exit_2_with_a_message() {
     let rules = rules.to_str().unwrap();
     let user = data("w1/user.json");
     let user = user.to_str().unwrap();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
         (
             vec![
                 "bench",
@@ -243,6 +243,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "docs.jsonl",
             ],
             "missing-dir",
+            4,
         ),
         (
             vec![
@@ -255,7 +256,8 @@ fn bad_input_is_exit_2_with_a_message() {
                 "--documents",
                 "docs.jsonl",
             ],
-            "do not load",
+            "broken-rules.json",
+            4,
         ),
         (
             vec![
@@ -269,6 +271,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "docs.jsonl",
             ],
             "nodot",
+            2,
         ),
         (
             vec![
@@ -282,6 +285,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "docs.jsonl",
             ],
             "user.json",
+            3,
         ),
         (
             vec![
@@ -295,6 +299,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "bad.jsonl",
             ],
             "line 2",
+            3,
         ),
         (
             vec![
@@ -308,6 +313,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "empty.jsonl",
             ],
             "no JSON lines",
+            3,
         ),
         (
             vec![
@@ -321,6 +327,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "array.jsonl",
             ],
             "array.jsonl",
+            3,
         ),
         (
             vec![
@@ -334,6 +341,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "missing.jsonl",
             ],
             "missing.jsonl",
+            3,
         ),
         (
             vec![
@@ -349,6 +357,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "fast",
             ],
             "fast",
+            2,
         ),
         (
             vec![
@@ -364,6 +373,7 @@ fn bad_input_is_exit_2_with_a_message() {
                 "0",
             ],
             "iterations",
+            2,
         ),
         (
             vec![
@@ -376,18 +386,20 @@ fn bad_input_is_exit_2_with_a_message() {
                 "--documents",
                 "docs.jsonl",
                 "--action",
-                "search",
+                "frobnicate",
             ],
-            "search",
+            "frobnicate",
+            2,
         ),
         (
             vec!["bench", rules, "--collection", "bench.w1", "--user", user],
             "--documents",
+            2,
         ),
     ];
-    for (args, fragment) in cases {
+    for (args, fragment, expected) in cases {
         let o = run(d, &args);
-        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert_eq!(code(&o), expected, "{args:?}: {}", stderr(&o));
         assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
         let err = stderr(&o);
         assert!(err.contains(fragment), "{args:?}: no {fragment:?} in {err}");

@@ -80,8 +80,8 @@ fn check_reports_every_lint_code_in_json_and_denies_warnings() {
         assert_eq!(l["severity"], "warning");
         assert_eq!(l["file"], "data_sources/mongodb-atlas/db/coll/rules.json");
         assert!(
-            l["json_path"].as_str().unwrap().starts_with("roles[")
-                || l["json_path"].as_str().unwrap().starts_with("filters[")
+            l["path"].as_str().unwrap().starts_with("roles[")
+                || l["path"].as_str().unwrap().starts_with("filters[")
         );
         assert!(l["hint"].is_string(), "{l}");
     }

@@ -212,45 +212,59 @@ pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Suggests the candidate closest to `input` (Damerau-free Levenshtein distance ≤ 2, or ≤ 1/3 of
-/// the length), for "did you mean" hints on unknown keys and operators.
+/// Suggests the candidate closest to `input` (edit distance ≤ 1/3 of the length, at least 1 and
+/// at most 3, where swapping two neighbouring characters is one edit: `raed` → `read`), for "did
+/// you mean" hints on unknown keys and operators.
 pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (input.chars().count() / 3).clamp(1, 3);
     candidates
         .iter()
-        .map(|c| (levenshtein(input, c), *c))
+        .map(|c| (edit_distance(input, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The optimal-string-alignment distance: insertions, deletions, substitutions and swaps of two
+/// neighbouring characters each cost one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev_diag = row.first().copied().unwrap_or(0);
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-        for (j, cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
-            let left = row.get(j).copied().unwrap_or(usize::MAX);
-            let cost = usize::from(ca != *cb);
-            let value = (prev_diag + cost)
-                .min(above.saturating_add(1))
-                .min(left.saturating_add(1));
-            prev_diag = above;
-            if let Some(cell) = row.get_mut(j + 1) {
+    let at = |row: &[usize], j: usize| row.get(j).copied().unwrap_or(usize::MAX);
+    let mut before: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let (ca, cb) = (a.get(i - 1), b.get(j - 1));
+            let cost = usize::from(ca != cb);
+            let mut value = (at(&prev, j - 1).saturating_add(cost))
+                .min(at(&prev, j).saturating_add(1))
+                .min(at(&row, j - 1).saturating_add(1));
+            if i > 1 && j > 1 && ca == b.get(j - 2) && a.get(i - 2) == cb {
+                value = value.min(at(&before, j - 2).saturating_add(1));
+            }
+            if let Some(cell) = row.get_mut(j) {
                 *cell = value;
             }
         }
+        before = std::mem::replace(&mut prev, row);
     }
-    row.last().copied().unwrap_or(0)
+    at(&prev, b.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_swap_of_two_letters_is_one_edit() {
+        assert_eq!(edit_distance("raed", "read"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(did_you_mean("raed", &["read", "write"]), Some("read"));
+        assert_eq!(did_you_mean("wirte", &["read", "write"]), Some("write"));
+    }
 
     #[test]
     fn suggests_close_keys() {

@@ -21,3 +21,10 @@ pub use crate::case::{
 pub fn app_relative(path: &str) -> Option<String> {
     crate::config::layout::app_relative(path)
 }
+
+/// The candidate closest to `input` by edit distance (at most a third of its length, swapping
+/// two neighbouring characters counting as one edit), for "did you mean" hints on names a user
+/// typed; `None` when none is close.
+pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    crate::error::did_you_mean(input, candidates)
+}

@@ -733,8 +733,16 @@ fn all_errors_of_all_files_are_collected() {
 }
 
 #[test]
-fn empty_directory_loads_with_a_warning() {
+fn a_folder_that_is_not_an_app_is_an_error_and_an_empty_app_a_warning() {
     let dir = tempfile::tempdir().unwrap();
+    let e = RuleSet::load(dir.path(), &LoadOptions::default()).unwrap_err();
+    assert_eq!(e.diagnostics.0[0].code, "not-an-app", "{e}");
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/rules.json"), "{}").unwrap();
+    let e = RuleSet::load(dir.path(), &LoadOptions::default()).unwrap_err();
+    assert_eq!(e.diagnostics.0[0].code, "not-an-app", "{e}");
+    // An app without rules (only its root configuration) loads, with a warning.
+    std::fs::write(dir.path().join("realm_config.json"), "{}").unwrap();
     let set = RuleSet::load(dir.path(), &LoadOptions::default()).unwrap();
     assert!(set.data_sources.is_empty());
     assert!(
@@ -743,6 +751,45 @@ fn empty_directory_loads_with_a_warning() {
             .iter()
             .any(|d| d.code == "empty-app" && d.severity == Severity::Warning)
     );
+}
+
+#[test]
+fn duplicate_keys_in_rule_files_are_warnings_naming_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir
+        .path()
+        .join("data_sources/mongodb-atlas/app/items/rules.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        "{\"database\": \"app\", \"collection\": \"items\",\n \"roles\": [{\"name\": \"r\", \"apply_when\": {},\n  \"read\": true,\n  \"read\": false}]}",
+    )
+    .unwrap();
+    for set in [
+        RuleSet::load(dir.path(), &LoadOptions::default()).unwrap(),
+        RuleSet::load(&file, &LoadOptions::default()).unwrap(),
+    ] {
+        let d = set
+            .warnings
+            .0
+            .iter()
+            .find(|d| d.code == "duplicate-key")
+            .unwrap_or_else(|| panic!("no duplicate-key warning: {:?}", set.warnings));
+        assert_eq!(d.place.json_path, "roles[0].read");
+        assert!(d.place.file.ends_with("rules.json"));
+        assert!(d.message.contains("line 3 and at line 4"), "{}", d.message);
+    }
+}
+
+#[test]
+fn a_rule_file_that_is_not_utf8_names_the_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.json");
+    std::fs::write(&file, b"{\"roles\":\n [\"\xff\"]}").unwrap();
+    let e = RuleSet::load(&file, &LoadOptions::default()).unwrap_err();
+    let d = &e.diagnostics.0[0];
+    assert_eq!(d.code, "invalid-utf8");
+    assert!(d.message.contains("byte 13 (line 2)"), "{}", d.message);
 }
 
 #[test]

@@ -18,8 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rolegate::LoadOptions;
-use rolegate::RuleSet;
+use rolegate::{LoadOptions, RuleSet};
 
 mod corpus_support;
 use corpus_support::{check_skip_is_visible, corpus_or_skip};

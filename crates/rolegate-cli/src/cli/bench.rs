@@ -1,38 +1,52 @@
 //! `rolegate bench PATH --collection DB.COLL --user USER.json --documents DOCS.jsonl`: how fast
-//! the rules decide for one user, on the user's own rules and documents.
+//! the rules decide for one user, on the user's own rules and documents — deciding exactly as
+//! `eval` does.
 //!
 //! Steps, each timed: load the rules (`load_ms`) and compile them (`compile_ms`, from
 //! [`Rules::compile_time`]); prepare a request (`prepare_ns`: the collection lookup,
-//! `prepare_with` and, for reads, the query plan — the median of [`PREPARE_RUNS`] runs); convert
-//! the documents to raw BSON once; then time each document's decision `--iterations` times in a
-//! row (by default enough for about a second in all) — reads: `redact_raw` into a reused buffer;
-//! writes: `insert` / `update` / `delete`. The report: documents/s (documents over the summed
-//! per-document times), ns per document (median and p99 over the documents), prepare time and
-//! compile time. `--action update` pairs each document (post-image) with the same line of
-//! `--prev` (pre-images), or with itself when `--prev` is not given.
+//! `prepare_with` and, for reads, the query plan of the request file's query and projection —
+//! the median of [`PREPARE_RUNS`] runs); then time each document's decision `--iterations`
+//! times in a row (by default enough for about a second in all). The decision is `eval`'s
+//! ([`super::decide`]): for reads and searches the filters' and the client's query and
+//! projection (the store query and store projection in memory, then `read_for`); when the plan
+//! leaves only the rules' decision (no filter applies, no client query or projection) the timed
+//! call is `redact_raw` on raw BSON into a reused buffer, which decides the same; writes:
+//! `insert` / `update` / `delete`. `--action update` pairs each document (post-image) with the
+//! same line of `--prev` (pre-images), or with itself when `--prev` is not given.
 //!
-//! Filters are part of the prepared request (its query plan, sent to the database); the timed
-//! decision is the rules' per-document work on documents the database returned.
+//! The report: documents/s (documents over the summed per-document times), ns per document
+//! (median and p99 over the documents), prepare and compile time, which rules govern the
+//! collection (`rules`: `collection`, `default` or `none`), and the decisions counted — for
+//! reads `visible`, `withheld` and `not_selected` (withheld because a query of the plan does not
+//! select the document), for writes `allowed` and `refused` — the same counts `eval` prints
+//! document by document. A collection that no rule file names is a warning (an error with
+//! `--strict`), as for `eval`.
 //!
 //! A progress bar is drawn on stderr while it runs, only when stderr is a terminal. Output:
-//! `--format human` (text) or `--format json` (one object: `engine`, `action`, `documents`,
-//! `iterations`, `docs_per_sec`, `ns_per_doc_median`, `ns_per_doc_p99`, `ns_per_doc_mean`,
-//! `prepare_ns`, `compile_ms`, `load_ms`, and `visible` for reads or `allowed` for writes).
+//! `--format human` (text) or `--format json` (one object: `engine`, `action`, `rules`,
+//! `documents`, `iterations`, `docs_per_sec`, `ns_per_doc_median`, `ns_per_doc_p99`,
+//! `ns_per_doc_mean`, `prepare_ns`, `compile_ms`, `load_ms`, and the counts; errors and
+//! warnings as JSON objects on stderr).
 //!
-//! Exit 0 once the figures are printed, 2 on unusable input (including rules that do not load).
+//! Exit codes ([`super::exit`]): 0 once the figures are printed; 1 when the request fails (its
+//! query plan is refused: no document would be returned), or when the timed raw path and
+//! `eval`'s path disagree on a document (`paths-disagree`: a bug to report); 2 for a wrong command line; 3 for an
+//! unusable user, request or document file; 4 for rules that do not load.
 
 use std::hint::black_box;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bson::{Document, RawDocumentBuf};
-use clap::{Args, ValueEnum};
-use rolegate::{EngineKind, PreparedRequest, Rules, Scratch, testing::to_document};
+use bson::RawDocumentBuf;
+use clap::Args;
+use rolegate::{EngineKind, Rules, Scratch};
 use serde_json::json;
 
-use super::inputs::{Inputs, load_app};
-use super::{CliError, EngineArg, Exit, Format, emit, read_json_lines};
+use super::decide::{Action, Decider, Decision};
+use super::inputs::{Inputs, Item, RulesSource, collection, load_app, one_stdin, read_items};
+use super::report::{self, Problem};
+use super::{CliError, EngineArg, Exit, Format, emit};
 
 /// Prepare runs whose median is `prepare_ns`.
 pub const PREPARE_RUNS: usize = 51;
@@ -40,26 +54,6 @@ pub const PREPARE_RUNS: usize = 51;
 const TARGET: Duration = Duration::from_secs(1);
 /// Without `--iterations`: bounds of the calibrated iteration count.
 const MAX_AUTO_ITERATIONS: u64 = 10_000;
-
-/// What is decided for each document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchAction {
-    Read,
-    Insert,
-    Update,
-    Delete,
-}
-
-impl BenchAction {
-    fn as_str(self) -> &'static str {
-        match self {
-            BenchAction::Read => "read",
-            BenchAction::Insert => "insert",
-            BenchAction::Update => "update",
-            BenchAction::Delete => "delete",
-        }
-    }
-}
 
 /// Arguments of `rolegate bench`.
 #[derive(Debug, Args)]
@@ -69,15 +63,19 @@ pub struct BenchArgs {
     /// The namespace: `database.collection` (or `data_source/database.collection`).
     #[arg(long, value_name = "DB.COLL")]
     pub collection: String,
-    /// The `%%user` object: `{id, type, data, custom_data, identities}`.
+    /// Refuse a `--collection` that no rule file names (by default a warning says which
+    /// default rule applies).
+    #[arg(long)]
+    pub strict: bool,
+    /// The `%%user` object: `{id, type, data, custom_data, identities}` (`-`: stdin).
     #[arg(long, value_name = "USER.json")]
     pub user: PathBuf,
-    /// The documents, one JSON object per line (Extended JSON allowed).
+    /// The documents, one JSON object per line, Extended JSON allowed (`-`: stdin).
     #[arg(long, value_name = "DOCS.jsonl")]
     pub documents: PathBuf,
     /// What to decide for each document.
-    #[arg(long, value_enum, default_value_t = BenchAction::Read)]
-    pub action: BenchAction,
+    #[arg(long, value_enum, default_value_t = Action::Read)]
+    pub action: Action,
     /// The engine to measure.
     #[arg(long, value_enum, default_value_t = EngineArg::Compiled)]
     pub engine: EngineArg,
@@ -86,7 +84,8 @@ pub struct BenchArgs {
     /// do this: it is evaluated like any other user.
     #[arg(long)]
     pub system: bool,
-    /// The request: the same object as a conformance case's `request`.
+    /// The request: the same object as a conformance case's `request`; its query and
+    /// projection are part of every read decision, as for `eval` (`-`: stdin).
     #[arg(long, value_name = "REQ.json")]
     pub request: Option<PathBuf>,
     /// Update pre-images, paired line by line with `--documents` (default: each document is
@@ -96,16 +95,40 @@ pub struct BenchArgs {
     /// Timed decisions per document (default: calibrated to about a second in all).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
-    /// Output format.
+    /// Output format (`json`: one object; errors and warnings as JSON objects on stderr).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// The decisions counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Reads: visible documents; writes: allowed writes.
+    pub yes: usize,
+    /// Reads: documents selected but withheld by the rules; writes: refused writes.
+    pub no: usize,
+    /// Reads: documents a query of the plan does not select.
+    pub not_selected: usize,
+}
+
+impl Counts {
+    fn add(&mut self, d: &Decision) {
+        match d {
+            Decision::Read {
+                selected: false, ..
+            } => self.not_selected += 1,
+            _ if d.yes() => self.yes += 1,
+            _ => self.no += 1,
+        }
+    }
 }
 
 /// The measured figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub engine: EngineKind,
-    pub action: BenchAction,
+    pub action: Action,
+    pub rules: RulesSource,
     pub documents: usize,
     pub iterations: u64,
     pub docs_per_sec: f64,
@@ -115,42 +138,51 @@ pub struct Report {
     pub prepare_ns: f64,
     pub compile_ms: f64,
     pub load_ms: f64,
-    /// Documents visible (reads) or writes allowed.
-    pub yes: usize,
+    pub counts: Counts,
 }
 
-/// One document to decide: the stored / inserted / post-image document, raw for reads, and the
-/// pre-image for updates.
-struct Item {
-    doc: Document,
+/// One document to decide, with its raw BSON for the raw read path.
+struct Doc {
+    item: Item,
     raw: RawDocumentBuf,
-    prev: Option<Document>,
 }
 
 /// Runs `bench`.
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
+    one_stdin(&[
+        ("--user", Some(&args.user)),
+        ("--documents", Some(&args.documents)),
+        ("--request", args.request.as_deref()),
+        ("--prev", args.prev.as_deref()),
+    ])?;
+    if args.prev.is_some() && args.action != Action::Update {
+        return Err(CliError::usage(
+            "usage",
+            "`--prev` is only for `--action update`",
+        ));
+    }
     let inputs = Inputs::read(&args.user, args.request.as_deref())?;
-    let items = items(args)?;
+    let docs = docs(args)?;
     let (set, load_time) = load_app(&args.path)?;
     let load_ms = ms(load_time);
-    let ctx = inputs.context(&set, false, args.system)?;
+    let ctx = inputs.context(&set, args.action == Action::Search, args.system)?;
+    for w in &inputs.warnings {
+        report::warn(w, args.format);
+    }
     let rules = Rules::new(set);
     let compile_ms = ms(rules.compile_time());
-    let collection = rules
-        .collection(&args.collection)
-        .map_err(|e| CliError::new(e.to_string()))?;
+    let (collection, source, note) = collection(&rules, &args.collection, args.strict)?;
+    if let Some(note) = &note {
+        report::warn(note, args.format);
+    }
     let engine = EngineKind::from(args.engine);
-    let read = args.action == BenchAction::Read;
 
     let mut prepare_times: Vec<f64> = (0..PREPARE_RUNS)
         .map(|_| {
             let start = Instant::now();
-            let coll = rules.collection(black_box(&args.collection));
-            if let Ok(coll) = coll {
+            if let Ok(coll) = rules.collection(black_box(&args.collection)) {
                 let prepared = coll.prepare_with(black_box(&ctx), engine);
-                if read {
-                    let _ = black_box(prepared.query_plan(None, None));
-                }
+                let _ = black_box(Decider::new(&prepared, &ctx, args.action, inputs.request()));
             }
             start.elapsed().as_nanos() as f64
         })
@@ -158,18 +190,46 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let prepare_ns = percentile(&mut prepare_times, 0.5);
 
     let prepared = collection.prepare_with(&ctx, engine);
-    let mut timer = Timer::new(&prepared, args.action);
+    let decider = match Decider::new(&prepared, &ctx, args.action, inputs.request())? {
+        Ok(d) => d,
+        Err(e) => {
+            report::warn(
+                &Problem::error(
+                    "request-fails",
+                    format!("the request fails, no document would be returned: {e}"),
+                ),
+                args.format,
+            );
+            return Ok(Exit::No);
+        }
+    };
+    let mut timer = Timer::new(&decider);
     let iterations = match args.iterations {
         Some(n) => n,
-        None => calibrate(&mut timer, &items),
+        None => calibrate(&mut timer, &docs)?,
     };
-    let mut progress = Progress::new(items.len());
-    let mut per_doc = Vec::with_capacity(items.len());
-    let mut yes = 0;
-    for (i, item) in items.iter().enumerate() {
-        let (ns, ok) = timer.time(item, iterations);
+    let mut progress = Progress::new(docs.len());
+    let mut per_doc = Vec::with_capacity(docs.len());
+    let mut counts = Counts::default();
+    for (i, doc) in docs.iter().enumerate() {
+        let (ns, timed) = timer.time(doc, iterations)?;
         per_doc.push(ns);
-        yes += usize::from(ok);
+        // The decision counted is eval's; the timed path must agree with it.
+        let decision = decider.decide(&doc.item)?;
+        if timed != decision.yes() {
+            return Err(CliError::new(
+                Exit::No,
+                vec![Problem::error(
+                    "paths-disagree",
+                    format!(
+                        "{}: the timed decision ({timed}) differs from eval's ({})",
+                        doc.item.label,
+                        decision.yes()
+                    ),
+                )],
+            ));
+        }
+        counts.add(&decision);
         progress.update(i + 1);
     }
     progress.finish();
@@ -179,10 +239,11 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let report = Report {
         engine,
         action: args.action,
-        documents: items.len(),
+        rules: source,
+        documents: docs.len(),
         iterations,
         docs_per_sec: if total > 0.0 {
-            items.len() as f64 * 1e9 / total
+            docs.len() as f64 * 1e9 / total
         } else {
             0.0
         },
@@ -192,10 +253,10 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         prepare_ns,
         compile_ms,
         load_ms,
-        yes,
+        counts,
     };
     print_report(&report, args.format, out)?;
-    Ok(Exit::Ok)
+    Ok(Exit::Yes)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -216,62 +277,56 @@ pub fn percentile(values: &mut [f64], q: f64) -> f64 {
 }
 
 /// Times one document's decision, with reused scratch space and output buffer.
-struct Timer<'a, 'p, 'c> {
-    prepared: &'a PreparedRequest<'p, 'c>,
-    action: BenchAction,
+struct Timer<'d, 'a, 'p, 'c> {
+    decider: &'d Decider<'a, 'p, 'c>,
+    plain: bool,
     scratch: Scratch,
     out: Vec<u8>,
 }
 
-impl<'a, 'p, 'c> Timer<'a, 'p, 'c> {
-    fn new(prepared: &'a PreparedRequest<'p, 'c>, action: BenchAction) -> Self {
+impl<'d, 'a, 'p, 'c> Timer<'d, 'a, 'p, 'c> {
+    fn new(decider: &'d Decider<'a, 'p, 'c>) -> Self {
         Timer {
-            prepared,
-            action,
+            decider,
+            plain: decider.plain(),
             scratch: Scratch::new(),
             out: Vec::with_capacity(1 << 16),
         }
     }
 
-    /// One decision: visible (reads) or allowed (writes).
-    fn once(&mut self, item: &Item) -> bool {
-        let p = self.prepared;
-        match self.action {
-            BenchAction::Read => {
-                self.out.clear();
-                let d = p.redact_raw(black_box(&item.raw), &mut self.scratch, &mut self.out);
-                black_box(self.out.as_slice());
-                d.visible
-            }
-            BenchAction::Insert => black_box(p.insert(black_box(&item.doc))).allowed,
-            BenchAction::Delete => black_box(p.delete(black_box(&item.doc))).allowed,
-            BenchAction::Update => {
-                let pre = item.prev.as_ref().unwrap_or(&item.doc);
-                black_box(p.update(black_box(pre), black_box(&item.doc))).allowed
-            }
+    /// One decision (eval's; the raw path for a plain read): visible or allowed.
+    fn once(&mut self, doc: &Doc) -> Result<bool, CliError> {
+        if self.plain {
+            self.out.clear();
+            let yes =
+                self.decider
+                    .decide_raw(black_box(&doc.raw), &mut self.scratch, &mut self.out);
+            black_box(self.out.as_slice());
+            return Ok(yes);
         }
+        Ok(black_box(self.decider.decide(black_box(&doc.item))?).yes())
     }
 
-    /// Mean ns of `iterations` decisions of `item` in a row, and the decision.
-    fn time(&mut self, item: &Item, iterations: u64) -> (f64, bool) {
-        let mut ok = false;
+    /// Mean ns of `iterations` decisions of `doc` in a row, and the decision.
+    fn time(&mut self, doc: &Doc, iterations: u64) -> Result<(f64, bool), CliError> {
+        let mut yes = false;
         let start = Instant::now();
         for _ in 0..iterations {
-            ok = self.once(item);
+            yes = self.once(doc)?;
         }
-        (start.elapsed().as_nanos() as f64 / iterations as f64, ok)
+        Ok((start.elapsed().as_nanos() as f64 / iterations as f64, yes))
     }
 }
 
 /// Decides every document once (a warm-up) and picks the iteration count that makes the timed
 /// loop last about [`TARGET`].
-fn calibrate(timer: &mut Timer<'_, '_, '_>, items: &[Item]) -> u64 {
+fn calibrate(timer: &mut Timer<'_, '_, '_, '_>, docs: &[Doc]) -> Result<u64, CliError> {
     let start = Instant::now();
-    for item in items {
-        black_box(timer.once(item));
+    for doc in docs {
+        black_box(timer.once(doc)?);
     }
     let pass = start.elapsed().as_secs_f64().max(1e-9);
-    ((TARGET.as_secs_f64() / pass) as u64).clamp(1, MAX_AUTO_ITERATIONS)
+    Ok(((TARGET.as_secs_f64() / pass) as u64).clamp(1, MAX_AUTO_ITERATIONS))
 }
 
 /// A hand-rolled progress bar on stderr, drawn only when stderr is a terminal, at most every
@@ -331,46 +386,18 @@ impl Progress {
 }
 
 /// Reads the documents (and update pre-images), converting each to raw BSON once.
-fn items(args: &BenchArgs) -> Result<Vec<Item>, CliError> {
-    if args.prev.is_some() && args.action != BenchAction::Update {
-        return Err(CliError::new("`--prev` is only for `--action update`"));
-    }
-    let convert = |path: &Path, line: usize, value: &serde_json::Value| {
-        to_document(value, &format!("line {line}"))
-            .map_err(|e| CliError::new(format!("`{}`: {}", path.display(), e.message)))
-    };
-    let lines = read_json_lines(&args.documents)?;
-    let prevs = match &args.prev {
-        Some(p) => {
-            let prevs = read_json_lines(p)?;
-            if prevs.len() != lines.len() {
-                return Err(CliError::new(format!(
-                    "`{}` holds {} documents but `{}` holds {} pre-images; they are paired line by line",
-                    args.documents.display(),
-                    lines.len(),
-                    p.display(),
-                    prevs.len()
-                )));
-            }
-            prevs
-                .iter()
-                .map(|(line, v)| convert(p, *line, v).map(Some))
-                .collect::<Result<Vec<_>, _>>()?
-        }
-        None => vec![None; lines.len()],
-    };
-    lines
-        .iter()
-        .zip(prevs)
-        .map(|((line, v), prev)| {
-            let doc = convert(&args.documents, *line, v)?;
-            let raw = RawDocumentBuf::from_document(&doc).map_err(|e| {
-                CliError::new(format!(
-                    "`{}` line {line}: cannot encode as BSON: {e}",
-                    args.documents.display()
+fn docs(args: &BenchArgs) -> Result<Vec<Doc>, CliError> {
+    let items = read_items(None, Some(&args.documents), args.prev.as_deref())?;
+    items
+        .into_iter()
+        .map(|item| {
+            let raw = RawDocumentBuf::from_document(&item.doc).map_err(|e| {
+                CliError::input(Problem::error(
+                    "invalid-document",
+                    format!("{}: cannot encode as BSON: {e}", item.label),
                 ))
             })?;
-            Ok(Item { doc, raw, prev })
+            Ok(Doc { item, raw })
         })
         .collect()
 }
@@ -402,13 +429,14 @@ fn duration(ns: f64) -> String {
 }
 
 fn print_report(r: &Report, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
+    let read = r.action.is_read();
+    let (yes, no) = if read {
+        ("visible", "withheld")
+    } else {
+        ("allowed", "refused")
+    };
     match format {
         Format::Human => {
-            let yes = if r.action == BenchAction::Read {
-                "visible"
-            } else {
-                "allowed"
-            };
             emit(
                 out,
                 format_args!(
@@ -419,6 +447,7 @@ fn print_report(r: &Report, format: Format, out: &mut dyn Write) -> Result<(), C
                     r.iterations
                 ),
             )?;
+            emit(out, format_args!("  rules:         {}", r.rules.as_str()))?;
             emit(
                 out,
                 format_args!("  load:          {}", duration(r.load_ms * 1e6)),
@@ -452,16 +481,37 @@ fn print_report(r: &Report, format: Format, out: &mut dyn Write) -> Result<(), C
                 format_args!(
                     "  {yes}:{:pad$}{} of {}",
                     "",
-                    r.yes,
+                    r.counts.yes,
                     r.documents,
                     pad = 14 - yes.len()
                 ),
-            )
+            )?;
+            emit(
+                out,
+                format_args!(
+                    "  {no}:{:pad$}{} of {}",
+                    "",
+                    r.counts.no,
+                    r.documents,
+                    pad = 14 - no.len()
+                ),
+            )?;
+            if read {
+                emit(
+                    out,
+                    format_args!(
+                        "  not selected:  {} of {} (by a query of the plan)",
+                        r.counts.not_selected, r.documents
+                    ),
+                )?;
+            }
+            Ok(())
         }
         Format::Json => {
             let mut v = json!({
                 "engine": r.engine.as_str(),
                 "action": r.action.as_str(),
+                "rules": r.rules.as_str(),
                 "documents": r.documents,
                 "iterations": r.iterations,
                 "docs_per_sec": r.docs_per_sec,
@@ -472,13 +522,12 @@ fn print_report(r: &Report, format: Format, out: &mut dyn Write) -> Result<(), C
                 "compile_ms": r.compile_ms,
                 "load_ms": r.load_ms,
             });
-            let key = if r.action == BenchAction::Read {
-                "visible"
-            } else {
-                "allowed"
-            };
             if let Some(m) = v.as_object_mut() {
-                m.insert(key.to_string(), json!(r.yes));
+                m.insert(yes.to_string(), json!(r.counts.yes));
+                m.insert(no.to_string(), json!(r.counts.no));
+                if read {
+                    m.insert("not_selected".to_string(), json!(r.counts.not_selected));
+                }
             }
             emit(out, v)
         }

@@ -3,21 +3,25 @@
 //!
 //! Input: the path. Output: every error and warning with its file, JSON path, stable code and
 //! hint (human: one diagnostic per line, then a summary; json: one object per diagnostic per
-//! line with `severity`, `code`, `file`, `json_path`, `span`, `message`, `hint`, then a summary
-//! object `{"valid", "errors", "warnings"}`). The warnings are those of loading followed by
-//! those of the lint pass; see [`rolegate::lint`] for the codes. Exit 0 when valid, 1 when not
-//! (or when there are warnings and `--deny-warnings` is given), 2 when the path, or a file under
-//! it, cannot be read (the diagnostics are still printed). A file that is not valid JSON is
-//! invalid rules (1).
+//! line with the keys of every problem of the command line — `severity`, `code`, `message`,
+//! `file`, `line`, `path`, `span`, `hint` ([`super::report`]) — then a summary object
+//! `{"valid", "errors", "warnings"}`). The warnings are those of loading (duplicate keys, unknown
+//! keys with a did-you-mean hint, ...) followed by those of the lint pass; see
+//! [`rolegate::lint`] for the codes. A folder with no App Services file is not an app: an error.
+//!
+//! Exit codes ([`super::exit`]): 0 when valid; 1 when there are warnings and `--deny-warnings`
+//! is given; 4 when the rules are invalid — a file that is not UTF-8 or not JSON, or cannot be
+//! read, included (the diagnostics are printed) — or the path does not exist.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use rolegate::{Diagnostic, Diagnostics, Severity};
+use rolegate::Diagnostics;
 use serde_json::json;
 
-use super::{CliError, Exit, Format, emit, load_rules};
+use super::report::Problem;
+use super::{CliError, Exit, Format, emit};
 
 /// Arguments of `rolegate check`.
 #[derive(Debug, Args)]
@@ -35,19 +39,20 @@ pub struct CheckArgs {
 /// Runs `check`.
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     if !args.path.exists() {
-        return Err(CliError::new(format!(
-            "cannot read `{}`: no such file or directory",
-            args.path.display()
-        )));
+        return Err(CliError::new(
+            Exit::Rules,
+            vec![
+                Problem::error("io", "cannot read: no such file or directory")
+                    .in_file(args.path.display().to_string()),
+            ],
+        ));
     }
-    let diagnostics = match load_rules(&args.path) {
+    let options = rolegate::LoadOptions::default();
+    let diagnostics = match rolegate::RuleSet::load(&args.path, &options) {
         Ok(set) => rolegate::lint::check_warnings(&set),
         Err(e) => e.diagnostics,
     };
-    let exit = report(&diagnostics, args, out)?;
-    // A file that could not be read is an I/O error, not a verdict on the rules.
-    let unreadable = diagnostics.errors().any(|d| d.code == "io");
-    Ok(if unreadable { Exit::Usage } else { exit })
+    report(&diagnostics, args, out)
 }
 
 /// Prints `diagnostics` and decides the exit code.
@@ -60,10 +65,7 @@ pub fn report(
     let warnings = diagnostics.warnings().count();
     let valid = errors == 0;
     for d in &diagnostics.0 {
-        match args.format {
-            Format::Human => emit(out, d)?,
-            Format::Json => emit(out, diagnostic_json(d))?,
-        }
+        emit(out, Problem::from_diagnostic(d).render(args.format))?;
     }
     match args.format {
         Format::Human => {
@@ -81,18 +83,9 @@ pub fn report(
             json!({"valid": valid, "errors": errors, "warnings": warnings}),
         )?,
     }
-    Ok(Exit::answer(valid && !(args.deny_warnings && warnings > 0)))
-}
-
-/// One diagnostic as a JSON object.
-pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
-    json!({
-        "severity": match d.severity { Severity::Error => "error", Severity::Warning => "warning" },
-        "code": d.code,
-        "file": &*d.place.file,
-        "json_path": d.place.json_path,
-        "span": d.place.span.as_ref().map(|s| [s.start, s.end]),
-        "message": d.message,
-        "hint": d.hint,
+    Ok(if !valid {
+        Exit::Rules
+    } else {
+        Exit::answer(!(args.deny_warnings && warnings > 0))
     })
 }

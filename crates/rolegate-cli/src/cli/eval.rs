@@ -41,35 +41,28 @@
 //! `%%values` are the app's plain values overlaid with the request's `values`; an `environment`
 //! given by tag only takes its values from the app's `environments/<tag>.json`.
 //!
-//! Exit 0 when every document is visible (reads) or every write allowed, 1 when one is not (or
-//! the query plan fails), 2 on unusable input (including rules that do not load).
+//! A collection that no rule file names is a warning saying which rules apply (the data source's
+//! default rule, or none: every decision is no), an error with `--strict`. Errors and warnings
+//! go to stderr, as JSON objects with `--format json` ([`super::report`]). `-` reads one of
+//! `--user`, `--document`, `--documents`, `--request`, `--prev` from stdin.
+//!
+//! Exit codes ([`super::exit`]): 0 once the decisions are printed (with `--fail-on-deny`: only
+//! when every document is visible and every write allowed, else 1); 2 for a wrong command line;
+//! 3 for an unusable user, request or document file; 4 for rules that do not load.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bson::Document;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use rolegate::{
-    ClientError, Explanation, PlanError, PreparedRequest, QueryPlan, ReadOutcome, Rules,
-    WriteOutcome, mql,
-    mql::document_to_json,
-    testing::{CaseRequest, to_document},
+    ClientError, Explanation, QueryPlan, ReadOutcome, Rules, WriteOutcome, mql::document_to_json,
 };
 use serde_json::{Value, json};
 
-use super::inputs::{Inputs, load_app};
-use super::{CliError, EngineArg, Exit, Format, emit, read_json, read_json_lines};
-
-/// What is asked for each document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EvalAction {
-    Read,
-    Insert,
-    Update,
-    Delete,
-    /// An Atlas Search (`$search`) read.
-    Search,
-}
+use super::decide::{Action, Decider, Decision};
+use super::inputs::{Inputs, Item, collection, load_app, one_stdin, read_items};
+use super::report::{self, Problem};
+use super::{CliError, EngineArg, Exit, Format, emit};
 
 /// Arguments of `rolegate eval`.
 #[derive(Debug, Args)]
@@ -79,13 +72,18 @@ pub struct EvalArgs {
     /// The namespace: `database.collection` (or `data_source/database.collection`).
     #[arg(long, value_name = "DB.COLL")]
     pub collection: String,
-    /// The `%%user` object: `{id, type, data, custom_data, identities}`.
+    /// Refuse a `--collection` that no rule file names (by default a warning says which
+    /// default rule applies).
+    #[arg(long)]
+    pub strict: bool,
+    /// The `%%user` object: `{id, type, data, custom_data, identities}` (`-`: stdin).
     #[arg(long, value_name = "USER.json")]
     pub user: PathBuf,
     /// What to decide for each document.
     #[arg(long, value_enum)]
-    pub action: EvalAction,
-    /// One document (JSON, Extended JSON allowed): stored, inserted, or the post-image.
+    pub action: Action,
+    /// One document (JSON, Extended JSON allowed): stored, inserted, or the post-image
+    /// (`-`: stdin).
     #[arg(
         long,
         value_name = "DOC.json",
@@ -93,13 +91,13 @@ pub struct EvalArgs {
         conflicts_with = "documents"
     )]
     pub document: Option<PathBuf>,
-    /// Many documents, one JSON object per line.
+    /// Many documents, one JSON object per line (`-`: stdin).
     #[arg(long, value_name = "DOCS.jsonl")]
     pub documents: Option<PathBuf>,
     /// Update pre-images: a JSON file with `--document`, JSON Lines paired with `--documents`.
     #[arg(long, value_name = "PREV.json")]
     pub prev: Option<PathBuf>,
-    /// The request: the same object as a conformance case's `request`.
+    /// The request: the same object as a conformance case's `request` (`-`: stdin).
     #[arg(long, value_name = "REQ.json")]
     pub request: Option<PathBuf>,
     /// Explain every decision step by step: each rule with its file and JSON path, the values
@@ -119,214 +117,77 @@ pub struct EvalArgs {
     /// do this: it is evaluated like any other user.
     #[arg(long)]
     pub system: bool,
-    /// Output format.
+    /// Output format (`json`: decisions, errors and warnings as JSON objects, one per line).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
 
-/// One document to decide, with its label (`DOC.json`, `line 3`).
-struct Item {
-    label: String,
-    doc: Document,
-    prev: Option<Document>,
-}
-
 /// Runs `eval`.
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let inputs = Inputs::read(&args.user, args.request.as_deref())?;
-    let items = items(args)?;
-    let (set, _) = load_app(&args.path)?;
-    let ctx = inputs.context(&set, args.action == EvalAction::Search, args.system)?;
-    for w in set.warnings.warnings() {
-        eprintln!("{w}");
+    one_stdin(&[
+        ("--user", Some(&args.user)),
+        ("--document", args.document.as_deref()),
+        ("--documents", args.documents.as_deref()),
+        ("--request", args.request.as_deref()),
+        ("--prev", args.prev.as_deref()),
+    ])?;
+    if args.prev.is_some() && args.action != Action::Update {
+        return Err(CliError::usage(
+            "usage",
+            "`--prev` is only for `--action update`",
+        ));
     }
-    let rules = Rules::new(set);
-    let collection = rules
-        .collection(&args.collection)
-        .map_err(|e| CliError::new(e.to_string()))?;
-    let engine = collection
-        .prepare_with(&ctx, args.engine.into())
-        .with_explain(args.explain);
-
-    let mut all_yes = true;
-    let mut selection = None;
-    if matches!(args.action, EvalAction::Read | EvalAction::Search) {
-        match query_plan(&engine, inputs.request())? {
-            Ok(plan) => {
-                print_plan(&plan, args, out)?;
-                let query = mql::compile_query(&plan.store_query).map_err(|e| {
-                    CliError::new(format!("the store query is not a valid MongoDB query: {e}"))
-                })?;
-                selection = Some((query, plan));
-            }
-            Err(e) => {
-                match args.format {
-                    Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,
-                    Format::Json => emit(
-                        out,
-                        json!({"plan": {"error": e.to_string(), "code": e.code(), "client_error": client_json(e.client_error())}}),
-                    )?,
-                }
-                return Ok(Exit::answer(!args.fail_on_deny));
-            }
-        }
-    }
-    for (i, item) in items.iter().enumerate() {
-        let n = i + 1;
-        let yes = match args.action {
-            EvalAction::Read | EvalAction::Search => {
-                let Some((query, plan)) = &selection else {
-                    continue;
-                };
-                // The database's part: the store query and the store projection.
-                match mql::matches_with(query, &item.doc, &ctx) {
-                    Ok(true) => {
-                        let stored = mql::project(&plan.store_projection, &item.doc);
-                        let planned = engine.read_for(plan, &stored);
-                        let o = match planned.selected {
-                            true => Ok(&planned.outcome),
-                            false => Err(planned.outcome.explanation.clone()),
-                        };
-                        print_read(n, item, o, args, out)?;
-                        planned.selected && planned.outcome.visible
-                    }
-                    Ok(false) => {
-                        let mut why = Explanation::default();
-                        if args.explain {
-                            why.push(
-                                None,
-                                format!(
-                                    "the store query {} does not select this document",
-                                    document_to_json(&plan.store_query)
-                                ),
-                            );
-                            if !plan.applied.is_empty() {
-                                why.push(
-                                    None,
-                                    format!(
-                                        "it holds the queries of the applied filters: {}",
-                                        plan.applied.join(", ")
-                                    ),
-                                );
-                            }
-                        }
-                        print_read(n, item, Err(why), args, out)?;
-                        false
-                    }
-                    Err(e) => {
-                        return Err(CliError::new(format!(
-                            "{}: the query cannot be evaluated: {e}",
-                            item.label
-                        )));
-                    }
-                }
-            }
-            EvalAction::Insert => print_write(n, item, &engine.insert(&item.doc), args, out)?,
-            EvalAction::Delete => print_write(n, item, &engine.delete(&item.doc), args, out)?,
-            EvalAction::Update => {
-                let pre = item
-                    .prev
-                    .as_ref()
-                    .ok_or_else(|| CliError::new("`--action update` needs `--prev`"))?;
-                print_write(n, item, &engine.update(pre, &item.doc), args, out)?
-            }
-        };
-        all_yes &= yes;
-    }
-    Ok(Exit::answer(all_yes || !args.fail_on_deny))
-}
-
-/// Reads the documents (and pre-images) to decide.
-fn items(args: &EvalArgs) -> Result<Vec<Item>, CliError> {
-    let doc_of = |value: &Value, path: &Path, label: &str| {
-        to_document(value, label)
-            .map_err(|e| CliError::new(format!("`{}`: {}", path.display(), e.message)))
-    };
-    if args.prev.is_some() && args.action != EvalAction::Update {
-        return Err(CliError::new("`--prev` is only for `--action update`"));
-    }
-    if args.action == EvalAction::Update && args.prev.is_none() {
-        return Err(CliError::new(
+    if args.action == Action::Update && args.prev.is_none() {
+        return Err(CliError::usage(
+            "usage",
             "`--action update` needs `--prev` (the pre-image of each document)",
         ));
     }
-    match (&args.document, &args.documents) {
-        (Some(path), None) => {
-            let doc = doc_of(&read_json(path)?, path, "document")?;
-            let prev = match &args.prev {
-                Some(p) => Some(doc_of(&read_json(p)?, p, "prev")?),
-                None => None,
-            };
-            Ok(vec![Item {
-                label: path.display().to_string(),
-                doc,
-                prev,
-            }])
-        }
-        (None, Some(path)) => {
-            let lines = read_json_lines(path)?;
-            let prevs = match &args.prev {
-                Some(p) => {
-                    let prevs = read_json_lines(p)?;
-                    if prevs.len() != lines.len() {
-                        return Err(CliError::new(format!(
-                            "`{}` holds {} documents but `{}` holds {} pre-images; they are paired line by line",
-                            path.display(),
-                            lines.len(),
-                            p.display(),
-                            prevs.len()
-                        )));
-                    }
-                    prevs
-                        .iter()
-                        .map(|(line, v)| doc_of(v, p, &format!("line {line}")).map(Some))
-                        .collect::<Result<Vec<_>, _>>()?
-                }
-                None => vec![None; lines.len()],
-            };
-            lines
-                .iter()
-                .zip(prevs)
-                .map(|((line, v), prev)| {
-                    let label = format!("{} line {line}", path.display());
-                    Ok(Item {
-                        doc: doc_of(v, path, &format!("line {line}"))?,
-                        label,
-                        prev,
-                    })
-                })
-                .collect()
-        }
-        _ => Err(CliError::new(
-            "give exactly one of `--document` and `--documents`",
-        )),
-    }
-}
-
-/// The query plan of a read: the request's query and projection with the filters.
-fn query_plan(
-    engine: &PreparedRequest<'_, '_>,
-    request: Option<&CaseRequest>,
-) -> Result<Result<QueryPlan, PlanError>, CliError> {
-    let operation = request.and_then(|r| r.operation.as_ref());
-    let doc = |v: Option<&Value>, what: &str| match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => to_document(v, what)
-            .map(Some)
-            .map_err(|e| CliError::new(format!("request: {e}"))),
-    };
-    let query = doc(
-        operation.and_then(|op| op.client_query()),
-        "operation.query",
+    let inputs = Inputs::read(&args.user, args.request.as_deref())?;
+    let items = read_items(
+        args.document.as_deref(),
+        args.documents.as_deref(),
+        args.prev.as_deref(),
     )?;
-    let projection = match request.and_then(|r| r.client_projection.as_ref()) {
-        Some(p) => doc(Some(p), "client_projection")?,
-        None => doc(
-            operation.and_then(|op| op.projection.as_ref()),
-            "operation.projection",
-        )?,
+    let (set, _) = load_app(&args.path)?;
+    let ctx = inputs.context(&set, args.action == Action::Search, args.system)?;
+    for w in set.warnings.warnings() {
+        report::warn(&Problem::from_diagnostic(w), args.format);
+    }
+    for w in &inputs.warnings {
+        report::warn(w, args.format);
+    }
+    let rules = Rules::new(set);
+    let (collection, _, note) = collection(&rules, &args.collection, args.strict)?;
+    if let Some(note) = &note {
+        report::warn(note, args.format);
+    }
+    let engine = collection
+        .prepare_with(&ctx, args.engine.into())
+        .with_explain(args.explain);
+    let decider = match Decider::new(&engine, &ctx, args.action, inputs.request())? {
+        Ok(d) => d,
+        Err(e) => {
+            match args.format {
+                Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,
+                Format::Json => emit(
+                    out,
+                    json!({"plan": {"error": e.to_string(), "code": e.code(), "client_error": client_json(e.client_error())}}),
+                )?,
+            }
+            return Ok(Exit::answer(!args.fail_on_deny));
+        }
     };
-    Ok(engine.query_plan(query.as_ref(), projection.as_ref()))
+    if let Some(plan) = decider.plan() {
+        print_plan(plan, args, out)?;
+    }
+    let mut all_yes = true;
+    for (i, item) in items.iter().enumerate() {
+        let decision = decider.decide(item)?;
+        all_yes &= decision.yes();
+        print_decision(i + 1, item, &decision, args, out)?;
+    }
+    Ok(Exit::answer(all_yes || !args.fail_on_deny))
 }
 
 fn print_plan(plan: &QueryPlan, args: &EvalArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -381,16 +242,18 @@ fn client_json(e: ClientError) -> Value {
     json!({"code": e.code, "message": e.message})
 }
 
+/// The steps of an explanation: `{message, file, path}`, the place of the rule behind a step
+/// split into its file and JSON path (`null` when the step has no rule).
 fn explanation_json(e: &Explanation) -> Value {
     Value::Array(
         e.steps
             .iter()
             .map(|s| {
+                let place = s.place.as_ref();
                 json!({
                     "message": s.message,
-                    "rule": s.place.as_ref().map(ToString::to_string),
-                    "file": s.place.as_ref().map(|p| p.file.to_string()),
-                    "path": s.place.as_ref().map(|p| p.json_path.clone()),
+                    "file": place.map(|p| p.file.to_string()),
+                    "path": place.map(|p| p.json_path.clone()),
                 })
             })
             .collect(),
@@ -405,125 +268,140 @@ fn print_explanation(e: &Explanation, out: &mut dyn Write) -> Result<(), CliErro
     Ok(())
 }
 
-/// Prints a read decision; `Err(why)` when the query plan does not select the document (`why`
-/// is shown with `--explain`).
-fn print_read(
+/// Prints one decision: a block of text, or one JSON object whose keys are the same for every
+/// action.
+fn print_decision(
     n: usize,
     item: &Item,
-    o: Result<&ReadOutcome, Explanation>,
+    decision: &Decision,
     args: &EvalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let o = match o {
-        Ok(o) => o,
-        Err(why) => {
-            return match args.format {
-                Format::Human => {
-                    emit(
-                        out,
-                        format_args!(
-                            "document {n} ({}): not selected by the query plan: withheld",
-                            item.label
-                        ),
-                    )?;
-                    if args.explain {
-                        print_explanation(&why, out)?;
-                    }
-                    Ok(())
-                }
-                Format::Json => {
-                    let mut v = json!({"document": n, "source": item.label, "selected": false, "visible": false});
-                    if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
-                        m.insert("explanation".to_string(), explanation_json(&why));
-                    }
-                    emit(out, v)
-                }
-            };
-        }
-    };
     match args.format {
-        Format::Human => {
-            let verdict = if o.visible { "visible" } else { "withheld" };
-            emit(
-                out,
-                format_args!(
-                    "document {n} ({}): {}: {verdict}",
-                    item.label,
-                    role_text(&o.role)
-                ),
-            )?;
-            if let Some(doc) = &o.document {
-                emit(out, format_args!("  {}", document_to_json(doc)))?;
+        Format::Human => match decision {
+            Decision::Read { selected, outcome } => {
+                print_read(n, item, *selected, outcome, args, out)
             }
-            if let Some(e) = &o.error {
-                emit(out, format_args!("  error: {e}"))?;
-            }
-            if args.explain {
-                print_explanation(&o.explanation, out)?;
-            }
-            Ok(())
-        }
+            Decision::Write(o) => print_write(n, item, o, args, out),
+        },
         Format::Json => {
-            let mut v = json!({
-                "document": n,
-                "source": item.label,
-                "selected": true,
-                "role": o.role,
-                "visible": o.visible,
-                "fields": o.fields(),
-                "redacted": o.document.as_ref().map(document_to_json),
-                "error": o.error,
-                "client_error": o.client_error().map(client_json),
-            });
+            let explanation = match decision {
+                Decision::Read { outcome, .. } => &outcome.explanation,
+                Decision::Write(o) => &o.explanation,
+            };
+            let mut v = decision_json(n, item, args.action, decision);
             if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
-                m.insert("explanation".to_string(), explanation_json(&o.explanation));
+                m.insert("explanation".to_string(), explanation_json(explanation));
             }
             emit(out, v)
         }
     }
 }
 
+/// One decision as JSON: the same keys for every action (`null` where a key does not apply).
+fn decision_json(n: usize, item: &Item, action: Action, decision: &Decision) -> Value {
+    match decision {
+        Decision::Read { selected, outcome } => {
+            let shown = selected.then_some(outcome);
+            json!({
+                "document": n,
+                "source": item.label,
+                "action": action.as_str(),
+                "selected": selected,
+                "role": shown.and_then(|o| o.role.clone()),
+                "allowed": decision.yes(),
+                "visible": decision.yes(),
+                "fields": shown.map(ReadOutcome::fields),
+                "redacted": shown.and_then(|o| o.document.as_ref().map(document_to_json)),
+                "error": shown.and_then(|o| o.error.clone()),
+                "error_code": shown.and_then(ReadOutcome::client_error).map(|c| c.code),
+                "client_error": shown.and_then(ReadOutcome::client_error).map(client_json),
+            })
+        }
+        Decision::Write(o) => json!({
+            "document": n,
+            "source": item.label,
+            "action": action.as_str(),
+            "selected": null,
+            "role": o.role,
+            "allowed": o.allowed,
+            "visible": null,
+            "fields": null,
+            "redacted": null,
+            "error": o.error.as_ref().map(|e| e.message.clone()),
+            "error_code": o.error.as_ref().map(|e| e.code.as_str()),
+            "client_error": o.client_error().map(client_json),
+        }),
+    }
+}
+
+/// Prints a read decision (text); `selected: false` when the query plan does not select the
+/// document.
+fn print_read(
+    n: usize,
+    item: &Item,
+    selected: bool,
+    o: &ReadOutcome,
+    args: &EvalArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if !selected {
+        emit(
+            out,
+            format_args!(
+                "document {n} ({}): not selected by the query plan: withheld",
+                item.label
+            ),
+        )?;
+        if args.explain && !o.explanation.is_empty() {
+            print_explanation(&o.explanation, out)?;
+        }
+        return Ok(());
+    }
+    let verdict = if o.visible { "visible" } else { "withheld" };
+    emit(
+        out,
+        format_args!(
+            "document {n} ({}): {}: {verdict}",
+            item.label,
+            role_text(&o.role)
+        ),
+    )?;
+    if let Some(doc) = &o.document {
+        emit(out, format_args!("  {}", document_to_json(doc)))?;
+    }
+    if let Some(e) = &o.error {
+        emit(out, format_args!("  error: {e}"))?;
+    }
+    if args.explain {
+        print_explanation(&o.explanation, out)?;
+    }
+    Ok(())
+}
+
+/// Prints a write decision (text).
 fn print_write(
     n: usize,
     item: &Item,
     o: &WriteOutcome,
     args: &EvalArgs,
     out: &mut dyn Write,
-) -> Result<bool, CliError> {
-    match args.format {
-        Format::Human => {
-            let verdict = match &o.error {
-                None if o.allowed => "allowed".to_string(),
-                None => "refused".to_string(),
-                Some(e) => format!("refused ({}: {})", e.code, e.message),
-            };
-            emit(
-                out,
-                format_args!(
-                    "document {n} ({}): {}: {verdict}",
-                    item.label,
-                    role_text(&o.role)
-                ),
-            )?;
-            if args.explain {
-                print_explanation(&o.explanation, out)?;
-            }
-        }
-        Format::Json => {
-            let mut v = json!({
-                "document": n,
-                "source": item.label,
-                "role": o.role,
-                "allowed": o.allowed,
-                "error": o.error.as_ref().map(|e| e.message.clone()),
-                "error_code": o.error.as_ref().map(|e| e.code.as_str()),
-                "client_error": o.client_error().map(client_json),
-            });
-            if let (true, Some(m)) = (args.explain, v.as_object_mut()) {
-                m.insert("explanation".to_string(), explanation_json(&o.explanation));
-            }
-            emit(out, v)?;
-        }
+) -> Result<(), CliError> {
+    let verdict = match &o.error {
+        None if o.allowed => "allowed".to_string(),
+        None => "refused".to_string(),
+        Some(e) => format!("refused ({}: {})", e.code, e.message),
+    };
+    emit(
+        out,
+        format_args!(
+            "document {n} ({}): {}: {verdict}",
+            item.label,
+            role_text(&o.role)
+        ),
+    )?;
+    if args.explain {
+        print_explanation(&o.explanation, out)?;
     }
-    Ok(o.allowed)
+    Ok(())
 }

@@ -1,10 +1,15 @@
 //! Stage: the end of a command. Input: how the command went. Output: the process exit code.
 //!
-//! | code | meaning |
-//! | --- | --- |
-//! | 0 | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed), the figures were printed (`bench`) |
-//! | 1 | done, and the answer is no: invalid rules (or warnings with `--deny-warnings`), a failed case, or (`eval --fail-on-deny`) a withheld document, a refused write or a failed request |
-//! | 2 | could not do the job: a usage error, a file that cannot be read or parsed, rules that do not load for `eval` |
+//! One table for every command (`check`, `eval`, `test`, `bench`); the code says whose fault a
+//! failure is — the command line, an input file, or the rules:
+//!
+//! | code | name | meaning |
+//! | --- | --- | --- |
+//! | 0 | yes | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed), the figures were printed (`bench`) |
+//! | 1 | no | done, and the answer is no: warnings under `check --deny-warnings`, a failed case (`test`), a withheld document, a refused write or a failed request (`eval --fail-on-deny`), a failed request (`bench`: nothing to time) |
+//! | 2 | usage | the command line is wrong: an unknown or missing option, options that conflict, `-` (stdin) given twice, a `--collection` that names no data source or could be in several, or (with `--strict`) one that no rule file names |
+//! | 3 | input | an input other than the rules cannot be used: a user, request, document, pre-image or case file that is missing, unreadable, not UTF-8, not JSON or not of the expected shape (every problem is printed, with its line or JSON path); or the output cannot be written |
+//! | 4 | rules | the rules do not load: the path is missing, a rule file is unreadable, not UTF-8, not JSON or invalid, or the folder is not an App Services app (for `check` this is its "invalid" verdict) |
 
 use std::process::ExitCode;
 
@@ -12,26 +17,32 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Exit {
     /// 0: done, the answer is yes.
-    Ok,
+    Yes,
     /// 1: done, the answer is no.
-    Failure,
-    /// 2: usage error or unusable input.
+    No,
+    /// 2: the command line is wrong.
     Usage,
+    /// 3: an input file (not the rules) cannot be used, or the output cannot be written.
+    Input,
+    /// 4: the rules do not load.
+    Rules,
 }
 
 impl Exit {
     /// The numeric code.
     pub fn code(self) -> u8 {
         match self {
-            Exit::Ok => 0,
-            Exit::Failure => 1,
+            Exit::Yes => 0,
+            Exit::No => 1,
             Exit::Usage => 2,
+            Exit::Input => 3,
+            Exit::Rules => 4,
         }
     }
 
-    /// `Ok` when `yes`, else `Failure`.
+    /// `Yes` when `yes`, else `No`.
     pub fn answer(yes: bool) -> Self {
-        if yes { Exit::Ok } else { Exit::Failure }
+        if yes { Exit::Yes } else { Exit::No }
     }
 }
 
@@ -43,12 +54,18 @@ impl From<Exit> for ExitCode {
 
 /// The table above, for `--help`.
 pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  done, and the answer is yes: rules valid (check), every case passed (test),
-     decisions printed (eval; with --fail-on-deny: every document visible and
-     every write allowed), figures printed (bench)
-  1  done, and the answer is no: invalid rules (or warnings with --deny-warnings),
-     a failed case, or (eval --fail-on-deny) a withheld document, a refused write
-     or a failed request
-  2  usage error, or input that cannot be read or parsed (for eval and bench: rules that
-     do not load)";
+Exit codes (the same for every command):
+  0  yes: rules valid (check), every case passed (test), decisions printed (eval;
+     with --fail-on-deny: every document visible, every write allowed), figures
+     printed (bench)
+  1  no: warnings with check --deny-warnings, a failed case, or (eval --fail-on-deny)
+     a withheld document, a refused write or a failed request; a failed request
+     (bench)
+  2  usage: a wrong command line (unknown or missing option, conflicting options,
+     `-` given twice, a --collection naming no data source or several, or with
+     --strict one that no rule file names)
+  3  input: a user, request, document, pre-image or case file that is missing,
+     unreadable, not UTF-8, not JSON or not of the expected shape; output that
+     cannot be written
+  4  rules: the rules do not load (missing path, a rule file unreadable, not UTF-8,
+     not JSON or invalid, a folder that is not an app); check's \"invalid\"";

@@ -1,26 +1,30 @@
 //! Stage: the command line. Input: `argv`. Output: text on stdout/stderr and an [`Exit`] code.
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
-//! its own module ([`check`], [`eval`], [`test`], [`bench`]) and returns an [`Exit`]. Every
-//! problem with the input — a bad path, a file that is not JSON, an empty file — is a message on
-//! stderr and exit code 2, never a panic.
+//! its own module ([`check`], [`eval`], [`test`], [`bench`]) and returns an [`Exit`] or a
+//! [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8 or not JSON,
+//! a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on stderr
+//! (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit code of
+//! its kind ([`exit`]: one table for every command), never a panic. [`inputs`] reads the files
+//! (`-` is stdin), [`decide`] makes the decisions `eval` prints and `bench` times.
 
 pub mod bench;
 pub mod check;
+pub mod decide;
 pub mod eval;
 pub mod exit;
 pub mod inputs;
+pub mod report;
 pub mod test;
 
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rolegate::{LoadError, RuleSet};
-use serde_json::Value;
+use rolegate::Diagnostic;
 
 pub use exit::Exit;
+use report::Problem;
 
 /// Runs MongoDB Atlas App Services (Realm / Stitch) data-access rules exactly.
 #[derive(Debug, Parser)]
@@ -77,17 +81,32 @@ pub enum Format {
 }
 
 /// Parses `argv` and runs the command. Help and version go to stdout with exit 0; usage errors
-/// to stderr with exit 2.
+/// to stderr with exit 2 (as a JSON problem when `--format json` is on the command line).
 pub fn main() -> Exit {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage
+            if !e.use_stderr() {
+                let _ = e.print();
+                return Exit::Yes;
+            }
+            let args: Vec<String> = std::env::args().collect();
+            let json = args.windows(2).any(|w| w == ["--format", "json"])
+                || args.iter().any(|a| a == "--format=json");
+            if json {
+                let rendered = e.render().to_string();
+                let message = rendered
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                let problem = Problem::error("usage", message).with_hint("see `--help`");
+                report::warn(&problem, Format::Json);
             } else {
-                Exit::Ok
-            };
+                let _ = e.print();
+            }
+            return Exit::Usage;
         }
     };
     run(cli)
@@ -97,98 +116,77 @@ pub fn main() -> Exit {
 pub fn run(cli: Cli) -> Exit {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = match cli.command {
-        Command::Check(args) => check::run(&args, &mut out),
-        Command::Eval(args) => eval::run(&args, &mut out),
-        Command::Test(args) => test::run(&args, &mut out),
-        Command::Bench(args) => bench::run(&args, &mut out),
+    let (result, format) = match cli.command {
+        Command::Check(args) => (check::run(&args, &mut out), args.format),
+        Command::Eval(args) => (eval::run(&args, &mut out), args.format),
+        Command::Test(args) => (test::run(&args, &mut out), args.format),
+        Command::Bench(args) => (bench::run(&args, &mut out), args.format),
     };
     let _ = out.flush();
     match result {
         Ok(exit) => exit,
         Err(e) => {
             if !e.quiet {
-                eprintln!("rolegate: {e}");
+                for p in &e.problems {
+                    report::warn(p, format);
+                }
             }
-            Exit::Usage
+            e.exit
         }
     }
 }
 
-/// A problem that stops a command: unusable input or output (exit 2).
+/// A problem that stops a command, with the exit code of its kind ([`exit`]) and every
+/// problem found (all the bad lines of a file, not only the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
-    pub message: String,
+    pub exit: Exit,
+    pub problems: Vec<Problem>,
     /// Nothing to report (stdout was closed by the reader, as in `rolegate test ... | head`).
     pub quiet: bool,
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        let lines: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
     }
 }
 
 impl CliError {
-    pub fn new(message: impl Into<String>) -> Self {
+    /// Stops with `exit` and `problems`.
+    pub fn new(exit: Exit, problems: Vec<Problem>) -> Self {
         CliError {
-            message: message.into(),
+            exit,
+            problems,
             quiet: false,
         }
     }
+
+    /// A wrong command line (exit 2).
+    pub fn usage(code: &str, message: impl Into<String>) -> Self {
+        CliError::new(Exit::Usage, vec![Problem::error(code, message)])
+    }
+
+    /// An input file that cannot be used (exit 3).
+    pub fn input(problem: Problem) -> Self {
+        CliError::new(Exit::Input, vec![problem])
+    }
+
+    /// Rules that do not load (exit 4): every diagnostic, warnings included.
+    pub fn rules(diagnostics: &[Diagnostic]) -> Self {
+        CliError::new(
+            Exit::Rules,
+            diagnostics.iter().map(Problem::from_diagnostic).collect(),
+        )
+    }
 }
 
-/// Writes one line to `out`; a closed or failing stdout stops the command.
+/// Writes one line to `out`; a closed or failing stdout stops the command (exit 3).
 pub fn emit(out: &mut dyn Write, line: impl fmt::Display) -> Result<(), CliError> {
     writeln!(out, "{line}").map_err(|e| CliError {
-        message: format!("cannot write output: {e}"),
+        exit: Exit::Input,
+        problems: vec![Problem::error("io", format!("cannot write output: {e}"))],
         quiet: e.kind() == std::io::ErrorKind::BrokenPipe,
     })
-}
-
-/// Reads a whole text file.
-pub fn read_text(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("cannot read `{}`: {e}", path.display())))
-}
-
-/// Reads a JSON file holding one value (an empty file is an error).
-pub fn read_json(path: &Path) -> Result<Value, CliError> {
-    let text = read_text(path)?;
-    if text.trim().is_empty() {
-        return Err(CliError::new(format!("`{}` is empty", path.display())));
-    }
-    serde_json::from_str(&text)
-        .map_err(|e| CliError::new(format!("`{}` is not valid JSON: {e}", path.display())))
-}
-
-/// Reads a JSON Lines file: one JSON value per non-blank line, with its 1-based line number.
-pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
-    let text = read_text(path)?;
-    let mut values = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value = serde_json::from_str(line).map_err(|e| {
-            CliError::new(format!(
-                "`{}` line {}: not valid JSON: {e}",
-                path.display(),
-                i + 1
-            ))
-        })?;
-        values.push((i + 1, value));
-    }
-    if values.is_empty() {
-        return Err(CliError::new(format!(
-            "`{}` holds no JSON lines",
-            path.display()
-        )));
-    }
-    Ok(values)
-}
-
-/// Loads and validates an app directory or a rule file.
-pub fn load_rules(path: &Path) -> Result<RuleSet, LoadError> {
-    rolegate::RuleSet::load(path, &rolegate::LoadOptions::default())
 }

@@ -143,6 +143,42 @@ pub fn classify(path: &str) -> FileKind {
     }
 }
 
+/// Top-level folders of an App Services app (realm-cli and Stitch exports, both layouts).
+const APP_DIRS: [&str; 13] = [
+    "data_sources",
+    "services",
+    "sync",
+    "values",
+    "environments",
+    "functions",
+    "auth",
+    "auth_providers",
+    "triggers",
+    "http_endpoints",
+    "graphql",
+    "hosting",
+    "log_forwarders",
+];
+
+/// Files at the root of an App Services app.
+const APP_FILES: [&str; 5] = [
+    "realm_config.json",
+    "root_config.json",
+    "config.json",
+    "stitch.json",
+    "app_config.json",
+];
+
+/// Whether a folder whose files are `paths` (app-relative) is an App Services app: some file is
+/// in one of the app's top-level folders (`data_sources/`, `services/`, `auth/`, ...) or is one of
+/// its root configuration files (`realm_config.json`, `config.json`, ...).
+pub fn looks_like_app(paths: &[String]) -> bool {
+    paths.iter().any(|p| match p.split_once('/') {
+        Some((dir, _)) => APP_DIRS.contains(&dir),
+        None => APP_FILES.contains(&p.as_str()),
+    })
+}
+
 /// The app-relative part of a longer path, found by trying each app-layout directory name
 /// (`data_sources`, `services`, `sync`, ...) from the right, and keeping the first whose rest
 /// [`classify`]s as a known kind. `backend/data_sources/mongodb-atlas/sync/Kiosk/rules.json`

@@ -110,7 +110,12 @@ pub(crate) fn load_source(
             continue;
         }
         let place = Place::file(source.display(&path));
-        let json = source.read_json(&path);
+        let json = source.read_json_checked(&path).map(|(json, warnings)| {
+            for w in warnings {
+                b.push(w);
+            }
+            json
+        });
         // Layout facts that hold even when the file is not valid JSON.
         if let Some((data_source, database, collection, mark)) = collection_file(&kind) {
             let key = (

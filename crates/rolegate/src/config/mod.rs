@@ -34,6 +34,12 @@
 //! `max_file_depth`, is a `limit-exceeded` error naming the file and JSON path, found without
 //! recursion and before the value is copied; the other limits are checked on the rule set.
 //!
+//! A rule file that is not UTF-8 is an `invalid-utf8` error naming the byte offset and line, the
+//! same kind of failure as invalid JSON (`invalid-json`, with line and column). A key given twice
+//! in one object of a file on disk (`"read": true, "read": false`) is a `duplicate-key` warning
+//! at the later key's JSON path naming the lines of both ([`source::duplicate_keys`]; the last
+//! one is used). A directory with no file or folder of an app is a `not-an-app` error.
+//!
 //! Files on disk are read only when they are regular files no bigger than `max_file_bytes`
 //! (checked before they are opened: a FIFO named like a rule file would block the load), and
 //! the walk of an app directory follows no directory symlink and stops after `max_files`
@@ -49,7 +55,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{Diagnostics, LoadError};
+use crate::error::{Diagnostic, Diagnostics, LoadError, Place};
 use crate::limits::Limits;
 use crate::rules::RuleSet;
 
@@ -58,7 +64,7 @@ use layout::app_relative;
 use source::parse_json_with_depth;
 
 use load::{Mode, load_source};
-use source::{DirSource, MemSource};
+use source::{DirSource, FileSource, MemSource};
 
 /// Options of a load.
 #[derive(Debug, Clone, Default)]
@@ -70,12 +76,32 @@ pub struct LoadOptions {
     pub limits: Limits,
 }
 
-/// Loads `path`: a directory is an app directory; a file is a single rule file.
+/// Loads `path`: a directory is an app directory; a file is a single rule file. A directory
+/// holding no file or folder of an App Services app ([`layout::looks_like_app`]) is not an app:
+/// a `not-an-app` error (an app with such folders but no rules loads, with an `empty-app`
+/// warning).
 pub fn load_path(path: &Path, options: &LoadOptions) -> Result<RuleSet, LoadError> {
     let shown = path.display().to_string();
     if path.is_dir() {
         let mut source = DirSource::with_limits(path, &options.limits);
         let walk_errors = std::mem::take(&mut source.walk_errors);
+        if walk_errors.is_empty() && !layout::looks_like_app(&source.paths()) {
+            return Err(LoadError {
+                diagnostics: Diagnostics(vec![
+                    Diagnostic::error(
+                        "not-an-app",
+                        Place::file(shown),
+                        "not an App Services app: no `data_sources/`, `services/`, `sync/`, \
+                         `values/`, `environments/`, `functions/`, `auth/`, `triggers/` or \
+                         `realm_config.json` in this folder",
+                    )
+                    .with_hint(
+                        "give the app's root folder (the one holding `data_sources/`), or one \
+                         rule file",
+                    ),
+                ]),
+            });
+        }
         return load_source(&source, &shown, Mode::App, options, walk_errors);
     }
     let text =
@@ -95,7 +121,8 @@ pub fn load_path(path: &Path, options: &LoadOptions) -> Result<RuleSet, LoadErro
             .unwrap_or_default()
     });
     let source = MemSource::single(&rel, json, &shown);
-    load_source(&source, &shown, Mode::LoneFile, options, Vec::new())
+    let warnings = source::duplicate_keys(&text, &shown);
+    load_source(&source, &shown, Mode::LoneFile, options, warnings)
 }
 
 /// Loads an in-memory app: app-relative path → JSON content (a `.js` function source may map

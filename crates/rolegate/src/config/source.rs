@@ -25,6 +25,12 @@ pub trait FileSource {
     fn display(&self, path: &str) -> Arc<str>;
     /// The parsed JSON of the file at `path`.
     fn read_json(&self, path: &str) -> Result<Value, Box<Diagnostic>>;
+    /// [`read_json`](Self::read_json), with the warnings about the file's text: a key given
+    /// twice in one object ([`duplicate_keys`]), which the parsed value cannot show. A source
+    /// without text (in-memory JSON) has none.
+    fn read_json_checked(&self, path: &str) -> Result<(Value, Vec<Diagnostic>), Box<Diagnostic>> {
+        self.read_json(path).map(|v| (v, Vec::new()))
+    }
 }
 
 /// Parses JSON text; an error names the line and column (`invalid-json`). JSON nested deeper
@@ -263,7 +269,23 @@ pub fn read_regular_file(
     if bytes.len() as u64 > max_bytes {
         return Err(too_big(format!("more than {max_bytes}")));
     }
-    String::from_utf8(bytes).map_err(|_| io_error("cannot read file: not valid UTF-8".to_string()))
+    String::from_utf8(bytes)
+        .map_err(|e| Box::new(invalid_utf8(e.as_bytes(), e.utf8_error(), shown)))
+}
+
+/// A file that is not UTF-8: an `invalid-utf8` error naming the byte offset and line of the first
+/// bad byte (the same kind of failure as a JSON syntax error: the file is not a rule file).
+fn invalid_utf8(bytes: &[u8], e: std::str::Utf8Error, shown: &str) -> Diagnostic {
+    let at = e.valid_up_to();
+    let line = 1 + bytes
+        .get(..at)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    Diagnostic::error(
+        "invalid-utf8",
+        Place::file(shown),
+        format!("not valid UTF-8 at byte {at} (line {line})"),
+    )
+    .with_hint("rule files are UTF-8 JSON; re-save the file as UTF-8")
 }
 
 impl FileSource for DirSource {
@@ -276,9 +298,148 @@ impl FileSource for DirSource {
     }
 
     fn read_json(&self, path: &str) -> Result<Value, Box<Diagnostic>> {
-        let text = read_regular_file(&self.root.join(path), path, self.max_bytes)?;
-        parse_json_with_depth(&text, path, self.max_depth)
+        self.read_json_checked(path).map(|(v, _)| v)
     }
+
+    fn read_json_checked(&self, path: &str) -> Result<(Value, Vec<Diagnostic>), Box<Diagnostic>> {
+        let text = read_regular_file(&self.root.join(path), path, self.max_bytes)?;
+        let value = parse_json_with_depth(&text, path, self.max_depth)?;
+        Ok((value, duplicate_keys(&text, path)))
+    }
+}
+
+/// One open object or array of the duplicate-key scan.
+enum Frame {
+    /// An object: the keys seen so far (with the line of each), the key whose value is being
+    /// read, and whether the next string is a key.
+    Object {
+        keys: std::collections::HashMap<String, usize>,
+        current: Option<String>,
+        expect_key: bool,
+    },
+    /// An array: the index of the element being read.
+    Array { index: usize },
+}
+
+/// Every key given twice in one object of the JSON `text` (already parsed successfully: the
+/// scan trusts its syntax): a `duplicate-key` warning at the JSON path of the later key, naming
+/// the lines of both (JSON parsers keep the last one silently; App Services refuses the file).
+///
+/// One pass over the bytes without recursion (an explicit stack, given up past [`TEXT_DEPTH`]
+/// levels, which the parser refuses anyway); each key is decoded and hashed once.
+pub fn duplicate_keys(text: &str, file: &str) -> Vec<Diagnostic> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut line = 1usize;
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\n' => line += 1,
+            b'{' | b'[' => {
+                if stack.len() > TEXT_DEPTH {
+                    return found;
+                }
+                stack.push(if b == b'{' {
+                    Frame::Object {
+                        keys: std::collections::HashMap::new(),
+                        current: None,
+                        expect_key: true,
+                    }
+                } else {
+                    Frame::Array { index: 0 }
+                });
+            }
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { expect_key, .. }) => *expect_key = true,
+                Some(Frame::Array { index }) => *index += 1,
+                None => {}
+            },
+            b':' => {
+                if let Some(Frame::Object { expect_key, .. }) = stack.last_mut() {
+                    *expect_key = false;
+                }
+            }
+            b'"' => {
+                let start = i;
+                let mut escaped = false;
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    match c {
+                        b'\\' => {
+                            escaped = true;
+                            i += 1;
+                        }
+                        b'"' => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                let is_key = matches!(
+                    stack.last(),
+                    Some(Frame::Object {
+                        expect_key: true,
+                        ..
+                    })
+                );
+                if is_key {
+                    let raw = text.get(start + 1..i).unwrap_or_default();
+                    let key = if escaped {
+                        text.get(start..=i)
+                            .and_then(|quoted| serde_json::from_str::<String>(quoted).ok())
+                            .unwrap_or_else(|| raw.to_string())
+                    } else {
+                        raw.to_string()
+                    };
+                    let first = match stack.last() {
+                        Some(Frame::Object { keys, .. }) => keys.get(&key).copied(),
+                        _ => None,
+                    };
+                    if let Some(first) = first {
+                        let place = duplicate_place(&stack, file, &key);
+                        found.push(
+                            Diagnostic::warning(
+                                "duplicate-key",
+                                place,
+                                format!(
+                                    "key `{key}` is given twice in this object, at line {first} \
+                                     and at line {line}; the last one is used"
+                                ),
+                            )
+                            .with_hint("remove one of them (App Services refuses such a file)"),
+                        );
+                    }
+                    if let Some(Frame::Object { keys, current, .. }) = stack.last_mut() {
+                        keys.entry(key.clone()).or_insert(line);
+                        *current = Some(key);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The place of the key `key` of the innermost object of `stack`.
+fn duplicate_place(stack: &[Frame], file: &str, key: &str) -> Place {
+    let mut place = Place::file(file);
+    let outer = stack.len().saturating_sub(1);
+    for frame in stack.get(..outer).unwrap_or_default() {
+        place = match frame {
+            Frame::Object {
+                current: Some(k), ..
+            } => place.key(k),
+            Frame::Object { current: None, .. } => place,
+            Frame::Array { index } => place.index(*index),
+        };
+    }
+    place.key(key)
 }
 
 /// An in-memory app: app-relative path → JSON (conformance `rules.files`, tests). Each file
@@ -359,6 +520,36 @@ impl FileSource for MemSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_keys_are_found_with_both_lines_and_the_path() {
+        let text = "{\n  \"roles\": [\n    {\"name\": \"a\",\n     \"read\": true,\n     \"read\": false}\n  ],\n  \"x\": {\"re\\u0061d\": 1, \"read\": 2, \"s\": \"{\\\"k\\\": [\"}\n}";
+        assert!(parse_json(text, "f.json").is_ok());
+        let found = duplicate_keys(text, "f.json");
+        let paths: Vec<&str> = found.iter().map(|d| d.place.json_path.as_str()).collect();
+        assert_eq!(paths, ["roles[0].read", "x.read"], "{found:?}");
+        assert!(
+            found[0].message.contains("line 4 and at line 5"),
+            "{}",
+            found[0].message
+        );
+        assert_eq!(found[0].code, "duplicate-key");
+        assert!(
+            duplicate_keys("{\"a\": {\"a\": 1}, \"b\": [{\"a\": 1}, {\"a\": 2}]}", "f").is_empty()
+        );
+    }
+
+    #[test]
+    fn duplicate_key_scan_is_iterative_and_linear() {
+        // Deep nesting does not recurse; many keys are each hashed once.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(duplicate_keys(&deep, "f").is_empty());
+        let wide: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("{{{}, \"k7\": 0}}", wide.join(", "));
+        let found = duplicate_keys(&text, "f");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].place.json_path, "k7");
+    }
 
     #[test]
     fn json_errors_have_line_and_column() {

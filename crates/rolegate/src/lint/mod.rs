@@ -17,6 +17,7 @@
 //! | `filter-projection-conflict` | [`lint`] | two filters of one collection with inclusive and exclusive projections: a request both apply to fails |
 //! | `field-not-in-schema` | [`lint`] | a field rule names a field the collection's schema does not declare (with a did-you-mean hint); a schema that declares nothing but `_id` is not compared |
 //! | `unknown-key` | loading | a key rolegate does not know (with a did-you-mean hint or the known keys) |
+//! | `duplicate-key` | loading | a key given twice in one object of a rule file, with the lines of both (the last one is used) |
 //! | `undefined-function` | loading | a `%function` no function of the app defines (a warning for a lone file, an error for an app) |
 //! | `sync-incompatible-role` | loading | a role that is not Sync-compatible while Sync is configured |
 //!

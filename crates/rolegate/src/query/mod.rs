@@ -15,7 +15,7 @@ pub mod reads;
 mod tests;
 
 pub use memory::RunError;
-pub use plan::{PlanError, QueryPlan};
 #[cfg(test)]
 pub use plan::plan;
+pub use plan::{PlanError, QueryPlan};
 pub use reads::RuleFields;
