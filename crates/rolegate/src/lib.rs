@@ -92,6 +92,7 @@
 //! formats — is in the repository's `docs/` folder.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 // The library never writes to stdout or stderr (a leftover debug print leaks rule internals into
 // a host's logs and costs time on the hot path): what it has to say is in its return values.
 // Printing is the binary's business (src/cli, src/main.rs). tests/library_output.rs checks
