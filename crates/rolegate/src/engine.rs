@@ -56,6 +56,7 @@ use crate::context::{FunctionHost, RequestContext};
 use crate::error::LoadError;
 use crate::eval::doc::{DocEval, DocRef, Fail, KeyCache};
 use crate::eval::fast::FastDecision;
+use crate::eval::CompiledRequest;
 use crate::eval::prepare::Prepared;
 use crate::eval::raw::Validity;
 use crate::eval::read::Level;
@@ -365,7 +366,7 @@ impl Compiled {
         let refused = self.limits.check_context(context).err();
         let prepared = match engine {
             EngineKind::Compiled if refused.is_none() => {
-                Some(Arc::new(Prepared::new(&self.program, context)))
+                Some(Arc::new(CompiledRequest::new(&self.program, context)))
             }
             EngineKind::Compiled | EngineKind::Reference => None,
         };
@@ -464,7 +465,7 @@ pub struct PreparedRequest<'p, 'c> {
     engine: EngineKind,
     /// The compiled engine's request state (`None` for the reference engine), shared by the
     /// copies [`PreparedRequest::with_explain`] makes.
-    prepared: Option<Arc<Prepared<'c>>>,
+    prepared: Option<Arc<CompiledRequest<'c>>>,
     /// Why the request context was refused ([`Limits::check_context`]): every decision of the
     /// request fails with this reason, and no rule sees the context.
     refused: Option<LimitExceeded>,
@@ -529,7 +530,7 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// when given (nothing when withheld).
     fn raw_compiled(
         &self,
-        prepared: &Prepared<'_>,
+        prepared: &CompiledRequest<'_>,
         doc: &bson::RawDocument,
         scratch: &mut Scratch,
         mut out: Option<&mut Vec<u8>>,
@@ -759,7 +760,7 @@ impl<'c> PreparedRequest<'_, 'c> {
 
     /// The compiled engine's state, unless explanations are asked for (the reference records
     /// them).
-    fn compiled(&self) -> Option<&Prepared<'c>> {
+    fn compiled(&self) -> Option<&CompiledRequest<'c>> {
         if self.explain {
             None
         } else {

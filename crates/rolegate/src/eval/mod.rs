@@ -18,6 +18,11 @@
 //!   selection (top-level equality tests) with request-settled read levels.
 //! - [`read`]: read decisions and redaction (raw and owned).
 //! - [`write`]: write decisions.
+//!
+//! Dependencies point one way: `value` → `raw`; `prepare` → `value`; `doc` → `prepare`,
+//! `value`, `raw`; `read` and `write` → `doc`; `fast` → `doc`, `prepare`, `read`. The request
+//! state the engine keeps, [`CompiledRequest`], ties `prepare` and `fast` together here, so that
+//! `prepare` needs nothing above it.
 
 pub(crate) mod doc;
 pub(crate) mod fast;
@@ -26,3 +31,45 @@ pub(crate) mod raw;
 pub(crate) mod read;
 pub(crate) mod value;
 pub(crate) mod write;
+
+use std::ops::Deref;
+use std::sync::OnceLock;
+
+use crate::compile::Program;
+use crate::context::RequestContext;
+use fast::FastRead;
+use prepare::Prepared;
+
+/// One request prepared for the compiled engine: its request-only state ([`Prepared`]) and the
+/// fast read-decision plan built from it on first use ([`FastRead`]; `None` when the program
+/// lacks the shape).
+#[derive(Debug)]
+pub(crate) struct CompiledRequest<'c> {
+    prepared: Prepared<'c>,
+    fast: OnceLock<Option<FastRead>>,
+}
+
+impl<'c> CompiledRequest<'c> {
+    /// Prepares `ctx` for `program` (see [`Prepared::new`]).
+    pub fn new(program: &Program, ctx: &'c RequestContext) -> CompiledRequest<'c> {
+        CompiledRequest {
+            prepared: Prepared::new(program, ctx),
+            fast: OnceLock::new(),
+        }
+    }
+
+    /// The fast read-decision plan of this request, built on first use.
+    pub fn fast(&self, program: &Program) -> Option<&FastRead> {
+        self.fast
+            .get_or_init(|| FastRead::build(program, &self.prepared))
+            .as_ref()
+    }
+}
+
+impl<'c> Deref for CompiledRequest<'c> {
+    type Target = Prepared<'c>;
+
+    fn deref(&self) -> &Prepared<'c> {
+        &self.prepared
+    }
+}

@@ -30,7 +30,6 @@ use crate::value::eval::resolve_expansion;
 use crate::value::path::Resolved;
 use crate::value::{Bindings, EvalError, eval_expr, eval_operand};
 
-use super::fast::FastRead;
 use super::value::{Reached, for_each_string};
 
 /// The per-request value of a slot.
@@ -83,8 +82,6 @@ pub(crate) struct Prepared<'c> {
     pub system: bool,
     slots: Box<[OnceLock<SlotVal<'c>>]>,
     pub plan: Vec<Step>,
-    /// The fast read-decision plan, built on first use (`None`: the plan lacks its shape).
-    fast: OnceLock<Option<FastRead>>,
 }
 
 /// Partial value of a node on the request alone.
@@ -106,19 +103,11 @@ impl<'c> Prepared<'c> {
             system,
             slots,
             plan: Vec::new(),
-            fast: OnceLock::new(),
         };
         if !system {
             prepared.plan = prepared.plan_roles(program);
         }
         prepared
-    }
-
-    /// The fast read-decision plan of this request, built on first use.
-    pub fn fast(&self, program: &Program) -> Option<&FastRead> {
-        self.fast
-            .get_or_init(|| FastRead::build(program, self))
-            .as_ref()
     }
 
     /// The value of slot `id`, computed on first use.
