@@ -2,7 +2,7 @@
 //! refers to a path outside it.
 //!
 //! * Every relative Markdown link (`[text](path)`, `[text](path#anchor)`, `[label]: path`) of
-//!   `README.md`, `docs/*.md`, `benches/**/*.md`, `fuzz/README.md` and `examples/**/*.md` names a
+//!   `README.md`, `ARCHITECTURE.md`, `docs/*.md`, `benches/**/*.md`, `fuzz/README.md` and `examples/**/*.md` names a
 //!   file or folder of the repository, and an anchor into a Markdown file names one of its
 //!   headings.
 //! * Every path the same documents quote in backticks that starts with a folder of the
@@ -48,7 +48,11 @@ fn root() -> PathBuf {
 
 /// The Markdown documents whose links are checked, relative to the root.
 fn documents(root: &Path) -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from("README.md"), PathBuf::from("fuzz/README.md")];
+    let mut out = vec![
+        PathBuf::from("README.md"),
+        PathBuf::from("ARCHITECTURE.md"),
+        PathBuf::from("fuzz/README.md"),
+    ];
     for (folder, deep) in [("docs", false), ("benches", true), ("examples", true)] {
         walk(root, &root.join(folder), deep, &mut |rel| {
             if rel.extension().is_some_and(|e| e == "md") {
