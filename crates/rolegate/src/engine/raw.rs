@@ -1,0 +1,262 @@
+//! Stage: decide, per raw document. Input: a [`PreparedRequest`] and `&bson::RawDocument`s as
+//! the database returns them. Output: a [`RawDecision`] per document and, for `redact_raw`, the
+//! redacted document as raw BSON — without allocating per document ([`Scratch`] is reused).
+
+use super::PreparedRequest;
+
+use bson::Document;
+
+use crate::eval::CompiledRequest;
+use crate::eval::doc::{DocEval, DocRef, KeyCache};
+use crate::eval::fast::FastDecision;
+use crate::eval::prepare::Prepared;
+use crate::eval::raw::Validity;
+use crate::eval::read::Level;
+use crate::reference;
+use crate::steps::StepBudget;
+
+/// Per-thread scratch space of the raw per-document path ([`PreparedRequest::read_raw`],
+/// [`PreparedRequest::redact_raw`]): reuse one across documents; it grows once and then stops
+/// allocating.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    cache: KeyCache,
+    plans: crate::eval::doc::PlanCache,
+    validate: crate::eval::raw::ValidateScratch,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch::default()
+    }
+}
+
+/// A decision withheld because a rule failed (or the raw input is malformed).
+const FAILED: RawDecision = RawDecision {
+    role: None,
+    visible: false,
+    error: true,
+};
+
+/// The decision for one raw document: the role applied, whether the document is returned, and
+/// whether it was withheld because a rule failed to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawDecision {
+    /// Index of the applied role in the policy's roles ([`PreparedRequest::role_name`]).
+    pub role: Option<usize>,
+    pub visible: bool,
+    pub error: bool,
+}
+
+impl<'c> PreparedRequest<'_, 'c> {
+    /// The reference engine's raw path: the document is converted and read by the reference.
+    fn raw_via_reference(&self, doc: &bson::RawDocument) -> (RawDecision, Option<Document>) {
+        // The depth guard comes first: converting a deeply nested document recurses.
+        let mut check = crate::eval::raw::ValidateScratch::default();
+        let max_depth = self.limits.effective_document_depth();
+        if let Validity::Invalid | Validity::TooDeep =
+            crate::eval::raw::validate(doc, max_depth, &mut check)
+        {
+            return (FAILED, None);
+        }
+        let Ok(owned) = Document::try_from(doc) else {
+            return (FAILED, None);
+        };
+        let outcome = reference::read::read(&self.policy, self.context, &owned, false);
+        let role = outcome
+            .role
+            .as_deref()
+            .and_then(|name| self.policy.roles.iter().position(|r| r.name == name));
+        let decision = RawDecision {
+            role,
+            visible: outcome.visible,
+            error: outcome.error.is_some(),
+        };
+        (decision, outcome.document)
+    }
+
+    /// The compiled read decision of a raw document; writes the redacted document to `out`
+    /// when given (nothing when withheld).
+    fn raw_compiled(
+        &self,
+        prepared: &CompiledRequest<'_>,
+        doc: &bson::RawDocument,
+        scratch: &mut Scratch,
+        mut out: Option<&mut Vec<u8>>,
+    ) -> RawDecision {
+        if self.validate_raw {
+            let max_depth = self.limits.effective_document_depth();
+            match crate::eval::raw::validate(doc, max_depth, &mut scratch.validate) {
+                Validity::Valid => {}
+                Validity::Invalid | Validity::TooDeep => return FAILED,
+                Validity::RepeatedKeys => return self.raw_via_document(prepared, doc, out),
+            }
+        } else {
+            // The depth guard (finding 10 of issue 9): even without full validation, a
+            // document nested deeper than the limit is withheld, as the other paths do.
+            let max_depth = self.limits.effective_document_depth();
+            match crate::eval::raw::nests_deeper(doc, max_depth, &mut scratch.validate.depth) {
+                Ok(false) => {}
+                Ok(true) | Err(_) => return FAILED,
+            }
+        }
+        if prepared.system {
+            if let Some(out) = out {
+                out.extend_from_slice(doc.as_bytes());
+            }
+            return RawDecision {
+                role: None,
+                visible: true,
+                error: false,
+            };
+        }
+        let program = self.program;
+        if out.is_none()
+            && let Some(fast) = prepared.fast(program)
+            && let FastDecision::Decided { role, visible } =
+                fast.decide(program, doc, &mut scratch.cache)
+        {
+            return RawDecision {
+                role: role.map(|i| i as usize),
+                visible,
+                error: false,
+            };
+        }
+        let mut eval = DocEval::new(
+            program,
+            prepared,
+            Some(DocRef::Raw(doc)),
+            Some(DocRef::Raw(doc)),
+            true,
+            &mut scratch.cache,
+            Some(&mut scratch.plans),
+        );
+        let index = match eval.select() {
+            Ok(Some(i)) => i,
+            Ok(None) => return RawDecision::default(),
+            Err(_) => return FAILED,
+        };
+        let role = Some(index as usize);
+        let Some(prog_role) = program.roles.get(index as usize) else {
+            return RawDecision::default();
+        };
+        let failed = RawDecision {
+            role,
+            visible: false,
+            error: true,
+        };
+        let visible = match eval.read_level(prog_role) {
+            Err(_) => return failed,
+            Ok(Level::Hidden) => false,
+            Ok(Level::Whole) => {
+                if let Some(out) = out {
+                    out.extend_from_slice(doc.as_bytes());
+                }
+                true
+            }
+            Ok(Level::Fields(inherited)) => {
+                let mark = out.as_deref().map(Vec::len);
+                match eval.redact_raw(&prog_role.fields, doc, inherited, out.as_deref_mut()) {
+                    Ok(kept) => {
+                        if let (false, Some(out), Some(mark)) = (kept, out, mark) {
+                            out.truncate(mark);
+                        }
+                        kept
+                    }
+                    Err(_) => {
+                        if let (Some(out), Some(mark)) = (out, mark) {
+                            out.truncate(mark);
+                        }
+                        return failed;
+                    }
+                }
+            }
+        };
+        RawDecision {
+            role,
+            visible,
+            error: false,
+        }
+    }
+
+    /// A valid raw document with repeated keys: decided on its `Document` conversion (first
+    /// position, last value), as the reference sees it.
+    fn raw_via_document(
+        &self,
+        prepared: &Prepared<'_>,
+        doc: &bson::RawDocument,
+        out: Option<&mut Vec<u8>>,
+    ) -> RawDecision {
+        let Ok(owned) = Document::try_from(doc) else {
+            return FAILED;
+        };
+        let outcome = self.read_compiled(prepared, &owned);
+        let role = outcome
+            .role
+            .as_deref()
+            .and_then(|name| self.policy.roles.iter().position(|r| r.name == name));
+        if let (Some(out), Some(redacted)) = (out, &outcome.document) {
+            let mark = out.len();
+            if redacted.to_writer(&mut *out).is_err() {
+                out.truncate(mark);
+                return RawDecision {
+                    role,
+                    visible: false,
+                    error: true,
+                };
+            }
+        }
+        RawDecision {
+            role,
+            visible: outcome.visible,
+            error: outcome.error.is_some(),
+        }
+    }
+
+    /// The read decision for a raw document: role, visibility and field mask, no output. Like
+    /// [`PreparedRequest::read`], it decides on the stored document and applies no client query
+    /// or projection.
+    /// The compiled engine reads only the fields the rules need, once each, without allocating
+    /// in the common cases.
+    pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if self.refused.is_some() {
+            return FAILED;
+        }
+        match &self.prepared {
+            Some(prepared) => self.raw_compiled(prepared, doc, scratch, None),
+            None => self.raw_via_reference(doc).0,
+        }
+    }
+
+    /// The read decision for a raw document, appending the redacted document as BSON bytes to
+    /// `out` when visible (nothing is written when withheld). Readable elements are copied
+    /// byte-for-byte, in document order.
+    pub fn redact_raw(
+        &self,
+        doc: &bson::RawDocument,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> RawDecision {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if self.refused.is_some() {
+            return FAILED;
+        }
+        if let Some(prepared) = &self.prepared {
+            return self.raw_compiled(prepared, doc, scratch, Some(out));
+        }
+        let (decision, redacted) = self.raw_via_reference(doc);
+        if let Some(redacted) = redacted {
+            let mark = out.len();
+            if redacted.to_writer(&mut *out).is_err() {
+                out.truncate(mark);
+                return RawDecision {
+                    role: decision.role,
+                    visible: false,
+                    error: true,
+                };
+            }
+        }
+        decision
+    }
+}
