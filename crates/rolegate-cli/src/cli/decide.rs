@@ -18,7 +18,8 @@
 use bson::RawDocument;
 use clap::ValueEnum;
 use rolegate::{
-    Explanation, PlanError, PreparedRequest, QueryPlan, ReadOutcome, RequestContext, Scratch, WriteOutcome, mql,
+    Explanation, PlanError, PreparedRequest, QueryPlan, ReadOutcome, RequestContext, Scratch,
+    WriteOutcome, mql,
     testing::{CaseRequest, to_document},
 };
 use serde_json::Value;
