@@ -18,7 +18,8 @@
 use bson::RawDocument;
 use clap::ValueEnum;
 use rolegate::{
-    PlanError, PreparedRequest, QueryPlan, ReadOutcome, RequestContext, Scratch, WriteOutcome, mql,
+    Explanation, PlanError, PreparedRequest, QueryPlan, ReadOutcome, RequestContext, Scratch,
+    WriteOutcome, mql,
     testing::{CaseRequest, to_document},
 };
 use serde_json::Value;
@@ -94,6 +95,7 @@ pub struct Decider<'a, 'p, 'c> {
     context: &'c RequestContext,
     action: Action,
     read: Option<ReadPlan>,
+    explain: bool,
 }
 
 impl<'a, 'p, 'c> Decider<'a, 'p, 'c> {
@@ -126,7 +128,17 @@ impl<'a, 'p, 'c> Decider<'a, 'p, 'c> {
             context,
             action,
             read,
+            explain: false,
         }))
+    }
+
+    /// This decider, saying (when `explain`) why a document the store query does not select is
+    /// left out; give the value of the prepared request's
+    /// [`with_explain`](PreparedRequest::with_explain). The other decisions carry the prepared
+    /// request's own explanations.
+    pub fn explaining(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
     }
 
     /// The query plan (reads).
@@ -162,10 +174,16 @@ impl<'a, 'p, 'c> Decider<'a, 'p, 'c> {
                             outcome: planned.outcome,
                         }
                     }
-                    Ok(false) => Decision::Read {
-                        selected: false,
-                        outcome: ReadOutcome::withheld(None),
-                    },
+                    Ok(false) => {
+                        let mut outcome = ReadOutcome::withheld(None);
+                        if self.explain {
+                            outcome.explanation = not_selected(&read.plan);
+                        }
+                        Decision::Read {
+                            selected: false,
+                            outcome,
+                        }
+                    }
                     Err(e) => {
                         return Err(CliError::input(Problem::error(
                             "query-failed",
@@ -192,6 +210,29 @@ impl<'a, 'p, 'c> Decider<'a, 'p, 'c> {
     pub fn decide_raw(&self, raw: &RawDocument, scratch: &mut Scratch, out: &mut Vec<u8>) -> bool {
         self.prepared.redact_raw(raw, scratch, out).visible
     }
+}
+
+/// Why the store query of `plan` leaves a document out: the query, and the filters whose
+/// queries it holds.
+fn not_selected(plan: &QueryPlan) -> Explanation {
+    let mut why = Explanation::default();
+    why.push(
+        None,
+        format!(
+            "the store query {} does not select this document",
+            mql::document_to_json(&plan.store_query)
+        ),
+    );
+    if !plan.applied.is_empty() {
+        why.push(
+            None,
+            format!(
+                "it holds the queries of the applied filters: {}",
+                plan.applied.join(", ")
+            ),
+        );
+    }
+    why
 }
 
 /// The query plan of a read: the request's query and projection with the filters.

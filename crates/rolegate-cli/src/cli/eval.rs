@@ -36,7 +36,7 @@
 //! values compared when a rule is false (`owner_id: "u2" (document) vs "u1" (%%user.id) =>
 //! false`, long values cut with `...(truncated)`), the rule that denied each removed field, and
 //! why a document the plan does not select is left out. The JSON output gives each step as
-//! `{message, rule, file, path}`.
+//! `{message, file, path}` (`null` file and path for a step without a rule).
 //!
 //! `%%values` are the app's plain values overlaid with the request's `values`; an `environment`
 //! given by tag only takes its values from the app's `environments/<tag>.json`.
@@ -166,7 +166,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         .prepare_with(&ctx, args.engine.into())
         .with_explain(args.explain);
     let decider = match Decider::new(&engine, &ctx, args.action, inputs.request())? {
-        Ok(d) => d,
+        Ok(d) => d.explaining(args.explain),
         Err(e) => {
             match args.format {
                 Format::Human => emit(out, format_args!("query plan: the request fails: {e}"))?,

@@ -2,8 +2,9 @@
 //!
 //! Input: case files. Output (human): each failed case with its message, expected and actual
 //! answers, then `N passed, M failed`; (json): one result object per case per line
-//! (`{name, file, passed, expected, actual, message}`). Exit 0 when every case passed, 1 when
-//! one failed, 2 when a file cannot be read or is not a valid case file (nothing is run then).
+//! (`{name, file, passed, expected, actual, message}`). Exit codes ([`super::exit`]): 0 when
+//! every case passed, 1 when one failed, 2 for a wrong command line, 3 when a file cannot be read
+//! or is not a valid case file (every problem is printed, and nothing is run then).
 
 use std::io::Write;
 use std::path::PathBuf;
