@@ -184,3 +184,76 @@ fn namespaces_are_checked() {
     assert!(err.to_string().contains("database.collection"), "{err}");
     assert!(rules.collection("nope/app.items").is_err());
 }
+
+/// Application state keeps `Rules` and a `Collection` handle (both owned, `'static`, shareable);
+/// a request handler prepares once and holds the prepared request across an `.await`, in a
+/// future that is `Send` (so a multi-threaded runtime can move it between threads).
+#[test]
+fn handles_live_in_application_state_and_across_awaits() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    #[derive(Clone)]
+    struct AppState {
+        rules: Rules,
+        items: rolegate::Collection,
+    }
+    fn assert_state<T: Send + Sync + Clone + 'static>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// A future that is pending once, like a database round trip.
+    struct RoundTrip(bool);
+    impl Future for RoundTrip {
+        type Output = ();
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                Poll::Ready(())
+            } else {
+                self.0 = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    async fn handler(state: AppState, secret: &'static str) -> (bool, bool) {
+        let ctx = state
+            .rules
+            .context()
+            .secret("apiKeySecret", secret)
+            .request(doc! {"requestHeaders": {"x-api-key": secret}})
+            .build()
+            .unwrap();
+        let request = state.items.prepare(&ctx);
+        let before = request.read(&doc! {"_id": 1}).visible;
+        RoundTrip(false).await; // the prepared request is held across the await
+        let after = request.read(&doc! {"_id": 2}).visible;
+        (before, after)
+    }
+
+    let rules = app();
+    let items = rules.collection("app.items").unwrap();
+    assert_eq!(items.namespace(), "mongodb-atlas/app.items");
+    let state = AppState { rules, items };
+    assert_state(&state);
+    let future = handler(state.clone(), "k");
+    assert_send(&future);
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    let answer = loop {
+        if let Poll::Ready(answer) = future.as_mut().poll(&mut cx) {
+            break answer;
+        }
+    };
+    assert_eq!(
+        answer,
+        (true, true),
+        "the key holder reads, before and after the await"
+    );
+    // The handle outlives the `Rules` value it came from (it owns what it needs).
+    let items = state.items.clone();
+    drop(state);
+    let ctx = rolegate::RequestContext::default();
+    assert!(!items.prepare(&ctx).read(&doc! {"_id": 3}).visible);
+}
