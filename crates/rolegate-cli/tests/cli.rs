@@ -14,44 +14,8 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-fn rolegate(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rolegate"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run rolegate")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code, not a signal")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn json_lines(o: &Output) -> Vec<Value> {
-    stdout(o)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn write(dir: &Path, rel: &str, content: &str) -> PathBuf {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, content).unwrap();
-    path
-}
-
-fn write_json(dir: &Path, rel: &str, value: &Value) -> PathBuf {
-    write(dir, rel, &serde_json::to_string_pretty(value).unwrap())
-}
+mod support;
+use support::{code, json_lines, rolegate, stderr, stdout, write, write_json};
 
 /// An app with one collection `app.items`: owners read and write everything, everyone else reads
 /// `title`; a filter limits non-admins to their own documents.
@@ -157,7 +121,7 @@ fn check_valid_app_exits_0() {
     assert!(stdout(&o).contains("valid"));
     let o = rolegate(&["check", "app", "--format", "json"], dir.path());
     assert_eq!(code(&o), 0);
-    let lines = json_lines(&o);
+    let lines = json_lines(&stdout(&o));
     assert_eq!(
         lines.last().unwrap(),
         &json!({"valid": true, "errors": 0, "warnings": 0})
@@ -204,7 +168,7 @@ fn check_invalid_rules_exit_4_with_file_and_json_path() {
 
     let o = rolegate(&["check", "bad", "--format", "json"], dir.path());
     assert_eq!(code(&o), 4);
-    let lines = json_lines(&o);
+    let lines = json_lines(&stdout(&o));
     let errors: Vec<&Value> = lines.iter().filter(|l| l["severity"] == "error").collect();
     assert!(errors.len() >= 2, "{lines:?}");
     assert!(
@@ -305,7 +269,7 @@ fn eval_read_json_one_line_per_document_after_the_plan() {
     );
     // Bob's document is not selected by the owner filter: withheld, so the answer is no.
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    let lines = json_lines(&o);
+    let lines = json_lines(&stdout(&o));
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[0]["plan"]["applied"], json!(["ownerOnly"]));
     assert_eq!(lines[0]["plan"]["query"], json!({"owner_id": "alice"}));
@@ -369,7 +333,7 @@ fn eval_writes_and_exit_codes() {
         "json",
     ]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(json_lines(&o)[0]["allowed"], json!(true));
+    assert_eq!(json_lines(&stdout(&o))[0]["allowed"], json!(true));
     let o = run(&[
         "--action",
         "delete",
@@ -380,7 +344,7 @@ fn eval_writes_and_exit_codes() {
         "--fail-on-deny",
     ]);
     assert_eq!(code(&o), 1);
-    let line = &json_lines(&o)[0];
+    let line = &json_lines(&stdout(&o))[0];
     assert_eq!(line["allowed"], json!(false));
     assert_eq!(line["error_code"], json!("DeleteNotPermitted"));
 }
@@ -419,7 +383,7 @@ fn eval_update_pairs_jsonl_pre_images() {
     with_prev.extend(["--prev", "pre.jsonl", "--format", "json", "--fail-on-deny"]);
     let o = rolegate(&with_prev, dir.path());
     assert_eq!(code(&o), 1);
-    let lines = json_lines(&o);
+    let lines = json_lines(&stdout(&o));
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["allowed"], json!(true));
     assert_eq!(lines[1]["allowed"], json!(false));
@@ -489,19 +453,19 @@ fn eval_request_file_is_a_case_request() {
     };
     let o = run("vip.json");
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(json_lines(&o)[1]["role"], json!("vip"));
+    assert_eq!(json_lines(&stdout(&o))[1]["role"], json!("vip"));
     let o = run("ip.json");
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(json_lines(&o)[1]["role"], json!("ip"));
+    assert_eq!(json_lines(&stdout(&o))[1]["role"], json!("ip"));
     // Without a request the function call cannot be served: fail closed, withheld.
     let o = rolegate(&base, dir.path());
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(json_lines(&o)[1]["visible"], json!(false));
+    assert_eq!(json_lines(&stdout(&o))[1]["visible"], json!(false));
     let mut strict = base.to_vec();
     strict.push("--fail-on-deny");
     let o = rolegate(&strict, dir.path());
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(json_lines(&o)[1]["visible"], json!(false));
+    assert_eq!(json_lines(&stdout(&o))[1]["visible"], json!(false));
     let o = run("bad-request.json");
     assert_eq!(code(&o), 3);
     assert!(stderr(&o).contains("valus"), "{}", stderr(&o));
@@ -664,7 +628,7 @@ fn test_passing_and_failing_cases() {
 
     let o = rolegate(&["test", "fail.json", "--format", "json"], dir.path());
     assert_eq!(code(&o), 1);
-    let lines = json_lines(&o);
+    let lines = json_lines(&stdout(&o));
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["passed"], json!(true));
     assert_eq!(lines[1]["passed"], json!(false));

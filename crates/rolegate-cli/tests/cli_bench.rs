@@ -14,6 +14,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use tempfile::TempDir;
 
+mod support;
+use support::{code, rolegate, stderr};
+
 const KEYS: [&str; 7] = [
     "engine",
     "documents",
@@ -53,23 +56,7 @@ fn bench(dir: &Path, extra: &[&str]) -> Output {
         "docs.jsonl",
     ];
     args.extend_from_slice(extra);
-    run(dir, &args)
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rolegate"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run rolegate")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code, not a signal")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
+    rolegate(&args, dir)
 }
 
 fn json(o: &Output) -> Value {
@@ -398,7 +385,7 @@ fn bad_input_exits_2_3_or_4_with_a_message() {
         ),
     ];
     for (args, fragment, expected) in cases {
-        let o = run(d, &args);
+        let o = rolegate(&args, d);
         assert_eq!(code(&o), expected, "{args:?}: {}", stderr(&o));
         assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
         let err = stderr(&o);
