@@ -142,7 +142,8 @@ pub enum EngineKind {
     /// The compiled decision program (the default).
     #[default]
     Compiled,
-    /// The reference evaluator ([`crate::reference`]): a direct walk over the rules.
+    /// The reference evaluator: a direct walk over the validated rules, written to follow the
+    /// semantics as literally as possible; the compiled program is checked against it.
     Reference,
 }
 
@@ -167,6 +168,7 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// An empty scratch space (the same as `Scratch::default()`).
     pub fn new() -> Scratch {
         Scratch::default()
     }
@@ -185,7 +187,12 @@ const FAILED: RawDecision = RawDecision {
 pub struct RawDecision {
     /// Index of the applied role in the policy's roles ([`PreparedRequest::role_name`]).
     pub role: Option<usize>,
+    /// True when the document is returned: a role applies, its document filters let it be read,
+    /// and some field is readable. False when it is withheld.
     pub visible: bool,
+    /// True when the document was withheld because a rule failed to evaluate (or the raw input
+    /// is malformed): fail closed. The decoded path ([`PreparedRequest::read`] with explanations)
+    /// gives the reason.
     pub error: bool,
 }
 
@@ -193,7 +200,10 @@ pub struct RawDecision {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no rules for `{namespace}`: {reason}")]
 pub struct UnknownNamespace {
+    /// The namespace as given: `db.coll` or `data_source/db.coll`.
     pub namespace: String,
+    /// Why it does not resolve: not of the form `database.collection`, an unknown data source,
+    /// or several data sources that could govern it (named, so the caller can pick one).
     pub reason: String,
 }
 
@@ -202,7 +212,12 @@ pub struct UnknownNamespace {
 pub enum ContextError {
     /// A value is `from_secret` and the host did not supply the secret.
     #[error("value `{value}` reads secret `{secret}`, which the host did not supply")]
-    MissingSecret { value: String, secret: String },
+    MissingSecret {
+        /// The name of the value (`%%values.<name>`).
+        value: String,
+        /// The `secret_name` the value reads.
+        secret: String,
+    },
     /// The selected environment is not defined in `environments/`.
     #[error("environment `{0}` is not defined by the app")]
     UnknownEnvironment(String),
@@ -807,8 +822,8 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// database ([`QueryPlan::store_query`], [`QueryPlan::store_projection`]), and — private to
     /// the plan — the client query and output projection that [`PreparedRequest::read_for`]
     /// applies to each stored document. The client query and projection are checked first:
-    /// operators clients may not use are refused ([`mod@crate::query::plan`] docs). The system user
-    /// bypasses filters.
+    /// operators clients may not use (`$where`, `$expr`, `$function`, `$regex`, ...) are refused
+    /// with [`PlanError::OperatorNotAllowed`]. The system user bypasses filters.
     pub fn query_plan(
         &self,
         client_query: Option<&Document>,
