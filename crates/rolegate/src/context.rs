@@ -5,38 +5,8 @@
 //! Built once per request by the host (or from a conformance case / CLI flags) and shared by every
 //! document of the request.
 //!
-//! # Calling host functions (fail closed)
-//!
-//! Every `%function` call of either engine goes through [`RequestContext::call_function`] (the
-//! compiled engine reaches functions only through the reference evaluator), which makes a
-//! misbehaving host deny instead of taking the process or the decision with it:
-//!
-//! * **A host that panics** denies: the panic is caught with [`std::panic::catch_unwind`] and the
-//!   call fails with `panicked: <payload message>`. Wrapping the call in
-//!   [`AssertUnwindSafe`] is sound here: the host is reached through `&dyn FunctionHost` and
-//!   rolegate keeps no state across the call that a panic could leave half-updated (the
-//!   arguments are only read, the result is discarded); whatever the host's own state is after
-//!   its panic (a poisoned mutex, say) is the host's to handle. The process's panic hook still
-//!   runs (by default it prints the message to stderr). A binary built with `panic = "abort"`
-//!   cannot catch anything: there a panicking host aborts the process.
-//! * **A host that is too slow** denies: a call that took longer than
-//!   [`RequestContext::max_function_time`] (from [`Limits::max_function_time`]) fails with
-//!   `took X ms, budget Y ms` and its result is discarded (a call that failed or panicked
-//!   and was slow too reports its failure). A synchronous call cannot be
-//!   preempted, so the budget is checked when the call returns: the decision is right, but it
-//!   comes as late as the host makes it. Hosts that need the decision *in time* wrap their host
-//!   in [`Deadline`], which runs each call on a worker thread and stops waiting at its timeout.
-//!
-//! [`Limits::max_function_time`]: crate::limits::Limits::max_function_time
-//!
-//! # The system user is an explicit choice of the host
-//!
-//! The bypass of every rule, filter and schema check that App Services grants to functions
-//! running as system is [`RequestContext::system`] / [`RequestContext::with_system`] (and
-//! [`ContextBuilder::system`](crate::engine::ContextBuilder::system)): a private flag that only
-//! the host's own code can set. It is never inferred from the user document: `%%user.type` is
-//! plain data, and a user document with `"type": "system"` (which a token claim or an identity
-//! provider may well produce) is evaluated by the rules like any other user.
+//! Host functions fail closed: see [`FunctionHost`]. The system user is an explicit choice of
+//! the host: see [`RequestContext`].
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -51,7 +21,31 @@ use crate::limits::Limits;
 /// Serves `%function` calls from rule expressions. Implementations must be `Send + Sync`; a call
 /// that returns `Err` (or that the host cannot serve) denies, with the message as the reason. So
 /// does a call that panics or that takes longer than the request's
-/// [`max_function_time`](RequestContext::max_function_time) (see the module docs).
+/// [`max_function_time`](RequestContext::max_function_time).
+///
+/// # Calling host functions (fail closed)
+///
+/// Every `%function` call of either engine goes through [`RequestContext::call_function`] (the
+/// compiled engine reaches functions only through the reference evaluator), which makes a
+/// misbehaving host deny instead of taking the process or the decision with it:
+///
+/// * **A host that panics** denies: the panic is caught with [`std::panic::catch_unwind`] and the
+///   call fails with `panicked: <payload message>`. Wrapping the call in
+///   [`AssertUnwindSafe`] is sound here: the host is reached through `&dyn FunctionHost` and
+///   rolegate keeps no state across the call that a panic could leave half-updated (the
+///   arguments are only read, the result is discarded); whatever the host's own state is after
+///   its panic (a poisoned mutex, say) is the host's to handle. The process's panic hook still
+///   runs (by default it prints the message to stderr). A binary built with `panic = "abort"`
+///   cannot catch anything: there a panicking host aborts the process.
+/// * **A host that is too slow** denies: a call that took longer than
+///   [`RequestContext::max_function_time`] (from [`Limits::max_function_time`]) fails with
+///   `took X ms, budget Y ms` and its result is discarded (a call that failed or panicked
+///   and was slow too reports its failure). A synchronous call cannot be
+///   preempted, so the budget is checked when the call returns: the decision is right, but it
+///   comes as late as the host makes it. Hosts that need the decision *in time* wrap their host
+///   in [`Deadline`], which runs each call on a worker thread and stops waiting at its timeout.
+///
+/// [`Limits::max_function_time`]: crate::Limits::max_function_time
 pub trait FunctionHost: Send + Sync {
     /// Calls function `name` with the expanded `arguments`.
     fn call(&self, name: &str, arguments: &[Bson]) -> Result<Bson, String>;
@@ -82,10 +76,13 @@ impl FunctionHost for NoFunctions {
 /// expanded arguments equal `args`; anything else is an error.
 #[derive(Debug, Default, Clone)]
 pub struct MockFunctions {
+    /// Function name → its mocked calls: the expanded arguments of a call, and what it returns.
     pub calls: BTreeMap<String, Vec<(Vec<Bson>, Bson)>>,
 }
 
 impl MockFunctions {
+    /// Makes a call of `name` with exactly the arguments `args` return `returns` (a later `add`
+    /// with the same name adds another argument list).
     pub fn add(&mut self, name: impl Into<String>, args: Vec<Bson>, returns: Bson) {
         self.calls
             .entry(name.into())
@@ -141,7 +138,19 @@ impl FunctionHost for MockFunctions {
     }
 }
 
-/// Everything an expression may expand apart from the document.
+/// Everything an expression may expand apart from the document: `%%user`, `%%request`,
+/// `%%values`, `%%environment`, `%%args`, `%%partition`, and the host's `%function`
+/// implementations. Built once per request by the host (usually with
+/// [`Rules::context`](crate::Rules::context)) and shared by every document of the request.
+///
+/// # The system user is an explicit choice of the host
+///
+/// The bypass of every rule, filter and schema check that App Services grants to functions
+/// running as system is [`RequestContext::system`] / [`RequestContext::with_system`] (and
+/// [`ContextBuilder::system`](crate::ContextBuilder::system)): a private flag that only
+/// the host's own code can set. It is never inferred from the user document: `%%user.type` is
+/// plain data, and a user document with `"type": "system"` (which a token claim or an identity
+/// provider may well produce) is evaluated by the rules like any other user.
 #[derive(Clone)]
 pub struct RequestContext {
     /// `%%user`: `{id, type, data, custom_data, identities}`; `None` for no user.

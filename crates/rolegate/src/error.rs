@@ -97,9 +97,12 @@ pub enum Severity {
 /// One problem found in the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Whether loading fails because of it ([`Severity::Error`]) or only warns.
     pub severity: Severity,
     /// Stable identifier, such as `unknown-key` or `unknown-expansion`.
     pub code: &'static str,
+    /// The file and JSON path (and, inside an expansion string, the byte range) of the value at
+    /// fault: `data_sources/mongodb-atlas/app/items/rules.json: roles[1].apply_when`.
     pub place: Place,
     /// Lowercase message without final period; user input in backticks.
     pub message: String,
@@ -108,6 +111,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error (loading fails) with the stable `code`, at `place`, without a hint.
     pub fn error(code: &'static str, place: Place, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
@@ -118,6 +122,7 @@ impl Diagnostic {
         }
     }
 
+    /// A warning (loading goes on) with the stable `code`, at `place`, without a hint.
     pub fn warning(code: &'static str, place: Place, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
@@ -128,6 +133,7 @@ impl Diagnostic {
         }
     }
 
+    /// The same diagnostic with a one-line hint, such as ``did you mean `apply_when`?``.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -153,30 +159,37 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// Adds `d` after the diagnostics already found.
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
 
+    /// Adds an error ([`Diagnostic::error`]).
     pub fn error(&mut self, code: &'static str, place: Place, message: impl Into<String>) {
         self.push(Diagnostic::error(code, place, message));
     }
 
+    /// Adds a warning ([`Diagnostic::warning`]).
     pub fn warning(&mut self, code: &'static str, place: Place, message: impl Into<String>) {
         self.push(Diagnostic::warning(code, place, message));
     }
 
+    /// True when some diagnostic is an error: the rules do not load.
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// The errors, in the order they were found.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter().filter(|d| d.severity == Severity::Error)
     }
 
+    /// The warnings, in the order they were found.
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter().filter(|d| d.severity == Severity::Warning)
     }
 
+    /// Adds every diagnostic of `other` after these.
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }
@@ -186,6 +199,7 @@ impl Diagnostics {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", summarize(.diagnostics))]
 pub struct LoadError {
+    /// Every error found, and the warnings found beside them, each with its file and JSON path.
     pub diagnostics: Diagnostics,
 }
 

@@ -6,7 +6,7 @@
 //! # The pipeline
 //!
 //! 1. **Load**: [`Rules::load`] reads an exported app directory (or one rule file), validates it
-//!    into a [`RuleSet`](rules::RuleSet) and compiles it; [`Rules::load_with`] takes
+//!    into a [`RuleSet`] and compiles it; [`Rules::load_with`] takes
 //!    [`LoadOptions`] (limits, strictness). [`Rules`] is immutable, `Send + Sync` and cheap to
 //!    clone: keep one in your application state.
 //! 2. **Collection**: [`Rules::collection`] resolves `"db.coll"` (or `"data_source/db.coll"`) once
@@ -85,11 +85,13 @@
 //!
 //! # Modules
 //!
-//! The crate root holds what an embedder needs. The modules with a job of their own:
-//! [`rules`] (the validated rule model), [`mql`] (MongoDB query matching, projection and
-//! Extended JSON), [`lint`] (the `check` lints), [`testing`] (the conformance-case runner of
-//! `rolegate test`). The project's documentation — the semantics, the security model, the input
-//! formats — is in the repository's `docs/` folder.
+//! The crate root holds what an embedder needs. The modules with a job of their own: [`rules`] (the
+//! validated rule model), [`mql`] (MongoDB query matching, projection and Extended JSON), [`lint`]
+//! (the `check` lints), [`testing`] (the conformance-case runner of `rolegate test`). The project's
+//! documentation — the semantics, the security model, the input formats — is in the repository's
+//! `docs/` folder. Ids such as U11 or D2 in these pages name rows of the decision table at the end
+//! of `docs/semantics.md`: a question the App Services documentation leaves open, the answer
+//! rolegate follows, and the test that shows it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

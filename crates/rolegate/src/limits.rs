@@ -5,20 +5,8 @@
 //! longest path is 31 bytes, its largest `$in` has 3 elements, its longest role list 4 roles;
 //! `tests/lint_corpus.rs` keeps it so).
 //!
-//! | limit | default | checked | exceeding it |
-//! |-------|---------|---------|--------------|
-//! | [`max_file_depth`](Limits::max_file_depth) | 128 | load, before anything else | error `limit-exceeded` |
-//! | [`max_files`](Limits::max_files) | 100,000 | walking an app directory | error `limit-exceeded` naming the entry where the walk stopped |
-//! | [`max_file_bytes`](Limits::max_file_bytes) | 16 MiB | before a rule file is read | error `limit-exceeded` naming the file |
-//! | [`max_expression_depth`](Limits::max_expression_depth) | 64 | load | error `limit-exceeded` |
-//! | [`max_expression_nodes`](Limits::max_expression_nodes) | 1,000,000 | load | error `limit-exceeded` |
-//! | [`max_path_length`](Limits::max_path_length) | 1,024 bytes | load | error `limit-exceeded` |
-//! | [`max_array_operand`](Limits::max_array_operand) | 10,000 | load | error `limit-exceeded` |
-//! | [`max_roles`](Limits::max_roles) | 50,000 | load | error `limit-exceeded` |
-//! | [`max_filters`](Limits::max_filters) | 1,000 | load | error `limit-exceeded` |
-//! | [`max_document_depth`](Limits::max_document_depth) | 100 (at most [`DOCUMENT_DEPTH_CEILING`], 200) | every door where BSON enters (below) | the decision (or the query plan) denies with the reason |
-//! | [`max_eval_steps`](Limits::max_eval_steps) | 1,000,000 | evaluation | the decision denies with the reason |
-//! | [`max_function_time`](Limits::max_function_time) | 1 second | each `%function` call, when it returns | the call fails (`took X ms, budget Y ms`), its result is discarded; the decision denies with the reason |
+//! The limits, their defaults, where each is checked and what exceeding it does are in the
+//! table of [`Limits`]' documentation.
 //!
 //! Load-time limits are enforced by [`crate::config`] (through
 //! [`LoadOptions::limits`](crate::config::LoadOptions::limits)) and by
@@ -92,7 +80,33 @@ pub const FILE_DEPTH_CEILING: usize = 512;
 /// [`crate::value::eval::MAX_EVAL_DEPTH`], is 256 levels).
 pub const EXPRESSION_DEPTH_CEILING: usize = 200;
 
-/// Configurable limits; see the module docs for the defaults and where each is checked.
+/// Configurable limits on what rolegate accepts: rule files come from people who make mistakes,
+/// documents and request data from clients who may be hostile. Every limit has a safe default
+/// ([`Limits::DEFAULT`]), far above what real apps need. Load-time limits are checked when the
+/// rules are loaded ([`LoadOptions::limits`](crate::LoadOptions::limits)): each violation is one
+/// error with code `limit-exceeded`, the file and the JSON path. The validated rule set keeps
+/// the limits it was loaded with ([`RuleSet::limits`](crate::RuleSet::limits)), and the
+/// evaluation-time ones apply to every decision made with it.
+///
+/// | limit | default | checked | exceeding it |
+/// |-------|---------|---------|--------------|
+/// | [`max_file_depth`](Limits::max_file_depth) | 128 | load, before anything else | error `limit-exceeded` |
+/// | [`max_files`](Limits::max_files) | 100,000 | walking an app directory | error `limit-exceeded` naming the entry where the walk stopped |
+/// | [`max_file_bytes`](Limits::max_file_bytes) | 16 MiB | before a rule file is read | error `limit-exceeded` naming the file |
+/// | [`max_expression_depth`](Limits::max_expression_depth) | 64 | load | error `limit-exceeded` |
+/// | [`max_expression_nodes`](Limits::max_expression_nodes) | 1,000,000 | load | error `limit-exceeded` |
+/// | [`max_path_length`](Limits::max_path_length) | 1,024 bytes | load | error `limit-exceeded` |
+/// | [`max_array_operand`](Limits::max_array_operand) | 10,000 | load | error `limit-exceeded` |
+/// | [`max_roles`](Limits::max_roles) | 50,000 | load | error `limit-exceeded` |
+/// | [`max_filters`](Limits::max_filters) | 1,000 | load | error `limit-exceeded` |
+/// | [`max_document_depth`](Limits::max_document_depth) | 100 (at most [`Limits::DOCUMENT_DEPTH_CEILING`], 200) | every door where BSON enters: stored, inserted and raw documents, pre- and post-images, the request context, the client query and projection | the decision (or the query plan) denies with the reason |
+/// | [`max_eval_steps`](Limits::max_eval_steps) | 1,000,000 | evaluation | the decision denies with the reason |
+/// | [`max_function_time`](Limits::max_function_time) | 1 second | each `%function` call, when it returns | the call fails (`took X ms, budget Y ms`), its result is discarded; the decision denies with the reason |
+///
+///
+/// Independently of these settings, hard ceilings protect the stack whatever the configuration:
+/// a configured `max_file_depth` above 512, `max_expression_depth` above 200 or
+/// `max_document_depth` above 200 is treated as that ceiling.
 ///
 /// ```
 /// use rolegate::{Limits, LoadOptions, RuleSet};
@@ -115,9 +129,9 @@ pub const EXPRESSION_DEPTH_CEILING: usize = 200;
 pub struct Limits {
     /// How deeply one rule file's JSON may nest (objects and arrays; `{}` is 1 level). The JSON
     /// text parser stops at 127 levels anyway (serde_json's recursion limit); this also covers
-    /// values built in memory ([`crate::config::load_files`], [`crate::config::load_single`],
-    /// the [`RuleSetBuilder`](crate::rules::build::RuleSetBuilder)). Capped at
-    /// [`FILE_DEPTH_CEILING`].
+    /// rule JSON built in memory ([`RuleSet::from_json`](crate::RuleSet::from_json),
+    /// [`RuleSet::from_files`](crate::RuleSet::from_files)). Capped at 512 levels whatever the
+    /// configuration ([`effective_file_depth`](Self::effective_file_depth)).
     pub max_file_depth: usize,
     /// How many entries (files and directories, hidden ones and `node_modules` excepted) the
     /// walk of an app directory may meet before it stops with a `limit-exceeded` error naming
@@ -131,7 +145,8 @@ pub struct Limits {
     /// How deeply one parsed expression may nest: every logical combinator (`%and`, `%or`,
     /// `%not`, ...), test, operator, operand container and value operator is one level
     /// (`{"a": {"$in": [1]}}` is 4). Keeps every expression well inside the evaluator's own
-    /// recursion cap. Capped at [`EXPRESSION_DEPTH_CEILING`].
+    /// recursion cap. Capped at 200 levels whatever the configuration
+    /// ([`effective_expression_depth`](Self::effective_expression_depth)).
     pub max_expression_depth: usize,
     /// How many expression nodes the whole rule set may hold (every node counted by
     /// `max_expression_depth`, plus one per element of a literal array operand). Bounds the
@@ -155,8 +170,14 @@ pub struct Limits {
     /// denied with the reason, never walked recursively ([`Limits::check_document`]).
     pub max_document_depth: usize,
     /// How many evaluation steps (expression nodes evaluated, and values compared with an
-    /// operand) one document's decision may take before it is denied with the reason; see
-    /// [`crate::steps`] for what a step is and why the engines' counts differ.
+    /// operand) one document's decision may take before it is denied with the reason. A
+    /// comparison of a value with an operand is one step per value compared (so
+    /// `{"tags": {"$in": "%%user.custom_data.allowed"}}` costs about `tags × allowed` steps), and
+    /// copying or comparing a document or array costs one step per value it holds. The compiled
+    /// engine evaluates request-only parts once per request and shared field rules once per
+    /// document, so it counts fewer steps than the reference evaluator: a decision within a few
+    /// steps of the budget may be denied by one engine and not the other. The default is about
+    /// 10,000 times what the deepest decision of real apps takes.
     pub max_eval_steps: u64,
     /// How long one `%function` call may take. Measured around each call when it returns (a
     /// synchronous call cannot be preempted): a call that took longer fails with the time it
@@ -168,7 +189,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The defaults (see the module docs).
+    /// The defaults: the table of the type's documentation.
     pub const DEFAULT: Limits = Limits {
         max_file_depth: 128,
         max_files: 100_000,
@@ -184,13 +205,13 @@ impl Limits {
         max_function_time: Duration::from_secs(1),
     };
 
-    /// [`max_file_depth`](Self::max_file_depth), capped at [`FILE_DEPTH_CEILING`].
+    /// [`max_file_depth`](Self::max_file_depth), capped at 512: the depth actually enforced.
     pub fn effective_file_depth(&self) -> usize {
         self.max_file_depth.min(FILE_DEPTH_CEILING)
     }
 
-    /// [`max_expression_depth`](Self::max_expression_depth), capped at
-    /// [`EXPRESSION_DEPTH_CEILING`].
+    /// [`max_expression_depth`](Self::max_expression_depth), capped at 200: the depth actually
+    /// enforced.
     pub fn effective_expression_depth(&self) -> usize {
         self.max_expression_depth.min(EXPRESSION_DEPTH_CEILING)
     }
@@ -219,7 +240,8 @@ impl Limits {
     /// refused whatever the limits say (the guards and evaluators recurse that deep).
     pub const DOCUMENT_DEPTH_CEILING: usize = DOCUMENT_DEPTH_CEILING;
 
-    /// [`max_document_depth`](Self::max_document_depth), capped at [`DOCUMENT_DEPTH_CEILING`].
+    /// [`max_document_depth`](Self::max_document_depth), capped at
+    /// [`DOCUMENT_DEPTH_CEILING`](Self::DOCUMENT_DEPTH_CEILING): the depth actually enforced.
     pub fn effective_document_depth(&self) -> usize {
         self.max_document_depth.min(DOCUMENT_DEPTH_CEILING)
     }
@@ -509,8 +531,8 @@ pub fn check_rule_set(set: &RuleSet, limits: &Limits) -> Diagnostics {
 }
 
 /// How close a rule set comes to the load-time limits: the largest value of each, as
-/// [`check_rule_set`] measures it (expressions deeper than
-/// [`EXPRESSION_DEPTH_CEILING`] are measured up to it).
+/// loading checks it (expressions deeper than 200 levels are measured up to 200).
+/// From [`RuleSet::measure`](crate::RuleSet::measure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Measures {
     /// The deepest expression ([`Limits::max_expression_depth`]).

@@ -2,10 +2,11 @@
 //! documents and Extended JSON. Output: query matches, projections, MongoDB comparison order and
 //! equality, Extended JSON conversions.
 //!
-//! The in-memory evaluator plays the database's part: [`run`] applies a [`QueryPlan`]'s store
-//! query and store projection to stored documents, as MongoDB would return them; [`compile_query`]
-//! and [`matches`] test one query against one document; [`project`] applies a projection. The
-//! rules themselves are evaluated by the engines behind [`crate::PreparedRequest`], not here.
+//! The in-memory evaluator plays the database's part: [`run`] applies a [`QueryPlan`]'s store query
+//! and store projection to stored documents, as MongoDB would return them; [`compile_query`] and
+//! [`matches()`] test one query against one document; [`project`] applies a projection. The rules
+//! themselves are evaluated by the engines behind [`PreparedRequest`](crate::PreparedRequest), not
+//! here.
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};

@@ -2,30 +2,8 @@
 //! [`WriteOutcome`]) and per Sync session, with an optional [`Explanation`] that names the rule
 //! (file and JSON path) behind each step of the decision.
 //!
-//! # Two views of every decision: detailed (operators) and client-safe (clients)
-//!
-//! A refusal has two views, and the API names which is which:
-//!
-//! * the **detailed view**, for logs, `--explain` and the people who run the app: the
-//!   `error` fields of [`ReadOutcome`] and [`WriteError`] (also [`ReadOutcome::detail`],
-//!   [`WriteError::detail`]), the [`Explanation`], and the `Display` text of
-//!   [`PlanError`] and [`EvalError`]. They name rule files and JSON paths and may quote the
-//!   values compared — document values the user's role hides (a `%stringToOid` failure quotes
-//!   the field's text; an explanation names every field it hides and quotes the values a false
-//!   rule compared; a function mock's error quotes its arguments). Quoted values are cut short
-//!   (`...(truncated)`). **Never send them to a client.**
-//! * the **client-safe view**, [`ClientError`] (`client_error()` on every outcome and error):
-//!   an error code and a fixed generic message per code. Both are `&'static str`, so a client
-//!   error cannot carry a document value, a rule name or any other runtime text — by
-//!   construction, not by filtering.
-//!
-//! The codes are App Services' own (`InsertNotPermitted`, `SchemaValidationFailedWrite`, ...),
-//! plus `InvalidProjection` for a client projection the plan refuses. What a code still tells
-//! a client (that a schema exists, that some role applied or none did) is what App Services
-//! tells it too. A withheld document has no client error: it is simply not returned.
-//!
-//! [`PlanError`]: crate::query::PlanError
-//! [`EvalError`]: crate::value::EvalError
+//! Every refusal has a detailed view, for operators, and a client-safe one, [`ClientError`],
+//! whose documentation says which is which.
 
 use std::fmt;
 
@@ -38,6 +16,8 @@ use crate::error::Place;
 pub struct Step {
     /// The rule behind this step, when there is one.
     pub place: Option<Place>,
+    /// What was checked and what it gave: ``apply_when of role `owner` is false``,
+    /// ``field `salary` is not readable; removed``. May quote values the user cannot see.
     pub message: String,
 }
 
@@ -50,10 +30,12 @@ pub struct Step {
 /// document filters, no role) carry the place of the rule that denied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Explanation {
+    /// The steps, in the order the rules were evaluated.
     pub steps: Vec<Step>,
 }
 
 impl Explanation {
+    /// Adds a step saying `message`, at the place of the rule behind it when there is one.
     pub fn push(&mut self, place: Option<&Place>, message: impl Into<String>) {
         self.steps.push(Step {
             place: place.cloned(),
@@ -61,6 +43,7 @@ impl Explanation {
         });
     }
 
+    /// True when there is no step: explanations were not asked for, or nothing was evaluated.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
@@ -78,7 +61,7 @@ impl fmt::Display for Explanation {
     }
 }
 
-/// Server error codes a write can fail with (spec §8; names from the realm-core error map).
+/// Server error codes a write can fail with (App Services' names for them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// The role does not permit the insert (`insert not permitted`).
@@ -124,15 +107,18 @@ impl fmt::Display for ErrorCode {
 /// Why a write was refused (the detailed view; [`WriteError::client_error`] is the client's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteError {
+    /// The App Services error code of the refusal (`NoMatchingRuleFound`,
+    /// `SchemaValidationFailedWrite`, ...), safe to show a client.
     pub code: ErrorCode,
     /// Lowercase message, e.g. `insert not permitted`. **Detailed view**: an evaluation failure
     /// or a schema violation quotes rule internals and document values; never send it to a
-    /// client (see the module docs).
+    /// client ([`WriteError::client_error`] is the client's view).
     pub message: String,
 }
 
 impl WriteError {
-    /// The detailed message, for logs and operators only (see the module docs).
+    /// The detailed message, for logs and operators only: it may quote document values the
+    /// user's role hides ([`ClientError`]).
     pub fn detail(&self) -> &str {
         &self.message
     }
@@ -145,7 +131,28 @@ impl WriteError {
 
 /// The client-safe view of a refusal: an error code and a fixed generic message per code. Both
 /// are static text: no document value, rule name, file or JSON path can be in it. Send this,
-/// not the detailed view, to clients (see the module docs).
+/// not the detailed view, to clients.
+///
+/// A refusal has two views, and the API names which is which:
+///
+/// * the **detailed view**, for logs, `--explain` and the people who run the app: the
+///   `error` fields of [`ReadOutcome`] and [`WriteError`] (also [`ReadOutcome::detail`],
+///   [`WriteError::detail`]), the [`Explanation`], and the `Display` text of
+///   [`PlanError`](crate::PlanError) and [`EvalError`](crate::EvalError). They name rule files
+///   and JSON paths and may quote the values compared — document values the user's role hides
+///   (a `%stringToOid` failure quotes
+///   the field's text; an explanation names every field it hides and quotes the values a false
+///   rule compared; a function mock's error quotes its arguments). Quoted values are cut short
+///   (`...(truncated)`). **Never send them to a client.**
+/// * the **client-safe view**, [`ClientError`] (`client_error()` on every outcome and error):
+///   an error code and a fixed generic message per code. Both are `&'static str`, so a client
+///   error cannot carry a document value, a rule name or any other runtime text — by
+///   construction, not by filtering.
+///
+/// The codes are App Services' own (`InsertNotPermitted`, `SchemaValidationFailedWrite`, ...),
+/// plus `InvalidProjection` for a client projection the plan refuses. What a code still tells
+/// a client (that a schema exists, that some role applied or none did) is what App Services
+/// tells it too. A withheld document has no client error: it is simply not returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientError {
     /// The error code, e.g. `InsertNotPermitted`.
@@ -254,8 +261,8 @@ impl ReadOutcome {
         }
     }
 
-    /// The detailed reason the document was withheld with an error, for logs and operators only
-    /// (see the module docs).
+    /// The detailed reason the document was withheld with an error, for logs and operators only:
+    /// it may quote document values the user's role hides ([`ClientError`]).
     pub fn detail(&self) -> Option<&str> {
         self.error.as_deref()
     }
@@ -305,7 +312,11 @@ pub fn leaf_paths(doc: &Document, prefix: &str, out: &mut Vec<String>) {
 /// The decision for one insert, update, replace or delete of one document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteOutcome {
+    /// The name of the role chosen for the document (on the stored document for an update or a
+    /// delete, on the new document for an insert); `None` when no role's `apply_when` holds.
     pub role: Option<String>,
+    /// True when the write may go ahead: the role's document filters, field-level and
+    /// document-level `write`, `insert`/`delete`, and the schema all allow it.
     pub allowed: bool,
     /// Why the write was refused (`None` when allowed). Its message is the **detailed view**
     /// ([`WriteOutcome::client_error`] is the client's).
@@ -338,16 +349,23 @@ pub struct SyncSessionOutcome {
     pub role: Option<String>,
     /// Set when the first matching role is not Sync-compatible: the collection is inaccessible.
     pub incompatible: Option<String>,
+    /// True when the session may read the given document: the role's `document_filters.read`
+    /// (or `.write`) holds and its `read` or `write` is true. False without a document.
     pub readable: bool,
+    /// True when the session may write the given document (document filters and `write`).
+    /// False without a document.
     pub writable: bool,
     /// True when the role would change at the next session (custom data changed): client reset.
     pub client_reset_on_next_session: bool,
+    /// **Detailed view**: the steps of the decision (empty unless asked for). For operators only.
     pub explanation: Explanation,
 }
 
 /// Partition-Based Sync access to one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionAccess {
+    /// The partition may be read: its `read` or its `write` rule holds for the user.
     pub read: bool,
+    /// The partition may be written: its `write` rule holds for the user.
     pub write: bool,
 }

@@ -22,7 +22,7 @@
 //! Refusals are shown in their **detailed** view (rule, JSON path, values compared: `eval` is an
 //! operator's tool). The JSON output labels both views: `error` (and `error_code`) is the
 //! detailed one, for operators; `client_error` (`{code, message}`, a fixed message per code) is
-//! what an app may pass on to its clients ([`rolegate::outcome`] explains the two views).
+//! what an app may pass on to its clients ([`rolegate::ClientError`] explains the two views).
 //!
 //! `--system` runs the request as the system user (every rule, filter and schema check
 //! bypassed); the user file never does, whatever its `type`.

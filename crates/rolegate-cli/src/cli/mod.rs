@@ -1,12 +1,12 @@
 //! Stage: the command line. Input: `argv`. Output: text on stdout/stderr and an [`Exit`] code.
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
-//! its own module ([`check`], [`eval`], [`test`], [`bench`]) and returns an [`Exit`] or a
-//! [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8 or not JSON,
-//! a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on stderr
-//! (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit code of
-//! its kind ([`exit`]: one table for every command), never a panic. [`inputs`] reads the files
-//! (`-` is stdin), [`decide`] makes the decisions `eval` prints and `bench` times.
+//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench)) and returns an
+//! [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
+//! or not JSON, a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on
+//! stderr (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit
+//! code of its kind ([`exit`]: one table for every command), never a panic. [`inputs`] reads the
+//! files (`-` is stdin), [`decide`] makes the decisions `eval` prints and `bench` times.
 
 pub mod bench;
 pub mod check;

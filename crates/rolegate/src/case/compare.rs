@@ -103,6 +103,7 @@ impl Actual {
 /// One expected key that the actual answer does not meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
+    /// The key of the case's `expected` object that differs (`role`, `visible`, `allowed`, ...).
     pub key: &'static str,
     /// The expected value (JSON text).
     pub expected: String,

@@ -45,10 +45,12 @@ use crate::value::ejson::{bson_from_json, document_from_json};
 pub struct InputError {
     /// Where in the case or request file, e.g. `request.values.admins`.
     pub path: String,
+    /// What is wrong with the value there (not valid Extended JSON, not an object, ...).
     pub message: String,
 }
 
 impl InputError {
+    /// An error at the JSON path `path` of the input, saying `message`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         InputError {
             path: path.into(),
@@ -83,7 +85,9 @@ pub fn case_is_system(user: Option<&Value>) -> bool {
 }
 
 /// The request context of `user` (the `%%user` object, `None`/`null` for no user) and `request`;
-/// never a system-user context (see [`case_is_system`]).
+/// never a system-user context: a `user` whose `type` is `"system"` is an ordinary `%%user` here
+/// (only the case runner, following the case format's convention, turns such a case into a
+/// system-user request with [`RequestContext::with_system`]).
 /// `search` forces an Atlas Search request (the `search` action); a pipeline with a `$search`
 /// stage or `request.action == "search"` also makes one.
 pub fn request_context(
@@ -159,8 +163,9 @@ pub fn later_context(
     Ok(Some(later))
 }
 
-/// `%%values`: the app's values overlaid with the request's ([`resolve_values`]; a secret-backed
-/// value that a rule reads must be given by the request, else an error naming it);
+/// `%%values`: the app's plain values overlaid with the request's (a secret-backed value that a
+/// rule reads must be given by the request, else an error naming it; one that no rule reads is
+/// left out);
 /// `%%environment` values from the app when the request names only the tag.
 pub fn add_app_values(
     set: &RuleSet,

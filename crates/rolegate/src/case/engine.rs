@@ -4,11 +4,12 @@
 //!
 //! Every conformance case runs through a [`CaseEngine`]; [`EngineChoice`] names the engines that
 //! exist: the reference evaluator ([`crate::reference`]) and the compiled engine (through the
-//! public API, [`crate::Collection`] with [`EngineKind::Compiled`]). The same case files check
-//! that they agree (style guide §8). The compiled engine's reads are also checked against its
-//! raw path: [`crate::PreparedRequest::read_raw`] and [`crate::PreparedRequest::redact_raw`] must
-//! give the same role, visibility and redacted document as `read` (a disagreement flips the
-//! answer's visibility, so the case fails).
+//! public API, [`Collection`](crate::Collection) with [`EngineKind::Compiled`]). The same case
+//! files check that they agree (style guide §8). The compiled engine's reads are also checked
+//! against its raw path: [`PreparedRequest::read_raw`](crate::PreparedRequest::read_raw) and
+//! [`PreparedRequest::redact_raw`](crate::PreparedRequest::redact_raw) must give the same role,
+//! visibility and redacted document as `read` (a disagreement flips the answer's visibility, so the
+//! case fails).
 
 use bson::{Document, RawDocumentBuf};
 
@@ -24,7 +25,8 @@ pub enum EngineChoice {
     /// The reference evaluator: a direct walk over the validated rules.
     #[default]
     Reference,
-    /// The compiled engine ([`crate::compile`], [`crate::eval`]) through the public API.
+    /// The compiled engine (the decision program [`Rules`](crate::Rules) runs by default) through
+    /// the public API.
     Compiled,
 }
 

@@ -103,6 +103,9 @@ pub struct CaseRules {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseRequest {
+    /// `operation`: the client's request (`kind`, `query`, `update`, `pipeline`, `projection`,
+    /// `upsert`); it decides, for instance, whether an update without a pre-image is an upsert and
+    /// what query a `filters` case plans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
     /// `%%values`: name → value.
@@ -230,19 +233,42 @@ pub enum OperationKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// `expression`: evaluate `rules.expression` against the request, with `document` as
+    /// `%%root`; answers `result` (and `error`).
     Expression,
+    /// `role_selection`: which role's `apply_when` holds first for the stored document
+    /// (`prevDocument` when given, else `document`); answers `role`.
     RoleSelection,
+    /// `read`: read `document` under the rules; answers `role`, `visible`, `fields` (the dotted
+    /// paths the redacted document keeps) and `error`.
     Read,
+    /// `search`: as `read`, for an Atlas Search request, where the role's `search` permission
+    /// applies.
     Search,
+    /// `insert`: insert `document`; answers `role`, `allowed`, `error`, `error_code`.
     Insert,
+    /// `update`: replace `prevDocument` (the pre-image) with `document` (the post-image); answers
+    /// as `insert`.
     Update,
+    /// `delete`: delete the stored `document`; answers as `insert`.
     Delete,
+    /// `filters`: plan a read (`request.operation`); answers `applied`, `query`, `projection`,
+    /// and `results` over `request.collection_documents`.
     Filters,
+    /// `validate_config`: do the rules load? Answers `valid`, and `reason` when they do not.
     ValidateConfig,
+    /// `sync_session`: open a Flexible Sync session; answers `role`, `readable`, `writable`,
+    /// `client_reset_on_next_session`.
     SyncSession,
+    /// `sync_write`: an uploaded Sync write (`prevDocument` absent: a create); answers as
+    /// `insert`.
     SyncWrite,
+    /// `pbs`: Partition-Based Sync permissions for `request.partition`; answers `read`, `write`.
     Pbs,
+    /// `service_rule`: may the third-party service action `request.action` run with
+    /// `request.args`? Answers `allowed` (and `error`).
     ServiceRule,
+    /// `can_evaluate`: may the function run for this request? Answers `allowed` (and `error`).
     CanEvaluate,
 }
 

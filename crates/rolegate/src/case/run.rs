@@ -57,7 +57,9 @@ use crate::value::{Bindings, eval_expr};
 /// The outcome of running one case.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseResult {
+    /// The case's `name`.
     pub name: String,
+    /// True when every key of `expected` matches the engine's answer.
     pub passed: bool,
     /// The case's `expected` object.
     pub expected: Value,
@@ -70,18 +72,31 @@ pub struct CaseResult {
 /// A case file could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum CaseFileError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
     #[error("cannot read `{path}`: {source}")]
     Io {
+        /// The case file's path, as given.
         path: String,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The file is not a JSON array of cases: bad JSON, a missing required key, or a key the
+    /// case format does not know (every level refuses unknown keys), with its line and column.
     #[error("`{path}` is not a valid case file: {source}")]
     Json {
+        /// The case file's path, as given (empty when parsed from text).
         path: String,
+        /// The parser's error, with line and column.
         source: serde_json::Error,
     },
+    /// Two cases of the file have the same `name`.
     #[error("`{path}`: case names must be unique; `{name}` appears twice")]
-    DuplicateName { path: String, name: String },
+    DuplicateName {
+        /// The case file's path, as given (empty when parsed from text).
+        path: String,
+        /// The repeated name.
+        name: String,
+    },
 }
 
 /// Reads a case file: a JSON array of cases (`case-format.md`), with unique names.

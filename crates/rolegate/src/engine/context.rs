@@ -15,7 +15,12 @@ use crate::rules::{RuleSet, ValueDef};
 pub enum ContextError {
     /// A value is `from_secret` and the host did not supply the secret.
     #[error("value `{value}` reads secret `{secret}`, which the host did not supply")]
-    MissingSecret { value: String, secret: String },
+    MissingSecret {
+        /// The name of the value (`%%values.<name>`).
+        value: String,
+        /// The `secret_name` the value reads.
+        secret: String,
+    },
     /// The selected environment is not defined in `environments/`.
     #[error("environment `{0}` is not defined by the app")]
     UnknownEnvironment(String),

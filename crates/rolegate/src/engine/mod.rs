@@ -151,7 +151,8 @@ pub enum EngineKind {
     /// The compiled decision program (the default).
     #[default]
     Compiled,
-    /// The reference evaluator ([`crate::reference`]): a direct walk over the rules.
+    /// The reference evaluator: a direct walk over the validated rules, written to follow the
+    /// semantics as literally as possible; the compiled program is checked against it.
     Reference,
 }
 
@@ -169,7 +170,10 @@ impl EngineKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no rules for `{namespace}`: {reason}")]
 pub struct UnknownNamespace {
+    /// The namespace as given: `db.coll` or `data_source/db.coll`.
     pub namespace: String,
+    /// Why it does not resolve: not of the form `database.collection`, an unknown data source,
+    /// or several data sources that could govern it (named, so the caller can pick one).
     pub reason: String,
 }
 

@@ -18,8 +18,8 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// database ([`QueryPlan::store_query`], [`QueryPlan::store_projection`]), and — private to
     /// the plan — the client query and output projection that [`PreparedRequest::read_for`]
     /// applies to each stored document. The client query and projection are checked first:
-    /// operators clients may not use are refused ([`mod@crate::query::plan`] docs). The system user
-    /// bypasses filters.
+    /// operators clients may not use (`$where`, `$expr`, `$function`, `$regex`, ...) are refused
+    /// with [`PlanError::OperatorNotAllowed`]. The system user bypasses filters.
     pub fn query_plan(
         &self,
         client_query: Option<&Document>,

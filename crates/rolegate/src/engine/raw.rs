@@ -26,6 +26,7 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// An empty scratch space (the same as `Scratch::default()`).
     pub fn new() -> Scratch {
         Scratch::default()
     }
@@ -44,7 +45,12 @@ const FAILED: RawDecision = RawDecision {
 pub struct RawDecision {
     /// Index of the applied role in the policy's roles ([`PreparedRequest::role_name`]).
     pub role: Option<usize>,
+    /// True when the document is returned: a role applies, its document filters let it be read,
+    /// and some field is readable. False when it is withheld.
     pub visible: bool,
+    /// True when the document was withheld because a rule failed to evaluate (or the raw input
+    /// is malformed): fail closed. The decoded path ([`PreparedRequest::read`] with explanations)
+    /// gives the reason.
     pub error: bool,
 }
 

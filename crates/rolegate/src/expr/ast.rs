@@ -1,5 +1,5 @@
-//! Stage: expression AST. Input: produced by [`super::parse`] from rule JSON. Output: consumed by
-//! the reference evaluator ([`crate::value::eval`]) and the checks in [`crate::rules`].
+//! Stage: expression AST. Input: produced by the expression parser from rule JSON. Output:
+//! consumed by the compiler, the reference evaluator and the checks of loading and [`crate::lint`].
 //!
 //! Every variant is documented with the JSON it comes from. Expansion strings are parsed once, at
 //! load time, into [`Expansion`] (root + path segments).
@@ -77,13 +77,21 @@ impl Root {
     }
 }
 
-/// What a node's value depends on, from least to most dynamic (compiler classification, spec §9).
+/// What a node's value depends on, from least to most dynamic: it decides when the compiled
+/// engine evaluates the node (once at compile time, once per request, per document, per field,
+/// or at every call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dependency {
+    /// Nothing: literals, `%%true`, `%%false`. Decided once, when the rules are compiled.
     Constant,
+    /// The request only: `%%user`, `%%request`, `%%values`, `%%environment`, `%%args`,
+    /// `%%partition`. Decided once per request, when it is prepared.
     Request,
+    /// The document: `%%root` (and bare field names), `%%prevRoot`. Decided per document.
     Document,
+    /// The field being checked: `%%this`, `%%prev` (in schema `validate` expressions).
     Field,
+    /// A host function (`%function`): decided per call, never folded.
     Host,
 }
 
@@ -92,8 +100,10 @@ pub enum Dependency {
 /// name `"owner.id"` in a MongoDB rule is `Expansion { root: Root, path: ["owner", "id"], implicit: true }`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Expansion {
+    /// The name after `%%` (`Root` for a bare field name in a MongoDB rule, `Args` in a service
+    /// rule).
     pub root: Root,
-    /// Path segments after the root (spec D4: non-empty, may contain `-`, spaces and `$`; numeric
+    /// Path segments after the root (D4: non-empty, may contain `-`, spaces and `$`; numeric
     /// segments also index arrays).
     pub path: Vec<String>,
     /// True when written as a bare field name rather than with `%%`.
@@ -111,11 +121,13 @@ pub enum Expr {
     Any(Vec<Expr>),
     /// `{"%nor": [e, ...]}` / `$nor`: none is true.
     None(Vec<Expr>),
-    /// `{"%not": e}` / `$not` at document level (spec U18).
+    /// `{"%not": e}` / `$not` at document level (U18).
     Not(Box<Expr>),
     /// `{"<subject>": <predicate>}`: a subject (expansion or bare field) tested by a predicate.
     Test {
+        /// The key: `"%%user.custom_data.isAdmin"`, or a bare field name such as `"owner_id"`.
         subject: Expansion,
+        /// The value: an operand to match, or an operator document.
         predicate: Predicate,
     },
 }
@@ -124,7 +136,7 @@ pub enum Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Predicate {
     /// `{"owner_id": "%%user.id"}`: MongoDB-style match of the subject against the operand value
-    /// (array subjects match any element; spec U20 reverse membership; `null` matches missing).
+    /// (array subjects match any element; U20 reverse membership; `null` matches missing).
     Matches(Operand),
     /// `{"score": {"$gt": 0, "$lt": 10}}`: every operator holds (ANDed). Never empty.
     Ops(Vec<Op>),
@@ -133,11 +145,17 @@ pub enum Predicate {
 /// Comparison operators (`$`/`%` prefixes are aliases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CmpOp {
+    /// `$eq` / `%eq`: equal under MongoDB's rules (numbers compare across types).
     Eq,
+    /// `$ne` / `%ne`: not equal; holds for a missing field against a literal operand.
     Ne,
+    /// `$gt` / `%gt`: greater, within the same BSON type class.
     Gt,
+    /// `$gte` / `%gte`: greater or equal, within the same type class.
     Gte,
+    /// `$lt` / `%lt`: less, within the same type class.
     Lt,
+    /// `$lte` / `%lte`: less or equal, within the same type class.
     Lte,
 }
 
@@ -160,7 +178,7 @@ pub enum Op {
     None(Vec<Predicate>),
     /// `$not: {<operators>}` (or a regex).
     Not(Box<Predicate>),
-    /// `$all: [..]` — the subject array contains every element (spec D2).
+    /// `$all: [..]` — the subject array contains every element (D2).
     AllOf(Operand),
     /// `$size: n` — the subject is an array of length n.
     Size(Operand),
@@ -171,7 +189,12 @@ pub enum Op {
     /// `$regex: "pat"` with optional `$options`, or a BSON regex literal operand of `$in`/match.
     Regex(Box<RegexSpec>),
     /// `$mod: [divisor, remainder]`
-    Mod { divisor: i64, remainder: i64 },
+    Mod {
+        /// The divisor (never 0: refused when the rules are loaded).
+        divisor: i64,
+        /// The remainder the subject must leave.
+        remainder: i64,
+    },
 }
 
 /// The body of `$elemMatch`.
@@ -196,9 +219,11 @@ pub enum TypeSpec {
 /// A compiled `$regex`.
 #[derive(Debug, Clone)]
 pub struct RegexSpec {
+    /// The pattern as written in `$regex`.
     pub pattern: String,
+    /// `$options` as written (such as `i`), empty when absent.
     pub options: String,
-    /// Linear-time regex (spec D2).
+    /// The compiled pattern, on a linear-time engine (D2).
     pub regex: regex::Regex,
 }
 
@@ -221,7 +246,9 @@ pub enum Operand {
     Document(Vec<(String, Operand)>),
     /// `{"%function": {"name": "f", "arguments": [..]}}`
     Function {
+        /// `name`: the function the host is asked to call.
         name: String,
+        /// `arguments`, expanded before the call.
         arguments: Vec<Operand>,
     },
     /// `{"%stringToOid": <string | expansion>}`

@@ -22,7 +22,7 @@
 //! | `sync-incompatible-role` | loading | a role that is not Sync-compatible while Sync is configured |
 //!
 //! Loading has more warnings of its own (`missing-apply-when`, `legacy-key`,
-//! `namespace-mismatch`, ...); see [`crate::rules::build`].
+//! `namespace-mismatch`, ...), which [`RuleSet::warnings`](crate::RuleSet::warnings) holds.
 //!
 //! "Always true" and "always false" are decided exactly, not guessed: an expression that reads
 //! nothing but `%%true`/`%%false` and literals (no document field, no user, no `%function`) is
@@ -41,7 +41,7 @@ use crate::value::{Bindings, eval_expr};
 pub const UNREACHABLE_ROLE: &str = "unreachable-role";
 /// A role under which nothing can be read or written.
 pub const ROLE_GRANTS_NOTHING: &str = "role-grants-nothing";
-/// `write: false` beside field-level `write` rules (spec U11).
+/// `write: false` beside field-level `write` rules, which it overrides (U11).
 pub const WRITE_FALSE_OVERRIDES_FIELDS: &str = "write-false-overrides-fields";
 /// `read: false` beside field-level `read` rules.
 pub const READ_FALSE_OVERRIDES_FIELDS: &str = "read-false-overrides-fields";
@@ -71,8 +71,9 @@ pub fn check_warnings(set: &RuleSet) -> Diagnostics {
     all
 }
 
-/// The lint warnings of a validated rule set (see the module docs), in rule-set order: data
-/// sources by name, the default rule, then collections by namespace.
+/// The lint warnings of a validated rule set (the table of the [module
+/// documentation](crate::lint)), in rule-set order: data sources by name, the default rule, then
+/// collections by namespace.
 pub fn lint(set: &RuleSet) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for ds in set.data_sources.values() {

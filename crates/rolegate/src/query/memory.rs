@@ -1,10 +1,10 @@
 //! Stage: in-memory query execution (conformance `filters` cases with `results`, tests, hosts
 //! without a database, and the client query of every planned read). Input: a [`QueryPlan`] (or a
-//! parsed query [`Expr`] and a projection) and documents. Output: the documents the query
-//! selects, projected — what MongoDB's `find` would return. [`run`] plays the database's part of
-//! a plan only (its store query and store projection); the rules, the client query and the
-//! output projection are applied afterwards by [`crate::PreparedRequest::read_for`]
-//! ([`crate::PreparedRequest::find`] does both).
+//! parsed query [`Expr`] and a projection) and documents. Output: the documents the query selects,
+//! projected — what MongoDB's `find` would return. [`run`] plays the database's part of a plan only
+//! (its store query and store projection); the rules, the client query and the output projection
+//! are applied afterwards by [`PreparedRequest::read_for`](crate::PreparedRequest::read_for)
+//! ([`PreparedRequest::find`](crate::PreparedRequest::find) does both).
 //!
 //! Queries are evaluated by the reference evaluator with [`Semantics::Query`] (plain MongoDB
 //! matching: no U20 widening), `%%root` bound to the document. Projections follow MongoDB's
@@ -63,7 +63,10 @@ fn empty_request() -> &'static RequestContext {
     EMPTY.get_or_init(RequestContext::default)
 }
 
-/// Parses a MongoDB query document into an expression ([`crate::expr::parse_query`]).
+/// Parses a MongoDB query document (`{"status": "todo", "n": {"$gt": 1}}`) into an
+/// expression for [`matches()`]: bare keys are document fields, strings are literals (never
+/// expansions), and only MongoDB's `$` operators are read, `$and`/`$or`/`$nor` included. A key
+/// or operator it cannot read is an error with its JSON path.
 pub fn compile_query(query: &Document) -> Result<Expr, LoadError> {
     let mut diagnostics = Diagnostics::default();
     let expr = parse_query(query, &Place::default(), &mut diagnostics);
@@ -79,7 +82,7 @@ pub fn matches(query: &Expr, doc: &Document) -> Result<bool, EvalError> {
     matches_with(query, doc, empty_request())
 }
 
-/// [`matches`] with a request context (for queries that still hold host functions).
+/// [`matches()`] with a request context (for queries that still hold host functions).
 pub fn matches_with(
     query: &Expr,
     doc: &Document,
@@ -95,7 +98,7 @@ pub fn matches_with(
 
 /// Plays the database's part of a plan over `docs`: the documents its store query selects, in
 /// order, with its store projection applied. What the client receives comes from
-/// [`crate::PreparedRequest::read_for`] on each of them.
+/// [`PreparedRequest::read_for`](crate::PreparedRequest::read_for) on each of them.
 pub fn run(plan: &QueryPlan, docs: &[Document]) -> Result<Vec<Document>, RunError> {
     for (what, doc) in [
         ("the query", &plan.store_query),
@@ -170,7 +173,21 @@ impl Tree {
     }
 }
 
-/// Applies a MongoDB `find` projection to one document (see the module docs).
+/// Applies a MongoDB `find` projection to one document, as MongoDB's `find` would:
+///
+/// * a projection value of `0`/`false`/`null` excludes, any other value includes; `_id` does
+///   not decide the kind; a projection with an included path (other than `_id`) is inclusive
+///   and ignores its excluded paths (so an invalid mixed projection never shows more than the
+///   inclusive part); otherwise it is exclusive; `{}` returns the document unchanged;
+/// * **inclusive**: keeps the listed paths (dotted paths reach into sub-documents, and into the
+///   document elements of arrays; other array elements are dropped; a sub-document without the
+///   sub-path stays as `{}`), plus `_id` unless `"_id": 0`; fields keep the document's order;
+/// * **exclusive**: removes the listed paths (through sub-documents and the document elements of
+///   arrays), and `_id` when `"_id": 0`.
+///
+/// Arrays nested in arrays deeper than 200 levels under a projected path are dropped from the
+/// output (fail closed). Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`)
+/// are not supported: their keys are treated as plain included paths.
 pub fn project(projection: &Document, doc: &Document) -> Document {
     let mut included = Vec::new();
     let mut excluded = Vec::new();

@@ -2,8 +2,8 @@
 //! collection's filters and [`RuleFields`], the client's query and projection, the
 //! [`RequestContext`]. Output: a [`QueryPlan`] — what to send to the database
 //! ([`QueryPlan::store_query`], [`QueryPlan::store_projection`]) and, private to the plan, what
-//! [`crate::PreparedRequest::read_for`] applies to each stored document — or a [`PlanError`]
-//! (the request fails).
+//! [`PreparedRequest::read_for`](crate::PreparedRequest::read_for) applies to each stored document
+//! — or a [`PlanError`] (the request fails).
 //!
 //! **Order of a read** (a security decision, not App Services' order; issue 9 findings 1 and 5):
 //! the filters' queries select stored documents; roles, document filters and field rules decide
@@ -104,11 +104,42 @@ use crate::value::eval::{
 };
 use crate::value::quote::quote_document_within;
 
-/// What to send to the database for one read request, and what [`crate::PreparedRequest::read_for`]
-/// applies to each stored document it returns (module docs).
+/// What to send to the database for one read request, and what
+/// [`PreparedRequest::read_for`](crate::PreparedRequest::read_for) applies to each stored
+/// document it returns. Made once per request by
+/// [`PreparedRequest::query_plan`](crate::PreparedRequest::query_plan).
 ///
-/// The client's query and the output projection are private: they can only be applied through
-/// `read_for`, after the rules have decided on the stored document.
+/// **The order of a read.** The applied filters' queries select stored documents; roles,
+/// document filters and field rules decide on each *stored* document; the client's query is then
+/// evaluated on the *redacted* document narrowed by the applied filters' projections (what the
+/// user may see: a field the role hides behaves as missing, so `{"salary": {"$gt": 100000}}`
+/// cannot probe a hidden salary); the merged output projection applies last. App Services sent
+/// the client's query and projection to MongoDB, which let a client probe hidden fields and
+/// choose its role by projecting away what `apply_when` reads. Here the client's query and the
+/// output projection are private to the plan: they can only be applied through `read_for`,
+/// after the rules have decided on the stored document.
+///
+/// * [`store_query`](Self::store_query): each applied filter's `query`, its expansions
+///   substituted and sent as literal values (a substituted document or regex becomes
+///   `{"$eq": value}`), together with the client query's top-level clauses on fields that every
+///   role shows whole and no filter projection narrows (the database may evaluate those); for
+///   the system user, the whole client query.
+/// * [`store_projection`](Self::store_projection): `{}` (none) when there is no output
+///   projection or some rule reads the whole document; otherwise a projection that keeps every
+///   top-level field the rules, the queries and the output projection read.
+/// * Refused client input, checked before any filter is evaluated: the query operators App
+///   Services refused to app users (`$where`, `$expr`, `$jsonSchema`, `$text`, `$regex`,
+///   geospatial and bitwise operators, `$function`, `$accumulator`) and any `$` key outside the
+///   allowed comparison, logical, array, `$exists`, `$type` and `$mod` operators
+///   ([`PlanError::OperatorNotAllowed`]); queries nested deeper than `max_document_depth`
+///   ([`PlanError::ClientQueryTooDeep`]); projection operators (`$slice`, `$elemMatch`,
+///   `$meta`, positional `$`) ([`PlanError::InvalidProjection`]).
+///
+/// [`merged_query`](Self::merged_query) and [`output_projection`](Self::output_projection) are
+/// App Services' canonical merged forms, which conformance cases compare: the client query and
+/// then each applied filter's query, joined with `$and`; the filters' projections and then the
+/// client's, inclusive ones intersected (never wider than any of them), exclusive ones united,
+/// and both kinds together an error ([`PlanError::ProjectionConflict`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueryPlan {
     /// Names of the filters that applied, in filter order.
@@ -131,8 +162,9 @@ pub struct QueryPlan {
     filter_check: Option<Expr>,
     /// The parsed client query, checked on the redacted document.
     client_check: Option<Expr>,
-    /// The request that made the plan (set by [`crate::PreparedRequest::query_plan`]); `read_for`
-    /// refuses a plan made for another collection or request.
+    /// The request that made the plan (set by
+    /// [`PreparedRequest::query_plan`](crate::PreparedRequest::query_plan)); `read_for` refuses a
+    /// plan made for another collection or request.
     issuer: Option<PlanIssuer>,
     /// **Detailed view** (empty unless explanations were asked for): why each filter applied or
     /// not — its `apply_when` result, the values it compared when false, and for an applied
@@ -151,15 +183,16 @@ pub(crate) struct PlanIssuer {
 
 impl QueryPlan {
     /// The client query and the applied filters' queries in App Services' canonical merged form
-    /// (spec §4, U16): a description of what the request selects, for display and conformance
+    /// (U16): a description of what the request selects, for display and conformance
     /// cases. **Never send it to a database**: its client part would be evaluated on fields the
     /// user's role hides. Send [`QueryPlan::store_query`] instead.
     pub fn merged_query(&self) -> &Document {
         &self.merged_query
     }
 
-    /// The merged projection of the applied filters and the client (spec §4's canonical form),
-    /// which [`crate::PreparedRequest::read_for`] applies to the redacted document.
+    /// The merged projection of the applied filters and the client (App Services' canonical form),
+    /// which [`PreparedRequest::read_for`](crate::PreparedRequest::read_for) applies to the
+    /// redacted document.
     pub fn output_projection(&self) -> &Document {
         &self.output_projection
     }
@@ -195,24 +228,45 @@ impl QueryPlan {
 pub enum PlanError {
     /// A filter's `apply_when` or query could not be evaluated.
     #[error("filter `{filter}`: {error}")]
-    Eval { filter: String, error: EvalError },
+    Eval {
+        /// The filter's `name`.
+        filter: String,
+        /// Why the evaluation failed.
+        error: EvalError,
+    },
     /// A filter's query uses an expansion that has no value in this request.
     #[error("filter `{filter}`: query expansion `{expansion}` has no value")]
-    MissingExpansion { filter: String, expansion: String },
+    MissingExpansion {
+        /// The filter's `name`.
+        filter: String,
+        /// The expansion as written in the query (`%%user.custom_data.orgId`).
+        expansion: String,
+    },
     /// A filter's query did not evaluate to a document.
     #[error("filter `{filter}`: query must be a document, got {found}")]
-    QueryNotDocument { filter: String, found: String },
-    /// Inclusive and exclusive projections were combined (spec §4: "the query will fail").
+    QueryNotDocument {
+        /// The filter's `name`.
+        filter: String,
+        /// The BSON type the query evaluated to (`string`, `array`, ...).
+        found: String,
+    },
+    /// Inclusive and exclusive projections were combined: App Services fails such a query, and so
+    /// does rolegate.
     #[error(
         "projection conflict: {inclusive} is inclusive but {exclusive} is exclusive; all projections must be of one kind"
     )]
     ProjectionConflict {
+        /// Which projection is inclusive: ``filter `name` `` or `the client projection`.
         inclusive: String,
+        /// Which projection is exclusive, named the same way.
         exclusive: String,
     },
     /// One projection both includes and excludes fields (other than `_id`).
     #[error("{origin} mixes included and excluded fields")]
-    MixedProjection { origin: String },
+    MixedProjection {
+        /// Which projection: ``filter `name` `` or `the client projection`.
+        origin: String,
+    },
     /// The inclusive projections have no field in common and `_id` is excluded.
     #[error(
         "the projections have no field in common and `_id` is excluded, so nothing could be returned"
@@ -221,18 +275,31 @@ pub enum PlanError {
     /// The client query uses an operator (or a value) that clients may not use.
     #[error("the client query uses `{operator}`, which is not allowed: {reason}")]
     OperatorNotAllowed {
+        /// The operator as written (`$where`, `$regex`, ...).
         operator: String,
+        /// Why clients may not use it.
         reason: &'static str,
     },
     /// The client query is nested deeper than `max_document_depth`.
     #[error("the client query is nested deeper than {max} levels (limits.max_document_depth)")]
-    ClientQueryTooDeep { max: usize },
+    ClientQueryTooDeep {
+        /// The limit: the request's `max_document_depth`.
+        max: usize,
+    },
     /// The client query is not a valid MongoDB query.
     #[error("the client query is not a valid query: {message}")]
-    InvalidClientQuery { message: String },
+    InvalidClientQuery {
+        /// What is wrong with it, and where.
+        message: String,
+    },
     /// The client projection uses a key or a value rolegate does not support.
     #[error("the client projection `{key}` is not allowed: {reason}")]
-    InvalidProjection { key: String, reason: &'static str },
+    InvalidProjection {
+        /// The projection key at fault.
+        key: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The request, the client query or the client projection is nested too deeply
     /// ([`Limits::max_document_depth`](crate::limits::Limits::max_document_depth)).
     #[error("{0}")]

@@ -3,8 +3,8 @@
 //! functions) with the expression trees of its rules ([`Expr`]); its construction from raw rule
 //! JSON, with every validation error and warning, is internal to the loader.
 //!
-//! Read it to inspect what was loaded ([`crate::Rules::rule_set`]); decisions are made by
-//! [`crate::PreparedRequest`].
+//! Read it to inspect what was loaded ([`Rules::rule_set`](crate::Rules::rule_set)); decisions are
+//! made by [`PreparedRequest`](crate::PreparedRequest).
 
 pub(crate) mod build;
 mod model;

@@ -7,41 +7,8 @@
 //! schema JSON ──parse::parse_root──▶ model::Node tree ──validate::validate_document──▶ Ok | SchemaViolation
 //! ```
 //!
-//! An App Services schema is JSON Schema (draft 4 keywords) with `bsonType` and with `validate`
-//! rule expressions in any node. Decisions where the spec is silent:
-//! * **Type names.** `int` = Int32, `long` = Int64, `double` = Double, `decimal` = Decimal128,
-//!   `number` = any of those four; `uuid` = Binary subtype 4, `binData` = any Binary (a UUID too);
-//!   `mixed` = any value, `null` included. `type: "boolean"` is `bool`; `type: "integer"` is an
-//!   error (App Services does not support it). A node with both `bsonType` and `type` (a warning)
-//!   must match both.
-//! * **Null.** `null` is its own type: a `null` value passes only a node whose types include
-//!   `null` or `mixed` (or that declares no type). With [`SchemaOptions::null_type_validation`]
-//!   (the app setting "Null Type Schema Validation"), `null` also passes the type and `enum`
-//!   checks of an object member that its parent does not list in `required`; a required member is
-//!   never implicitly nullable (an explicit `null` in its `bsonType` is still honoured). Array
-//!   items are not members, so the setting does not apply to them.
-//! * **Absent fields.** A keyword validates only values that are present (JSON Schema), so an
-//!   absent optional field is not type-checked. Its `validate` expression runs, however, when the
-//!   write removed the field (present in the pre-image, absent in the post-image) — with `%%this`
-//!   absent and `%%prev` the old value — so that deleting a field cannot bypass a change rule
-//!   like the documented set-once `owner_id` (`%%prev` exists-false or `%%prev == %%this`).
-//!   A field absent from both images is not validated.
-//! * **Bindings of `validate`.** `%%root` = post-image, `%%prevRoot` = pre-image (absent on
-//!   insert), `%%this` / `%%prev` = the node's value in the post-/pre-image, found by the same
-//!   path (object key or array position); for the root node they are the whole documents.
-//!   A `validate` that evaluates to false **or fails to evaluate** is a violation (fail closed).
-//! * **Numbers.** Integers and doubles compare exactly; `decimal` values are compared through
-//!   `f64`. `multipleOf` is exact for integers and tolerant to a relative error of 1e-9 for
-//!   doubles (`0.3` is a multiple of `0.1`). `minLength`/`maxLength` count code points.
-//!   `pattern`/`patternProperties` use the `regex` crate, unanchored (as JSON Schema).
-//! * **`enum` / `uniqueItems`** compare with [`crate::value::bson_equal`] (MongoDB equality);
-//!   `enum` members are Extended JSON.
-//! * **Root.** The root must be an object schema: a root declaring any other type is an error;
-//!   a root without a type (`{"title": .., "properties": ..}`) is accepted.
-//! * **Hostile input.** Nesting deeper than 64 schema levels is an error; JSON Schema keywords
-//!   App Services lacks (`anyOf`, `$ref`, ...) and unknown keys are ignored with a warning.
-//!   A schema parsed with errors rejects every document (fail closed) in case a caller ignores
-//!   the diagnostics.
+//! What a schema checks, and the decisions where the spec is silent, are in the documentation
+//! of [`Schema`].
 
 mod model;
 mod parse;
@@ -63,9 +30,49 @@ pub struct SchemaOptions {
     pub null_type_validation: bool,
 }
 
-/// A parsed App Services schema (JSON Schema with `bsonType` and `validate` expressions).
+/// A parsed App Services schema (JSON Schema with `bsonType` and `validate` expressions): the
+/// collection's `schema.json`, checked against the result of every write after the permission
+/// checks ([`Schema::validate`]); a document that fails it fails the whole request with
+/// `SchemaValidationFailedWrite`.
 ///
 /// The default schema accepts every document.
+///
+/// An App Services schema is JSON Schema (draft 4 keywords) with `bsonType` and with `validate`
+/// rule expressions in any node. Decisions where the spec is silent:
+///
+/// * **Type names.** `int` = Int32, `long` = Int64, `double` = Double, `decimal` = Decimal128,
+///   `number` = any of those four; `uuid` = Binary subtype 4, `binData` = any Binary (a UUID too);
+///   `mixed` = any value, `null` included. `type: "boolean"` is `bool`; `type: "integer"` is an
+///   error (App Services does not support it). A node with both `bsonType` and `type` (a warning)
+///   must match both.
+/// * **Null.** `null` is its own type: a `null` value passes only a node whose types include
+///   `null` or `mixed` (or that declares no type). With the app setting
+///   "Null Type Schema Validation" on, `null` also passes the type and `enum`
+///   checks of an object member that its parent does not list in `required`; a required member is
+///   never implicitly nullable (an explicit `null` in its `bsonType` is still honoured). Array
+///   items are not members, so the setting does not apply to them.
+/// * **Absent fields.** A keyword validates only values that are present (JSON Schema), so an
+///   absent optional field is not type-checked. Its `validate` expression runs, however, when the
+///   write removed the field (present in the pre-image, absent in the post-image) — with `%%this`
+///   absent and `%%prev` the old value — so that deleting a field cannot bypass a change rule
+///   like the documented set-once `owner_id` (`%%prev` exists-false or `%%prev == %%this`).
+///   A field absent from both images is not validated.
+/// * **Bindings of `validate`.** `%%root` = post-image, `%%prevRoot` = pre-image (absent on
+///   insert), `%%this` / `%%prev` = the node's value in the post-/pre-image, found by the same
+///   path (object key or array position); for the root node they are the whole documents.
+///   A `validate` that evaluates to false **or fails to evaluate** is a violation (fail closed).
+/// * **Numbers.** Integers and doubles compare exactly; `decimal` values are compared through
+///   `f64`. `multipleOf` is exact for integers and tolerant to a relative error of 1e-9 for
+///   doubles (`0.3` is a multiple of `0.1`). `minLength`/`maxLength` count code points.
+///   `pattern`/`patternProperties` use the `regex` crate, unanchored (as JSON Schema).
+/// * **`enum` / `uniqueItems`** compare with [`bson_equal`](crate::mql::bson_equal) (MongoDB
+///   equality); `enum` members are Extended JSON.
+/// * **Root.** The root must be an object schema: a root declaring any other type is an error;
+///   a root without a type (`{"title": .., "properties": ..}`) is accepted.
+/// * **Hostile input.** Nesting deeper than 64 schema levels is an error; JSON Schema keywords
+///   App Services lacks (`anyOf`, `$ref`, ...) and unknown keys are ignored with a warning.
+///   A schema parsed with errors rejects every document (fail closed) in case a caller ignores
+///   the diagnostics.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Schema {
     root: model::Node,
@@ -117,9 +124,9 @@ fn render(path: &str, message: &str) -> String {
 }
 
 impl Schema {
-    /// Parses a schema with default [`SchemaOptions`], pushing every problem to `diags`
-    /// (see the module docs). Always returns a schema; when `diags` got an error it rejects
-    /// every document.
+    /// Parses a schema with the app setting "Null Type Schema Validation" off, pushing every
+    /// problem (an error or a warning, with its JSON path) to `diags`. Always returns a schema;
+    /// when `diags` got an error it rejects every document.
     pub fn parse(json: &serde_json::Value, place: &Place, diags: &mut Diagnostics) -> Schema {
         Schema::parse_with_options(json, SchemaOptions::default(), place, diags)
     }

@@ -42,8 +42,9 @@ pub const MAX_DEPTH: usize = 200;
 #[error("values nested deeper than {MAX_DEPTH} levels")]
 pub struct TooDeep;
 
-/// BSON equality with MongoDB numeric semantics. Values nested deeper than [`MAX_DEPTH`] are
-/// never equal (use [`bson_equal_checked`] to tell that case apart).
+/// BSON equality with MongoDB numeric semantics (`1`, `1i64` and `1.0` are equal; NaN equals
+/// NaN; an ObjectId is not equal to its hex string). Values nested deeper than 200 levels are
+/// never equal.
 pub fn bson_equal(a: &Bson, b: &Bson) -> bool {
     bson_equal_checked(a, b).unwrap_or(false)
 }
@@ -54,8 +55,8 @@ pub fn bson_equal_checked(a: &Bson, b: &Bson) -> Result<bool, TooDeep> {
 }
 
 /// Ordering between comparable values (numbers with numbers, strings with strings, dates with
-/// dates, ...); `None` when the types are not comparable or the values nest deeper than
-/// [`MAX_DEPTH`].
+/// dates, ...); `None` when the types are not comparable or the values nest deeper than 200
+/// levels.
 pub fn bson_cmp(a: &Bson, b: &Bson) -> Option<Ordering> {
     bson_cmp_checked(a, b).ok().flatten()
 }

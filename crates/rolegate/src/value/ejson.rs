@@ -41,10 +41,10 @@ pub fn document_from_json(v: &serde_json::Value) -> Result<Document, String> {
 
 /// Converts BSON to relaxed Extended JSON (int32/int64/finite doubles as plain numbers, dates as
 /// ISO strings when in range, other types in their `$` forms).
-/// A value nested deeper than [`MAX_DEPTH`] levels (a code-with-scope's scope counting as a
-/// level) is not converted (the `bson` crate's copy and conversion recurse): it becomes the
-/// string `"(a value nested deeper than 200 levels)"`. Values that passed rolegate's depth guard
-/// ([`crate::limits`]) never are.
+/// A value nested deeper than 200 levels (a code-with-scope's scope counting as a level) is not
+/// converted (the `bson` crate's copy and conversion recurse): it becomes the string
+/// `"(a value nested deeper than 200 levels)"`. Values that passed rolegate's depth guard
+/// ([`Limits::max_document_depth`](crate::Limits::max_document_depth)) never are.
 pub fn bson_to_json(b: &Bson) -> serde_json::Value {
     if crate::limits::value_too_deep(b, MAX_DEPTH).is_some() {
         return too_deep_json();

@@ -189,17 +189,27 @@ impl<'a> Bindings<'a> {
 pub enum EvalError {
     /// A `%function` call failed or the host could not serve it.
     #[error("function `{name}` failed: {message}")]
-    Function { name: String, message: String },
+    Function {
+        /// The function's name, as `%function` gave it.
+        name: String,
+        /// Why: the host's error, its panic message, or that the call was not served or ran out of
+        /// time.
+        message: String,
+    },
     /// A value operator got an argument of the wrong type or shape.
     #[error("{operator}: {message}")]
     BadArgument {
+        /// The operator (`%stringToOid`, `$mod`, `$size`, `$regex`, ...).
         operator: &'static str,
+        /// What was wrong with the argument.
         message: String,
     },
     /// An operand that must be an array (`$in`, `$nin`, `$all`) was something else.
     #[error("`{operator}` needs an array, got {found}")]
     NotAnArray {
+        /// The operator: `$in`, `$nin` or `$all`.
         operator: &'static str,
+        /// The BSON type the operand had instead.
         found: String,
     },
     /// An evaluation limit was reached.
