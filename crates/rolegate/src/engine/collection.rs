@@ -32,9 +32,13 @@ pub struct Collection {
 #[derive(Debug, Clone)]
 pub(super) struct Resolved {
     pub(super) data_source: String,
-    pub(super) database: String,
-    pub(super) collection: String,
+    /// (database, collection).
+    pub(super) key: (String, String),
+    /// The identity of the role list the program was compiled for.
     pub(super) roles_key: RolesKey,
+    /// Where that role list lives in the (immutable) rule set: its address and length, checked
+    /// again at every resolution.
+    pub(super) roles_at: (usize, usize),
 }
 
 /// What a [`PreparedRequest`] borrows besides its policy: the compiled program of the policy's
@@ -95,7 +99,7 @@ impl Collection {
     /// The namespace this handle resolved to: `data_source/database.collection`.
     pub fn namespace(&self) -> String {
         let r = &self.resolved;
-        format!("{}/{}.{}", r.data_source, r.database, r.collection)
+        format!("{}/{}.{}", r.data_source, r.key.0, r.key.1)
     }
 
     /// The policy (roles, filters, schema) in force for this collection.
@@ -108,12 +112,11 @@ impl Collection {
     /// and the program of no roles (every decision denies).
     fn resolve(&self) -> (CollectionPolicy<'_>, &Compiled) {
         let r = &self.resolved;
-        match self
-            .set
-            .policy(Some(&r.data_source), &r.database, &r.collection)
-        {
-            Ok(policy) if policy.roles_key == r.roles_key => (policy, &self.compiled),
-            Ok(_) | Err(_) => (CollectionPolicy::nothing(&r.collection), &self.nothing),
+        match self.set.policy_in(&r.data_source, &r.key, &r.roles_key) {
+            Some(policy) if (policy.roles.as_ptr() as usize, policy.roles.len()) == r.roles_at => {
+                (policy, &self.compiled)
+            }
+            Some(_) | None => (CollectionPolicy::nothing(&r.key.1), &self.nothing),
         }
     }
 

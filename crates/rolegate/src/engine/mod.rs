@@ -119,15 +119,15 @@ impl Programs {
         for ds in set.data_sources.values() {
             if let Some(d) = &ds.default_rule {
                 let key = RolesKey::Default {
-                    data_source: ds.name.clone(),
+                    data_source: ds.name.as_str().into(),
                 };
                 add(key, &d.roles);
             }
             for ((database, collection), c) in &ds.collections {
                 let key = RolesKey::Collection {
-                    data_source: ds.name.clone(),
-                    database: database.clone(),
-                    collection: collection.clone(),
+                    data_source: ds.name.as_str().into(),
+                    database: database.as_str().into(),
+                    collection: collection.as_str().into(),
                 };
                 add(key, &c.roles);
             }
@@ -238,9 +238,9 @@ impl Rules {
             .ok_or_else(|| unknown("no compiled program for its role list".to_string()))?;
         let resolved = Resolved {
             data_source: policy.data_source.to_string(),
-            database: db.to_string(),
-            collection: coll.to_string(),
+            key: (db.to_string(), coll.to_string()),
             roles_key: policy.roles_key.clone(),
+            roles_at: (policy.roles.as_ptr() as usize, policy.roles.len()),
         };
         Ok(Collection {
             set: self.set.clone(),

@@ -314,16 +314,16 @@ pub enum RolesKey {
     /// `default_rule.json` of a data source.
     Default {
         /// The data source's name.
-        data_source: String,
+        data_source: Arc<str>,
     },
     /// The rules of one collection.
     Collection {
         /// The data source's name.
-        data_source: String,
+        data_source: Arc<str>,
         /// The database's name.
-        database: String,
+        database: Arc<str>,
         /// The collection's name.
-        collection: String,
+        collection: Arc<str>,
     },
 }
 
@@ -392,9 +392,34 @@ impl RuleSet {
                 }
             }
         };
-        let coll = ds
-            .collections
-            .get(&(database.to_string(), collection.to_string()));
+        let key = (database.to_string(), collection.to_string());
+        let policy = Self::policy_of(ds, &key, |role_source, roles| {
+            RolesKey::of(&ds.name, database, collection, role_source, roles)
+        });
+        Ok(policy)
+    }
+
+    /// The policy of `key` (database, collection) in data source `data_source`, resolved
+    /// before (by [`RuleSet::policy`]): no namespace search, no allocation beyond the
+    /// collection's name; `roles_key` is the key that resolution found, reused. `None` when
+    /// the data source is gone (it cannot be, the rule set being immutable).
+    pub(crate) fn policy_in(
+        &self,
+        data_source: &str,
+        key: &(String, String),
+        roles_key: &RolesKey,
+    ) -> Option<CollectionPolicy<'_>> {
+        let ds = self.data_sources.get(data_source)?;
+        Some(Self::policy_of(ds, key, |_, _| roles_key.clone()))
+    }
+
+    /// The policy of collection `key` in `ds`: its own roles, or the default rule's.
+    fn policy_of<'s>(
+        ds: &'s DataSource,
+        key: &(String, String),
+        roles_key: impl FnOnce(RoleSource, &[Role]) -> RolesKey,
+    ) -> CollectionPolicy<'s> {
+        let coll = ds.collections.get(key);
         let default = ds.default_rule.as_ref();
         let (roles, role_source) = match coll {
             Some(c) if !c.roles.is_empty() => (c.roles.as_slice(), RoleSource::Collection),
@@ -403,22 +428,22 @@ impl RuleSet {
                 RoleSource::Default,
             ),
         };
-        let roles_key = RolesKey::of(&ds.name, database, collection, role_source, roles);
+        let roles_key = roles_key(role_source, roles);
         let filters = match (coll, default) {
             (Some(c), _) => c.filters.as_slice(),
             (None, Some(d)) => d.filters.as_slice(),
             (None, None) => &[],
         };
-        Ok(CollectionPolicy {
+        CollectionPolicy {
             data_source: &ds.name,
             roles,
             role_source,
             filters,
             schema: coll.and_then(|c| c.schema.as_ref()),
             sync: ds.sync.as_ref(),
-            collection: collection.to_string(),
+            collection: key.1.clone(),
             roles_key,
-        })
+        }
     }
 }
 
@@ -451,12 +476,12 @@ impl RolesKey {
         match source {
             _ if roles.is_empty() => RolesKey::None,
             RoleSource::Default => RolesKey::Default {
-                data_source: data_source.to_string(),
+                data_source: data_source.into(),
             },
             RoleSource::Collection => RolesKey::Collection {
-                data_source: data_source.to_string(),
-                database: database.to_string(),
-                collection: collection.to_string(),
+                data_source: data_source.into(),
+                database: database.into(),
+                collection: collection.into(),
             },
         }
     }
