@@ -10,6 +10,9 @@
 //! their user and request files: [`request_context`], [`add_app_values`], [`to_document`].
 
 pub use crate::case::context::{InputError, add_app_values, request_context, to_document};
+pub use crate::case::model::{
+    CaseRules, Environment, FunctionMock, FunctionMocks, Mode, Operation, OperationKind,
+};
 pub use crate::case::{
     Action, Case, CaseError, CaseFileError, CaseRequest, CaseResult, EngineChoice, Expected,
     Mismatch, load_case_file, parse_cases, run_case,

@@ -49,13 +49,19 @@ pub struct Case {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// `mongodb`: collection rules (roles, filters, schema) of a MongoDB data source.
     #[default]
     #[serde(rename = "mongodb")]
     MongoDb,
+    /// `sync`: Flexible Sync sessions and uploaded changes.
     Sync,
+    /// `pbs`: Partition-Based Sync read/write permissions of a partition.
     Pbs,
+    /// `service`: a third-party service's rules (`actions` and `when`).
     Service,
+    /// `function`: a function's `can_evaluate`.
     Function,
+    /// `data_api`: collection rules reached through the Data API.
     DataApi,
 }
 
@@ -63,6 +69,7 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseRules {
+    /// Which rule system the case exercises.
     pub mode: Mode,
     /// A `rules.json` object (`database`, `collection`, `roles`, `filters`), or `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,8 +151,10 @@ pub struct CaseRequest {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
+    /// The environment's name (`%%environment.tag`: `development`, `production`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Its values (`%%environment.values`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Value>,
 }
@@ -154,8 +163,10 @@ pub struct Environment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionMock {
+    /// The arguments, after expansion, that this mock answers (Extended JSON).
     #[serde(default)]
     pub args: Vec<Value>,
+    /// What the call returns for them (Extended JSON).
     pub returns: Value,
 }
 
@@ -163,7 +174,9 @@ pub struct FunctionMock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FunctionMocks {
+    /// One result, for one argument list.
     One(FunctionMock),
+    /// One result per argument list.
     Many(Vec<FunctionMock>),
 }
 
@@ -181,15 +194,21 @@ impl FunctionMocks {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
+    /// The MongoDB operation the client asked for.
     pub kind: OperationKind,
+    /// The client's query (filter), a MongoDB query document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<Value>,
+    /// The client's update document (update operators or a replacement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<Value>,
+    /// The client's aggregation pipeline (a `$search` stage makes the read a search).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<Vec<Value>>,
+    /// The client's projection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection: Option<Value>,
+    /// Whether an update may insert when nothing matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upsert: Option<bool>,
 }
@@ -218,14 +237,23 @@ impl Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum OperationKind {
+    /// `find` (and `findOne`).
     Find,
+    /// `count`.
     Count,
+    /// `aggregate`.
     Aggregate,
+    /// `insertOne` / `insertMany`.
     Insert,
+    /// `updateOne` / `updateMany`.
     Update,
+    /// `replaceOne`.
     Replace,
+    /// `deleteOne` / `deleteMany`.
     Delete,
+    /// An update with `upsert: true`.
     Upsert,
+    /// `findOneAndUpdate`.
     FindOneAndUpdate,
 }
 
