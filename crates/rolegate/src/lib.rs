@@ -19,7 +19,9 @@
 //!    `store_query` and `store_projection`) → [`PreparedRequest::read_for`] per stored document
 //!    ([`PlannedRead`]); writes are [`PreparedRequest::insert`], [`update`](PreparedRequest::update)
 //!    and [`delete`](PreparedRequest::delete) ([`WriteOutcome`]); the raw-BSON fast path is
-//!    [`PreparedRequest::read_raw`] / [`redact_raw`](PreparedRequest::redact_raw).
+//!    [`PreparedRequest::read_raw`] / [`redact_raw`](PreparedRequest::redact_raw); Device Sync
+//!    sessions and uploads are [`PreparedRequest::sync_session`] and
+//!    [`sync_write`](PreparedRequest::sync_write).
 //!
 //! Every refusal has two views: the detailed one (the outcome's `error` and `explanation`, the
 //! `Display` text of errors), for logs — it may quote values the user cannot see — and the
@@ -97,8 +99,8 @@
 #![warn(missing_docs)]
 // The library never writes to stdout or stderr (a leftover debug print leaks rule internals into
 // a host's logs and costs time on the hot path): what it has to say is in its return values.
-// Printing is the binary's business (src/cli, src/main.rs). tests/library_output.rs checks
-// the same on the source text.
+// Printing is the binary's business (crates/rolegate-cli). tests/library_output.rs checks the
+// same on the source text.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 // The crate's own unit tests name it `rolegate`, as the fuzz checks they include do.
