@@ -18,16 +18,5 @@ pub use crate::case::{
     Mismatch, load_case_file, parse_cases, run_case,
 };
 
-/// The app-relative part of a rule file's path (`data_sources/…`, `services/…`, `sync/…`,
-/// `values/…`, …), found inside a longer path such as a repository checkout's; `None` when the
-/// path contains none. For grouping exported files back into apps.
-pub fn app_relative(path: &str) -> Option<String> {
-    crate::config::layout::app_relative(path)
-}
-
-/// The candidate closest to `input` by edit distance (at most a third of its length, swapping
-/// two neighbouring characters counting as one edit), for "did you mean" hints on names a user
-/// typed; `None` when none is close.
-pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    crate::error::did_you_mean(input, candidates)
-}
+pub use crate::config::layout::app_relative;
+pub use crate::error::did_you_mean;

@@ -181,7 +181,7 @@ pub fn looks_like_app(paths: &[String]) -> bool {
 
 /// The app-relative part of a longer path, found by trying each app-layout directory name
 /// (`data_sources`, `services`, `sync`, ...) from the right, and keeping the first whose rest
-/// [`classify`]s as a known kind. `backend/data_sources/mongodb-atlas/sync/Kiosk/rules.json`
+/// classifies as a known kind of rule file. `backend/data_sources/mongodb-atlas/sync/Kiosk/rules.json`
 /// gives `data_sources/mongodb-atlas/sync/Kiosk/rules.json` (the database named `sync` does not
 /// fool it). `None` when no suffix is an app path.
 pub fn app_relative(path: &str) -> Option<String> {

@@ -77,7 +77,7 @@ use crate::config::LoadOptions;
 use crate::context::RequestContext;
 use crate::error::LoadError;
 use crate::query::RuleFields;
-use crate::rules::{CollectionPolicy, Role, RolesKey, RuleSet};
+use crate::rules::{CollectionPolicy, Role, RoleSource, RolesKey, RuleSet};
 
 /// Compiled, immutable rules of an app (or of one rule file), shared by every request.
 #[derive(Debug, Clone)]
@@ -109,6 +109,8 @@ impl Programs {
             empty: Arc::default(),
             empty_fields: Arc::new(RuleFields::of_roles(&[])),
         };
+        // The keys come from `RolesKey::of`, as the policies' keys do: one definition of a role
+        // list's identity for compiling and for looking up.
         let mut add = |key: RolesKey, roles: &[Role]| {
             if !roles.is_empty() {
                 let program = Arc::new(crate::compile::compile(roles));
@@ -118,17 +120,19 @@ impl Programs {
         };
         for ds in set.data_sources.values() {
             if let Some(d) = &ds.default_rule {
-                let key = RolesKey::Default {
-                    data_source: ds.name.as_str().into(),
-                };
-                add(key, &d.roles);
+                add(
+                    RolesKey::of(&ds.name, "", "", RoleSource::Default, &d.roles),
+                    &d.roles,
+                );
             }
             for ((database, collection), c) in &ds.collections {
-                let key = RolesKey::Collection {
-                    data_source: ds.name.as_str().into(),
-                    database: database.as_str().into(),
-                    collection: collection.as_str().into(),
-                };
+                let key = RolesKey::of(
+                    &ds.name,
+                    database,
+                    collection,
+                    RoleSource::Collection,
+                    &c.roles,
+                );
                 add(key, &c.roles);
             }
         }
