@@ -37,6 +37,36 @@ fn app(files: &[(&str, Value)]) -> Rules {
     Rules::new(RuleSet::from_files(&all, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// The value `v` of a substitution app (what it holds comes from each test's user).
+fn value_v() -> (&'static str, Value) {
+    (
+        "values/v.json",
+        json!({"name": "v", "value": 0, "from_secret": false}),
+    )
+}
+
+/// The function `f` of a substitution app.
+fn function_f() -> (&'static str, Value) {
+    (
+        "functions/config.json",
+        json!([{"name": "f", "private": true}]),
+    )
+}
+
+/// A user of a substitution app for whom every substituted source gives `v`: custom data `v`,
+/// `%%values.v` and `%function f`.
+fn substituting_user(rules: &Rules, v: &Bson) -> rolegate::RequestContext {
+    let returns = v.clone();
+    let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
+    rules
+        .context()
+        .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": v.clone()}})
+        .value("v", v.clone())
+        .functions(std::sync::Arc::new(host))
+        .build()
+        .unwrap()
+}
+
 fn rules_file(roles: Value) -> (&'static str, Value) {
     (
         "data_sources/mongodb-atlas/hr/staff/rules.json",
@@ -403,24 +433,10 @@ fn filter_selects(filter_query: &Value, v: &Bson) -> Option<Vec<i32>> {
                    "roles": [{"name": "all", "apply_when": {}, "read": true}],
                    "filters": [{"name": "mine", "apply_when": {}, "query": filter_query}]}),
         ),
-        (
-            "values/v.json",
-            json!({"name": "v", "value": 0, "from_secret": false}),
-        ),
-        (
-            "functions/config.json",
-            json!([{"name": "f", "private": true}]),
-        ),
+        value_v(),
+        function_f(),
     ]);
-    let returns = v.clone();
-    let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
-    let ctx = rules
-        .context()
-        .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": v.clone()}})
-        .value("v", v.clone())
-        .functions(std::sync::Arc::new(host))
-        .build()
-        .unwrap();
+    let ctx = substituting_user(&rules, v);
     let coll = rules.collection("hr.staff").unwrap();
     let request = coll.prepare(&ctx);
     let plan = request.query_plan(None, None).ok()?;
@@ -781,24 +797,10 @@ fn role_for(rule: &Value, v: &Bson, stored: &Document) -> Option<String> {
             {"name": "yes", "apply_when": rule, "read": true},
             {"name": "no", "apply_when": {}, "read": false},
         ])),
-        (
-            "values/v.json",
-            json!({"name": "v", "value": 0, "from_secret": false}),
-        ),
-        (
-            "functions/config.json",
-            json!([{"name": "f", "private": true}]),
-        ),
+        value_v(),
+        function_f(),
     ]);
-    let returns = v.clone();
-    let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
-    let ctx = rules
-        .context()
-        .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": v.clone()}})
-        .value("v", v.clone())
-        .functions(std::sync::Arc::new(host))
-        .build()
-        .unwrap();
+    let ctx = substituting_user(&rules, v);
     let coll = rules.collection("hr.staff").unwrap();
     let roles: Vec<Option<String>> = ENGINES
         .iter()
@@ -1097,18 +1099,10 @@ proptest! {
                        "roles": [{"name": "all", "apply_when": {}, "read": true}],
                        "filters": [{"name": "mine", "apply_when": {}, "query": filter.clone()}]}),
             ),
-            ("values/v.json", json!({"name": "v", "value": 0, "from_secret": false})),
-            ("functions/config.json", json!([{"name": "f", "private": true}])),
+            value_v(),
+            function_f(),
         ]);
-        let returns = hostile.clone();
-        let host = move |_: &str, _: &[Bson]| -> Result<Bson, String> { Ok(returns.clone()) };
-        let ctx = rules
-            .context()
-            .user(doc! {"id": "u1", "type": "normal", "data": {}, "custom_data": {"v": hostile.clone()}})
-            .value("v", hostile.clone())
-            .functions(std::sync::Arc::new(host))
-            .build()
-            .unwrap();
+        let ctx = substituting_user(&rules, &hostile);
         let coll = rules.collection("hr.staff").unwrap();
         if let Ok(plan) = coll.prepare(&ctx).query_plan(None, None) {
             prop_assert!(
