@@ -860,7 +860,7 @@ impl Checker<'_> {
                 }
                 ElemMatch::Query(e) => self.expr(e, depth + 1, found),
             },
-            Op::Type(_) | Op::Regex(_) | Op::Mod { .. } => {}
+            Op::Type(_) | Op::Regex(_) | Op::Mod { .. } | Op::Bits { .. } => {}
         }
     }
 

@@ -170,6 +170,9 @@ fn indexable(e: &Expr) -> Option<Vec<(PathKey<'_>, &str)>> {
                     _ => return None,
                 };
                 let key = match subject.root {
+                    // A numeric segment is also a field name in MongoDB's query paths: the
+                    // evaluation falls back to the reference (`lower.rs`).
+                    Root::Root if super::lower::has_numeric_segment(&subject.path) => return None,
                     Root::Root => PathKey::Doc(&subject.path),
                     Root::User
                     | Root::Request

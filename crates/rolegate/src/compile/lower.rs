@@ -113,7 +113,7 @@ fn op_facts(op: &Op) -> Facts {
                 f.field = true;
             }
         },
-        Op::Type(_) | Op::Regex(_) | Op::Mod { .. } => {}
+        Op::Type(_) | Op::Regex(_) | Op::Mod { .. } | Op::Bits { .. } => {}
     }
     f
 }
@@ -172,7 +172,7 @@ fn op_fallible(op: &Op) -> bool {
             ElemMatch::Ops(ops) => ops.iter().any(op_fallible),
             ElemMatch::Query(e) => expr_fallible(e),
         },
-        Op::Type(_) | Op::Regex(_) => false,
+        Op::Type(_) | Op::Regex(_) | Op::Bits { .. } => false,
         Op::Mod { divisor, .. } => *divisor == 0,
     }
 }
@@ -252,7 +252,7 @@ pub(crate) fn eval_depth(e: &Expr, cap: usize) -> usize {
                     ElemMatch::Query(e) => stack.push((Item::Expr(e), d + 2)),
                     ElemMatch::Ops(ops) => stack.extend(ops.iter().map(|o| (Item::Op(o), d + 2))),
                 },
-                Op::Type(_) | Op::Regex(_) | Op::Mod { .. } => {}
+                Op::Type(_) | Op::Regex(_) | Op::Mod { .. } | Op::Bits { .. } => {}
             },
             Item::Operand(o) => match o {
                 Operand::Literal(_) | Operand::Expansion(_) => {}
@@ -305,6 +305,14 @@ fn field_eq(test: &super::ir::Test) -> Option<(KeyId, Opnd)> {
 }
 
 /// A request with nothing in it, for folding constants (built once).
+/// True when a segment of a document path could index an array (digits only): such tests are
+/// evaluated by the reference evaluator, whose query paths treat the segment as both an index
+/// and a field name.
+pub(crate) fn has_numeric_segment(path: &[String]) -> bool {
+    path.iter()
+        .any(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn empty_context() -> &'static RequestContext {
     static EMPTY: std::sync::OnceLock<RequestContext> = std::sync::OnceLock::new();
     EMPTY.get_or_init(RequestContext::default)
@@ -390,6 +398,14 @@ impl<K: KeyInterner> Lowerer<'_, K> {
             Expr::Not(inner) => {
                 let id = self.expr(inner);
                 self.nodes.not(id)
+            }
+            Expr::Test { subject, .. }
+                if matches!(subject.root, Root::Root | Root::PrevRoot)
+                    && has_numeric_segment(&subject.path) =>
+            {
+                // MongoDB's query paths make a numeric segment both an array index and a field
+                // name (`value/path.rs` `resolve_query_path`); the native walk indexes only.
+                self.fallback(e)
             }
             Expr::Test { subject, predicate } => {
                 let lowered = self.pred(predicate);
@@ -484,6 +500,8 @@ impl<K: KeyInterner> Lowerer<'_, K> {
                 divisor: *divisor,
                 remainder: *remainder,
             },
+            // Rare in rules: the reference evaluates them.
+            Op::Bits { .. } => return None,
         })
     }
 

@@ -647,8 +647,9 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         mode: Mode,
         hint: RegexHint<'_>,
     ) -> Result<bool, Fault> {
+        let expand = s.expands();
         for v in s.iter() {
-            if match_one(v, operand, mode, hint)? {
+            if match_one(v, expand, operand, mode, hint)? {
                 return Ok(true);
             }
         }
@@ -719,7 +720,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 Some(v) => {
                     let operand = v.value.v();
                     for c in s.iter() {
-                        if compare_one(c, *cmp, operand, literal(o))? {
+                        if compare_one(c, s.expands(), *cmp, operand, literal(o))? {
                             return Ok(true);
                         }
                     }
@@ -805,7 +806,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 for v in s.present() {
                     let Some(items) = v.items() else { continue };
                     for item in items {
-                        let single = Reached::One(Some(item?));
+                        let single = Reached::Whole(item?);
                         let mut all = true;
                         for op in ops.iter() {
                             if !self.op(op, &single)? {
@@ -825,7 +826,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     if type_is(v, specs) {
                         return Ok(true);
                     }
-                    if let Some(items) = v.items() {
+                    if let (true, Some(items)) = (s.expands(), v.items()) {
                         for i in items {
                             if type_is(i?, specs) {
                                 return Ok(true);
@@ -852,7 +853,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     if one(v)? {
                         return Ok(true);
                     }
-                    if let Some(items) = v.items() {
+                    if let (true, Some(items)) = (s.expands(), v.items()) {
                         for i in items {
                             if one(i?)? {
                                 return Ok(true);
@@ -881,7 +882,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     if one(v) {
                         return Ok(true);
                     }
-                    if let Some(items) = v.items() {
+                    if let (true, Some(items)) = (s.expands(), v.items()) {
                         for i in items {
                             if one(i?) {
                                 return Ok(true);

@@ -317,8 +317,12 @@ fn bad_regex(message: String) -> Fault {
 }
 
 /// `value/eval.rs` `match_one`: does `subject` (missing: `None`) match `operand`?
+///
+/// `expand`: an array subject also matches through its elements (false for a value matched
+/// as a whole, [`Reached::Whole`]).
 pub(crate) fn match_one(
     subject: Option<V<'_>>,
+    expand: bool,
     operand: V<'_>,
     mode: Mode,
     hint: RegexHint<'_>,
@@ -334,7 +338,7 @@ pub(crate) fn match_one(
         if let Some(t) = v.as_str() {
             return Ok(t.as_bytes() == s.as_bytes());
         }
-        if let Some(items) = v.items() {
+        if let (true, Some(items)) = (expand, v.items()) {
             for i in items {
                 charge(1)?;
                 if i?.as_str().is_some_and(|t| t.as_bytes() == s.as_bytes()) {
@@ -348,7 +352,7 @@ pub(crate) fn match_one(
         return Ok(match subject {
             None => mode.literal,
             Some(s) if s.is_null() => true,
-            Some(s) => match s.items() {
+            Some(s) => match s.items().filter(|_| expand) {
                 Some(items) => {
                     for i in items {
                         if i?.is_null() {
@@ -392,7 +396,7 @@ pub(crate) fn match_one(
         if one(v)? {
             return Ok(true);
         }
-        if let Some(items) = v.items() {
+        if let (true, Some(items)) = (expand, v.items()) {
             for i in items {
                 charge(1)?;
                 if one(i?)? {
@@ -406,6 +410,9 @@ pub(crate) fn match_one(
         return Ok(true);
     }
     if let Some(items) = v.items() {
+        if !expand {
+            return Ok(false);
+        }
         for i in items {
             charge(1)?;
             if equal(i?, operand)? {
@@ -430,6 +437,7 @@ pub(crate) fn match_one(
 /// `value/eval.rs` `compare_one` (`$gt` `$gte` `$lt` `$lte`, and `$eq`/`$ne` there).
 pub(crate) fn compare_one(
     subject: Option<V<'_>>,
+    expand: bool,
     op: CmpOp,
     operand: V<'_>,
     literal: bool,
@@ -441,7 +449,7 @@ pub(crate) fn compare_one(
     if compare_single(v, op, operand)? {
         return Ok(true);
     }
-    if let Some(items) = v.items() {
+    if let (true, Some(items)) = (expand, v.items()) {
         for i in items {
             charge(1)?;
             if compare_single(i?, op, operand)? {
@@ -515,6 +523,9 @@ pub(crate) enum Reached<'a> {
     Many(Vec<Option<V<'a>>>),
     /// A request value resolved once per request.
     Request(&'a Resolved<'a>),
+    /// One value matched as a whole: an array is not expanded into its elements (an element
+    /// tested by `$elemMatch`'s operators).
+    Whole(V<'a>),
 }
 
 /// Iterates the positions of a [`Reached`].
@@ -547,9 +558,17 @@ impl<'a> Reached<'a> {
     pub fn iter(&self) -> ReachedIter<'_, 'a> {
         match self {
             Reached::One(v) => ReachedIter::One(Some(*v)),
+            Reached::Whole(v) => ReachedIter::One(Some(Some(*v))),
             Reached::Many(vs) => ReachedIter::Many(vs.iter()),
             Reached::Request(r) => ReachedIter::Request(r.values.iter()),
         }
+    }
+
+    /// Whether an array among the values is also matched through its elements (false for
+    /// [`Reached::Whole`]).
+    #[inline]
+    pub fn expands(&self) -> bool {
+        !matches!(self, Reached::Whole(_))
     }
 
     /// The values reached.
@@ -566,6 +585,7 @@ impl<'a> Reached<'a> {
     pub fn into_value(self) -> Result<Option<OpVal<'a>>, Fault> {
         match self {
             Reached::One(v) => Ok(v.map(OpVal::V)),
+            Reached::Whole(v) => Ok(Some(OpVal::V(v))),
             Reached::Many(vs) => {
                 let mut found = Vec::new();
                 for v in vs.into_iter().flatten() {
@@ -630,8 +650,8 @@ fn nth<'a>(array: &V<'a>, segment: &str) -> Result<Option<V<'a>>, Fault> {
     })
 }
 
-/// Maps `segment` over the document elements of an array (a missing position when none is a
-/// document).
+/// Maps `segment` over the elements of an array: the value in each document element, a
+/// missing position for every other element (and for an empty array).
 fn map_over<'a>(
     items: Items<'a>,
     segment: &str,
@@ -640,9 +660,12 @@ fn map_over<'a>(
     let before = next.len();
     for item in items {
         let item = item?;
-        if item.kind() == kind::DOCUMENT {
-            next.push(item.get(segment)?);
-        }
+        // A non-document element is a missing position (`value/path.rs`).
+        next.push(if item.kind() == kind::DOCUMENT {
+            item.get(segment)?
+        } else {
+            None
+        });
     }
     if next.len() == before {
         next.push(None);

@@ -195,6 +195,41 @@ pub enum Op {
         /// The remainder the subject must leave.
         remainder: i64,
     },
+    /// `$bitsAllSet`, `$bitsAnySet`, `$bitsAllClear`, `$bitsAnyClear`: bits of an integral
+    /// number (two's complement, sign-extended past bit 63) or of binary data (byte `p / 8`,
+    /// bit `p % 8`; bits past the end are clear).
+    Bits {
+        /// Which test.
+        test: BitTest,
+        /// The bit positions the operand names (a mask's set bits, binary data's set bits, or
+        /// an array of positions), sorted, without duplicates.
+        positions: Vec<u32>,
+    },
+}
+
+/// What a bitwise query operator asks of the positions it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitTest {
+    /// `$bitsAllSet`: every position is 1.
+    AllSet,
+    /// `$bitsAnySet`: some position is 1.
+    AnySet,
+    /// `$bitsAllClear`: every position is 0.
+    AllClear,
+    /// `$bitsAnyClear`: some position is 0.
+    AnyClear,
+}
+
+impl BitTest {
+    /// The operator's name, with its `$`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BitTest::AllSet => "$bitsAllSet",
+            BitTest::AnySet => "$bitsAnySet",
+            BitTest::AllClear => "$bitsAllClear",
+            BitTest::AnyClear => "$bitsAnyClear",
+        }
+    }
 }
 
 /// The body of `$elemMatch`.
@@ -352,7 +387,7 @@ impl Op {
                 ElemMatch::Ops(ops) => ops.iter().for_each(|op| op.visit_operands(f)),
                 ElemMatch::Query(_) => {}
             },
-            Op::Type(_) | Op::Regex(_) | Op::Mod { .. } => {}
+            Op::Type(_) | Op::Regex(_) | Op::Mod { .. } | Op::Bits { .. } => {}
         }
     }
 

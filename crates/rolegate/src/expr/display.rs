@@ -172,6 +172,7 @@ impl Op {
                 v
             }
             Op::Mod { divisor, remainder } => one("$mod", json!([divisor, remainder])),
+            Op::Bits { test, positions } => one(test.name(), json!(positions)),
         }
     }
 }
@@ -315,7 +316,7 @@ mod tests {
         round_trip(json!({"a": {"$binary": {"base64": "AQI=", "subType": "00"}}}));
         round_trip(json!({"a": {"$timestamp": {"t": 1, "i": 2}}}));
         round_trip(json!({"a": {"$minKey": 1}, "b": {"$maxKey": 1}}));
-        round_trip(json!({"a": {"$in": [{"$gt": 1}]}}));
+        round_trip(json!({"a": {"$eq": {"$gt": 1}}}));
         round_trip(json!({"a": {"x": {"$gt": 1}}}));
         round_trip(json!({"a": {}}));
     }

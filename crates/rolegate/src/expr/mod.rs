@@ -12,7 +12,7 @@ pub mod parse;
 mod tests;
 
 pub use ast::{
-    CmpOp, Dependency, ElemMatch, Expansion, Expr, Op, Operand, Predicate, RegexSpec, Root,
-    TypeSpec,
+    BitTest, CmpOp, Dependency, ElemMatch, Expansion, Expr, Op, Operand, Predicate, RegexSpec,
+    Root, TypeSpec,
 };
 pub use parse::{Dialect, Site, parse_expr, parse_operand, parse_query};

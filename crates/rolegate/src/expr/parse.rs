@@ -60,7 +60,7 @@ use bson::{Bson, Document};
 use crate::error::{Diagnostic, Diagnostics, Place, did_you_mean};
 use crate::expr::expansion::{self, ExpansionError};
 use crate::expr::{
-    CmpOp, ElemMatch, Expansion, Expr, Op, Operand, Predicate, RegexSpec, Root, TypeSpec,
+    BitTest, CmpOp, ElemMatch, Expansion, Expr, Op, Operand, Predicate, RegexSpec, Root, TypeSpec,
 };
 
 /// The deepest JSON nesting (objects and arrays) an expression may have. Deeper input is one
@@ -219,6 +219,10 @@ const FIELD_OPS: &[&str] = &[
     "regex",
     "options",
     "mod",
+    "bitsAllSet",
+    "bitsAnySet",
+    "bitsAllClear",
+    "bitsAnyClear",
 ];
 
 /// Value operators (only with `%`).
@@ -236,7 +240,6 @@ const UNSUPPORTED_OPS: &[&str] = &[
     "where",
     "expr",
     "jsonSchema",
-    "comment",
     "near",
     "nearSphere",
     "geoWithin",
@@ -250,10 +253,6 @@ const UNSUPPORTED_OPS: &[&str] = &[
     "maxDistance",
     "minDistance",
     "uniqueDocs",
-    "bitsAllSet",
-    "bitsAnySet",
-    "bitsAllClear",
-    "bitsAnyClear",
     "sampleRate",
     "rand",
 ];
@@ -333,8 +332,21 @@ impl<'a> Node<'a> {
             Node::Json(J::Number(n)) => Kind::Scalar(json_number(n)),
             Node::Json(J::String(s)) => Kind::Str(s),
             Node::Json(J::Array(a)) => Kind::Array(a.iter().map(Node::Json).collect()),
-            Node::Json(J::Object(o)) => {
-                Kind::Object(o.iter().map(|(k, v)| (k.as_str(), Node::Json(v))).collect())
+            // An Extended JSON literal (`{"$numberLong": "2"}`) is the value it stands for, so
+            // operands such as `$mod`'s, `$type`'s and `$size`'s may be written that way; one
+            // that does not convert stays an object, and the operand parser reports why.
+            Node::Json(v @ J::Object(o)) => {
+                // Extended JSON literals are shallow; a deep one is left to the depth check.
+                let literal = self
+                    .ejson()
+                    .filter(|_| !json_deeper_than(v, 4))
+                    .and_then(|_| Bson::try_from(v.clone()).ok());
+                match literal {
+                    Some(b) => Kind::Scalar(b),
+                    None => {
+                        Kind::Object(o.iter().map(|(k, v)| (k.as_str(), Node::Json(v))).collect())
+                    }
+                }
             }
             Node::Bson(Bson::Boolean(b)) => Kind::Bool(*b),
             Node::Bson(Bson::String(s)) => Kind::Str(s),
@@ -550,6 +562,8 @@ impl<'d> Parser<'d> {
         };
         if let Some(name) = operator {
             return match name {
+                // MongoDB's `$comment` annotates a query and selects nothing: always true.
+                "comment" if key.starts_with('$') => Expr::always(),
                 "and" | "or" | "nor" => {
                     let exprs = self.logical_array(key, value, place, depth, st);
                     match name {
@@ -883,8 +897,10 @@ impl<'d> Parser<'d> {
                     };
                     Some(Op::Cmp(cmp, self.operand(value, &p, d)))
                 }
+                "all" if self.is_elem_match_list(value) => self.all_elem_match(key, value, &p, d),
                 "in" | "nin" | "all" => {
                     let o = self.operand(value, &p, d);
+                    self.check_list_members(key, name, &o, &p);
                     let array_like = matches!(
                         o,
                         Operand::Literal(Bson::Array(_))
@@ -1006,6 +1022,16 @@ impl<'d> Parser<'d> {
                     None
                 }
                 "mod" => self.modulo(key, value, &p),
+                "bitsAllSet" | "bitsAnySet" | "bitsAllClear" | "bitsAnyClear" => {
+                    let test = match name {
+                        "bitsAllSet" => BitTest::AllSet,
+                        "bitsAnySet" => BitTest::AnySet,
+                        "bitsAllClear" => BitTest::AllClear,
+                        _ => BitTest::AnyClear,
+                    };
+                    self.bit_positions(key, value, &p)
+                        .map(|positions| Op::Bits { test, positions })
+                }
                 _ if self.mode == Mode::Expr
                     && key.starts_with('%')
                     && VALUE_OPS.contains(&name) =>
@@ -1026,6 +1052,178 @@ impl<'d> Parser<'d> {
             out.extend(op);
         }
         out
+    }
+
+    /// MongoDB refuses operator objects as members of `$in`/`$nin` (`[{"$gt": 1}]` is not a
+    /// condition) and `$elemMatch` members of `$all` after a plain value.
+    fn check_list_members(&mut self, key: &str, name: &str, o: &Operand, place: &Place) {
+        let members: Vec<(usize, &Bson)> = match o {
+            Operand::Literal(Bson::Array(items)) => items.iter().enumerate().collect(),
+            Operand::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Operand::Literal(b) => Some((i, b)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (i, member) in members {
+            let Bson::Document(d) = member else {
+                continue;
+            };
+            let Some(first) = d.keys().next().filter(|k| k.starts_with('$')) else {
+                continue;
+            };
+            let message = if name == "all" {
+                format!(
+                    "`{key}` mixes `{first}` conditions with plain values: every element must be a condition, or none"
+                )
+            } else {
+                format!(
+                    "`{key}` cannot hold operator objects such as `{first}`: its elements are values"
+                )
+            };
+            self.error("invalid-expression", &place.index(i), message);
+            return;
+        }
+    }
+
+    /// True when `value` is an array whose first element is an `{"$elemMatch": ..}` object:
+    /// `$all` then lists element conditions, not values.
+    fn is_elem_match_list(&self, value: Node<'_>) -> bool {
+        let Kind::Array(items) = value.kind() else {
+            return false;
+        };
+        items.first().is_some_and(|first| match first.kind() {
+            Kind::Object(entries) => {
+                matches!(entries.first(), Some((k, _)) if op_name(k) == Some("elemMatch"))
+            }
+            _ => false,
+        })
+    }
+
+    /// `$all: [{"$elemMatch": ..}, ...]`: every condition holds for some element (each its
+    /// own). MongoDB refuses a list that mixes them with values.
+    fn all_elem_match(
+        &mut self,
+        key: &str,
+        value: Node<'_>,
+        place: &Place,
+        depth: usize,
+    ) -> Option<Op> {
+        let Kind::Array(items) = value.kind() else {
+            return None;
+        };
+        let mut preds = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let p = place.index(i);
+            let body = match item.kind() {
+                Kind::Object(entries) => match entries.as_slice() {
+                    [(k, body)] if op_name(k) == Some("elemMatch") => Some((*k, *body)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some((k, body)) = body else {
+                self.error(
+                    "invalid-expression",
+                    &p,
+                    format!(
+                        "`{key}` mixes `$elemMatch` conditions with other values: every element must be `{{\"$elemMatch\": ...}}`"
+                    ),
+                );
+                return None;
+            };
+            if self.too_deep(depth + 2, &p) {
+                return None;
+            }
+            let em = self.elem_match(k, body, &p.key(k), depth + 2);
+            preds.push(Predicate::Ops(vec![Op::ElemMatch(Box::new(em))]));
+        }
+        Some(Op::All(preds))
+    }
+
+    /// The bit positions of a bitwise operator's operand: a non-negative integral number (its
+    /// set bits), binary data (its set bits, byte by byte, low bit first) or an array of
+    /// non-negative integral positions.
+    fn bit_positions(&mut self, key: &str, value: Node<'_>, place: &Place) -> Option<Vec<u32>> {
+        let mut positions: Vec<u32> = Vec::new();
+        let bad = |what: String| format!("`{key}` {what}");
+        match value.kind() {
+            Kind::Scalar(Bson::Binary(bin)) => {
+                for (i, byte) in bin.bytes.iter().enumerate() {
+                    for bit in 0..8u32 {
+                        if byte & (1 << bit) != 0 {
+                            let Some(p) = u32::try_from(i)
+                                .ok()
+                                .and_then(|i| i.checked_mul(8))
+                                .and_then(|b| b.checked_add(bit))
+                            else {
+                                self.error(
+                                    "invalid-expression",
+                                    place,
+                                    bad("has too many bits".into()),
+                                );
+                                return None;
+                            };
+                            positions.push(p);
+                        }
+                    }
+                }
+            }
+            Kind::Scalar(b) if crate::value::compare::is_number(&b) => match whole_number(&b) {
+                Some(mask) if mask >= 0 => {
+                    positions.extend((0..63u32).filter(|bit| mask & (1i64 << bit) != 0));
+                }
+                _ => {
+                    self.error(
+                        "invalid-expression",
+                        place,
+                        bad(format!(
+                            "needs a non-negative whole-number bit mask, found {}",
+                            describe(value)
+                        )),
+                    );
+                    return None;
+                }
+            },
+            Kind::Array(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let p = match item.kind() {
+                        Kind::Scalar(b) => whole_number(&b).and_then(|n| u32::try_from(n).ok()),
+                        _ => None,
+                    };
+                    let Some(p) = p.filter(|p| i32::try_from(*p).is_ok()) else {
+                        self.error(
+                            "invalid-expression",
+                            &place.index(i),
+                            bad(format!(
+                                "bit positions must be non-negative whole numbers, found {}",
+                                describe(item)
+                            )),
+                        );
+                        return None;
+                    };
+                    positions.push(p);
+                }
+            }
+            _ => {
+                self.error(
+                    "invalid-expression",
+                    place,
+                    bad(format!(
+                        "needs a bit mask (a number or binary data) or an array of bit positions, found {}",
+                        describe(value)
+                    )),
+                );
+                return None;
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        Some(positions)
     }
 
     /// The body of `$elemMatch`; `depth` is the body's depth.
@@ -1601,7 +1799,7 @@ fn fold_document(members: Vec<(String, Operand)>) -> Operand {
     }
 }
 
-/// A whole number (int32, int64, or a double without fraction).
+/// A whole number (int32, int64, or a double or decimal without fraction).
 fn whole_number(b: &Bson) -> Option<i64> {
     match b {
         Bson::Int32(i) => Some(i64::from(*i)),
@@ -1609,6 +1807,13 @@ fn whole_number(b: &Bson) -> Option<i64> {
         Bson::Double(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18 => {
             // INVARIANT: |f| < 2^63 and no fraction, so the cast is exact.
             Some(*f as i64)
+        }
+        Bson::Decimal128(d) => {
+            let text = d.to_string();
+            match text.parse::<i64>() {
+                Ok(i) => Some(i),
+                Err(_) => whole_number(&Bson::Double(text.parse::<f64>().ok()?)),
+            }
         }
         _ => None,
     }
@@ -1620,6 +1825,7 @@ fn truncated(b: &Bson) -> Option<i64> {
         Bson::Double(f) if f.is_finite() && f.abs() < 9.0e18 => {
             whole_number(&Bson::Double(f.trunc()))
         }
+        Bson::Decimal128(d) => truncated(&Bson::Double(d.to_string().parse::<f64>().ok()?)),
         other => whole_number(other),
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{Diagnostic, Diagnostics, Place};
 use crate::expr::expansion::{ExpansionErrorKind, parse_expansion};
 use crate::expr::parse::MAX_EXPR_DEPTH;
 use crate::expr::{
-    CmpOp, Dependency, Dialect, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root, Site,
-    TypeSpec, parse_expr, parse_operand, parse_query,
+    BitTest, CmpOp, Dependency, Dialect, ElemMatch, Expansion, Expr, Op, Operand, Predicate, Root,
+    Site, TypeSpec, parse_expr, parse_operand, parse_query,
 };
 use bson::spec::ElementType;
 use bson::{Bson, doc, oid::ObjectId};
@@ -1302,4 +1302,84 @@ fn visit_functions_reaches_every_nested_position() {
     let plain = ok(json!({"tags": {"$elemMatch": {"owner": "%%user.id"}}}));
     assert_eq!(plain.dependency(), Dependency::Document);
     assert!(functions_of(json!({"tags": {"$elemMatch": {"owner": 1}}})).is_empty());
+}
+
+/// Issue 11: operands MongoDB accepts in Extended JSON (`$mod`, `$type`, `$size`) are read as
+/// the values they stand for.
+#[test]
+fn extended_json_operands_are_values() {
+    assert_eq!(
+        ops_of(json!({"$mod": [{"$numberLong": "2"}, {"$numberDecimal": "1"}]})),
+        vec![Op::Mod {
+            divisor: 2,
+            remainder: 1
+        }]
+    );
+    assert_eq!(
+        ops_of(json!({"$type": {"$numberLong": "2"}})),
+        vec![Op::Type(vec![TypeSpec::Exact(ElementType::String)])]
+    );
+    assert_eq!(
+        ops_of(json!({"$size": {"$numberLong": "3"}})),
+        vec![Op::Size(lit(Bson::Int64(3)))]
+    );
+}
+
+/// Issue 11: `$comment` annotates and selects nothing; the bitwise operators are read with
+/// their three operand forms, positions sorted and deduplicated.
+#[test]
+fn comment_and_bitwise_operators() {
+    assert_eq!(
+        ok(json!({"$comment": "why", "a": 1})),
+        Expr::All(vec![Expr::always(), ok(json!({"a": 1}))])
+    );
+    assert_eq!(
+        ops_of(json!({"$bitsAllSet": 5})),
+        vec![Op::Bits {
+            test: BitTest::AllSet,
+            positions: vec![0, 2]
+        }]
+    );
+    assert_eq!(
+        ops_of(json!({"$bitsAnyClear": [3, 1, 3]})),
+        vec![Op::Bits {
+            test: BitTest::AnyClear,
+            positions: vec![1, 3]
+        }]
+    );
+    assert_eq!(
+        ops_of(json!({"$bitsAllClear": {"$binary": {"base64": "AQI=", "subType": "00"}}})),
+        vec![Op::Bits {
+            test: BitTest::AllClear,
+            positions: vec![0, 9]
+        }]
+    );
+    for bad in [json!(-1), json!(1.5), json!([-1]), json!("x"), json!([1.5])] {
+        let e = one_err(json!({"a": {"$bitsAnySet": bad}}));
+        assert_eq!(e.code, "invalid-expression", "{bad}");
+    }
+}
+
+/// Issue 11: `$all` of `$elemMatch` conditions is a conjunction of them; MongoDB refuses a
+/// list mixing conditions and values, and operator objects inside `$in`/`$nin`.
+#[test]
+fn all_with_elem_match_and_refused_members() {
+    let ops = ops_of(json!({"$all": [{"$elemMatch": {"x": 1}}, {"$elemMatch": {"$gt": 2}}]}));
+    let [Op::All(preds)] = ops.as_slice() else {
+        panic!("{ops:?}");
+    };
+    assert_eq!(preds.len(), 2);
+    assert!(
+        preds
+            .iter()
+            .all(|p| matches!(p, Predicate::Ops(o) if matches!(o.as_slice(), [Op::ElemMatch(_)])))
+    );
+    for bad in [
+        json!({"a": {"$all": [1, {"$elemMatch": {"x": 3}}]}}),
+        json!({"a": {"$all": [{"$elemMatch": {"x": 3}}, 1]}}),
+        json!({"a": {"$in": [{"$elemMatch": {"b": 1}}]}}),
+        json!({"a": {"$nin": [1, {"$gt": 1}]}}),
+    ] {
+        assert_eq!(one_err(bad.clone()).code, "invalid-expression", "{bad}");
+    }
 }

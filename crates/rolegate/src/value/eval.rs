@@ -121,7 +121,9 @@ use crate::value::compare::{
     TooDeep, bson_cmp_checked, bson_equal_checked, compile_regex_cached, is_nan, is_number, truthy,
 };
 use crate::value::ejson::type_name;
-use crate::value::path::{Resolved, resolve, resolve_in_document, resolve_request};
+use crate::value::path::{
+    Resolved, resolve, resolve_in_document, resolve_query_path, resolve_request,
+};
 
 /// How deeply expressions (and operands) may nest while being evaluated.
 pub const MAX_EVAL_DEPTH: usize = 256;
@@ -478,6 +480,18 @@ fn resolve_charged<'b>(e: &Expansion, b: &Bindings<'b>) -> Result<Resolved<'b>, 
     })
 }
 
+/// What the subject of a test reaches: a path on the document (`%%root`, `%%prevRoot`, bare
+/// field names) is a MongoDB query path ([`resolve_query_path`]: a numeric segment is both an
+/// index and a field name); other subjects resolve as expansions.
+fn resolve_tested<'b>(e: &Expansion, b: &Bindings<'b>) -> Result<Resolved<'b>, EvalError> {
+    let doc = match e.root {
+        Root::Root if !e.path.is_empty() => b.root,
+        Root::PrevRoot if !e.path.is_empty() => b.prev_root,
+        _ => return resolve_charged(e, b),
+    };
+    Ok(doc.map_or_else(Resolved::missing, |d| resolve_query_path(d, &e.path)))
+}
+
 /// A value made owned, a borrowed one copied and charged its size.
 fn owned(v: Cow<'_, Bson>) -> Result<Bson, EvalError> {
     if let Cow::Borrowed(b) = &v {
@@ -533,7 +547,7 @@ fn eval<R: Record>(
         }
         Expr::Not(e) => Ok(!eval(e, b, sem, depth + 1, rec)?),
         Expr::Test { subject, predicate } => {
-            let s = resolve_charged(subject, b)?;
+            let s = resolve_tested(subject, b)?;
             let mark = rec.test_start();
             let result = eval_predicate(predicate, &s, b, sem, depth + 1, rec)?;
             rec.test_end(mark, subject, &s, result);
@@ -658,6 +672,7 @@ fn op_label(op: &Op) -> String {
             format!("$regex {pattern}")
         }
         Op::Mod { divisor, remainder } => format!("$mod [{divisor}, {remainder}]"),
+        Op::Bits { test, positions } => format!("{} {positions:?}", test.name()),
     }
 }
 
@@ -696,6 +711,7 @@ fn eval_op<'v, R: Record>(
                 | Op::Type(_)
                 | Op::Regex(_)
                 | Op::Mod { .. }
+                | Op::Bits { .. }
         )
     {
         rec.operator(&op_label(op));
@@ -714,7 +730,7 @@ fn eval_op<'v, R: Record>(
         Op::Cmp(cmp, o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
             Some(_) if undecided(o, s) => Ok(false),
-            Some(v) => any_value(s, |c| compare_one(c, *cmp, &v, is_literal(o))),
+            Some(v) => any_value(s, |c, expand| compare_one(c, expand, *cmp, &v, is_literal(o))),
         },
         Op::In(o) => match op_value(op, o, b, depth, rec)? {
             None => Ok(false),
@@ -792,11 +808,11 @@ fn eval_op<'v, R: Record>(
             }
             Ok(false)
         }
-        Op::Type(specs) => Ok(s.present().any(|v| {
+        Op::Type(specs) => Ok(s.present_expanding().any(|(v, expand)| {
             type_is(v, specs)
-                || matches!(v, Bson::Array(items) if items.iter().any(|i| type_is(i, specs)))
+                || matches!(v, Bson::Array(items) if expand && items.iter().any(|i| type_is(i, specs)))
         })),
-        Op::Regex(spec) => Ok(s.present().any(|v| {
+        Op::Regex(spec) => Ok(s.present_expanding().any(|(v, expand)| {
             let one = |x: &Bson| match x {
                 Bson::String(t) | Bson::Symbol(t) => spec.regex.is_match(t),
                 Bson::RegularExpression(r) => {
@@ -804,7 +820,7 @@ fn eval_op<'v, R: Record>(
                 }
                 _ => false,
             };
-            one(v) || matches!(v, Bson::Array(items) if items.iter().any(one))
+            one(v) || matches!(v, Bson::Array(items) if expand && items.iter().any(one))
         })),
         Op::Mod { divisor, remainder } => {
             if *divisor == 0 {
@@ -815,10 +831,67 @@ fn eval_op<'v, R: Record>(
             }
             let one =
                 |x: &Bson| truncated(x).is_some_and(|i| i.wrapping_rem(*divisor) == *remainder);
-            Ok(s.present()
-                .any(|v| one(v) || matches!(v, Bson::Array(items) if items.iter().any(one))))
+            Ok(s.present_expanding().any(|(v, expand)| {
+                one(v) || matches!(v, Bson::Array(items) if expand && items.iter().any(one))
+            }))
+        }
+        Op::Bits { test, positions } => {
+            charge(positions.len() as u64)?;
+            let one = |x: &Bson| bits_match(x, *test, positions);
+            Ok(s.present_expanding().any(|(v, expand)| {
+                one(v) || matches!(v, Bson::Array(items) if expand && items.iter().any(one))
+            }))
         }
     }
+}
+
+/// A bitwise query operator on one value: an integral number (int32, int64, or a double or
+/// decimal with no fraction that fits in 64 bits; two's complement, so bits past 63 are the
+/// sign) or binary data (byte `p / 8`, bit `p % 8`, clear past the end). Other values never
+/// match.
+pub fn bits_match(v: &Bson, test: crate::expr::BitTest, positions: &[u32]) -> bool {
+    use crate::expr::BitTest;
+    let bit: Box<dyn Fn(u32) -> bool + '_> = match v {
+        Bson::Binary(bin) => Box::new(move |p: u32| {
+            bin.bytes
+                .get((p / 8) as usize)
+                .is_some_and(|byte| byte & (1u8 << (p % 8)) != 0)
+        }),
+        _ => {
+            let Some(n) = integral(v) else {
+                return false;
+            };
+            Box::new(move |p: u32| if p >= 64 { n < 0 } else { (n >> p) & 1 == 1 })
+        }
+    };
+    match test {
+        BitTest::AllSet => positions.iter().all(|p| bit(*p)),
+        BitTest::AnySet => positions.iter().any(|p| bit(*p)),
+        BitTest::AllClear => positions.iter().all(|p| !bit(*p)),
+        BitTest::AnyClear => positions.iter().any(|p| !bit(*p)),
+    }
+}
+
+/// A number with no fractional part that fits in a signed 64-bit integer.
+fn integral(v: &Bson) -> Option<i64> {
+    let f = match v {
+        Bson::Int32(i) => return Some(i64::from(*i)),
+        Bson::Int64(i) => return Some(*i),
+        Bson::Double(d) => *d,
+        Bson::Decimal128(d) => {
+            let text = d.to_string();
+            if let Ok(i) = text.parse::<i64>() {
+                return Some(i);
+            }
+            text.parse::<f64>().ok()?
+        }
+        _ => return None,
+    };
+    // -2^63 is exact as a double; 2^63 is not representable as an i64.
+    (f.is_finite()
+        && f.fract() == 0.0
+        && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f))
+    .then_some(f as i64)
 }
 
 fn sorted(s: &str) -> Vec<char> {
@@ -908,23 +981,38 @@ fn elem_matches<R: Record>(
     rec: &mut R,
 ) -> Result<bool, EvalError> {
     match em {
-        ElemMatch::Query(e) => match item {
-            Bson::Document(d) => {
-                let inner = Bindings {
-                    request: b.request,
-                    root: Some(d),
-                    prev_root: b.prev_root,
-                    this: b.this,
-                    prev: b.prev,
-                    // Its `%%root` is the element, not the bindings' root.
-                    whole: None,
-                };
-                eval(e, &inner, sem, depth + 1, rec)
-            }
-            _ => Ok(false),
-        },
+        ElemMatch::Query(e) => {
+            // An element that is an array is queried as the document of its positions
+            // (`{"0": .., "1": ..}`), as MongoDB does; other non-documents never match.
+            let as_document;
+            let d = match item {
+                Bson::Document(d) => d,
+                Bson::Array(items) => {
+                    charge(crate::steps::copy_steps(item))?;
+                    as_document = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (i.to_string(), v.clone()))
+                        .collect::<Document>();
+                    &as_document
+                }
+                _ => return Ok(false),
+            };
+            let inner = Bindings {
+                request: b.request,
+                root: Some(d),
+                prev_root: b.prev_root,
+                this: b.this,
+                prev: b.prev,
+                // Its `%%root` is the element, not the bindings' root.
+                whole: None,
+            };
+            eval(e, &inner, sem, depth + 1, rec)
+        }
         ElemMatch::Ops(ops) => {
-            let s = Resolved::single(Cow::Borrowed(item));
+            // Every operator tests the element itself: an element that is an array is not
+            // expanded (`{"$elemMatch": {"$gt": 4, "$lt": 6}}` does not match `[[3, 7]]`).
+            let s = Resolved::single_whole(Cow::Borrowed(item));
             for op in ops {
                 if !eval_op(op, &s, b, sem, depth + 1, rec)? {
                     return Ok(false);
@@ -936,12 +1024,14 @@ fn elem_matches<R: Record>(
 }
 
 /// True when `f` holds for some value the subject reaches (missing positions included as `None`).
+/// `f` also gets whether an array at that position is expanded into its elements
+/// ([`Resolved::whole`]).
 fn any_value(
     s: &Resolved<'_>,
-    mut f: impl FnMut(Option<&Bson>) -> Result<bool, EvalError>,
+    mut f: impl FnMut(Option<&Bson>, bool) -> Result<bool, EvalError>,
 ) -> Result<bool, EvalError> {
-    for v in &s.values {
-        if f(v.as_deref())? {
+    for (v, expand) in s.positions() {
+        if f(v, expand)? {
             return Ok(true);
         }
     }
@@ -966,15 +1056,15 @@ fn match_any(s: &Resolved<'_>, operand: &Bson, mode: Mode) -> Result<bool, EvalE
         // of 1,000 patterns over 2,000 values looked the pattern up 2,000,000 times). Steps
         // are charged as `match_one` charges them.
         let compiled = compiled_regex(re)?;
-        return any_value(s, |c| {
+        return any_value(s, |c, expand| {
             charge(1)?;
             match c {
                 None => Ok(false),
-                Some(v) => regex_matches(v, &compiled, operand),
+                Some(v) => regex_matches(v, expand, &compiled, operand),
             }
         });
     }
-    any_value(s, |c| match_one(c, operand, mode))
+    any_value(s, |c, expand| match_one(c, expand, operand, mode))
 }
 
 /// A regex operand's compiled form, its compilation charged (once per thread and pattern).
@@ -989,7 +1079,12 @@ fn compiled_regex(re: &bson::Regex) -> Result<std::rc::Rc<regex::Regex>, EvalErr
 
 /// Whether the present value `v` (or one of its elements) matches the pattern `compiled` of
 /// the regex operand `operand`: strings by the pattern, stored regexes by equality.
-fn regex_matches(v: &Bson, compiled: &regex::Regex, operand: &Bson) -> Result<bool, EvalError> {
+fn regex_matches(
+    v: &Bson,
+    expand: bool,
+    compiled: &regex::Regex,
+    operand: &Bson,
+) -> Result<bool, EvalError> {
     let one = |x: &Bson| -> Result<bool, EvalError> {
         Ok(match x {
             Bson::String(t) | Bson::Symbol(t) => compiled.is_match(t),
@@ -1000,7 +1095,7 @@ fn regex_matches(v: &Bson, compiled: &regex::Regex, operand: &Bson) -> Result<bo
     if one(v)? {
         return Ok(true);
     }
-    if let Bson::Array(items) = v {
+    if let (true, Bson::Array(items)) = (expand, v) {
         for i in items {
             charge(1)?;
             if one(i)? {
@@ -1011,13 +1106,20 @@ fn regex_matches(v: &Bson, compiled: &regex::Regex, operand: &Bson) -> Result<bo
     Ok(false)
 }
 
-fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool, EvalError> {
+/// One position of a subject against a value operand; `expand`: an array there also matches
+/// through its elements (false for a position matched as a whole, [`Resolved::whole`]).
+fn match_one(
+    subject: Option<&Bson>,
+    expand: bool,
+    operand: &Bson,
+    mode: Mode,
+) -> Result<bool, EvalError> {
     charge(1)?;
     if let Bson::Null = operand {
         return Ok(match subject {
             None => mode.literal,
             Some(Bson::Null) => true,
-            Some(Bson::Array(items)) => items.iter().any(|i| matches!(i, Bson::Null)),
+            Some(Bson::Array(items)) if expand => items.iter().any(|i| matches!(i, Bson::Null)),
             Some(_) => false,
         });
     }
@@ -1026,13 +1128,13 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
     };
     if let (true, true, Bson::RegularExpression(re)) = (mode.regex, mode.literal, operand) {
         let compiled = compiled_regex(re)?;
-        return regex_matches(v, &compiled, operand);
+        return regex_matches(v, expand, &compiled, operand);
     }
     if bson_equal_checked(v, operand)? {
         return Ok(true);
     }
     match (v, operand) {
-        (Bson::Array(items), _) => {
+        (Bson::Array(items), _) if expand => {
             for i in items {
                 charge(1)?;
                 if bson_equal_checked(i, operand)? {
@@ -1058,6 +1160,7 @@ fn match_one(subject: Option<&Bson>, operand: &Bson, mode: Mode) -> Result<bool,
 /// literal `null` is `$gte`/`$lte` a missing position, a substituted one is not).
 fn compare_one(
     subject: Option<&Bson>,
+    expand: bool,
     op: CmpOp,
     operand: &Bson,
     literal: bool,
@@ -1071,7 +1174,7 @@ fn compare_one(
     if compare_single(v, op, operand)? {
         return Ok(true);
     }
-    if let Bson::Array(items) = v {
+    if let (true, Bson::Array(items)) = (expand, v) {
         for i in items {
             charge(1)?;
             if compare_single(i, op, operand)? {

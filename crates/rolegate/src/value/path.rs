@@ -8,9 +8,9 @@
 //! * an **array** with a numeric segment (`0`, `12`; no sign, no leading zeros) is indexed by
 //!   position (spec D4); when the array has no such position, or the segment is not numeric, the
 //!   path **maps over the elements that are documents** (MongoDB traversal): each element gives
-//!   the value of the segment in it, or *missing* when it lacks the key; elements that are not
-//!   documents (scalars, nested arrays) are skipped; an array with no document element gives
-//!   missing;
+//!   the value of the segment in it, or *missing* when it lacks the key or is not a document
+//!   (scalars, nested arrays: MongoDB's `{"a.b": null}` matches `{a: [5, {b: 1}]}`); an empty
+//!   array gives missing;
 //! * anything else (a scalar) gives missing.
 //!
 //! [`Resolved`] keeps every value reached (and where a document lacked the key), which is what
@@ -34,6 +34,10 @@ pub struct Resolved<'a> {
     pub values: Vec<Option<Cow<'a, Bson>>>,
     /// True when the path mapped over the elements of an array.
     pub traversed: bool,
+    /// The positions (indexes into `values`) whose value is matched as a whole: an array there
+    /// is not expanded into its elements (a query path whose last segment indexed an array,
+    /// MongoDB's rule: `{"a.0": 42}` does not match `{a: [[42]]}`). Empty almost always.
+    pub whole: Vec<usize>,
 }
 
 impl<'a> Resolved<'a> {
@@ -42,6 +46,7 @@ impl<'a> Resolved<'a> {
         Resolved {
             values: vec![None],
             traversed: false,
+            whole: Vec::new(),
         }
     }
 
@@ -50,7 +55,33 @@ impl<'a> Resolved<'a> {
         Resolved {
             values: vec![Some(value)],
             traversed: false,
+            whole: Vec::new(),
         }
+    }
+
+    /// Exactly `value`, matched as a whole (an array is not expanded into its elements: an
+    /// element of an array tested by `$elemMatch`).
+    pub fn single_whole(value: Cow<'a, Bson>) -> Self {
+        Resolved {
+            values: vec![Some(value)],
+            traversed: false,
+            whole: vec![0],
+        }
+    }
+
+    /// Every position with whether an array there is expanded into its elements when it is
+    /// matched (false for the positions in [`Resolved::whole`]).
+    pub fn positions(&self) -> impl Iterator<Item = (Option<&Bson>, bool)> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_deref(), !self.whole.contains(&i)))
+    }
+
+    /// The values reached, without the missing positions, each with whether an array there is
+    /// expanded into its elements.
+    pub fn present_expanding(&self) -> impl Iterator<Item = (&Bson, bool)> {
+        self.positions().filter_map(|(v, e)| v.map(|v| (v, e)))
     }
 
     /// True when no value was reached at all.
@@ -170,9 +201,11 @@ fn walk<'a>(
                     traversed = true;
                     let before = next.len();
                     for item in items {
-                        if let Bson::Document(d) = item {
-                            next.push(get_key(d, segment, ignore_case));
-                        }
+                        next.push(match item {
+                            Bson::Document(d) => get_key(d, segment, ignore_case),
+                            // Not a document: no such field there (a missing position).
+                            _ => None,
+                        });
                     }
                     if next.len() == before {
                         next.push(None);
@@ -186,5 +219,62 @@ fn walk<'a>(
     Resolved {
         values: current.into_iter().map(|v| v.map(Cow::Borrowed)).collect(),
         traversed,
+        whole: Vec::new(),
+    }
+}
+
+/// Resolves a query field path (the key of a test on the document: `{"a.b.0": ...}`) in a
+/// document, MongoDB's way, which differs from an expansion's ([`resolve_in_document`]) at
+/// arrays with a numeric segment: the segment is **both** an index and a field name, so the
+/// path continues into the element at that position *and* into the value of that key in
+/// every document element (`{"a.1": 4}` matches `{a: [{"1": 4}, 5]}`); the element reached
+/// through an index by the path's last segment is matched as a whole (listed in
+/// [`Resolved::whole`]). Elements that are not documents (scalars, arrays) are not entered by
+/// a field name: each is a missing position. Iterative; every position is visited once.
+pub fn resolve_query_path<'a>(doc: &'a Document, path: &[String]) -> Resolved<'a> {
+    let Some((first, _)) = path.split_first() else {
+        return Resolved::single(Cow::Owned(Bson::Document(doc.clone())));
+    };
+    // (value, index of the next segment, reached through an array index)
+    let mut stack: Vec<(Option<&'a Bson>, usize, bool)> = vec![(doc.get(first), 1, false)];
+    let mut values = Vec::new();
+    let mut whole = Vec::new();
+    let mut traversed = false;
+    while let Some((value, next, by_index)) = stack.pop() {
+        let Some(segment) = path.get(next) else {
+            if by_index {
+                whole.push(values.len());
+            }
+            values.push(value.map(Cow::Borrowed));
+            continue;
+        };
+        match value {
+            Some(Bson::Document(d)) => stack.push((d.get(segment), next + 1, false)),
+            Some(Bson::Array(items)) => {
+                traversed = true;
+                let before = stack.len();
+                // Pushed in reverse so that positions come out in document order.
+                for item in items.iter().rev() {
+                    match item {
+                        Bson::Document(d) => stack.push((d.get(segment), next + 1, false)),
+                        // An element that is not a document has no such field: a missing
+                        // position (`{"a.b": null}` matches `{a: [5, {b: 1}]}`).
+                        _ => stack.push((None, path.len(), false)),
+                    }
+                }
+                if let Some(item) = array_index(segment).and_then(|ix| items.get(ix)) {
+                    stack.push((Some(item), next + 1, true));
+                }
+                if stack.len() == before {
+                    values.push(None);
+                }
+            }
+            _ => values.push(None),
+        }
+    }
+    Resolved {
+        values,
+        traversed,
+        whole,
     }
 }

@@ -80,8 +80,16 @@ fn arrays_of_documents_are_traversed() {
     );
     let r = resolve_in_document(&d, &p("a.b"));
     assert!(r.traversed);
-    assert_eq!(r.values.len(), 3, "two found and one document lacking b");
-    assert_eq!(r.values.iter().filter(|v| v.is_none()).count(), 1);
+    assert_eq!(
+        r.values.len(),
+        5,
+        "two found, a document lacking b, a scalar and a nested array"
+    );
+    assert_eq!(
+        r.values.iter().filter(|v| v.is_none()).count(),
+        3,
+        "every element that does not have b is a missing position (MongoDB: {{\"a.b\": null}} matches {{a: [5, {{b: 1}}]}})"
+    );
     assert_eq!(get(&d, "a.zzz"), None, "nothing found is missing");
     assert_eq!(get(&doc! {"a": [1, 2]}, "a.b"), None);
     assert_eq!(get(&doc! {"a": []}, "a.b"), None);
