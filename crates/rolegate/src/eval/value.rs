@@ -24,6 +24,7 @@ use super::raw::{Elements, Malformed, Val, kind};
 use crate::expr::{CmpOp, TypeSpec};
 use crate::steps::charge;
 use crate::value::EvalError;
+use crate::value::eval::{cmp_holds, extreme_order};
 use crate::value::compare::{
     bson_cmp_checked, canonical_rank, compile_regex_cached, is_nan, truthy,
 };
@@ -444,6 +445,10 @@ pub(crate) fn compare_one(
 ) -> Result<bool, Fault> {
     charge(1)?;
     let Some(v) = subject else {
+        // A missing value compares as null with a literal null, MinKey or MaxKey.
+        if let Some(ord) = extreme_order(kind::NULL, operand.kind()) {
+            return Ok(literal && cmp_holds(op, ord));
+        }
         return Ok(literal && operand.is_null() && matches!(op, CmpOp::Gte | CmpOp::Lte));
     };
     if compare_single(v, op, operand)? {
@@ -461,6 +466,9 @@ pub(crate) fn compare_one(
 }
 
 fn compare_single(v: V<'_>, op: CmpOp, operand: V<'_>) -> Result<bool, Fault> {
+    if let Some(ord) = extreme_order(v.kind(), operand.kind()) {
+        return Ok(cmp_holds(op, ord));
+    }
     let (nan_v, nan_o) = (v.nan(), operand.nan());
     if nan_v || nan_o {
         let both = nan_v && nan_o;
@@ -473,14 +481,7 @@ fn compare_single(v: V<'_>, op: CmpOp, operand: V<'_>) -> Result<bool, Fault> {
     let Some(ord) = cmp(v, operand)? else {
         return Ok(false);
     };
-    Ok(match op {
-        CmpOp::Eq => ord.is_eq(),
-        CmpOp::Ne => ord.is_ne(),
-        CmpOp::Gt => ord.is_gt(),
-        CmpOp::Gte => ord.is_ge(),
-        CmpOp::Lt => ord.is_lt(),
-        CmpOp::Lte => ord.is_le(),
-    })
+    Ok(cmp_holds(op, ord))
 }
 
 /// `EvalError::NotAnArray` for `found`.

@@ -484,7 +484,7 @@ impl<'d> Parser<'d> {
 
     /// Whether `key` is an operator key in this mode: `$x`, and `%x` (not `%%x`) in rule mode.
     fn is_op_key(&self, key: &str) -> bool {
-        key.starts_with('$') || (self.mode == Mode::Expr && is_percent_op(key))
+        (key.starts_with('$') && !is_dbref_key(key)) || (self.mode == Mode::Expr && is_percent_op(key))
     }
 
     fn report_expansion_error(&mut self, err: ExpansionError, place: &Place) {
@@ -560,7 +560,7 @@ impl<'d> Parser<'d> {
                 key.strip_prefix('$').or_else(|| percent_op_name(key))
             }
         };
-        if let Some(name) = operator {
+        if let Some(name) = operator.filter(|_| !is_dbref_key(key)) {
             return match name {
                 // MongoDB's `$comment` annotates a query and selects nothing: always true.
                 "comment" if key.starts_with('$') => Expr::always(),
@@ -845,6 +845,14 @@ impl<'d> Parser<'d> {
             }
         }
         match self.operand(node, place, depth) {
+            Operand::Literal(Bson::Undefined) => {
+                self.error(
+                    "invalid-expression",
+                    place,
+                    "cannot compare with `undefined` (MongoDB refuses it as a query value)",
+                );
+                never()
+            }
             Operand::Literal(Bson::RegularExpression(r)) => {
                 match self.compile_regex(&r.pattern, &r.options, place) {
                     Some(spec) => Predicate::Ops(vec![Op::Regex(Box::new(spec))]),
@@ -895,7 +903,9 @@ impl<'d> Parser<'d> {
                         "lt" => CmpOp::Lt,
                         _ => CmpOp::Lte,
                     };
-                    Some(Op::Cmp(cmp, self.operand(value, &p, d)))
+                    let o = self.operand(value, &p, d);
+                    self.check_comparison_operand(key, cmp, &o, &p);
+                    Some(Op::Cmp(cmp, o))
                 }
                 "all" if self.is_elem_match_list(value) => self.all_elem_match(key, value, &p, d),
                 "in" | "nin" | "all" => {
@@ -1054,6 +1064,25 @@ impl<'d> Parser<'d> {
         out
     }
 
+    /// MongoDB refuses a regular expression as the operand of an ordering comparison or `$ne`
+    /// (only `$eq` compares it as a value), and `undefined` as any comparison's operand.
+    fn check_comparison_operand(&mut self, key: &str, cmp: CmpOp, o: &Operand, place: &Place) {
+        match o {
+            Operand::Literal(Bson::RegularExpression(_)) if cmp != CmpOp::Eq => self.error_hint(
+                "invalid-expression",
+                place,
+                format!("`{key}` cannot take a regular expression"),
+                Some("use `$regex` (or `$not` with a regular expression) to match strings".into()),
+            ),
+            Operand::Literal(Bson::Undefined) => self.error(
+                "invalid-expression",
+                place,
+                format!("`{key}` cannot compare with `undefined`"),
+            ),
+            _ => {}
+        }
+    }
+
     /// MongoDB refuses operator objects as members of `$in`/`$nin` (`[{"$gt": 1}]` is not a
     /// condition) and `$elemMatch` members of `$all` after a plain value.
     fn check_list_members(&mut self, key: &str, name: &str, o: &Operand, place: &Place) {
@@ -1070,10 +1099,22 @@ impl<'d> Parser<'d> {
             _ => Vec::new(),
         };
         for (i, member) in members {
+            if let (Bson::Undefined, true) = (member, name != "all") {
+                self.error(
+                    "invalid-expression",
+                    &place.index(i),
+                    format!("`{key}` cannot hold `undefined`"),
+                );
+                return;
+            }
             let Bson::Document(d) = member else {
                 continue;
             };
-            let Some(first) = d.keys().next().filter(|k| k.starts_with('$')) else {
+            let Some(first) = d
+                .keys()
+                .next()
+                .filter(|k| k.starts_with('$') && !is_dbref_key(k))
+            else {
                 continue;
             };
             let message = if name == "all" {
@@ -1745,6 +1786,12 @@ impl<'d> Parser<'d> {
 // Helpers
 
 /// `%x` but not `%%x`.
+/// The keys of a DBRef (`{"$ref": "coll", "$id": .., "$db": ..}`): MongoDB reads them as field
+/// names, in queries and in the documents they are compared with, not as operators.
+fn is_dbref_key(key: &str) -> bool {
+    matches!(key, "$ref" | "$id" | "$db")
+}
+
 fn is_percent_op(key: &str) -> bool {
     key.starts_with('%') && !key.starts_with("%%")
 }

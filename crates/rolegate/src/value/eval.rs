@@ -1167,9 +1167,13 @@ fn compare_one(
 ) -> Result<bool, EvalError> {
     charge(1)?;
     let Some(v) = subject else {
+        // A missing value compares as null with a literal null, MinKey or MaxKey.
         return Ok(literal
-            && matches!(operand, Bson::Null)
-            && matches!(op, CmpOp::Gte | CmpOp::Lte));
+            && match operand {
+                Bson::Null => matches!(op, CmpOp::Gte | CmpOp::Lte),
+                Bson::MinKey | Bson::MaxKey => compare_single(&Bson::Null, op, operand)?,
+                _ => false,
+            });
     };
     if compare_single(v, op, operand)? {
         return Ok(true);
@@ -1186,6 +1190,9 @@ fn compare_one(
 }
 
 fn compare_single(v: &Bson, op: CmpOp, operand: &Bson) -> Result<bool, EvalError> {
+    if let Some(ord) = extreme_order(v.element_type() as u8, operand.element_type() as u8) {
+        return Ok(cmp_holds(op, ord));
+    }
     let (nan_v, nan_o) = (is_nan(v), is_nan(operand));
     if nan_v || nan_o {
         let both = nan_v && nan_o;
@@ -1198,14 +1205,35 @@ fn compare_single(v: &Bson, op: CmpOp, operand: &Bson) -> Result<bool, EvalError
     let Some(ord) = bson_cmp_checked(v, operand)? else {
         return Ok(false);
     };
-    Ok(match op {
+    Ok(cmp_holds(op, ord))
+}
+
+/// Whether `op` holds for a value that compares `ord` to the operand.
+pub fn cmp_holds(op: CmpOp, ord: std::cmp::Ordering) -> bool {
+    match op {
         CmpOp::Eq => ord.is_eq(),
         CmpOp::Ne => ord.is_ne(),
         CmpOp::Gt => ord.is_gt(),
         CmpOp::Gte => ord.is_ge(),
         CmpOp::Lt => ord.is_lt(),
         CmpOp::Lte => ord.is_le(),
-    })
+    }
+}
+
+/// MongoDB compares every value with a MinKey or MaxKey operand (the ends of its order, below
+/// and above every type), not only values of the operand's own type: the order of a value of
+/// BSON type `value` against an operand of type `operand` when the operand is one of them.
+pub fn extreme_order(value: u8, operand: u8) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    const MIN_KEY: u8 = 0xFF;
+    const MAX_KEY: u8 = 0x7F;
+    match operand {
+        MIN_KEY if value == MIN_KEY => Some(Ordering::Equal),
+        MIN_KEY => Some(Ordering::Greater),
+        MAX_KEY if value == MAX_KEY => Some(Ordering::Equal),
+        MAX_KEY => Some(Ordering::Less),
+        _ => None,
+    }
 }
 
 /// How missing values inside containers are treated while an operand is built.
