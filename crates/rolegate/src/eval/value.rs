@@ -24,11 +24,11 @@ use super::raw::{Elements, Malformed, Val, kind};
 use crate::expr::{CmpOp, TypeSpec};
 use crate::steps::charge;
 use crate::value::EvalError;
-use crate::value::eval::{cmp_holds, extreme_order};
 use crate::value::compare::{
     bson_cmp_checked, canonical_rank, compile_regex_cached, is_nan, truthy,
 };
 use crate::value::ejson::type_name;
+use crate::value::eval::{cmp_holds, extreme_order};
 use crate::value::path::Resolved;
 
 /// Why a compiled evaluation stopped.

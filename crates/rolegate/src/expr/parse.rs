@@ -484,7 +484,8 @@ impl<'d> Parser<'d> {
 
     /// Whether `key` is an operator key in this mode: `$x`, and `%x` (not `%%x`) in rule mode.
     fn is_op_key(&self, key: &str) -> bool {
-        (key.starts_with('$') && !is_dbref_key(key)) || (self.mode == Mode::Expr && is_percent_op(key))
+        (key.starts_with('$') && !is_dbref_key(key))
+            || (self.mode == Mode::Expr && is_percent_op(key))
     }
 
     fn report_expansion_error(&mut self, err: ExpansionError, place: &Place) {
