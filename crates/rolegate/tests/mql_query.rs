@@ -119,6 +119,10 @@ fn case_files() -> Vec<PathBuf> {
 
 #[test]
 fn mongodb_query_expectations_hold_as_queries_and_as_rules() {
+    let decisions = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/semantics.md"),
+    )
+    .unwrap();
     let mut failures = Vec::new();
     let mut total = 0usize;
     for path in case_files() {
@@ -146,6 +150,16 @@ fn mongodb_query_expectations_hold_as_queries_and_as_rules() {
                 (None, Some(e)) => Outcome::Error(e.to_string()),
                 _ => panic!("{name} {case_name}: exactly one of expected and error"),
             };
+            if let Some(id) = case.get("decision").and_then(Value::as_str) {
+                assert!(
+                    decisions.contains(&format!("| {id} |")),
+                    "{name} {case_name}: decision {id} is not in docs/semantics.md"
+                );
+                assert!(
+                    case.get("rolegate").is_some(),
+                    "{name} {case_name}: a decision needs rolegate's result"
+                );
+            }
             let as_query = match case.get("rolegate") {
                 Some(r) => expected_ids(r),
                 None => mongodb.clone(),
