@@ -398,17 +398,22 @@ fn literal_selection(shape: &str, v: &Bson) -> Option<Vec<i32>> {
         }
     };
     let is_null = |b: &Bson| matches!(b, Bson::Null);
+    // MongoDB refuses an operator object inside `$in`/`$nin` (`[{"$ne": "x"}]`): no literal
+    // encoding exists there.
+    let is_op_doc = |b: &Bson| matches!(b, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$') && !["$ref", "$id", "$db"].contains(&k.as_str())));
     match shape {
         "match" => Some(expected(v)),
         "$eq" if is_null(v) => None,
         "$eq" => Some(expected(v)),
         "$ne" => Some(negated(v)),
-        "$in1" if is_re(v) || is_null(v) => None,
+        "$in1" if is_re(v) || is_null(v) || is_op_doc(v) => None,
         "$in1" => Some(expected(v)),
-        "$nin1" if is_re(v) => None,
+        "$nin1" if is_re(v) || is_op_doc(v) => None,
         "$nin1" => Some(negated(v)),
         _ => match v {
-            Bson::Array(items) if items.iter().any(|i| is_re(i) || is_null(i)) => None,
+            Bson::Array(items) if items.iter().any(|i| is_re(i) || is_null(i) || is_op_doc(i)) => {
+                None
+            }
             Bson::Array(items) => {
                 let mut sel: Vec<i32> = items.iter().flat_map(expected).collect();
                 sel.sort_unstable();

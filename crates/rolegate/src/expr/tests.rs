@@ -627,7 +627,6 @@ fn extended_json_literals() {
         ),
         (json!({"$minKey": 1}), Bson::MinKey),
         (json!({"$maxKey": 1}), Bson::MaxKey),
-        (json!({"$undefined": true}), Bson::Undefined),
         (json!({"$symbol": "s"}), Bson::Symbol("s".into())),
         (json!({"$code": "x()"}), Bson::JavaScriptCode("x()".into())),
         (
@@ -1382,4 +1381,22 @@ fn all_with_elem_match_and_refused_members() {
     ] {
         assert_eq!(one_err(bad.clone()).code, "invalid-expression", "{bad}");
     }
+}
+
+/// MongoDB refuses `undefined` as a query value (M6): as a match, a comparison's operand or a
+/// member of `$in`/`$nin`; inside a document value it is a value like any other.
+#[test]
+fn undefined_is_refused_as_a_query_value() {
+    for bad in [
+        json!({"a": {"$undefined": true}}),
+        json!({"a": {"$eq": {"$undefined": true}}}),
+        json!({"a": {"$gt": {"$undefined": true}}}),
+        json!({"a": {"$in": [1, {"$undefined": true}]}}),
+    ] {
+        assert_eq!(one_err(bad.clone()).code, "invalid-expression", "{bad}");
+    }
+    assert_eq!(
+        predicate_of(json!({"k": {"$undefined": true}})),
+        Predicate::Matches(lit(doc! {"k": Bson::Undefined}))
+    );
 }

@@ -753,8 +753,9 @@ fn store_projection(output: &Document, needed: &FieldSet) -> Document {
 ///   rule engines do);
 /// * **`$in`, `$nin`, `$all`**: MongoDB reads a regex element as a pattern (and an `$all`
 ///   element `{"$elemMatch": …}` as a query), and no encoding makes it literal there: a
-///   substituted regex element (or `$`-keyed document element of `$all`, or a `null` element
-///   of `$in`/`$all`, which would match missing fields) fails the request. An `$all` element
+///   substituted regex element (or `$`-keyed document element, which MongoDB reads as query
+///   syntax in `$all` and refuses in `$in`/`$nin`, or a `null` element of `$in`/`$all`, which
+///   would match missing fields, or `undefined`) fails the request. An `$all` element
 ///   the rule wrote as `{"$elemMatch": …}` is query syntax: its members are judged as operator
 ///   arguments (red team R7);
 /// * **`$regex` / `$options`**: the rule wrote `$regex`, so a substituted pattern is its choice;
@@ -1025,6 +1026,15 @@ impl Substitution<'_, '_> {
             {
                 Some("query syntax")
             }
+            // MongoDB refuses operator objects and `undefined` inside `$in`/`$nin`.
+            Bson::Document(d)
+                if d.keys().next().is_some_and(|k| {
+                    k.starts_with('$') && !matches!(k.as_str(), "$ref" | "$id" | "$db")
+                }) =>
+            {
+                Some("an operator object, which MongoDB refuses there")
+            }
+            Bson::Undefined => Some("`undefined`, which MongoDB refuses there"),
             _ => None,
         };
         match arg {
