@@ -8,11 +8,20 @@
 //! themselves are evaluated by the engines behind [`PreparedRequest`](crate::PreparedRequest), not
 //! here.
 
+mod find_error;
+mod sort;
+
+pub use find_error::FindError;
+pub use sort::{SortKey, SortSpec, Window, sort_skip_limit, sort_value_cmp, sort_window};
+
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};
 pub use crate::value::ejson::{
     bson_from_json, bson_to_json, document_from_json, document_to_json, type_name,
 };
+
+#[cfg(test)]
+mod tests;
 
 #[cfg(doc)]
 use crate::QueryPlan;

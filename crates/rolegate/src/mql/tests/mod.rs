@@ -1,0 +1,3 @@
+//! Unit tests of the MongoDB language's find parts (sort, positional match, projection).
+
+mod sort;
