@@ -9,9 +9,11 @@
 //! here.
 
 mod find_error;
+mod positional;
 mod sort;
 
 pub use find_error::FindError;
+pub use positional::{Positional, positional_index};
 pub use sort::{SortKey, SortSpec, Window, sort_skip_limit, sort_value_cmp, sort_window};
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
