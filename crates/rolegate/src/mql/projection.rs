@@ -518,19 +518,19 @@ impl Projection {
                 Node::Exclude => Some(Kind::Exclusion),
                 _ => None,
             };
-            match (&entry.node, kind) {
-                (Node::Computed(_), Some(Kind::Exclusion)) | (Node::Exclude, _)
-                    if computed && !is_id =>
-                {
-                    return Err(FindError::new(
-                        "Location31252",
-                        format!(
-                            "Cannot use an expression other than $meta in an exclusion projection \
-                             ({shown})"
-                        ),
-                    ));
-                }
-                _ => {}
+            let computed_in_exclusion = match &entry.node {
+                Node::Computed(_) => kind == Some(Kind::Exclusion),
+                Node::Exclude => computed && !is_id,
+                _ => false,
+            };
+            if computed_in_exclusion {
+                return Err(FindError::new(
+                    "Location31252",
+                    format!(
+                        "Cannot use an expression other than $meta in an exclusion projection \
+                         ({shown})"
+                    ),
+                ));
             }
             if let Some(this) = this {
                 match kind {
