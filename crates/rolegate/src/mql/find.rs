@@ -12,7 +12,7 @@ use bson::Document;
 use crate::mql::find_error::FindError;
 use crate::mql::positional::Positional;
 use crate::mql::projection::Projection;
-use crate::mql::sort::{SortSpec, Window, sort_window};
+use crate::mql::sort::{SortSpec, Window, sort_order};
 use crate::query::memory::{compile_query, matches};
 
 /// A find request's parts; `Default` is `find({})`.
@@ -42,17 +42,18 @@ pub fn find(docs: &[Document], request: &FindRequest) -> Result<Vec<Document>, F
     } else {
         Positional::default()
     };
-    let mut selected = Vec::new();
+    let mut selected: Vec<&Document> = Vec::new();
     for doc in docs {
         let holds = matches(&query, doc)
             .map_err(|e| FindError::bad_value(format!("query evaluation failed: {e}")))?;
         if holds {
-            selected.push(doc.clone());
+            selected.push(doc);
         }
     }
-    let ordered = sort_window(selected, &sort, window)?;
-    ordered
-        .iter()
+    // Only the returned documents are copied, by the projection.
+    sort_order(&selected, &sort, window)?
+        .into_iter()
+        .filter_map(|i| selected.get(i))
         .map(|doc| projection.apply_matched(doc, &positional))
         .collect()
 }

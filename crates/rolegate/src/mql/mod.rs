@@ -20,7 +20,9 @@ pub use find::{FindRequest, find};
 pub use find_error::FindError;
 pub use positional::{Positional, positional_index};
 pub use projection::Projection;
-pub use sort::{SortKey, SortSpec, Window, sort_skip_limit, sort_value_cmp, sort_window};
+pub use sort::{
+    SortKey, SortSpec, Window, sort_order, sort_skip_limit, sort_value_cmp, sort_window,
+};
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};

@@ -339,6 +339,12 @@ fn flatten(
             None => (key.as_str(), false),
         };
         let mut segments: Vec<String> = prefix.to_vec();
+        if path.split('.').count().saturating_add(prefix.len()) > MAX_DEPTH {
+            return Err(bad(format!(
+                "projection path `{}...` has more than {MAX_DEPTH} components",
+                shown.chars().take(40).collect::<String>()
+            )));
+        }
         for part in path.split('.') {
             if part.is_empty() {
                 return Err(FindError::new(

@@ -407,6 +407,21 @@ pub fn sort_window(
     spec: &SortSpec,
     window: Window,
 ) -> Result<Vec<Document>, FindError> {
+    let order = sort_order(&docs, spec, window)?;
+    let mut slots: Vec<Option<Document>> = docs.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect())
+}
+
+/// The positions in `docs` of the documents [`sort_window`] returns, in order, without moving
+/// or copying a document (a caller holding references copies only the window).
+pub fn sort_order<D: std::borrow::Borrow<Document>>(
+    docs: &[D],
+    spec: &SortSpec,
+    window: Window,
+) -> Result<Vec<usize>, FindError> {
     let n = docs.len();
     let skip = usize::try_from(window.skip).unwrap_or(usize::MAX).min(n);
     let end = match window.limit {
@@ -416,30 +431,23 @@ pub fn sort_window(
             .min(n),
     };
     if spec.is_natural() {
-        return Ok(docs.into_iter().skip(skip).take(end - skip).collect());
+        return Ok((skip..end).collect());
     }
-    let order: Vec<usize> = {
-        let mut keyed: Vec<(SortKey<'_>, usize)> = Vec::with_capacity(n);
-        for (i, doc) in docs.iter().enumerate() {
-            keyed.push((spec.key(doc)?, i));
-        }
-        // The index breaks ties: the order is total, so selecting then sorting gives exactly
-        // the first `end` of the full sort.
-        let cmp = |a: &(SortKey<'_>, usize), b: &(SortKey<'_>, usize)| {
-            spec.compare_keys(&a.0, &b.0).then(a.1.cmp(&b.1))
-        };
-        if end < n && end > 0 {
-            keyed.select_nth_unstable_by(end - 1, cmp);
-            keyed.truncate(end);
-        } else if end == 0 {
-            keyed.clear();
-        }
-        keyed.sort_unstable_by(cmp);
-        keyed.into_iter().skip(skip).map(|(_, i)| i).collect()
+    let mut keyed: Vec<(SortKey<'_>, usize)> = Vec::with_capacity(n);
+    for (i, doc) in docs.iter().enumerate() {
+        keyed.push((spec.key(doc.borrow())?, i));
+    }
+    // The index breaks ties: the order is total, so selecting then sorting gives exactly the
+    // first `end` of the full sort.
+    let cmp = |a: &(SortKey<'_>, usize), b: &(SortKey<'_>, usize)| {
+        spec.compare_keys(&a.0, &b.0).then(a.1.cmp(&b.1))
     };
-    let mut slots: Vec<Option<Document>> = docs.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-        .collect())
+    if end == 0 {
+        keyed.clear();
+    } else if end < n {
+        keyed.select_nth_unstable_by(end - 1, cmp);
+        keyed.truncate(end);
+    }
+    keyed.sort_unstable_by(cmp);
+    Ok(keyed.into_iter().skip(skip).map(|(_, i)| i).collect())
 }

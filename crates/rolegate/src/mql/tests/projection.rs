@@ -389,3 +389,19 @@ proptest! {
         let _ = project(&spec, &d);
     }
 }
+
+#[test]
+fn hostile_paths_are_refused_or_bounded() {
+    // A 200,000-component key: refused (no recursion per component).
+    let long = vec!["a"; 200_000].join(".");
+    assert_eq!(error(doc! {long.clone(): 1}), "BadValue");
+    // The lenient reading caps it and answers (the scalar `a.a` is not on the path's way).
+    let d = doc! {"_id": 1, "a": {"a": 1}};
+    assert_eq!(
+        project(&doc! {long.clone(): 1}, &d),
+        doc! {"_id": 1, "a": {}}
+    );
+    // A sort path of 200,000 components is walked without recursion.
+    let spec = crate::mql::SortSpec::parse(&doc! {long: 1}).unwrap();
+    assert!(crate::mql::sort_skip_limit(vec![d.clone(), doc! {}], &spec, 0, 0).is_ok());
+}
