@@ -597,6 +597,12 @@ fn arb_scalar() -> impl Strategy<Value = Bson> {
         Just(Bson::Double(f64::NAN)),
         (-5i32..5).prop_map(|i| Bson::Double(f64::from(i) / 2.0)),
         (-5i32..5).prop_map(Bson::Int32),
+        (-50i64..50, -2i32..2).prop_map(|(c, e)| {
+            Bson::Decimal128(std::str::FromStr::from_str(&format!("{c}E{e}")).unwrap())
+        }),
+        Just(Bson::Decimal128(
+            std::str::FromStr::from_str("NaN").unwrap()
+        )),
         "[a-c]{0,2}".prop_map(Bson::String),
         any::<bool>().prop_map(Bson::Boolean),
         Just(Bson::Null),
