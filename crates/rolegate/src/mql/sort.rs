@@ -25,6 +25,8 @@
 //!   largest descending.
 //! * **Ties**: MongoDB returns documents with equal sort keys in no particular order; rolegate
 //!   keeps their input order (a stable sort: decision M21 in `docs/semantics.md`).
+//! * `{$natural: 1}` is the input order, `{$natural: -1}` the input backwards; `$natural` cannot be
+//!   combined with other fields.
 //!
 //! Each document's key is computed once (references into the document, no copies), then the
 //! keys are sorted; with a limit, only the first `skip + limit` are selected (linear time) and
@@ -55,11 +57,13 @@ struct SortField {
     descending: bool,
 }
 
-/// A parsed sort specification (`{a: 1, "b.c": -1}`); the empty specification keeps the
-/// natural (input) order.
+/// A parsed sort specification (`{a: 1, "b.c": -1}`); the empty specification and
+/// `{$natural: 1}` keep the natural (input) order, `{$natural: -1}` reverses it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SortSpec {
     fields: Vec<SortField>,
+    /// `{$natural: -1}`.
+    reversed: bool,
 }
 
 /// The sort key of a document: one value per field of the specification, borrowed from the
@@ -169,6 +173,34 @@ impl SortSpec {
     /// paths may not be empty, have empty components or components starting with `$`. The
     /// empty specification is the natural order.
     pub fn parse(spec: &Document) -> Result<SortSpec, FindError> {
+        if let Some(order) = spec.get("$natural") {
+            if spec.len() != 1 {
+                return Err(FindError::bad_value(
+                    "a $natural sort cannot be combined with other sort fields",
+                ));
+            }
+            let reversed = match order {
+                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+                    if bson_cmp(order, &Bson::Int32(1)) == Some(Ordering::Equal) =>
+                {
+                    false
+                }
+                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+                    if bson_cmp(order, &Bson::Int32(-1)) == Some(Ordering::Equal) =>
+                {
+                    true
+                }
+                _ => {
+                    return Err(FindError::bad_value(format!(
+                        "$natural takes 1 or -1, not {order}"
+                    )));
+                }
+            };
+            return Ok(SortSpec {
+                fields: Vec::new(),
+                reversed,
+            });
+        }
         let mut fields = Vec::with_capacity(spec.len());
         for (path, order) in spec {
             let descending = match order {
@@ -200,12 +232,15 @@ impl SortSpec {
                 descending,
             });
         }
-        Ok(SortSpec { fields })
+        Ok(SortSpec {
+            fields,
+            reversed: false,
+        })
     }
 
     /// True for the empty specification (natural order).
     pub fn is_natural(&self) -> bool {
-        self.fields.is_empty()
+        self.fields.is_empty() && !self.reversed
     }
 
     /// The sort key of `doc` (see the module documentation), or MongoDB's parallel-arrays
@@ -432,6 +467,10 @@ pub fn sort_order<D: std::borrow::Borrow<Document>>(
     };
     if spec.is_natural() {
         return Ok((skip..end).collect());
+    }
+    if spec.fields.is_empty() {
+        // `{$natural: -1}`: the input backwards.
+        return Ok((0..n).rev().skip(skip).take(end - skip).collect());
     }
     let mut keyed: Vec<(SortKey<'_>, usize)> = Vec::with_capacity(n);
     for (i, doc) in docs.iter().enumerate() {

@@ -697,3 +697,24 @@ proptest! {
         prop_assert_eq!(got, (0..docs.len() as i32).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn natural_order_and_its_reverse() {
+    let docs: Vec<Document> = (0..5).map(|i| doc! {"_id": i, "k": 4 - i}).collect();
+    assert_eq!(ids(&docs, doc! {"$natural": 1}), [0, 1, 2, 3, 4]);
+    assert_eq!(ids(&docs, doc! {"$natural": -1}), [4, 3, 2, 1, 0]);
+    assert_eq!(ids_limited(&docs, doc! {"$natural": -1}, 2), [4, 3]);
+    let spec = SortSpec::parse(&doc! {"$natural": -1}).unwrap();
+    let out = sort_skip_limit(docs.clone(), &spec, 1, 2).unwrap();
+    assert_eq!(out, vec![docs[3].clone(), docs[2].clone()]);
+    assert_eq!(
+        SortSpec::parse(&doc! {"$natural": 1, "k": 1})
+            .unwrap_err()
+            .code,
+        "BadValue"
+    );
+    assert_eq!(
+        SortSpec::parse(&doc! {"$natural": 0}).unwrap_err().code,
+        "BadValue"
+    );
+}
