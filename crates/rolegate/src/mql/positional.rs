@@ -84,6 +84,20 @@ impl Positional {
     }
 }
 
+impl Positional {
+    /// The index an update's positional `$` (`a.$.b`) uses for `doc`, or MongoDB's error when
+    /// the query recorded none (`BadValue`: "The positional operator did not find the match
+    /// needed from the query."). Whether the array at the update's path is long enough is the
+    /// update's business.
+    pub fn update_index(&self, doc: &Document) -> Result<usize, FindError> {
+        self.position(doc)?.ok_or_else(|| {
+            FindError::bad_value(
+                "The positional operator did not find the match needed from the query.",
+            )
+        })
+    }
+}
+
 /// [`Positional::new`] then [`Positional::position`], for one document.
 pub fn positional_index(query: &Expr, doc: &Document) -> Result<Option<usize>, FindError> {
     Positional::new(query).position(doc)

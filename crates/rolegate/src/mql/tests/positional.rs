@@ -181,3 +181,18 @@ fn work_is_linear_in_the_array() {
     assert_eq!(position(doc! {"a.v": 19_999}, d), Some(19_999));
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn an_update_without_a_recorded_position_is_mongodbs_error() {
+    let d = doc! {"a": [1, 2, 3]};
+    let p = Positional::new(&compile_query(&doc! {"a": 2}).unwrap());
+    assert_eq!(p.update_index(&d).unwrap(), 1);
+    let none = Positional::new(&compile_query(&doc! {"b": {"$exists": false}}).unwrap());
+    let e = none.update_index(&d).unwrap_err();
+    assert_eq!(e.code, "BadValue");
+    assert!(
+        e.message
+            .contains("did not find the match needed from the query"),
+        "{e}"
+    );
+}
