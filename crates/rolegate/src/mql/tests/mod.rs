@@ -1,0 +1,5 @@
+//! Unit tests of the MongoDB language's find parts (sort, positional match, projection).
+
+mod positional;
+mod projection;
+mod sort;
