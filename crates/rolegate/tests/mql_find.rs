@@ -22,18 +22,6 @@ use bson::{Bson, Document};
 use rolegate::mql::{FindRequest, bson_equal, bson_from_json, document_from_json, find};
 use serde_json::Value;
 
-/// Cases whose answer depends on the query matcher's `$elemMatch` and DBRef field names, which
-/// the query part of issue 11 changes (decisions M4 and M7 on main): they may fail until that
-/// matcher is merged into this branch, and are reported apart.
-const PENDING_ON_THE_MATCHER: &[(&str, &str)] = &[
-    ("elemmatch_projection.json", "empty predicate first array"),
-    ("elemmatch_projection.json", "empty predicate array"),
-    ("elemmatch_projection.json", "or of empty predicates array"),
-    ("elemmatch_projection.json", "DBRef by $id"),
-    ("elemmatch_projection.json", "DBRef by $ref"),
-    ("elemmatch_projection.json", "DBRef by $db"),
-];
-
 fn case_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mql/find")
 }
@@ -208,7 +196,7 @@ fn every_find_case_gives_mongodbs_answer_or_names_a_decision() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no case files in tests/mql/find");
-    let (mut total, mut passed, mut pending_failures) = (0, 0, 0);
+    let (mut total, mut passed) = (0, 0);
     let mut failures = Vec::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -231,13 +219,8 @@ fn every_find_case_gives_mongodbs_answer_or_names_a_decision() {
                     "{name} `{case_name}`: decision {d} is not in docs/semantics.md"
                 );
             }
-            let pending = PENDING_ON_THE_MATCHER.contains(&(name.as_str(), case_name));
             match run_case(file.get("documents"), case) {
                 Ok(()) => ok += 1,
-                Err(why) if pending => {
-                    println!("  pending on the query matcher: {name} `{case_name}`: {why}");
-                    pending_failures += 1;
-                }
                 Err(why) => failures.push(format!("{name} `{case_name}`: {why}")),
             }
         }
@@ -253,9 +236,7 @@ fn every_find_case_gives_mongodbs_answer_or_names_a_decision() {
         total += cases.len();
         passed += ok;
     }
-    println!(
-        "find cases: {passed}/{total} passed, {pending_failures} pending on the query matcher"
-    );
+    println!("find cases: {passed}/{total} passed");
     assert!(
         failures.is_empty(),
         "{} of {total} find cases fail:\n{}",
