@@ -205,6 +205,8 @@ struct Flags {
     ungreedy: bool,
     /// Duplicate group names allowed.
     dupnames: bool,
+    /// Plain parentheses do not capture (`(?n)`).
+    no_auto_capture: bool,
 }
 
 /// One item of a branch, with what the anchors' rules need to know about it.
@@ -289,6 +291,8 @@ struct Translator<'p> {
     properties: HashMap<String, ClassUnicode>,
     /// Only start-of-pattern items (`(*UTF)`) have been read.
     at_start: bool,
+    /// Capture groups opened so far (for PCRE2's backreference-or-octal rule).
+    captures: u64,
 }
 
 type R<T> = Result<T, RegexError>;
@@ -312,6 +316,7 @@ impl<'p> Translator<'p> {
             names: Vec::new(),
             properties: HashMap::new(),
             at_start: true,
+            captures: 0,
         }
     }
 
@@ -526,6 +531,9 @@ impl<'p> Translator<'p> {
             return self.verb();
         }
         let mut group_flags = self.flags;
+        if !matches!(self.peek(), Some('?')) && !self.flags.no_auto_capture {
+            self.captures += 1;
+        }
         if self.eat('?') {
             let Some(c) = self.bump() else {
                 return Err(RegexError::invalid(
@@ -634,7 +642,7 @@ impl<'p> Translator<'p> {
                 'i' => f.i = on,
                 'm' => f.m = on,
                 's' => f.s = on,
-                'n' => {}
+                'n' => f.no_auto_capture = on,
                 'J' => f.dupnames = on,
                 'U' => f.ungreedy = on,
                 'x' => {
@@ -693,6 +701,7 @@ impl<'p> Translator<'p> {
             ));
         }
         self.names.push(name);
+        self.captures += 1;
         Ok(())
     }
 
@@ -935,15 +944,7 @@ impl<'p> Translator<'p> {
                 let set = self.property(c == 'P')?;
                 self.push_set(set)
             }
-            '1'..='9' => Err(RegexError::unsupported(
-                format!(
-                    "backreferences (`\\{c}`) are not supported by the linear-time engine (in \
-                     PCRE2 a number of two or more digits may instead be an octal escape, \
-                     depending on the number of groups)"
-                ),
-                "spell out the alternatives the reference stands for; write a character by its \
-                 code as `\\o{101}` or `\\x{41}`",
-            )),
+            '1'..='9' => self.digits_escape(c),
             'g' | 'k' => Err(backreference()),
             'u' | 'U' | 'l' | 'L' | 'F' => Err(unsupported_escape()),
             c => match self.char_escape(c, false)? {
@@ -951,6 +952,40 @@ impl<'p> Translator<'p> {
                 None => Err(RegexError::invalid("unrecognized character follows \\")),
             },
         }
+    }
+
+    /// `\` and a digit 1-9 read outside a class: PCRE2 reads the decimal number; under 10,
+    /// starting with 8 or 9, or at most the number of capture groups opened so far, it is a
+    /// backreference (refused); otherwise up to three octal digits make a character.
+    fn digits_escape(&mut self, first: char) -> R<()> {
+        let after_first = self.pos;
+        let mut number = u64::from(first.to_digit(10).unwrap_or(0));
+        while let Some(d) = self.peek().and_then(|d| d.to_digit(10)) {
+            self.bump();
+            number = number.saturating_mul(10).saturating_add(u64::from(d));
+        }
+        if number < 10 || matches!(first, '8' | '9') || number <= self.captures {
+            return Err(RegexError::unsupported(
+                format!(
+                    "backreferences (`\\{number}`) are not supported by the linear-time engine"
+                ),
+                "spell out the alternatives the reference stands for; write a character by its \
+                 code as `\\o{101}` or `\\x{41}`",
+            ));
+        }
+        self.pos = after_first;
+        let mut v = first.to_digit(8).unwrap_or(0);
+        for _ in 0..2 {
+            match self.peek().and_then(|d| d.to_digit(8)) {
+                Some(d) => {
+                    self.bump();
+                    v = v * 8 + d;
+                }
+                None => break,
+            }
+        }
+        let c = code_point(v)?;
+        self.push_char(c)
     }
 
     /// The escapes that stand for one character, in or out of a class (`c` follows the `\`).

@@ -115,6 +115,8 @@ fn extended_mode_keeps_whitespace_and_hash_inside_classes() {
     assert!(m("^a b # a comment\n c$", "x", "abc"));
     assert!(m(r"^a\ b$", "x", "a b"));
     assert!(m("^a +$", "x", "aaa"));
+    // Whitespace is not skipped between a quantifier and its lazy `?` (decision RX9).
+    err("a* ?", "x", RegexErrorKind::Invalid);
     assert!(m("(?x) a b", "", "ab"));
     assert!(m(r"^\Qa b\E$", "x", "a b"));
     // `(?xx)` also ignores space and tab in classes.
@@ -234,6 +236,11 @@ fn escapes_follow_pcre2() {
     assert!(m(r"^a(?#comment)+$", "", "aa"));
     assert!(m(r"\%\ \é", "", "% é"));
     assert!(m(r"[\1]", "", "\u{1}"));
+    // Backreference or octal: with fewer groups than the number, up to three octal digits.
+    assert!(m(r"^\101$", "", "A"));
+    assert!(m(r"^\12$", "", "\n"));
+    assert!(m(r"^(a)\18$", "", "a\u{1}8"));
+    assert!(m(r"^\1011$", "", "A1"));
 }
 
 #[test]
@@ -400,7 +407,12 @@ fn what_the_linear_engine_cannot_run_is_refused_with_the_reason() {
         refused(p, "is not supported");
     }
     refused("(*UCP)\\d", "(*UCP)");
-    refused(r"\12", "backreference");
+    refused(
+        r"(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)(l)\12",
+        "backreferences (`\\12`)",
+    );
+    refused(r"\8", "backreferences");
+    refused(r"\81", "backreferences");
 }
 
 #[test]
