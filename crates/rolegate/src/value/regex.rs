@@ -907,7 +907,20 @@ impl<'p> Translator<'p> {
                 })
             }
             'b' => self.push(Item::assertion(Hir::look(Look::WordAscii))),
-            'B' => self.push(Item::assertion(Hir::look(Look::WordAsciiNegate))),
+            'B' => {
+                // The ASCII `\B` also holds inside a multi-byte character, where the `regex`
+                // crate's `is_match` can stop at that (discarded) empty match and miss a later
+                // real one (`(?:\B|é)+` on "aéa"); Unicode `\b|\B` holds exactly at character
+                // boundaries, so the conjunction is PCRE2's `\B` without the split positions.
+                let boundary = Hir::alternation(vec![
+                    Hir::look(Look::WordUnicode),
+                    Hir::look(Look::WordUnicodeNegate),
+                ]);
+                self.push(Item::assertion(Hir::concat(vec![
+                    Hir::look(Look::WordAsciiNegate),
+                    boundary,
+                ])))
+            }
             'A' => self.push(Item::assertion(Hir::look(Look::Start))),
             'z' => self.push(Item::assertion(Hir::look(Look::End))),
             'Z' => self.push(end_item()),

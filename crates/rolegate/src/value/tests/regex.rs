@@ -75,6 +75,9 @@ fn word_boundaries_are_ascii() {
     assert!(m(r"é\b", "", "éa"));
     assert!(!m(r"a\Bé", "", "aé"));
     assert!(m(r"a\bé", "", "aé"));
+    // `\B` holds inside `é` byte-wise; that must not hide the match of `é` itself.
+    assert!(m(r"(?:\B|é)+", "", "aéa"));
+    assert!(!m(r"a\Ba", "", "aéa"));
     assert!(m(r"[[:<:]]a", "", "é a"));
     assert!(!m(r"[[:<:]]a", "", "ba"));
     assert!(m(r"a[[:>:]]", "", "aé"));
@@ -507,6 +510,14 @@ enum Node {
     Dollar,
     WordB,
     NotWordB,
+    /// `\A`.
+    Begin,
+    /// `\z`.
+    End,
+    /// `\Z`.
+    EndOrFinalNewline,
+    /// A class range.
+    Range(char, char, bool),
     Concat(Vec<Node>),
     Alt(Vec<Node>),
     Star(Box<Node>),
@@ -552,6 +563,16 @@ fn render(n: &Node, out: &mut String) {
         Node::Dollar => out.push('$'),
         Node::WordB => out.push_str(r"\b"),
         Node::NotWordB => out.push_str(r"\B"),
+        Node::Begin => out.push_str(r"\A"),
+        Node::End => out.push_str(r"\z"),
+        Node::EndOrFinalNewline => out.push_str(r"\Z"),
+        Node::Range(a, b, neg) => {
+            out.push_str(if *neg { "[^" } else { "[" });
+            push_char(*a, out);
+            out.push('-');
+            push_char(*b, out);
+            out.push(']');
+        }
         Node::Concat(ns) => ns.iter().for_each(|n| render(n, out)),
         Node::Alt(ns) => {
             out.push_str("(?:");
@@ -578,6 +599,16 @@ fn render(n: &Node, out: &mut String) {
 
 fn is_word(c: Option<char>) -> bool {
     c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The characters of the alphabet's case class of `c`.
+fn s_fold(c: char) -> Vec<char> {
+    ALPHABET
+        .iter()
+        .copied()
+        .chain(['é', 'É', 'b', 'B'])
+        .filter(|x| same_caseless(*x, c))
+        .collect()
 }
 
 /// Simple case folding over the alphabet.
@@ -617,6 +648,19 @@ fn ends(node: &Node, s: &[char], at: usize, f: (bool, bool, bool)) -> BTreeSet<u
         Node::Dollar => {
             here(at == s.len() || s.get(at) == Some(&'\n') && (mm || at + 1 == s.len()))
         }
+        Node::Begin => here(at == 0),
+        Node::End => here(at == s.len()),
+        Node::EndOrFinalNewline => {
+            here(at == s.len() || (at + 1 == s.len() && s.get(at) == Some(&'\n')))
+        }
+        Node::Range(a, b, neg) => one(c.is_some_and(|c| {
+            let inside = if i {
+                s_fold(c).iter().any(|c| (*a..=*b).contains(c))
+            } else {
+                (*a..=*b).contains(&c)
+            };
+            inside != *neg
+        })),
         Node::WordB | Node::NotWordB => {
             let before = at.checked_sub(1).and_then(|p| s.get(p).copied());
             let boundary = is_word(before) != is_word(c);
@@ -671,6 +715,11 @@ fn node() -> impl Strategy<Value = Node> {
         1 => Just(Node::Dollar),
         1 => Just(Node::WordB),
         1 => Just(Node::NotWordB),
+        1 => Just(Node::Begin),
+        1 => Just(Node::End),
+        1 => Just(Node::EndOrFinalNewline),
+        1 => (prop::sample::select(vec![' ', '1', 'A', '_']), prop::sample::select(vec!['a', 'b', 'é']), any::<bool>())
+            .prop_map(|(a, b, n)| Node::Range(a, b, n)),
     ];
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
@@ -689,7 +738,7 @@ fn subject() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// On the ASCII subset (plus `é`), the translation answers as PCRE2 does, whenever it is
     /// not refused; refusals are only the documented anchor positions.
