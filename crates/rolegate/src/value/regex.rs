@@ -772,7 +772,13 @@ impl<'p> Translator<'p> {
     /// A quantifier was read: applies it to the last item.
     fn quantifier(&mut self, min: u32, max: Option<u32>) -> R<()> {
         let lazy = self.eat('?');
-        if !lazy && self.eat('+') {
+        // PCRE2 allows extended-mode whitespace between a quantifier and a possessive `+`
+        // (pcre2api, PCRE2_EXTENDED), not before a lazy `?`.
+        let before = self.pos;
+        self.skip_extended();
+        let possessive = !lazy && self.eat('+');
+        self.pos = before;
+        if possessive {
             return Err(RegexError::unsupported(
                 "possessive quantifiers (`*+`, `++`, `?+`, `{n,m}+`) are not supported by the \
                  linear-time engine",

@@ -383,6 +383,8 @@ fn what_the_linear_engine_cannot_run_is_refused_with_the_reason() {
     for p in ["a*+", "a++", "a?+", "a{1,2}+"] {
         refused(p, "possessive quantifiers");
     }
+    let e = compile("a* +", "x").unwrap_err();
+    assert!(e.message.contains("possessive"), "{e}");
     for p in [
         "(?R)",
         "(a)(?1)",
@@ -533,6 +535,41 @@ fn render_pattern(n: &Node) -> String {
     let mut out = String::new();
     render(n, &mut out);
     out
+}
+
+/// The pattern of a node for `x` mode: whitespace and comments between the tokens.
+fn render_extended(n: &Node, gaps: &mut impl Iterator<Item = &'static str>, out: &mut String) {
+    match n {
+        Node::Concat(ns) => {
+            for n in ns {
+                out.push_str(gaps.next().unwrap_or(" "));
+                render_extended(n, gaps, out);
+            }
+        }
+        Node::Alt(ns) => {
+            out.push_str("(?:");
+            for (i, n) in ns.iter().enumerate() {
+                if i > 0 {
+                    out.push('|');
+                }
+                render_extended(n, gaps, out);
+                out.push_str(gaps.next().unwrap_or(" "));
+            }
+            out.push(')');
+        }
+        Node::Star(s) | Node::Plus(s) | Node::Opt(s) => {
+            out.push_str("(?:");
+            render_extended(s, gaps, out);
+            out.push(')');
+            out.push_str(gaps.next().unwrap_or(" "));
+            out.push(match n {
+                Node::Star(_) => '*',
+                Node::Plus(_) => '+',
+                _ => '?',
+            });
+        }
+        leaf => render(leaf, out),
+    }
 }
 
 fn push_char(c: char, out: &mut String) {
@@ -773,6 +810,26 @@ proptest! {
                 "`{}`: {}", pattern, e
             ),
         }
+    }
+
+    /// In `x` mode, whitespace and `#` comments between tokens change nothing: the translation
+    /// is the one of the pattern without them.
+    #[test]
+    fn extended_mode_ignores_whitespace_and_comments_between_tokens(
+        n in node(),
+        gaps in prop::collection::vec(
+            prop::sample::select(vec!["", " ", "\t", "\n", "  ", "# note\n", "\u{2028}"]),
+            0..64,
+        ),
+    ) {
+        let plain = render_pattern(&n);
+        let mut extended = String::new();
+        render_extended(&n, &mut gaps.into_iter(), &mut extended);
+        prop_assert_eq!(
+            translate(&extended, "x"),
+            translate(&plain, ""),
+            "`{}` /x vs `{}`", extended, plain
+        );
     }
 
     /// Any string as a pattern, with any options: an answer or an error, never a panic.
