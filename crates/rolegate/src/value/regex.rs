@@ -219,9 +219,12 @@ struct Item {
     ends: bool,
     /// Is a plain `$`/`\Z` (a second one right after is the same assertion).
     dollar: bool,
-    /// Ends with `\R`, which PCRE2 makes atomic: what follows must not start with `\n`.
+    /// Ends with `\R` (or follows one and can be empty), which PCRE2 makes atomic: what
+    /// follows must not start with `\n`.
     r_tail: bool,
-    /// Can start by matching `\n`.
+    /// Is `\R` itself.
+    bare_r: bool,
+    /// Can start by matching `\n` (assertions count as "can", conservatively).
     may_start_nl: bool,
 }
 
@@ -233,8 +236,14 @@ impl Item {
             ends: false,
             dollar: false,
             r_tail: false,
+            bare_r: false,
             may_start_nl,
         }
+    }
+
+    /// Can match the empty string.
+    fn can_be_empty(&self) -> bool {
+        self.hir.properties().minimum_len().is_some_and(|n| n == 0)
     }
 
     fn assertion(hir: Hir) -> Item {
@@ -265,6 +274,8 @@ struct Frame {
     any_end: bool,
     /// Some finished branch ends with `\R`.
     any_r: bool,
+    /// Some finished branch may start with `\n`.
+    any_starts_nl: bool,
 }
 
 /// One element of a bracketed class.
@@ -311,6 +322,7 @@ impl<'p> Translator<'p> {
                 parent: Branch::default(),
                 any_end: false,
                 any_r: false,
+                any_starts_nl: false,
             },
             out: 0,
             names: Vec::new(),
@@ -378,11 +390,12 @@ impl<'p> Translator<'p> {
                 '(' => self.open_group()?,
                 ')' => self.close_group()?,
                 '|' => {
-                    let (hir, end, r) = self.finish_branch()?;
+                    let (hir, end, r, starts_nl) = self.finish_branch()?;
                     let frame = self.stack.last_mut().unwrap_or(&mut self.top);
                     frame.alternatives.push(hir);
                     frame.any_end |= end;
                     frame.any_r |= r;
+                    frame.any_starts_nl |= starts_nl;
                 }
                 '^' => {
                     if self.flags.m {
@@ -417,7 +430,7 @@ impl<'p> Translator<'p> {
         if !self.stack.is_empty() {
             return Err(RegexError::invalid("missing closing parenthesis"));
         }
-        let (hir, _, _) = self.finish_branch()?;
+        let (hir, _, _, _) = self.finish_branch()?;
         let mut alternatives = std::mem::take(&mut self.top.alternatives);
         alternatives.push(hir);
         Ok(alternation(alternatives))
@@ -446,7 +459,7 @@ impl<'p> Translator<'p> {
     }
 
     /// Appends an item to the current branch, enforcing the anchors' rules.
-    fn push(&mut self, item: Item) -> R<()> {
+    fn push(&mut self, mut item: Item) -> R<()> {
         if let Some(last) = self.branch.items.last() {
             if last.ends {
                 if item.dollar && last.dollar {
@@ -460,8 +473,12 @@ impl<'p> Translator<'p> {
                      end, or the `m` option",
                 ));
             }
-            if last.r_tail && item.may_start_nl {
-                return Err(r_unsupported());
+            if last.r_tail {
+                if item.may_start_nl {
+                    return Err(r_unsupported());
+                }
+                // What follows an empty match of this item follows the `\R` too.
+                item.r_tail |= item.can_be_empty();
             }
         }
         self.charge_out(16)?;
@@ -493,7 +510,7 @@ impl<'p> Translator<'p> {
 
     /// Ends the current branch: checks its multi-line carets and builds its concatenation.
     /// Returns it with whether it ends with `$`/`\Z` and with `\R`.
-    fn finish_branch(&mut self) -> R<(Hir, bool, bool)> {
+    fn finish_branch(&mut self) -> R<(Hir, bool, bool, bool)> {
         let branch = std::mem::take(&mut self.branch);
         if !branch.carets.is_empty() {
             // Minimum length of each suffix, in one backward pass.
@@ -521,8 +538,19 @@ impl<'p> Translator<'p> {
             .items
             .last()
             .map_or((false, false), |l| (l.ends, l.r_tail));
+        // It may start with `\n` if an item that only empty items precede may.
+        let mut starts_nl = false;
+        for item in &branch.items {
+            if item.may_start_nl {
+                starts_nl = true;
+                break;
+            }
+            if !item.can_be_empty() {
+                break;
+            }
+        }
         let hir = Hir::concat(branch.items.into_iter().map(|i| i.hir).collect());
-        Ok((hir, end, r))
+        Ok((hir, end, r, starts_nl))
     }
 
     /// `(` read: a group, a comment, an option setting or a verb.
@@ -620,6 +648,7 @@ impl<'p> Translator<'p> {
             parent,
             any_end: false,
             any_r: false,
+            any_starts_nl: false,
         });
         self.flags = group_flags;
         Ok(())
@@ -751,7 +780,7 @@ impl<'p> Translator<'p> {
         if self.stack.is_empty() {
             return Err(RegexError::invalid("unmatched closing parenthesis"));
         }
-        let (hir, end, r) = self.finish_branch()?;
+        let (hir, end, r, starts_nl) = self.finish_branch()?;
         let Some(mut frame) = self.stack.pop() else {
             return Err(RegexError::invalid("unmatched closing parenthesis"));
         };
@@ -765,7 +794,8 @@ impl<'p> Translator<'p> {
             ends: frame.any_end || end,
             dollar: false,
             r_tail: frame.any_r || r,
-            may_start_nl: true,
+            bare_r: false,
+            may_start_nl: frame.any_starts_nl || starts_nl,
         })
     }
 
@@ -804,8 +834,10 @@ impl<'p> Translator<'p> {
                 "move `$` out of the repeated group, to the end of the pattern",
             ));
         }
-        if last.r_tail && min > 1 {
-            // Repeating `\R` at least twice could split one `\r\n` over two repetitions.
+        // A repetition that ends with `\R` and can start with `\n` could split one `\r\n` over
+        // two repetitions; repeating `\R` alone gives the same matches from one repetition on.
+        let repeats = max.is_none_or(|m| m > 1);
+        if last.r_tail && repeats && last.may_start_nl && !(last.bare_r && min <= 1) {
             return Err(r_unsupported());
         }
         let mut sub = std::mem::replace(&mut last.hir, Hir::empty());
@@ -828,6 +860,14 @@ impl<'p> Translator<'p> {
             sub: Box::new(sub),
         });
         last.repeatable = false;
+        if min == 0 {
+            // Now it can be empty: a `\R` before it is followed by what follows it.
+            let n = self.branch.items.len();
+            let before_r = n >= 2 && self.branch.items.get(n - 2).is_some_and(|i| i.r_tail);
+            if let Some(last) = self.branch.items.last_mut() {
+                last.r_tail |= before_r;
+            }
+        }
         self.charge_out(12)
     }
 
@@ -909,6 +949,7 @@ impl<'p> Translator<'p> {
                 )));
                 self.push(Item {
                     r_tail: true,
+                    bare_r: true,
                     ..Item::atom(Hir::alternation(vec![crlf, single]), true)
                 })
             }
@@ -1341,6 +1382,7 @@ fn end_item() -> Item {
         ends: true,
         dollar: true,
         r_tail: false,
+        bare_r: false,
         // After a `\R` that took only the `\r` of `\r\n`, consuming the `\n` reaches the end
         // exactly when PCRE2's `\R` (taking `\r\n`) is followed by `$`.
         may_start_nl: false,

@@ -439,6 +439,15 @@ fn anchors_pcre2_places_differently_are_refused_where_they_would_differ() {
     refused(r"\R\n", "atomic");
     refused(r"\R\R", "atomic");
     refused(r"\R{2}", "atomic");
+    refused(r"\Ra?\n", "atomic");
+    refused(r"\R(?:a|)\n", "atomic");
+    refused(r"y(?:\R|\nx)+", "atomic");
+    refused(r"(?:\R|a){2}", "atomic");
+    refused(r"\R(?m:$)", "atomic");
+    assert!(m(r"^a\R+b$", "", "a\r\n\r\nb"));
+    assert!(m(r"^(?:a\R)+$", "", "a\r\na\n"));
+    assert!(m(r"^x\R$", "", "x\r\n\n"));
+    assert!(!m(r"^x\R$", "", "x\r\n\n\n"));
     assert!(m(r"\Ra", "", "\r\na"));
 }
 
@@ -520,6 +529,8 @@ enum Node {
     EndOrFinalNewline,
     /// A class range.
     Range(char, char, bool),
+    /// `\R` (atomic in PCRE2).
+    LineBreak,
     Concat(Vec<Node>),
     Alt(Vec<Node>),
     Star(Box<Node>),
@@ -528,7 +539,7 @@ enum Node {
 }
 
 /// The subject alphabet: ASCII letters in both cases, digits, space, newline, `_`, `é`, `É`.
-const ALPHABET: &[char] = &['a', 'b', 'A', 'B', '1', ' ', '\n', '_', 'é', 'É'];
+const ALPHABET: &[char] = &['a', 'b', 'A', 'B', '1', ' ', '\n', '\r', '_', 'é', 'É'];
 
 /// The pattern of a node.
 fn render_pattern(n: &Node) -> String {
@@ -575,6 +586,7 @@ fn render_extended(n: &Node, gaps: &mut impl Iterator<Item = &'static str>, out:
 fn push_char(c: char, out: &mut String) {
     match c {
         '\n' => out.push_str(r"\n"),
+        '\r' => out.push_str(r"\r"),
         ' ' => out.push_str(r"\x20"),
         c => out.push(c),
     }
@@ -600,6 +612,7 @@ fn render(n: &Node, out: &mut String) {
         Node::Dollar => out.push('$'),
         Node::WordB => out.push_str(r"\b"),
         Node::NotWordB => out.push_str(r"\B"),
+        Node::LineBreak => out.push_str(r"\R"),
         Node::Begin => out.push_str(r"\A"),
         Node::End => out.push_str(r"\z"),
         Node::EndOrFinalNewline => out.push_str(r"\Z"),
@@ -685,6 +698,14 @@ fn ends(node: &Node, s: &[char], at: usize, f: (bool, bool, bool)) -> BTreeSet<u
         Node::Dollar => {
             here(at == s.len() || s.get(at) == Some(&'\n') && (mm || at + 1 == s.len()))
         }
+        // Atomic: `\r\n` when it is there, never `\r` alone before `\n`.
+        Node::LineBreak => match (c, s.get(at + 1)) {
+            (Some('\r'), Some('\n')) => BTreeSet::from([at + 2]),
+            (Some('\n' | '\u{b}' | '\u{c}' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'), _) => {
+                BTreeSet::from([at + 1])
+            }
+            _ => BTreeSet::new(),
+        },
         Node::Begin => here(at == 0),
         Node::End => here(at == s.len()),
         Node::EndOrFinalNewline => {
@@ -739,7 +760,7 @@ fn reference(n: &Node, s: &str, f: (bool, bool, bool)) -> bool {
 }
 
 fn node() -> impl Strategy<Value = Node> {
-    let ascii = prop::sample::select(vec!['a', 'b', 'A', '1', ' ', '\n', '_', 'é', 'É']);
+    let ascii = prop::sample::select(vec!['a', 'b', 'A', '1', ' ', '\n', '\r', '_', 'é', 'É']);
     let leaf = prop_oneof![
         4 => ascii.clone().prop_map(Node::Lit),
         1 => Just(Node::Dot),
@@ -752,6 +773,7 @@ fn node() -> impl Strategy<Value = Node> {
         1 => Just(Node::Dollar),
         1 => Just(Node::WordB),
         1 => Just(Node::NotWordB),
+        2 => Just(Node::LineBreak),
         1 => Just(Node::Begin),
         1 => Just(Node::End),
         1 => Just(Node::EndOrFinalNewline),
