@@ -854,6 +854,21 @@ proptest! {
         );
     }
 
+    /// Options given as letters or as an inline group around the whole pattern are the same
+    /// pattern.
+    #[test]
+    fn inline_options_around_the_pattern_equal_the_options(
+        n in node(),
+        flags in "i?m?s?x?",
+    ) {
+        let pattern = render_pattern(&n);
+        prop_assert_eq!(
+            translate(&format!("(?{flags}:{pattern})"), ""),
+            translate(&pattern, &flags),
+            "`{}` /{}", pattern, flags
+        );
+    }
+
     /// Any string as a pattern, with any options: an answer or an error, never a panic.
     #[test]
     fn arbitrary_patterns_never_panic(
