@@ -1442,45 +1442,29 @@ impl<'d> Parser<'d> {
         self.compile_regex(&pattern, &opts, place)
     }
 
-    /// Compiles a MongoDB regex on the linear-time engine: `i m s x` map to flags, `u` is the
-    /// default; anything else (or a pattern the engine cannot run, e.g. a backreference) errors.
+    /// Compiles a MongoDB regex on the linear-time engine with PCRE2's answers in MongoDB's
+    /// configuration ([`crate::value::regex`]); an unknown option, an invalid pattern or one
+    /// the engine cannot run (e.g. a backreference) is an `invalid-regex` error with a hint.
     fn compile_regex(&mut self, pattern: &str, options: &str, place: &Place) -> Option<RegexSpec> {
-        let mut builder = regex::RegexBuilder::new(pattern);
-        for c in options.chars() {
-            match c {
-                'i' => builder.case_insensitive(true),
-                'm' => builder.multi_line(true),
-                's' => builder.dot_matches_new_line(true),
-                'x' => builder.ignore_whitespace(true),
-                'u' => &mut builder,
-                other => {
-                    self.error_hint(
-                        "invalid-regex",
-                        place,
-                        format!("unknown regular expression option `{other}`"),
-                        Some("supported options: i, m, s, x, u".into()),
-                    );
-                    return None;
-                }
-            };
-        }
-        match builder.build() {
+        match crate::value::regex::compile(pattern, options) {
             Ok(regex) => Some(RegexSpec {
                 pattern: pattern.to_string(),
                 options: options.to_string(),
                 regex,
             }),
             Err(e) => {
-                let first = e.to_string();
-                let msg = first.lines().last().unwrap_or("").trim().to_string();
+                let hint = e.hint.clone().or_else(|| {
+                    Some(
+                        "patterns follow MongoDB's (PCRE2) syntax and run on a linear-time \
+                         engine"
+                            .into(),
+                    )
+                });
                 self.error_hint(
                     "invalid-regex",
                     place,
-                    format!("invalid regular expression `{pattern}`: {msg}"),
-                    Some(
-                        "patterns run on a linear-time engine: no backreferences or look-around"
-                            .into(),
-                    ),
+                    format!("invalid regular expression `{pattern}`: {}", e.message),
+                    hint,
                 );
                 None
             }

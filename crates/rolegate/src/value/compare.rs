@@ -164,25 +164,13 @@ pub fn canonical_rank(v: &Bson) -> u8 {
     }
 }
 
-/// Compiles a BSON regular expression (`pattern`, MongoDB `options`) on the linear-time engine.
-/// Options: `i` case-insensitive, `m` multi-line, `s` dot matches newline, `x` extended,
-/// `u` (always on); anything else is an error.
+/// Compiles a BSON regular expression (`pattern`, MongoDB `options`) on the linear-time engine
+/// with PCRE2's answers in MongoDB's configuration ([`crate::value::regex`]). Options: `i`
+/// case-insensitive, `m` multi-line, `s` dot matches newline, `x` extended, `u` (always on);
+/// anything else is an error, and so is a pattern the engine cannot run (with a hint).
 pub fn compile_regex(pattern: &str, options: &str) -> Result<regex::Regex, String> {
-    let mut builder = regex::RegexBuilder::new(pattern);
-    for c in options.chars() {
-        match c {
-            'i' => builder.case_insensitive(true),
-            'm' => builder.multi_line(true),
-            's' => builder.dot_matches_new_line(true),
-            'x' => builder.ignore_whitespace(true),
-            'u' => &mut builder,
-            other => return Err(format!("unsupported regex option `{other}`")),
-        };
-    }
-    builder.size_limit(1 << 20);
-    builder
-        .build()
-        .map_err(|e| format!("invalid regex `{pattern}`: {e}"))
+    crate::value::regex::compile(pattern, options)
+        .map_err(|e| format!("invalid regular expression `{pattern}`: {e}"))
 }
 
 /// Most compiled regexes [`compile_regex_cached`] keeps per thread (the cache is emptied when

@@ -4,3 +4,4 @@ mod compare;
 mod doc_cases;
 mod eval;
 mod path;
+mod regex;
