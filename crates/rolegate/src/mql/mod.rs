@@ -8,6 +8,10 @@
 //! themselves are evaluated by the engines behind [`PreparedRequest`](crate::PreparedRequest), not
 //! here.
 
+mod update;
+
+pub use update::{ErrorKind, PositionalQuery, Update, UpdateContext, UpdateError, Updated};
+
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};
 pub use crate::value::ejson::{

@@ -1,0 +1,313 @@
+//! Stage: update application. Input: the compiled update tree ([`super::tree`]) and a copy of
+//! the document (the output being built). Output: the document with every operation applied,
+//! or MongoDB's error.
+//!
+//! The walk is MongoDB's (`UpdateObjectNode::apply`, `UpdateArrayNode::apply`): at each level
+//! the children are applied in [`cmp_fields`](super::path::cmp_fields) order, so an existing
+//! field is changed where it is and a new one is appended in that order; the positional `$`
+//! child is applied in the place of the index it stands for. A path that does not exist is
+//! created by the operations that create (`$set`, `$inc`, `$push`, ...): missing fields become
+//! sub-documents (`a.0` on a missing `a` creates `{a: {"0": ...}}`), an index past the end of an
+//! array pads it with `null`s. An operation that would create a path through a scalar, or a
+//! field name on an array, is `PathNotViable`; the others (`$unset`, `$pull`, ...) do nothing
+//! there. `$[]` and `$[<id>]` need an existing array.
+//!
+//! The walk recurses once per path component; paths are capped at
+//! [`max_document_depth`](crate::limits::Limits::max_document_depth) components by the parser.
+
+use bson::{Bson, DateTime, Document, Timestamp};
+
+use super::error::UpdateError;
+use super::filters::ArrayFilters;
+use super::ops;
+use super::path::{array_index, cmp_fields};
+use super::tree::{ArrayNode, Node, ObjectNode};
+use crate::steps::charge;
+
+/// The most elements MongoDB pads an array to (`$set` of `a.1500001` fails).
+pub(crate) const MAX_PADDED_INDEX: usize = 1_500_000;
+
+/// What the walk needs besides the tree and the document.
+pub(crate) struct Cx<'a> {
+    /// The update inserts (an upsert): `$setOnInsert` applies.
+    pub(crate) inserting: bool,
+    /// The positional `$` index, when the query recorded one.
+    pub(crate) matched: Option<String>,
+    pub(crate) filters: &'a ArrayFilters,
+    /// The values of the `$rename` sources, read from the input document.
+    pub(crate) renames: &'a [Option<Bson>],
+    pub(crate) now: DateTime,
+    pub(crate) timestamp: Timestamp,
+    /// The document's `_id`, for messages.
+    pub(crate) id: Option<&'a Bson>,
+}
+
+impl Cx<'_> {
+    /// `{_id: ...}` as MongoDB's messages show the document.
+    pub(crate) fn doc_id(&self) -> String {
+        match self.id {
+            Some(id) => format!("{{_id: {id}}}"),
+            None => "no id".to_string(),
+        }
+    }
+}
+
+/// A child's place in its container.
+#[derive(Debug, Clone, Copy)]
+enum Key<'k> {
+    Name(&'k str),
+    Index(usize),
+}
+
+fn positional_missing() -> UpdateError {
+    UpdateError::bad_value("The positional operator did not find the match needed from the query.")
+}
+
+/// Applies the children of `node` to `target` (a document, an array or a scalar), whose field
+/// name is `field`.
+pub(crate) fn apply_object(
+    node: &ObjectNode,
+    target: &mut Bson,
+    field: &str,
+    cx: &Cx<'_>,
+) -> Result<(), UpdateError> {
+    let positional = match &node.positional {
+        Some(p) => Some((
+            p.as_ref(),
+            cx.matched.as_deref().ok_or_else(positional_missing)?,
+        )),
+        None => None,
+    };
+    let mut pending = positional;
+    for (key, child) in &node.children {
+        charge(1)?;
+        if let Some((p, at)) = pending {
+            match cmp_fields(at, &key.0) {
+                std::cmp::Ordering::Less => {
+                    apply_at(p, target, Key::Name(at), field, cx)?;
+                    pending = None;
+                }
+                std::cmp::Ordering::Equal => {
+                    if matches!(p, Node::Leaf(_)) || matches!(child, Node::Leaf(_)) {
+                        return Err(UpdateError::conflict(format!(
+                            "Update created a conflict at '{field}.{at}'"
+                        )));
+                    }
+                    apply_at(p, target, Key::Name(at), field, cx)?;
+                    pending = None;
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        apply_at(child, target, Key::Name(&key.0), field, cx)?;
+    }
+    if let Some((p, at)) = pending {
+        apply_at(p, target, Key::Name(at), field, cx)?;
+    }
+    Ok(())
+}
+
+fn cannot_create(key: Key<'_>, field: &str, target: &Bson) -> UpdateError {
+    let name = match key {
+        Key::Name(n) => n.to_string(),
+        Key::Index(i) => i.to_string(),
+    };
+    UpdateError::not_viable(format!(
+        "Cannot create field '{name}' in element {{{field}: {target}}}"
+    ))
+}
+
+fn apply_at(
+    node: &Node,
+    target: &mut Bson,
+    key: Key<'_>,
+    field: &str,
+    cx: &Cx<'_>,
+) -> Result<(), UpdateError> {
+    match target {
+        Bson::Document(d) => {
+            let name_buf;
+            let name: &str = match key {
+                Key::Name(n) => n,
+                Key::Index(i) => {
+                    name_buf = i.to_string();
+                    &name_buf
+                }
+            };
+            match d.get_mut(name) {
+                Some(value) => {
+                    if let ops::Outcome::Remove = apply_existing(node, value, name, cx)? {
+                        d.remove(name);
+                    }
+                }
+                None => {
+                    if let Some(v) = create(node, name, cx)? {
+                        d.insert(name, v);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Bson::Array(items) => {
+            let index = match key {
+                Key::Index(i) => Some(i),
+                Key::Name(n) => array_index(n),
+            };
+            let Some(i) = index else {
+                return match key {
+                    Key::Name(n) if create(node, n, cx)?.is_some() => {
+                        Err(cannot_create(key, field, target))
+                    }
+                    _ => Ok(()),
+                };
+            };
+            let name_buf = i.to_string();
+            match items.get_mut(i) {
+                Some(value) => {
+                    if let ops::Outcome::Remove = apply_existing(node, value, &name_buf, cx)? {
+                        if let Some(slot) = items.get_mut(i) {
+                            *slot = Bson::Null;
+                        }
+                    }
+                }
+                None => {
+                    if let Some(v) = create(node, &name_buf, cx)? {
+                        if i > MAX_PADDED_INDEX {
+                            return Err(UpdateError::bad_value(format!(
+                                "can't backfill array to larger than {MAX_PADDED_INDEX} elements"
+                            )));
+                        }
+                        charge((i - items.len()) as u64)?;
+                        items.resize(i, Bson::Null);
+                        items.push(v);
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            let name = match key {
+                Key::Name(n) => n.to_string(),
+                Key::Index(i) => i.to_string(),
+            };
+            if create(node, &name, cx)?.is_some() {
+                Err(cannot_create(key, field, target))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn apply_existing(
+    node: &Node,
+    value: &mut Bson,
+    field: &str,
+    cx: &Cx<'_>,
+) -> Result<ops::Outcome, UpdateError> {
+    match node {
+        Node::Leaf(leaf) => ops::apply_existing(leaf, value, field, cx),
+        Node::Object(o) => {
+            apply_object(o, value, field, cx)?;
+            Ok(ops::Outcome::Keep)
+        }
+        Node::Array(a) => {
+            apply_array(a, value, field, cx)?;
+            Ok(ops::Outcome::Keep)
+        }
+    }
+}
+
+fn first_leaf_path(node: &Node) -> String {
+    let mut current = node;
+    loop {
+        match current {
+            Node::Leaf(l) => return l.path.clone(),
+            Node::Object(o) => match o.children.values().next().or(o.positional.as_deref()) {
+                Some(n) => current = n,
+                None => return String::new(),
+            },
+            Node::Array(a) => match a.children.values().next() {
+                Some(n) => current = n,
+                None => return String::new(),
+            },
+        }
+    }
+}
+
+/// The value `node` creates where nothing is (`None`: it creates nothing).
+fn create(node: &Node, field: &str, cx: &Cx<'_>) -> Result<Option<Bson>, UpdateError> {
+    match node {
+        Node::Leaf(leaf) => ops::create(leaf, cx),
+        Node::Object(o) => {
+            let mut out = Bson::Document(Document::new());
+            apply_object(o, &mut out, field, cx)?;
+            Ok(match out {
+                Bson::Document(d) if d.is_empty() => None,
+                other => Some(other),
+            })
+        }
+        Node::Array(_) => {
+            let path = first_leaf_path(node);
+            let upto = path.split(".$[").next().unwrap_or_default();
+            Err(UpdateError::bad_value(format!(
+                "The path '{upto}' must exist in the document in order to apply array updates."
+            )))
+        }
+    }
+}
+
+/// Applies `$[]` / `$[<id>]` children to every element of the array `target` they select.
+fn apply_array(
+    node: &ArrayNode,
+    target: &mut Bson,
+    field: &str,
+    cx: &Cx<'_>,
+) -> Result<(), UpdateError> {
+    let Bson::Array(items) = target else {
+        return Err(UpdateError::bad_value(format!(
+            "Cannot apply array updates to non-array element {field}: {target}"
+        )));
+    };
+    for i in 0..items.len() {
+        charge(1)?;
+        let mut applied_any = false;
+        let mut applied_leaf = false;
+        for (id, child) in &node.children {
+            charge(1)?;
+            let selected = if id.is_empty() {
+                true
+            } else {
+                // Match the element as `{id: element}`, moving it in and back out (no copy).
+                let Some(slot) = items.get_mut(i) else {
+                    break;
+                };
+                let mut wrapped = Document::new();
+                wrapped.insert(id.as_str(), std::mem::replace(slot, Bson::Null));
+                let selected = cx.filters.selects(id, &wrapped);
+                if let (Some(slot), Some(v)) = (items.get_mut(i), wrapped.remove(id.as_str())) {
+                    *slot = v;
+                }
+                selected?
+            };
+            if !selected {
+                continue;
+            }
+            let is_leaf = matches!(child, Node::Leaf(_));
+            if applied_leaf || (is_leaf && applied_any) {
+                return Err(UpdateError::conflict(format!(
+                    "Update created a conflict at '{field}.{i}'"
+                )));
+            }
+            applied_any = true;
+            applied_leaf |= is_leaf;
+            let mut holder = Bson::Array(std::mem::take(items));
+            let result = apply_at(child, &mut holder, Key::Index(i), field, cx);
+            if let Bson::Array(back) = holder {
+                *items = back;
+            }
+            result?;
+        }
+    }
+    Ok(())
+}
