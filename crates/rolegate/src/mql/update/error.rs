@@ -143,7 +143,13 @@ impl UpdateError {
 
 impl fmt::Display for UpdateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.kind.code_name(), self.code_or_dash(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.kind.code_name(),
+            self.code_or_dash(),
+            self.message
+        )
     }
 }
 

@@ -101,7 +101,10 @@ pub struct UpdateContext {
 impl Default for UpdateContext {
     /// No query, the time 0 (1970-01-01), the `_id` `ObjectId("000000000000000000000000")`.
     fn default() -> UpdateContext {
-        UpdateContext::new(DateTime::from_millis(0), Bson::ObjectId(ObjectId::from_bytes([0; 12])))
+        UpdateContext::new(
+            DateTime::from_millis(0),
+            Bson::ObjectId(ObjectId::from_bytes([0; 12])),
+        )
     }
 }
 
@@ -287,7 +290,9 @@ impl Update {
         Limits::DEFAULT.check_document(doc)?;
         let document = match &self.compiled {
             Compiled::Replacement(replacement) => {
-                crate::steps::charge(crate::steps::copy_steps(&Bson::Document(replacement.clone())))?;
+                crate::steps::charge(crate::steps::copy_steps(&Bson::Document(
+                    replacement.clone(),
+                )))?;
                 match (doc.get("_id"), replacement.get("_id")) {
                     (Some(old), Some(new)) if !bson_equal(old, new) => {
                         return Err(immutable(format!(
@@ -322,7 +327,9 @@ impl Update {
                 let mut out = Bson::Document(doc.clone());
                 apply::apply_object(&tree.root, &mut out, "", &cx)?;
                 let Bson::Document(out) = out else {
-                    return Err(UpdateError::bad_value("the update did not produce a document"));
+                    return Err(UpdateError::bad_value(
+                        "the update did not produce a document",
+                    ));
                 };
                 if let Some(old) = doc.get("_id") {
                     match out.get("_id") {
@@ -381,7 +388,9 @@ impl Update {
                 let mut out = Bson::Document(seed);
                 apply::apply_object(&tree.root, &mut out, "", &cx)?;
                 let Bson::Document(out) = out else {
-                    return Err(UpdateError::bad_value("the update did not produce a document"));
+                    return Err(UpdateError::bad_value(
+                        "the update did not produce a document",
+                    ));
                 };
                 if let Some(old) = &seeded_id {
                     match out.get("_id") {

@@ -134,7 +134,10 @@ fn as_f64(v: &Bson) -> Option<f64> {
     match v {
         Bson::Int32(i) => Some(f64::from(*i)),
         // PERF: the conversion rounds like MongoDB's (a double is all SafeNum has then).
-        #[expect(clippy::cast_precision_loss, reason = "MongoDB converts int64 to double")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "MongoDB converts int64 to double"
+        )]
         Bson::Int64(i) => Some(*i as f64),
         Bson::Double(d) => Some(*d),
         _ => None,
@@ -292,8 +295,14 @@ mod tests {
 
     #[test]
     fn decimals_are_exact_or_refused() {
-        assert_eq!(arith(Arith::Add, &dec("1.5"), &Bson::Int32(2)), Ok(dec("3.5")));
-        assert_eq!(arith(Arith::Add, &dec("0.1"), &dec("0.20")), Ok(dec("0.30")));
+        assert_eq!(
+            arith(Arith::Add, &dec("1.5"), &Bson::Int32(2)),
+            Ok(dec("3.5"))
+        );
+        assert_eq!(
+            arith(Arith::Add, &dec("0.1"), &dec("0.20")),
+            Ok(dec("0.30"))
+        );
         assert_eq!(arith(Arith::Mul, &dec("1.5"), &dec("-2")), Ok(dec("-3.0")));
         assert_eq!(arith(Arith::Add, &dec("1"), &dec("-1")), Ok(dec("0")));
         assert_eq!(
@@ -308,7 +317,10 @@ mod tests {
             ),
             Err(NumError::Inexact)
         );
-        assert_eq!(arith(Arith::Add, &dec("NaN"), &Bson::Int32(1)), Err(NumError::Inexact));
+        assert_eq!(
+            arith(Arith::Add, &dec("NaN"), &Bson::Int32(1)),
+            Err(NumError::Inexact)
+        );
         assert_eq!(zero_like(&dec("5")), dec("0"));
     }
 

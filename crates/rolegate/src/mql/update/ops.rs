@@ -156,7 +156,9 @@ pub(crate) fn apply_existing(
         }
         Op::Pull(cond) => {
             let Bson::Array(items) = value else {
-                return Err(UpdateError::bad_value("Cannot apply $pull to a non-array value"));
+                return Err(UpdateError::bad_value(
+                    "Cannot apply $pull to a non-array value",
+                ));
             };
             pull(cond, items)?;
         }
@@ -222,11 +224,7 @@ pub(crate) fn create(leaf: &Leaf, cx: &Cx<'_>) -> Result<Option<Bson>, UpdateErr
             }
             Some(current)
         }
-        Op::Unset
-        | Op::RenameSource(_)
-        | Op::Pop { .. }
-        | Op::Pull(_)
-        | Op::PullAll(_) => None,
+        Op::Unset | Op::RenameSource(_) | Op::Pop { .. } | Op::Pull(_) | Op::PullAll(_) => None,
     })
 }
 

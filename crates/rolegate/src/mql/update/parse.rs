@@ -58,7 +58,10 @@ const OPERATORS: &[&str] = &[
 ];
 
 /// Compiles `update` with its `arrayFilters`.
-pub(crate) fn parse(update: &Document, array_filters: &[Document]) -> Result<Compiled, UpdateError> {
+pub(crate) fn parse(
+    update: &Document,
+    array_filters: &[Document],
+) -> Result<Compiled, UpdateError> {
     Limits::DEFAULT.check_document_as("the update", update)?;
     for f in array_filters {
         Limits::DEFAULT.check_document_as("an array filter", f)?;
@@ -211,7 +214,11 @@ fn parse_op(op: &str, path: &str, value: &Bson) -> Result<Op, UpdateError> {
         "$unset" => Op::Unset,
         "$inc" | "$mul" => {
             if !is_numeric(value) {
-                let verb = if op == "$inc" { "increment" } else { "multiply" };
+                let verb = if op == "$inc" {
+                    "increment"
+                } else {
+                    "multiply"
+                };
                 return Err(UpdateError::type_mismatch(format!(
                     "Cannot {verb} with non-numeric argument: {{{path}: {value}}}"
                 )));
@@ -300,8 +307,12 @@ fn integral(v: &Bson) -> Option<i64> {
     match v {
         Bson::Int32(i) => Some(i64::from(*i)),
         Bson::Int64(i) => Some(*i),
-        Bson::Double(d) if d.fract() == 0.0 && d.abs() < 9.2e18 => {
-            #[expect(clippy::cast_possible_truncation, reason = "checked integral and in range")]
+        Bson::Double(d) if d.fract() == 0.0 && d.abs() < 9.2e18 =>
+        {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "checked integral and in range"
+            )]
             Some(*d as i64)
         }
         Bson::Decimal128(d) => d.to_string().parse::<i64>().ok(),
@@ -436,11 +447,17 @@ fn parse_add_to_set(path: &str, value: &Bson) -> Result<Vec<Bson>, UpdateError> 
 
 /// Operators that make a `$pull` document a condition on the element itself.
 fn is_value_operator(key: &str) -> bool {
-    key.starts_with('$') && !matches!(key, "$and" | "$or" | "$nor" | "$expr" | "$where" | "$text" | "$comment")
+    key.starts_with('$')
+        && !matches!(
+            key,
+            "$and" | "$or" | "$nor" | "$expr" | "$where" | "$text" | "$comment"
+        )
 }
 
 fn parse_pull(value: &Bson) -> Result<Pull, UpdateError> {
-    let load = |e: crate::error::LoadError| UpdateError::bad_value(format!("invalid $pull condition: {e}"));
+    let load = |e: crate::error::LoadError| {
+        UpdateError::bad_value(format!("invalid $pull condition: {e}"))
+    };
     match value {
         Bson::Document(d) if d.keys().next().is_some_and(|k| is_value_operator(k)) => {
             let mut q = Document::new();

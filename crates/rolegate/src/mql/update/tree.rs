@@ -168,7 +168,12 @@ impl Tree {
             current = match current {
                 Node::Object(o) => child_of_object(o, seg, wants_array, &path, segments, i)?,
                 Node::Array(a) => child_of_array(a, seg, wants_array, &path, segments, i)?,
-                Node::Leaf(_) => return Err(conflict(&path, &dotted(segments.get(..i).unwrap_or_default()))),
+                Node::Leaf(_) => {
+                    return Err(conflict(
+                        &path,
+                        &dotted(segments.get(..i).unwrap_or_default()),
+                    ));
+                }
             };
         }
         match current {
