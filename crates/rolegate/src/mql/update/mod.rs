@@ -99,16 +99,18 @@ pub struct UpdateContext {
 }
 
 impl Default for UpdateContext {
-    /// No query, the time 0 (1970-01-01), the `_id` `ObjectId("000000000000000000000000")`.
+    /// No query, the time 0 (1970-01-01), the `_id` [`UpdateContext::default_generated_id`].
     fn default() -> UpdateContext {
-        UpdateContext::new(
-            DateTime::from_millis(0),
-            Bson::ObjectId(ObjectId::from_bytes([0; 12])),
-        )
+        UpdateContext::new(DateTime::from_millis(0), UpdateContext::default_generated_id())
     }
 }
 
 impl UpdateContext {
+    /// The `_id` of [`UpdateContext::default`]: `ObjectId("000000000000000000000000")`.
+    pub fn default_generated_id() -> Bson {
+        Bson::ObjectId(ObjectId::from_bytes([0; 12]))
+    }
+
     /// A context whose `$currentDate` is `now` (a timestamp `$currentDate` gets `now`'s seconds
     /// and increment 1, unless [`with_timestamp`](Self::with_timestamp) says otherwise) and
     /// whose upserts without an `_id` get `generated_id`.
