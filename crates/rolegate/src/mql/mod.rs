@@ -10,7 +10,9 @@
 
 mod update;
 
-pub use update::{ErrorKind, PositionalQuery, Update, UpdateContext, UpdateError, Updated};
+pub use update::{
+    ErrorKind, PositionalQuery, Update, UpdateContext, UpdateError, Updated, array_filters_from,
+};
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};

@@ -21,7 +21,7 @@ use super::error::UpdateError;
 use super::filters::ArrayFilters;
 use super::ops;
 use super::path::{array_index, cmp_fields};
-use super::tree::{ArrayNode, Node, ObjectNode};
+use super::tree::{ArrayNode, Node, ObjectNode, Op};
 use crate::steps::charge;
 
 /// The most elements MongoDB pads an array to (`$set` of `a.1500001` fails).
@@ -40,6 +40,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) timestamp: Timestamp,
     /// The document's `_id`, for messages.
     pub(crate) id: Option<&'a Bson>,
+    /// Set by operations MongoDB counts as a modification even when the document ends as it
+    /// was (`$push` with a non-empty `$each` that `$slice` cuts back).
+    pub(crate) touched: std::cell::Cell<bool>,
 }
 
 impl Cx<'_> {
@@ -155,7 +158,7 @@ fn apply_at(
             };
             let Some(i) = index else {
                 return match key {
-                    Key::Name(n) if create(node, n, cx)?.is_some() => {
+                    Key::Name(n) if needs_viable(node) || create(node, n, cx)?.is_some() => {
                         Err(cannot_create(key, field, target))
                     }
                     _ => Ok(()),
@@ -164,18 +167,21 @@ fn apply_at(
             let name_buf = i.to_string();
             match items.get_mut(i) {
                 Some(value) => {
-                    if let ops::Outcome::Remove = apply_existing(node, value, &name_buf, cx)? {
-                        if let Some(slot) = items.get_mut(i) {
-                            *slot = Bson::Null;
-                        }
+                    if let ops::Outcome::Remove = apply_existing(node, value, &name_buf, cx)?
+                        && let Some(slot) = items.get_mut(i)
+                    {
+                        *slot = Bson::Null;
                     }
                 }
                 None => {
                     if let Some(v) = create(node, &name_buf, cx)? {
                         if i > MAX_PADDED_INDEX {
-                            return Err(UpdateError::bad_value(format!(
-                                "can't backfill array to larger than {MAX_PADDED_INDEX} elements"
-                            )));
+                            return Err(UpdateError::new(
+                                super::error::ErrorKind::CannotBackfillArray,
+                                format!(
+                                    "can't backfill array to larger than {MAX_PADDED_INDEX} elements"
+                                ),
+                            ));
                         }
                         charge((i - items.len()) as u64)?;
                         items.resize(i, Bson::Null);
@@ -190,7 +196,7 @@ fn apply_at(
                 Key::Name(n) => n.to_string(),
                 Key::Index(i) => i.to_string(),
             };
-            if create(node, &name, cx)?.is_some() {
+            if needs_viable(node) || create(node, &name, cx)?.is_some() {
                 Err(cannot_create(key, field, target))
             } else {
                 Ok(())
@@ -215,6 +221,59 @@ fn apply_existing(
             apply_array(a, value, field, cx)?;
             Ok(ops::Outcome::Keep)
         }
+    }
+}
+
+/// True when `node` holds an operation that refuses a path through a scalar even though it
+/// creates nothing (`$pop`, `$pull`, `$pullAll`; `$unset` accepts it).
+fn needs_viable(node: &Node) -> bool {
+    match node {
+        Node::Leaf(l) => matches!(l.op, Op::Pop { .. } | Op::Pull(_) | Op::PullAll(_)),
+        Node::Object(o) => {
+            o.children.values().any(needs_viable)
+                || o.positional.as_deref().is_some_and(needs_viable)
+        }
+        Node::Array(a) => a.children.values().any(needs_viable),
+    }
+}
+
+fn merge_conflict(path: &str) -> UpdateError {
+    UpdateError::conflict(format!("Update created a conflict at '{path}'"))
+}
+
+/// One node doing what `a` and `b` do at the same place (two `$[<id>]` children selecting the
+/// same element; MongoDB's `createUpdateNodeByMerging`): internal nodes merge their children,
+/// a leaf meeting anything is a conflict.
+fn merge(a: &Node, b: &Node, path: &str) -> Result<Node, UpdateError> {
+    charge(1)?;
+    match (a, b) {
+        (Node::Object(x), Node::Object(y)) => {
+            let mut out = x.clone();
+            for (k, child) in &y.children {
+                let merged = match out.children.get(k) {
+                    Some(existing) => merge(existing, child, &format!("{path}.{}", k.0))?,
+                    None => child.clone(),
+                };
+                out.children.insert(k.clone(), merged);
+            }
+            out.positional = match (&x.positional, &y.positional) {
+                (Some(p), Some(q)) => Some(Box::new(merge(p, q, &format!("{path}.$"))?)),
+                (p, q) => p.clone().or_else(|| q.clone()),
+            };
+            Ok(Node::Object(out))
+        }
+        (Node::Array(x), Node::Array(y)) => {
+            let mut out = x.clone();
+            for (id, child) in &y.children {
+                let merged = match out.children.get(id) {
+                    Some(existing) => merge(existing, child, &format!("{path}.$[{id}]"))?,
+                    None => child.clone(),
+                };
+                out.children.insert(id.clone(), merged);
+            }
+            Ok(Node::Array(out))
+        }
+        _ => Err(merge_conflict(path)),
     }
 }
 
@@ -271,8 +330,8 @@ fn apply_array(
     };
     for i in 0..items.len() {
         charge(1)?;
-        let mut applied_any = false;
-        let mut applied_leaf = false;
+        let mut first: Option<&Node> = None;
+        let mut merged: Option<Node> = None;
         for (id, child) in &node.children {
             charge(1)?;
             let selected = if id.is_empty() {
@@ -293,21 +352,21 @@ fn apply_array(
             if !selected {
                 continue;
             }
-            let is_leaf = matches!(child, Node::Leaf(_));
-            if applied_leaf || (is_leaf && applied_any) {
-                return Err(UpdateError::conflict(format!(
-                    "Update created a conflict at '{field}.{i}'"
-                )));
+            match (first, &merged) {
+                (None, _) => first = Some(child),
+                (Some(f), None) => merged = Some(merge(f, child, &format!("{field}.{i}"))?),
+                (Some(_), Some(m)) => merged = Some(merge(m, child, &format!("{field}.{i}"))?),
             }
-            applied_any = true;
-            applied_leaf |= is_leaf;
-            let mut holder = Bson::Array(std::mem::take(items));
-            let result = apply_at(child, &mut holder, Key::Index(i), field, cx);
-            if let Bson::Array(back) = holder {
-                *items = back;
-            }
-            result?;
         }
+        let Some(apply) = merged.as_ref().or(first) else {
+            continue;
+        };
+        let mut holder = Bson::Array(std::mem::take(items));
+        let result = apply_at(apply, &mut holder, Key::Index(i), field, cx);
+        if let Bson::Array(back) = holder {
+            *items = back;
+        }
+        result?;
     }
     Ok(())
 }

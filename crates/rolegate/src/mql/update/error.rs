@@ -20,6 +20,8 @@ pub enum ErrorKind {
     TypeMismatch,
     /// MongoDB `PathNotViable` (28): a path runs through a scalar or names a field of an array.
     PathNotViable,
+    /// MongoDB `CannotBackfillArray` (34): an index more than 1,500,000 past an array's end.
+    CannotBackfillArray,
     /// MongoDB `ConflictingUpdateOperators` (40): two operators update the same path, or one
     /// updates a prefix of another's.
     ConflictingUpdateOperators,
@@ -31,10 +33,17 @@ pub enum ErrorKind {
     InvalidIdField,
     /// MongoDB `NotSingleValueField` (54): an upsert's query gives one path two values.
     NotSingleValueField,
+    /// MongoDB `InvalidDBRef` (55): `$ref`, `$id`, `$db` fields that do not form a DBRef.
+    InvalidDBRef,
     /// MongoDB `EmptyFieldName` (56): an update path with an empty component.
     EmptyFieldName,
     /// MongoDB `ImmutableField` (66): the update would change `_id`.
     ImmutableField,
+    /// MongoDB `NotExactValueField` (111): an upsert's query gives `_id` by sub-paths.
+    NotExactValueField,
+    /// MongoDB `QueryFeatureNotAllowed` (224): `$expr`, `$jsonSchema`, `$where` or `$text` where
+    /// an update reads a query (`$pull`, `arrayFilters`).
+    QueryFeatureNotAllowed,
     /// MongoDB `NotImplemented` (238), used by rolegate for what it refuses on purpose
     /// (pipeline-style updates, decimal128 arithmetic that would round): see `docs/semantics.md`.
     NotImplemented,
@@ -50,7 +59,11 @@ impl ErrorKind {
             ErrorKind::FailedToParse => "FailedToParse",
             ErrorKind::TypeMismatch => "TypeMismatch",
             ErrorKind::PathNotViable => "PathNotViable",
+            ErrorKind::CannotBackfillArray => "CannotBackfillArray",
             ErrorKind::ConflictingUpdateOperators => "ConflictingUpdateOperators",
+            ErrorKind::InvalidDBRef => "InvalidDBRef",
+            ErrorKind::NotExactValueField => "NotExactValueField",
+            ErrorKind::QueryFeatureNotAllowed => "QueryFeatureNotAllowed",
             ErrorKind::DollarPrefixedFieldName => "DollarPrefixedFieldName",
             ErrorKind::InvalidIdField => "InvalidIdField",
             ErrorKind::NotSingleValueField => "NotSingleValueField",
@@ -68,7 +81,11 @@ impl ErrorKind {
             ErrorKind::FailedToParse => 9,
             ErrorKind::TypeMismatch => 14,
             ErrorKind::PathNotViable => 28,
+            ErrorKind::CannotBackfillArray => 34,
             ErrorKind::ConflictingUpdateOperators => 40,
+            ErrorKind::InvalidDBRef => 55,
+            ErrorKind::NotExactValueField => 111,
+            ErrorKind::QueryFeatureNotAllowed => 224,
             ErrorKind::DollarPrefixedFieldName => 52,
             ErrorKind::InvalidIdField => 53,
             ErrorKind::NotSingleValueField => 54,

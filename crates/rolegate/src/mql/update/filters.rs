@@ -52,8 +52,21 @@ fn identifier_of(filter: &Document, found: &mut Option<String>) -> Result<(), Up
             }
             continue;
         }
-        if key.starts_with('$') {
+        if matches!(key.as_str(), "$comment" | "$alwaysTrue" | "$alwaysFalse") {
             continue;
+        }
+        if matches!(key.as_str(), "$expr" | "$jsonSchema") {
+            return Err(UpdateError::new(
+                super::error::ErrorKind::QueryFeatureNotAllowed,
+                format!(
+                    "Error parsing array filter :: caused by :: {key} is not allowed in the context of an array filter"
+                ),
+            ));
+        }
+        if key.starts_with('$') {
+            return Err(UpdateError::bad_value(format!(
+                "Error parsing array filter :: caused by :: unknown top level operator: {key}"
+            )));
         }
         let id = key.split('.').next().unwrap_or_default();
         match found {
@@ -217,7 +230,11 @@ impl PositionalQuery {
 impl Condition {
     fn position(&self, doc: &Document) -> Result<Option<usize>, UpdateError> {
         let mut current: Option<&Bson> = None;
+        let mut skip = false;
         for (k, part) in self.path.iter().enumerate() {
+            if std::mem::take(&mut skip) {
+                continue;
+            }
             let next = match current {
                 None => doc.get(part),
                 Some(Bson::Document(d)) => d.get(part),
@@ -227,6 +244,17 @@ impl Condition {
                 return Ok(None);
             };
             if let Bson::Array(items) = value {
+                // An index into the array is a step of the path, not a match position.
+                if let Some(i) = self
+                    .path
+                    .get(k + 1)
+                    .and_then(|p| super::path::array_index(p))
+                    && let Some(element) = items.get(i)
+                {
+                    current = Some(element);
+                    skip = true;
+                    continue;
+                }
                 let at_end = k + 1 == self.path.len();
                 for (i, item) in items.iter().enumerate() {
                     crate::steps::charge(1)?;

@@ -101,7 +101,10 @@ pub struct UpdateContext {
 impl Default for UpdateContext {
     /// No query, the time 0 (1970-01-01), the `_id` [`UpdateContext::default_generated_id`].
     fn default() -> UpdateContext {
-        UpdateContext::new(DateTime::from_millis(0), UpdateContext::default_generated_id())
+        UpdateContext::new(
+            DateTime::from_millis(0),
+            UpdateContext::default_generated_id(),
+        )
     }
 }
 
@@ -188,25 +191,38 @@ fn identical_docs(a: &Document, b: &Document) -> bool {
             .all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
 }
 
-/// The value at a plain dotted path, and whether an array was met on the way.
-fn read_path<'a>(doc: &'a Document, path: &[String]) -> (Option<&'a Bson>, Option<usize>) {
+/// Walks a `$rename` path in `doc`: the value there (`None`: missing), or MongoDB's error for a
+/// path inside an array (`BadValue` through an index, `PathNotViable` through a field name of
+/// an array or through a scalar).
+fn rename_walk<'a>(
+    doc: &'a Document,
+    path: &[String],
+    what: &str,
+) -> Result<Option<&'a Bson>, UpdateError> {
     let mut current: Option<&Bson> = None;
-    for (i, part) in path.iter().enumerate() {
+    let dotted = path.join(".");
+    for part in path {
         let next = match current {
             None => doc.get(part),
             Some(Bson::Document(d)) => d.get(part),
-            Some(Bson::Array(_)) => return (None, Some(i)),
-            Some(_) => return (None, None),
+            Some(Bson::Array(_)) if path::array_index(part).is_some() => {
+                return Err(UpdateError::bad_value(format!(
+                    "The {what} field cannot be an array element, '{dotted}' in doc with {} fields",
+                    doc.len()
+                )));
+            }
+            Some(other) => {
+                return Err(UpdateError::not_viable(format!(
+                    "cannot use the part ({part} of {dotted}) to traverse the element ({other})"
+                )));
+            }
         };
         match next {
             Some(v) => current = Some(v),
-            None => return (None, None),
+            None => return Ok(None),
         }
     }
-    match current {
-        Some(Bson::Array(_)) | None => (current, None),
-        Some(v) => (Some(v), None),
-    }
+    Ok(current)
 }
 
 /// Reads the values the `$rename`s move, with MongoDB's checks that neither end is inside an
@@ -214,42 +230,93 @@ fn read_path<'a>(doc: &'a Document, path: &[String]) -> (Option<&'a Bson>, Optio
 fn read_renames(doc: &Document, renames: &[Rename]) -> Result<Vec<Option<Bson>>, UpdateError> {
     let mut out = Vec::with_capacity(renames.len());
     for r in renames {
-        let (value, through_array) = read_path(doc, &r.from);
-        if through_array.is_some() {
-            return Err(UpdateError::bad_value(format!(
-                "The source field cannot be an array element, '{}' in doc with {} fields",
-                r.from.join("."),
-                doc.len()
-            )));
-        }
-        let Some(value) = value else {
+        let Some(value) = rename_walk(doc, &r.from, "source")? else {
             out.push(None);
             continue;
         };
-        // The destination must not be inside an array either.
-        let mut current: Option<&Bson> = None;
-        for part in &r.to {
-            let next = match current {
-                None => doc.get(part),
-                Some(Bson::Document(d)) => d.get(part),
-                Some(Bson::Array(_)) => {
-                    return Err(UpdateError::bad_value(format!(
-                        "The destination field cannot be an array element, '{}' in doc with {} fields",
-                        r.to.join("."),
-                        doc.len()
-                    )));
-                }
-                Some(_) => None,
-            };
-            match next {
-                Some(v) => current = Some(v),
-                None => break,
-            }
-        }
+        rename_walk(doc, &r.to, "destination")?;
         crate::steps::charge(crate::steps::copy_steps(value))?;
         out.push(Some(value.clone()));
     }
     Ok(out)
+}
+
+/// MongoDB's DBRef rules (`storage_validation`): `$ref` is a string followed by `$id`; `$id`
+/// follows `$ref`; `$db` is a string following `$id`. Checked on every embedded document,
+/// iteratively.
+fn check_dbrefs(doc: &Document) -> Result<(), UpdateError> {
+    let bad = |m: &str| UpdateError::new(ErrorKind::InvalidDBRef, m.to_string());
+    let mut stack: Vec<&Bson> = doc.values().collect();
+    let mut docs: Vec<&Document> = vec![doc];
+    while let Some(d) = docs.pop() {
+        let keys: Vec<&String> = d.keys().collect();
+        for (i, (k, v)) in d.iter().enumerate() {
+            crate::steps::charge(1)?;
+            let prev = i
+                .checked_sub(1)
+                .and_then(|p| keys.get(p))
+                .map(|k| k.as_str());
+            let next = keys.get(i + 1).map(|k| k.as_str());
+            match k.as_str() {
+                "$ref" => {
+                    if !matches!(v, Bson::String(_)) {
+                        return Err(bad("The DBRef $ref field must be a String"));
+                    }
+                    if next != Some("$id") {
+                        return Err(bad("The DBRef $ref field must be followed by a $id field"));
+                    }
+                }
+                "$id" if prev != Some("$ref") => {
+                    return Err(bad(
+                        "Found $id field without a $ref before it, which is invalid.",
+                    ));
+                }
+                "$db" => {
+                    if !matches!(v, Bson::String(_)) {
+                        return Err(bad("The DBRef $db field must be a String"));
+                    }
+                    if prev != Some("$id") {
+                        return Err(bad(
+                            "Found $db field without a $id before it, which is invalid.",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(v) = stack.pop() {
+            match v {
+                Bson::Document(sub) => {
+                    stack.extend(sub.values());
+                    docs.push(sub);
+                }
+                Bson::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `arrayFilters` of an update command, given as any BSON value: an array of documents,
+/// else MongoDB's `TypeMismatch`.
+pub fn array_filters_from(value: &Bson) -> Result<Vec<Document>, UpdateError> {
+    let Bson::Array(items) = value else {
+        return Err(UpdateError::type_mismatch(format!(
+            "arrayFilters must be an array, not {}",
+            crate::value::ejson::type_name(value)
+        )));
+    };
+    items
+        .iter()
+        .map(|f| match f {
+            Bson::Document(d) => Ok(d.clone()),
+            other => Err(UpdateError::type_mismatch(format!(
+                "Each array filter must be an object, found {}",
+                crate::value::ejson::type_name(other)
+            ))),
+        })
+        .collect()
 }
 
 impl Update {
@@ -290,6 +357,7 @@ impl Update {
     pub fn apply(&self, doc: &Document, ctx: &UpdateContext) -> Result<Updated, UpdateError> {
         let _steps = StepBudget::start(Limits::DEFAULT.max_eval_steps);
         Limits::DEFAULT.check_document(doc)?;
+        let mut touched = false;
         let document = match &self.compiled {
             Compiled::Replacement(replacement) => {
                 crate::steps::charge(crate::steps::copy_steps(&Bson::Document(
@@ -310,6 +378,8 @@ impl Update {
                 renames,
                 filters,
                 positional,
+                top_dollar,
+                dbref,
             } => {
                 let matched = match (&ctx.positional, positional) {
                     (Some(q), true) => q.matched_index(doc)?,
@@ -324,10 +394,12 @@ impl Update {
                     now: ctx.now,
                     timestamp: ctx.timestamp,
                     id: doc.get("_id"),
+                    touched: std::cell::Cell::new(false),
                 };
                 crate::steps::charge(crate::steps::copy_steps(&Bson::Document(Document::new())))?;
                 let mut out = Bson::Document(doc.clone());
                 apply::apply_object(&tree.root, &mut out, "", &cx)?;
+                touched = cx.touched.get();
                 let Bson::Document(out) = out else {
                     return Err(UpdateError::bad_value(
                         "the update did not produce a document",
@@ -343,12 +415,24 @@ impl Update {
                         }
                     }
                 }
+                if *dbref {
+                    check_dbrefs(&out)?;
+                }
+                if let Some(path) = top_dollar {
+                    let first = path.split('.').next().unwrap_or_default();
+                    return Err(UpdateError::new(
+                        ErrorKind::DollarPrefixedFieldName,
+                        format!(
+                            "The dollar ($) prefixed field '{first}' in '{path}' is not allowed in the context of an update of a stored document's top level"
+                        ),
+                    ));
+                }
                 out
             }
         };
         check_id(&document)?;
         Limits::DEFAULT.check_document_as("the updated document", &document)?;
-        let modified = !identical_docs(doc, &document);
+        let modified = touched || !identical_docs(doc, &document);
         Ok(Updated { document, modified })
     }
 
@@ -361,7 +445,15 @@ impl Update {
         Limits::DEFAULT.check_document_as("the query", query)?;
         let document = match &self.compiled {
             Compiled::Replacement(replacement) => {
-                let query_id = upsert::seed(query)?.remove("_id");
+                let query_id = upsert::seed_id(query)?;
+
+                if let (Some(q), Some(r)) = (&query_id, replacement.get("_id"))
+                    && !bson_equal(q, r)
+                {
+                    return Err(immutable(format!(
+                        "After applying the update, the (immutable) field '_id' was found to have been altered to _id: {r}"
+                    )));
+                }
                 let id = query_id.unwrap_or_else(|| ctx.generated_id.clone());
                 id_first(replacement.clone(), Some(id))
             }
@@ -370,6 +462,8 @@ impl Update {
                 renames,
                 filters,
                 positional,
+                dbref,
+                ..
             } => {
                 let seed = upsert::seed(query)?;
                 let matched = match (&ctx.positional, positional) {
@@ -386,6 +480,7 @@ impl Update {
                     now: ctx.now,
                     timestamp: ctx.timestamp,
                     id: seeded_id.as_ref(),
+                    touched: std::cell::Cell::new(false),
                 };
                 let mut out = Bson::Document(seed);
                 apply::apply_object(&tree.root, &mut out, "", &cx)?;
@@ -403,6 +498,9 @@ impl Update {
                             ));
                         }
                     }
+                }
+                if *dbref {
+                    check_dbrefs(&out)?;
                 }
                 id_first(out, Some(ctx.generated_id.clone()))
             }

@@ -8,8 +8,8 @@
 //! * a double with an integer or a double gives a double (IEEE 754);
 //! * decimal128 with an integer or a decimal128 gives a decimal128, computed exactly: rolegate
 //!   has no decimal rounding, so a result that needs more than 34 significant digits, that
-//!   involves NaN or an infinity, or that mixes a decimal with a double (MongoDB widens the double
-//!   to a decimal rounded to 15 digits first) is refused ([`NumError::Inexact`], reported as
+//!   or that involves NaN or an infinity is refused; a double meeting a decimal is first widened
+//!   as MongoDB does (15 significant digits, `Decimal128(double)`) ([`NumError::Inexact`], reported as
 //!   `NotImplemented`). Decision `M-upd-decimal` in `docs/semantics.md`.
 
 use bson::{Bson, Decimal128};
@@ -73,9 +73,35 @@ fn dec_of(v: &Bson) -> Option<Result<Dec, NumError>> {
         Bson::Int32(i) => Some(Ok(dec_int(i64::from(*i)))),
         Bson::Int64(i) => Some(Ok(dec_int(*i))),
         Bson::Decimal128(d) => Some(decode(d).ok_or(NumError::Inexact)),
-        Bson::Double(_) => Some(Err(NumError::Inexact)),
+        Bson::Double(d) => Some(dec_from_double(*d).ok_or(NumError::Inexact)),
         _ => None,
     }
+}
+
+/// A double as MongoDB widens it for decimal arithmetic (`Decimal128(double)`): rounded to 15
+/// significant digits, keeping all 15 (`5.25` is `5.25000000000000`). `None` for NaN and
+/// infinities.
+fn dec_from_double(d: f64) -> Option<Dec> {
+    if !d.is_finite() {
+        return None;
+    }
+    if d == 0.0 {
+        return Some(Dec {
+            neg: d.is_sign_negative(),
+            coeff: 0,
+            exp: 0,
+        });
+    }
+    let text = format!("{:.14e}", d.abs());
+    let (mantissa, exp) = text.split_once('e')?;
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let coeff = digits.parse::<u128>().ok()?;
+    let exp = exp.parse::<i32>().ok()? - 14;
+    Some(Dec {
+        neg: d < 0.0,
+        coeff,
+        exp,
+    })
 }
 
 fn dec_int(i: i64) -> Dec {
@@ -307,6 +333,14 @@ mod tests {
         assert_eq!(arith(Arith::Add, &dec("1"), &dec("-1")), Ok(dec("0")));
         assert_eq!(
             arith(Arith::Add, &dec("1.5"), &Bson::Double(1.0)),
+            Ok(dec("2.50000000000000"))
+        );
+        assert_eq!(
+            arith(Arith::Add, &dec("0"), &Bson::Double(0.1)),
+            Ok(dec("0.100000000000000"))
+        );
+        assert_eq!(
+            arith(Arith::Add, &dec("1"), &Bson::Double(f64::NAN)),
             Err(NumError::Inexact)
         );
         assert_eq!(

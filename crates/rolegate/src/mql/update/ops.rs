@@ -126,6 +126,9 @@ pub(crate) fn apply_existing(
                     cx.doc_id()
                 )));
             };
+            if !p.each.is_empty() {
+                cx.touched.set(true);
+            }
             push(p, items)?;
         }
         Op::AddToSet(each) => {

@@ -36,6 +36,11 @@ pub(crate) enum Compiled {
         renames: Vec<Rename>,
         filters: ArrayFilters,
         positional: bool,
+        /// The first path whose first component starts with `$` (refused when updating a
+        /// stored document, accepted by an upsert's insert).
+        top_dollar: Option<String>,
+        /// The update writes `$ref`, `$id` or `$db` fields: the result's DBRefs are checked.
+        dbref: bool,
     },
 }
 
@@ -87,6 +92,8 @@ pub(crate) fn parse(
     let mut tree = Tree::default();
     let mut renames = Vec::new();
     let mut positional = false;
+    let mut top_dollar = None;
+    let mut dbref = false;
     for (op, arg) in update {
         if !OPERATORS.contains(&op.as_str()) {
             return Err(UpdateError::parse(format!(
@@ -106,6 +113,10 @@ pub(crate) fn parse(
                 continue;
             }
             let segments = parse_path(path)?;
+            if top_dollar.is_none() && path.starts_with('$') {
+                top_dollar = Some(path.clone());
+            }
+            dbref |= path.split('.').any(is_dbref_name) || mentions_dbref(value)?;
             for s in &segments {
                 match s {
                     Segment::Positional => positional = true,
@@ -123,7 +134,35 @@ pub(crate) fn parse(
         renames,
         filters,
         positional,
+        top_dollar,
+        dbref,
     })
+}
+
+/// `$ref`, `$id` or `$db`.
+pub(crate) fn is_dbref_name(name: &str) -> bool {
+    matches!(name, "$ref" | "$id" | "$db")
+}
+
+/// True when `value` holds a `$ref`, `$id` or `$db` field. Iterative.
+fn mentions_dbref(value: &Bson) -> Result<bool, UpdateError> {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        crate::steps::charge(1)?;
+        match v {
+            Bson::Document(d) => {
+                for (k, child) in d {
+                    if is_dbref_name(k) {
+                        return Ok(true);
+                    }
+                    stack.push(child);
+                }
+            }
+            Bson::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 fn plain_path(path: &str, what: &str) -> Result<Vec<String>, UpdateError> {
@@ -173,44 +212,12 @@ fn parse_rename(
     Ok(())
 }
 
-/// Refuses values MongoDB would not store: field names starting with `$` in documents the
-/// update writes (other than DBRef's `$ref`, `$id`, `$db`). Iterative.
-fn check_storable(value: &Bson, path: &str) -> Result<(), UpdateError> {
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        crate::steps::charge(1)?;
-        match v {
-            Bson::Document(d) => {
-                for (k, child) in d {
-                    if k.starts_with('$') && !matches!(k.as_str(), "$ref" | "$id" | "$db") {
-                        return Err(UpdateError::new(
-                            ErrorKind::DollarPrefixedFieldName,
-                            format!(
-                                "The dollar ($) prefixed field '{k}' in '{path}' is not valid for storage."
-                            ),
-                        ));
-                    }
-                    stack.push(child);
-                }
-            }
-            Bson::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn parse_op(op: &str, path: &str, value: &Bson) -> Result<Op, UpdateError> {
     Ok(match op {
-        "$set" | "$setOnInsert" | "$min" | "$max" => {
-            check_storable(value, path)?;
-            match op {
-                "$set" => Op::Set(value.clone()),
-                "$setOnInsert" => Op::SetOnInsert(value.clone()),
-                "$min" => Op::Min(value.clone()),
-                _ => Op::Max(value.clone()),
-            }
-        }
+        "$set" => Op::Set(value.clone()),
+        "$setOnInsert" => Op::SetOnInsert(value.clone()),
+        "$min" => Op::Min(value.clone()),
+        "$max" => Op::Max(value.clone()),
         "$unset" => Op::Unset,
         "$inc" | "$mul" => {
             if !is_numeric(value) {
@@ -230,25 +237,17 @@ fn parse_op(op: &str, path: &str, value: &Bson) -> Result<Op, UpdateError> {
             }
         }
         "$currentDate" => parse_current_date(path, value)?,
-        "$push" => Op::Push(parse_push(path, value)?),
-        "$addToSet" => Op::AddToSet(parse_add_to_set(path, value)?),
-        "$pop" => {
-            let n = integral(value);
-            match n {
-                Some(1) => Op::Pop { first: false },
-                Some(-1) => Op::Pop { first: true },
-                _ if is_numeric(value) => {
-                    return Err(UpdateError::bad_value(format!(
-                        "$pop expects 1 or -1, found: {value}"
-                    )));
-                }
-                _ => {
-                    return Err(UpdateError::type_mismatch(format!(
-                        "Expected a number in: {path}: {value}"
-                    )));
-                }
+        "$push" => Op::Push(parse_push(value)?),
+        "$addToSet" => Op::AddToSet(parse_add_to_set(value)?),
+        "$pop" => match integral(value) {
+            Some(1) if is_numeric(value) => Op::Pop { first: false },
+            Some(-1) if is_numeric(value) => Op::Pop { first: true },
+            _ => {
+                return Err(UpdateError::parse(format!(
+                    "$pop expects 1 or -1, found: {value}"
+                )));
             }
-        }
+        },
         "$pull" => Op::Pull(parse_pull(value)?),
         "$pullAll" => {
             let Bson::Array(items) = value else {
@@ -320,11 +319,10 @@ fn integral(v: &Bson) -> Option<i64> {
     }
 }
 
-fn parse_push(path: &str, value: &Bson) -> Result<Push, UpdateError> {
+fn parse_push(value: &Bson) -> Result<Push, UpdateError> {
     let modifiers = match value {
         Bson::Document(d) if d.contains_key("$each") => d,
         other => {
-            check_storable(other, path)?;
             return Ok(Push {
                 each: vec![other.clone()],
                 position: None,
@@ -348,7 +346,6 @@ fn parse_push(path: &str, value: &Bson) -> Result<Push, UpdateError> {
                         type_name(v)
                     )));
                 };
-                check_storable(v, path)?;
                 push.each = items.clone();
             }
             "$slice" => {
@@ -416,12 +413,7 @@ fn parse_sort(v: &Bson) -> Result<PushSort, UpdateError> {
     }
 }
 
-fn parse_add_to_set(path: &str, value: &Bson) -> Result<Vec<Bson>, UpdateError> {
-    check_storable(value, path).or_else(|e| match value {
-        // `{$each: [...]}` itself starts with `$`: checked below on its elements.
-        Bson::Document(d) if d.keys().next().map(String::as_str) == Some("$each") => Ok(()),
-        _ => Err(e),
-    })?;
+fn parse_add_to_set(value: &Bson) -> Result<Vec<Bson>, UpdateError> {
     match value {
         Bson::Document(d) if d.keys().next().map(String::as_str) == Some("$each") => {
             if d.len() > 1 {
@@ -430,10 +422,7 @@ fn parse_add_to_set(path: &str, value: &Bson) -> Result<Vec<Bson>, UpdateError> 
                 )));
             }
             match d.get("$each") {
-                Some(each @ Bson::Array(items)) => {
-                    check_storable(each, path)?;
-                    Ok(items.clone())
-                }
+                Some(Bson::Array(items)) => Ok(items.clone()),
                 Some(other) => Err(UpdateError::type_mismatch(format!(
                     "The argument to $each in $addToSet must be an array but it was of type {}",
                     type_name(other)
@@ -454,7 +443,28 @@ fn is_value_operator(key: &str) -> bool {
         )
 }
 
+/// Query features MongoDB refuses where an update reads a query.
+pub(crate) fn refused_feature(query: &Document) -> Option<&str> {
+    query
+        .keys()
+        .map(String::as_str)
+        .find(|k| matches!(*k, "$expr" | "$jsonSchema"))
+}
+
 fn parse_pull(value: &Bson) -> Result<Pull, UpdateError> {
+    if let Bson::Document(d) = value {
+        if let Some(k) = d.keys().find(|k| matches!(k.as_str(), "$where" | "$text")) {
+            return Err(UpdateError::bad_value(format!(
+                "{k} is not allowed in the context of an update's $pull condition"
+            )));
+        }
+        if let Some(k) = refused_feature(d) {
+            return Err(UpdateError::new(
+                ErrorKind::QueryFeatureNotAllowed,
+                format!("{k} is not allowed in the context of an update's $pull condition"),
+            ));
+        }
+    }
     let load = |e: crate::error::LoadError| {
         UpdateError::bad_value(format!("invalid $pull condition: {e}"))
     };

@@ -67,13 +67,6 @@ pub(crate) fn parse_path(path: &str) -> Result<Vec<Segment>, UpdateError> {
             } else {
                 Segment::Filtered(id.to_string())
             }
-        } else if part.starts_with('$') {
-            return Err(UpdateError::new(
-                ErrorKind::DollarPrefixedFieldName,
-                format!(
-                    "The dollar ($) prefixed field '{part}' in '{path}' is not allowed in the context of an update's operator paths."
-                ),
-            ));
         } else {
             Segment::Field(part.to_string())
         };
@@ -158,8 +151,15 @@ mod tests {
         assert_eq!(code("$"), "BadValue");
         assert_eq!(code("$[]"), "BadValue");
         assert_eq!(code("a.$.b.$"), "BadValue");
-        assert_eq!(code("a.$b"), "DollarPrefixedFieldName");
-        assert_eq!(code("$inc"), "DollarPrefixedFieldName");
+        // Other `$` names are field names (MongoDB 5.0+); see `parse` for the first component.
+        assert_eq!(
+            parse_path("a.$b").unwrap().get(1),
+            Some(&Segment::Field("$b".into()))
+        );
+        assert_eq!(
+            parse_path("a.$[i").unwrap().get(1),
+            Some(&Segment::Field("$[i".into()))
+        );
         let deep = vec!["a"; 101].join(".");
         assert_eq!(code(&deep), "LimitExceeded");
     }

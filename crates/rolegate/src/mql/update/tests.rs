@@ -81,12 +81,24 @@ fn paths_through_scalars_are_not_viable() {
         err(doc! {"a": [1]}, doc! {"$set": {"a.b": 1}}),
         "PathNotViable"
     );
-    // Operations that do not create do nothing there.
+    // `$unset` does nothing there; `$pop`, `$pull`, `$pullAll` refuse it too.
     assert_eq!(
         ok(doc! {"a": 1}, doc! {"$unset": {"a.b": 1}}),
         doc! {"a": 1}
     );
-    assert_eq!(ok(doc! {"a": 1}, doc! {"$pull": {"a.b": 1}}), doc! {"a": 1});
+    assert_eq!(
+        err(doc! {"a": 1}, doc! {"$pull": {"a.b": 1}}),
+        "PathNotViable"
+    );
+    assert_eq!(
+        err(doc! {"a": [1]}, doc! {"$pop": {"a.b": 1}}),
+        "PathNotViable"
+    );
+    // A missing path is not a non-viable one.
+    assert_eq!(
+        ok(doc! {"a": {}}, doc! {"$pull": {"a.b": 1}}),
+        doc! {"a": {}}
+    );
 }
 
 #[test]
@@ -144,7 +156,13 @@ fn decimal_arithmetic_is_exact_or_refused() {
         ok(doc! {"a": d("1.5")}, doc! {"$inc": {"a": 1}}),
         doc! {"a": d("2.5")}
     );
-    let e = run(doc! {"a": d("1.5")}, doc! {"$inc": {"a": 0.1}}).unwrap_err();
+    // A double is widened to 15 significant digits first, as MongoDB does.
+    assert_eq!(
+        ok(doc! {"a": d("1.5")}, doc! {"$inc": {"a": 0.25}}),
+        doc! {"a": d("1.750000000000000")}
+    );
+    let big = d("9999999999999999999999999999999999");
+    let e = run(doc! {"a": big.clone()}, doc! {"$mul": {"a": big}}).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotImplemented);
 }
 
@@ -347,7 +365,7 @@ fn pop_pull_and_pull_all() {
         Update::parse(&doc! {"$pop": {"a": 2}}, &[])
             .unwrap_err()
             .code_name(),
-        "BadValue"
+        "FailedToParse"
     );
     assert_eq!(
         ok(doc! {"a": [1, 2, 1]}, doc! {"$pull": {"a": 1}}),
@@ -510,10 +528,39 @@ fn malformed_updates() {
     );
     assert_eq!(code(doc! {"$set": {"a..b": 1}}), "EmptyFieldName");
     assert_eq!(code(doc! {"$set": {"": 1}}), "EmptyFieldName");
-    assert_eq!(code(doc! {"$set": {"$a": 1}}), "DollarPrefixedFieldName");
+    // Dollar-prefixed names (MongoDB 5.0+): refused at the top level of a stored document,
+    // accepted below it and by an upsert's insert; DBRef fields must form DBRefs.
     assert_eq!(
-        code(doc! {"$set": {"a": {"$b": 1}}}),
+        err(doc! {"_id": 1}, doc! {"$set": {"$a": 1}}),
         "DollarPrefixedFieldName"
+    );
+    assert_eq!(
+        ok(doc! {}, doc! {"$set": {"a.$b": 1}}),
+        doc! {"a": {"$b": 1}}
+    );
+    assert_eq!(
+        ok(doc! {}, doc! {"$set": {"a": {"$b": 1}}}),
+        doc! {"a": {"$b": 1}}
+    );
+    let u = Update::parse(&doc! {"$set": {"$a": 1}}, &[]).unwrap();
+    assert_eq!(
+        u.upsert(&doc! {}, &ctx()).unwrap(),
+        doc! {"_id": 42, "$a": 1}
+    );
+    assert_eq!(err(doc! {}, doc! {"$set": {"$id": 1}}), "InvalidDBRef");
+    assert_eq!(
+        err(
+            doc! {"r": {"$ref": "c", "$id": 1}},
+            doc! {"$unset": {"r.$id": 1}}
+        ),
+        "InvalidDBRef"
+    );
+    assert_eq!(
+        ok(
+            doc! {"r": {"$ref": "c", "$id": 1}},
+            doc! {"$set": {"r.$id": 2}}
+        ),
+        doc! {"r": {"$ref": "c", "$id": 2}}
     );
     assert_eq!(code(doc! {"$set": {"a.$.b.$": 1}}), "BadValue");
     // Empty operator documents do nothing (MongoDB 5.0+).
@@ -627,5 +674,5 @@ fn huge_work_is_stopped_by_the_step_budget() {
     let e = u.apply(&doc! {"a": items}, &ctx()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LimitExceeded);
     let e = run(doc! {"a": []}, doc! {"$set": {"a.1500001": 1}}).unwrap_err();
-    assert_eq!(e.code_name(), "BadValue");
+    assert_eq!(e.code_name(), "CannotBackfillArray");
 }

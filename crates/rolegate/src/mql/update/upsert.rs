@@ -12,54 +12,125 @@ use bson::{Bson, Document};
 
 use super::error::{ErrorKind, UpdateError};
 use crate::steps::charge;
+use crate::value::compare::identical;
 
 fn not_single(message: String) -> UpdateError {
     UpdateError::new(ErrorKind::NotSingleValueField, message)
 }
 
-/// The equality value of a query condition, when it is one.
-fn equality(value: &Bson) -> Option<&Bson> {
+/// The equality values of one field condition: a plain value (not a regular expression),
+/// `$eq`, `$in` of one value, and each value of `$all` (MongoDB's optimizer turns the last two
+/// into equalities).
+fn equalities_of<'q>(value: &'q Bson, out: &mut Vec<&'q Bson>) {
     match value {
-        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => d.get("$eq"),
-        Bson::RegularExpression(_) => None,
-        other => Some(other),
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            for (op, operand) in d {
+                match (op.as_str(), operand) {
+                    ("$eq", v) => out.push(v),
+                    ("$in", Bson::Array(items)) if items.len() == 1 => {
+                        if let Some(v) = items.first()
+                            && !matches!(v, Bson::RegularExpression(_))
+                        {
+                            out.push(v);
+                        }
+                    }
+                    ("$all", Bson::Array(items)) => {
+                        for v in items {
+                            let elem_match = matches!(v, Bson::Document(e)
+                                if e.keys().next().is_some_and(|k| k == "$elemMatch"));
+                            if !elem_match && !matches!(v, Bson::RegularExpression(_)) {
+                                out.push(v);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Bson::RegularExpression(_) => {}
+        other => out.push(other),
     }
 }
 
-fn collect<'q>(
-    query: &'q Document,
-    out: &mut BTreeMap<&'q str, &'q Bson>,
-) -> Result<(), UpdateError> {
+/// The equality conditions of a query, in query order, with their paths: top-level fields, the
+/// members of `$and`, and a `$or` of one branch (or of identical branches, which MongoDB's
+/// optimizer reduces to one).
+fn collect<'q>(query: &'q Document, out: &mut Vec<(&'q str, &'q Bson)>) -> Result<(), UpdateError> {
     for (key, value) in query {
         charge(1)?;
-        if key == "$and" {
-            if let Bson::Array(members) = value {
+        match (key.as_str(), value) {
+            ("$and", Bson::Array(members)) => {
                 for m in members {
                     if let Bson::Document(d) = m {
                         collect(d, out)?;
                     }
                 }
             }
-            continue;
-        }
-        if key.starts_with('$') {
-            continue;
-        }
-        if let Some(v) = equality(value) {
-            if out.insert(key.as_str(), v).is_some() {
-                return Err(not_single(format!(
-                    "cannot infer query fields to set, path '{key}' is matched twice"
-                )));
+            ("$or", Bson::Array(members)) => {
+                let first = members.first();
+                let single = members
+                    .iter()
+                    .all(|m| first.is_some_and(|f| identical(f, m)));
+                if let (true, Some(Bson::Document(d))) = (single, first) {
+                    collect(d, out)?;
+                }
+            }
+            _ if key.starts_with('$') => {}
+            _ => {
+                let mut values = Vec::new();
+                equalities_of(value, &mut values);
+                out.extend(values.into_iter().map(|v| (key.as_str(), v)));
             }
         }
     }
     Ok(())
 }
 
-/// The document an upsert starts from.
-pub(crate) fn seed(query: &Document) -> Result<Document, UpdateError> {
-    let mut equalities = BTreeMap::new();
+/// A replacement upsert's checks of `_id`: given twice, or with a sub-path, is
+/// `NotSingleValueField`; given only by sub-paths, `NotExactValueField` (an operator upsert
+/// builds `_id` from them).
+fn check_id_paths(equalities: &[(&str, &Bson)]) -> Result<(), UpdateError> {
+    let whole = equalities.iter().filter(|(p, _)| *p == "_id").count();
+    let sub = equalities.iter().find(|(p, _)| p.starts_with("_id."));
+    match (whole, sub) {
+        (0 | 1, None) => Ok(()),
+        (0, Some((p, _))) => Err(UpdateError::new(
+            ErrorKind::NotExactValueField,
+            format!("field at '_id' must be exactly specified, field at sub-path '{p}' found"),
+        )),
+        (_, Some((p, _))) => Err(not_single(format!(
+            "cannot infer query fields to set, both paths '_id' and '{p}' are matched"
+        ))),
+        (_, None) => Err(not_single(
+            "cannot infer query fields to set, path '_id' is matched twice".to_string(),
+        )),
+    }
+}
+
+/// The `_id` a replacement upsert takes from its query (only `_id` counts; its conflicts are
+/// errors, other fields' are not).
+pub(crate) fn seed_id(query: &Document) -> Result<Option<Bson>, UpdateError> {
+    let mut equalities = Vec::new();
     collect(query, &mut equalities)?;
+    check_id_paths(&equalities)?;
+    Ok(equalities
+        .into_iter()
+        .find(|(p, _)| *p == "_id")
+        .map(|(_, v)| v.clone()))
+}
+
+/// The document an operator upsert starts from.
+pub(crate) fn seed(query: &Document) -> Result<Document, UpdateError> {
+    let mut list = Vec::new();
+    collect(query, &mut list)?;
+    let mut equalities = BTreeMap::new();
+    for (path, value) in list {
+        if equalities.insert(path, value).is_some() {
+            return Err(not_single(format!(
+                "cannot infer query fields to set, path '{path}' is matched twice"
+            )));
+        }
+    }
     // A path and a prefix of it: look each proper prefix of each path up.
     for p in equalities.keys() {
         for (i, b) in p.bytes().enumerate() {
@@ -114,8 +185,11 @@ mod tests {
 
     #[test]
     fn equalities_seed_the_document() {
-        let q = doc! {"b": 1, "a.c": {"$eq": 2}, "x": {"$gt": 1}, "$and": [{"d": 3}], "$or": [{"e": 1}]};
+        let q = doc! {"b": 1, "a.c": {"$eq": 2}, "x": {"$gt": 1}, "$and": [{"d": 3}], "$or": [{"e": 1}, {"f": 1}]};
         assert_eq!(seed(&q).unwrap(), doc! {"a": {"c": 2}, "b": 1, "d": 3});
+        let q =
+            doc! {"$or": [{"e": 1}], "i": {"$in": [2]}, "j": {"$all": [3]}, "k": {"$in": [1, 2]}};
+        assert_eq!(seed(&q).unwrap(), doc! {"e": 1, "i": 2, "j": 3});
         let q = doc! {"a": {"b": 1}, "r": {"$regex": "x"}};
         assert_eq!(seed(&q).unwrap(), doc! {"a": {"b": 1}});
     }
