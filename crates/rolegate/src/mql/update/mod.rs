@@ -67,6 +67,8 @@ mod tree;
 mod upsert;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use bson::oid::ObjectId;
