@@ -362,9 +362,7 @@ impl Update {
         let mut touched = false;
         let document = match &self.compiled {
             Compiled::Replacement(replacement) => {
-                crate::steps::charge(crate::steps::copy_steps(&Bson::Document(
-                    replacement.clone(),
-                )))?;
+                crate::steps::charge(crate::steps::document_copy_steps(replacement))?;
                 match (doc.get("_id"), replacement.get("_id")) {
                     (Some(old), Some(new)) if !bson_equal(old, new) => {
                         return Err(immutable(format!(
@@ -398,7 +396,8 @@ impl Update {
                     id: doc.get("_id"),
                     touched: std::cell::Cell::new(false),
                 };
-                crate::steps::charge(crate::steps::copy_steps(&Bson::Document(Document::new())))?;
+                // The copy of the document is the output: charged by its size.
+                crate::steps::charge(crate::steps::document_copy_steps(doc))?;
                 let mut out = Bson::Document(doc.clone());
                 apply::apply_object(&tree.root, &mut out, "", &cx)?;
                 touched = cx.touched.get();
@@ -457,6 +456,7 @@ impl Update {
                     )));
                 }
                 let id = query_id.unwrap_or_else(|| ctx.generated_id.clone());
+                crate::steps::charge(crate::steps::document_copy_steps(replacement))?;
                 id_first(replacement.clone(), Some(id))
             }
             Compiled::Operators {
