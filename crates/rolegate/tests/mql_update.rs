@@ -40,6 +40,12 @@ const DECISIONS: &[(&str, &str, &str, &str)] = &[
         r#"document:{"_id": {"name": "Robert Frost", "uid": 0}, "categories": ["poet", "playwright"]}"#,
     ),
     (
+        "jstests_update_array_offset_positional.json",
+        "traversal of the inner array gives the position",
+        "M24",
+        "error:BadValue",
+    ),
+    (
         "unittest_push_node.json",
         "slice 0 on an empty array",
         "M-upd-push-modified",

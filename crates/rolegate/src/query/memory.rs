@@ -20,11 +20,12 @@
 //! * **exclusive**: removes the listed paths (through sub-documents and the document elements of
 //!   arrays), and `_id` when `"_id": 0`.
 //!
-//! Arrays nested in arrays deeper than [`MAX_DEPTH`] levels under a projected path are dropped
+//! Arrays nested in arrays deeper than 200 levels under a projected path are dropped
 //! from the output (fail closed).
 //!
-//! Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) are not supported;
-//! their keys are treated as plain included paths.
+//! Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`) are not read by
+//! [`project`] (their keys are treated as plain included paths); [`crate::mql::Projection`]
+//! compiles MongoDB's find projections with them, and [`project`] is its lenient reading.
 //!
 //! Each match of a document ([`matches_with`], so every document of [`run`]) has the default
 //! step budget ([`Limits::max_eval_steps`], [`crate::steps`]; capped by an enclosing
@@ -33,18 +34,17 @@
 //! projection nested deeper than the default
 //! [`max_document_depth`](Limits::max_document_depth) are refused the same way (finding 10).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use bson::{Bson, Document};
+use bson::Document;
 
 use crate::context::RequestContext;
 use crate::error::{Diagnostics, LoadError, Place};
 use crate::expr::{Expr, parse_query};
 use crate::limits::Limits;
+use crate::mql::Projection;
 use crate::query::plan::QueryPlan;
 use crate::steps::StepBudget;
-use crate::value::compare::{MAX_DEPTH, truthy};
 use crate::value::eval::{Bindings, EvalError, Semantics, eval_expr_with};
 
 /// Running a plan in memory failed.
@@ -118,61 +118,6 @@ pub fn run(plan: &QueryPlan, docs: &[Document]) -> Result<Vec<Document>, RunErro
     Ok(out)
 }
 
-/// A projection as a tree of paths. Children are found by hashing their key: a lookup per key
-/// of each document, and an insertion per segment of each path, take constant time, so
-/// applying an 80,000-key client projection is linear (a linear search per key made it
-/// quadratic, 19 s per document; red team R5).
-#[derive(Debug, Default)]
-struct Tree(HashMap<String, Node>);
-
-#[derive(Debug)]
-enum Node {
-    /// The whole value at this key.
-    Leaf,
-    /// Only the given sub-paths.
-    Branch(Tree),
-}
-
-impl Tree {
-    fn get(&self, key: &str) -> Option<&Node> {
-        self.0.get(key)
-    }
-
-    fn insert(&mut self, path: &[&str]) {
-        let Some((first, rest)) = path.split_first() else {
-            return;
-        };
-        match (self.0.get_mut(*first), rest.is_empty()) {
-            (None, true) => {
-                self.0.insert((*first).to_string(), Node::Leaf);
-            }
-            (None, false) => {
-                let mut sub = Tree::default();
-                sub.insert(rest);
-                self.0.insert((*first).to_string(), Node::Branch(sub));
-            }
-            // An ancestor already covers the whole value.
-            (Some(Node::Leaf), _) => {}
-            (Some(node @ Node::Branch(_)), true) => *node = Node::Leaf,
-            (Some(Node::Branch(sub)), false) => sub.insert(rest),
-        }
-    }
-
-    /// The tree of `paths`. Only the first [`MAX_DEPTH`] + 1 segments of a path are kept:
-    /// projecting never looks deeper (values below [`MAX_DEPTH`] are dropped whatever the
-    /// node), so the answer is the same, and the tree — built and dropped recursively — stays
-    /// as shallow as that whatever the client sends (a 400 KB key of 200,000 segments used to
-    /// overflow the stack; red team R3).
-    fn of(paths: &[&String]) -> Tree {
-        let mut t = Tree::default();
-        for p in paths {
-            let segments: Vec<&str> = p.split('.').take(MAX_DEPTH + 1).collect();
-            t.insert(&segments);
-        }
-        t
-    }
-}
-
 /// Applies a MongoDB `find` projection to one document, as MongoDB's `find` would:
 ///
 /// * a projection value of `0`/`false`/`null` excludes, any other value includes; `_id` does
@@ -187,114 +132,14 @@ impl Tree {
 ///
 /// Arrays nested in arrays deeper than 200 levels under a projected path are dropped from the
 /// output (fail closed). Projection operators (`$slice`, `$elemMatch`, `$meta`, positional `$`)
-/// are not supported: their keys are treated as plain included paths.
+/// are not read here: their keys are treated as plain included paths (the query plan refuses them
+/// in client projections). This is the lenient reading of
+/// [`Projection`](crate::mql::Projection), which gives MongoDB's find projections with their
+/// operators and errors ([`Projection::compile`](crate::mql::Projection::compile)).
 pub fn project(projection: &Document, doc: &Document) -> Document {
-    let mut included = Vec::new();
-    let mut excluded = Vec::new();
-    let mut id: Option<bool> = None;
-    for (k, v) in projection {
-        if k == "_id" {
-            id = Some(truthy(v));
-        } else if truthy(v) {
-            included.push(k);
-        } else {
-            excluded.push(k);
-        }
-    }
-    let keep_id = id != Some(false);
-    if !included.is_empty() || (id == Some(true) && excluded.is_empty()) {
-        let tree = Tree::of(&included);
-        let mut out = Document::new();
-        for (k, v) in doc {
-            if k == "_id" {
-                if keep_id {
-                    out.insert(k.clone(), v.clone());
-                }
-            } else if let Some(node) = tree.get(k)
-                && let Some(v) = include_value(v, node, 1)
-            {
-                out.insert(k.clone(), v);
-            }
-        }
-        out
-    } else {
-        let tree = Tree::of(&excluded);
-        let mut out = exclude_doc(doc, &tree, 0);
-        if !keep_id {
-            out.remove("_id");
-        }
-        out
-    }
-}
-
-fn include_doc(doc: &Document, tree: &Tree, depth: usize) -> Document {
-    let mut out = Document::new();
-    for (k, v) in doc {
-        if let Some(node) = tree.get(k)
-            && let Some(v) = include_value(v, node, depth + 1)
-        {
-            out.insert(k.clone(), v);
-        }
-    }
-    out
-}
-
-/// The part of `v` that `node` includes; `None` drops it. Values nested deeper than
-/// [`MAX_DEPTH`] are dropped (fail closed: a projection never shows more).
-fn include_value(v: &Bson, node: &Node, depth: usize) -> Option<Bson> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    match node {
-        Node::Leaf => Some(v.clone()),
-        Node::Branch(sub) => match v {
-            Bson::Document(d) => Some(Bson::Document(include_doc(d, sub, depth))),
-            Bson::Array(items) => Some(Bson::Array(
-                items
-                    .iter()
-                    .filter_map(|i| match i {
-                        Bson::Document(_) | Bson::Array(_) => include_value(i, node, depth + 1),
-                        _ => None,
-                    })
-                    .collect(),
-            )),
-            _ => None,
-        },
-    }
-}
-
-fn exclude_doc(doc: &Document, tree: &Tree, depth: usize) -> Document {
-    let mut out = Document::new();
-    for (k, v) in doc {
-        match tree.get(k) {
-            None => {
-                out.insert(k.clone(), v.clone());
-            }
-            Some(Node::Leaf) => {}
-            Some(node @ Node::Branch(_)) => {
-                if let Some(v) = exclude_value(v, node, depth + 1) {
-                    out.insert(k.clone(), v);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `v` without what `node` excludes; `None` drops it. Values nested deeper than [`MAX_DEPTH`]
-/// are dropped (fail closed: an excluded field could hide in them).
-fn exclude_value(v: &Bson, node: &Node, depth: usize) -> Option<Bson> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    match (v, node) {
-        (Bson::Document(d), Node::Branch(sub)) => Some(Bson::Document(exclude_doc(d, sub, depth))),
-        (Bson::Array(items), Node::Branch(_)) => Some(Bson::Array(
-            items
-                .iter()
-                .filter_map(|i| exclude_value(i, node, depth + 1))
-                .collect(),
-        )),
-        _ => Some(v.clone()),
-    }
+    // The lenient reading never has a positional `$`, so applying it cannot fail; an error
+    // would still show nothing rather than more (fail closed).
+    Projection::lenient(projection)
+        .apply(doc)
+        .unwrap_or_default()
 }

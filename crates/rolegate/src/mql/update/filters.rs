@@ -1,17 +1,12 @@
-//! Stage: update parsing (compile) and application (match). The two places where an update reads
-//! a query: its `arrayFilters` (`$[<identifier>]` selects the elements its filter matches) and
-//! the positional `$` (the index of the array element the update's query matched).
+//! Stage: update parsing (compile) and application (match). An update's `arrayFilters`:
+//! `$[<identifier>]` selects the elements its filter matches.
 //!
 //! An array filter is a query whose top-level fields all start with one identifier (`{"x.a":
 //! {$gt: 1}}`, `{x: 5}`, `{$or: [{"x.a": 1}, {"x.b": 1}]}`); it is matched against the
 //! document `{<identifier>: <element>}`, with the query matcher ([`crate::mql::matches`]).
 //!
-//! The positional `$` ([`PositionalQuery`]): for each condition of the query (top-level fields
-//! and the members of `$and`), the first array met along the condition's path is searched for
-//! the first element with which the condition holds (an `$elemMatch` condition: the first element
-//! it selects). When several conditions record an index, the last one (in query order) wins, as
-//! MongoDB's `$and` overwrites the match details child after child (decision `M-upd-positional`
-//! in `docs/semantics.md`). Conditions under `$or`/`$nor`/`$not` record nothing.
+//! The positional `$` is [`crate::mql::Positional`]'s (decision M24), shared with find
+//! projections.
 
 use std::collections::BTreeMap;
 
@@ -144,147 +139,6 @@ impl ArrayFilters {
     }
 }
 
-/// The conditions of an update's query that can record the positional `$` index.
-#[derive(Debug, Clone, Default)]
-pub struct PositionalQuery {
-    conditions: Vec<Condition>,
-}
-
-#[derive(Debug, Clone)]
-struct Condition {
-    path: Vec<String>,
-    /// `checks[k]`: the condition on the rest of the path after `k + 1` components, as a query
-    /// on `{"v": <element>}`.
-    checks: Vec<Expr>,
-    /// An `$elemMatch` on the whole path: matched against `{"v": [<element>]}`.
-    elem_match: Option<Expr>,
-}
-
-fn collect(query: &Document, out: &mut Vec<Condition>) -> Result<(), UpdateError> {
-    let load = |e: crate::error::LoadError| UpdateError::bad_value(format!("invalid query: {e}"));
-    for (key, value) in query {
-        crate::steps::charge(1)?;
-        if key == "$and" {
-            if let Bson::Array(members) = value {
-                for m in members {
-                    if let Bson::Document(d) = m {
-                        collect(d, out)?;
-                    }
-                }
-            }
-            continue;
-        }
-        if key.starts_with('$') {
-            continue;
-        }
-        let path: Vec<String> = key.split('.').map(str::to_string).collect();
-        let elem_match = match value {
-            Bson::Document(d) if d.keys().next().map(String::as_str) == Some("$elemMatch") => {
-                let mut q = Document::new();
-                q.insert("v", value.clone());
-                Some(compile_query(&q).map_err(load)?)
-            }
-            _ => None,
-        };
-        let mut checks = Vec::with_capacity(path.len());
-        for k in 1..=path.len() {
-            let rest = path.get(k..).unwrap_or_default();
-            let field = if rest.is_empty() {
-                "v".to_string()
-            } else {
-                format!("v.{}", rest.join("."))
-            };
-            let mut q = Document::new();
-            q.insert(field, value.clone());
-            checks.push(compile_query(&q).map_err(load)?);
-        }
-        out.push(Condition {
-            path,
-            checks,
-            elem_match,
-        });
-    }
-    Ok(())
-}
-
-impl PositionalQuery {
-    /// Compiles the conditions of `query` that can record a positional index.
-    pub fn compile(query: &Document) -> Result<PositionalQuery, UpdateError> {
-        let mut conditions = Vec::new();
-        collect(query, &mut conditions)?;
-        Ok(PositionalQuery { conditions })
-    }
-
-    /// The index of the array element the query matched in `doc`, as a field name.
-    pub(crate) fn matched_index(&self, doc: &Document) -> Result<Option<String>, UpdateError> {
-        let mut found = None;
-        for c in &self.conditions {
-            if let Some(i) = c.position(doc)? {
-                found = Some(i.to_string());
-            }
-        }
-        Ok(found)
-    }
-}
-
-impl Condition {
-    fn position(&self, doc: &Document) -> Result<Option<usize>, UpdateError> {
-        let mut current: Option<&Bson> = None;
-        let mut skip = false;
-        for (k, part) in self.path.iter().enumerate() {
-            if std::mem::take(&mut skip) {
-                continue;
-            }
-            let next = match current {
-                None => doc.get(part),
-                Some(Bson::Document(d)) => d.get(part),
-                _ => None,
-            };
-            let Some(value) = next else {
-                return Ok(None);
-            };
-            if let Bson::Array(items) = value {
-                // An index into the array is a step of the path, not a match position.
-                if let Some(i) = self
-                    .path
-                    .get(k + 1)
-                    .and_then(|p| super::path::array_index(p))
-                    && let Some(element) = items.get(i)
-                {
-                    current = Some(element);
-                    skip = true;
-                    continue;
-                }
-                let at_end = k + 1 == self.path.len();
-                for (i, item) in items.iter().enumerate() {
-                    crate::steps::charge(1)?;
-                    let hit = match (&self.elem_match, at_end) {
-                        (Some(q), true) => {
-                            let mut w = Document::new();
-                            w.insert("v", Bson::Array(vec![item.clone()]));
-                            matches(q, &w)?
-                        }
-                        _ => match self.checks.get(k) {
-                            Some(q) => {
-                                let mut w = Document::new();
-                                w.insert("v", item.clone());
-                                matches(q, &w)?
-                            }
-                            None => false,
-                        },
-                    };
-                    if hit {
-                        return Ok(Some(i));
-                    }
-                }
-                return Ok(None);
-            }
-            current = Some(value);
-        }
-        Ok(None)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use bson::doc;
@@ -302,20 +156,5 @@ mod tests {
         assert_eq!(dup.code_name(), "FailedToParse");
         assert!(ArrayFilters::parse(&[doc! {"$or": [{"x.a": 1}, {"x.b": 2}]}]).is_ok());
         assert!(ArrayFilters::parse(&[doc! {"elem1": {"$gte": 85}}]).is_ok());
-    }
-
-    #[test]
-    fn positional_index_is_the_first_matching_element() {
-        let q = PositionalQuery::compile(&doc! {"grades": 85}).unwrap();
-        let d = doc! {"grades": [80, 85, 85]};
-        assert_eq!(q.matched_index(&d).unwrap(), Some("1".into()));
-        let q = PositionalQuery::compile(&doc! {"a.b": {"$gt": 1}}).unwrap();
-        let d = doc! {"a": [{"b": 1}, {"b": 2}]};
-        assert_eq!(q.matched_index(&d).unwrap(), Some("1".into()));
-        let q = PositionalQuery::compile(&doc! {"a": {"$elemMatch": {"b": 1, "c": 2}}}).unwrap();
-        let d = doc! {"a": [{"b": 1, "c": 1}, {"b": 1, "c": 2}]};
-        assert_eq!(q.matched_index(&d).unwrap(), Some("1".into()));
-        let q = PositionalQuery::compile(&doc! {"a": [1, 2]}).unwrap();
-        assert_eq!(q.matched_index(&doc! {"a": [1, 2]}).unwrap(), None);
     }
 }

@@ -75,12 +75,12 @@ use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, Timestamp};
 
 pub use error::{ErrorKind, UpdateError};
-pub use filters::PositionalQuery;
 
 use apply::Cx;
 use parse::{Compiled, Rename};
 
 use crate::limits::Limits;
+use crate::mql::{Positional, compile_query};
 use crate::steps::StepBudget;
 use crate::value::compare::{bson_equal, identical};
 
@@ -94,7 +94,7 @@ pub struct Update {
 /// `$currentDate` uses, and the `_id` an upsert generates. Built once per update request.
 #[derive(Debug, Clone)]
 pub struct UpdateContext {
-    positional: Option<PositionalQuery>,
+    positional: Option<Positional>,
     now: DateTime,
     timestamp: Timestamp,
     generated_id: Bson,
@@ -132,10 +132,25 @@ impl UpdateContext {
         }
     }
 
-    /// The update's query, for the positional `$` (compiled here, once).
+    /// The update's query, for the positional `$` (compiled here, once, into the
+    /// [`Positional`] that find projections use too).
     pub fn with_query(mut self, query: &Document) -> Result<UpdateContext, UpdateError> {
         Limits::DEFAULT.check_document_as("the query", query)?;
-        self.positional = Some(PositionalQuery::compile(query)?);
+        // Operators rolegate does not run (`$expr`, `$where`, ...) record no position: the
+        // positional match reads the rest of the query.
+        let expr = match compile_query(query) {
+            Ok(expr) => expr,
+            Err(_) => {
+                let recording: Document = query
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with('$') || matches!(k.as_str(), "$and" | "$or"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                compile_query(&recording)
+                    .map_err(|e| UpdateError::bad_value(format!("invalid query: {e}")))?
+            }
+        };
+        self.positional = Some(Positional::new(&expr));
         Ok(self)
     }
 
@@ -321,6 +336,22 @@ pub fn array_filters_from(value: &Bson) -> Result<Vec<Document>, UpdateError> {
         .collect()
 }
 
+/// The positional `$` index for `doc` (as a field name), when the update has a `$` and the
+/// context a query that records one.
+fn matched_index(
+    ctx: &UpdateContext,
+    positional: bool,
+    doc: &Document,
+) -> Result<Option<String>, UpdateError> {
+    match (&ctx.positional, positional) {
+        (Some(q), true) => Ok(q
+            .position(doc)
+            .map_err(|e| UpdateError::bad_value(e.message))?
+            .map(|i| i.to_string())),
+        _ => Ok(None),
+    }
+}
+
 impl Update {
     /// Compiles an update document with its `arrayFilters`. A document whose first key starts
     /// with `$` is an operator update; any other (including `{}`) is a replacement document.
@@ -381,10 +412,7 @@ impl Update {
                 top_dollar,
                 dbref,
             } => {
-                let matched = match (&ctx.positional, positional) {
-                    (Some(q), true) => q.matched_index(doc)?,
-                    _ => None,
-                };
+                let matched = matched_index(ctx, *positional, doc)?;
                 let renamed = read_renames(doc, renames)?;
                 let cx = Cx {
                     inserting: false,
@@ -468,10 +496,7 @@ impl Update {
                 ..
             } => {
                 let seed = upsert::seed(query)?;
-                let matched = match (&ctx.positional, positional) {
-                    (Some(q), true) => q.matched_index(&seed)?,
-                    _ => None,
-                };
+                let matched = matched_index(ctx, *positional, &seed)?;
                 let renamed = read_renames(&seed, renames)?;
                 let seeded_id = seed.get("_id").cloned();
                 let cx = Cx {

@@ -13,7 +13,7 @@ use super::numeric::{Arith, NumError, arith, bit, is_numeric, zero_like};
 use super::tree::{Leaf, Op, Pull, Push, PushSort};
 use crate::mql::matches;
 use crate::steps::{charge, copy_steps};
-use crate::value::compare::{bson_cmp, bson_equal, canonical_rank};
+use crate::value::compare::bson_equal;
 use crate::value::ejson::type_name;
 
 /// What the caller does with the value after the operation.
@@ -25,12 +25,9 @@ pub(crate) enum Outcome {
     Remove,
 }
 
-/// MongoDB's comparison across types: the canonical type order, then the value.
-pub(crate) fn mongo_cmp(a: &Bson, b: &Bson) -> Ordering {
-    canonical_rank(a)
-        .cmp(&canonical_rank(b))
-        .then_with(|| bson_cmp(a, b).unwrap_or(Ordering::Equal))
-}
+/// MongoDB's comparison across types: the canonical type order, then the value (the order of
+/// `$min`, `$max` and `$push`'s `$sort`; the sort order of [`crate::mql::sort_value_cmp`]).
+use crate::mql::sort_value_cmp as mongo_cmp;
 
 fn copy(v: &Bson) -> Result<Bson, UpdateError> {
     charge(copy_steps(v))?;
