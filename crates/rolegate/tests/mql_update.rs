@@ -30,13 +30,13 @@ const DECISIONS: &[(&str, &str, &str, &str)] = &[
     (
         "manual_setOnInsert.json",
         "upsert inserts with the query's _id, set and setOnInsert fields",
-        "M-upd-order",
+        "M30",
         r#"document:{"_id": 1, "defaultQty": 100, "item": "apple"}"#,
     ),
     (
         "manual_db_collection_update.json",
         "upsert with a dotted _id query and operators fails",
-        "M-upd-dotted-id",
+        "M33",
         r#"document:{"_id": {"name": "Robert Frost", "uid": 0}, "categories": ["poet", "playwright"]}"#,
     ),
     (
@@ -48,19 +48,19 @@ const DECISIONS: &[(&str, &str, &str, &str)] = &[
     (
         "unittest_push_node.json",
         "slice 0 on an empty array",
-        "M-upd-push-modified",
+        "M34",
         "modified:true",
     ),
     (
         "unittest_push_node.json",
         "slice 2 on a two-element array",
-        "M-upd-push-modified",
+        "M34",
         "modified:true",
     ),
     (
         "unittest_push_node.json",
         r#"sort {"a": 1, "b": 1} and slice -2"#,
-        "M-upd-push-modified",
+        "M34",
         "modified:true",
     ),
 ];

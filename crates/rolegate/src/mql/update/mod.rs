@@ -44,10 +44,11 @@
 //!   conditions, the update applied with `$setOnInsert`, then `_id` is put first (the query's,
 //!   the update's, or [`UpdateContext`]'s generated one).
 //!
-//! rolegate's own decisions (`docs/semantics.md`, MongoDB-language section): decimal128
-//! arithmetic is exact or refused (`NotImplemented`); pipeline-style updates (an array of
-//! stages) are refused ([`Update::parse_value`]); the positional `$` is computed by this module
-//! from the query's conditions.
+//! Decisions (`docs/semantics.md`, section 4.3): field order (M30), decimal128 arithmetic exact
+//! or refused with `NotImplemented` (M31), pipeline-style updates refused
+//! ([`Update::parse_value`], M32), dotted `_id` in upserts (M33), `modified` (M34), cost (M35),
+//! dollar-prefixed names and DBRefs (M36), upsert seeding (M37), merged `$[<id>]` children
+//! (M38); the positional `$` is [`Positional`]'s (M24).
 //!
 //! Work that grows with the input (copies, `$each`, `$[]` over an array, `$addToSet`'s
 //! comparisons, sorting, padding) is charged to the step budget ([`crate::steps`]; each call
@@ -365,7 +366,7 @@ impl Update {
 
     /// [`Update::parse`] for an update given as any BSON value: a document is parsed; an array
     /// (a pipeline-style update) is refused with [`ErrorKind::NotImplemented`] (decision
-    /// `M-upd-pipeline`); anything else is MongoDB's `FailedToParse`.
+    /// M32); anything else is MongoDB's `FailedToParse`.
     pub fn parse_value(update: &Bson, array_filters: &[Document]) -> Result<Update, UpdateError> {
         match update {
             Bson::Document(d) => Update::parse(d, array_filters),

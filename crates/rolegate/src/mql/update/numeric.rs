@@ -10,7 +10,7 @@
 //!   has no decimal rounding, so a result that needs more than 34 significant digits, that
 //!   or that involves NaN or an infinity is refused; a double meeting a decimal is first widened
 //!   as MongoDB does (15 significant digits, `Decimal128(double)`) ([`NumError::Inexact`], reported as
-//!   `NotImplemented`). Decision `M-upd-decimal` in `docs/semantics.md`.
+//!   `NotImplemented`). Decision `M31` in `docs/semantics.md`.
 
 use bson::{Bson, Decimal128};
 
