@@ -55,11 +55,21 @@ impl Cx<'_> {
     }
 }
 
-/// A child's place in its container.
+/// A child's place in its container: a field name or an array index (shown in messages without
+/// formatting the index on the way).
 #[derive(Debug, Clone, Copy)]
-enum Key<'k> {
+pub(crate) enum Key<'k> {
     Name(&'k str),
     Index(usize),
+}
+
+impl std::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Name(n) => f.write_str(n),
+            Key::Index(i) => write!(f, "{i}"),
+        }
+    }
 }
 
 fn positional_missing() -> UpdateError {
@@ -71,7 +81,7 @@ fn positional_missing() -> UpdateError {
 pub(crate) fn apply_object(
     node: &ObjectNode,
     target: &mut Bson,
-    field: &str,
+    field: Key<'_>,
     cx: &Cx<'_>,
 ) -> Result<(), UpdateError> {
     let positional = match &node.positional {
@@ -110,7 +120,7 @@ pub(crate) fn apply_object(
     Ok(())
 }
 
-fn cannot_create(key: Key<'_>, field: &str, target: &Bson) -> UpdateError {
+fn cannot_create(key: Key<'_>, field: Key<'_>, target: &Bson) -> UpdateError {
     let name = match key {
         Key::Name(n) => n.to_string(),
         Key::Index(i) => i.to_string(),
@@ -124,7 +134,7 @@ fn apply_at(
     node: &Node,
     target: &mut Bson,
     key: Key<'_>,
-    field: &str,
+    field: Key<'_>,
     cx: &Cx<'_>,
 ) -> Result<(), UpdateError> {
     match target {
@@ -139,12 +149,13 @@ fn apply_at(
             };
             match d.get_mut(name) {
                 Some(value) => {
-                    if let ops::Outcome::Remove = apply_existing(node, value, name, cx)? {
+                    if let ops::Outcome::Remove = apply_existing(node, value, Key::Name(name), cx)?
+                    {
                         d.remove(name);
                     }
                 }
                 None => {
-                    if let Some(v) = create(node, name, cx)? {
+                    if let Some(v) = create(node, Key::Name(name), cx)? {
                         d.insert(name, v);
                     }
                 }
@@ -158,23 +169,22 @@ fn apply_at(
             };
             let Some(i) = index else {
                 return match key {
-                    Key::Name(n) if needs_viable(node) || create(node, n, cx)?.is_some() => {
+                    Key::Name(_) if needs_viable(node) || create(node, key, cx)?.is_some() => {
                         Err(cannot_create(key, field, target))
                     }
                     _ => Ok(()),
                 };
             };
-            let name_buf = i.to_string();
             match items.get_mut(i) {
                 Some(value) => {
-                    if let ops::Outcome::Remove = apply_existing(node, value, &name_buf, cx)?
+                    if let ops::Outcome::Remove = apply_existing(node, value, Key::Index(i), cx)?
                         && let Some(slot) = items.get_mut(i)
                     {
                         *slot = Bson::Null;
                     }
                 }
                 None => {
-                    if let Some(v) = create(node, &name_buf, cx)? {
+                    if let Some(v) = create(node, Key::Index(i), cx)? {
                         if i > MAX_PADDED_INDEX {
                             return Err(UpdateError::new(
                                 super::error::ErrorKind::CannotBackfillArray,
@@ -192,11 +202,7 @@ fn apply_at(
             Ok(())
         }
         _ => {
-            let name = match key {
-                Key::Name(n) => n.to_string(),
-                Key::Index(i) => i.to_string(),
-            };
-            if needs_viable(node) || create(node, &name, cx)?.is_some() {
+            if needs_viable(node) || create(node, key, cx)?.is_some() {
                 Err(cannot_create(key, field, target))
             } else {
                 Ok(())
@@ -208,7 +214,7 @@ fn apply_at(
 fn apply_existing(
     node: &Node,
     value: &mut Bson,
-    field: &str,
+    field: Key<'_>,
     cx: &Cx<'_>,
 ) -> Result<ops::Outcome, UpdateError> {
     match node {
@@ -295,7 +301,7 @@ fn first_leaf_path(node: &Node) -> String {
 }
 
 /// The value `node` creates where nothing is (`None`: it creates nothing).
-fn create(node: &Node, field: &str, cx: &Cx<'_>) -> Result<Option<Bson>, UpdateError> {
+fn create(node: &Node, field: Key<'_>, cx: &Cx<'_>) -> Result<Option<Bson>, UpdateError> {
     match node {
         Node::Leaf(leaf) => ops::create(leaf, cx),
         Node::Object(o) => {
@@ -320,7 +326,7 @@ fn create(node: &Node, field: &str, cx: &Cx<'_>) -> Result<Option<Bson>, UpdateE
 fn apply_array(
     node: &ArrayNode,
     target: &mut Bson,
-    field: &str,
+    field: Key<'_>,
     cx: &Cx<'_>,
 ) -> Result<(), UpdateError> {
     let Bson::Array(items) = target else {
@@ -328,26 +334,39 @@ fn apply_array(
             "Cannot apply array updates to non-array element {field}: {target}"
         )));
     };
+    // One `{id: element}` document per filter, reused for every element: the element is swapped
+    // in for the match and back out (never copied, no allocation per element).
+    let mut wrappers: Vec<Option<Document>> = node
+        .children
+        .keys()
+        .map(|id| {
+            (!id.is_empty()).then(|| {
+                let mut w = Document::new();
+                w.insert(id.as_str(), Bson::Null);
+                w
+            })
+        })
+        .collect();
     for i in 0..items.len() {
         charge(1)?;
         let mut first: Option<&Node> = None;
         let mut merged: Option<Node> = None;
-        for (id, child) in &node.children {
+        for ((id, child), wrapper) in node.children.iter().zip(wrappers.iter_mut()) {
             charge(1)?;
-            let selected = if id.is_empty() {
-                true
-            } else {
-                // Match the element as `{id: element}`, moving it in and back out (no copy).
-                let Some(slot) = items.get_mut(i) else {
-                    break;
-                };
-                let mut wrapped = Document::new();
-                wrapped.insert(id.as_str(), std::mem::replace(slot, Bson::Null));
-                let selected = cx.filters.selects(id, &wrapped);
-                if let (Some(slot), Some(v)) = (items.get_mut(i), wrapped.remove(id.as_str())) {
-                    *slot = v;
+            let selected = match wrapper {
+                None => true,
+                Some(w) => {
+                    let (Some(slot), Some(inner)) = (items.get_mut(i), w.get_mut(id.as_str()))
+                    else {
+                        break;
+                    };
+                    std::mem::swap(slot, inner);
+                    let selected = cx.filters.selects(id, w);
+                    if let (Some(slot), Some(inner)) = (items.get_mut(i), w.get_mut(id.as_str())) {
+                        std::mem::swap(slot, inner);
+                    }
+                    selected?
                 }
-                selected?
             };
             if !selected {
                 continue;

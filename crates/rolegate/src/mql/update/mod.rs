@@ -428,7 +428,7 @@ impl Update {
                 // The copy of the document is the output: charged by its size.
                 crate::steps::charge(crate::steps::document_copy_steps(doc))?;
                 let mut out = Bson::Document(doc.clone());
-                apply::apply_object(&tree.root, &mut out, "", &cx)?;
+                apply::apply_object(&tree.root, &mut out, apply::Key::Name(""), &cx)?;
                 touched = cx.touched.get();
                 let Bson::Document(out) = out else {
                     return Err(UpdateError::bad_value(
@@ -511,7 +511,7 @@ impl Update {
                     touched: std::cell::Cell::new(false),
                 };
                 let mut out = Bson::Document(seed);
-                apply::apply_object(&tree.root, &mut out, "", &cx)?;
+                apply::apply_object(&tree.root, &mut out, apply::Key::Name(""), &cx)?;
                 let Bson::Document(out) = out else {
                     return Err(UpdateError::bad_value(
                         "the update did not produce a document",

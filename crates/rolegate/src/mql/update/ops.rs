@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
-use super::apply::Cx;
+use super::apply::{Cx, Key};
 use super::error::{ErrorKind, UpdateError};
 use super::numeric::{Arith, NumError, arith, bit, is_numeric, zero_like};
 use super::tree::{Leaf, Op, Pull, Push, PushSort};
@@ -68,7 +68,7 @@ fn timestamp_or_date(timestamp: bool, cx: &Cx<'_>) -> Bson {
 pub(crate) fn apply_existing(
     leaf: &Leaf,
     value: &mut Bson,
-    field: &str,
+    field: Key<'_>,
     cx: &Cx<'_>,
 ) -> Result<Outcome, UpdateError> {
     charge(1)?;
@@ -307,26 +307,39 @@ fn add_to_set(each: &[Bson], items: &mut Vec<Bson>) -> Result<(), UpdateError> {
 
 fn pull(cond: &Pull, items: &mut Vec<Bson>) -> Result<(), UpdateError> {
     charge(items.len() as u64)?;
+    // For operator conditions, one `{v: element}` document reused for every element: the
+    // element is swapped in for the match and back out.
+    let mut wrapper = match cond {
+        Pull::Value(_) => {
+            let mut w = Document::new();
+            w.insert("v", Bson::Null);
+            Some(w)
+        }
+        _ => None,
+    };
     let mut error = None;
-    let mut keep = |e: &mut Bson| -> bool {
+    items.retain_mut(|e| {
         if error.is_some() {
             return true;
         }
-        let hit = match cond {
-            Pull::Equal(v) => Ok(bson_equal(e, v)),
-            Pull::Query(q) => match e {
+        let hit = match (cond, wrapper.as_mut()) {
+            (Pull::Equal(v), _) => Ok(bson_equal(e, v)),
+            (Pull::Query(q), _) => match e {
                 Bson::Document(d) => matches(q, d).map_err(UpdateError::from),
                 _ => Ok(false),
             },
-            Pull::Value(q) => {
-                let mut wrapped = Document::new();
-                wrapped.insert("v", std::mem::replace(e, Bson::Null));
-                let hit = matches(q, &wrapped).map_err(UpdateError::from);
-                if let Some(back) = wrapped.remove("v") {
-                    *e = back;
+            (Pull::Value(q), Some(w)) => match w.get_mut("v") {
+                Some(slot) => {
+                    std::mem::swap(e, slot);
+                    let hit = matches(q, w).map_err(UpdateError::from);
+                    if let Some(slot) = w.get_mut("v") {
+                        std::mem::swap(e, slot);
+                    }
+                    hit
                 }
-                hit
-            }
+                None => Ok(false),
+            },
+            (Pull::Value(_), None) => Ok(false),
         };
         match hit {
             Ok(h) => !h,
@@ -335,8 +348,7 @@ fn pull(cond: &Pull, items: &mut Vec<Bson>) -> Result<(), UpdateError> {
                 true
             }
         }
-    };
-    items.retain_mut(|e| keep(e));
+    });
     match error {
         Some(e) => Err(e),
         None => Ok(()),

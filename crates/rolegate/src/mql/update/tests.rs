@@ -676,3 +676,52 @@ fn huge_work_is_stopped_by_the_step_budget() {
     let e = run(doc! {"a": []}, doc! {"$set": {"a.1500001": 1}}).unwrap_err();
     assert_eq!(e.code_name(), "CannotBackfillArray");
 }
+
+fn nested(depth: usize) -> Bson {
+    let mut v = Bson::Int32(1);
+    for _ in 0..depth {
+        v = Bson::Document(doc! {"x": v});
+    }
+    v
+}
+
+#[test]
+fn depth_is_capped_at_every_door() {
+    // The update itself.
+    let e = Update::parse(&doc! {"$set": {"a": nested(150)}}, &[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+    // The stored document.
+    let u = Update::parse(&doc! {"$set": {"b": 1}}, &[]).unwrap();
+    let e = u.apply(&doc! {"a": nested(150)}, &ctx()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+    // The result: a deep path holding a deep value.
+    let path = vec!["p"; 60].join(".");
+    let u = Update::parse(&doc! {"$set": {path: nested(60)}}, &[]).unwrap();
+    let e = u.apply(&doc! {}, &ctx()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+    // The upsert's query.
+    let e = u.upsert(&doc! {"a": nested(150)}, &ctx()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+}
+
+#[test]
+fn error_codes_are_mongodb_numbers() {
+    let e = Update::parse(&doc! {"$set": {"a": 1}, "$inc": {"a.b": 1}}, &[]).unwrap_err();
+    assert_eq!(
+        (e.code_name(), e.code()),
+        ("ConflictingUpdateOperators", Some(40))
+    );
+    assert!(
+        e.message().contains("would create a conflict at 'a'"),
+        "{}",
+        e.message()
+    );
+    let e = run(doc! {"_id": 1, "a": "x"}, doc! {"$inc": {"a": 1}}).unwrap_err();
+    assert_eq!(e.code(), Some(14));
+    assert!(
+        e.to_string()
+            .starts_with("TypeMismatch (14): Cannot apply $inc"),
+        "{e}"
+    );
+    assert_eq!(ErrorKind::LimitExceeded.code(), None);
+}
