@@ -725,3 +725,20 @@ fn error_codes_are_mongodb_numbers() {
     );
     assert_eq!(ErrorKind::LimitExceeded.code(), None);
 }
+
+#[test]
+fn compiled_updates_are_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Update>();
+    shareable::<UpdateContext>();
+    let u = std::sync::Arc::new(Update::parse(&doc! {"$inc": {"n": 1}}, &[]).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let u = std::sync::Arc::clone(&u);
+            std::thread::spawn(move || u.apply(&doc! {"n": i}, &ctx()).unwrap().document)
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), doc! {"n": i as i32 + 1});
+    }
+}
