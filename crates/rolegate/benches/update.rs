@@ -1,7 +1,8 @@
 //! Update application, documents/s (`Throughput::Elements` = documents per iteration): a typical
 //! update — `$set` of two fields, `$inc` of one, `$push` of one tag — compiled once
 //! ([`Update::parse`]) and applied to the 1,000 W1 documents of `benches/data/w1` (20 fields of
-//! many BSON types). Each application copies the document (the output) and changes the copy.
+//! many BSON types). Each application copies the document (the output) and changes the copy;
+//! `w1/copy_only` times the copies alone, the floor of any update that returns a new document.
 //!
 //! `cargo bench --bench update`.
 #![allow(
@@ -51,6 +52,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for d in &docs {
                 black_box(update.apply(black_box(d), &ctx).unwrap());
+            }
+        });
+    });
+    // The floor: copying the documents (the output every update has to build).
+    group.bench_function("w1/copy_only", |b| {
+        b.iter(|| {
+            for d in &docs {
+                black_box(black_box(d).clone());
             }
         });
     });
