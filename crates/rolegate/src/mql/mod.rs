@@ -15,6 +15,7 @@ mod find_error;
 mod positional;
 mod projection;
 mod sort;
+mod update;
 
 pub use find::{FindRequest, find};
 pub use find_error::FindError;
@@ -23,6 +24,7 @@ pub use projection::Projection;
 pub use sort::{
     SortKey, SortSpec, Window, sort_order, sort_skip_limit, sort_value_cmp, sort_window,
 };
+pub use update::{ErrorKind, Update, UpdateContext, UpdateError, Updated, array_filters_from};
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};
