@@ -750,7 +750,8 @@ fn store_projection(output: &Document, needed: &FieldSet) -> Document {
 ///   `$size`, `$type`, `$mod`, …): sent as is, MongoDB reads them as values — except a
 ///   substituted `null` under `$eq`, `$gte` or `$lte`, which MongoDB would match against
 ///   missing fields: the request fails (`$ne: null` already excludes missing fields, as the
-///   rule engines do);
+///   rule engines do); so does a substituted regex under `$ne`, `$gt`, `$gte`, `$lt`, `$lte`
+///   and a substituted `undefined` under any of them, which MongoDB refuses;
 /// * **`$in`, `$nin`, `$all`**: MongoDB reads a regex element as a pattern (and an `$all`
 ///   element `{"$elemMatch": …}` as a query), and no encoding makes it literal there: a
 ///   substituted regex element (or `$`-keyed document element, which MongoDB reads as query
@@ -985,10 +986,22 @@ impl Substitution<'_, '_> {
         let at = dotted(at, op);
         match op {
             "$in" | "$nin" | "$all" => self.list_argument(op, arg, &at),
-            "$eq" | "$gte" | "$lte" if substituted(arg) => match self.leaf(arg)? {
-                Bson::Null => Err(self.not_literal(arg, &at, "a null that matches missing fields")),
-                v => Ok(v),
-            },
+            "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" if substituted(arg) => {
+                match self.leaf(arg)? {
+                    Bson::Null if matches!(op, "$eq" | "$gte" | "$lte") => {
+                        Err(self.not_literal(arg, &at, "a null that matches missing fields"))
+                    }
+                    // MongoDB refuses a regex operand of `$ne` and of the ordering comparisons,
+                    // and `undefined` as any operand (decision M6): no literal form exists.
+                    Bson::RegularExpression(_) if op != "$eq" => {
+                        Err(self.not_literal(arg, &at, "a pattern, which MongoDB refuses there"))
+                    }
+                    Bson::Undefined => {
+                        Err(self.not_literal(arg, &at, "`undefined`, which MongoDB refuses there"))
+                    }
+                    v => Ok(v),
+                }
+            }
             // Query syntax, wherever it sits (MongoDB reads these only as query positions).
             "$and" | "$or" | "$nor" => self.query_operand(arg, &at),
             "$not" | "$elemMatch" => match arg {

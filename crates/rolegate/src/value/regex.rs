@@ -6,7 +6,7 @@
 //! `pattern` (ECMAScript) does not.
 //!
 //! MongoDB compiles patterns with PCRE2 10.42 in UTF mode, without Unicode character
-//! properties (no UCP), with LF as the newline and a 32,764-byte pattern limit. The `regex`
+//! properties (no UCP unless the pattern starts with `(*UCP)`), with LF as the newline and a 32,764-byte pattern limit. The `regex`
 //! crate's defaults differ (Unicode `\d\w\s\b`, `$` only at the very end, `x` mode ignoring
 //! whitespace inside classes, ...), so the pattern is not handed over as written: it is
 //! tokenized once, left to right, with an explicit stack of open groups (no recursion on the
@@ -17,7 +17,7 @@
 //! What the linear engine cannot express is refused with the reason and a hint
 //! ([`RegexErrorKind::Unsupported`]): backreferences, look-around, atomic groups, possessive
 //! quantifiers, recursion and subroutine calls, conditionals, callouts, `\K`, `\G`, `\C`, `\X`,
-//! backtracking verbs, and three positions where PCRE2's anchors cannot be mirrored exactly: `$`
+//! backtracking verbs where they could change the answer, and three positions where PCRE2's anchors cannot be mirrored exactly: `$`
 //! or `\Z` followed by more pattern, `^` in multi-line mode before something that can match the
 //! empty string, and `\R` where it could give back its `\n`. Patterns PCRE2 itself rejects get
 //! PCRE2's message ([`RegexErrorKind::Invalid`]). `docs/semantics.md` (section 2.4) lists the
@@ -304,6 +304,25 @@ struct Translator<'p> {
     at_start: bool,
     /// Capture groups opened so far (for PCRE2's backreference-or-octal rule).
     captures: u64,
+    /// `(*UCP)` was given: `\d`, `\w`, `\s` and POSIX classes are Unicode.
+    ucp: bool,
+    /// A backtracking verb read before any item of the (single) top-level branch, which the
+    /// end of the pattern must confirm is a no-op.
+    leading_verb: Option<LeadingVerb>,
+    /// `(*ACCEPT)` was read at the top level after this many items of the current branch:
+    /// the rest of the branch is dropped when it ends.
+    accept_at: Option<usize>,
+}
+
+/// A backtracking verb at the start of the pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeadingVerb {
+    /// `(*PRUNE)`, `(*SKIP)` or `(*THEN)`: backtracking onto it fails the match at the current
+    /// start, which is what exhausting the branch does anyway.
+    Prune,
+    /// `(*COMMIT)`: backtracking onto it fails the whole match, which PCRE2's start-of-match
+    /// optimization makes a no-op only when the rest matches exactly one character.
+    Commit,
 }
 
 type R<T> = Result<T, RegexError>;
@@ -329,6 +348,9 @@ impl<'p> Translator<'p> {
             properties: HashMap::new(),
             at_start: true,
             captures: 0,
+            ucp: false,
+            leading_verb: None,
+            accept_at: None,
         }
     }
 
@@ -430,7 +452,24 @@ impl<'p> Translator<'p> {
         if !self.stack.is_empty() {
             return Err(RegexError::invalid("missing closing parenthesis"));
         }
+        let last_items = self.branch.items.len();
+        let single_char = self
+            .branch
+            .items
+            .first()
+            .is_some_and(|i| is_one_character(&i.hir));
         let (hir, _, _, _) = self.finish_branch()?;
+        if let Some(verb) = self.leading_verb {
+            let one_branch = self.top.alternatives.is_empty();
+            let commit_ok = last_items == 0 || (last_items == 1 && single_char);
+            if !one_branch || (verb == LeadingVerb::Commit && !commit_ok) {
+                return Err(verb_unsupported(
+                    "a backtracking-control verb at the start of the pattern is supported only \
+                     when the pattern has one alternative (and, for `(*COMMIT)`, when the rest \
+                     matches exactly one character)",
+                ));
+            }
+        }
         let mut alternatives = std::mem::take(&mut self.top.alternatives);
         alternatives.push(hir);
         Ok(alternation(alternatives))
@@ -511,7 +550,14 @@ impl<'p> Translator<'p> {
     /// Ends the current branch: checks its multi-line carets and builds its concatenation.
     /// Returns it with whether it ends with `$`/`\Z` and with `\R`.
     fn finish_branch(&mut self) -> R<(Hir, bool, bool, bool)> {
-        let branch = std::mem::take(&mut self.branch);
+        let mut branch = std::mem::take(&mut self.branch);
+        if self.stack.is_empty() {
+            if let Some(kept) = self.accept_at.take() {
+                // `(*ACCEPT)` ends the match: what follows it in the branch is never needed.
+                branch.items.truncate(kept);
+                branch.carets.retain(|&c| c < kept);
+            }
+        }
         if !branch.carets.is_empty() {
             // Minimum length of each suffix, in one backward pass.
             let mut suffix = vec![0usize; branch.items.len() + 1];
@@ -734,8 +780,8 @@ impl<'p> Translator<'p> {
         Ok(())
     }
 
-    /// `(*` read: start-of-pattern options that change nothing here, `(*FAIL)`, or a refused
-    /// verb.
+    /// `(*` read: start-of-pattern settings (`(*UTF)`, `(*UCP)`, ...), `(*FAIL)`, the
+    /// backtracking verbs where they cannot change the answer (decision RX11), or a refusal.
     fn verb(&mut self) -> R<()> {
         let start = self.pos;
         while let Some(c) = self.peek() {
@@ -748,31 +794,137 @@ impl<'p> Translator<'p> {
         if !self.eat(')') {
             return Err(RegexError::invalid("(*VERB) not recognized or malformed"));
         }
-        match body.as_str() {
-            "UTF" | "UTF8" | "LF" | "NO_AUTO_POSSESS" | "NO_DOTSTAR_ANCHOR" | "NO_JIT"
-            | "NO_START_OPT"
-                if self.at_start =>
-            {
+        let (name, tag) = body
+            .split_once(':')
+            .map_or((body.as_str(), None), |(n, t)| (n, Some(t)));
+        match (name, tag) {
+            (
+                "UTF" | "UTF8" | "LF" | "NO_AUTO_POSSESS" | "NO_DOTSTAR_ANCHOR" | "NO_JIT"
+                | "NO_START_OPT",
+                None,
+            ) if self.at_start => {
                 // UTF mode and LF newlines are MongoDB's settings already; the others only
                 // disable PCRE2 optimizations.
                 Ok(())
             }
-            "UCP" if self.at_start => Err(RegexError::unsupported(
-                "`(*UCP)` (Unicode `\\d`, `\\w`, `\\s`, `\\b`) is not supported",
-                "use Unicode properties such as `\\p{Nd}` or `[\\p{L}\\p{N}_]`",
-            )),
-            "FAIL" | "F" => {
+            ("UCP", None) if self.at_start => {
+                self.ucp = true;
+                Ok(())
+            }
+            ("FAIL" | "F", _) => {
                 self.at_start = false;
                 self.push(Item::assertion(Hir::fail()))
             }
+            ("ACCEPT", _) => {
+                self.at_start = false;
+                if !self.stack.is_empty() {
+                    return Err(verb_unsupported(
+                        "`(*ACCEPT)` inside a group needs a backtracking engine",
+                    ));
+                }
+                if self.accept_at.is_none() {
+                    self.accept_at = Some(self.branch.items.len());
+                }
+                Ok(())
+            }
+            // A mark only names a position for `(*SKIP:NAME)`, which is refused when a
+            // mark of its name exists.
+            ("MARK", Some(_)) | ("", Some(_)) => Ok(()),
+            ("SKIP", Some(tag)) => {
+                let marked = [
+                    format!("(*MARK:{tag})"),
+                    format!("(*:{tag})"),
+                    format!("(*PRUNE:{tag})"),
+                    format!("(*THEN:{tag})"),
+                ]
+                .iter()
+                .any(|m| self.src.contains(m.as_str()));
+                if marked {
+                    return Err(verb_unsupported(
+                        "`(*SKIP:NAME)` with a mark of that name needs a backtracking engine",
+                    ));
+                }
+                // Without a mark of its name, PCRE2 ignores it.
+                Ok(())
+            }
+            ("COMMIT" | "PRUNE" | "SKIP" | "THEN", tag)
+                if tag.is_none() || matches!(name, "PRUNE" | "THEN") =>
+            {
+                let leading = self.stack.is_empty()
+                    && self.branch.items.is_empty()
+                    && self.top.alternatives.is_empty()
+                    && self.leading_verb.is_none();
+                self.at_start = false;
+                if self.at_branch_end() {
+                    // Reached when the match is already complete: never backtracked onto.
+                    return Ok(());
+                }
+                if leading {
+                    self.leading_verb = Some(if name == "COMMIT" {
+                        LeadingVerb::Commit
+                    } else {
+                        LeadingVerb::Prune
+                    });
+                    return Ok(());
+                }
+                Err(verb_unsupported(
+                    "a backtracking-control verb in the middle of the pattern needs a \
+                     backtracking engine",
+                ))
+            }
+            (
+                "pla"
+                | "plb"
+                | "nla"
+                | "nlb"
+                | "napla"
+                | "naplb"
+                | "positive_lookahead"
+                | "positive_lookbehind"
+                | "negative_lookahead"
+                | "negative_lookbehind"
+                | "non_atomic_positive_lookahead"
+                | "non_atomic_positive_lookbehind",
+                Some(_),
+            ) => Err(lookaround()),
             _ => Err(RegexError::unsupported(
                 format!(
-                    "`(*{body})` is not supported: backtracking-control verbs and \
-                     start-of-pattern settings other than (*UTF) have no linear-time equivalent"
+                    "`(*{body})` is not supported: this verb or start-of-pattern setting has no \
+                     linear-time equivalent (or is misplaced)"
                 ),
                 "remove the verb",
             )),
         }
+    }
+
+    /// The set of a shorthand escape (`\d`, `\w`, ...), Unicode under `(*UCP)`.
+    fn shorthand_set(&self, c: char) -> R<ClassUnicode> {
+        if self.ucp {
+            ucp_shorthand(c)
+        } else {
+            Ok(shorthand(c).unwrap_or_else(all))
+        }
+    }
+
+    /// Whether nothing follows in the current top-level branch: the pattern ends, or `|`
+    /// starts the next top-level alternative.
+    fn at_branch_end(&self) -> bool {
+        if !self.stack.is_empty() {
+            return false;
+        }
+        let mut rest = self.rest();
+        if self.flags.x {
+            loop {
+                let trimmed = rest.trim_start_matches(is_pattern_space);
+                if let Some(comment) = trimmed.strip_prefix('#') {
+                    rest = comment.split_once('\n').map_or("", |(_, after)| after);
+                } else {
+                    rest = trimmed;
+                    break;
+                }
+            }
+        }
+        rest.is_empty() || rest.starts_with('|')
     }
 
     /// `)` read: closes the innermost group.
@@ -921,7 +1073,7 @@ impl<'p> Translator<'p> {
         };
         match c {
             'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'h' | 'H' | 'v' | 'V' => {
-                let set = shorthand(c).unwrap_or_else(all);
+                let set = self.shorthand_set(c)?;
                 self.push_set(set)
             }
             'N' => {
@@ -953,6 +1105,7 @@ impl<'p> Translator<'p> {
                     ..Item::atom(Hir::alternation(vec![crlf, single]), true)
                 })
             }
+            'b' | 'B' if self.ucp => Err(ucp_boundary()),
             'b' => self.push(Item::assertion(Hir::look(Look::WordAscii))),
             'B' => {
                 // The ASCII `\B` also holds inside a multi-byte character, where the `regex`
@@ -1184,6 +1337,9 @@ impl<'p> Translator<'p> {
 
     /// `[` read outside a class: a class, or one of `[[:<:]]` `[[:>:]]`.
     fn class(&mut self) -> R<()> {
+        if self.ucp && (self.rest().starts_with("[:<:]]") || self.rest().starts_with("[:>:]]")) {
+            return Err(ucp_boundary());
+        }
         if self.eat_str("[:<:]]") {
             return self.push(Item::assertion(Hir::look(Look::WordStartAscii)));
         }
@@ -1306,8 +1462,13 @@ impl<'p> Translator<'p> {
                             "POSIX collating elements are not supported",
                         ));
                     }
-                    let mut set = posix_class(&name, self.flags.i)
-                        .ok_or_else(|| RegexError::invalid("unknown POSIX class name"))?;
+                    let set = if self.ucp {
+                        ucp_posix_class(&name, self.flags.i)?
+                    } else {
+                        posix_class(&name, self.flags.i)
+                    };
+                    let mut set =
+                        set.ok_or_else(|| RegexError::invalid("unknown POSIX class name"))?;
                     if negated {
                         set.negate();
                     }
@@ -1321,7 +1482,7 @@ impl<'p> Translator<'p> {
                 };
                 match e {
                     'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'h' | 'H' | 'v' | 'V' => {
-                        Ok(ClassAtom::Set(shorthand(e).unwrap_or_else(all)))
+                        Ok(ClassAtom::Set(self.shorthand_set(e)?))
                     }
                     'p' | 'P' => Ok(ClassAtom::Set(self.property(e == 'P')?)),
                     'Q' => {
@@ -1587,6 +1748,81 @@ fn lookup(spec: &str) -> Option<ClassUnicode> {
         }
         _ => None,
     }
+}
+
+/// A backtracking-control verb where its effect cannot be mirrored.
+fn verb_unsupported(what: &str) -> RegexError {
+    RegexError::unsupported(
+        format!(
+            "{what}: backtracking-control verbs are accepted where they cannot change the \
+             answer (at the start of a one-alternative pattern, at the end of an alternative)"
+        ),
+        "remove the verb, or move it to the end of the pattern",
+    )
+}
+
+/// Whether `hir` matches exactly one character (a literal character or a class).
+fn is_one_character(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Class(_) => true,
+        HirKind::Literal(lit) => std::str::from_utf8(&lit.0).is_ok_and(|s| s.chars().count() == 1),
+        _ => false,
+    }
+}
+
+/// `\d \D \w \W \s \S` under `(*UCP)`, as PCRE2 defines them: `\d` is `\p{Nd}`, `\w` is
+/// `\p{L}`, `\p{N}` and underscore, `\s` is `\p{Z}`, `\h` and `\v`. Other escapes as without.
+fn ucp_shorthand(c: char) -> R<ClassUnicode> {
+    let mut s = match c.to_ascii_lowercase() {
+        'd' => property_set("Nd")?,
+        'w' => property_set("Xwd")?,
+        's' => {
+            let mut s = property_set("Z")?;
+            s.union(&set(HORIZONTAL_SPACE));
+            s.union(&set(VERTICAL_SPACE));
+            s
+        }
+        _ => return Ok(shorthand(c).unwrap_or_else(all)),
+    };
+    if c.is_ascii_uppercase() {
+        s.negate();
+    }
+    Ok(s)
+}
+
+/// A POSIX class under `(*UCP)`: PCRE2's Unicode definitions, or `None` for an unknown name.
+/// `graph`, `print` and `punct` (PCRE2's special Unicode definitions) and caseless `lower` and
+/// `upper` are refused.
+fn ucp_posix_class(name: &str, caseless: bool) -> R<Option<ClassUnicode>> {
+    let refused = || {
+        RegexError::unsupported(
+            format!("`[:{name}:]` under `(*UCP)` is not supported"),
+            "use a Unicode property such as `\\p{P}` or `\\p{L}`",
+        )
+    };
+    let property = match name {
+        "alnum" => "Xan",
+        "alpha" => "L",
+        "cntrl" => "Cc",
+        "digit" => "Nd",
+        "lower" | "upper" if caseless => return Err(refused()),
+        "lower" => "Ll",
+        "upper" => "Lu",
+        "space" => "Xps",
+        "word" => "Xwd",
+        "blank" => return Ok(Some(set(HORIZONTAL_SPACE))),
+        "graph" | "print" | "punct" => return Err(refused()),
+        _ => return Ok(posix_class(name, caseless)),
+    };
+    property_set(property).map(Some)
+}
+
+/// A word boundary under `(*UCP)`: PCRE2's Unicode `\w` has no linear-time boundary here.
+fn ucp_boundary() -> RegexError {
+    RegexError::unsupported(
+        "word boundaries (`\\b`, `\\B`, `[[:<:]]`, `[[:>:]]`) under `(*UCP)` are not supported",
+        "drop `(*UCP)` for ASCII word boundaries, or match the neighbouring characters",
+    )
 }
 
 fn lookaround() -> RegexError {

@@ -1368,16 +1368,35 @@ impl QV {
 
 const QUERY_FIELDS: &[&str] = &["a", "b", "owner_id", "team", "tags", "sub.x", "arr.k"];
 
+/// A literal query value MongoDB accepts: any scalar but `undefined` (refused as a query value,
+/// decision M6).
+fn query_scalar() -> BoxedStrategy<Val> {
+    scalar()
+        .prop_filter("MongoDB refuses undefined in queries", |v| {
+            !matches!(v, Val::Odd(Odd::Undefined))
+        })
+        .boxed()
+}
+
+/// An operand of `$ne`, `$gt`, `$lt`: no regular expression either (M6).
+fn comparison_operand() -> BoxedStrategy<Val> {
+    query_scalar()
+        .prop_filter("MongoDB refuses a regex operand of $ne/$gt/$lt", |v| {
+            !matches!(v, Val::Odd(Odd::Regex(..)))
+        })
+        .boxed()
+}
+
 fn query_value() -> BoxedStrategy<QV> {
     prop_oneof![
-        4 => scalar().prop_map(QV::Lit),
+        4 => query_scalar().prop_map(QV::Lit),
         4 => select(REQ_SUBJECTS).prop_map(QV::Exp),
         2 => prop_oneof![
-            vec(scalar(), 0..3).prop_map(|v| Opd::Lit(Val::Arr(v))),
+            vec(query_scalar(), 0..3).prop_map(|v| Opd::Lit(Val::Arr(v))),
             select(&["%%user.custom_data.teams", "%%values.v2", "%%user.id"][..]).prop_map(Opd::Exp),
         ]
         .prop_map(QV::In),
-        1 => scalar().prop_map(QV::Gt),
+        1 => comparison_operand().prop_map(QV::Gt),
         1 => any::<bool>().prop_map(QV::Exists),
         1 => select(&["%%user.id", "%%user.custom_data.group"][..]).prop_map(QV::Func),
     ]
@@ -1414,11 +1433,11 @@ impl QueryG {
 fn client_query() -> BoxedStrategy<QueryG> {
     let value = || {
         prop_oneof![
-            4 => scalar().prop_map(QV::Lit),
-            2 => vec(scalar(), 0..3).prop_map(|v| QV::In(Opd::Lit(Val::Arr(v)))),
-            1 => scalar().prop_map(QV::Gt),
-            1 => scalar().prop_map(QV::Ne),
-            1 => scalar().prop_map(QV::NotLt),
+            4 => query_scalar().prop_map(QV::Lit),
+            2 => vec(query_scalar(), 0..3).prop_map(|v| QV::In(Opd::Lit(Val::Arr(v)))),
+            1 => comparison_operand().prop_map(QV::Gt),
+            1 => comparison_operand().prop_map(QV::Ne),
+            1 => comparison_operand().prop_map(QV::NotLt),
             1 => any::<bool>().prop_map(QV::Exists),
         ]
     };

@@ -34,6 +34,52 @@ fn refused(pattern: &str, says: &str) {
     assert!(e.hint.is_some(), "`{pattern}` has no hint");
 }
 
+/// Backtracking verbs where they cannot change the answer (regex_verbs.js): a leading `(*PRUNE)`,
+/// `(*SKIP)` or `(*THEN)` of a one-alternative pattern, a leading `(*COMMIT)` before one
+/// character (PCRE2 starts where that character is), any of them at the end of an alternative,
+/// `(*ACCEPT)` at the top level (the rest of its alternative is never needed), marks, and
+/// `(*SKIP:NAME)` without a mark of its name (ignored by PCRE2).
+#[test]
+fn verbs_where_they_cannot_change_the_answer() {
+    for verb in ["(*PRUNE)", "(*PRUNE:N)", "(*SKIP)", "(*THEN)", "(*THEN:N)"] {
+        assert!(m(&format!("{verb}ab+c"), "", "xabbc"), "{verb}");
+        assert!(!m(&format!("{verb}ab+c"), "", "xac"), "{verb}");
+        assert!(m(&format!("{verb}"), "", ""), "{verb}");
+    }
+    assert!(m("(*COMMIT)a", "", "ba"));
+    assert!(!m("(*COMMIT)a", "", "b"));
+    assert!(m("(*COMMIT)[Bb]", "", "aB"));
+    for verb in ["(*COMMIT)", "(*PRUNE)", "(*SKIP)", "(*THEN)"] {
+        assert!(m(&format!("ab{verb}|cd{verb}"), "", "xcd"), "{verb}");
+        assert!(!m(&format!("ab{verb}|cd{verb}"), "", "xc"), "{verb}");
+        assert!(m(&format!("(?x)a {verb} # done"), "", "a"), "{verb}");
+    }
+    assert!(m("(*ACCEPT)c", "", "b"));
+    assert!(m("b(*ACCEPT)c", "", "ab"));
+    assert!(!m("b(*ACCEPT)c", "", "a"));
+    assert!(m("x(*ACCEPT)y|z", "", "z"));
+    assert!(m("^a(*ACCEPT)$", "", "ab"));
+    assert!(m("(*MARK:m)a(*:n)b", "", "ab"));
+    assert!(m("a(*SKIP:nomark)b", "", "ab"));
+}
+
+/// `(*UCP)`: `\d`, `\w`, `\s` and POSIX classes as PCRE2's Unicode definitions
+/// (regex_unicode.js).
+#[test]
+fn ucp_makes_classes_unicode() {
+    assert!(!m(r"^\w+$", "", "박정수"));
+    assert!(m(r"(*UCP)^\w+$", "", "박정수"));
+    assert!(m(r"(*UCP)^\d+$", "", "\u{f23}\u{b6a}"));
+    assert!(!m(r"(*UCP)\d", "", "\u{bd}"));
+    assert!(m(r"(*UCP)^\s$", "", "\u{2003}"));
+    assert!(m(r"(*UCP)^\S$", "", "é"));
+    assert!(m(r"(*UCP)^[[:alpha:]]+$", "", "suárez"));
+    assert!(m(r"(*UCP)^[[:^digit:]]$", "", "a"));
+    assert!(m(r"(*UCP)^[\W]$", "", "-"));
+    assert!(!m(r"(*UCP)^[\W]$", "", "é"));
+    assert!(m(r"(*UCP)^[[:xdigit:]]$", "", "F"));
+}
+
 #[test]
 fn digits_are_ascii() {
     // jstests/core/query/regex/regex_unicode.js: `\d` and `[[:digit:]]` are ASCII by default.
@@ -401,17 +447,22 @@ fn what_the_linear_engine_cannot_run_is_refused_with_the_reason() {
     refused(r"\C", "\\C");
     refused(r"\X", "\\X");
     for p in [
-        "(*COMMIT)a",
-        "(*ACCEPT)",
-        "(*PRUNE)a",
-        "(*SKIP)a",
-        "(*THEN)a",
-        "(*MARK:x)a",
-        "(*CRLF)a",
+        "a(*COMMIT)b",
+        "a(*PRUNE)b",
+        "a+(*SKIP)b",
+        "(a(*THEN)b|c)",
+        "(*COMMIT)ab",
+        "(*COMMIT)a+",
+        "(*PRUNE)a|b",
+        "(a(*ACCEPT)b)c",
+        "(*MARK:x)a(*SKIP:x)b",
     ] {
-        refused(p, "is not supported");
+        refused(p, "backtracking");
     }
-    refused("(*UCP)\\d", "(*UCP)");
+    refused("(*CRLF)a", "is not supported");
+    refused("(*UCP)\\b", "(*UCP)");
+    refused("(*UCP)[[:punct:]]", "(*UCP)");
+    assert!(compile("(*UCP)(?i)[[:upper:]]", "").is_err());
     refused(
         r"(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)(l)\12",
         "backreferences (`\\12`)",
