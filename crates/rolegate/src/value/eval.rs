@@ -888,9 +888,8 @@ fn integral(v: &Bson) -> Option<i64> {
         _ => return None,
     };
     // -2^63 is exact as a double; 2^63 is not representable as an i64.
-    (f.is_finite()
-        && f.fract() == 0.0
-        && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f))
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    (f.is_finite() && f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f))
     .then_some(f as i64)
 }
 

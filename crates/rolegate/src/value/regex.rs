@@ -551,12 +551,12 @@ impl<'p> Translator<'p> {
     /// Returns it with whether it ends with `$`/`\Z` and with `\R`.
     fn finish_branch(&mut self) -> R<(Hir, bool, bool, bool)> {
         let mut branch = std::mem::take(&mut self.branch);
-        if self.stack.is_empty() {
-            if let Some(kept) = self.accept_at.take() {
-                // `(*ACCEPT)` ends the match: what follows it in the branch is never needed.
-                branch.items.truncate(kept);
-                branch.carets.retain(|&c| c < kept);
-            }
+        if self.stack.is_empty()
+            && let Some(kept) = self.accept_at.take()
+        {
+            // `(*ACCEPT)` ends the match: what follows it in the branch is never needed.
+            branch.items.truncate(kept);
+            branch.carets.retain(|&c| c < kept);
         }
         if !branch.carets.is_empty() {
             // Minimum length of each suffix, in one backward pass.
