@@ -890,7 +890,7 @@ fn integral(v: &Bson) -> Option<i64> {
     // -2^63 is exact as a double; 2^63 is not representable as an i64.
     const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
     (f.is_finite() && f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f))
-    .then_some(f as i64)
+        .then_some(f as i64)
 }
 
 fn sorted(s: &str) -> Vec<char> {
