@@ -39,7 +39,7 @@ use bson::{Bson, Document};
 use crate::mql::find_error::FindError;
 use crate::value::compare::{MAX_DEPTH, bson_cmp, canonical_rank};
 
-/// MongoDB's total sort order over BSON values: type bracket first ([`canonical_rank`]), then
+/// MongoDB's total sort order over BSON values: type bracket first (MongoDB's canonical type order), then
 /// [`bson_cmp`] within the bracket. Values nested deeper than 200 levels compare equal within
 /// their bracket.
 pub fn sort_value_cmp(a: &Bson, b: &Bson) -> Ordering {
