@@ -390,6 +390,18 @@ impl<'p> Translator<'p> {
         }
     }
 
+    /// The text up to (not including) `end` or the end of the pattern.
+    fn take_until(&mut self, end: char) -> String {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if c == end {
+                break;
+            }
+            self.bump();
+        }
+        self.src.get(start..self.pos).unwrap_or("").to_string()
+    }
+
     fn charge_out(&mut self, n: usize) -> R<()> {
         self.out = self.out.saturating_add(n);
         if self.out > MAX_OUTPUT {
@@ -783,14 +795,7 @@ impl<'p> Translator<'p> {
     /// `(*` read: start-of-pattern settings (`(*UTF)`, `(*UCP)`, ...), `(*FAIL)`, the
     /// backtracking verbs where they cannot change the answer (decision RX11), or a refusal.
     fn verb(&mut self) -> R<()> {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c == ')' {
-                break;
-            }
-            self.bump();
-        }
-        let body = self.src.get(start..self.pos).unwrap_or("").to_string();
+        let body = self.take_until(')');
         if !self.eat(')') {
             return Err(RegexError::invalid("(*VERB) not recognized or malformed"));
         }
@@ -1299,14 +1304,7 @@ impl<'p> Translator<'p> {
     /// `\p` or `\P` read: the property's set.
     fn property(&mut self, negated: bool) -> R<ClassUnicode> {
         let name: String = if self.eat('{') {
-            let start = self.pos;
-            while let Some(c) = self.peek() {
-                if c == '}' {
-                    break;
-                }
-                self.bump();
-            }
-            let name = self.src.get(start..self.pos).unwrap_or("").to_string();
+            let name = self.take_until('}');
             if !self.eat('}') {
                 return Err(RegexError::invalid("malformed \\P or \\p sequence"));
             }
