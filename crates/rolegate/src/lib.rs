@@ -118,6 +118,7 @@ mod expr;
 mod limits;
 pub mod lint;
 pub mod mql;
+pub mod ops;
 mod outcome;
 mod query;
 mod reference;

@@ -106,6 +106,14 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// with the reason. (The binding is by identity, a guard against mistakes: keep a plan no
     /// longer than its request.)
     pub fn read_for(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
+        let read = self.read_view(plan, stored);
+        self.project_view(plan, read)
+    }
+
+    /// Steps 1–3 of [`PreparedRequest::read_for`]: a selected, visible read's `document` is the
+    /// redacted view, not yet projected (operations sort it first: a sort sees the readable
+    /// values, not the projection).
+    pub(crate) fn read_view(&self, plan: &QueryPlan, stored: &Document) -> PlannedRead {
         let not_selected = |outcome: ReadOutcome| PlannedRead {
             selected: false,
             outcome,
@@ -186,6 +194,20 @@ impl<'c> PreparedRequest<'_, 'c> {
                 }
             }
         }
+        outcome.document = Some(view);
+        PlannedRead {
+            selected: true,
+            outcome,
+        }
+    }
+
+    /// Step 4 of [`PreparedRequest::read_for`]: the output projection of a read from
+    /// [`PreparedRequest::read_view`]; a document with nothing left is withheld.
+    pub(crate) fn project_view(&self, plan: &QueryPlan, mut read: PlannedRead) -> PlannedRead {
+        let Some(view) = read.outcome.document.take() else {
+            return read;
+        };
+        let outcome = &mut read.outcome;
         let projected = if plan.output_projection().is_empty() {
             view
         } else {
@@ -205,10 +227,7 @@ impl<'c> PreparedRequest<'_, 'c> {
         } else {
             outcome.document = Some(projected);
         }
-        PlannedRead {
-            selected: true,
-            outcome,
-        }
+        read
     }
 
     /// Runs a planned read over a whole collection in memory: the database's part
