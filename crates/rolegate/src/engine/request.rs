@@ -31,7 +31,7 @@ pub struct PreparedRequest<'p, 'c> {
     pub(super) fields: &'p RuleFields,
     pub(super) limits: Limits,
     pub(super) context: &'c RequestContext,
-    pub(super) explain: bool,
+    pub(crate) explain: bool,
     /// Check raw documents in full before deciding ([`PreparedRequest::with_raw_validation`]).
     pub(super) validate_raw: bool,
     pub(super) engine: EngineKind,
