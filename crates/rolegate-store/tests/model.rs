@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use bson::{Bson, Decimal128, Document, doc};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use rolegate::mql::bson_equal;
 use rolegate::ops::{Change, Namespace, Store, StoreError, StoreRead, WriteSet};
 use rolegate_store::EmbeddedStore;
@@ -184,7 +185,14 @@ fn bytes(docs: &[Document]) -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/model.txt"
+        )))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn store_and_model_agree(

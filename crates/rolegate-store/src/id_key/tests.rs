@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use bson::{Binary, Bson, Decimal128, Regex, doc, oid::ObjectId, spec::BinarySubtype};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use rolegate::mql::bson_equal;
 
 use super::id_key;
@@ -210,6 +211,14 @@ fn id_value() -> impl Strategy<Value = Bson> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/id_key.txt"
+        )))),
+        ..ProptestConfig::default()
+    })]
+
     /// Two values have the same key exactly when MongoDB's equality says they are equal.
     #[test]
     fn key_equality_is_mongodb_equality(a in id_value(), b in id_value()) {
