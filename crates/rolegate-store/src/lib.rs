@@ -44,8 +44,9 @@
 //! any name is safe (`x.a` + `b` and `x` + `a.b` are two collections):
 //!
 //! * the **documents**, keyed by a slot number (`u64`) allocated in insertion order: **natural
-//!   order is insertion order**, and a replacement keeps its document's slot (as MongoDB's
-//!   natural order mostly does, without its exceptions); each value is the document's raw BSON;
+//!   order is insertion order**, a replacement keeps its document's slot and a document deleted
+//!   and inserted again goes last (as a MongoDB collection on WiredTiger keeps a document's
+//!   record id across updates); each value is the document's raw BSON;
 //! * the **`_id` index**, from a canonical key of the `_id` to the slot. Two `_id`s get the same
 //!   key exactly when MongoDB's equality ([`rolegate::mql::bson_equal`]) says they are equal:
 //!   `1`, `NumberLong(1)`, `1.0` and `NumberDecimal("1.00")` are one `_id` (a second insert of
