@@ -50,7 +50,12 @@ pub enum FileKind {
     FunctionConfig { name: String },
     /// `functions/<name>.js` or `functions/<name>/source.js`: the function exists.
     FunctionSource { name: String },
-    /// Anything else (auth providers, triggers, hosting, GraphQL, the root config, ...).
+    /// The root configuration: `realm_config.json`, `root_config.json` or `config.json` at the
+    /// app's root.
+    AppConfig,
+    /// `auth/custom_user_data.json`
+    CustomUserData,
+    /// Anything else (auth providers, triggers, hosting, GraphQL, ...).
     Other,
 }
 
@@ -73,6 +78,8 @@ pub fn classify(path: &str) -> FileKind {
     let s = |p: &&str| (*p).to_string();
     match parts.as_slice() {
         ["app_config.json"] => FileKind::LegacyAppConfig,
+        ["realm_config.json" | "root_config.json" | "config.json"] => FileKind::AppConfig,
+        ["auth", "custom_user_data.json"] => FileKind::CustomUserData,
         ["data_sources", ds, "config.json"] => FileKind::DataSourceConfig { data_source: s(ds) },
         ["data_sources", ds, "default_rule.json"] => FileKind::DefaultRule { data_source: s(ds) },
         ["data_sources", ds, db, coll, file] => {

@@ -100,7 +100,11 @@ pub(crate) fn load_source(
     let mut recognized = 0usize;
 
     for path in source.paths() {
-        let kind = classify(&path);
+        let mut kind = classify(&path);
+        // A lone file named `config.json` is sniffed by its content, not read as an app's root.
+        if kind == FileKind::AppConfig && mode == Mode::LoneFile {
+            kind = FileKind::Other;
+        }
         if kind == FileKind::Other && mode == Mode::App {
             continue;
         }
@@ -132,7 +136,11 @@ pub(crate) fn load_source(
                 continue;
             }
         };
-        recognized += 1;
+        // The root configuration and custom user data settings are not rules: an app with only
+        // them is still empty.
+        if !matches!(kind, FileKind::AppConfig | FileKind::CustomUserData) {
+            recognized += 1;
+        }
         match kind {
             FileKind::LegacyAppConfig => {
                 b.push(Diagnostic::error("legacy-format", place, LEGACY_APP_CONFIG));
@@ -165,6 +173,8 @@ pub(crate) fn load_source(
             FileKind::ServiceRules { service, stem } => {
                 add_service_rules_file(&mut b, &service, &stem, &json, place);
             }
+            FileKind::AppConfig => b.add_app_config(&json, place),
+            FileKind::CustomUserData => b.add_custom_user_data(&json, place),
             FileKind::SyncConfig => b.add_sync_config(&json, DEFAULT_DATA_SOURCE, place),
             FileKind::Value { name } => b.add_value(&json, Some(&name), place),
             FileKind::Environment { tag } => b.add_environment(&tag, &json, place),

@@ -99,7 +99,8 @@ impl ContextBuilder<'_> {
     pub fn build(mut self) -> Result<RequestContext, ContextError> {
         let values = resolve_values(self.set, &self.values, &self.secrets)?;
         self.ctx.values = Bson::Document(values);
-        if let Some(tag) = self.environment {
+        // The app's current environment unless the request selects another.
+        if let Some(tag) = self.environment.or_else(|| self.set.environment.clone()) {
             let env_values = self
                 .set
                 .environments

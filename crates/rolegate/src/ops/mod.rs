@@ -20,9 +20,11 @@ mod memory;
 mod request;
 mod run;
 mod store;
+mod user_data;
 
 pub use error::OpError;
 pub use memory::MemoryStore;
 pub use request::Operation;
 pub use run::{Decided, MAX_ATTEMPTS, OpEnv, OperationPlan, execute};
 pub use store::{Change, Namespace, Store, StoreError, StoreRead, WriteSet};
+pub use user_data::{custom_user_data_read, load_custom_user_data, pick_custom_user_data};

@@ -270,6 +270,11 @@ pub struct RuleSet {
     pub values: BTreeMap<String, ValueDef>,
     /// Environment tag → `values` document.
     pub environments: BTreeMap<String, bson::Document>,
+    /// The app's current environment (the root configuration's `environment`), which
+    /// `%%environment` exposes unless a request selects another.
+    pub environment: Option<String>,
+    /// Where custom user data lives (`auth/custom_user_data.json`), when enabled.
+    pub custom_user_data: Option<CustomUserData>,
     /// Warnings found while loading (errors make loading fail instead).
     pub warnings: Diagnostics,
     /// Where the rule set was loaded from.
@@ -277,6 +282,22 @@ pub struct RuleSet {
     /// The limits it was loaded with; evaluators apply the evaluation-time ones
     /// ([`Limits::max_document_depth`], [`Limits::max_eval_steps`]).
     pub limits: Limits,
+}
+
+/// The custom user data configuration of an app (`auth/custom_user_data.json`): the document of
+/// `database.collection` whose `user_id_field` equals the user's id is `%%user.custom_data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomUserData {
+    /// The data source (`mongo_service_name`).
+    pub data_source: String,
+    /// The database (`database_name`).
+    pub database: String,
+    /// The collection (`collection_name`).
+    pub collection: String,
+    /// The field holding the user's id (`user_id_field`).
+    pub user_id_field: String,
+    /// The function run when a user is created (`on_user_creation_function_name`), if any.
+    pub on_user_creation: Option<String>,
 }
 
 /// The roles and filters that govern one collection, as [`RuleSet::policy`] chooses them (U1, U2,

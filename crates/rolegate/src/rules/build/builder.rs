@@ -36,7 +36,9 @@ use super::sync::{LegacySyncInput, build_partition_permissions, build_sync_confi
 use super::values::{build_environment, build_value};
 use crate::error::{Diagnostic, Diagnostics, LoadError, Place};
 use crate::limits::{Limits, check_rule_set, depth_error, json_too_deep};
-use crate::rules::model::{FunctionConfig, Rule, RuleSet, ServiceRule, SyncConfig, ValueDef};
+use crate::rules::model::{
+    CustomUserData, FunctionConfig, Rule, RuleSet, ServiceRule, SyncConfig, ValueDef,
+};
 
 /// Options of one build.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +62,8 @@ pub struct RuleSetBuilder {
     functions: BTreeMap<String, FunctionConfig>,
     values: BTreeMap<String, ValueDef>,
     environments: BTreeMap<String, Document>,
+    environment: Option<String>,
+    custom_user_data: Option<CustomUserData>,
     /// `%function` uses outside rule files (PBS permissions, service rules, `can_evaluate`).
     function_uses: Vec<(String, Place)>,
     limits: Limits,
@@ -77,6 +81,8 @@ impl RuleSetBuilder {
             functions: BTreeMap::new(),
             values: BTreeMap::new(),
             environments: BTreeMap::new(),
+            environment: None,
+            custom_user_data: None,
             function_uses: Vec::new(),
             limits: Limits::default(),
             diags: Diagnostics::default(),
@@ -481,6 +487,24 @@ impl RuleSetBuilder {
         self.environments.insert(tag.to_string(), values);
     }
 
+    /// Adds the root configuration (`realm_config.json`, ...): the app's environment.
+    pub fn add_app_config(&mut self, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
+        if let Some(tag) = super::app::build_app_environment(json, &place, &mut self.diags) {
+            self.environment = Some(tag);
+        }
+    }
+
+    /// Adds `auth/custom_user_data.json`.
+    pub fn add_custom_user_data(&mut self, json: &Value, place: Place) {
+        if !self.admit(json, &place) {
+            return;
+        }
+        self.custom_user_data = super::app::build_custom_user_data(json, &place, &mut self.diags);
+    }
+
     fn note_functions(&mut self, rule: &Rule) {
         rule_functions(rule, &mut self.function_uses);
     }
@@ -513,6 +537,8 @@ impl RuleSetBuilder {
             functions: self.functions,
             values: self.values,
             environments: self.environments,
+            environment: self.environment,
+            custom_user_data: self.custom_user_data,
             warnings: Diagnostics::default(),
             origin: self.origin,
             limits: self.limits,

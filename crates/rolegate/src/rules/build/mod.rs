@@ -43,6 +43,7 @@
 //! `sync_compat`, and every builder → `keys`, `shared`. Each file's docs list the decisions it
 //! takes where the spec is silent.
 
+mod app;
 mod builder;
 mod data_source;
 mod filters;

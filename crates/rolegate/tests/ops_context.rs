@@ -1,0 +1,123 @@
+//! The request context an operation needs, from the app: custom user data looked up in the
+//! store as `auth/custom_user_data.json` says, and the app's environment from its root
+//! configuration.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::fs;
+use std::path::Path;
+
+use bson::{doc, oid::ObjectId};
+use rolegate::ops::{MemoryStore, Namespace, custom_user_data_read, load_custom_user_data};
+use rolegate::{LoadOptions, RuleSet, Rules};
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+fn app(custom_user_data: &str) -> (tempfile::TempDir, RuleSet) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "realm_config.json",
+        r#"{"app_id": "x", "environment": "staging"}"#,
+    );
+    write(
+        d,
+        "environments/staging.json",
+        r#"{"values": {"level": 2}}"#,
+    );
+    write(
+        d,
+        "environments/production.json",
+        r#"{"values": {"level": 3}}"#,
+    );
+    write(d, "auth/custom_user_data.json", custom_user_data);
+    write(
+        d,
+        "data_sources/mongodb-atlas/app/items/rules.json",
+        r#"{"database": "app", "collection": "items", "roles": [{"name": "r", "apply_when": {"%%environment.values.level": 2}, "read": true}]}"#,
+    );
+    let set = RuleSet::load(d, &LoadOptions::default()).unwrap();
+    (dir, set)
+}
+
+const ENABLED: &str = r#"{"enabled": true, "mongo_service_name": "mongodb-atlas", "database_name": "app", "collection_name": "users", "user_id_field": "uid"}"#;
+
+#[test]
+fn custom_user_data_prefers_the_string_id_then_the_first_inserted() {
+    let (_dir, set) = app(ENABLED);
+    let oid = ObjectId::parse_str("5f0c4b9e8a1b2c3d4e5f6a7b").unwrap();
+    let users = Namespace::new("app", "users");
+    let mut store = MemoryStore::new();
+    store.insert_unchecked(
+        &users,
+        [
+            doc! {"_id": 1, "uid": oid, "team": "oid"},
+            doc! {"_id": 2, "uid": "someone-else", "team": "x"},
+            doc! {"_id": 3, "uid": "5f0c4b9e8a1b2c3d4e5f6a7b", "team": "string-first"},
+            doc! {"_id": 4, "uid": "5f0c4b9e8a1b2c3d4e5f6a7b", "team": "string-second"},
+        ],
+    );
+    let found = load_custom_user_data(&set, &mut store, "5f0c4b9e8a1b2c3d4e5f6a7b").unwrap();
+    assert_eq!(found.unwrap().get_str("team").unwrap(), "string-first");
+    // Without a string match, the ObjectId one.
+    let mut store = MemoryStore::new();
+    store.insert_unchecked(&users, [doc! {"_id": 1, "uid": oid, "team": "oid"}]);
+    let found = load_custom_user_data(&set, &mut store, "5f0c4b9e8a1b2c3d4e5f6a7b").unwrap();
+    assert_eq!(found.unwrap().get_str("team").unwrap(), "oid");
+    // An id that is not an ObjectId is looked up as a string only, and a miss is None.
+    let read = custom_user_data_read(&set, "alice").unwrap();
+    assert_eq!(read.query, doc! {"uid": {"$eq": "alice"}});
+    assert_eq!(
+        load_custom_user_data(&set, &mut store, "alice").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn disabled_or_malformed_custom_user_data() {
+    let (_dir, set) = app(r#"{"enabled": false}"#);
+    assert!(set.custom_user_data.is_none());
+    assert!(custom_user_data_read(&set, "alice").is_none());
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "realm_config.json", "{}");
+    write(
+        dir.path(),
+        "auth/custom_user_data.json",
+        r#"{"enabled": true, "database_name": 3, "collection_name": "u"}"#,
+    );
+    let e = RuleSet::load(dir.path(), &LoadOptions::default()).unwrap_err();
+    // Every problem is reported.
+    let places: Vec<String> = e.diagnostics.0.iter().map(|d| d.to_string()).collect();
+    for key in ["mongo_service_name", "database_name", "user_id_field"] {
+        assert!(places.iter().any(|p| p.contains(key)), "{key}: {places:?}");
+    }
+}
+
+#[test]
+fn the_app_environment_is_the_default_environment() {
+    let (_dir, set) = app(ENABLED);
+    assert_eq!(set.environment.as_deref(), Some("staging"));
+    let rules = Rules::new(set);
+    let coll = rules.collection("app.items").unwrap();
+    let ctx = rules.context().user(doc! {"id": "u"}).build().unwrap();
+    assert!(coll.prepare(&ctx).read(&doc! {"_id": 1}).visible);
+    // A request may select another environment.
+    let ctx = rules
+        .context()
+        .user(doc! {"id": "u"})
+        .environment("production")
+        .build()
+        .unwrap();
+    let out = coll.prepare(&ctx).read(&doc! {"_id": 1});
+    assert!(!out.visible);
+    assert_eq!(out.document, None::<bson::Document>);
+}
