@@ -121,3 +121,102 @@ fn the_app_environment_is_the_default_environment() {
     assert!(!out.visible);
     assert_eq!(out.document, None::<bson::Document>);
 }
+
+/// A `%function` answered outside the decision (as an async host answers it): deciding with a
+/// [`CallMemo`] until nothing is pending gives what a synchronous host gives, and nothing is
+/// written while a call is pending.
+#[test]
+fn function_calls_answered_outside_the_decision() {
+    use bson::{Bson, DateTime};
+    use rolegate::ops::{CallMemo, Operation, execute};
+    use std::sync::Arc;
+
+    let set = RuleSet::from_json(
+        "data_sources/mongodb-atlas/app/items/rules.json",
+        &serde_json::json!({
+            "database": "app", "collection": "items",
+            "roles": [{
+                "name": "member",
+                "apply_when": {"%and": [
+                    {"%%true": {"%function": {"name": "isMember", "arguments": ["%%user.id"]}}},
+                    {"%%true": {"%function": {"name": "teamOpen", "arguments": ["%%root.team"]}}}
+                ]},
+                "read": true, "write": true
+            }]
+        }),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let rules = Rules::new(set);
+    let coll = rules.collection("app.items").unwrap();
+    let answer = |name: &str, args: &[Bson]| -> Result<Bson, String> {
+        match (name, args) {
+            ("isMember", [Bson::String(u)]) => Ok(Bson::Boolean(u == "alice")),
+            ("teamOpen", [Bson::String(t)]) => Ok(Bson::Boolean(t != "closed")),
+            _ => Err(format!("unexpected call {name}")),
+        }
+    };
+    let ns = Namespace::new("app", "items");
+    let seed = [
+        doc! {"_id": 1, "team": "red", "n": 0},
+        doc! {"_id": 2, "team": "closed", "n": 0},
+        doc! {"_id": 3, "team": "blue", "n": 0},
+    ];
+    let body = doc! {"name": "updateMany", "arguments": [{"database": "app", "collection": "items", "query": {"team": {"$ne": "closed"}}, "update": {"$inc": {"n": 1}}}]};
+    let op = Operation::from_body(&body).unwrap();
+    let user = doc! {"id": "alice"};
+
+    // A synchronous host.
+    let mut sync_store = MemoryStore::new();
+    sync_store.insert_unchecked(&ns, seed.clone());
+    let ctx = rules
+        .context()
+        .user(user.clone())
+        .functions(Arc::new(answer))
+        .build()
+        .unwrap();
+    let mut env = rolegate::ops::OpEnv::fixed(DateTime::from_millis(0), || Bson::Null);
+    let sync_result = execute(&coll.prepare(&ctx), &op, &mut sync_store, &mut env)
+        .unwrap()
+        .result;
+
+    // The memo: decide, answer what is pending, decide again.
+    let mut store = MemoryStore::new();
+    store.insert_unchecked(&ns, seed.clone());
+    let memo = Arc::new(CallMemo::new());
+    let mut rounds = 0;
+    let result = loop {
+        rounds += 1;
+        assert!(rounds <= 4, "too many rounds");
+        let ctx = rules
+            .context()
+            .user(user.clone())
+            .functions(memo.clone())
+            .build()
+            .unwrap();
+        let request = coll.prepare(&ctx);
+        let plan = request.plan_operation(&op).unwrap();
+        let stored = rolegate::ops::Store::find(&mut store, plan.read().unwrap()).unwrap();
+        let decided = request.decide_operation(&op, &plan, stored, &mut env);
+        let pending = memo.take_pending();
+        if pending.is_empty() {
+            let decided = decided.unwrap();
+            if let Some(w) = &decided.writes {
+                rolegate::ops::Store::write(&mut store, w).unwrap();
+            }
+            break decided.result;
+        }
+        // Nothing was written while calls were pending.
+        assert_eq!(store.documents(&ns), seed.as_slice());
+        for (name, args) in pending {
+            memo.answer(&name, &args, answer(&name, &args));
+        }
+    };
+    assert_eq!(result, sync_result);
+    assert_eq!(
+        result,
+        Bson::Document(doc! {"matchedCount": 2, "modifiedCount": 2})
+    );
+    assert_eq!(store.documents(&ns), sync_store.documents(&ns));
+    assert!(rounds >= 2, "{rounds}");
+}

@@ -15,6 +15,7 @@
 //! `docs/semantics.md` (section 5) states the semantics of each action.
 
 mod aggregate;
+mod calls;
 mod error;
 mod memory;
 mod request;
@@ -22,6 +23,7 @@ mod run;
 mod store;
 mod user_data;
 
+pub use calls::CallMemo;
 pub use error::OpError;
 pub use memory::MemoryStore;
 pub use request::Operation;
