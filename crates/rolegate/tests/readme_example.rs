@@ -54,3 +54,26 @@ fn the_readme_example_is_the_doctested_front_page_example() {
         "README.md and crates/rolegate/src/lib.rs must show the same example"
     );
 }
+
+#[test]
+fn the_readme_operations_example_is_the_doctested_ops_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
+    let ops = std::fs::read_to_string(root.join("src/ops/mod.rs")).unwrap();
+    let doc: String = ops
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let shown = rust_block(&doc, "# Example");
+    let readme_block = rust_block(&readme, "## Operations and stores");
+    assert!(
+        readme_block.len() > 10,
+        "the README's operations example is missing"
+    );
+    assert_eq!(
+        shown, readme_block,
+        "README.md and crates/rolegate/src/ops/mod.rs must show the same example"
+    );
+}

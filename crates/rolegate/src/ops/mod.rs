@@ -13,6 +13,36 @@
 //! ```
 //!
 //! `docs/semantics.md` (section 5) states the semantics of each action.
+//!
+//! # Example
+//!
+//! ```rust
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use rolegate::ops::{execute, MemoryStore, Namespace, OpEnv, Operation};
+//! use rolegate::{LoadOptions, RuleSet, Rules};
+//!
+//! let rules = Rules::new(RuleSet::from_json(
+//!     "data_sources/mongodb-atlas/shop/orders/rules.json",
+//!     &serde_json::json!({"database": "shop", "collection": "orders", "roles": [
+//!         {"name": "owner", "apply_when": {"owner": "%%user.id"}, "read": true, "write": true}]}),
+//!     &LoadOptions::default(),
+//! )?);
+//! let mut store = MemoryStore::new(); // or rolegate_store::EmbeddedStore::open("data")?
+//! store.insert_unchecked(&Namespace::new("shop", "orders"), [
+//!     bson::doc! {"_id": 1, "owner": "alice", "total": 30},
+//!     bson::doc! {"_id": 2, "owner": "bob", "total": 12},
+//! ]);
+//! let op = Operation::from_body(&bson::doc! {"name": "updateMany", "arguments": [
+//!     {"database": "shop", "collection": "orders", "query": {}, "update": {"$inc": {"total": 1}}}]})?;
+//! let ctx = rules.context().user(bson::doc! {"id": "alice"}).build()?;
+//! let orders = rules.operation_collection(&op)?;
+//! let request = orders.prepare(&ctx);
+//! let done = execute(&request, &op, &mut store, &mut OpEnv::new())?;
+//! // Bob's order is invisible to Alice: matched 1, modified 1.
+//! assert_eq!(done.result, bson::Bson::Document(bson::doc! {"matchedCount": 1, "modifiedCount": 1}));
+//! # Ok(())
+//! # }
+//! ```
 
 mod aggregate;
 mod calls;
