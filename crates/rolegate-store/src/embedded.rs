@@ -173,3 +173,16 @@ impl Store for EmbeddedStore {
         guarded("cannot write", || crate::write::write(&self.db, writes))
     }
 }
+
+/// A shared store: redb runs each read and each write set in its own transaction (writes one
+/// at a time), so several threads — and a `%function` host reading while an operation runs —
+/// can use one `EmbeddedStore` through `&EmbeddedStore`, without a lock of their own.
+impl Store for &EmbeddedStore {
+    fn find(&mut self, read: &StoreRead) -> Result<Vec<Document>, StoreError> {
+        guarded("cannot read", || crate::read::find(&self.db, read))
+    }
+
+    fn write(&mut self, writes: &WriteSet) -> Result<(), StoreError> {
+        guarded("cannot write", || crate::write::write(&self.db, writes))
+    }
+}

@@ -101,6 +101,19 @@ impl OpError {
         self.detail.push_str(more);
     }
 
+    /// A request the host could not make sense of before any rule ran (no credentials, a body
+    /// that is not Extended JSON): `BadRequest`.
+    pub fn bad_request(detail: impl Into<String>) -> OpError {
+        OpError::new("BadRequest", "bad request", detail)
+    }
+
+    /// The error of a store that refused or failed (for hosts that drive the store
+    /// themselves): `MongoDBError` for a duplicate key, `WriteConflict`, or
+    /// `InternalServerError`.
+    pub fn from_store(error: &StoreError) -> OpError {
+        OpError::store(error)
+    }
+
     /// The client-safe view: a code and its fixed message.
     pub fn client_error(&self) -> ClientError {
         self.client

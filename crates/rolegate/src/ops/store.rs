@@ -48,6 +48,17 @@ pub struct StoreRead {
     pub projection: Option<Document>,
 }
 
+impl StoreRead {
+    /// A read of the whole documents of `namespace` that match `query`.
+    pub fn new(namespace: Namespace, query: Document) -> StoreRead {
+        StoreRead {
+            namespace,
+            query,
+            projection: None,
+        }
+    }
+}
+
 /// One change of a [`WriteSet`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
