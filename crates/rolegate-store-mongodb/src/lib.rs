@@ -36,6 +36,10 @@
 //! Every command names the `simple` collation, MongoDB's binary string comparison, which the
 //! rules' queries assume: a collection's default collation never applies.
 //!
+//! It needs MongoDB 4.4 or newer (the first to create a collection inside a transaction, as a
+//! first insert does) on a replica set or a sharded cluster; [`MongoStore::connect`] refuses a
+//! standalone server.
+//!
 //! **How it is tested.** No MongoDB server could be installed on the development machines. The
 //! MongoDB store is compiled and linted in CI (`cargo clippy -p rolegate-store-mongodb`), and its
 //! unit tests (filters, error classification, the pre-image check) need no server; its
