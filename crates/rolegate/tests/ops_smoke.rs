@@ -141,3 +141,53 @@ fn inserts_upserts_and_deletes() {
     .unwrap_err();
     assert!(e.contains("did you mean `query`"), "{e}");
 }
+
+/// The positional `$` takes its element from what the user may read: a hidden field that
+/// would select an earlier element on the stored document does not choose the element.
+#[test]
+fn positional_updates_never_choose_by_hidden_fields() {
+    let set = RuleSet::from_json(
+        "data_sources/mongodb-atlas/app/lists/rules.json",
+        &json!({
+            "database": "app", "collection": "lists",
+            "roles": [{
+                "name": "r", "apply_when": {},
+                "fields": {
+                    "_id": {"read": true},
+                    "items": {"fields": {
+                        "a": {"read": false, "write": false},
+                        "b": {"read": true, "write": true}
+                    }}
+                }
+            }]
+        }),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let rules = Rules::new(set);
+    let ns = Namespace::new("app", "lists");
+    let mut store = MemoryStore::new();
+    store.insert_unchecked(
+        &ns,
+        [doc! {"_id": 1, "items": [{"a": 1, "b": 0}, {"a": 2, "b": 5}]}],
+    );
+    let body = doc! {"name": "updateOne", "arguments": [{
+        "database": "app", "collection": "lists",
+        "query": {"items": {"$elemMatch": {"$or": [{"a": 1}, {"b": 5}]}}},
+        "update": {"$set": {"items.$.b": 9}}
+    }]};
+    let op = Operation::from_body(&body).unwrap();
+    let coll = rules.operation_collection(&op).unwrap();
+    let ctx = rules.context().user(doc! {"id": "u"}).build().unwrap();
+    let mut env = OpEnv::fixed(DateTime::from_millis(0), || Bson::Null);
+    let done = execute(&coll.prepare(&ctx), &op, &mut store, &mut env).unwrap();
+    assert_eq!(
+        done.result,
+        Bson::Document(doc! {"matchedCount": 1, "modifiedCount": 1})
+    );
+    // Element 1 (b: 5, visible) is updated, not element 0 (whose hidden a: 1 matches too).
+    assert_eq!(
+        store.documents(&ns)[0],
+        doc! {"_id": 1, "items": [{"a": 1, "b": 0}, {"a": 2, "b": 9}]}
+    );
+}

@@ -427,8 +427,14 @@ impl Cx<'_, '_, '_> {
         for (i, view) in picked {
             let Some(pre) = stored.get(i) else { continue };
             let id = id_text(pre);
+            // The positional `$` takes its element from what the user may read (O14).
+            let seen = view.outcome.document.as_ref().unwrap_or(pre);
+            let index = ctx
+                .matched_index_in(seen)
+                .map_err(|e| OpError::mongodb(format!("update of _id {id}: {e}")))?;
+            let at = ctx.clone().with_matched_index(index);
             let updated = update
-                .apply(pre, &ctx)
+                .apply(pre, &at)
                 .map_err(|e| OpError::mongodb(format!("update of _id {id}: {e}")))?;
             let outcome = self.request.update(pre, &updated.document);
             self.note(|| {

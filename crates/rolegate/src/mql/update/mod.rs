@@ -96,6 +96,9 @@ pub struct Update {
 #[derive(Debug, Clone)]
 pub struct UpdateContext {
     positional: Option<Positional>,
+    /// The positional match, when the caller computed it on another view of the document
+    /// ([`UpdateContext::with_matched_index`]).
+    matched: Option<Option<usize>>,
     now: DateTime,
     timestamp: Timestamp,
     generated_id: Bson,
@@ -124,6 +127,7 @@ impl UpdateContext {
         let secs = u32::try_from(now.timestamp_millis().div_euclid(1000)).unwrap_or(0);
         UpdateContext {
             positional: None,
+            matched: None,
             now,
             timestamp: Timestamp {
                 time: secs,
@@ -153,6 +157,27 @@ impl UpdateContext {
         };
         self.positional = Some(Positional::new(&expr));
         Ok(self)
+    }
+
+    /// The position the update's positional `$` uses, computed by the caller (`None`: the
+    /// query recorded none, MongoDB's "did not find the match needed from the query"), instead
+    /// of the query's match on the document being updated. Operations under rules compute it
+    /// on the document as the user may read it, so that fields the user cannot read never
+    /// choose the element an update changes.
+    pub fn with_matched_index(mut self, index: Option<usize>) -> UpdateContext {
+        self.matched = Some(index);
+        self
+    }
+
+    /// The position the query's positional match records in `doc` (`None` without a query or
+    /// when it records none).
+    pub fn matched_index_in(&self, doc: &Document) -> Result<Option<usize>, UpdateError> {
+        match &self.positional {
+            Some(q) => q
+                .position(doc)
+                .map_err(|e| UpdateError::bad_value(e.message)),
+            None => Ok(None),
+        }
     }
 
     /// The timestamp `$currentDate: {$type: "timestamp"}` writes.
@@ -344,6 +369,9 @@ fn matched_index(
     positional: bool,
     doc: &Document,
 ) -> Result<Option<String>, UpdateError> {
+    if let (Some(index), true) = (ctx.matched, positional) {
+        return Ok(index.map(|i| i.to_string()));
+    }
     match (&ctx.positional, positional) {
         (Some(q), true) => Ok(q
             .position(doc)
