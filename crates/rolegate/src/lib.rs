@@ -146,7 +146,7 @@ pub use config::{FunctionCheck, LoadOptions};
 pub use context::{Deadline, FunctionHost, MockFunctions, NoFunctions, RequestContext};
 pub use engine::{
     Collection, ContextBuilder, ContextError, EngineKind, PlannedRead, PreparedRequest,
-    RawDecision, Rules, Scratch, UnknownNamespace,
+    RawDecision, RequestInfo, Rules, Scratch, UnknownNamespace,
 };
 pub use error::{Diagnostic, Diagnostics, LoadError, Place, Severity};
 pub use limits::{LimitExceeded, Limits, Measures};

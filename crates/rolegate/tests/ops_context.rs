@@ -220,3 +220,50 @@ fn function_calls_answered_outside_the_decision() {
     assert_eq!(store.documents(&ns), sync_store.documents(&ns));
     assert!(rounds >= 2, "{rounds}");
 }
+
+/// `%%request` built with `RequestInfo`: IP gating and a header, as the App Services docs show.
+#[test]
+fn request_info_builds_what_rules_read() {
+    use rolegate::RequestInfo;
+    let set = RuleSet::from_json(
+        "data_sources/mongodb-atlas/app/items/rules.json",
+        &serde_json::json!({
+            "database": "app", "collection": "items",
+            "roles": [{"name": "office", "apply_when": {
+                "%%request.remoteIPAddress": {"$in": ["203.0.113.10"]},
+                "%%request.requestHeaders.X-Api-Version": "2",
+                "%%request.action": "find"
+            }, "read": true}]
+        }),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let rules = Rules::new(set);
+    let coll = rules.collection("app.items").unwrap();
+    let info = |ip: &str| {
+        RequestInfo::new()
+            .http_method("POST")
+            .remote_ip_address(ip)
+            .header("x-api-version", "1")
+            .header("x-api-version", "2")
+            .action("find")
+            .into_document()
+    };
+    assert_eq!(
+        info("203.0.113.10").get_document("requestHeaders").unwrap(),
+        &doc! {"x-api-version": ["1", "2"]}
+    );
+    for (ip, visible) in [("203.0.113.10", true), ("198.51.100.1", false)] {
+        let ctx = rules
+            .context()
+            .user(doc! {"id": "u"})
+            .request(info(ip))
+            .build()
+            .unwrap();
+        assert_eq!(
+            coll.prepare(&ctx).read(&doc! {"_id": 1}).visible,
+            visible,
+            "{ip}"
+        );
+    }
+}

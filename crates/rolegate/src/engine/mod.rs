@@ -55,6 +55,7 @@ mod context;
 mod planned;
 mod raw;
 mod request;
+mod request_info;
 
 pub use collection::Collection;
 pub(crate) use collection::PolicyCollection;
@@ -63,6 +64,7 @@ pub use context::{ContextBuilder, ContextError};
 pub use planned::PlannedRead;
 pub use raw::{RawDecision, Scratch};
 pub use request::PreparedRequest;
+pub use request_info::RequestInfo;
 
 use collection::{Compiled, Resolved};
 use std::collections::BTreeMap;
