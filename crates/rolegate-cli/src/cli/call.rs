@@ -119,7 +119,15 @@ pub fn run(args: &CallArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         Err(e) => return Err(failed(&e, args.explain, &mut Explain::new(args.explain))),
     };
     let governed = collection.namespace();
-    let data_source = governed.split_once('/').map_or("", |(ds, _)| ds);
+    let policy = collection.policy();
+    let data_source = policy.data_source.to_string();
+    let rules_text = if policy.roles.is_empty() {
+        format!("no rules ({governed} has no roles)")
+    } else if policy.role_source == rolegate::rules::RoleSource::Default {
+        format!("the default rule of data source `{data_source}`")
+    } else {
+        format!("the rules of {governed}")
+    };
     let mut opened = open_for_call(&args.app, args.store.as_deref(), args.mongodb.as_deref())?;
     if let Some(dir) = &opened.created {
         report::warn(
@@ -133,7 +141,7 @@ pub fn run(args: &CallArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     }
     let settings = CallSettings {
         operation: &op,
-        data_source,
+        data_source: &data_source,
         environment: args.environment.as_deref(),
         system: args.system,
     };
@@ -146,7 +154,7 @@ pub fn run(args: &CallArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             user_text(built.context.user.as_ref())
         };
         format!(
-            "{} on {} as {who}, under the rules of {governed}, on {}",
+            "{} on {} as {who}, under {rules_text}, on {}",
             op.name(),
             op.namespace(),
             opened.description

@@ -194,3 +194,89 @@ fn duplicates(docs: &[Placed], file: &str) -> Vec<Problem> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{Decimal128, doc};
+    use proptest::prelude::*;
+
+    fn placed(ids: &[Bson]) -> Vec<Placed> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| Placed {
+                place: Place::Line(i + 1),
+                doc: doc! {"_id": id.clone()},
+            })
+            .collect()
+    }
+
+    /// `_id`s from a small domain where MongoDB's equality crosses types: `1`, `1_i64`, `1.0`
+    /// and `Decimal128("1")` are one `_id`; NaN is one; `0.0` and `-0.0` are one.
+    fn an_id() -> impl Strategy<Value = Bson> {
+        prop_oneof![
+            (0..3_i32).prop_map(Bson::Int32),
+            (0..3_i64).prop_map(Bson::Int64),
+            (0..6_i32).prop_map(|n| Bson::Double(f64::from(n) / 2.0)),
+            Just(Bson::Double(f64::NAN)),
+            Just(Bson::Double(-0.0)),
+            (0..3_u8).prop_map(|n| Bson::Decimal128(n.to_string().parse::<Decimal128>().unwrap())),
+            (0..3_u8).prop_map(|n| Bson::String(n.to_string())),
+            any::<bool>().prop_map(Bson::Boolean),
+            Just(Bson::Null),
+            (0..2_i32).prop_map(|n| Bson::Document(doc! {"k": n})),
+        ]
+    }
+
+    proptest! {
+        /// Exactly the documents whose `_id` equals an earlier one's are reported, each once,
+        /// naming the first document with that `_id` (the oracle compares every pair).
+        #[test]
+        fn duplicates_are_the_later_equal_ids(ids in proptest::collection::vec(an_id(), 0..24)) {
+            let docs = placed(&ids);
+            let problems = duplicates(&docs, "f");
+            let mut expected = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(first) = ids.iter().take(i).position(|x| bson_equal(x, id)) {
+                    expected.push((i + 1, format!("line {}", first + 1)));
+                }
+            }
+            let mut got: Vec<(usize, String)> = problems
+                .iter()
+                .map(|p| {
+                    let first = p.message.rsplit("the same `_id` as ").next().unwrap_or("");
+                    (p.line.unwrap_or(0), first.to_string())
+                })
+                .collect();
+            got.sort();
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn ids_mongodb_refuses_and_missing_ids() {
+        assert!(with_id(doc! {"_id": [1]}).is_err());
+        assert!(with_id(doc! {"_id": Bson::Undefined}).is_err());
+        let given = with_id(doc! {"a": 1}).unwrap();
+        assert_eq!(given.keys().collect::<Vec<_>>(), ["_id", "a"]);
+        assert!(given.get_object_id("_id").is_ok());
+    }
+
+    #[test]
+    fn array_files_and_json_lines() {
+        assert!(is_array_file(b"[{\"_id\": 1}]"));
+        assert!(is_array_file(
+            b"\xef\xbb\xbf  [\n{\"_id\": 1},\n{\"_id\": 2}\n]\n"
+        ));
+        assert!(
+            is_array_file(b"[{\"_id\": 1},\n"),
+            "a broken array is still an array"
+        );
+        assert!(!is_array_file(b"{\"_id\": 1}\n[1]\n"));
+        assert!(
+            !is_array_file(b"[1]\n{\"_id\": 1}\n"),
+            "JSON Lines whose first line is bad"
+        );
+        assert!(!is_array_file(b""));
+    }
+}

@@ -106,7 +106,8 @@ pub fn run(args: &ImportArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     emit(
         out,
         format_args!(
-            "imported {count} documents into {ns}{replaced} ({})",
+            "imported {count} document{} into {ns}{replaced} ({})",
+            if count == 1 { "" } else { "s" },
             dir.display()
         ),
     )?;
