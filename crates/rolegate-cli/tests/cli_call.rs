@@ -798,10 +798,18 @@ fn import_reports_every_bad_line_and_writes_nothing() {
         exported,
         "{\"_id\":{\"$numberInt\":\"3\"}}\n{\"_id\":{\"$numberInt\":\"2\"}}\n"
     );
-    // Bad namespaces.
+    // Bad namespaces; an app that does not exist.
     for ns in ["items", "mongodb-atlas/app.items", "a b.c"] {
         let o = rolegate(&["import", "app", ns, "items.jsonl"], d);
         assert_eq!(code(&o), 2, "{ns}");
+    }
+    for command in ["import", "export"] {
+        let mut args = vec![command, "no-such-app", "app.items"];
+        if command == "import" {
+            args.push("items.jsonl");
+        }
+        let o = rolegate(&args, d);
+        assert_eq!(code(&o), 4, "{command}: {}", stderr(&o));
     }
 }
 

@@ -40,15 +40,6 @@ pub struct ExportArgs {
 /// Runs `export`.
 pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let ns = namespace(&args.namespace)?;
-    if !args.app.exists() {
-        return Err(CliError::new(
-            Exit::Rules,
-            vec![
-                Problem::error("io", "cannot read: no such file or directory")
-                    .in_file(args.app.display().to_string()),
-            ],
-        ));
-    }
     let dir = data_folder(&args.app, args.store.as_deref())?;
     if !holds_store(&dir) {
         return Err(CliError::input(

@@ -18,7 +18,8 @@
 //!
 //! Exit codes ([`super::exit`]): 0 once imported; 2 for a namespace that is not `DB.COLL` or a
 //! rule file without `--store`; 3 for a bad documents file (every problem printed), an `_id`
-//! already stored, or a store that cannot be opened or fails; 4 for rules that do not load.
+//! already stored, or a store that cannot be opened or fails; 4 for an app that does not exist
+//! or whose rules do not load.
 
 use std::io::Write;
 use std::path::PathBuf;

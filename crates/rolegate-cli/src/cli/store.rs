@@ -10,7 +10,8 @@
 //! given as `APP` has no folder of its own: `--store DIR` is required then (exit 2).
 //!
 //! Exit codes ([`super::exit`]): 2 for a namespace that is not `DB.COLL`, a rule file without
-//! `--store`, or `--mongodb` in a build without MongoDB support; 3 when the store cannot be
+//! `--store`, or `--mongodb` in a build without MongoDB support; 4 for an `APP` that does not
+//! exist; 3 when the store cannot be
 //! opened (the folder cannot be created, the file is corrupt, of another format, or open in
 //! another process) or fails.
 
@@ -29,7 +30,17 @@ pub const DATA_FOLDER: &str = ".rolegate/data";
 pub const NO_MONGODB: &str = "this build has no MongoDB support: build with --features mongodb";
 
 /// The data folder: `--store DIR` when given, else `APP/.rolegate/data` for an app directory.
+/// An `APP` that does not exist is exit 4, as for every command that names the rules.
 pub fn data_folder(app: &Path, store: Option<&Path>) -> Result<PathBuf, CliError> {
+    if !app.exists() {
+        return Err(CliError::new(
+            Exit::Rules,
+            vec![
+                Problem::error("io", "cannot read: no such file or directory")
+                    .in_file(app.display().to_string()),
+            ],
+        ));
+    }
     if let Some(dir) = store {
         return Ok(dir.to_path_buf());
     }
@@ -217,6 +228,12 @@ mod tests {
             Some(dir.path().join(DATA_FOLDER))
         );
         let other = dir.path().join("elsewhere");
-        assert_eq!(data_folder(&file, Some(&other)).ok(), Some(other));
+        assert_eq!(data_folder(&file, Some(&other)).ok(), Some(other.clone()));
+        assert_eq!(
+            data_folder(&dir.path().join("missing"), Some(&other))
+                .err()
+                .map(|e| e.exit),
+            Some(Exit::Rules)
+        );
     }
 }
