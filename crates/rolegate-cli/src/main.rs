@@ -1,5 +1,5 @@
 //! The `rolegate` binary: parses the command line (clap derive) and dispatches to one module per
-//! command in `src/cli/` (`check`, `eval`, `test`, `bench`). Exit codes, one table for every
+//! command in `src/cli/` (`check`, `eval`, `test`, `bench`, `call`, `import`, `export`). Exit codes, one table for every
 //! command: see `src/cli/exit.rs` (0 yes, 1 no, 2 usage, 3 unusable input, 4 rules that do not
 //! load).
 

@@ -376,6 +376,21 @@ fn help_and_the_readme_list_every_option() {
             );
         }
     }
+    // The commands on a store have no --format (their output is Extended JSON).
+    for command in ["call", "import", "export"] {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `rolegate {command} ")))
+            .unwrap_or_else(|| panic!("no README row for `rolegate {command}`"));
+        let options = help_options(command);
+        assert!(options.contains("--store"), "{command}: {options:?}");
+        for option in &options {
+            assert!(
+                row.contains(option.as_str()),
+                "README's `rolegate {command}` row lacks {option}: {row}"
+            );
+        }
+    }
     let bench = help_options("bench");
     for option in [
         "--collection",
@@ -921,7 +936,7 @@ fn the_exit_code_table_is_written_once_in_help_and_readme() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
             .unwrap();
-    for command in ["check", "eval", "test", "bench"] {
+    for command in ["check", "eval", "test", "bench", "call", "import", "export"] {
         let o = rolegate(&[command, "--help"], Path::new("."));
         let help = stdout(&o);
         assert!(

@@ -150,10 +150,31 @@ pub fn read_json_text(text: &str, file: &str) -> Result<Value, CliError> {
 /// first.
 pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
     let bytes = read_bytes(path)?;
-    let file = shown(path);
+    json_lines(&bytes, &shown(path))
+}
+
+/// The JSON Lines of `bytes`, the content of `file` (as [`read_json_lines`] reads them).
+pub fn json_lines(bytes: &[u8], file: &str) -> Result<Vec<(usize, Value)>, CliError> {
+    let (values, problems) = json_lines_and_problems(bytes, file);
+    if !problems.is_empty() {
+        return Err(CliError::new(Exit::Input, problems));
+    }
+    if values.is_empty() {
+        return Err(CliError::input(
+            Problem::error("empty-input", "holds no JSON lines").in_file(file),
+        ));
+    }
+    Ok(values)
+}
+
+/// The values of the good lines of `bytes` (the content of `file`), one JSON value per
+/// non-blank line with its 1-based line number, and a problem for each bad line (invalid UTF-8
+/// with its byte offset, invalid JSON), so that a caller can check the good lines further and
+/// report every bad line at once.
+pub fn json_lines_and_problems(bytes: &[u8], file: &str) -> (Vec<(usize, Value)>, Vec<Problem>) {
     let bytes = bytes
         .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(&bytes);
+        .unwrap_or(bytes);
     let mut values = Vec::new();
     let mut problems = Vec::new();
     let mut offset = 0;
@@ -161,7 +182,7 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
         let line = i + 1;
         let start = offset;
         offset += raw.len() + 1;
-        let text = match utf8(raw, &file, start, line) {
+        let text = match utf8(raw, file, start, line) {
             Ok(t) => t,
             Err(p) => {
                 problems.push(*p);
@@ -173,18 +194,10 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
         }
         match serde_json::from_str(text) {
             Ok(v) => values.push((line, v)),
-            Err(e) => problems.push(json_problem(&e, &file, Some(line))),
+            Err(e) => problems.push(json_problem(&e, file, Some(line))),
         }
     }
-    if !problems.is_empty() {
-        return Err(CliError::new(Exit::Input, problems));
-    }
-    if values.is_empty() {
-        return Err(CliError::input(
-            Problem::error("empty-input", "holds no JSON lines").in_file(file),
-        ));
-    }
-    Ok(values)
+    (values, problems)
 }
 
 /// The user and the request of one command.

@@ -1,20 +1,30 @@
 //! Stage: the command line. Input: `argv`. Output: text on stdout/stderr and an [`Exit`] code.
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
-//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench)) and returns an
-//! [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
+//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench), [`call`],
+//! [`import`], [`export`]) and returns an [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
 //! or not JSON, a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on
 //! stderr (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit
 //! code of its kind ([`exit`]: one table for every command), never a panic. [`inputs`] reads the
-//! files (`-` is stdin), [`decide`] makes the decisions `eval` prints and `bench` times.
+//! files (`-` is stdin), [`decide`] makes the decisions `eval` prints and `bench` times;
+//! [`store`] opens the data store of `call`, `import` and `export` (the app's data folder by
+//! default), [`call_context`] builds a call's request context, [`doc_file`] reads the documents
+//! `import` loads, and [`ejson`] prints values as canonical Extended JSON.
 
 pub mod bench;
+pub mod call;
+pub mod call_context;
 pub mod check;
 pub mod decide;
+pub mod doc_file;
+pub mod ejson;
 pub mod eval;
 pub mod exit;
+pub mod export;
+pub mod import;
 pub mod inputs;
 pub mod report;
+pub mod store;
 pub mod test;
 
 use std::fmt;
@@ -49,6 +59,18 @@ pub enum Command {
     /// Measure how fast the rules decide: documents/s, ns per document, prepare and compile time.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Bench(bench::BenchArgs),
+    /// Run one MongoDB operation (the body an App Services client sends) under the rules on a
+    /// data store; print its result as canonical Extended JSON.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Call(call::CallArgs),
+    /// Load documents (Extended JSON lines, or a JSON array) into the app's embedded store,
+    /// all or nothing, as the system user.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Import(import::ImportArgs),
+    /// Print a collection of the app's embedded store as canonical Extended JSON, one document
+    /// per line, in natural order.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Export(export::ExportArgs),
 }
 
 /// Which engine decides (`--engine`).
@@ -121,6 +143,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Eval(args) => (eval::run(&args, &mut out), args.format),
         Command::Test(args) => (test::run(&args, &mut out), args.format),
         Command::Bench(args) => (bench::run(&args, &mut out), args.format),
+        Command::Call(args) => (call::run(&args, &mut out), Format::Human),
+        Command::Import(args) => (import::run(&args, &mut out), Format::Human),
+        Command::Export(args) => (export::run(&args, &mut out), Format::Human),
     };
     let _ = out.flush();
     match result {
