@@ -180,16 +180,9 @@ pub fn run(args: &CallArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             Ok(Exit::Yes)
         }
         Err(e) => {
-            // A failed operation carries no explanation: the plan's read is shown again, and
-            // what the store returns for it (a read only; nothing was written).
-            if args.explain
-                && let Ok(plan) = request.plan_operation(&op)
-                && let Some(read) = plan.read()
-            {
-                explain.line(|| format!("store query on {}: {}", read.namespace, read.query));
-                if let Ok(docs) = opened.store.find(read) {
-                    explain.line(|| format!("the store returns {} documents", docs.len()));
-                }
+            // The decisions made before the operation failed (nothing was written).
+            for line in e.explanation() {
+                explain.line(|| line.clone());
             }
             Err(failed(&e, args.explain, &mut explain))
         }

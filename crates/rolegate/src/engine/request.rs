@@ -26,11 +26,11 @@ use crate::steps::StepBudget;
 /// One request of one user against one collection.
 #[derive(Debug, Clone)]
 pub struct PreparedRequest<'p, 'c> {
-    pub(super) policy: CollectionPolicy<'p>,
+    pub(crate) policy: CollectionPolicy<'p>,
     pub(super) program: &'p Program,
     pub(super) fields: &'p RuleFields,
     pub(super) limits: Limits,
-    pub(super) context: &'c RequestContext,
+    pub(crate) context: &'c RequestContext,
     pub(crate) explain: bool,
     /// Check raw documents in full before deciding ([`PreparedRequest::with_raw_validation`]).
     pub(super) validate_raw: bool,

@@ -15,6 +15,7 @@ use super::store::StoreError;
 pub struct OpError {
     client: ClientError,
     detail: String,
+    explanation: Vec<String>,
 }
 
 impl OpError {
@@ -22,6 +23,7 @@ impl OpError {
         OpError {
             client: ClientError { code, message },
             detail: detail.into(),
+            explanation: Vec::new(),
         }
     }
 
@@ -35,7 +37,7 @@ impl OpError {
     pub(crate) fn no_rule(namespace: &str) -> OpError {
         OpError::new(
             "NoMatchingRuleFound",
-            "no rule exists for the namespace",
+            "no rules govern this collection",
             format!("no rule exists for namespace '{namespace}'"),
         )
     }
@@ -60,7 +62,11 @@ impl OpError {
             "{}{id_note}",
             outcome.detail().unwrap_or("refused by the rules")
         );
-        OpError { client, detail }
+        OpError {
+            client,
+            detail,
+            explanation: Vec::new(),
+        }
     }
 
     /// A read of the operation failed closed (a rule could not be evaluated).
@@ -68,6 +74,7 @@ impl OpError {
         OpError {
             client: ClientError::RULE_EVALUATION_FAILED,
             detail: detail.into(),
+            explanation: Vec::new(),
         }
     }
 
@@ -93,6 +100,18 @@ impl OpError {
             "the documents changed during the operation; retry",
             detail,
         )
+    }
+
+    /// Attaches the decision's explanation lines (when the request explains).
+    pub(crate) fn with_explanation(mut self, lines: Vec<String>) -> OpError {
+        self.explanation = lines;
+        self
+    }
+
+    /// **Detailed view** (empty unless the request explains): the store query, the documents
+    /// it returned and the decisions made before the operation failed.
+    pub fn explanation(&self) -> &[String] {
+        &self.explanation
     }
 
     /// Appends to the detailed view.

@@ -149,6 +149,11 @@ impl PreparedRequest<'_, '_> {
     /// and projection (operators App Services refused to app users fail here).
     pub fn plan_operation(&self, op: &Operation) -> Result<OperationPlan, OpError> {
         let namespace = op.namespace().clone();
+        // A collection without any role: every request of an ordinary user fails (1.1), reads
+        // included (not an empty result).
+        if self.policy.roles.is_empty() && !self.context.is_system() {
+            return Err(OpError::no_rule(&namespace.to_string()));
+        }
         let (query, projection, whole) = match &op.action {
             Action::Insert { .. } => {
                 return Ok(OperationPlan {
@@ -215,14 +220,38 @@ impl PreparedRequest<'_, '_> {
             request: self,
             explanation,
         };
-        let (result, writes) = match (&op.action, &plan.query_plan) {
+        let decided = Self::decide_action(&mut cx, op, plan, stored, env);
+        let (result, writes) = match decided {
+            Ok(done) => done,
+            Err(e) => return Err(e.with_explanation(cx.explanation)),
+        };
+        Ok(Decided {
+            writes: writes.map(|changes| WriteSet {
+                namespace: op.namespace().clone(),
+                changes,
+            }),
+            result,
+            explanation: cx.explanation,
+        })
+    }
+
+    /// The result and changes of `op`'s action.
+    fn decide_action(
+        cx: &mut Cx<'_, '_, '_>,
+        op: &Operation,
+        plan: &OperationPlan,
+        stored: Vec<Document>,
+        env: &mut OpEnv,
+    ) -> Result<Outcome, OpError> {
+        let this = cx.request;
+        Ok(match (&op.action, &plan.query_plan) {
             (Action::Insert { documents, many }, _) => cx.insert(documents, *many, env)?,
             (_, None) => return Err(OpError::invalid("the operation plan has no read")),
             (Action::Find { selection, one, .. }, Some(qp)) => {
                 let views = cx.select(qp, &stored, selection)?;
                 let mut docs = Vec::with_capacity(views.len());
                 for (_, read) in views {
-                    let read = self.project_view(qp, read);
+                    let read = this.project_view(qp, read);
                     if let Some(d) = read.outcome.document {
                         docs.push(Bson::Document(d));
                     }
@@ -249,7 +278,7 @@ impl PreparedRequest<'_, '_> {
                     .into_iter()
                     .filter_map(|(_, r)| r.outcome.document)
                     .collect();
-                let out = aggregate::run(self, pipeline, views)?;
+                let out = aggregate::run(this, pipeline, views)?;
                 (
                     Bson::Array(out.into_iter().map(Bson::Document).collect()),
                     None,
@@ -282,14 +311,6 @@ impl PreparedRequest<'_, '_> {
                 },
                 Some(qp),
             ) => cx.delete(qp, &stored, selection, *many, returning.as_ref())?,
-        };
-        Ok(Decided {
-            writes: writes.map(|changes| WriteSet {
-                namespace: op.namespace().clone(),
-                changes,
-            }),
-            result,
-            explanation: cx.explanation,
         })
     }
 }
