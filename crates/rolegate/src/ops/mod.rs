@@ -20,6 +20,8 @@ mod memory;
 mod request;
 mod run;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use error::OpError;
 pub use memory::MemoryStore;

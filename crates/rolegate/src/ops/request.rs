@@ -92,6 +92,19 @@ pub(crate) struct Returning {
     pub new_document: bool,
 }
 
+impl Action {
+    /// The sort of the selection, if any.
+    pub(crate) fn sort(&self) -> Option<&Document> {
+        match self {
+            Action::Find { selection, .. }
+            | Action::Count { selection }
+            | Action::Update { selection, .. }
+            | Action::Delete { selection, .. } => selection.sort.as_ref(),
+            Action::Aggregate { .. } | Action::Insert { .. } => None,
+        }
+    }
+}
+
 impl Operation {
     /// Reads an operation body. Every problem is reported (unknown or mistyped arguments, a
     /// missing namespace), with a hint for likely misspellings.
@@ -262,7 +275,7 @@ fn parse_action(name: &'static str, args: &mut Args<'_>) -> Option<Action> {
         }
         "updateOne" | "updateMany" | "replaceOne" | "findOneAndUpdate" | "findOneAndReplace" => {
             let find_and = name.starts_with("findOneAnd");
-            let replace = name.contains("Replace");
+            let replace = matches!(name, "replaceOne" | "findOneAndReplace");
             let query = args.query();
             let sort = if find_and {
                 args.document("sort")
@@ -292,6 +305,14 @@ fn parse_action(name: &'static str, args: &mut Args<'_>) -> Option<Action> {
             if replace && !update.is_replacement() {
                 args.problems.push(format!(
                     "`{update_key}` of `{name}` must be a replacement document (no update operators)"
+                ));
+            }
+            if !replace && update.is_replacement() {
+                // MongoDB's drivers refuse a replacement for the update actions (and the
+                // server refuses one with `multi`): replacing is `replaceOne`'s job.
+                args.problems.push(format!(
+                    "`{update_key}` of `{name}` must use update operators (`$set`, `$inc`, ...); \
+                     replace a whole document with `replaceOne` or `findOneAndReplace`"
                 ));
             }
             Action::Update {
