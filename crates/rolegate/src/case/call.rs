@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use bson::{Bson, DateTime, oid::ObjectId};
+use bson::{Bson, DateTime, Document, oid::ObjectId};
 
 use super::compare::{Actual, StoreDocs};
 use super::context::{InputError, to_document};
@@ -22,6 +22,7 @@ use super::model::Case;
 use super::run::CaseError;
 use crate::context::RequestContext;
 use crate::engine::{EngineKind, Rules};
+use crate::mql::{bson_equal, sort_value_cmp};
 use crate::ops::{MemoryStore, Namespace, OpEnv, OpError, Operation, execute};
 use crate::rules::RuleSet;
 
@@ -127,9 +128,42 @@ fn documents(case: &Case) -> Result<StoreDocs, CaseError> {
             .enumerate()
             .map(|(i, d)| to_document(d, &format!("documents.{ns}[{i}]")))
             .collect::<Result<Vec<_>, InputError>>()?;
+        check_ids(ns, &decoded)?;
         out.insert(ns.clone(), decoded);
     }
     Ok(out)
+}
+
+/// Every stored document has an `_id`, unique in its collection (MongoDB equality: `1` and
+/// `1.0` are one `_id`), as MongoDB's unique `_id` index guarantees: a store that breaks it is
+/// not a store MongoDB could hold. Sorted first, so a large store is checked in `n log n`.
+fn check_ids(ns: &str, docs: &[Document]) -> Result<(), CaseError> {
+    let mut ids = Vec::with_capacity(docs.len());
+    for (i, d) in docs.iter().enumerate() {
+        match d.get("_id") {
+            Some(id) => ids.push(id),
+            None => {
+                return Err(CaseError::Input(InputError::new(
+                    format!("documents.{ns}[{i}]"),
+                    "a stored document has an `_id`",
+                )));
+            }
+        }
+    }
+    ids.sort_by(|a, b| sort_value_cmp(a, b));
+    for pair in ids.windows(2) {
+        if let [a, b] = pair
+            && bson_equal(a, b)
+        {
+            return Err(CaseError::Input(InputError::new(
+                format!("documents.{ns}"),
+                format!(
+                    "two documents have the `_id` {a} (MongoDB's unique `_id` index forbids it)"
+                ),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `database.collection` (the database name has no `.`; neither name is empty).
@@ -204,5 +238,139 @@ pub fn misplaced_keys(case: &Case) -> Option<String> {
                 case.action
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::compare::compare;
+    use crate::case::{EngineChoice, run_case};
+    use serde_json::{Value, json};
+
+    fn case(call: Value, expected: Value) -> Value {
+        json!({
+            "name": "t", "source": "unit test", "notes": "[decision] unit test",
+            "rules": {"mode": "mongodb", "collection_rules": {"database": "app", "collection": "items",
+                      "roles": [{"name": "rw", "apply_when": {}, "read": true, "write": true}]}},
+            "user": {"id": "u1"},
+            "documents": {"app.items": [{"_id": 1, "a": 1}, {"_id": 2, "a": 2}]},
+            "call": call,
+            "action": "call",
+            "expected": expected
+        })
+    }
+
+    fn run(v: Value) -> crate::case::CaseResult {
+        let case: Case = serde_json::from_value(v).unwrap();
+        run_case(&case, EngineChoice::Reference)
+    }
+
+    fn find(query: Value) -> Value {
+        json!({"name": "count", "arguments": [{"database": "app", "collection": "items", "query": query}]})
+    }
+
+    #[test]
+    fn generated_ids_count_from_one() {
+        assert_eq!(generated_id(1).to_hex(), "000000000000000000000001");
+        assert_eq!(generated_id(258).to_hex(), "000000000000000000000102");
+    }
+
+    #[test]
+    fn results_compare_type_exactly() {
+        let r = run(case(
+            find(json!({})),
+            json!({"result": {"$numberLong": "2"}}),
+        ));
+        assert!(r.passed, "{}", r.message);
+        let r = run(case(find(json!({})), json!({"result": 2})));
+        assert!(!r.passed);
+        assert!(r.message.starts_with("`result`"), "{}", r.message);
+        assert_eq!(r.actual["result"], json!({"$numberLong": "2"}));
+    }
+
+    #[test]
+    fn a_failed_call_must_leave_the_store_unchanged() {
+        let v = case(
+            json!({"name": "deleteMany", "arguments": [{"database": "app", "collection": "items", "query": {}}]}),
+            json!({"error_code": "InvalidParameter"}),
+        );
+        // The call succeeds (deletes both): the code and the untouched store are both wrong.
+        let r = run(v);
+        assert!(!r.passed);
+        assert!(r.message.contains("`error_code`"), "{}", r.message);
+        assert!(r.message.contains("`after`"), "{}", r.message);
+        // A namespace `after` leaves out must keep its documents.
+        let mut actual = Actual {
+            output: Some(Bson::Null),
+            before: Some(StoreDocs::from([(
+                "app.items".to_string(),
+                vec![bson::doc! {"_id": 1}],
+            )])),
+            after: Some(StoreDocs::from([
+                ("app.items".to_string(), vec![]),
+                ("app.other".to_string(), vec![bson::doc! {"_id": 1}]),
+            ])),
+            ..Default::default()
+        };
+        let expected: crate::case::Expected =
+            serde_json::from_value(json!({"after": {"app.other": [{"_id": 1}]}})).unwrap();
+        assert_eq!(compare(&expected, &actual).len(), 1);
+        actual.after = Some(StoreDocs::from([
+            ("app.items".to_string(), vec![bson::doc! {"_id": 1}]),
+            ("app.other".to_string(), vec![bson::doc! {"_id": 1}]),
+        ]));
+        assert!(compare(&expected, &actual).is_empty());
+    }
+
+    #[test]
+    fn error_details_carry_hints() {
+        let r = run(case(
+            json!({"name": "fnd", "arguments": [{"database": "app", "collection": "items"}]}),
+            json!({"error_code": "InvalidParameter"}),
+        ));
+        assert!(r.passed, "{}", r.message);
+        let error = r.actual["error"].as_str().unwrap();
+        assert!(error.contains("did you mean `find`?"), "{error}");
+    }
+
+    #[test]
+    fn stores_hold_unique_ids() {
+        let mut v = case(find(json!({})), json!({"result": {"$numberLong": "2"}}));
+        v["documents"]["app.items"] = json!([{"_id": 1}, {"_id": 1.0}]);
+        let r = run(v.clone());
+        assert!(r.message.starts_with("cannot run:"), "{}", r.message);
+        assert!(
+            r.message.contains("two documents have the `_id`"),
+            "{}",
+            r.message
+        );
+        v["documents"]["app.items"] = json!([{"_id": 1}, {"a": 1}]);
+        let r = run(v.clone());
+        assert!(r.message.contains("has an `_id`"), "{}", r.message);
+        v["documents"] = json!({"items": []});
+        let r = run(v);
+        assert!(r.message.contains("database.collection"), "{}", r.message);
+    }
+
+    #[test]
+    fn keys_are_read_by_their_action_only() {
+        let mut v = case(find(json!({})), json!({}));
+        v["document"] = json!({"_id": 1});
+        let r = run(v);
+        assert!(
+            r.message.contains("does not read `document`"),
+            "{}",
+            r.message
+        );
+        let mut v = case(find(json!({})), json!({}));
+        v["action"] = json!("read");
+        v["document"] = json!({"_id": 1});
+        let r = run(v);
+        assert!(
+            r.message.contains("`call` is read only by `call` cases"),
+            "{}",
+            r.message
+        );
     }
 }
