@@ -226,9 +226,21 @@ impl PreparedRequest<'_, '_> {
             (Action::Insert { documents, many }, _) => cx.insert(documents, *many, env)?,
             (_, None) => return Err(OpError::invalid("the operation plan has no read")),
             (Action::Find { selection, one, .. }, Some(qp)) => {
-                let views = cx.select(qp, &stored, selection)?;
+                // `limit` counts the documents the user receives: a view the projection
+                // empties is withheld, so with a projection the limit applies after it.
+                let projected = !qp.output_projection().is_empty();
+                let unlimited = Selection {
+                    limit: 0,
+                    ..selection.clone()
+                };
+                let views =
+                    cx.select(qp, &stored, if projected { &unlimited } else { selection })?;
+                let wanted = usize::try_from(selection.limit.unsigned_abs()).unwrap_or(usize::MAX);
                 let mut docs = Vec::with_capacity(views.len());
                 for (_, read) in views {
+                    if projected && wanted != 0 && docs.len() == wanted {
+                        break;
+                    }
                     let read = self.project_view(qp, read);
                     if let Some(d) = read.outcome.document {
                         docs.push(Bson::Document(d));

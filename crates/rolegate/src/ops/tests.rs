@@ -229,3 +229,40 @@ fn filter_projections_hide_fields_from_sorts_and_pipelines() {
     );
     assert_eq!(picked, Err("UpdateNotPermitted".to_string()));
 }
+
+#[test]
+fn limit_counts_documents_the_projection_leaves() {
+    let r = rules(
+        json!([{"name": "all", "apply_when": {}, "read": true}]),
+        json!([]),
+    );
+    let mut s = tasks(vec![
+        doc! {"_id": 1, "a": 1},
+        doc! {"_id": 2, "a": 2, "tag": "t"},
+        doc! {"_id": 3, "tag": "u"},
+    ]);
+    // The first document has nothing left after the projection: withheld, not counted.
+    let found = run(
+        &r,
+        false,
+        &mut s,
+        body(
+            "find",
+            doc! {"query": {}, "project": {"tag": 1, "_id": 0}, "limit": 1},
+        ),
+    );
+    assert_eq!(
+        found,
+        Ok(Bson::Array(vec![Bson::Document(doc! {"tag": "t"})]))
+    );
+    let one = run(
+        &r,
+        false,
+        &mut s,
+        body(
+            "findOne",
+            doc! {"query": {}, "project": {"tag": 1, "_id": 0}},
+        ),
+    );
+    assert_eq!(one, Ok(Bson::Document(doc! {"tag": "t"})));
+}
