@@ -367,8 +367,14 @@ fn store_json(store: &StoreDocs) -> Value {
 
 /// Type-exact equality: equal canonical Extended JSON (same keys in the same order, same BSON
 /// types, `NaN` equal to itself, `-0.0` different from `0.0`).
+/// (The JSON text is compared, not the JSON values: `serde_json` maps compare ignoring key
+/// order.)
 pub fn same_value(a: &Bson, b: &Bson) -> bool {
-    a.clone().into_canonical_extjson().to_string() == b.clone().into_canonical_extjson().to_string()
+    canonical_text(a) == canonical_text(b)
+}
+
+fn canonical_text(value: &Bson) -> String {
+    value.clone().into_canonical_extjson().to_string()
 }
 
 /// [`same_value`] over a namespace's documents (a missing namespace holds none).
