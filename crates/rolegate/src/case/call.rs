@@ -354,6 +354,23 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_secret_refuses_the_call_and_writes_nothing() {
+        let mut v = case(
+            json!({"name": "deleteMany", "arguments": [{"database": "app", "collection": "items", "query": {}}]}),
+            json!({"error": "the secret is missing"}),
+        );
+        v["rules"] = json!({"mode": "mongodb", "files": {
+            "data_sources/mongodb-atlas/config.json": {"name": "mongodb-atlas", "type": "mongodb-atlas", "config": {}},
+            "data_sources/mongodb-atlas/app/items/rules.json": {"database": "app", "collection": "items",
+                "roles": [{"name": "key", "apply_when": {"%%values.key": "k"}, "read": true, "write": true}]},
+            "values/key.json": {"name": "key", "from_secret": true, "value": "keySecret"}
+        }});
+        let r = run(v);
+        assert!(r.passed, "{} {}", r.message, r.actual);
+        assert_eq!(r.actual["after"]["app.items"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
     fn keys_are_read_by_their_action_only() {
         let mut v = case(find(json!({})), json!({}));
         v["document"] = json!({"_id": 1});
