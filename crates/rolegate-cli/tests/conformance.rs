@@ -1,4 +1,5 @@
-//! The documented conformance cases through the `rolegate test` command, as a user runs them.
+//! The documented conformance cases and the operation cases through the `rolegate test`
+//! command, as a user runs them.
 //! The library runs the same cases through both engines in `crates/rolegate/tests/conformance.rs`.
 
 #![allow(
@@ -23,7 +24,16 @@ fn conformance(file: &str) -> std::path::PathBuf {
 
 #[test]
 fn the_cli_passes_the_documented_cases() {
-    let file = conformance("doc-cases.json");
+    passes_through_the_cli("doc-cases.json");
+}
+
+#[test]
+fn the_cli_passes_the_operation_cases() {
+    passes_through_the_cli("operations-cases.json");
+}
+
+fn passes_through_the_cli(name: &str) {
+    let file = conformance(name);
     let expected_count = load_case_file(&file).unwrap().len();
     let output = Command::new(env!("CARGO_BIN_EXE_rolegate"))
         .arg("test")

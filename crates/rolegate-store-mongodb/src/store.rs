@@ -31,8 +31,7 @@ impl MongoStore {
             StoreError::Failed(m) => StoreError::Failed(scrub_secrets(&m, uri)),
             other => other,
         };
-        let client = Client::with_uri_str(uri)
-            .map_err(|e| scrub(failed("reading the URI", &e)))?;
+        let client = Client::with_uri_str(uri).map_err(|e| scrub(failed("reading the URI", &e)))?;
         let hello = client
             .database("admin")
             .run_command(doc! { "hello": 1 })

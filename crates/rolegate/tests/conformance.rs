@@ -1,5 +1,7 @@
 //! The conformance suite: every case of every `tests/conformance/*.json` file, through every
-//! engine of the library, and through the built `rolegate test` command.
+//! engine of the library, and through the built `rolegate test` command. The cases of
+//! `tests/conformance/pending/*.json` state answers rolegate does not give yet (each case's
+//! notes say why): they must still fail, so that a fix moves them into the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -72,4 +74,44 @@ fn case_names_are_unique_and_tagged() {
             );
         }
     }
+}
+
+#[test]
+fn pending_cases_still_fail() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/pending");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut passing = Vec::new();
+    for file in files {
+        for case in load_case_file(&file).unwrap_or_else(|e| panic!("{e}")) {
+            assert!(
+                case.notes.contains("pending"),
+                "{}: `{}` must say in its notes why it is pending",
+                file.display(),
+                case.name
+            );
+            for engine in EngineChoice::ALL {
+                let result = run_case(&case, engine);
+                assert!(
+                    !result.message.starts_with("cannot run"),
+                    "{}: `{}` cannot run: {}",
+                    file.display(),
+                    case.name,
+                    result.message
+                );
+                if result.passed {
+                    passing.push(format!("{} [{} engine]", case.name, engine.name()));
+                }
+            }
+        }
+    }
+    assert!(
+        passing.is_empty(),
+        "pending cases now pass; move them into the suite: {}",
+        passing.join(", ")
+    );
 }

@@ -13,22 +13,37 @@
 //! * `applied` exactly, in order;
 //! * `query` exactly: same BSON types, same key order, same array order;
 //! * `projection` ignoring key order, values compared as MongoDB values (`1` equals `1.0`);
-//! * `results` in order, each document ignoring key order (BSON types exact).
+//! * `results` in order, each document ignoring key order (BSON types exact);
+//! * `result` of a `call` and `after` exactly: the same keys in the same order, the same BSON
+//!   types and values (their canonical Extended JSON is equal); a namespace `after` leaves out
+//!   must hold what the case's `documents` gave it, and so must every namespace of a call
+//!   expected to fail (`error` or `error_code`) whose case gives no `after`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bson::{Bson, Document};
 use serde_json::{Map, Value, json};
 
 use super::model::Expected;
-use crate::value::ejson::{document_from_json, document_to_json};
+use crate::value::compare::MAX_DEPTH;
+use crate::value::ejson::{bson_from_json, document_from_json, document_to_json};
+
+/// The documents of an in-memory store: `"db.coll"` → documents in natural order.
+pub type StoreDocs = BTreeMap<String, Vec<Document>>;
 
 /// The engine's answer to a case, with every key the action produces (a superset of what
 /// `expected` gives).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Actual {
     pub result: Option<bool>,
+    /// The result of a `call` (rendered as `result`).
+    pub output: Option<Bson>,
+    /// The store after a `call`.
+    pub after: Option<StoreDocs>,
+    /// The store before a `call` (never rendered: what `after` is checked against where a case
+    /// leaves a namespace out).
+    pub before: Option<StoreDocs>,
     /// `Some(None)`: no role applies.
     pub role: Option<Option<String>>,
     pub visible: Option<bool>,
@@ -63,7 +78,13 @@ impl Actual {
                 m.insert(k.to_string(), v);
             }
         };
-        put("result", self.result.map(Value::Bool));
+        put(
+            "result",
+            match &self.output {
+                Some(out) => Some(case_json(out)),
+                None => self.result.map(Value::Bool),
+            },
+        );
         put(
             "role",
             self.role
@@ -96,6 +117,7 @@ impl Actual {
         put("read", self.read.map(Value::Bool));
         put("write", self.write.map(Value::Bool));
         put("incompatible", self.incompatible.clone().map(Value::String));
+        put("after", self.after.as_ref().map(store_json));
         Value::Object(m)
     }
 }
@@ -133,8 +155,18 @@ pub fn compare(expected: &Expected, actual: &Actual) -> Vec<Mismatch> {
             });
         }
     };
+    if let Some(exp) = &expected.result {
+        let (ok, act) = match (&actual.output, exp) {
+            (Some(got), _) => (
+                bson_from_json(exp).is_ok_and(|want| same_value(&want, got)),
+                Some(case_json(got)),
+            ),
+            (None, Value::Bool(b)) => (actual.result == Some(*b), actual.result.map(Value::Bool)),
+            (None, _) => (false, actual.result.map(Value::Bool)),
+        };
+        check("result", ok, exp.clone(), act);
+    }
     let bools = [
-        ("result", expected.result, actual.result),
         ("visible", expected.visible, actual.visible),
         ("allowed", expected.allowed, actual.allowed),
         ("valid", expected.valid, actual.valid),
@@ -255,7 +287,115 @@ pub fn compare(expected: &Expected, actual: &Actual) -> Vec<Mismatch> {
             .map(|r| Value::Array(r.iter().map(document_to_json).collect()));
         check("results", ok, Value::Array(exp.clone()), act);
     }
+    if let (Some(after), Some(before)) = (&actual.after, &actual.before) {
+        match &expected.after {
+            Some(exp) => {
+                let ok = exp.iter().all(|(ns, docs)| {
+                    let want: Result<Vec<Bson>, String> = docs
+                        .iter()
+                        .map(|d| document_from_json(d).map(Bson::Document))
+                        .collect();
+                    want.is_ok_and(|want| same_docs(&want, after.get(ns)))
+                }) && after.iter().all(|(ns, docs)| {
+                    exp.contains_key(ns) || same_stored(before.get(ns), Some(docs))
+                });
+                let mut shown: Map<String, Value> = exp
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Array(v.clone())))
+                    .collect();
+                shown.insert("(every other namespace)".to_string(), json!("unchanged"));
+                check("after", ok, Value::Object(shown), Some(store_json(after)));
+            }
+            None if expected.error.is_some() || expected.error_code.is_some() => {
+                let ok = after
+                    .iter()
+                    .all(|(ns, docs)| same_stored(before.get(ns), Some(docs)))
+                    && before
+                        .iter()
+                        .all(|(ns, docs)| same_stored(Some(docs), after.get(ns)));
+                check(
+                    "after",
+                    ok,
+                    json!("the store unchanged (a failed call writes nothing)"),
+                    Some(store_json(after)),
+                );
+            }
+            None => {}
+        }
+    } else if let Some(exp) = &expected.after {
+        check("after", false, json!(exp), None);
+    }
     out
+}
+
+/// A BSON value as a case file writes it: relaxed Extended JSON, except that an int64 keeps its
+/// type (`{"$numberLong": "2"}`; relaxed JSON would print `2`, which a case reads as an int32),
+/// so what is shown can be pasted into `expected`.
+pub fn case_json(value: &Bson) -> Value {
+    if crate::limits::value_too_deep(value, MAX_DEPTH).is_some() {
+        return Value::String(format!("(a value nested deeper than {MAX_DEPTH} levels)"));
+    }
+    typed_json(value)
+}
+
+fn typed_json(value: &Bson) -> Value {
+    match value {
+        Bson::Int64(n) => json!({"$numberLong": n.to_string()}),
+        Bson::Array(items) => Value::Array(items.iter().map(typed_json).collect()),
+        Bson::Document(d) => {
+            Value::Object(d.iter().map(|(k, v)| (k.clone(), typed_json(v))).collect())
+        }
+        other => other.clone().into_relaxed_extjson(),
+    }
+}
+
+/// The store as a case file writes it (`"db.coll"` → documents).
+fn store_json(store: &StoreDocs) -> Value {
+    Value::Object(
+        store
+            .iter()
+            .map(|(ns, docs)| {
+                let docs = docs
+                    .iter()
+                    .map(|d| case_json(&Bson::Document(d.clone())))
+                    .collect();
+                (ns.clone(), Value::Array(docs))
+            })
+            .collect(),
+    )
+}
+
+/// Type-exact equality: equal canonical Extended JSON (same keys in the same order, same BSON
+/// types, `NaN` equal to itself, `-0.0` different from `0.0`).
+/// (The JSON text is compared, not the JSON values: `serde_json` maps compare ignoring key
+/// order.)
+pub fn same_value(a: &Bson, b: &Bson) -> bool {
+    canonical_text(a) == canonical_text(b)
+}
+
+fn canonical_text(value: &Bson) -> String {
+    value.clone().into_canonical_extjson().to_string()
+}
+
+/// [`same_value`] over a namespace's documents (a missing namespace holds none).
+fn same_docs(want: &[Bson], got: Option<&Vec<Document>>) -> bool {
+    let got = got.map_or(&[][..], Vec::as_slice);
+    want.len() == got.len()
+        && want
+            .iter()
+            .zip(got)
+            .all(|(w, g)| same_value(w, &Bson::Document(g.clone())))
+}
+
+/// Two states of one namespace hold the same documents (a missing namespace holds none).
+fn same_stored(a: Option<&Vec<Document>>, b: Option<&Vec<Document>>) -> bool {
+    let a: Vec<Bson> = a
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .cloned()
+        .map(Bson::Document)
+        .collect();
+    same_docs(&a, b)
 }
 
 /// Exact equality: same keys in the same order, same BSON types and values, at every level.

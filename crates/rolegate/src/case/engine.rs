@@ -54,6 +54,8 @@ impl EngineChoice {
 /// What a case runner asks of an engine. Policies come from [`crate::rules::RuleSet::policy`];
 /// engines that compile rules do so from the policy they are handed.
 pub trait CaseEngine: Sync {
+    /// The library engine that whole operations (`call` cases) are prepared for.
+    fn kind(&self) -> EngineKind;
     /// The role assigned to the stored document `doc` (`None`: no role applies); `Err` when an
     /// `apply_when` could not be evaluated.
     fn role(
@@ -134,6 +136,10 @@ pub trait CaseEngine: Sync {
 pub struct ReferenceEngine;
 
 impl CaseEngine for ReferenceEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Reference
+    }
+
     fn role(
         &self,
         policy: &CollectionPolicy<'_>,
@@ -285,6 +291,10 @@ impl CompiledEngine {
 }
 
 impl CaseEngine for CompiledEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Compiled
+    }
+
     fn role(
         &self,
         policy: &CollectionPolicy<'_>,

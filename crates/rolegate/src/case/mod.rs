@@ -12,8 +12,10 @@
 //! - [`engine`]: the engine seam ([`EngineChoice`], [`CaseEngine`]).
 //! - [`run`]: one case → [`CaseResult`].
 //! - [`filters`]: `filters` cases (query plan and in-memory run).
+//! - [`call`]: `call` cases (a whole operation on an in-memory store).
 //! - [`compare`](mod@compare): expected vs actual.
 
+pub mod call;
 pub mod compare;
 pub mod context;
 pub mod engine;

@@ -39,6 +39,13 @@ pub struct Case {
         skip_serializing_if = "Option::is_none"
     )]
     pub prev_document: Option<Value>,
+    /// `call`: the store before the call, `"db.coll"` → its documents in natural order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<BTreeMap<String, Vec<Value>>>,
+    /// `call`: the operation body an App Services client sends (`{"name": "find", "arguments":
+    /// [{"database", "collection", ...}]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Value>,
     /// What is asked.
     pub action: Action,
     /// The answer; only the keys given are compared.
@@ -298,6 +305,9 @@ pub enum Action {
     ServiceRule,
     /// `can_evaluate`: may the function run for this request? Answers `allowed` (and `error`).
     CanEvaluate,
+    /// `call`: run the whole operation `call` on an in-memory store holding `documents`;
+    /// answers `result` (or `error` and `error_code`) and `after` (the store after the call).
+    Call,
 }
 
 impl Action {
@@ -318,6 +328,7 @@ impl Action {
             Action::Pbs => "pbs",
             Action::ServiceRule => "service_rule",
             Action::CanEvaluate => "can_evaluate",
+            Action::Call => "call",
         }
     }
 }
@@ -332,9 +343,14 @@ impl fmt::Display for Action {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expected {
-    /// `expression`
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<bool>,
+    /// `expression`: a boolean; `call`: the operation's result in Extended JSON (compared
+    /// type-exactly). A `null` is a value (`findOne` found nothing), which differs from absent.
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub result: Option<Value>,
     /// `role_selection`, `sync_session`: a role name or `null` (no role). Absent ≠ `null`.
     #[serde(
         default,
@@ -390,6 +406,10 @@ pub struct Expected {
     /// `pbs`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write: Option<bool>,
+    /// `call`: the store after the call, `"db.coll"` → its documents in natural order; a
+    /// namespace left out must hold what `documents` gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<BTreeMap<String, Vec<Value>>>,
 }
 
 /// Deserializes a key that is present (possibly `null`) as `Some(..)`; `default` makes an absent
@@ -402,6 +422,15 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// Deserializes a JSON value that is present (possibly `null`) as `Some(..)`; `default` makes an
+/// absent key `None`.
+fn present_value<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Value::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +441,14 @@ mod tests {
         assert_eq!(e.role, Some(None));
         let e: Expected = serde_json::from_str(r#"{}"#).unwrap();
         assert_eq!(e.role, None);
+    }
+
+    #[test]
+    fn result_null_differs_from_absent() {
+        let e: Expected = serde_json::from_str(r#"{"result": null}"#).unwrap();
+        assert_eq!(e.result, Some(Value::Null));
+        let e: Expected = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(e.result, None);
     }
 
     #[test]

@@ -27,6 +27,9 @@
 //!   the client projection `client_projection` (or `operation.projection`).
 //! * A case whose rules do not load fails with the load errors, unless it is a
 //!   `validate_config` case, where that is the answer (`valid: false`).
+//! * `call`: the operation body `call` runs on an in-memory store holding `documents`
+//!   ([`super::call`]); a key that only `call` cases read, given to another action (or a key a
+//!   `call` case does not read, such as `document`), is an error, never ignored.
 //! * The namespace is `collection_rules`' `database`/`collection`, else `rules.collection`, else
 //!   the only collection the rules define, else any (the data source's default rule applies;
 //!   with several data sources that could govern it, the case fails: namespaces are never
@@ -178,6 +181,8 @@ pub enum CaseError {
     Expression(Diagnostics),
     /// The case lacks something its action needs.
     Missing(String),
+    /// The case gives a key that its action does not read.
+    Misplaced(String),
 }
 
 impl fmt::Display for CaseError {
@@ -190,7 +195,7 @@ impl fmt::Display for CaseError {
             CaseError::Expression(d) => {
                 write!(f, "`rules.expression` does not parse: {}", errors_text(d))
             }
-            CaseError::Missing(m) => f.write_str(m),
+            CaseError::Missing(m) | CaseError::Misplaced(m) => f.write_str(m),
         }
     }
 }
@@ -217,6 +222,10 @@ fn errors_text(d: &Diagnostics) -> String {
 
 /// The engine's answer to `case`.
 pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError> {
+    if let Some(problem) = super::call::misplaced_keys(case) {
+        return Err(CaseError::Misplaced(problem));
+    }
+    super::call::check_after(case)?;
     match case.action {
         Action::Expression => expression(case),
         Action::ValidateConfig => Ok(match load::rule_set(&case.rules) {
@@ -239,7 +248,13 @@ pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError>
             )?
             .with_system(case_is_system(case.user.as_ref()));
             match add_app_values(&set, &mut ctx, case.request.as_ref()) {
+                Ok(()) if case.action == Action::Call => {
+                    super::call::run(case, set, &ctx, engine.kind())
+                }
                 Ok(()) => with_rules(case, engine, &set, &ctx),
+                Err(error) if case.action == Action::Call => {
+                    super::call::denied(case, error.to_string())
+                }
                 Err(error) => Ok(denied(case.action, error.to_string())),
             }
         }
@@ -271,7 +286,7 @@ fn denied(action: Action, reason: String) -> Actual {
         | Action::SyncWrite
         | Action::ServiceRule
         | Action::CanEvaluate => actual.allowed = Some(false),
-        Action::Expression | Action::Filters | Action::ValidateConfig => {}
+        Action::Expression | Action::Filters | Action::ValidateConfig | Action::Call => {}
     }
     actual
 }
@@ -413,7 +428,9 @@ fn with_rules(
     let prev = to_document_opt(case.prev_document.as_ref(), "prevDocument")?;
     let need_doc = || doc.as_ref().ok_or_else(|| missing(case, "`document`"));
     match case.action {
-        Action::Expression | Action::ValidateConfig => Err(missing(case, "no rule set")),
+        Action::Expression | Action::ValidateConfig | Action::Call => {
+            Err(missing(case, "no rule set"))
+        }
         Action::RoleSelection => {
             let role = if inserts(case) {
                 Ok(engine.insert(&policy, ctx, need_doc()?, false).role)

@@ -138,6 +138,13 @@ impl<'c> PreparedRequest<'_, 'c> {
         copy
     }
 
+    /// Whether any rule governs this request's collection: a role (the collection's or the
+    /// default rule's) or the system user's bypass. An app user's request on a collection no
+    /// role governs fails as a whole (`NoMatchingRuleFound`, semantics 1.1).
+    pub(crate) fn governed(&self) -> bool {
+        self.context.is_system() || !self.policy.roles.is_empty()
+    }
+
     /// The limits in force (the rule set's).
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -51,6 +51,8 @@ mod memory;
 mod request;
 mod run;
 mod store;
+#[cfg(test)]
+mod tests;
 mod user_data;
 
 pub use calls::CallMemo;

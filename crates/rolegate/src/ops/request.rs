@@ -92,6 +92,19 @@ pub(crate) struct Returning {
     pub new_document: bool,
 }
 
+impl Action {
+    /// The sort of the selection, if any.
+    pub(crate) fn sort(&self) -> Option<&Document> {
+        match self {
+            Action::Find { selection, .. }
+            | Action::Count { selection }
+            | Action::Update { selection, .. }
+            | Action::Delete { selection, .. } => selection.sort.as_ref(),
+            Action::Aggregate { .. } | Action::Insert { .. } => None,
+        }
+    }
+}
+
 impl Operation {
     /// Reads an operation body. Every problem is reported (unknown or mistyped arguments, a
     /// missing namespace), with a hint for likely misspellings.
@@ -262,7 +275,7 @@ fn parse_action(name: &'static str, args: &mut Args<'_>) -> Option<Action> {
         }
         "updateOne" | "updateMany" | "replaceOne" | "findOneAndUpdate" | "findOneAndReplace" => {
             let find_and = name.starts_with("findOneAnd");
-            let replace = name.contains("Replace");
+            let replace = matches!(name, "replaceOne" | "findOneAndReplace");
             let query = args.query();
             let sort = if find_and {
                 args.document("sort")
@@ -294,6 +307,8 @@ fn parse_action(name: &'static str, args: &mut Args<'_>) -> Option<Action> {
                     "`{update_key}` of `{name}` must be a replacement document (no update operators)"
                 ));
             }
+            // An update document without operators replaces the document in every update
+            // action, as the App Services server accepted it (decision O8).
             Action::Update {
                 selection: Selection {
                     query,

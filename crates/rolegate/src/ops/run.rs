@@ -14,6 +14,7 @@ use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
 use crate::engine::{Collection, PlannedRead, PreparedRequest, Rules};
 use crate::mql::{SortSpec, UpdateContext, Window, sort_order};
 use crate::query::QueryPlan;
+use crate::query::memory::project;
 
 use super::aggregate;
 use super::error::OpError;
@@ -148,12 +149,8 @@ impl PreparedRequest<'_, '_> {
     /// What `op` reads: the query and projection for the store. Checks the client's query
     /// and projection (operators App Services refused to app users fail here).
     pub fn plan_operation(&self, op: &Operation) -> Result<OperationPlan, OpError> {
+        self.check_governed(op)?;
         let namespace = op.namespace().clone();
-        // A collection without any role: every request of an ordinary user fails (1.1), reads
-        // included (not an empty result).
-        if self.policy.roles.is_empty() && !self.context.is_system() {
-            return Err(OpError::no_rule(&namespace.to_string()));
-        }
         let (query, projection, whole) = match &op.action {
             Action::Insert { .. } => {
                 return Ok(OperationPlan {
@@ -184,12 +181,16 @@ impl PreparedRequest<'_, '_> {
             ),
         };
         let plan = self.query_plan(query, projection)?;
+        // Writes need whole pre-images (the replace writes them back); a sort needs its
+        // fields, which the plan's store projection does not know of.
+        let mut store_projection = plan.store_projection.clone();
+        if let Some(sort) = op.action.sort() {
+            keep_sort_fields(&mut store_projection, sort);
+        }
         let read = StoreRead {
             namespace,
             query: plan.store_query.clone(),
-            // Writes need whole pre-images (the replace writes them back).
-            projection: (!whole && !plan.store_projection.is_empty())
-                .then(|| plan.store_projection.clone()),
+            projection: (!whole && !store_projection.is_empty()).then_some(store_projection),
         };
         Ok(OperationPlan {
             read: Some(read),
@@ -206,6 +207,7 @@ impl PreparedRequest<'_, '_> {
         stored: Vec<Document>,
         env: &mut OpEnv,
     ) -> Result<Decided, OpError> {
+        self.check_governed(op)?;
         let mut explanation = Vec::new();
         if self.explain
             && let Some(read) = &plan.read
@@ -248,9 +250,21 @@ impl PreparedRequest<'_, '_> {
             (Action::Insert { documents, many }, _) => cx.insert(documents, *many, env)?,
             (_, None) => return Err(OpError::invalid("the operation plan has no read")),
             (Action::Find { selection, one, .. }, Some(qp)) => {
-                let views = cx.select(qp, &stored, selection)?;
+                // `limit` counts the documents the user receives: a view the projection
+                // empties is withheld, so with a projection the limit applies after it.
+                let projected = !qp.output_projection().is_empty();
+                let unlimited = Selection {
+                    limit: 0,
+                    ..selection.clone()
+                };
+                let views =
+                    cx.select(qp, &stored, if projected { &unlimited } else { selection })?;
+                let wanted = usize::try_from(selection.limit.unsigned_abs()).unwrap_or(usize::MAX);
                 let mut docs = Vec::with_capacity(views.len());
                 for (_, read) in views {
+                    if projected && wanted != 0 && docs.len() == wanted {
+                        break;
+                    }
                     let read = this.project_view(qp, read);
                     if let Some(d) = read.outcome.document {
                         docs.push(Bson::Document(d));
@@ -315,6 +329,48 @@ impl PreparedRequest<'_, '_> {
     }
 }
 
+impl PreparedRequest<'_, '_> {
+    /// `NoMatchingRuleFound` when no role governs the collection and the user is not the
+    /// system user: the request fails as a whole, reads included (semantics 1.1).
+    fn check_governed(&self, op: &Operation) -> Result<(), OpError> {
+        if self.governed() {
+            Ok(())
+        } else {
+            Err(OpError::no_rule(&op.namespace().to_string()))
+        }
+    }
+}
+
+/// Widens a store projection so that it keeps the top-level fields `sort` reads: an inclusive
+/// projection includes them, an exclusive one stops excluding paths under them.
+pub(super) fn keep_sort_fields(projection: &mut Document, sort: &Document) {
+    if projection.is_empty() {
+        return;
+    }
+    let tops: Vec<&str> = sort
+        .keys()
+        .filter(|k| !k.starts_with('$'))
+        .map(|k| k.split('.').next().unwrap_or(k))
+        .collect();
+    let inclusive = projection.values().any(|v| matches!(v, Bson::Int32(1)));
+    if inclusive {
+        for top in tops {
+            if !projection.contains_key(top) {
+                projection.insert(top, 1);
+            }
+        }
+    } else {
+        let excluded: Vec<String> = projection
+            .keys()
+            .filter(|k| tops.contains(&k.split('.').next().unwrap_or(k)))
+            .cloned()
+            .collect();
+        for key in excluded {
+            projection.remove(&key);
+        }
+    }
+}
+
 /// The state of one decision.
 struct Cx<'r, 'p, 'c> {
     request: &'r PreparedRequest<'p, 'c>,
@@ -340,7 +396,7 @@ impl Cx<'_, '_, '_> {
     ) -> Result<Vec<(usize, PlannedRead)>, OpError> {
         let mut views = Vec::new();
         for (i, doc) in stored.iter().enumerate() {
-            let read = self.request.read_view(qp, doc);
+            let read = narrowed(qp, self.request.read_view(qp, doc));
             let id = id_text(doc);
             if read.selected && read.outcome.visible {
                 self.note(|| {
@@ -601,6 +657,24 @@ impl Cx<'_, '_, '_> {
         };
         self.returned_view(qp, read)
     }
+}
+
+/// A read view narrowed by the applied filters' projections: what the user may see of the
+/// document, which is all a sort or a pipeline may see (a field a filter projects away is
+/// hidden like one a role hides). A view with nothing left is withheld, as a read withholds it.
+fn narrowed(qp: &QueryPlan, mut read: PlannedRead) -> PlannedRead {
+    if qp.view_projection().is_empty() {
+        return read;
+    }
+    if let Some(view) = read.outcome.document.take() {
+        let seen = project(qp.view_projection(), &view);
+        if seen.is_empty() {
+            read.outcome.visible = false;
+        } else {
+            read.outcome.document = Some(seen);
+        }
+    }
+    read
 }
 
 /// `doc` with an `_id` (a new one first, when it has none).

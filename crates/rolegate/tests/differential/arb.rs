@@ -1430,7 +1430,7 @@ impl QueryG {
 }
 
 /// A client query: literal values only (a client sends plain BSON).
-fn client_query() -> BoxedStrategy<QueryG> {
+pub fn client_query() -> BoxedStrategy<QueryG> {
     let value = || {
         prop_oneof![
             4 => query_scalar().prop_map(QV::Lit),
