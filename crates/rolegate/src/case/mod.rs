@@ -13,9 +13,11 @@
 //! - [`run`]: one case → [`CaseResult`].
 //! - [`filters`]: `filters` cases (query plan and in-memory run).
 //! - [`compare`](mod@compare): expected vs actual.
+//! - [`coverage`]: which decision points of the rules the cases reached (`test --coverage`).
 
 pub mod compare;
 pub mod context;
+pub mod coverage;
 pub mod engine;
 pub mod filters;
 pub mod load;
