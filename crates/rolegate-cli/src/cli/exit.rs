@@ -6,7 +6,7 @@
 //! | code | name | meaning |
 //! | --- | --- | --- |
 //! | 0 | yes | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed), the figures were printed (`bench`) |
-//! | 1 | no | done, and the answer is no: warnings under `check --deny-warnings`, a failed case (`test`), a withheld document, a refused write or a failed request (`eval --fail-on-deny`), a failed request (`bench`: nothing to time) |
+//! | 1 | no | done, and the answer is no: warnings under `check --deny-warnings`, a failed case or a coverage below `--min-coverage` (`test`), a withheld document, a refused write or a failed request (`eval --fail-on-deny`), a failed request (`bench`: nothing to time) |
 //! | 2 | usage | the command line is wrong: an unknown or missing option, options that conflict, `-` (stdin) given twice, a `--collection` that names no data source or could be in several, or (with `--strict`) one that no rule file names |
 //! | 3 | input | an input other than the rules cannot be used: a user, request, document, pre-image or case file that is missing, unreadable, not UTF-8, not JSON or not of the expected shape (every problem is printed, with its line or JSON path); or the output cannot be written |
 //! | 4 | rules | the rules do not load: the path is missing, a rule file is unreadable, not UTF-8, not JSON or invalid, or the folder is not an App Services app (for `check` this is its "invalid" verdict) |
@@ -58,9 +58,9 @@ Exit codes (the same for every command):
   0  yes: rules valid (check), every case passed (test), decisions printed (eval;
      with --fail-on-deny: every document visible, every write allowed), figures
      printed (bench)
-  1  no: warnings with check --deny-warnings, a failed case, or (eval --fail-on-deny)
-     a withheld document, a refused write or a failed request; a failed request
-     (bench)
+  1  no: warnings with check --deny-warnings, a failed case or a coverage below
+     test --min-coverage, or (eval --fail-on-deny) a withheld document, a refused
+     write or a failed request; a failed request (bench)
   2  usage: a wrong command line (unknown or missing option, conflicting options,
      `-` given twice, a --collection naming no data source or several, or with
      --strict one that no rule file names)

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod coverage;
 pub mod decide;
 pub mod eval;
 pub mod exit;
@@ -119,7 +120,7 @@ pub fn run(cli: Cli) -> Exit {
     let (result, format) = match cli.command {
         Command::Check(args) => (check::run(&args, &mut out), args.format),
         Command::Eval(args) => (eval::run(&args, &mut out), args.format),
-        Command::Test(args) => (test::run(&args, &mut out), args.format),
+        Command::Test(args) => (test::run(&args, &mut out), args.format.into()),
         Command::Bench(args) => (bench::run(&args, &mut out), args.format),
     };
     let _ = out.flush();

@@ -172,7 +172,8 @@ pub struct CoveredFile {
     /// `rules`, the key (`collection_rules`, `default_rule`, `partition_permissions`,
     /// `service_rules`, `function`).
     pub file: String,
-    /// 1 for the first content seen under this name, 2 for the second, ...
+    /// 1 for the first content seen under this name (and, for a `collection_rules` piece,
+    /// this namespace), 2 for the second, ...
     pub variant: usize,
     /// The file's JSON, as the cases gave it (`null` if no case did).
     pub source: Value,
@@ -188,17 +189,11 @@ impl CoveredFile {
     /// A name for reports: the file, the namespace of a `collection_rules` piece
     /// (`collection_rules (shop.orders)`), and `#N` for a second or later variant.
     pub fn label(&self) -> String {
-        let mut label = self.file.clone();
-        if self.file == "collection_rules" {
-            let field = |k: &str| self.source.get(k).and_then(Value::as_str);
-            if let (Some(db), Some(coll)) = (field("database"), field("collection")) {
-                label = format!("{label} ({db}.{coll})");
-            }
+        let base = base_label(&self.file, &self.source);
+        match self.variant {
+            1 => base,
+            n => format!("{base} #{n}"),
         }
-        if self.variant > 1 {
-            label = format!("{label} #{}", self.variant);
-        }
-        label
     }
 
     /// How many of the file's decision points were reached.
@@ -225,6 +220,16 @@ impl CoveredFile {
     }
 }
 
+/// A file's name in reports, without its variant: `collection_rules` pieces get their
+/// namespace (`collection_rules (shop.orders)`).
+fn base_label(file: &str, source: &Value) -> String {
+    let field = |k: &str| source.get(k).and_then(Value::as_str);
+    match (file, field("database"), field("collection")) {
+        ("collection_rules", Some(db), Some(coll)) => format!("{file} ({db}.{coll})"),
+        _ => file.to_string(),
+    }
+}
+
 /// The share `covered / total` in percent; 100 when there is nothing to cover.
 pub fn percent(covered: usize, total: usize) -> f64 {
     if total == 0 {
@@ -236,6 +241,29 @@ pub fn percent(covered: usize, total: usize) -> f64 {
 }
 
 /// The decision-point coverage of the cases run so far (module docs).
+///
+/// ```
+/// use rolegate::testing::{Coverage, parse_cases};
+///
+/// let cases = parse_cases(r#"[{
+///     "name": "the owner reads", "source": "example", "notes": "[example]",
+///     "rules": {"mode": "mongodb", "collection_rules": {"database": "shop", "collection": "orders",
+///         "roles": [{"name": "owner", "apply_when": {"owner": "%%user.id"}, "read": true}]}},
+///     "user": {"id": "alice"}, "document": {"_id": 1, "owner": "alice"},
+///     "action": "read", "expected": {"role": "owner"}
+/// }]"#)?;
+/// let mut coverage = Coverage::new();
+/// for case in &cases {
+///     assert!(coverage.run_case(case).passed);
+/// }
+/// // `apply_when` true and false, `read` granted (a constant: one outcome); false never reached.
+/// assert_eq!((coverage.covered(), coverage.total()), (2, 3));
+/// let file = coverage.files().next().ok_or("no file")?;
+/// let missed: Vec<String> = file.points.iter().filter(|p| !p.covered())
+///     .map(|p| format!("{} {}", p.path, p.label())).collect();
+/// assert_eq!(missed, ["roles[0].apply_when false"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Coverage {
     files: Vec<CoveredFile>,
@@ -345,7 +373,16 @@ impl Coverage {
     }
 
     fn add(&mut self, file: String, source: Value, points: Vec<DecisionPoint>) -> usize {
+        let base = base_label(&file, &source);
         let variants = self.by_name.entry(file.clone()).or_default();
+        let variant = 1 + variants
+            .iter()
+            .filter(|&&i| {
+                self.files
+                    .get(i)
+                    .is_some_and(|f| base_label(&f.file, &f.source) == base)
+            })
+            .count();
         let index = points
             .iter()
             .enumerate()
@@ -355,7 +392,7 @@ impl Coverage {
         variants.push(at);
         self.files.push(CoveredFile {
             file,
-            variant: variants.len(),
+            variant,
             source,
             cases: 0,
             points,
