@@ -7,7 +7,7 @@
 //! or is not a valid case file (every problem is printed, and nothing is run then).
 //!
 //! With `--coverage` (`docs/coverage.md`) the cases run through
-//! [`Coverage`](rolegate::testing::Coverage), which records the decision points of their rules
+//! [`Coverage`], which records the decision points of their rules
 //! that they reach, and the coverage report follows the results ([`super::coverage`]):
 //! after them on stdout (human: the text report; json: one last line `{"coverage": REPORT}`;
 //! html: the page alone, the results summarized in it), or in the `--output` file (the report

@@ -429,7 +429,7 @@ impl Coverage {
     }
 
     /// Rules evaluated whose (file, JSON path, outcome) is no decision point of the case's
-    /// rules. Expected empty: a non-empty list means the walk of [`points`] misses a kind of
+    /// rules. Expected empty: a non-empty list means the walk of the decision points misses a kind of
     /// rule the evaluators decide with.
     pub fn unmatched(&self) -> impl Iterator<Item = &(String, String, bool)> {
         self.unmatched.iter()
