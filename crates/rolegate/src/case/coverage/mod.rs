@@ -18,8 +18,10 @@
 //!
 //! A rule file is identified by its name (the file of its places: an app-relative path in a
 //! case's `files`, or the case key of a piece: `collection_rules`, `default_rule`, ...) **and**
-//! its content: cases that repeat the same rules share one [`CoveredFile`]; two cases with
-//! different rules under the same name get two (`variant` 1, 2, ...). `expression` and
+//! its content (its JSON text, keys in their order): cases that repeat the same rules share one
+//! [`CoveredFile`]; two cases with different rules under the same name get two (`variant` 1,
+//! 2, ...). Looking a file up is one hash of its text, so coverage stays linear in the size of
+//! the cases. `expression` and
 //! `validate_config` cases evaluate no rule file and add nothing; a case whose rules do not load
 //! adds nothing either (it fails).
 
@@ -267,8 +269,11 @@ pub fn percent(covered: usize, total: usize) -> f64 {
 #[derive(Debug, Clone, Default)]
 pub struct Coverage {
     files: Vec<CoveredFile>,
-    /// File name → indices in `files` of its variants.
-    by_name: HashMap<String, Vec<usize>>,
+    /// (file name, the file's JSON text) → index in `files`: one lookup per file of a case,
+    /// however many variants there are.
+    by_content: HashMap<(String, String), usize>,
+    /// Label without the variant → how many variants have it.
+    variants: HashMap<String, usize>,
     cases: usize,
     /// Evaluations whose place is no decision point of the case's rules (none is expected).
     unmatched: BTreeSet<(String, String, bool)>,
@@ -365,31 +370,23 @@ impl Coverage {
     }
 
     fn find(&self, name: &str, json: &Value) -> Option<usize> {
-        self.by_name
-            .get(name)?
-            .iter()
+        self.by_content
+            .get(&(name.to_string(), json.to_string()))
             .copied()
-            .find(|&i| self.files.get(i).is_some_and(|f| &f.source == json))
     }
 
     fn add(&mut self, file: String, source: Value, points: Vec<DecisionPoint>) -> usize {
-        let base = base_label(&file, &source);
-        let variants = self.by_name.entry(file.clone()).or_default();
-        let variant = 1 + variants
-            .iter()
-            .filter(|&&i| {
-                self.files
-                    .get(i)
-                    .is_some_and(|f| base_label(&f.file, &f.source) == base)
-            })
-            .count();
+        let count = self.variants.entry(base_label(&file, &source)).or_default();
+        *count += 1;
+        let variant = *count;
         let index = points
             .iter()
             .enumerate()
             .map(|(i, p)| ((p.path.clone(), p.outcome), i))
             .collect();
         let at = self.files.len();
-        variants.push(at);
+        self.by_content
+            .insert((file.clone(), source.to_string()), at);
         self.files.push(CoveredFile {
             file,
             variant,
