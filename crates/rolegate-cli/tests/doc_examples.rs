@@ -1,5 +1,5 @@
-//! Every example of `docs/case-format.md` and `docs/request-format.md` runs, and gives the
-//! output the document shows.
+//! Every example of `docs/case-format.md`, `docs/request-format.md` and `docs/coverage.md` runs,
+//! and gives the output the document shows.
 //!
 //! An example is a set of fenced blocks of one document that share an `example=NAME` tag in
 //! their info string:
@@ -13,7 +13,7 @@
 //!   number of lines, and `...` inside a line for any text; every other line must be equal
 //!   (trailing spaces aside).
 //!
-//! Every `json`, `jsonl` and `sh` block of the two documents must belong to an example, so no
+//! Every `json`, `jsonl` and `sh` block of the documents must belong to an example, so no
 //! example goes unrun; each document must have examples, each command an output.
 
 #![allow(
@@ -265,6 +265,11 @@ fn run_doc(doc: &str, min_examples: usize) -> usize {
 #[test]
 fn case_format_examples_run_as_documented() {
     assert!(run_doc("case-format.md", 5) >= 5);
+}
+
+#[test]
+fn coverage_examples_run_as_documented() {
+    assert!(run_doc("coverage.md", 1) >= 4);
 }
 
 #[test]

@@ -178,6 +178,20 @@ pub struct RequestContext {
     /// The system user: every rule, filter and schema check is bypassed. Private: set only by
     /// [`RequestContext::system`] / [`RequestContext::with_system`], never from `user`.
     pub(crate) system: bool,
+    /// Told the outcome of every rule the reference evaluator and the query planner evaluate
+    /// for this request: the decision-point coverage of `rolegate test --coverage`
+    /// ([`crate::case::coverage`]). Private, and set only by the case runner's coverage mode;
+    /// `None` everywhere else, where observing costs one branch per rule evaluated by the
+    /// reference evaluator (the compiled engine never looks at it).
+    pub(crate) observer: Option<Arc<dyn RuleObserver>>,
+}
+
+/// Receives the outcome of each rule evaluated for a request (see
+/// [`RequestContext::observer`]): the rule's place and whether it held. Evaluations that fail
+/// are not reported (they deny, and are neither outcome).
+pub(crate) trait RuleObserver: Send + Sync {
+    /// The rule at `place` evaluated to `outcome`.
+    fn observed(&self, place: &crate::error::Place, outcome: bool);
 }
 
 impl std::fmt::Debug for RequestContext {
@@ -192,6 +206,7 @@ impl std::fmt::Debug for RequestContext {
             .field("search", &self.search)
             .field("max_function_time", &self.max_function_time)
             .field("system", &self.system)
+            .field("observed", &self.observer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +224,7 @@ impl Default for RequestContext {
             search: false,
             max_function_time: Limits::DEFAULT.max_function_time,
             system: false,
+            observer: None,
         }
     }
 }
@@ -243,6 +259,20 @@ impl RequestContext {
     /// system user.
     pub fn is_system(&self) -> bool {
         self.system
+    }
+
+    /// This context with `observer` told the outcome of every rule evaluated for it (coverage).
+    pub(crate) fn with_observer(mut self, observer: Arc<dyn RuleObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the observer, if there is one, that the rule at `place` evaluated to `outcome`.
+    #[inline]
+    pub(crate) fn observe(&self, place: &crate::error::Place, outcome: bool) {
+        if let Some(observer) = &self.observer {
+            observer.observed(place, outcome);
+        }
     }
 
     /// The value of a request-level root (`%%user`, `%%request`, ...), or `None` when absent or

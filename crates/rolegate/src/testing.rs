@@ -10,6 +10,7 @@
 //! their user and request files: [`request_context`], [`add_app_values`], [`to_document`].
 
 pub use crate::case::context::{InputError, add_app_values, request_context, to_document};
+pub use crate::case::coverage::{Coverage, CoveredFile, DecisionPoint, PointKind, percent};
 pub use crate::case::model::{
     CaseRules, Environment, FunctionMock, FunctionMocks, Mode, Operation, OperationKind,
 };

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod call;
 pub mod call_context;
 pub mod check;
+pub mod coverage;
 pub mod decide;
 pub mod doc_file;
 pub mod ejson;
@@ -141,7 +142,7 @@ pub fn run(cli: Cli) -> Exit {
     let (result, format) = match cli.command {
         Command::Check(args) => (check::run(&args, &mut out), args.format),
         Command::Eval(args) => (eval::run(&args, &mut out), args.format),
-        Command::Test(args) => (test::run(&args, &mut out), args.format),
+        Command::Test(args) => (test::run(&args, &mut out), args.format.into()),
         Command::Bench(args) => (bench::run(&args, &mut out), args.format),
         Command::Call(args) => (call::run(&args, &mut out), Format::Human),
         Command::Import(args) => (import::run(&args, &mut out), Format::Human),

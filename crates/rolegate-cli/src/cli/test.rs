@@ -5,14 +5,24 @@
 //! (`{name, file, passed, expected, actual, message}`). Exit codes ([`super::exit`]): 0 when
 //! every case passed, 1 when one failed, 2 for a wrong command line, 3 when a file cannot be read
 //! or is not a valid case file (every problem is printed, and nothing is run then).
+//!
+//! With `--coverage` (`docs/coverage.md`) the cases run through
+//! [`Coverage`], which records the decision points of their rules
+//! that they reach, and the coverage report follows the results ([`super::coverage`]):
+//! after them on stdout (human: the text report; json: one last line `{"coverage": REPORT}`;
+//! html: the page alone, the results summarized in it), or in the `--output` file (the report
+//! alone; the results on stdout as without `--coverage`, in text for `--format html`).
+//! `--min-coverage PCT` exits 1 (the answer is no) when less than PCT percent of the decision
+//! points were reached.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::Args;
-use rolegate::testing::{CaseFileError, EngineChoice, parse_cases, run_case};
+use clap::{Args, ValueEnum};
+use rolegate::testing::{CaseFileError, Coverage, EngineChoice, parse_cases, run_case};
 use serde_json::{Value, json};
 
+use super::coverage::Summary;
 use super::inputs::{check_request, read_json_text, read_text, shown};
 use super::report::{Problem, plain_serde_message};
 use super::{CliError, Exit, Format, emit};
@@ -23,9 +33,48 @@ pub struct TestArgs {
     /// Case files (JSON arrays of cases).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Output format (`html`: the coverage report as a page; needs --coverage).
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    pub format: TestFormat,
+    /// Report which decision points of the rules the cases reach (docs/coverage.md).
+    #[arg(long)]
+    pub coverage: bool,
+    /// Exit 1 when less than PCT percent of the decision points are reached (0 to 100).
+    #[arg(long, value_name = "PCT", requires = "coverage", value_parser = percent_arg)]
+    pub min_coverage: Option<f64>,
+    /// Write the coverage report to FILE instead of stdout (the results stay on stdout).
+    #[arg(long, value_name = "FILE", requires = "coverage")]
+    pub output: Option<PathBuf>,
+}
+
+/// The output formats of `test`: those of every command, and `html` for the coverage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TestFormat {
+    /// Text for people.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+    /// A self-contained HTML page of the coverage report (with --coverage).
+    Html,
+}
+
+impl From<TestFormat> for Format {
+    /// How problems are reported: as JSON for `json`, else as text.
+    fn from(f: TestFormat) -> Self {
+        match f {
+            TestFormat::Json => Format::Json,
+            TestFormat::Human | TestFormat::Html => Format::Human,
+        }
+    }
+}
+
+/// `--min-coverage`: a number from 0 to 100.
+fn percent_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a percentage from 0 to 100")),
+    }
 }
 
 /// Runs `test`.
@@ -41,17 +90,37 @@ pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     if !problems.is_empty() {
         return Err(CliError::new(Exit::Input, problems));
     }
-    let (mut passed, mut failed) = (0usize, 0usize);
+    if args.format == TestFormat::Html && !args.coverage {
+        return Err(CliError::usage(
+            "usage",
+            "`--format html` is the coverage report's: it needs `--coverage`",
+        ));
+    }
+    let mut coverage = args.coverage.then(Coverage::new);
+    // The format of the results on stdout; `None`: only the HTML page goes there.
+    let results = match (args.format, &args.output) {
+        (TestFormat::Json, _) => Some(Format::Json),
+        (TestFormat::Html, None) => None,
+        _ => Some(Format::Human),
+    };
+    let (mut passed, mut failed) = (0usize, Vec::new());
     for (path, cases) in &files {
         for case in cases {
-            let result = run_case(case, EngineChoice::Reference);
+            let result = match coverage.as_mut() {
+                Some(coverage) => coverage.run_case(case),
+                None => run_case(case, EngineChoice::Reference),
+            };
             if result.passed {
                 passed += 1;
             } else {
-                failed += 1;
+                failed.push((
+                    path.display().to_string(),
+                    result.name.clone(),
+                    result.message.clone(),
+                ));
             }
-            match args.format {
-                Format::Json => emit(
+            match results {
+                Some(Format::Json) => emit(
                     out,
                     json!({
                         "name": result.name,
@@ -62,7 +131,7 @@ pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                         "message": result.message,
                     }),
                 )?,
-                Format::Human if !result.passed => {
+                Some(Format::Human) if !result.passed => {
                     emit(
                         out,
                         format_args!(
@@ -75,14 +144,59 @@ pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                     emit(out, format_args!("  expected: {}", result.expected))?;
                     emit(out, format_args!("  actual:   {}", result.actual))?;
                 }
-                Format::Human => {}
+                Some(Format::Human) | None => {}
             }
         }
     }
-    if args.format == Format::Human {
-        emit(out, format_args!("{passed} passed, {failed} failed"))?;
+    if results == Some(Format::Human) {
+        emit(
+            out,
+            format_args!("{passed} passed, {} failed", failed.len()),
+        )?;
     }
-    Ok(Exit::answer(failed == 0))
+    let all_passed = failed.is_empty();
+    let met = match &coverage {
+        Some(coverage) => {
+            let summary = Summary {
+                passed,
+                failed,
+                min_coverage: args.min_coverage,
+            };
+            report(coverage, &summary, args, out)?;
+            summary.meets_minimum(coverage)
+        }
+        None => true,
+    };
+    Ok(Exit::answer(all_passed && met))
+}
+
+/// Prints or writes the coverage report (module docs).
+fn report(
+    coverage: &Coverage,
+    summary: &Summary,
+    args: &TestArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let text = match args.format {
+        TestFormat::Human => super::coverage::text(coverage, summary),
+        TestFormat::Html => super::coverage::html::page(coverage, summary),
+        TestFormat::Json => {
+            let report = super::coverage::json_report(coverage, summary);
+            match args.output {
+                Some(_) => format!("{report:#}\n"),
+                None => format!("{}\n", json!({ "coverage": report })),
+            }
+        }
+    };
+    match &args.output {
+        None => emit(out, text.trim_end_matches('\n')),
+        Some(path) => std::fs::write(path, text).map_err(|e| {
+            CliError::input(
+                Problem::error("io", format!("cannot write the coverage report: {e}"))
+                    .in_file(shown(path)),
+            )
+        }),
+    }
 }
 
 /// Reads one case file: UTF-8 and JSON (with the place of an error), the shape of every case's

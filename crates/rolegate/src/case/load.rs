@@ -124,6 +124,36 @@ pub fn rule_set(rules: &CaseRules) -> Result<RuleSet, LoadError> {
     b.finish()
 }
 
+/// The rule files [`rule_set`] makes of `rules`, each with the name its places carry
+/// ([`Place::file`]) and its JSON: the files of `files` under their paths, else each piece under
+/// its key (`collection_rules`, `default_rule`, `schema`, `partition_permissions`,
+/// `service_rules`, and `function` for `can_evaluate`, as the function configuration built from
+/// it). The coverage of `rolegate test --coverage` identifies a rule file by this name and
+/// content.
+pub(crate) fn rule_files(rules: &CaseRules) -> Vec<(String, Value)> {
+    if let Some(files) = &rules.files {
+        return files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
+    let pieces = [
+        ("collection_rules", &rules.collection_rules),
+        ("default_rule", &rules.default_rule),
+        ("schema", &rules.schema),
+        ("partition_permissions", &rules.partition_permissions),
+        ("service_rules", &rules.service_rules),
+    ];
+    let mut out: Vec<(String, Value)> = pieces
+        .into_iter()
+        .filter_map(|(name, value)| non_null(value).map(|v| (name.to_string(), v.clone())))
+        .collect();
+    if let Some(json) = &rules.can_evaluate {
+        out.push((
+            "function".to_string(),
+            json!({"name": FUNCTION, "can_evaluate": json}),
+        ));
+    }
+    out
+}
+
 /// `(database, collection)` of `collection_rules`, when it names both.
 pub fn collection_namespace(rules: &CaseRules) -> Option<(String, String)> {
     let field = |key: &str| {

@@ -14,10 +14,12 @@
 //! - [`filters`]: `filters` cases (query plan and in-memory run).
 //! - [`call`]: `call` cases (a whole operation on an in-memory store).
 //! - [`compare`](mod@compare): expected vs actual.
+//! - [`coverage`]: which decision points of the rules the cases reached (`test --coverage`).
 
 pub mod call;
 pub mod compare;
 pub mod context;
+pub mod coverage;
 pub mod engine;
 pub mod filters;
 pub mod load;

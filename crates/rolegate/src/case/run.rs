@@ -37,6 +37,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use bson::Document;
 use serde::Serialize;
@@ -50,7 +51,7 @@ use super::context::{
 use super::engine::{CaseEngine, EngineChoice};
 use super::load;
 use super::model::{Action, Case, Mode, OperationKind};
-use crate::context::RequestContext;
+use crate::context::{RequestContext, RuleObserver};
 use crate::error::{Diagnostics, LoadError, Place, Severity};
 use crate::expr::{Dialect, Site, parse_expr};
 use crate::outcome::{ReadOutcome, WriteOutcome};
@@ -143,8 +144,13 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, CaseFileError> {
 
 /// Runs one case through `engine` and judges the answer.
 pub fn run_case(case: &Case, engine: EngineChoice) -> CaseResult {
+    judged(case, answer(case, engine.engine()))
+}
+
+/// The result of `case` given the engine's `answer` (or why it could not run).
+pub(crate) fn judged(case: &Case, answer: Result<Actual, CaseError>) -> CaseResult {
     let expected = serde_json::to_value(&case.expected).unwrap_or(Value::Null);
-    match answer(case, engine.engine()) {
+    match answer {
         Ok(actual) => {
             let mismatches = compare(&case.expected, &actual);
             let message = mismatches
@@ -222,6 +228,16 @@ fn errors_text(d: &Diagnostics) -> String {
 
 /// The engine's answer to `case`.
 pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError> {
+    answer_observed(case, engine, None)
+}
+
+/// [`answer`], with `observer` (when given) told the outcome of every rule evaluated for the
+/// case's request (coverage: [`crate::case::coverage`]).
+pub(crate) fn answer_observed(
+    case: &Case,
+    engine: &dyn CaseEngine,
+    observer: Option<Arc<dyn RuleObserver>>,
+) -> Result<Actual, CaseError> {
     if let Some(problem) = super::call::misplaced_keys(case) {
         return Err(CaseError::Misplaced(problem));
     }
@@ -247,6 +263,9 @@ pub fn answer(case: &Case, engine: &dyn CaseEngine) -> Result<Actual, CaseError>
                 case.action == Action::Search,
             )?
             .with_system(case_is_system(case.user.as_ref()));
+            if let Some(observer) = observer {
+                ctx = ctx.with_observer(observer);
+            }
             match add_app_values(&set, &mut ctx, case.request.as_ref()) {
                 Ok(()) if case.action == Action::Call => {
                     super::call::run(case, set, &ctx, engine.kind())

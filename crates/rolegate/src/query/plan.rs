@@ -578,6 +578,7 @@ pub fn plan_explained(
             filter: filter.name.clone(),
             error,
         })?;
+        request.observe(&filter.apply_when.place, applies);
         let name = &filter.name;
         if !applies {
             if explain {

@@ -85,6 +85,7 @@ impl<'a> Trace<'a> {
         };
         match result {
             Ok(value) => {
+                self.request.observe(&rule.place, value);
                 self.note(Some(&rule.place), || format!("{what} is {value}"));
                 if !value {
                     self.compared(&rule.place, compared);
