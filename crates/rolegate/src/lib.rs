@@ -115,11 +115,15 @@ mod engine;
 mod error;
 mod eval;
 mod expr;
+#[cfg(feature = "testing-gen")]
+mod generate;
 mod limits;
 pub mod lint;
 pub mod mql;
 pub mod ops;
 mod outcome;
+#[cfg(feature = "testing-gen")]
+mod props;
 mod query;
 mod reference;
 pub mod rules;

@@ -20,3 +20,16 @@ pub use crate::case::{
 
 pub use crate::config::layout::app_relative;
 pub use crate::error::did_you_mean;
+
+#[cfg(feature = "testing-gen")]
+pub use crate::generate::{
+    Change, ContextTemplate, FunctionCall, GenCase, GenHost, GenRequest, GeneratorBuilder,
+    Generators,
+};
+#[cfg(feature = "testing-gen")]
+pub use crate::props::{
+    Claim, CompiledProperty, Counterexample, Decision, DiffClass, DiffInputs, DiffReport,
+    Difference, Expect, OneOrMany, PropAction, Property, PropertyError, PropertyFile,
+    PropertyOutcome, PropertyReport, RunOptions, Side, check_property, diff_collection,
+    namespaces, parse_properties,
+};
