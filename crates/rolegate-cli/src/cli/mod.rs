@@ -11,9 +11,11 @@
 pub mod bench;
 pub mod check;
 pub mod decide;
+pub mod diff;
 pub mod eval;
 pub mod exit;
 pub mod inputs;
+pub mod prop;
 pub mod report;
 pub mod test;
 
@@ -49,6 +51,12 @@ pub enum Command {
     /// Measure how fast the rules decide: documents/s, ns per document, prepare and compile time.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Bench(bench::BenchArgs),
+    /// Check properties of the rules over generated users, requests and documents.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Prop(prop::PropArgs),
+    /// Find requests that two versions of the rules decide differently.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Diff(diff::DiffArgs),
 }
 
 /// Which engine decides (`--engine`).
@@ -121,6 +129,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Eval(args) => (eval::run(&args, &mut out), args.format),
         Command::Test(args) => (test::run(&args, &mut out), args.format),
         Command::Bench(args) => (bench::run(&args, &mut out), args.format),
+        Command::Prop(args) => (prop::run(&args, &mut out), args.format),
+        Command::Diff(args) => (diff::run(&args, &mut out), args.format),
     };
     let _ = out.flush();
     match result {
