@@ -31,5 +31,5 @@ pub use crate::props::{
     Claim, CompiledProperty, Counterexample, Decision, DiffClass, DiffInputs, DiffReport,
     Difference, Expect, OneOrMany, PropAction, Property, PropertyError, PropertyFile,
     PropertyOutcome, PropertyReport, RunOptions, Side, check_property, diff_collection,
-    namespaces, parse_properties,
+    generic_properties, namespaces, parse_properties,
 };

@@ -17,14 +17,17 @@
 //! - [`run`]: checking a property.
 //! - [`emit`]: a counterexample as a case and a request file.
 //! - [`diff`]: the semantic diff.
+//! - [`generic`]: the generic property, "a role without read never reveals a field".
 
 pub mod decide;
 pub mod diff;
 pub mod emit;
+pub mod generic;
 pub mod model;
 pub mod run;
 
 pub use decide::Decision;
+pub use generic::generic_properties;
 pub use diff::{DiffClass, DiffInputs, DiffReport, Difference, Side, diff_collection, namespaces};
 pub use model::{
     Claim, CompiledProperty, Expect, OneOrMany, PropAction, Property, PropertyError,
