@@ -26,6 +26,7 @@ use clap::Args;
 use rolegate::testing::{
     CaseRules, CompiledProperty, ContextTemplate, Counterexample, Mode, PropertyFile,
     PropertyOutcome, PropertyReport, RunOptions, app_relative, check_property,
+    generic_properties, namespaces,
 };
 use rolegate::{Rules, mql::document_to_json};
 use serde_json::{Map, Value, json};
@@ -39,8 +40,13 @@ use super::{CliError, Exit, Format, emit};
 pub struct PropArgs {
     /// An app directory (either layout) or one rule file.
     pub path: PathBuf,
-    /// The property file (`docs/properties.md`).
-    pub properties: PathBuf,
+    /// The property file (`docs/properties.md`); optional with `--generic`.
+    #[arg(required_unless_present = "generic")]
+    pub properties: Option<PathBuf>,
+    /// Also check the generic property of every collection: a role without read never
+    /// reveals a field (read from the rules: roles and fields that nothing grants).
+    #[arg(long)]
+    pub generic: bool,
     /// Cases generated per property.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub cases: u32,
@@ -60,26 +66,39 @@ pub fn run(args: &PropArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     if args.cases == 0 {
         return Err(CliError::usage("usage", "`--cases` must be at least 1"));
     }
-    let file = read_properties(&args.properties)?;
+    let file = match &args.properties {
+        Some(path) => Some((path, read_properties(path)?)),
+        None => None,
+    };
     let (set, _) = load_app(&args.path)?;
     let rules = Rules::new(set);
-    let props = file.compile(&rules).map_err(|errors| {
-        CliError::new(
-            Exit::Input,
-            errors
-                .into_iter()
-                .map(|e| {
-                    let p = Problem::error("invalid-property", e.message)
-                        .in_file(shown(&args.properties))
-                        .at_path(e.path);
-                    match e.hint {
-                        Some(h) => p.with_hint(h),
-                        None => p,
-                    }
-                })
-                .collect(),
-        )
-    })?;
+    let mut props = match &file {
+        Some((path, file)) => file.compile(&rules).map_err(|errors| {
+            CliError::new(
+                Exit::Input,
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        let p = Problem::error("invalid-property", e.message)
+                            .in_file(shown(path))
+                            .at_path(e.path);
+                        match e.hint {
+                            Some(h) => p.with_hint(h),
+                            None => p,
+                        }
+                    })
+                    .collect(),
+            )
+        })?,
+        None => Vec::new(),
+    };
+    if args.generic {
+        for ns in namespaces(rules.rule_set(), rules.rule_set()) {
+            if let Ok(c) = rules.collection(&ns) {
+                props.extend(generic_properties(&ns, c.policy().roles));
+            }
+        }
+    }
     let template = ContextTemplate::new(&rules).map_err(|e| {
         CliError::input(Problem::error("context", e.to_string()).in_file(shown(&args.path)))
     })?;
