@@ -73,9 +73,16 @@ fn the_example_apps_properties_pass() {
     let o = rolegate(&["prop", &app, &properties(), "--cases", "500"], dir.path());
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}\n{}", stderr(&o));
-    assert_eq!(out.lines().filter(|l| l.starts_with("PASS ")).count(), 12, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("PASS ")).count(),
+        12,
+        "{out}"
+    );
     let last = out.lines().last().unwrap();
-    assert!(last.starts_with("12 properties: 12 passed, 0 failed, 0 vacuous; 6000 cases in"), "{last}");
+    assert!(
+        last.starts_with("12 properties: 12 passed, 0 failed, 0 vacuous; 6000 cases in"),
+        "{last}"
+    );
     assert!(last.ends_with("seed 0"), "{last}");
     assert!(out.contains("roles: admin "), "{out}");
 }
@@ -98,24 +105,44 @@ fn a_leak_fails_with_a_shrunk_case_that_reproduces_it() {
     );
     assert!(out.contains("PASS viewers never delete"), "{out}");
     // The saved case fails under `rolegate test` (until the rules are fixed).
-    let case = dir.path().join("cx/01-only-owners-read-the-secret/case.json");
+    let case = dir
+        .path()
+        .join("cx/01-only-owners-read-the-secret/case.json");
     let o = rolegate(&["test", case.to_str().unwrap()], dir.path());
     assert_eq!(code(&o), 1, "{}", stdout(&o));
-    assert!(stdout(&o).contains("`visible`: expected false, got true"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("`visible`: expected false, got true"),
+        "{}",
+        stdout(&o)
+    );
     // The eval command line runs and shows the leak.
-    let eval = out.lines().find_map(|l| l.strip_prefix("  eval: rolegate ")).unwrap();
+    let eval = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  eval: rolegate "))
+        .unwrap();
     let args: Vec<&str> = eval.split(' ').collect();
     let o = rolegate(&args, dir.path());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains(r#"role `viewer`: visible"#), "{}", stdout(&o));
-    assert!(stdout(&o).contains(r#"  {"secret":"secret-1"}"#), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(r#"role `viewer`: visible"#),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains(r#"  {"secret":"secret-1"}"#),
+        "{}",
+        stdout(&o)
+    );
     // The same with --format json.
     let o = rolegate(&["prop", &app, &props, "--format", "json"], dir.path());
     let lines = json_lines(&stdout(&o));
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["outcome"], "failed");
     assert_eq!(lines[0]["counterexample"]["decision"]["role"], "viewer");
-    assert_eq!(lines[0]["counterexample"]["case"]["expected"], json!({"visible": false}));
+    assert_eq!(
+        lines[0]["counterexample"]["case"]["expected"],
+        json!({"visible": false})
+    );
     assert_eq!(lines[1]["outcome"], "passed");
 }
 
@@ -124,12 +151,22 @@ fn the_fixed_rules_pass_and_the_seed_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), "fixed", false);
     let props = props(dir.path());
-    let o = rolegate(&["prop", &app, &props, "--cases", "300", "--seed", "42"], dir.path());
+    let o = rolegate(
+        &["prop", &app, &props, "--cases", "300", "--seed", "42"],
+        dir.path(),
+    );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     assert!(stdout(&o).lines().last().unwrap().ends_with("seed 42"));
-    let again = rolegate(&["prop", &app, &props, "--cases", "300", "--seed", "42"], dir.path());
+    let again = rolegate(
+        &["prop", &app, &props, "--cases", "300", "--seed", "42"],
+        dir.path(),
+    );
     let counts = |s: String| s.lines().take(2).map(str::to_string).collect::<Vec<_>>();
-    assert_eq!(counts(stdout(&o)), counts(stdout(&again)), "deterministic with a seed");
+    assert_eq!(
+        counts(stdout(&o)),
+        counts(stdout(&again)),
+        "deterministic with a seed"
+    );
 }
 
 #[test]
@@ -145,10 +182,16 @@ fn a_property_that_never_reaches_its_role_is_a_warning_and_exit_1() {
              "expect": "denied"}
         ]}),
     );
-    let o = rolegate(&["prop", &app, "vacuous.json", "--cases", "300"], dir.path());
+    let o = rolegate(
+        &["prop", &app, "vacuous.json", "--cases", "300"],
+        dir.path(),
+    );
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out}");
-    assert!(out.starts_with("WARN viewers never read the secret of an order without a team"), "{out}");
+    assert!(
+        out.starts_with("WARN viewers never read the secret of an order without a team"),
+        "{out}"
+    );
     assert!(out.contains("vacuous,"), "{out}");
     assert!(out.contains("0 passed, 0 failed, 1 vacuous"), "{out}");
 }
@@ -171,10 +214,18 @@ fn a_bad_property_file_is_exit_3_with_its_json_path() {
         "error[invalid-property]: bad.json: properties[0].only_roles[0]: no role `ownr` governs \
          `shop.orders` (hint: did you mean `owner`?)"
     );
-    write_json(dir.path(), "typo.json", &json!({"properties": [{"name": "x", "acton": "read"}]}));
+    write_json(
+        dir.path(),
+        "typo.json",
+        &json!({"properties": [{"name": "x", "acton": "read"}]}),
+    );
     let o = rolegate(&["prop", &app, "typo.json"], dir.path());
     assert_eq!(code(&o), 3);
-    assert!(stderr(&o).contains("unknown field `acton`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown field `acton`"),
+        "{}",
+        stderr(&o)
+    );
     let o = rolegate(&["prop", &app], dir.path());
     assert_eq!(code(&o), 2, "a property file or --generic is required");
     let o = rolegate(&["prop", "missing", "bad.json"], dir.path());
@@ -188,7 +239,9 @@ fn the_generic_property_needs_no_file() {
     let o = rolegate(&["prop", &app, "--generic", "--cases", "500"], dir.path());
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("PASS role `teamViewer` grants no read of `details.internalNotes`: it never returns it"),
+        stdout(&o).contains(
+            "PASS role `teamViewer` grants no read of `details.internalNotes`: it never returns it"
+        ),
         "{}",
         stdout(&o)
     );
@@ -205,7 +258,10 @@ fn diff_is_quiet_on_the_same_rules_and_finds_the_leak() {
         stdout(&o).lines().next().unwrap(),
         "mongodb-atlas/shop.orders: 0 differences in 500 cases"
     );
-    let o = rolegate(&["diff", &fixed, &leaky, "--collection", "shop.orders"], dir.path());
+    let o = rolegate(
+        &["diff", &fixed, &leaky, "--collection", "shop.orders"],
+        dir.path(),
+    );
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out}");
     // Exactly the leak: the secret is shown by the viewer role of NEW, and so a document with a
@@ -226,7 +282,10 @@ fn diff_is_quiet_on_the_same_rules_and_finds_the_leak() {
     for line in &lines {
         assert_eq!(line["old"]["role"], "viewer");
         assert_eq!(line["new"]["role"], "viewer");
-        assert_eq!(line["new"]["returned"]["secret"], line["document"]["secret"], "{line}");
+        assert_eq!(
+            line["new"]["returned"]["secret"], line["document"]["secret"],
+            "{line}"
+        );
         assert!(line["old"]["returned"].get("secret").is_none(), "{line}");
     }
 }
@@ -247,7 +306,17 @@ fn diff_tries_the_documents_and_users_given() {
     )
     .unwrap();
     let o = rolegate(
-        &["diff", &fixed, &leaky, "--documents", "docs.jsonl", "--users", "users.jsonl", "--format", "json"],
+        &[
+            "diff",
+            &fixed,
+            &leaky,
+            "--documents",
+            "docs.jsonl",
+            "--users",
+            "users.jsonl",
+            "--format",
+            "json",
+        ],
         dir.path(),
     );
     assert_eq!(code(&o), 1);
@@ -255,9 +324,14 @@ fn diff_tries_the_documents_and_users_given() {
     assert!(!lines.is_empty());
     // The given user and document are tried (the generators learn their values too).
     assert!(
-        lines.iter().any(|l| l["user"]["id"] == "u" || l["document"]["team"] == "red"),
+        lines
+            .iter()
+            .any(|l| l["user"]["id"] == "u" || l["document"]["team"] == "red"),
         "{lines:?}"
     );
-    let o = rolegate(&["diff", &fixed, &leaky, "--documents", "nope.jsonl"], dir.path());
+    let o = rolegate(
+        &["diff", &fixed, &leaky, "--documents", "nope.jsonl"],
+        dir.path(),
+    );
     assert_eq!(code(&o), 3);
 }

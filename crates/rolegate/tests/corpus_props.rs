@@ -74,16 +74,27 @@ fn corpus_self_diff_is_empty_and_the_generic_property_holds() {
         };
         for ns in namespaces(rules.rule_set(), rules.rule_set()) {
             collections += 1;
-            let options = RunOptions { cases: DIFF_CASES, seed: 1, ..RunOptions::default() };
+            let options = RunOptions {
+                cases: DIFF_CASES,
+                seed: 1,
+                ..RunOptions::default()
+            };
             let diff = diff_collection(&rules, &rules, &ns, &DiffInputs::default(), &options);
             cases += diff.cases;
             if let Some(d) = diff.differences.first() {
-                failures.push(format!("{saved} {ns}: the file differs from itself: {}", d.class));
+                failures.push(format!(
+                    "{saved} {ns}: the file differs from itself: {}",
+                    d.class
+                ));
             }
             let Ok(coll) = rules.collection(&ns) else {
                 continue;
             };
-            let options = RunOptions { cases: PROP_CASES, seed: 1, ..RunOptions::default() };
+            let options = RunOptions {
+                cases: PROP_CASES,
+                seed: 1,
+                ..RunOptions::default()
+            };
             for p in generic_properties(&ns, coll.policy().roles) {
                 props += 1;
                 let report = check_property(&rules, &template, &p, &options);

@@ -25,9 +25,9 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use rolegate::testing::{
-    CaseRules, Change, ContextTemplate, DiffClass, DiffInputs, Generators, Mode, PropAction,
-    PropertyFile, PropertyOutcome, RunOptions, Side, check_property, diff_collection,
-    generic_properties, parse_properties, run_case, EngineChoice,
+    CaseRules, Change, ContextTemplate, DiffClass, DiffInputs, EngineChoice, Generators, Mode,
+    PropAction, PropertyFile, PropertyOutcome, RunOptions, Side, check_property, diff_collection,
+    generic_properties, parse_properties, run_case,
 };
 use rolegate::{EngineKind, Rules};
 use serde_json::{Value, json};
@@ -110,12 +110,21 @@ fn the_generators_reach_every_role_and_make_edge_values() {
             number_types.insert(v.element_type() as u8);
         }
     }
-    let expected: BTreeSet<Option<String>> = [None, Some("admin"), Some("owner"), Some("collaborator"), Some("teamViewer")]
-        .into_iter()
-        .map(|r| r.map(str::to_string))
-        .collect();
+    let expected: BTreeSet<Option<String>> = [
+        None,
+        Some("admin"),
+        Some("owner"),
+        Some("collaborator"),
+        Some("teamViewer"),
+    ]
+    .into_iter()
+    .map(|r| r.map(str::to_string))
+    .collect();
     assert_eq!(roles, expected, "every role, and no role, is reached");
-    assert!(owner_matches > 300, "owner_id equals the user's id often: {owner_matches}");
+    assert!(
+        owner_matches > 300,
+        "owner_id equals the user's id often: {owner_matches}"
+    );
     assert!(nulls > 100, "null values: {nulls}");
     assert!(wrong_types > 20, "a title of the wrong type: {wrong_types}");
     assert!(no_id > 10, "users without an id: {no_id}");
@@ -131,11 +140,20 @@ fn the_generators_learn_constants_from_rules_values_and_schemas() {
     let rules = Rules::load(app()).unwrap();
     let gens = Generators::new(&rules, "taskboard.tasks").unwrap();
     let paths = gens.document_paths();
-    for p in ["owner_id", "collaborators", "details.internalNotes", "checklist.done", "other"] {
+    for p in [
+        "owner_id",
+        "collaborators",
+        "details.internalNotes",
+        "checklist.done",
+        "other",
+    ] {
         assert!(paths.contains(&p.to_string()), "{p} in {paths:?}");
     }
     let status = gens.constants_of("status");
-    assert_eq!(status, ["todo", "doing", "done"].map(|s| Bson::String(s.into())));
+    assert_eq!(
+        status,
+        ["todo", "doing", "done"].map(|s| Bson::String(s.into()))
+    );
     // `%%user.id` is compared with `%%values.adminUserIds` in taskboard.projects.
     let projects = Generators::builder()
         .collection(&rules, "taskboard.projects")
@@ -153,11 +171,26 @@ fn the_generators_learn_constants_from_rules_values_and_schemas() {
 #[test]
 fn a_change_sets_or_removes_a_path() {
     let pre = doc! {"a": 1, "b": {"c": 2}};
-    let set = Change { path: vec!["b".into(), "d".into()], value: Some(Bson::Int32(3)) };
-    let remove = Change { path: vec!["a".into()], value: None };
-    assert_eq!(Change::apply_all(&[set, remove], &pre), doc! {"b": {"c": 2, "d": 3}});
-    let deep = Change { path: vec!["x".into(), "y".into()], value: Some(Bson::Boolean(true)) };
-    assert_eq!(Change::apply_all(&[deep], &pre), doc! {"a": 1, "b": {"c": 2}, "x": {"y": true}});
+    let set = Change {
+        path: vec!["b".into(), "d".into()],
+        value: Some(Bson::Int32(3)),
+    };
+    let remove = Change {
+        path: vec!["a".into()],
+        value: None,
+    };
+    assert_eq!(
+        Change::apply_all(&[set, remove], &pre),
+        doc! {"b": {"c": 2, "d": 3}}
+    );
+    let deep = Change {
+        path: vec!["x".into(), "y".into()],
+        value: Some(Bson::Boolean(true)),
+    };
+    assert_eq!(
+        Change::apply_all(&[deep], &pre),
+        doc! {"a": 1, "b": {"c": 2}, "x": {"y": true}}
+    );
 }
 
 proptest! {
@@ -201,7 +234,10 @@ fn the_example_apps_properties_pass() {
     let props = properties().compile(&rules).unwrap();
     assert!(props.len() >= 10);
     let template = ContextTemplate::new(&rules).unwrap();
-    let options = RunOptions { cases: 2000, ..RunOptions::default() };
+    let options = RunOptions {
+        cases: 2000,
+        ..RunOptions::default()
+    };
     for p in &props {
         let report = check_property(&rules, &template, p, &options);
         assert!(report.passed(), "{}: {:?}", p.name, report.outcome);
@@ -236,7 +272,11 @@ fn failures(path: &Path) -> Vec<(String, rolegate::testing::Counterexample, Prop
             );
             // The printed case reproduces the failure: it fails until the rules are fixed.
             let result = run_case(&case, EngineChoice::Reference);
-            assert!(!result.passed, "{}: the printed case passes: {}", p.name, result.message);
+            assert!(
+                !result.passed,
+                "{}: the printed case passes: {}",
+                p.name, result.message
+            );
             let result = run_case(
                 &rolegate::testing::Case {
                     rules: CaseRules {
@@ -249,7 +289,11 @@ fn failures(path: &Path) -> Vec<(String, rolegate::testing::Counterexample, Prop
                 },
                 EngineChoice::Reference,
             );
-            assert!(result.passed, "{}: the case fails on the right rules: {}", p.name, result.message);
+            assert!(
+                result.passed,
+                "{}: the case fails on the right rules: {}",
+                p.name, result.message
+            );
             out.push((p.name.clone(), *cx, p.action));
         } else {
             assert!(report.passed(), "{}: {:?}", p.name, report.outcome);
@@ -291,7 +335,11 @@ fn a_role_that_leaks_a_field_is_found_and_shrunk() {
         let keys: Vec<&str> = cx.case.document.keys().map(String::as_str).collect();
         assert_eq!(keys, ["team", "details"], "{}", cx.case.document);
         assert_eq!(cx.decision.role.as_deref(), Some("teamViewer"));
-        assert!(!cx.case.user.contains_key("id"), "shrunk away: {}", cx.case.user);
+        assert!(
+            !cx.case.user.contains_key("id"),
+            "shrunk away: {}",
+            cx.case.user
+        );
     }
 }
 
@@ -299,7 +347,11 @@ fn a_role_that_leaks_a_field_is_found_and_shrunk() {
 fn a_wrong_apply_when_is_found_and_shrunk() {
     let dir = tempfile::tempdir().unwrap();
     let found = failures(&seeded(dir.path(), "wrong", wrong_apply_when));
-    assert!(found.len() >= 2, "{:?}", found.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert!(
+        found.len() >= 2,
+        "{:?}",
+        found.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     for (name, cx, _) in &found {
         assert_eq!(cx.decision.role.as_deref(), Some("admin"), "{name}");
         // Shrunk to the one thing that matters: an `isAdmin` that is there and not true.
@@ -312,14 +364,21 @@ fn a_wrong_apply_when_is_found_and_shrunk() {
         .iter()
         .find(|(_, _, a)| *a == PropAction::Delete)
         .expect("the delete property fails");
-    assert!(delete.1.case.document.is_empty(), "{}", delete.1.case.document);
+    assert!(
+        delete.1.case.document.is_empty(),
+        "{}",
+        delete.1.case.document
+    );
 }
 
 fn diff(old: &Path, new: &Path) -> Vec<rolegate::testing::Difference> {
     let (a, b) = (Rules::load(old).unwrap(), Rules::load(new).unwrap());
     let mut all = Vec::new();
     for ns in rolegate::testing::namespaces(a.rule_set(), b.rule_set()) {
-        let options = RunOptions { cases: 2000, ..RunOptions::default() };
+        let options = RunOptions {
+            cases: 2000,
+            ..RunOptions::default()
+        };
         all.extend(diff_collection(&a, &b, &ns, &DiffInputs::default(), &options).differences);
     }
     all
@@ -343,7 +402,14 @@ fn diff_finds_nothing_between_an_app_and_itself_or_a_renamed_reordered_copy() {
         }
     });
     let found = diff(&app(), &renamed);
-    assert!(found.is_empty(), "{:?}", found.iter().map(|d| d.class.to_string()).collect::<Vec<_>>());
+    assert!(
+        found.is_empty(),
+        "{:?}",
+        found
+            .iter()
+            .map(|d| d.class.to_string())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -353,7 +419,10 @@ fn diff_finds_exactly_the_leak() {
     let classes: Vec<&DiffClass> = found.iter().map(|d| &d.class).collect();
     assert_eq!(
         classes,
-        [&DiffClass::Field("details.internalNotes".to_string(), Side::New)]
+        [&DiffClass::Field(
+            "details.internalNotes".to_string(),
+            Side::New
+        )]
     );
     let d = &found[0];
     assert_eq!(d.old.role.as_deref(), Some("teamViewer"));
@@ -366,7 +435,11 @@ fn diff_finds_exactly_the_wrong_apply_when() {
     let found = diff(&app(), &seeded(dir.path(), "wrong", wrong_apply_when));
     assert!(found.len() >= 5);
     let actions: BTreeSet<PropAction> = found.iter().map(|d| d.class.action()).collect();
-    assert_eq!(actions.len(), 4, "reads, inserts, updates and deletes change");
+    assert_eq!(
+        actions.len(),
+        4,
+        "reads, inserts, updates and deletes change"
+    );
     for d in &found {
         // Every difference: the new rules give more, through the admin role, to a user whose
         // `isAdmin` is present and not true.
@@ -377,7 +450,12 @@ fn diff_finds_exactly_the_wrong_apply_when() {
         assert_eq!(side, Side::New, "{}", d.class);
         assert_eq!(d.new.role.as_deref(), Some("admin"), "{}", d.class);
         assert_ne!(d.old.role.as_deref(), Some("admin"), "{}", d.class);
-        let is_admin = d.case.user.get_document("custom_data").unwrap().get("isAdmin");
+        let is_admin = d
+            .case
+            .user
+            .get_document("custom_data")
+            .unwrap()
+            .get("isAdmin");
         assert!(is_admin.is_some() && is_admin != Some(&Bson::Boolean(true)));
     }
 }
@@ -389,7 +467,16 @@ fn runs_are_deterministic_with_a_seed() {
     let props = properties().compile(&rules).unwrap();
     let p = &props[0];
     let run = |seed| {
-        let r = check_property(&rules, &template, p, &RunOptions { cases: 500, seed, ..RunOptions::default() });
+        let r = check_property(
+            &rules,
+            &template,
+            p,
+            &RunOptions {
+                cases: 500,
+                seed,
+                ..RunOptions::default()
+            },
+        );
         (r.in_scope, r.exercised, r.roles)
     };
     assert_eq!(run(7), run(7));
@@ -411,9 +498,20 @@ fn the_generic_property_holds_on_the_app_and_catches_the_leak() {
             assert!(names.is_empty(), "{names:?}");
             continue;
         }
-        assert_eq!(names, ["role `teamViewer` grants no read of `details.internalNotes`: it never returns it"]);
+        assert_eq!(
+            names,
+            ["role `teamViewer` grants no read of `details.internalNotes`: it never returns it"]
+        );
         for p in &props {
-            let report = check_property(&rules, &template, p, &RunOptions { cases: 3000, ..RunOptions::default() });
+            let report = check_property(
+                &rules,
+                &template,
+                p,
+                &RunOptions {
+                    cases: 3000,
+                    ..RunOptions::default()
+                },
+            );
             assert!(report.passed(), "{:?}", report.outcome);
         }
     }
@@ -422,24 +520,39 @@ fn the_generic_property_holds_on_the_app_and_catches_the_leak() {
 #[test]
 fn property_files_are_checked_with_json_paths_and_hints() {
     let rules = Rules::load(app()).unwrap();
-    let file = |props: Value| parse_properties(&json!({"collection": "taskboard.tasks", "properties": props}));
+    let file = |props: Value| {
+        parse_properties(&json!({"collection": "taskboard.tasks", "properties": props}))
+    };
     let errors = |props: Value| file(props).unwrap().compile(&rules).unwrap_err();
     let e = errors(json!([{"name": "a", "action": "read", "only_roles": ["ownr"]}]));
     assert_eq!(e[0].path, "properties[0].only_roles[0]");
     assert_eq!(e[0].hint.as_deref(), Some("did you mean `owner`?"));
-    let e = errors(json!([{"name": "a", "action": "read", "expect": "denied", "only_roles": ["owner"]}]));
+    let e = errors(
+        json!([{"name": "a", "action": "read", "expect": "denied", "only_roles": ["owner"]}]),
+    );
     assert!(e[0].message.contains("more than one claim"), "{e:?}");
     let e = errors(json!([{"name": "a", "action": "read"}]));
     assert!(e[0].message.contains("no claim"), "{e:?}");
-    let e = errors(json!([{"name": "a", "action": "read", "expect": "denied", "where": {"$where": "1"}}]));
+    let e = errors(
+        json!([{"name": "a", "action": "read", "expect": "denied", "where": {"$where": "1"}}]),
+    );
     assert_eq!(e[0].path, "properties[0].where");
-    let e = errors(json!([{"name": "a", "action": "read", "expect": "denied", "when": {"%%usr.id": 1}}]));
+    let e = errors(
+        json!([{"name": "a", "action": "read", "expect": "denied", "when": {"%%usr.id": 1}}]),
+    );
     assert!(e[0].path.starts_with("properties[0].when"), "{e:?}");
     let e = errors(json!([
         {"name": "a", "action": "read", "expect": "denied"},
         {"name": "a", "action": "delete", "fields": "x", "expect": "denied", "collection": "nope"}
     ]));
     let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["properties[1].name", "properties[1].collection", "properties[1].fields"]);
+    assert_eq!(
+        paths,
+        [
+            "properties[1].name",
+            "properties[1].collection",
+            "properties[1].fields"
+        ]
+    );
     assert!(file(json!([{"name": "a", "action": "read", "expct": "denied"}])).is_err());
 }

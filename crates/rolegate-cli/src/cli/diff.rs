@@ -22,7 +22,9 @@ use std::time::Instant;
 use clap::Args;
 use rolegate::Rules;
 use rolegate::mql::document_to_json;
-use rolegate::testing::{Decision, DiffInputs, Difference, RunOptions, diff_collection, namespaces};
+use rolegate::testing::{
+    Decision, DiffInputs, Difference, RunOptions, diff_collection, namespaces,
+};
 use serde_json::{Value, json};
 
 use super::inputs::{load_app, read_items};
@@ -79,7 +81,11 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let list = match &args.collection {
         Some(ns) => {
             if old.collection(ns).is_err() && new.collection(ns).is_err() {
-                let e = old.collection(ns).err().map(|e| e.to_string()).unwrap_or_default();
+                let e = old
+                    .collection(ns)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 return Err(CliError::usage("unknown-collection", e));
             }
             vec![ns.clone()]
@@ -110,7 +116,11 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
                     "{}: {} difference{} in {} cases",
                     report.namespace,
                     report.differences.len(),
-                    if report.differences.len() == 1 { "" } else { "s" },
+                    if report.differences.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
                     report.cases
                 ),
             )?;
@@ -153,8 +163,14 @@ fn decision_text(d: &Decision, read: bool) -> String {
 fn human(out: &mut dyn Write, ns: &str, d: &Difference) -> Result<(), CliError> {
     let read = d.class.action() == rolegate::testing::PropAction::Read;
     emit(out, format_args!("DIFF {ns}: {}", d.class))?;
-    emit(out, format_args!("  user:     {}", document_to_json(&d.case.user)))?;
-    emit(out, format_args!("  document: {}", document_to_json(&d.case.document)))?;
+    emit(
+        out,
+        format_args!("  user:     {}", document_to_json(&d.case.user)),
+    )?;
+    emit(
+        out,
+        format_args!("  document: {}", document_to_json(&d.case.document)),
+    )?;
     if let Some(post) = &d.post {
         emit(out, format_args!("  post:     {}", document_to_json(post)))?;
     }

@@ -25,8 +25,8 @@ use std::time::Instant;
 use clap::Args;
 use rolegate::testing::{
     CaseRules, CompiledProperty, ContextTemplate, Counterexample, Mode, PropertyFile,
-    PropertyOutcome, PropertyReport, RunOptions, app_relative, check_property,
-    generic_properties, namespaces,
+    PropertyOutcome, PropertyReport, RunOptions, app_relative, check_property, generic_properties,
+    namespaces,
 };
 use rolegate::{Rules, mql::document_to_json};
 use serde_json::{Map, Value, json};
@@ -260,7 +260,9 @@ fn human(
                 }
                 None => emit(
                     out,
-                    format_args!("  case (save it as FILE.json, run `rolegate test FILE.json`): {case_json}"),
+                    format_args!(
+                        "  case (save it as FILE.json, run `rolegate test FILE.json`): {case_json}"
+                    ),
                 )?,
             }
             emit(
@@ -348,9 +350,9 @@ fn case_rules(app: &Path, prop: &CompiledProperty, rules: &Rules) -> CaseRules {
     let json = std::fs::read_to_string(app)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    let from_default = rules.collection(&prop.namespace).is_ok_and(|c| {
-        c.policy().role_source == rolegate::rules::RoleSource::Default
-    });
+    let from_default = rules
+        .collection(&prop.namespace)
+        .is_ok_and(|c| c.policy().role_source == rolegate::rules::RoleSource::Default);
     if from_default {
         CaseRules {
             mode: Mode::MongoDb,
@@ -422,7 +424,9 @@ fn save(
     let io = |e: std::io::Error, p: &Path| {
         CliError::new(
             Exit::Input,
-            vec![Problem::error("io", format!("cannot write: {e}")).in_file(p.display().to_string())],
+            vec![
+                Problem::error("io", format!("cannot write: {e}")).in_file(p.display().to_string()),
+            ],
         )
     };
     std::fs::create_dir_all(&folder).map_err(|e| io(e, &folder))?;
@@ -515,7 +519,12 @@ fn to_json(
     let roles: Map<String, Value> = report
         .roles
         .iter()
-        .map(|(r, n)| (r.clone().unwrap_or_else(|| "(no role)".to_string()), json!(n)))
+        .map(|(r, n)| {
+            (
+                r.clone().unwrap_or_else(|| "(no role)".to_string()),
+                json!(n),
+            )
+        })
         .collect();
     let counterexample = match &report.outcome {
         PropertyOutcome::Failed(cx) => json!({

@@ -18,6 +18,7 @@ mod host;
 pub(crate) mod values;
 pub(crate) mod vocab;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bson::{Bson, Document};
@@ -145,7 +146,7 @@ pub struct Generators {
     request: BoxedStrategy<GenRequest>,
     document: BoxedStrategy<Document>,
     changes: BoxedStrategy<Vec<Change>>,
-    paths: Arc<Vec<(Vec<String>, BoxedStrategy<Bson>)>>,
+    paths: Rc<Vec<(Vec<String>, BoxedStrategy<Bson>)>>,
 }
 
 impl std::fmt::Debug for Generators {
@@ -161,7 +162,9 @@ impl std::fmt::Debug for Generators {
 impl Generators {
     /// The generators of one collection (`db.coll` or `data_source/db.coll`) of `rules`.
     pub fn new(rules: &Rules, namespace: &str) -> Result<Generators, UnknownNamespace> {
-        Ok(GeneratorBuilder::new().collection(rules, namespace)?.build())
+        Ok(GeneratorBuilder::new()
+            .collection(rules, namespace)?
+            .build())
     }
 
     /// A builder, for several rule sets or hints.
@@ -195,7 +198,10 @@ impl Generators {
         let mut paths: Vec<(Vec<String>, BoxedStrategy<Bson>)> = Vec::new();
         for path in vocab.doc.paths().into_iter().take(64) {
             if let Some(node) = vocab.doc.find(&path) {
-                paths.push((path.clone(), vg.node(node, DEPTH.saturating_sub(path.len()))));
+                paths.push((
+                    path.clone(),
+                    vg.node(node, DEPTH.saturating_sub(path.len())),
+                ));
             }
         }
         let changes = if paths.is_empty() {
@@ -221,7 +227,7 @@ impl Generators {
             request,
             document,
             changes,
-            paths: Arc::new(paths),
+            paths: Rc::new(paths),
         }
     }
 

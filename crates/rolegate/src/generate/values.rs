@@ -104,7 +104,11 @@ fn short_label(label: &str) -> String {
 /// A 24-digit hexadecimal string, recognisably generated: `66000000000000000000c0de` style,
 /// with the class and the value number in it.
 fn fresh_oid_hex(class: usize, i: u32) -> String {
-    format!("66{:06x}0000000000000000{:02x}", class % 0x100_0000, i % 0x100)
+    format!(
+        "66{:06x}0000000000000000{:02x}",
+        class % 0x100_0000,
+        i % 0x100
+    )
 }
 
 fn int(n: i64) -> Bson {
@@ -167,7 +171,9 @@ fn sample_oid(i: u8) -> Bson {
 }
 
 fn sample_date(i: i64) -> Bson {
-    Bson::DateTime(bson::DateTime::from_millis(1_700_000_000_000 + i * 86_400_000))
+    Bson::DateTime(bson::DateTime::from_millis(
+        1_700_000_000_000 + i * 86_400_000,
+    ))
 }
 
 /// Builds the strategies of one vocabulary (module docs).
@@ -215,7 +221,11 @@ impl<'v> ValueGen<'v> {
             .filter(|v| matches!(v, Bson::String(_)))
             .cloned()
             .collect();
-        let numbers: Vec<Bson> = pool.iter().filter(|v| as_f64(v).is_some()).cloned().collect();
+        let numbers: Vec<Bson> = pool
+            .iter()
+            .filter(|v| as_f64(v).is_some())
+            .cloned()
+            .collect();
         let ints = || {
             let mut v: Vec<i64> = numbers.iter().filter_map(as_i64).collect();
             for d in [0, 1, 5] {

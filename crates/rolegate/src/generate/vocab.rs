@@ -663,7 +663,8 @@ impl Collector {
                     None => continue,
                 };
                 let ops = members(&value);
-                let is_operator_doc = !ops.is_empty() && ops.iter().all(|(k, _)| k.starts_with('$'));
+                let is_operator_doc =
+                    !ops.is_empty() && ops.iter().all(|(k, _)| k.starts_with('$'));
                 if !is_operator_doc {
                     self.relate(&s, &value, &Scope::default());
                     continue;

@@ -83,7 +83,9 @@ impl DiffClass {
 impl fmt::Display for DiffClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DiffClass::Visible(s) => write!(f, "read: the document is returned only by {}", s.name()),
+            DiffClass::Visible(s) => {
+                write!(f, "read: the document is returned only by {}", s.name())
+            }
             DiffClass::Field(p, s) => write!(f, "read: field `{p}` is shown only by {}", s.name()),
             DiffClass::FieldValue(p) => write!(f, "read: field `{p}` is shown with another value"),
             DiffClass::Write(a, s) => write!(f, "{a}: permitted only by {}", s.name()),

@@ -101,7 +101,10 @@ pub fn generic_properties(namespace: &str, roles: &[Role]) -> Vec<CompiledProper
         };
         if tree_never(&role.fields) {
             push(
-                format!("role `{}` grants no read: it returns no document", role.name),
+                format!(
+                    "role `{}` grants no read: it returns no document",
+                    role.name
+                ),
                 Vec::new(),
             );
             continue;
@@ -110,7 +113,10 @@ pub fn generic_properties(namespace: &str, roles: &[Role]) -> Vec<CompiledProper
         hidden_fields(&role.fields, "", &mut hidden);
         for f in hidden {
             push(
-                format!("role `{}` grants no read of `{f}`: it never returns it", role.name),
+                format!(
+                    "role `{}` grants no read of `{f}`: it never returns it",
+                    role.name
+                ),
                 vec![f],
             );
         }

@@ -27,10 +27,10 @@ pub mod model;
 pub mod run;
 
 pub use decide::Decision;
-pub use generic::generic_properties;
 pub use diff::{DiffClass, DiffInputs, DiffReport, Difference, Side, diff_collection, namespaces};
+pub use generic::generic_properties;
 pub use model::{
-    Claim, CompiledProperty, Expect, OneOrMany, PropAction, Property, PropertyError,
-    PropertyFile, parse_properties,
+    Claim, CompiledProperty, Expect, OneOrMany, PropAction, Property, PropertyError, PropertyFile,
+    parse_properties,
 };
 pub use run::{Counterexample, PropertyOutcome, PropertyReport, RunOptions, check_property};

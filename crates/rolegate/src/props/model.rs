@@ -318,7 +318,11 @@ fn compile_one(
             } else if let Some(v) = &p.only_if {
                 expression(v, &format!("{at}.only_if"), &mut errors).map(Claim::OnlyIf)
             } else {
-                let names = p.only_roles.as_ref().map(OneOrMany::to_vec).unwrap_or_default();
+                let names = p
+                    .only_roles
+                    .as_ref()
+                    .map(OneOrMany::to_vec)
+                    .unwrap_or_default();
                 check_roles("only_roles", &names, &mut errors);
                 Some(Claim::OnlyRoles(names))
             }

@@ -284,8 +284,11 @@ impl<'a> Checker<'a> {
             Claim::Expect(Expect::Denied) => {
                 if read && !prop.fields.is_empty() {
                     j.exercised = !present.is_empty();
-                    let leaked: Vec<String> =
-                        present.iter().filter(|f| shown(f)).map(|f| name(f)).collect();
+                    let leaked: Vec<String> = present
+                        .iter()
+                        .filter(|f| shown(f))
+                        .map(|f| name(f))
+                        .collect();
                     if !leaked.is_empty() {
                         j.violation = Some(format!("the read shows {}", leaked.join(", ")));
                     }
@@ -302,8 +305,11 @@ impl<'a> Checker<'a> {
             Claim::Expect(Expect::Allowed) => {
                 if read && !prop.fields.is_empty() {
                     j.exercised = !present.is_empty();
-                    let hidden: Vec<String> =
-                        present.iter().filter(|f| !shown(f)).map(|f| name(f)).collect();
+                    let hidden: Vec<String> = present
+                        .iter()
+                        .filter(|f| !shown(f))
+                        .map(|f| name(f))
+                        .collect();
                     if !hidden.is_empty() {
                         j.violation = Some(format!("the read does not show {}", hidden.join(", ")));
                     }
@@ -323,8 +329,10 @@ impl<'a> Checker<'a> {
                     match holds(e) {
                         Ok(true) => {}
                         Ok(false) => {
-                            j.violation =
-                                Some(format!("the {} is granted and `only_if` is false", prop.action))
+                            j.violation = Some(format!(
+                                "the {} is granted and `only_if` is false",
+                                prop.action
+                            ))
                         }
                         Err(err) => {
                             j.violation = Some(format!(
@@ -512,7 +520,10 @@ fn vacuity(prop: &CompiledProperty, report: &PropertyReport) -> PropertyOutcome 
         let what = match &prop.roles {
             Some(r) => format!(
                 "no case was in scope (the constraints never held, or role {} never decided)",
-                r.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                r.iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             None => "no case was in scope (the constraints never held)".to_string(),
         };
