@@ -176,6 +176,42 @@ fn sample_date(i: i64) -> Bson {
     ))
 }
 
+/// An edge made of a main value (see [`ValueGen::node`]).
+#[derive(Debug, Clone)]
+enum Edge {
+    /// `null` instead.
+    Null,
+    /// A value of another type instead.
+    Wrong(Bson),
+    /// The value inside an array, with another pool value or not.
+    Wrap(Option<Bson>),
+    /// The number as another numeric type (or, for a value that is no number, one of the
+    /// class's numbers as one).
+    Variant(usize, std::rc::Rc<Vec<Bson>>),
+}
+
+impl Edge {
+    fn apply(self, value: Bson) -> Bson {
+        match self {
+            Edge::Null => Bson::Null,
+            Edge::Wrong(w) => w,
+            Edge::Wrap(other) => Bson::Array(std::iter::once(value).chain(other).collect()),
+            Edge::Variant(i, pool) => {
+                let own = numeric_variants(&value);
+                let from = if own.is_empty() {
+                    pool.as_slice()
+                } else {
+                    own.as_slice()
+                };
+                match from.len() {
+                    0 => value,
+                    n => from.get(i % n).cloned().unwrap_or(value),
+                }
+            }
+        }
+    }
+}
+
 /// Builds the strategies of one vocabulary (module docs).
 pub(crate) struct ValueGen<'v> {
     vocab: &'v Vocabulary,
@@ -402,10 +438,8 @@ impl<'v> ValueGen<'v> {
         } else {
             main.push((8, Self::choose(pool.clone())));
         }
-        // Edge values, rarer: about one value in eight. They are a union of their own, beside
-        // the main values': shrinking an edge value then tries a main value next (proptest's
-        // unions shrink to the previous alternative), not only the edge value before it.
-        let mut edges: Vec<BoxedStrategy<Bson>> = vec![Just(Bson::Null).boxed()];
+        // Edge values, rarer (about one value in eight): a change made to a main value, so that
+        // shrinking drops the change and keeps the value (`["support"]` shrinks to `"support"`).
         let wrong = if shape.types.contains(&TypeName::String)
             || pool.iter().any(|v| matches!(v, Bson::String(_)))
         {
@@ -413,23 +447,43 @@ impl<'v> ValueGen<'v> {
         } else {
             Bson::String("1".to_string())
         };
-        edges.push(Just(wrong).boxed());
+        let mut edges: Vec<BoxedStrategy<Edge>> =
+            vec![Just(Edge::Null).boxed(), Just(Edge::Wrong(wrong)).boxed()];
         if !shape.types.contains(&TypeName::Array) && !shape.array_of_docs {
             edges.push(
-                vec(Self::choose(pool.clone()), 1..=2)
-                    .prop_map(Bson::Array)
+                option::of(Self::choose(pool.clone()))
+                    .prop_map(Edge::Wrap)
                     .boxed(),
             );
         }
         let variants: Vec<Bson> = pool.iter().flat_map(numeric_variants).collect();
-        if !variants.is_empty() {
-            edges.push(Self::choose(variants));
+        let numeric = shape.types.iter().any(|t| {
+            matches!(
+                t,
+                TypeName::Int
+                    | TypeName::Long
+                    | TypeName::Double
+                    | TypeName::Decimal
+                    | TypeName::Number
+            )
+        });
+        if !variants.is_empty() || numeric {
+            let variants = std::rc::Rc::new(variants);
+            edges.push(
+                (0..8usize)
+                    .prop_map(move |i| Edge::Variant(i, variants.clone()))
+                    .boxed(),
+            );
         }
-        Union::new_weighted(vec![
-            (7, Union::new_weighted(main).boxed()),
-            (1, Union::new(edges).boxed()),
-        ])
-        .boxed()
+        (
+            Union::new_weighted(main),
+            option::weighted(0.12, Union::new(edges)),
+        )
+            .prop_map(|(value, edge)| match edge {
+                None => value,
+                Some(edge) => edge.apply(value),
+            })
+            .boxed()
     }
 
     /// A document of `children` (each present with its probability).

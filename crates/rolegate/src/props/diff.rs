@@ -239,23 +239,58 @@ fn classes(action: PropAction, a: &Decision, b: &Decision) -> Vec<DiffClass> {
     out
 }
 
-/// The dotted leaf paths of `doc` with their values (embedded documents are descended into;
-/// arrays and scalars are leaves).
+/// The dotted leaf paths of `doc` with their values: embedded documents are descended into, and
+/// so are the document elements of arrays (under the array's path, without an index, as
+/// MongoDB's paths read them: a field removed from every element of `details` is
+/// `details.internalNotes`); scalars, empty documents, and an array's other elements are leaves.
+/// Several values at one path are gathered into an array, in document order.
 fn leaf_values(doc: &Document, prefix: &str, out: &mut BTreeMap<String, Bson>) {
-    let mut stack: Vec<(String, &Document)> = vec![(prefix.to_string(), doc)];
-    while let Some((prefix, d)) = stack.pop() {
-        for (k, v) in d {
-            let path = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            match v {
-                Bson::Document(sub) if !sub.is_empty() => stack.push((path, sub)),
-                other => {
-                    out.insert(path, other.clone());
+    let join = |prefix: &str, k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    let add = |out: &mut BTreeMap<String, Bson>, path: String, v: Bson| match out.get_mut(&path) {
+        Some(Bson::Array(items)) => items.push(v),
+        Some(existing) => {
+            let first = std::mem::replace(existing, Bson::Null);
+            *existing = Bson::Array(vec![first, v]);
+        }
+        None => {
+            out.insert(path, v);
+        }
+    };
+    // An explicit stack (in reverse, so that values gather in document order).
+    let members = |d: &'_ Document, at: &str| -> Vec<(String, Bson)> {
+        let mut m: Vec<(String, Bson)> = d.iter().map(|(k, v)| (join(at, k), v.clone())).collect();
+        m.reverse();
+        m
+    };
+    let mut stack: Vec<(String, Bson)> = members(doc, prefix);
+    while let Some((path, v)) = stack.pop() {
+        match v {
+            Bson::Document(sub) if !sub.is_empty() => stack.extend(members(&sub, &path)),
+            Bson::Array(items) if items.iter().any(|i| matches!(i, Bson::Document(_))) => {
+                let others: Vec<Bson> = items
+                    .iter()
+                    .filter(|i| !matches!(i, Bson::Document(_)))
+                    .cloned()
+                    .collect();
+                if !others.is_empty() {
+                    add(out, path.clone(), Bson::Array(others));
+                }
+                for item in items.iter().rev() {
+                    if let Bson::Document(sub) = item {
+                        if sub.is_empty() {
+                            add(out, path.clone(), Bson::Document(Document::new()));
+                        }
+                        stack.extend(members(sub, &path));
+                    }
                 }
             }
+            other => add(out, path, other),
         }
     }
 }
