@@ -1,5 +1,5 @@
-//! Every example of `docs/case-format.md` and `docs/request-format.md` runs, and gives the
-//! output the document shows.
+//! Every example of `docs/case-format.md`, `docs/request-format.md` and `docs/properties.md`
+//! runs, and gives the output the document shows.
 //!
 //! An example is a set of fenced blocks of one document that share an `example=NAME` tag in
 //! their info string:
@@ -270,6 +270,11 @@ fn case_format_examples_run_as_documented() {
 #[test]
 fn request_format_examples_run_as_documented() {
     assert!(run_doc("request-format.md", 4) >= 4);
+}
+
+#[test]
+fn properties_examples_run_as_documented() {
+    assert!(run_doc("properties.md", 5) >= 6);
 }
 
 #[test]
