@@ -44,8 +44,8 @@ pub use crate::generate::{
 };
 #[cfg(feature = "testing-gen")]
 pub use crate::props::{
-    Claim, CompiledProperty, Counterexample, Decision, DiffClass, DiffInputs, DiffReport,
-    Difference, Expect, OneOrMany, PropAction, Property, PropertyError, PropertyFile,
-    PropertyOutcome, PropertyReport, RunOptions, Side, check_property, diff_collection,
-    generic_properties, namespaces, parse_properties,
+    Claim, CompiledProperty, Counterexample, DEFAULT_RULE_COLLECTION, Decision, DiffClass,
+    DiffInputs, DiffReport, Difference, Expect, OneOrMany, PropAction, Property, PropertyError,
+    PropertyFile, PropertyOutcome, PropertyReport, RunOptions, Side, check_property,
+    diff_collection, generic_properties, namespaces, parse_properties,
 };

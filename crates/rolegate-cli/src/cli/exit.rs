@@ -1,14 +1,14 @@
 //! Stage: the end of a command. Input: how the command went. Output: the process exit code.
 //!
-//! One table for every command (`check`, `eval`, `test`, `bench`); the code says whose fault a
-//! failure is — the command line, an input file, or the rules:
+//! One table for every command (`check`, `eval`, `test`, `bench`, `prop`, `diff`); the code says
+//! whose fault a failure is — the command line, an input file, or the rules:
 //!
 //! | code | name | meaning |
 //! | --- | --- | --- |
-//! | 0 | yes | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed), the figures were printed (`bench`) |
-//! | 1 | no | done, and the answer is no: warnings under `check --deny-warnings`, a failed case (`test`), a withheld document, a refused write or a failed request (`eval --fail-on-deny`), a failed request (`bench`: nothing to time) |
+//! | 0 | yes | done, and the answer is yes: the rules are valid (`check`), every case passed (`test`), the decisions were printed (`eval`; with `--fail-on-deny`: every document visible and every write allowed), the figures were printed (`bench`), every property passed (`prop`), no difference was found (`diff`) |
+//! | 1 | no | done, and the answer is no: warnings under `check --deny-warnings`, a failed case (`test`), a withheld document, a refused write or a failed request (`eval --fail-on-deny`), a failed request (`bench`: nothing to time); a failed or vacuous property (`prop`); a difference (`diff`) |
 //! | 2 | usage | the command line is wrong: an unknown or missing option, options that conflict, `-` (stdin) given twice, a `--collection` that names no data source or could be in several, or (with `--strict`) one that no rule file names |
-//! | 3 | input | an input other than the rules cannot be used: a user, request, document, pre-image or case file that is missing, unreadable, not UTF-8, not JSON or not of the expected shape (every problem is printed, with its line or JSON path); or the output cannot be written |
+//! | 3 | input | an input other than the rules cannot be used: a user, request, document, pre-image, case or property file that is missing, unreadable, not UTF-8, not JSON or not of the expected shape (every problem is printed, with its line or JSON path); or the output cannot be written |
 //! | 4 | rules | the rules do not load: the path is missing, a rule file is unreadable, not UTF-8, not JSON or invalid, or the folder is not an App Services app (for `check` this is its "invalid" verdict) |
 
 use std::process::ExitCode;
@@ -57,15 +57,15 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes (the same for every command):
   0  yes: rules valid (check), every case passed (test), decisions printed (eval;
      with --fail-on-deny: every document visible, every write allowed), figures
-     printed (bench)
+     printed (bench), every property passed (prop), no difference (diff)
   1  no: warnings with check --deny-warnings, a failed case, or (eval --fail-on-deny)
      a withheld document, a refused write or a failed request; a failed request
-     (bench)
+     (bench); a failed or vacuous property (prop); a difference (diff)
   2  usage: a wrong command line (unknown or missing option, conflicting options,
      `-` given twice, a --collection naming no data source or several, or with
      --strict one that no rule file names)
-  3  input: a user, request, document, pre-image or case file that is missing,
-     unreadable, not UTF-8, not JSON or not of the expected shape; output that
-     cannot be written
+  3  input: a user, request, document, pre-image, case or property file that is
+     missing, unreadable, not UTF-8, not JSON or not of the expected shape; output
+     that cannot be written
   4  rules: the rules do not load (missing path, a rule file unreadable, not UTF-8,
      not JSON or invalid, a folder that is not an app); check's \"invalid\"";

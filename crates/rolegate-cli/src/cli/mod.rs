@@ -1,7 +1,8 @@
 //! Stage: the command line. Input: `argv`. Output: text on stdout/stderr and an [`Exit`] code.
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
-//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench)) and returns an
+//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench), [`prop`],
+//! [`diff`]) and returns an
 //! [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
 //! or not JSON, a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on
 //! stderr (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit

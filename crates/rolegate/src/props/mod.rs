@@ -27,7 +27,10 @@ pub mod model;
 pub mod run;
 
 pub use decide::Decision;
-pub use diff::{DiffClass, DiffInputs, DiffReport, Difference, Side, diff_collection, namespaces};
+pub use diff::{
+    DEFAULT_RULE_COLLECTION, DiffClass, DiffInputs, DiffReport, Difference, Side, diff_collection,
+    namespaces,
+};
 pub use generic::generic_properties;
 pub use model::{
     Claim, CompiledProperty, Expect, OneOrMany, PropAction, Property, PropertyError, PropertyFile,
