@@ -556,3 +556,62 @@ fn property_files_are_checked_with_json_paths_and_hints() {
     );
     assert!(file(json!([{"name": "a", "action": "read", "expct": "denied"}])).is_err());
 }
+
+/// A schema nested as deep as the generators go, every level both an object and an array of
+/// objects, with wide levels: building the generators stays fast (each path's strategy is built
+/// once), and so does drawing a case.
+#[test]
+fn deep_and_wide_schemas_build_quickly() {
+    fn level(depth: usize) -> Value {
+        let mut props = serde_json::Map::new();
+        for i in 0..4 {
+            let child = if depth == 0 {
+                json!({"bsonType": ["string", "int"]})
+            } else {
+                let inner = level(depth - 1);
+                json!({"bsonType": ["object", "array"], "properties": inner["properties"].clone(),
+                       "items": inner})
+            };
+            props.insert(format!("f{i}"), child);
+        }
+        json!({"bsonType": "object", "properties": props})
+    }
+    let mut wide = serde_json::Map::new();
+    for i in 0..300 {
+        wide.insert(format!("w{i}"), json!({"bsonType": "string"}));
+    }
+    // Six levels of four members (each member's schema written twice: as an object and as
+    // the items of an array): past the vocabulary's bounds on depth and paths.
+    let mut schema = level(5);
+    schema["properties"].as_object_mut().unwrap().extend(wide);
+    let files: std::collections::BTreeMap<String, Value> = [
+        (
+            "data_sources/mongodb-atlas/config.json".to_string(),
+            json!({"name": "mongodb-atlas", "type": "mongodb-atlas"}),
+        ),
+        (
+            "data_sources/mongodb-atlas/db/c/rules.json".to_string(),
+            json!({"database": "db", "collection": "c",
+                   "roles": [{"name": "r", "apply_when": {"f0.f1.f2": "%%user.id"}, "read": true}]}),
+        ),
+        ("data_sources/mongodb-atlas/db/c/schema.json".to_string(), schema),
+    ]
+    .into_iter()
+    .collect();
+    let rules = Rules::new(
+        rolegate::RuleSet::from_files(&files, &rolegate::LoadOptions::default()).unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let gens = Generators::new(&rules, "db.c").unwrap();
+    assert!(gens.document_paths().len() <= 2048);
+    let mut runner = TestRunner::deterministic();
+    let strategy = gens.case();
+    let mut biggest = 0;
+    for _ in 0..50 {
+        let case = strategy.new_tree(&mut runner).unwrap().current();
+        biggest = biggest.max(bson::to_vec(&case.document).unwrap().len());
+    }
+    // Bounded by the vocabulary (paths are capped), not by how arrays of documents nest.
+    assert!(biggest < 1 << 20, "{biggest} bytes");
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+}

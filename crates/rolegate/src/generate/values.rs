@@ -15,6 +15,7 @@
 //! and shrinks to absent. Every strategy is built once per path and shared (`BoxedStrategy` is
 //! reference-counted), so making one case costs only the drawing.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use bson::oid::ObjectId;
@@ -216,6 +217,11 @@ impl Edge {
 pub(crate) struct ValueGen<'v> {
     vocab: &'v Vocabulary,
     pools: Vec<Vec<Bson>>,
+    /// The strategies built so far, by node (address and depth): a node reached twice (as an
+    /// object and as the items of an array, say) is built once, so building stays linear in
+    /// the number of paths however they nest.
+    nodes: std::cell::RefCell<HashMap<(usize, usize), BoxedStrategy<Bson>>>,
+    documents: std::cell::RefCell<HashMap<(usize, usize, usize), BoxedStrategy<Document>>>,
 }
 
 impl<'v> ValueGen<'v> {
@@ -227,7 +233,12 @@ impl<'v> ValueGen<'v> {
             .enumerate()
             .map(|(i, c)| pool(c, i))
             .collect();
-        ValueGen { vocab, pools }
+        ValueGen {
+            vocab,
+            pools,
+            nodes: Default::default(),
+            documents: Default::default(),
+        }
     }
 
     fn pool_of(&self, class: usize) -> Vec<Bson> {
@@ -386,18 +397,14 @@ impl<'v> ValueGen<'v> {
                 .prop_map(Bson::Document)
                 .boxed()
         } else if !node.shape.item_types.is_empty() {
-            let item_node = PathNode {
-                name: node.name.clone(),
-                class: node.class,
-                shape: Default::default(),
-                children: node.children.clone(),
-            };
+            // An item is typed like the path itself (its class, its children): `typed` reads
+            // neither the path's own shape nor, for the types kept here, its arrays.
             let alts: Vec<BoxedStrategy<Bson>> = node
                 .shape
                 .item_types
                 .iter()
                 .filter(|t| **t != TypeName::Array)
-                .map(|t| self.typed(*t, &item_node, depth.saturating_sub(1)))
+                .map(|t| self.typed(*t, node, depth.saturating_sub(1)))
                 .collect();
             if alts.is_empty() {
                 Self::choose(self.pool_of(node.class))
@@ -407,11 +414,29 @@ impl<'v> ValueGen<'v> {
         } else {
             Self::choose(self.pool_of(node.class))
         };
-        vec(item, 0..=3).prop_map(Bson::Array).boxed()
+        // Arrays of documents hold up to three elements at the top level of a document and at
+        // most one below it: a generated document then holds at most about three values per
+        // path of the vocabulary (bounded), however deep arrays of documents nest.
+        let most = if node.shape.array_of_docs && depth < super::vocab::MAX_PATH_DEPTH {
+            1
+        } else {
+            3
+        };
+        vec(item, 0..=most).prop_map(Bson::Array).boxed()
     }
 
     /// Every value of a path (module docs).
     pub fn node(&self, node: &PathNode, depth: usize) -> BoxedStrategy<Bson> {
+        let key = (std::ptr::from_ref(node) as usize, depth);
+        if let Some(s) = self.nodes.borrow().get(&key) {
+            return s.clone();
+        }
+        let built = self.build_node(node, depth);
+        self.nodes.borrow_mut().insert(key, built.clone());
+        built
+    }
+
+    fn build_node(&self, node: &PathNode, depth: usize) -> BoxedStrategy<Bson> {
         let pool = self.pool_of(node.class);
         let mut main: Vec<(u32, BoxedStrategy<Bson>)> = Vec::new();
         let shape = &node.shape;
@@ -488,8 +513,24 @@ impl<'v> ValueGen<'v> {
 
     /// A document of `children` (each present with its probability).
     pub fn document(&self, children: &[PathNode], depth: usize) -> BoxedStrategy<Document> {
+        let key = (children.as_ptr() as usize, children.len(), depth);
+        if let Some(s) = self.documents.borrow().get(&key) {
+            return s.clone();
+        }
+        let built = self.build_document(children.iter(), depth);
+        self.documents.borrow_mut().insert(key, built.clone());
+        built
+    }
+
+    /// A document of the nodes of `children` (not cached: the caller picks them). Every node
+    /// given is a node of the vocabulary itself (never a copy), whose strategy is cached by
+    /// its address.
+    fn build_document<'n>(
+        &self,
+        children: impl Iterator<Item = &'n PathNode>,
+        depth: usize,
+    ) -> BoxedStrategy<Document> {
         let parts: Vec<BoxedStrategy<Option<(String, Bson)>>> = children
-            .iter()
             .map(|c| {
                 let name = c.name.clone();
                 let p = if c.shape.required { 0.95 } else { 0.7 };
@@ -545,18 +586,15 @@ impl<'v> ValueGen<'v> {
             }
         };
         let identity = self.identity(member("identities"));
-        let others: Vec<PathNode> = tree
-            .children
-            .iter()
-            .filter(|c| {
+        let others = self.build_document(
+            tree.children.iter().filter(|c| {
                 !matches!(
                     c.name.as_str(),
                     "id" | "type" | "data" | "custom_data" | "identities"
                 )
-            })
-            .cloned()
-            .collect();
-        let others = self.document(&others, depth.saturating_sub(1));
+            }),
+            depth.saturating_sub(1),
+        );
         (
             id,
             kind,
@@ -603,16 +641,14 @@ impl<'v> ValueGen<'v> {
                 providers.push(v);
             }
         }
-        let others: Vec<PathNode> = node
-            .map(|n| {
-                n.children
-                    .iter()
-                    .filter(|c| !matches!(c.name.as_str(), "id" | "provider_type"))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        (Self::choose(providers), self.document(&others, 1))
+        let members: &[PathNode] = node.map_or(&[], |n| n.children.as_slice());
+        let others = self.build_document(
+            members
+                .iter()
+                .filter(|c| !matches!(c.name.as_str(), "id" | "provider_type")),
+            1,
+        );
+        (Self::choose(providers), others)
             .prop_map(|(provider, others)| {
                 let mut d = Document::new();
                 d.insert("id", "identity-1");

@@ -14,6 +14,9 @@ use crate::error::{Diagnostics, Place, did_you_mean};
 use crate::expr::{Dialect, Expr, Site, parse_expr};
 use crate::value::ejson::document_from_json;
 
+/// The most segments a field path of a property may have.
+pub const MAX_FIELD_DEPTH: usize = 32;
+
 /// A property file: properties of one or more collections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,10 +269,10 @@ fn compile_one(
         .map(|f| f.split('.').map(str::to_string).collect())
         .collect();
     for (j, f) in fields.iter().enumerate() {
-        if f.iter().any(String::is_empty) {
+        if f.iter().any(String::is_empty) || f.len() > MAX_FIELD_DEPTH {
             errors.push(PropertyError::new(
                 format!("{at}.fields[{j}]"),
-                "a field is a dotted path of non-empty names",
+                format!("a field is a dotted path of at most {MAX_FIELD_DEPTH} non-empty names"),
             ));
         }
     }
