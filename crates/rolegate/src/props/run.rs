@@ -227,6 +227,17 @@ impl<'a> Checker<'a> {
                     return out(false, not_decided, Vec::new());
                 }
             }
+            // An update that changes nothing updates nothing: out of scope.
+            PropAction::Update
+                if post.as_ref().is_none_or(|p| {
+                    identical(
+                        &bson::Bson::Document(p.clone()),
+                        &bson::Bson::Document(doc.clone()),
+                    )
+                }) =>
+            {
+                return out(false, not_decided, Vec::new());
+            }
             PropAction::Insert if !prop.fields.iter().all(|f| has_path(doc, f)) => {
                 return out(false, not_decided, Vec::new());
             }
