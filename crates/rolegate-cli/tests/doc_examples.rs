@@ -1,5 +1,5 @@
-//! Every example of `docs/case-format.md`, `docs/request-format.md` and `docs/coverage.md` runs,
-//! and gives the output the document shows.
+//! Every example of `docs/case-format.md`, `docs/request-format.md`, `docs/coverage.md` and
+//! `docs/properties.md` runs, and gives the output the document shows.
 //!
 //! An example is a set of fenced blocks of one document that share an `example=NAME` tag in
 //! their info string:
@@ -275,6 +275,11 @@ fn coverage_examples_run_as_documented() {
 #[test]
 fn request_format_examples_run_as_documented() {
     assert!(run_doc("request-format.md", 4) >= 4);
+}
+
+#[test]
+fn properties_examples_run_as_documented() {
+    assert!(run_doc("properties.md", 5) >= 6);
 }
 
 #[test]

@@ -89,7 +89,9 @@
 //!
 //! The crate root holds what an embedder needs. The modules with a job of their own: [`rules`] (the
 //! validated rule model), [`mql`] (MongoDB query matching, projection and Extended JSON), [`lint`]
-//! (the `check` lints), [`testing`] (the conformance-case runner of `rolegate test`). The project's
+//! (the `check` lints), [`testing`] (the conformance-case runner of `rolegate test`; with the
+//! cargo feature `testing-gen`, also the generators, properties and semantic diff of
+//! `rolegate prop` and `rolegate diff`). The project's
 //! documentation — the semantics, the security model, the input formats — is in the repository's
 //! `docs/` folder. Ids such as U11 or D2 in these pages name rows of the decision table at the end
 //! of `docs/semantics.md`: a question the App Services documentation leaves open, the answer
@@ -115,11 +117,15 @@ mod engine;
 mod error;
 mod eval;
 mod expr;
+#[cfg(feature = "testing-gen")]
+mod generate;
 mod limits;
 pub mod lint;
 pub mod mql;
 pub mod ops;
 mod outcome;
+#[cfg(feature = "testing-gen")]
+mod props;
 mod query;
 mod reference;
 pub mod rules;

@@ -1,8 +1,8 @@
 //! Stage: the command line. Input: `argv`. Output: text on stdout/stderr and an [`Exit`] code.
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
-//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench), [`call`],
-//! [`import`], [`export`]) and returns an [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
+//! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench), [`prop`],
+//! [`diff`], [`call`], [`import`], [`export`]) and returns an [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
 //! or not JSON, a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on
 //! stderr (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit
 //! code of its kind ([`exit`]: one table for every command), never a panic. [`inputs`] reads the
@@ -17,6 +17,7 @@ pub mod call_context;
 pub mod check;
 pub mod coverage;
 pub mod decide;
+pub mod diff;
 pub mod doc_file;
 pub mod ejson;
 pub mod eval;
@@ -24,6 +25,7 @@ pub mod exit;
 pub mod export;
 pub mod import;
 pub mod inputs;
+pub mod prop;
 pub mod report;
 pub mod store;
 pub mod test;
@@ -72,6 +74,12 @@ pub enum Command {
     /// per line, in natural order.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Export(export::ExportArgs),
+    /// Check properties of the rules over generated users, requests and documents.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Prop(prop::PropArgs),
+    /// Find requests that two versions of the rules decide differently.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Diff(diff::DiffArgs),
 }
 
 /// Which engine decides (`--engine`).
@@ -147,6 +155,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Call(args) => (call::run(&args, &mut out), Format::Human),
         Command::Import(args) => (import::run(&args, &mut out), Format::Human),
         Command::Export(args) => (export::run(&args, &mut out), Format::Human),
+        Command::Prop(args) => (prop::run(&args, &mut out), args.format),
+        Command::Diff(args) => (diff::run(&args, &mut out), args.format),
     };
     let _ = out.flush();
     match result {

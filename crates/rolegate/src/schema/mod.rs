@@ -10,7 +10,7 @@
 //! What a schema checks, and the decisions where the spec is silent, are in the documentation
 //! of [`Schema`].
 
-mod model;
+pub(crate) mod model;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -157,6 +157,13 @@ impl Schema {
     /// The app settings this schema validates with.
     pub fn options(&self) -> SchemaOptions {
         self.options
+    }
+
+    /// The root node, for the generators of `rolegate::testing` (types, `enum`, `required`,
+    /// nesting of the documents they make).
+    #[cfg(feature = "testing-gen")]
+    pub(crate) fn root(&self) -> &model::Node {
+        &self.root
     }
 
     /// The root `title`, if any.
