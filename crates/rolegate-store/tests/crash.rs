@@ -194,7 +194,6 @@ fn killed_writers_lose_nothing_committed() {
             found <= announced + 1,
             "round {round} (seed {started}): {found} sets, {announced} announced"
         );
-        eprintln!("ROUND {round}: announced {announced}, found {found}");
         counter = found;
     }
     assert!(

@@ -13,6 +13,7 @@ use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
 
 use crate::engine::{Collection, PlannedRead, PreparedRequest, Rules};
 use crate::mql::{SortSpec, UpdateContext, Window, sort_order};
+use crate::outcome::WriteOutcome;
 use crate::query::QueryPlan;
 use crate::query::memory::project;
 
@@ -417,11 +418,9 @@ impl Cx<'_, '_, '_> {
                 self.note(|| format!("_id {id}: {why}"));
             }
         }
-        let spec = match &selection.sort {
-            Some(s) => SortSpec::parse(s).map_err(|e| OpError::invalid(format!("`sort`: {e}")))?,
-            None => SortSpec::parse(&Document::new())
-                .map_err(|e| OpError::invalid(format!("`sort`: {e}")))?,
-        };
+        let natural = Document::new();
+        let spec = SortSpec::parse(selection.sort.as_ref().unwrap_or(&natural))
+            .map_err(|e| OpError::invalid(format!("`sort`: {e}")))?;
         let window = Window::new(0, selection.limit)
             .map_err(|e| OpError::invalid(format!("`limit`: {e}")))?;
         let order = {
@@ -450,23 +449,12 @@ impl Cx<'_, '_, '_> {
             let doc = with_id(doc, env);
             let outcome = self.request.insert(&doc);
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            self.note(|| {
-                format!(
-                    "insert #{i} (_id {id}): role {}, {}",
-                    outcome.role.as_deref().unwrap_or("-"),
-                    if outcome.allowed {
-                        "permitted"
-                    } else {
-                        "refused"
-                    }
-                )
-            });
-            if !outcome.allowed {
-                return Err(OpError::refused(
-                    &outcome,
-                    &format!(" (document #{i}, _id {id})"),
-                ));
-            }
+            self.judge(
+                &outcome,
+                || format!("insert #{i} (_id {id})"),
+                "",
+                &format!(" (document #{i}, _id {id})"),
+            )?;
             ids.push(id);
             changes.push(Change::Insert(doc));
         }
@@ -497,6 +485,7 @@ impl Cx<'_, '_, '_> {
         let ctx = UpdateContext::new(env.now, Bson::Null)
             .with_query(&selection.query)
             .map_err(|e| OpError::invalid(format!("`query`: {e}")))?;
+        let positional = update.is_positional();
         let mut changes = Vec::with_capacity(picked.len());
         let mut modified = 0usize;
         let mut returned = Bson::Null;
@@ -504,31 +493,23 @@ impl Cx<'_, '_, '_> {
         for (i, view) in picked {
             let Some(pre) = stored.get(i) else { continue };
             let id = id_text(pre);
-            // The positional `$` takes its element from what the user may read (O14).
-            let seen = view.outcome.document.as_ref().unwrap_or(pre);
-            let index = ctx
-                .matched_index_in(seen)
-                .map_err(|e| OpError::mongodb(format!("update of _id {id}: {e}")))?;
-            let at = ctx.clone().with_matched_index(index);
-            let updated = update
-                .apply(pre, &at)
-                .map_err(|e| OpError::mongodb(format!("update of _id {id}: {e}")))?;
-            let outcome = self.request.update(pre, &updated.document);
-            self.note(|| {
-                format!(
-                    "update of _id {id}: role {}, {}{}",
-                    outcome.role.as_deref().unwrap_or("-"),
-                    if outcome.allowed {
-                        "permitted"
-                    } else {
-                        "refused"
-                    },
-                    if updated.modified { "" } else { " (unchanged)" }
-                )
-            });
-            if !outcome.allowed {
-                return Err(OpError::refused(&outcome, &format!(" (_id {id})")));
+            let failed = |e| OpError::mongodb(format!("update of _id {id}: {e}"));
+            let updated = if positional {
+                // The positional `$` takes its element from what the user may read (O14).
+                let seen = view.outcome.document.as_ref().unwrap_or(pre);
+                let index = ctx.matched_index_in(seen).map_err(failed)?;
+                update.apply(pre, &ctx.clone().with_matched_index(index))
+            } else {
+                update.apply(pre, &ctx)
             }
+            .map_err(failed)?;
+            let outcome = self.request.update(pre, &updated.document);
+            self.judge(
+                &outcome,
+                || format!("update of _id {id}"),
+                if updated.modified { "" } else { " (unchanged)" },
+                &format!(" (_id {id})"),
+            )?;
             if let Some(r) = returning {
                 returned = if r.new_document {
                     self.returned_image(qp, &updated.document)
@@ -555,20 +536,12 @@ impl Cx<'_, '_, '_> {
                 .map_err(|e| OpError::mongodb(format!("upsert: {e}")))?;
             let outcome = self.request.insert(&doc);
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            self.note(|| {
-                format!(
-                    "upsert (_id {id}): role {}, {}",
-                    outcome.role.as_deref().unwrap_or("-"),
-                    if outcome.allowed {
-                        "permitted"
-                    } else {
-                        "refused"
-                    }
-                )
-            });
-            if !outcome.allowed {
-                return Err(OpError::refused(&outcome, &format!(" (upsert, _id {id})")));
-            }
+            self.judge(
+                &outcome,
+                || format!("upsert (_id {id})"),
+                "",
+                &format!(" (upsert, _id {id})"),
+            )?;
             if let Some(r) = returning
                 && r.new_document
             {
@@ -610,20 +583,12 @@ impl Cx<'_, '_, '_> {
             let Some(pre) = stored.get(i) else { continue };
             let id = id_text(pre);
             let outcome = self.request.delete(pre);
-            self.note(|| {
-                format!(
-                    "delete of _id {id}: role {}, {}",
-                    outcome.role.as_deref().unwrap_or("-"),
-                    if outcome.allowed {
-                        "permitted"
-                    } else {
-                        "refused"
-                    }
-                )
-            });
-            if !outcome.allowed {
-                return Err(OpError::refused(&outcome, &format!(" (_id {id})")));
-            }
+            self.judge(
+                &outcome,
+                || format!("delete of _id {id}"),
+                "",
+                &format!(" (_id {id})"),
+            )?;
             if returning.is_some() {
                 returned = self.returned_view(qp, view);
             }
@@ -637,6 +602,34 @@ impl Cx<'_, '_, '_> {
             Bson::Document(doc! {"deletedCount": count32(changes.len())})
         };
         Ok((result, (!changes.is_empty()).then_some(changes)))
+    }
+
+    /// Notes a write decision (`<what>: role R, permitted<suffix>`) and refuses the operation
+    /// when the write is not permitted, with `where_` appended to the detail.
+    fn judge(
+        &mut self,
+        outcome: &WriteOutcome,
+        what: impl FnOnce() -> String,
+        suffix: &str,
+        where_: &str,
+    ) -> Result<(), OpError> {
+        self.note(|| {
+            format!(
+                "{}: role {}, {}{suffix}",
+                what(),
+                outcome.role.as_deref().unwrap_or("-"),
+                if outcome.allowed {
+                    "permitted"
+                } else {
+                    "refused"
+                }
+            )
+        });
+        if outcome.allowed {
+            Ok(())
+        } else {
+            Err(OpError::refused(outcome, where_))
+        }
     }
 
     /// A pre-image as the client sees it: its redacted view, projected.

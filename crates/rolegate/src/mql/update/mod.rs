@@ -414,6 +414,18 @@ impl Update {
         matches!(self.compiled, Compiled::Replacement(_))
     }
 
+    /// Whether the update has a path with the positional `$` (which takes its element from
+    /// the query's match).
+    pub fn is_positional(&self) -> bool {
+        matches!(
+            self.compiled,
+            Compiled::Operators {
+                positional: true,
+                ..
+            }
+        )
+    }
+
     /// Applies the update to `doc` (which is not changed): the new document and whether it
     /// differs, or MongoDB's error.
     pub fn apply(&self, doc: &Document, ctx: &UpdateContext) -> Result<Updated, UpdateError> {
