@@ -11,9 +11,12 @@
 //!   `insertMany` that fails leaves the store byte for byte as it was (and one that succeeds
 //!   reports counts that agree with the store and with `find`);
 //! * **hidden values do not matter**: changing the value of a field the user cannot see (hidden
-//!   by the document's role, projected away by a filter, or in a withheld document) changes
-//!   nothing in what `find` (with a sort and a limit), `count` and `updateMany` answer — as long
-//!   as the rules themselves decide the same on the changed document (they read stored values).
+//!   by the document's role, projected away by a filter, or in a withheld document), or removing
+//!   it (unless the update names it), changes nothing in what `find` (with a sort and a limit),
+//!   `count` and an `updateMany` answer — as long as the rules themselves decide the same on the
+//!   changed document (they read stored values). The update is random over the vocabulary's
+//!   fields, so it often names the hidden field: `$set` to the stored value, `$unset`, `$inc` or
+//!   `$push` on a value of the wrong type, `$rename` (decision O17).
 //!
 //! Plus one example: a store that keeps reporting conflicts makes `execute` give up with
 //! `WriteConflict` after `MAX_ATTEMPTS` reads, having written nothing.
@@ -409,17 +412,21 @@ fn hidden_fields(
         .collect()
 }
 
-/// What the rules decide on `stored`: the read (selected, visible, role, the view's bytes) and
-/// the write of `update` (allowed, code). A changed document is kept only when they agree.
+/// What the rules decide on `stored`: the read (selected, visible, role, the view's bytes) and,
+/// unless `update` names a field in `hidden` (which O17 refuses whatever is stored), its write
+/// decision (allowed, code). A changed document is kept only when they agree.
 fn decisions(
     request: &PreparedRequest<'_, '_>,
     plan: &rolegate::QueryPlan,
     stored: &Document,
     update: &rolegate::mql::Update,
+    hidden: &[String],
 ) -> String {
     let read = request.read_for(plan, stored);
+    let names_hidden = hidden.iter().any(|field| names(update, field));
     let ctx = rolegate::mql::UpdateContext::new(DateTime::from_millis(0), Bson::Null);
     let write = match update.apply(stored, &ctx) {
+        _ if names_hidden => "names a hidden field".to_string(),
         Ok(u) => {
             let w = request.update(stored, &u.document);
             format!("{} {:?}", w.allowed, w.error.map(|e| e.code))
@@ -433,6 +440,32 @@ fn decisions(
         read.outcome.role,
         read.outcome.document.as_ref().map(arb::bytes)
     )
+}
+
+/// Whether one of `update`'s paths starts at the top-level `field`.
+fn names(update: &rolegate::mql::Update, field: &str) -> bool {
+    update
+        .targets()
+        .iter()
+        .any(|path| matches!(path.first(), Some(rolegate::mql::TargetPart::Name(n)) if n == field))
+}
+
+/// An update over the vocabulary's fields: it may name a hidden field, with a value that may be
+/// the stored one, or an operator that fails on the stored type.
+fn naming_update() -> impl Strategy<Value = Document> {
+    let field = || select(&arb::FIELDS[..]);
+    prop_oneof![
+        (field(), arb::scalar()).prop_map(|(f, v)| doc! {"$set": {f: v.bson()}}),
+        field().prop_map(|f| doc! {"$unset": {f: ""}}),
+        field().prop_map(|f| doc! {"$inc": {f: 1}}),
+        field().prop_map(|f| doc! {"$push": {f: "x"}}),
+        (field(), field())
+            .prop_filter("distinct", |(a, b)| a != b)
+            .prop_map(|(a, b)| doc! {"$rename": {a: b}}),
+        arb::scalar().prop_map(|v| doc! {"$set": {"sub.x": v.bson()}}),
+        arb::scalar().prop_map(|v| doc! {"$set": {"arr.$[].k": v.bson()}}),
+        Just(doc! {"$set": {"zz": 1}}),
+    ]
 }
 
 proptest! {
@@ -449,7 +482,8 @@ proptest! {
         descending in any::<bool>(),
         limit in prop_oneof![2 => Just(0i64), 1 => 1i64..3],
         which in vec(any::<prop::sample::Index>(), 4),
-        values in vec(arb::scalar(), 4),
+        values in vec(option::weighted(0.8, arb::scalar()), 4),
+        update_doc in naming_update(),
     ) {
         let rules = load(&case.rules)?;
         let ctx = context(&rules, &case.request, false);
@@ -458,9 +492,6 @@ proptest! {
         let Ok(plan) = request.query_plan(None, None) else {
             return Err(TestCaseError::reject("the plan fails"));
         };
-        // The update of updateMany writes a field no document has: its counts can depend on
-        // the selection and the rules only.
-        let update_doc = doc! {"$set": {"zz": 1}};
         let update = rolegate::mql::Update::parse(&update_doc, &[]).unwrap();
         let before = stored(&case.docs);
         let mut after = before.clone();
@@ -472,9 +503,16 @@ proptest! {
             }
             let field = which[i].get(&hidden).clone();
             let mut candidate = doc.clone();
-            candidate.insert(field.clone(), values[i].bson());
+            match &values[i] {
+                Some(value) => candidate.insert(field.clone(), value.bson()),
+                // Whether a hidden field exists may show in a write that names it (O17: a
+                // write that would remove or overwrite what the user cannot write is refused).
+                None if names(&update, &field) => continue,
+                None => candidate.remove(&field),
+            };
             if arb::bytes(&candidate) != arb::bytes(doc)
-                && decisions(&request, &plan, doc, &update) == decisions(&request, &plan, &candidate, &update)
+                && decisions(&request, &plan, doc, &update, &hidden)
+                    == decisions(&request, &plan, &candidate, &update, &hidden)
             {
                 *doc = candidate;
                 changed.push(field);

@@ -14,6 +14,7 @@ use crate::eval::doc::{DocEval, DocRef, Fail, KeyCache};
 use crate::eval::prepare::Prepared;
 use crate::eval::read::Level;
 use crate::limits::{LimitExceeded, Limits};
+use crate::mql::TargetPart;
 use crate::outcome::{
     ErrorCode, Explanation, ReadOutcome, SyncSessionOutcome, WriteError, WriteOutcome,
 };
@@ -195,6 +196,28 @@ impl<'c> PreparedRequest<'_, 'c> {
             Some(prepared) => self.read_compiled(prepared, doc),
             None => reference::read::read(&self.policy, self.context, doc, self.explain),
         }
+    }
+
+    /// The index of the first of an update's target paths
+    /// ([`Update::targets`](crate::mql::Update::targets)) that the user may not read entirely
+    /// in the stored `doc`, or `None` when all are readable (decision O17: such an update is
+    /// refused whatever is stored there). An error — a rule that fails to evaluate, a document
+    /// or request context over the limits — is the reason to refuse. Answered by the reference
+    /// evaluator in both engines.
+    pub fn unreadable_target(
+        &self,
+        doc: &Document,
+        targets: &[Vec<TargetPart>],
+    ) -> Result<Option<usize>, String> {
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
+        if let Some(limit) = &self.refused {
+            return Err(limit.to_string());
+        }
+        self.limits
+            .check_document(doc)
+            .map_err(|limit| limit.to_string())?;
+        reference::targets::first_unreadable(&self.policy, self.context, doc, targets)
+            .map_err(|failure| failure.to_string())
     }
 
     /// Whether inserting `doc` is permitted (an upsert that inserts is an insert).

@@ -24,7 +24,10 @@ pub use projection::Projection;
 pub use sort::{
     SortKey, SortSpec, Window, sort_order, sort_skip_limit, sort_value_cmp, sort_window,
 };
-pub use update::{ErrorKind, Update, UpdateContext, UpdateError, Updated, array_filters_from};
+pub(crate) use update::array_index;
+pub use update::{
+    ErrorKind, TargetPart, Update, UpdateContext, UpdateError, Updated, array_filters_from,
+};
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};

@@ -51,6 +51,7 @@ mod memory;
 mod request;
 mod run;
 mod store;
+mod targets;
 #[cfg(test)]
 mod tests;
 mod user_data;

@@ -21,6 +21,7 @@ use super::aggregate;
 use super::error::OpError;
 use super::request::{Action, Operation, Returning, Selection};
 use super::store::{Change, Store, StoreError, StoreRead, WriteSet};
+use super::targets;
 
 /// How many times [`execute`] re-reads after a write conflict before giving up.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -493,6 +494,17 @@ impl Cx<'_, '_, '_> {
         for (i, view) in picked {
             let Some(pre) = stored.get(i) else { continue };
             let id = id_text(pre);
+            // Before the update runs: its outcome must not depend on what the user cannot read.
+            if let Some(refused) =
+                targets::refusal(self.request, qp, pre, update, view.outcome.role.as_deref())
+            {
+                self.judge(
+                    &refused,
+                    || format!("update of _id {id}"),
+                    " (it names a path the user cannot read)",
+                    &format!(" (_id {id})"),
+                )?;
+            }
             let failed = |e| OpError::mongodb(format!("update of _id {id}: {e}"));
             let updated = if positional {
                 // The positional `$` takes its element from what the user may read (O14).
@@ -632,13 +644,15 @@ impl Cx<'_, '_, '_> {
         }
     }
 
-    /// A pre-image as the client sees it: its redacted view, projected.
+    /// A pre-image as the client sees it: its redacted view, projected; `{}` when the user may
+    /// read it but the projection leaves nothing (as MongoDB returns), `null` when withheld.
     fn returned_view(&self, qp: &QueryPlan, view: PlannedRead) -> Bson {
-        self.request
-            .project_view(qp, view)
-            .outcome
-            .document
-            .map_or(Bson::Null, Bson::Document)
+        let readable = view.outcome.visible && view.outcome.document.is_some();
+        match self.request.project_view(qp, view).outcome.document {
+            Some(doc) => Bson::Document(doc),
+            None if readable => Bson::Document(Document::new()),
+            None => Bson::Null,
+        }
     }
 
     /// A post-image as the client sees it: decided as a read (its role, its redaction),

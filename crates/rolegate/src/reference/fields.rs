@@ -79,7 +79,11 @@ impl<'a> Level<'a> {
     }
 }
 
-fn bind<'a>(base: &Bindings<'a>, this: Option<&'a Bson>, prev: Option<&'a Bson>) -> Bindings<'a> {
+pub(crate) fn bind<'a>(
+    base: &Bindings<'a>,
+    this: Option<&'a Bson>,
+    prev: Option<&'a Bson>,
+) -> Bindings<'a> {
     Bindings {
         this,
         prev,
@@ -87,7 +91,7 @@ fn bind<'a>(base: &Bindings<'a>, this: Option<&'a Bson>, prev: Option<&'a Bson>)
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
+pub(crate) fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
     } else {
@@ -96,7 +100,7 @@ fn join(prefix: &str, key: &str) -> String {
 }
 
 /// Evaluates `read`/`write` of `perms` for one value, unless a parent decided them.
-fn decide(
+pub(crate) fn decide(
     perms: &FieldPermissions,
     inherited: Inherited,
     bindings: &Bindings<'_>,
@@ -191,7 +195,7 @@ pub(crate) fn redact(
 }
 
 /// Redacts an embedded value under nested rules; `None` when nothing of it is readable.
-fn redact_value(
+pub(crate) fn redact_value(
     value: &Bson,
     inherited: Inherited,
     base: &Bindings<'_>,

@@ -9,12 +9,14 @@
 //! - [`roles`]: first-match role selection (spec §2).
 //! - [`read`]: read / search decisions and redaction (spec §3.1, §3.2, §3.5).
 //! - [`write`]: insert, update, replace, delete (spec §3.3, U4, U5, U11, U13, D6) and schema checks.
+//! - [`targets`]: whether the paths an update writes are readable (O17).
 //! - [`sync`]: Device Sync sessions and writes, Partition-Based Sync, service rules, `can_evaluate`.
 
 pub(crate) mod fields;
 pub mod read;
 pub mod roles;
 pub mod sync;
+pub mod targets;
 pub mod write;
 
 use crate::context::RequestContext;

@@ -73,13 +73,23 @@ pub(crate) fn read_gate(
     trace.eval_or(df.write.as_ref(), false, bindings, "document_filters.write")
 }
 
-/// The redacted document under the assigned `role`, or `None` when withheld.
-fn decide(
+/// What the document-level rules of a role decide for a document.
+pub(crate) enum DocumentLevel {
+    /// Withheld: the read gate, `search` or `read: false`.
+    Withheld,
+    /// Every field readable (`read` or `write` true).
+    Whole,
+    /// Field rules decide, with these document-level permissions.
+    Fields(Inherited),
+}
+
+/// The document-level part of the read decision under `role` (read gate of
+/// `document_filters`, `search`, then the role's `read` and `write`).
+pub(crate) fn document_level(
     role: &Role,
-    doc: &Document,
     bindings: &Bindings<'_>,
     trace: &mut Trace<'_>,
-) -> Result<Option<Document>, Failure> {
+) -> Result<DocumentLevel, Failure> {
     if !read_gate(role.document_filters.as_ref(), bindings, trace)? {
         trace.note_at(|| {
             let place = role.document_filters.as_ref().map(|df| df.place.clone());
@@ -88,7 +98,7 @@ fn decide(
                 "document filters exclude this document; withheld".to_string(),
             )
         });
-        return Ok(None);
+        return Ok(DocumentLevel::Withheld);
     }
     if trace.request.search && role.search == Some(false) {
         trace.note_at(|| {
@@ -97,27 +107,41 @@ fn decide(
                 "search is false for this role; withheld from search".to_string(),
             )
         });
-        return Ok(None);
+        return Ok(DocumentLevel::Withheld);
     }
     let read = trace.eval_opt(role.read.as_ref(), bindings, "read")?;
     if read == Some(true) {
-        return Ok(Some(doc.clone()));
+        return Ok(DocumentLevel::Whole);
     }
     let write = trace.eval_opt(role.write.as_ref(), bindings, "write")?;
     if write == Some(true) {
         trace.note(None, || "write is true, which implies read".to_string());
-        return Ok(Some(doc.clone()));
+        return Ok(DocumentLevel::Whole);
     }
     if read == Some(false) {
         trace.note(role.read.as_ref().map(|r| &r.place), || {
             "read is false; field rules cannot override it; withheld".to_string()
         });
-        return Ok(None);
+        return Ok(DocumentLevel::Withheld);
     }
     trace.note(None, || {
         "read is undefined; field-level rules decide".to_string()
     });
-    let inherited = Inherited { read: None, write };
+    Ok(DocumentLevel::Fields(Inherited { read: None, write }))
+}
+
+/// The redacted document under the assigned `role`, or `None` when withheld.
+fn decide(
+    role: &Role,
+    doc: &Document,
+    bindings: &Bindings<'_>,
+    trace: &mut Trace<'_>,
+) -> Result<Option<Document>, Failure> {
+    let inherited = match document_level(role, bindings, trace)? {
+        DocumentLevel::Withheld => return Ok(None),
+        DocumentLevel::Whole => return Ok(Some(doc.clone())),
+        DocumentLevel::Fields(inherited) => inherited,
+    };
     let level = fields::Level::role(role);
     let redacted = fields::redact(doc, inherited, bindings, trace, "", level)?;
     if redacted.is_empty() {

@@ -76,6 +76,7 @@ use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, Timestamp};
 
 pub use error::{ErrorKind, UpdateError};
+pub(crate) use path::array_index;
 
 use apply::Cx;
 use parse::{Compiled, Rename};
@@ -185,6 +186,16 @@ impl UpdateContext {
         self.timestamp = timestamp;
         self
     }
+}
+
+/// One component of a path an update writes ([`Update::targets`]), as field rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPart {
+    /// A field name — or an array index, when it is all digits and meets an array.
+    Name(String),
+    /// Some element of an array: the positional `$`, `$[]` or `$[<identifier>]` (which
+    /// elements depends on the document, the query and the array filters).
+    Element,
 }
 
 /// The result of [`Update::apply`].
@@ -424,6 +435,21 @@ impl Update {
                 ..
             }
         )
+    }
+
+    /// The paths the update writes when it updates a stored document: each operator's path
+    /// (both ends of a `$rename`), except `$setOnInsert`'s, which writes only when an upsert
+    /// inserts; for a replacement, each of its top-level fields (the fields it removes are
+    /// not named). Operations under rules refuse an update that names a path the user cannot
+    /// read, whatever is stored there (`docs/semantics.md`, O17).
+    pub fn targets(&self) -> Vec<Vec<TargetPart>> {
+        match &self.compiled {
+            Compiled::Replacement(replacement) => replacement
+                .keys()
+                .map(|k| vec![TargetPart::Name(k.clone())])
+                .collect(),
+            Compiled::Operators { tree, .. } => tree.targets(),
+        }
     }
 
     /// Applies the update to `doc` (which is not changed): the new document and whether it

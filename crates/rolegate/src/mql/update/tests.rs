@@ -742,3 +742,42 @@ fn compiled_updates_are_shared_across_threads() {
         assert_eq!(h.join().unwrap(), doc! {"n": i as i32 + 1});
     }
 }
+
+#[test]
+fn targets_are_the_paths_written_to_a_stored_document() {
+    let dotted = |u: Document, filters: &[Document]| -> Vec<String> {
+        Update::parse(&u, filters)
+            .unwrap()
+            .targets()
+            .iter()
+            .map(|path| {
+                path.iter()
+                    .map(|p| match p {
+                        TargetPart::Name(n) => n.clone(),
+                        TargetPart::Element => "*".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
+            .collect()
+    };
+    // Operators, in MongoDB's order; both ends of a rename; not $setOnInsert.
+    assert_eq!(
+        dotted(
+            doc! {"$set": {"b": 1, "a.0": 2}, "$rename": {"c": "d"}, "$setOnInsert": {"e": 1}},
+            &[]
+        ),
+        ["a.0", "b", "c", "d"]
+    );
+    // Positional, all-elements and filtered elements are elements.
+    assert_eq!(
+        dotted(
+            doc! {"$set": {"a.$.x": 1, "b.$[].y": 1, "c.$[i].z": 1}},
+            &[doc! {"i.z": 1}]
+        ),
+        ["a.*.x", "b.*.y", "c.*.z"]
+    );
+    // A replacement names its top-level fields.
+    assert_eq!(dotted(doc! {"_id": 1, "t": {"u": 1}}, &[]), ["_id", "t"]);
+    assert!(dotted(doc! {"$setOnInsert": {"x": 1}}, &[]).is_empty());
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use bson::Bson;
 
+use super::TargetPart;
 use super::error::UpdateError;
 use super::numeric::BitOp;
 use super::path::{FieldKey, Segment};
@@ -314,5 +315,50 @@ fn insert_leaf(
             Ok(())
         }
         Segment::All | Segment::Filtered(_) => Err(conflict(path, at)),
+    }
+}
+
+impl Tree {
+    /// The paths the update writes to a stored document, as [`TargetPart`]s: every leaf but
+    /// `$setOnInsert`'s (which writes only when an upsert inserts). Both ends of a `$rename`
+    /// are leaves.
+    pub(crate) fn targets(&self) -> Vec<Vec<TargetPart>> {
+        let mut out = Vec::new();
+        let mut prefix = Vec::new();
+        object_targets(&self.root, &mut prefix, &mut out);
+        out
+    }
+}
+
+/// Collects the target paths under an object level (`prefix` is the path to it). The depth is
+/// that of the update's paths, which parsing bounds.
+fn object_targets(o: &ObjectNode, prefix: &mut Vec<TargetPart>, out: &mut Vec<Vec<TargetPart>>) {
+    for (key, node) in &o.children {
+        prefix.push(TargetPart::Name(key.0.clone()));
+        node_targets(node, prefix, out);
+        prefix.pop();
+    }
+    if let Some(node) = &o.positional {
+        prefix.push(TargetPart::Element);
+        node_targets(node, prefix, out);
+        prefix.pop();
+    }
+}
+
+fn node_targets(node: &Node, prefix: &mut Vec<TargetPart>, out: &mut Vec<Vec<TargetPart>>) {
+    match node {
+        Node::Leaf(Leaf {
+            op: Op::SetOnInsert(_),
+            ..
+        }) => {}
+        Node::Leaf(_) => out.push(prefix.clone()),
+        Node::Object(o) => object_targets(o, prefix, out),
+        Node::Array(a) => {
+            for child in a.children.values() {
+                prefix.push(TargetPart::Element);
+                node_targets(child, prefix, out);
+                prefix.pop();
+            }
+        }
     }
 }
