@@ -11,6 +11,7 @@
 pub mod memory;
 pub mod plan;
 pub mod reads;
+pub mod residual;
 #[cfg(test)]
 mod tests;
 
@@ -19,3 +20,4 @@ pub use memory::RunError;
 pub use plan::plan;
 pub use plan::{PlanError, QueryPlan};
 pub use reads::RuleFields;
+pub use residual::Residual;

@@ -1,0 +1,165 @@
+//! Residuals of small rule sets (the properties over generated ones are in
+//! `tests/residual_props.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bson::{Document, doc};
+use serde_json::json;
+
+use super::Residual;
+use crate::{LoadOptions, RuleSet, Rules};
+
+fn residual(roles: serde_json::Value, user: Document) -> Residual {
+    let rules = Rules::new(
+        RuleSet::from_json(
+            "data_sources/mongodb-atlas/app/items/rules.json",
+            &json!({"database": "app", "collection": "items", "roles": roles}),
+            &LoadOptions::default(),
+        )
+        .unwrap(),
+    );
+    let ctx = rules.context().user(user).build().unwrap();
+    let coll = rules.collection("app.items").unwrap();
+    let request = coll.prepare(&ctx);
+    Residual::of(request.policy.roles, request.context)
+}
+
+fn query(q: Document, exact: bool) -> Residual {
+    Residual::Query { query: q, exact }
+}
+
+#[test]
+fn an_owner_role_is_an_exact_equality() {
+    let r = residual(
+        json!([{"name": "owner", "apply_when": {"owner_id": "%%user.id"}, "read": true}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, query(doc! {"owner_id": {"$eq": "u1"}}, true));
+    assert_eq!(r.describe(), r#"{"owner_id":{"$eq":"u1"}} exact"#);
+}
+
+#[test]
+fn request_only_rules_fold() {
+    let roles = json!([
+        {"name": "admin", "apply_when": {"%%user.custom_data.admin": true}, "read": true},
+        {"name": "none", "apply_when": {}, "read": false}
+    ]);
+    let admin = residual(
+        roles.clone(),
+        doc! {"id": "a", "custom_data": {"admin": true}},
+    );
+    assert_eq!(admin, Residual::Everything { exact: true });
+    assert_eq!(residual(roles, doc! {"id": "b"}), Residual::Nothing);
+}
+
+#[test]
+fn first_match_excludes_what_earlier_roles_take() {
+    // Owners read; everyone else reads public documents; but an owner's document is decided
+    // by the owner role first.
+    let r = residual(
+        json!([
+            {"name": "owner", "apply_when": {"owner_id": "%%user.id"}, "read": true},
+            {"name": "public", "apply_when": {"public": true}, "read": true}
+        ]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(
+        r,
+        query(
+            doc! {"$or": [{"owner_id": {"$eq": "u1"}}, {"$and": [{"$nor": [{"owner_id": {"$eq": "u1"}}]}, {"public": true}]}]},
+            true
+        )
+    );
+    // A first role that withholds hides what a later one would show.
+    let r = residual(
+        json!([
+            {"name": "banned", "apply_when": {"banned": true}, "read": false},
+            {"name": "all", "apply_when": {}, "read": true}
+        ]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, query(doc! {"$nor": [{"banned": true}]}, true));
+}
+
+#[test]
+fn document_filters_and_field_rules() {
+    let r = residual(
+        json!([{"name": "r", "apply_when": {},
+            "document_filters": {"read": {"team": "%%user.custom_data.team"}},
+            "read": true}]),
+        doc! {"id": "u1", "custom_data": {"team": "red"}},
+    );
+    assert_eq!(r, query(doc! {"team": {"$eq": "red"}}, true));
+    // `_id` readable: every document the role reaches is shown.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {}, "fields": {"_id": {"read": true}}}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, Residual::Everything { exact: true });
+    // Only `title` readable: the documents that have a title.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {}, "fields": {"title": {"read": true}}}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, query(doc! {"title": {"$exists": true}}, true));
+    // Nothing readable at all.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {}, "fields": {"title": {}}}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, Residual::Nothing);
+}
+
+#[test]
+fn what_cannot_be_expressed_widens() {
+    // A field rule that depends on the value: the document may be shown wherever it has the
+    // field, but not surely.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {},
+            "fields": {"title": {"read": {"%%this": {"$exists": true}}}}}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, query(doc! {"title": {"$exists": true}}, false));
+    // U20: a scalar field matches an array operand holding it.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {"team": ["a", "b"]}, "read": true}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(
+        r,
+        query(
+            doc! {"$or": [{"team": {"$eq": ["a", "b"]}}, {"team": {"$in": ["a", "b"]}}]},
+            false
+        )
+    );
+    // A substituted operand under $ne is false where the field is missing.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {"owner_id": {"$ne": "%%user.id"}}, "read": true}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(
+        r,
+        query(
+            doc! {"$and": [{"owner_id": {"$exists": true}}, {"owner_id": {"$ne": "u1"}}]},
+            true
+        )
+    );
+}
+
+#[test]
+fn the_system_user_reads_everything() {
+    let rules = Rules::new(
+        RuleSet::from_json(
+            "data_sources/mongodb-atlas/app/items/rules.json",
+            &json!({"database": "app", "collection": "items", "roles": []}),
+            &LoadOptions::default(),
+        )
+        .unwrap(),
+    );
+    let ctx = rules.context().system(true).build().unwrap();
+    let coll = rules.collection("app.items").unwrap();
+    let request = coll.prepare(&ctx);
+    assert_eq!(
+        Residual::of(request.policy.roles, request.context),
+        Residual::Everything { exact: true }
+    );
+}
