@@ -272,19 +272,32 @@ fn system_reads_everything_and_explain_goes_to_stderr() {
             && err.contains("todo"),
         "{err}"
     );
-    let returned = stored
+    // The store returns at most what the filter selects (the residual narrows it further).
+    let selected = stored
         .iter()
         .filter(|d| d.get_str("status") == Ok("todo") && d.get_bool("archived") != Ok(true))
         .count();
-    assert!(
-        err.contains(&format!("the store returned {returned} documents")),
-        "{err}"
-    );
+    let count_after = |prefix: &str| -> usize {
+        let line = err
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line: {err}"));
+        line.trim().parse().unwrap()
+    };
+    assert!(err.contains("explain: residual: "), "{err}");
+    let returned = count_after("explain: store returned ");
+    assert!(returned <= selected, "{err}");
     let decisions = err
         .lines()
         .filter(|l| l.starts_with("explain: _id "))
         .count();
     assert_eq!(decisions, returned, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        count_after("explain: visible "),
+        shown.as_array().unwrap().len(),
+        "{err}"
+    );
     assert!(err.contains("%%request.action: `find`"), "{err}");
     // Without --explain, stderr stays empty.
     let o = call(&store, "bob", &body("find", "tasks", json!({})), &[]);

@@ -126,9 +126,15 @@ fn a_hidden_salary_cannot_be_probed() {
             let b = request.read_for(&plan, &poor);
             assert_eq!(shown(&a), shown(&b), "{engine:?}: {probe:?}");
         }
-        // A clause on a field every role shows goes to the store (and still selects).
-        let plan = request.query_plan(Some(&doc! {"team": "x"}), None).unwrap();
+        // A clause on a field every role shows goes to the store (and still selects); with
+        // pushdown, beside the residual.
+        let plain = request.with_pushdown(false);
+        let plan = plain.query_plan(Some(&doc! {"team": "x"}), None).unwrap();
         assert_eq!(plan.store_query, doc! {"team": "x"});
+        let pushed = request.query_plan(Some(&doc! {"team": "x"}), None).unwrap();
+        let residual = pushed.residual().and_then(|r| r.query()).unwrap().clone();
+        assert_eq!(pushed.store_query, doc! {"$and": [{"team": "x"}, residual]});
+        let plan = pushed;
         assert_eq!(
             received(&request, &plan, std::slice::from_ref(&rich)),
             vec![doc! {"name": "Ann", "team": "x"}]
@@ -533,7 +539,9 @@ fn store_queries_hold_only_allowed_operators() {
             };
             let ctx = case.request.context(&rules, false);
             let coll = rules.collection(arb::NAMESPACE).unwrap();
-            let request = coll.prepare(&ctx);
+            // The residual's operators are the rules' (the app's), not the client's: this
+            // property is about what a client can make the store run.
+            let request = coll.prepare(&ctx).with_pushdown(false);
             if let Ok(plan) = request.query_plan(case.client_query_bson().as_ref(), None) {
                 let mut ops = Vec::new();
                 operators(&plan.store_query, &mut ops);

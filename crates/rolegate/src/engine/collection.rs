@@ -88,6 +88,8 @@ impl Compiled {
             context,
             explain: false,
             validate_raw: false,
+            pushdown: true,
+            window_before_rules: false,
             engine,
             prepared,
             refused,

@@ -64,6 +64,10 @@ impl<'c> PreparedRequest<'_, 'c> {
             plan.explanation
                 .push(None, "the system user bypasses every filter");
         }
+        plan.set_residual(
+            crate::query::Residual::of(self.policy.roles, self.context),
+            self.pushdown,
+        );
         plan.set_issuer(self.issuer());
         Ok(plan)
     }

@@ -35,6 +35,11 @@ pub struct PreparedRequest<'p, 'c> {
     pub(crate) explain: bool,
     /// Check raw documents in full before deciding ([`PreparedRequest::with_raw_validation`]).
     pub(super) validate_raw: bool,
+    /// Add the read residual to the store query ([`PreparedRequest::with_pushdown`]).
+    pub(crate) pushdown: bool,
+    /// Apply `limit` before withholding, as App Services did
+    /// ([`PreparedRequest::with_window_before_rules`]).
+    pub(crate) window_before_rules: bool,
     pub(super) engine: EngineKind,
     /// The compiled engine's request state (`None` for the reference engine), shared by the
     /// copies [`PreparedRequest::with_explain`] makes.
@@ -136,6 +141,32 @@ impl<'c> PreparedRequest<'_, 'c> {
     pub fn with_explain(&self, explain: bool) -> Self {
         let mut copy = self.clone();
         copy.explain = explain;
+        copy
+    }
+
+    /// This request with the read residual pushed into the store query (`true`, the default) or
+    /// not: [`QueryPlan::residual`](crate::QueryPlan::residual) is computed either way; with
+    /// pushdown the store returns only documents the rules could show, and a residual of
+    /// *nothing* reads nothing. Answers are the same either way (the decision still runs on
+    /// every document returned).
+    pub fn with_pushdown(&self, pushdown: bool) -> Self {
+        let mut copy = self.clone();
+        copy.pushdown = pushdown;
+        copy
+    }
+
+    /// This request with App Services' order of `limit` and withholding (off by default):
+    /// `limit` counts the documents the filters and the client query select — withheld ones
+    /// included, which then drop out, so a page may hold fewer than `limit` documents — instead
+    /// of the documents the user may see. It turns pushdown off (App Services fetched before it
+    /// decided). A sort still orders by what the user may see; withheld documents sort as if
+    /// every field were missing (decision P3).
+    pub fn with_window_before_rules(&self, before: bool) -> Self {
+        let mut copy = self.clone();
+        copy.window_before_rules = before;
+        if before {
+            copy.pushdown = false;
+        }
         copy
     }
 

@@ -195,7 +195,8 @@ impl PreparedRequest<'_, '_> {
             projection: (!whole && !store_projection.is_empty()).then_some(store_projection),
         };
         Ok(OperationPlan {
-            read: Some(read),
+            // No role can show any document: nothing to read (pushdown).
+            read: (!plan.reads_nothing()).then_some(read),
             query_plan: Some(plan),
         })
     }
@@ -211,14 +212,19 @@ impl PreparedRequest<'_, '_> {
     ) -> Result<Decided, OpError> {
         self.check_governed(op)?;
         let mut explanation = Vec::new();
-        if self.explain
-            && let Some(read) = &plan.read
-        {
-            explanation.push(format!("store query on {}: {}", read.namespace, read.query));
-            if let Some(p) = &read.projection {
-                explanation.push(format!("store projection: {p}"));
+        if self.explain {
+            if let Some(residual) = plan.query_plan.as_ref().and_then(QueryPlan::residual) {
+                explanation.push(format!("residual: {}", residual.describe()));
             }
-            explanation.push(format!("the store returned {} documents", stored.len()));
+            if let Some(read) = &plan.read {
+                explanation.push(format!("store query on {}: {}", read.namespace, read.query));
+                if let Some(p) = &read.projection {
+                    explanation.push(format!("store projection: {p}"));
+                }
+            }
+            if plan.query_plan.is_some() {
+                explanation.push(format!("store returned {}", stored.len()));
+            }
         }
         let mut cx = Cx {
             request: self,
@@ -389,18 +395,23 @@ impl Cx<'_, '_, '_> {
     }
 
     /// The visible documents the selection picks, as (index in `stored`, redacted view), sorted
-    /// and limited.
+    /// and limited. With App Services' order ([`PreparedRequest::with_window_before_rules`]),
+    /// withheld documents the filters select take places in the window too (sorted as if every
+    /// field were missing), and drop out after it (decision P3).
     fn select(
         &mut self,
         qp: &QueryPlan,
         stored: &[Document],
         selection: &Selection,
     ) -> Result<Vec<(usize, PlannedRead)>, OpError> {
+        let before = self.request.window_before_rules;
         let mut views = Vec::new();
+        let mut visible = 0usize;
         for (i, doc) in stored.iter().enumerate() {
             let read = narrowed(qp, self.request.read_view(qp, doc));
             let id = id_text(doc);
             if read.selected && read.outcome.visible {
+                visible += 1;
                 self.note(|| {
                     format!(
                         "_id {id}: role {}, visible, selected",
@@ -417,8 +428,12 @@ impl Cx<'_, '_, '_> {
                     }
                 });
                 self.note(|| format!("_id {id}: {why}"));
+                if before && read.selected {
+                    views.push((i, read));
+                }
             }
         }
+        self.note(|| format!("visible {visible}"));
         let natural = Document::new();
         let spec = SortSpec::parse(selection.sort.as_ref().unwrap_or(&natural))
             .map_err(|e| OpError::invalid(format!("`sort`: {e}")))?;
@@ -427,7 +442,10 @@ impl Cx<'_, '_, '_> {
         let order = {
             let docs: Vec<&Document> = views
                 .iter()
-                .filter_map(|(_, r)| r.outcome.document.as_ref())
+                .map(|(_, r)| match &r.outcome.document {
+                    Some(view) if r.outcome.visible => view,
+                    _ => &natural,
+                })
                 .collect();
             sort_order(&docs, &spec, window).map_err(|e| OpError::mongodb(e.to_string()))?
         };
@@ -435,6 +453,7 @@ impl Cx<'_, '_, '_> {
         Ok(order
             .into_iter()
             .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .filter(|(_, r)| r.outcome.visible)
             .collect())
     }
 

@@ -96,6 +96,7 @@ use crate::expr::{Expansion, Expr, Operand, Root};
 use crate::outcome::Explanation;
 use crate::query::memory::compile_query;
 use crate::query::reads::{FieldSet, RuleFields};
+use crate::query::residual::Residual;
 use crate::rules::Filter;
 use crate::value::compare::truthy;
 use crate::value::ejson::type_name;
@@ -162,6 +163,10 @@ pub struct QueryPlan {
     filter_check: Option<Expr>,
     /// The parsed client query, checked on the redacted document.
     client_check: Option<Expr>,
+    /// Which documents the rules could show ([`QueryPlan::residual`]).
+    residual: Option<Residual>,
+    /// The residual was added to [`QueryPlan::store_query`].
+    pushed: bool,
     /// The request that made the plan (set by
     /// [`PreparedRequest::query_plan`](crate::PreparedRequest::query_plan)); `read_for` refuses a
     /// plan made for another collection or request.
@@ -211,6 +216,34 @@ impl QueryPlan {
     /// The applied filters' projections, merged (`{}`: none).
     pub(crate) fn view_projection(&self) -> &Document {
         &self.view_projection
+    }
+
+    /// The read residual of the request: which documents any role could make visible
+    /// (`None` for a plan not made by
+    /// [`PreparedRequest::query_plan`](crate::PreparedRequest::query_plan)).
+    pub fn residual(&self) -> Option<&Residual> {
+        self.residual.as_ref()
+    }
+
+    /// Whether the residual is part of [`QueryPlan::store_query`] (pushdown on).
+    pub fn residual_pushed(&self) -> bool {
+        self.pushed
+    }
+
+    /// True when pushdown is on and the residual is *nothing*: no document can be visible, so
+    /// the store need not be read at all.
+    pub fn reads_nothing(&self) -> bool {
+        self.pushed && matches!(self.residual, Some(Residual::Nothing))
+    }
+
+    /// Records the request's residual, and with `pushdown` adds its query to the store query.
+    pub(crate) fn set_residual(&mut self, residual: Residual, pushdown: bool) {
+        if pushdown && let Some(q) = residual.query() {
+            let store = std::mem::take(&mut self.store_query);
+            self.store_query = merge_queries(vec![store, q.clone()]);
+        }
+        self.pushed = pushdown;
+        self.residual = Some(residual);
     }
 
     /// The request that made the plan.
@@ -678,6 +711,8 @@ pub fn plan_explained(
         view_projection,
         filter_check,
         client_check,
+        residual: None,
+        pushed: false,
         issuer: None,
         explanation,
     })

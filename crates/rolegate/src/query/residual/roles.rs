@@ -21,10 +21,14 @@ pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Appro
     let mut visible = Approx::constant(false);
     for role in roles {
         let applies = t.rule(&role.apply_when.expr);
-        visible = visible.or(reached
-            .clone()
-            .and(applies.clone())
-            .and(role_shows(role, search, t)));
+        let shows = role_shows(role, search, t);
+        // A role that surely shows everything it gets: `A or (not A and rest)` is `A or rest`
+        // (sound only when `A` is exact, so that it cannot fail to evaluate).
+        let shows_all = shows == Approx::constant(true) && applies.is_exact();
+        visible = visible.or(reached.clone().and(applies.clone()).and(shows));
+        if shows_all {
+            continue;
+        }
         reached = reached.and(applies.not());
         if reached.over == Q::False {
             break;

@@ -53,8 +53,7 @@ fn request_only_rules_fold() {
 
 #[test]
 fn first_match_excludes_what_earlier_roles_take() {
-    // Owners read; everyone else reads public documents; but an owner's document is decided
-    // by the owner role first.
+    // Owners read; everyone else reads public documents.
     let r = residual(
         json!([
             {"name": "owner", "apply_when": {"owner_id": "%%user.id"}, "read": true},
@@ -62,10 +61,31 @@ fn first_match_excludes_what_earlier_roles_take() {
         ]),
         doc! {"id": "u1"},
     );
+    // (The owner role shows all it gets, so `owner or (not owner and public)` is
+    // `owner or public`.)
     assert_eq!(
         r,
         query(
-            doc! {"$or": [{"owner_id": {"$eq": "u1"}}, {"$and": [{"$nor": [{"owner_id": {"$eq": "u1"}}]}, {"public": true}]}]},
+            doc! {"$or": [{"owner_id": {"$eq": "u1"}}, {"public": true}]},
+            true
+        )
+    );
+    // A first role that shows only some of what it gets keeps its negation.
+    let r = residual(
+        json!([
+            {"name": "owner", "apply_when": {"owner_id": "%%user.id"},
+             "fields": {"title": {"read": true}}},
+            {"name": "public", "apply_when": {"public": true}, "read": true}
+        ]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(
+        r,
+        query(
+            doc! {"$or": [
+                {"$and": [{"owner_id": {"$eq": "u1"}}, {"title": {"$exists": true}}]},
+                {"$and": [{"$nor": [{"owner_id": {"$eq": "u1"}}]}, {"public": true}]}
+            ]},
             true
         )
     );
