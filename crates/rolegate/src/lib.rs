@@ -160,6 +160,6 @@ pub use outcome::{
     ClientError, ErrorCode, Explanation, PartitionAccess, ReadOutcome, Step, SyncSessionOutcome,
     WriteError, WriteOutcome,
 };
-pub use query::{PlanError, QueryPlan};
+pub use query::{PlanError, QueryPlan, Residual};
 pub use rules::{NamespaceError, RuleSet};
 pub use value::EvalError;

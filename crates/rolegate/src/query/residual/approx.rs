@@ -73,18 +73,26 @@ impl Q {
     }
 }
 
-/// `{op: [a..., b...]}`, flattening operands that are already `{op: [...]}`.
+/// `{op: [a..., b...]}`, flattening operands that are already `{op: [...]}`. The operands'
+/// lists are moved, never copied, and `a`'s is extended in place, so folding `n` queries into
+/// one list takes linear time.
 fn list(op: &str, a: Document, b: Document) -> Document {
-    let mut items = Vec::new();
-    for q in [a, b] {
-        match q.get(op) {
-            Some(Bson::Array(inner)) if q.len() == 1 => items.extend(inner.iter().cloned()),
-            _ => items.push(Bson::Document(q)),
-        }
-    }
+    let mut items = operands(op, a);
+    items.extend(operands(op, b));
     let mut d = Document::new();
     d.insert(op, items);
     d
+}
+
+/// The operands of `q` under `op`: its list when `q` is `{op: [...]}`, else `q` itself.
+fn operands(op: &str, mut q: Document) -> Vec<Bson> {
+    if q.len() == 1
+        && matches!(q.get(op), Some(Bson::Array(_)))
+        && let Some(Bson::Array(inner)) = q.remove(op)
+    {
+        return inner;
+    }
+    vec![Bson::Document(q)]
 }
 
 /// Bounds of a rule part's truth: `under` ⊆ truth ⊆ `over`.

@@ -11,58 +11,132 @@
 //! field) be read shows every document it reaches; a named field that is readable whatever
 //! its value shows the documents that have it.
 
+use std::collections::VecDeque;
+
 use super::approx::{Approx, Q};
-use super::translate::Translator;
+use super::translate::{Judged, Translator};
 use crate::rules::{FieldPermissions, FieldTree, Role, Rule};
 
+/// How many earlier `apply_when`s a role's term excludes at most. Role *i* applies only where
+/// every earlier `apply_when` is false; spelling that out for every role makes the residual
+/// grow with the square of the number of roles (200 roles that each show only some of what
+/// they get made a residual of 850 KB, built in seconds, on every request). Past this many,
+/// a term keeps the exclusions of the roles just before it (`over` stays a superset: it only
+/// drops conditions) and adds nothing to `under`.
+pub(crate) const MAX_EXCLUDED: usize = 16;
+
 /// The documents the read decision may (`over`) and surely does (`under`) make visible.
+///
+/// A rule that may fail to evaluate denies where it fails (an `apply_when` stops the role
+/// search; any other rule withholds the document), which its bounds do not say: a role whose
+/// path holds such a rule adds nothing to `under`, and neither does any later role once such
+/// an `apply_when` was passed.
 pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Approx {
-    let mut reached = Approx::constant(true);
+    // Where the roles so far do not apply: the `over` of the last `MAX_EXCLUDED` negated
+    // `apply_when`s, and the `under` of all of them (false once one may fail or is dropped).
+    let mut excluded: VecDeque<Q> = VecDeque::new();
+    let mut reached_under = Q::True;
     let mut visible = Approx::constant(false);
     for role in roles {
-        let applies = t.rule(&role.apply_when.expr);
-        let shows = role_shows(role, search, t);
+        let Judged {
+            approx: applies,
+            may_fail: applies_fail,
+        } = t.rule(&role.apply_when.expr);
+        let Judged {
+            approx: shows,
+            may_fail: shows_fail,
+        } = role_shows(role, search, t);
         // A role that surely shows everything it gets: `A or (not A and rest)` is `A or rest`
-        // (sound only when `A` is exact, so that it cannot fail to evaluate).
-        let shows_all = shows == Approx::constant(true) && applies.is_exact();
-        visible = visible.or(reached.clone().and(applies.clone()).and(shows));
+        // (sound only when `A` is exact and cannot fail to evaluate).
+        let shows_all =
+            !applies_fail && !shows_fail && shows == Approx::constant(true) && applies.is_exact();
+        let reached_over = excluded.iter().cloned().fold(Q::True, Q::and);
+        let mut term = Approx {
+            over: reached_over,
+            under: reached_under.clone(),
+        }
+        .and(applies.clone())
+        .and(shows);
+        if applies_fail || shows_fail {
+            term.under = Q::False;
+        }
+        visible = visible.or(term);
         if shows_all {
             continue;
         }
-        reached = reached.and(applies.not());
-        if reached.over == Q::False {
+        let passed = applies.not();
+        if passed.over == Q::False {
             break;
+        }
+        reached_under = if applies_fail {
+            Q::False
+        } else {
+            reached_under.and(passed.under)
+        };
+        if passed.over != Q::True {
+            if excluded.len() == MAX_EXCLUDED {
+                excluded.pop_front();
+                reached_under = Q::False;
+            }
+            excluded.push_back(passed.over);
         }
     }
     visible
 }
 
-/// Where `role`, once assigned, shows the document.
-fn role_shows(role: &Role, search: bool, t: &Translator<'_>) -> Approx {
+/// Where `role`, once assigned, shows the document, and whether a rule it evaluates may fail.
+fn role_shows(role: &Role, search: bool, t: &Translator<'_>) -> Judged {
     if search && role.search == Some(false) {
-        return Approx::constant(false);
+        return Judged {
+            approx: Approx::constant(false),
+            may_fail: false,
+        };
     }
-    let rule = |r: &Rule| t.rule(&r.expr);
+    let mut may_fail = false;
+    let mut rule = |r: &Rule| {
+        let judged = t.rule(&r.expr);
+        may_fail |= judged.may_fail;
+        judged.approx
+    };
     let gate = match role
         .document_filters
         .as_ref()
         .and_then(|df| df.read.as_ref().map(|read| (read, df.write.as_ref())))
     {
         None => Approx::constant(true),
-        Some((read, write)) => rule(read).or(write.map_or(Approx::constant(false), rule)),
+        Some((read, write)) => {
+            let read = rule(read);
+            read.or(write.map_or(Approx::constant(false), &mut rule))
+        }
     };
     let level = match (&role.read, &role.write) {
-        (None, None) => fields_show(&role.fields, false, t),
-        (None, Some(w)) => rule(w).or(fields_show(&role.fields, true, t)),
+        (None, None) => fields_show(&role.fields, false, t, &mut may_fail),
+        (None, Some(w)) => {
+            let write = rule(w);
+            write.or(fields_show(&role.fields, true, t, &mut may_fail))
+        }
         (Some(r), None) => rule(r),
-        (Some(r), Some(w)) => rule(r).or(rule(w)),
+        (Some(r), Some(w)) => {
+            let read = rule(r);
+            read.or(rule(w))
+        }
     };
-    gate.and(level)
+    Judged {
+        approx: gate.and(level),
+        may_fail,
+    }
 }
 
 /// Where the field rules of the top level leave some field readable (`write_denied`: the
-/// document-level `write` is false, so field `write`s grant nothing).
-fn fields_show(tree: &FieldTree, write_denied: bool, t: &Translator<'_>) -> Approx {
+/// document-level `write` is false, so field `write`s grant nothing). Sets `may_fail` when a
+/// field rule of the tree (at any depth) may fail to evaluate.
+fn fields_show(
+    tree: &FieldTree,
+    write_denied: bool,
+    t: &Translator<'_>,
+    may_fail: &mut bool,
+) -> Approx {
+    *may_fail |= tree_may_fail(tree, write_denied, t);
     let grant = |p: &FieldPermissions| Grant::of(p, write_denied, t);
     let mut over = Q::False;
     let mut under = Q::False;
@@ -91,6 +165,21 @@ fn fields_show(tree: &FieldTree, write_denied: bool, t: &Translator<'_>) -> Appr
         }
     }
     Approx { over, under }
+}
+
+/// Whether a `read` or `write` of `tree` (nested levels included; `write`s only unless
+/// `write_denied`) may fail to evaluate on some document.
+fn tree_may_fail(tree: &FieldTree, write_denied: bool, t: &Translator<'_>) -> bool {
+    let rule_may_fail = |r: &Option<Rule>| {
+        r.as_ref()
+            .is_some_and(|r| t.constant(&r.expr).is_none() && t.rule(&r.expr).may_fail)
+    };
+    let perms_may_fail =
+        |p: &FieldPermissions| rule_may_fail(&p.read) || (!write_denied && rule_may_fail(&p.write));
+    tree.additional.as_ref().is_some_and(perms_may_fail)
+        || tree.fields.iter().any(|(_, rule)| {
+            perms_may_fail(&rule.permissions) || tree_may_fail(&rule.nested, write_denied, t)
+        })
 }
 
 /// What a field's `read`/`write` grant, whatever its value.

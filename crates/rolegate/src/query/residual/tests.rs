@@ -183,3 +183,92 @@ fn the_system_user_reads_everything() {
         Residual::Everything { exact: true }
     );
 }
+
+#[test]
+fn a_rule_that_may_fail_is_never_exact() {
+    // `$size` of a substituted operand fails on a non-number: where `read` fails the document
+    // is withheld, although `write` is true (found by tests/residual_props.rs).
+    let r = residual(
+        json!([{"name": "r", "apply_when": {},
+            "read": {"%or": [{"arr": {"$size": "%%user.custom_data.n"}}]}, "write": true}]),
+        doc! {"id": "u1", "custom_data": {"n": [1]}},
+    );
+    assert_eq!(r, Residual::Everything { exact: false });
+    // A field rule that fails (a `%function`) withholds every document that has the field,
+    // although `additional_fields` shows every other field.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {},
+            "fields": {"a": {"read": {"%%true": {"%function": {"name": "f", "arguments": []}}}}},
+            "additional_fields": {"read": true}}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, Residual::Everything { exact: false });
+    // An `apply_when` that may fail although its bounds are exact: the request-only part
+    // makes the `%or` true, but the `$size` before it is evaluated first and fails, and no
+    // later role is tried.
+    let roles = json!([
+        {"name": "r", "apply_when": {"%or": [
+            {"arr": {"$size": "%%user.custom_data.n"}}, {"%%user.id": "u1"}]}, "read": true},
+        {"name": "all", "apply_when": {}, "read": true}
+    ]);
+    let user = doc! {"id": "u1", "custom_data": {"n": "x"}};
+    assert_eq!(
+        residual(roles.clone(), user.clone()),
+        Residual::Everything { exact: false }
+    );
+    let rules = Rules::new(
+        RuleSet::from_json(
+            "data_sources/mongodb-atlas/app/items/rules.json",
+            &json!({"database": "app", "collection": "items", "roles": roles}),
+            &LoadOptions::default(),
+        )
+        .unwrap(),
+    );
+    let ctx = rules.context().user(user).build().unwrap();
+    let coll = rules.collection("app.items").unwrap();
+    assert!(
+        !coll
+            .prepare(&ctx)
+            .read(&doc! {"_id": 1, "arr": [1]})
+            .visible
+    );
+}
+
+#[test]
+fn many_roles_keep_the_residual_linear() {
+    // Each role shows only what has a title, so each later role excludes the earlier ones:
+    // spelled out, the residual grows with the square of the number of roles.
+    let n = 400;
+    let roles: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            json!({"name": format!("r{i}"), "apply_when": {"team": format!("t{i}")},
+                   "fields": {"title": {"read": true}}})
+        })
+        .collect();
+    let r = residual(serde_json::Value::Array(roles), doc! {"id": "u1"});
+    let Residual::Query { query, exact } = r else {
+        panic!("{r:?}");
+    };
+    // Exclusions were dropped: a superset.
+    assert!(!exact);
+    let terms = query.get_array("$or").unwrap();
+    assert_eq!(terms.len(), n);
+    for (i, term) in terms.iter().enumerate() {
+        let parts = term.as_document().unwrap().get_array("$and").unwrap();
+        let excluded = parts
+            .iter()
+            .filter(|p| p.as_document().unwrap().contains_key("$nor"))
+            .count();
+        assert_eq!(excluded, i.min(super::roles::MAX_EXCLUDED), "term {i}");
+        // The role's own `apply_when` and field test are always there.
+        assert!(parts.contains(&bson::Bson::Document(doc! {"team": format!("t{i}")})));
+    }
+    // With at most MAX_EXCLUDED roles, every exclusion is kept: exact.
+    let roles: Vec<serde_json::Value> = (0..=super::roles::MAX_EXCLUDED)
+        .map(|i| {
+            json!({"name": format!("r{i}"), "apply_when": {"team": format!("t{i}")},
+                   "fields": {"title": {"read": true}}})
+        })
+        .collect();
+    assert!(residual(serde_json::Value::Array(roles), doc! {"id": "u1"}).is_exact());
+}

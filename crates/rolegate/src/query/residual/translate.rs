@@ -15,9 +15,15 @@
 //!   document, `$not` over a substituted operand, an `$elemMatch` query that is not exact —
 //!   is unknown (`over` true, `under` false).
 //!
-//! A rule that can fail to evaluate (a `%function`, a request-only part that fails, an operand
-//! of the wrong type) is unknown as a whole: evaluation short-circuits left to right, so where
-//! it fails depends on the other parts, and a failure denies.
+//! A rule that surely fails somewhere (a request-only part that fails, an operand of the wrong
+//! type) is unknown as a whole: evaluation short-circuits left to right, so where it fails
+//! depends on the other parts, and a failure denies. Every rule is also marked when it *may*
+//! fail to evaluate on some document ([`Judged::may_fail`]): a `%function`, and every part
+//! rolegate does not translate (a `$size` of a substituted operand fails on a non-number).
+//! Its bounds hold only where it evaluates; where it fails the decision denies, so `over`
+//! stays a superset of where it holds, but an `under` that goes through it (directly, or
+//! through its negation) may include documents it fails on: callers drop those
+//! ([`super::roles`]).
 
 use std::cell::Cell;
 
@@ -33,7 +39,20 @@ use crate::value::eval::{eval_expr, eval_operand};
 /// Translates the expressions of one request.
 pub(crate) struct Translator<'b> {
     bindings: Bindings<'b>,
+    /// The rule surely fails somewhere: unknown as a whole.
     failed: Cell<bool>,
+    /// The rule may fail to evaluate on some document.
+    unsure: Cell<bool>,
+}
+
+/// The approximation of one whole rule, and whether it may fail to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Judged {
+    /// Its bounds where it evaluates (a document it fails on is never visible).
+    pub(crate) approx: Approx,
+    /// It may fail to evaluate on some document (so its `under`, and the `under` of its
+    /// negation, may hold where it fails).
+    pub(crate) may_fail: bool,
 }
 
 impl<'b> Translator<'b> {
@@ -42,20 +61,32 @@ impl<'b> Translator<'b> {
         Translator {
             bindings,
             failed: Cell::new(false),
+            unsure: Cell::new(false),
         }
     }
 
-    /// The approximation of one whole rule (unknown when it can fail).
-    pub(crate) fn rule(&self, expr: &Expr) -> Approx {
+    /// The approximation of one whole rule (unknown when it surely fails somewhere), and
+    /// whether it may fail.
+    pub(crate) fn rule(&self, expr: &Expr) -> Judged {
         if expr.dependency() == Dependency::Host {
-            return Approx::unknown();
+            return Judged {
+                approx: Approx::unknown(),
+                may_fail: true,
+            };
         }
         self.failed.set(false);
+        self.unsure.set(false);
         let approx = self.expr(expr);
         if self.failed.get() {
-            Approx::unknown()
+            Judged {
+                approx: Approx::unknown(),
+                may_fail: true,
+            }
         } else {
-            approx
+            Judged {
+                approx,
+                may_fail: self.unsure.get(),
+            }
         }
     }
 
@@ -68,6 +99,13 @@ impl<'b> Translator<'b> {
 
     fn fail(&self) -> Approx {
         self.failed.set(true);
+        self.unsure.set(true);
+        Approx::unknown()
+    }
+
+    /// A part rolegate does not translate: anything may hold, and it may fail to evaluate.
+    fn unknown(&self) -> Approx {
+        self.unsure.set(true);
         Approx::unknown()
     }
 
@@ -122,7 +160,7 @@ impl<'b> Translator<'b> {
     fn matches(&self, path: &str, o: &Operand) -> Approx {
         if let Operand::Literal(v) = o {
             return match v {
-                Bson::Array(items) => membership(path, v, items),
+                Bson::Array(items) => membership(path, v, items).unwrap_or_else(|| self.unknown()),
                 Bson::Document(d) if d.keys().any(|k| k.starts_with('$')) => self.fail(),
                 _ => Approx::exact(Q::field(path, v.clone())),
             };
@@ -133,8 +171,8 @@ impl<'b> Translator<'b> {
             Ok(Some(v)) => v,
         };
         match &v {
-            Bson::Array(items) => membership(path, &v, items),
-            Bson::Undefined => Approx::unknown(),
+            Bson::Array(items) => membership(path, &v, items).unwrap_or_else(|| self.unknown()),
+            Bson::Undefined => self.unknown(),
             Bson::Null | Bson::RegularExpression(_) | Bson::Document(_) => {
                 Approx::at_most(Q::op(path, "$eq", v))
             }
@@ -165,7 +203,7 @@ impl<'b> Translator<'b> {
                     items.iter().all(plain_scalar)
                 };
                 if !ok {
-                    return Approx::unknown();
+                    return self.unknown();
                 }
                 let q = Q::op(path, name, v);
                 if !literal && name == "$nin" {
@@ -193,7 +231,7 @@ impl<'b> Translator<'b> {
                 let mut substituted = false;
                 p.visit_operands(&mut |o| substituted |= !matches!(o, Operand::Literal(_)));
                 if substituted {
-                    Approx::unknown()
+                    self.unknown()
                 } else {
                     self.predicate(path, p).not()
                 }
@@ -201,19 +239,19 @@ impl<'b> Translator<'b> {
             Op::ElemMatch(em) => match em.as_ref() {
                 ElemMatch::Ops(ops) => match operator_document(ops) {
                     Some(d) => Approx::exact(Q::op(path, "$elemMatch", Bson::Document(d))),
-                    None => Approx::unknown(),
+                    None => self.unknown(),
                 },
                 ElemMatch::Query(e) => match self.expr(e) {
                     Approx {
                         over: Q::Query(a),
                         under: Q::Query(b),
                     } if a == b => Approx::exact(Q::op(path, "$elemMatch", Bson::Document(a))),
-                    _ => Approx::unknown(),
+                    _ => self.unknown(),
                 },
             },
             other => match operator_document(std::slice::from_ref(other)) {
                 Some(d) => Approx::exact(Q::field(path, Bson::Document(d))),
-                None => Approx::unknown(),
+                None => self.unknown(),
             },
         }
     }
@@ -232,7 +270,7 @@ impl<'b> Translator<'b> {
             _ => return self.fail(),
         };
         if !plain_scalar(&v) {
-            return Approx::unknown();
+            return self.unknown();
         }
         let q = Q::op(path, name, v);
         if cmp == CmpOp::Ne {
@@ -243,17 +281,14 @@ impl<'b> Translator<'b> {
     }
 }
 
-/// U20: a plain match with an array operand is MongoDB's equality or, for a scalar, membership.
-fn membership(path: &str, v: &Bson, items: &[Bson]) -> Approx {
+/// U20: a plain match with an array operand is MongoDB's equality or, for a scalar, membership
+/// (`None`: an item that is not a plain scalar).
+fn membership(path: &str, v: &Bson, items: &[Bson]) -> Option<Approx> {
     let eq = Q::op(path, "$eq", v.clone());
-    if items.iter().all(plain_scalar) {
-        Approx {
-            over: eq.clone().or(Q::op(path, "$in", v.clone())),
-            under: eq,
-        }
-    } else {
-        Approx::unknown()
-    }
+    items.iter().all(plain_scalar).then(|| Approx {
+        over: eq.clone().or(Q::op(path, "$in", v.clone())),
+        under: eq,
+    })
 }
 
 /// The dotted field path a subject names in the document, when it names a field.

@@ -1,0 +1,419 @@
+//! Properties of the read residual ([`rolegate::Residual`], [`rolegate::QueryPlan::residual`]) on
+//! random rule sets, users (custom data, hostile values, the system user), requests (search
+//! or not) and documents (the generators of `tests/differential/arb.rs`):
+//!
+//! * **the query compiles**: a residual query is accepted by the in-memory matcher
+//!   ([`rolegate::mql::compile_query`]) and matches every document without an error;
+//! * **soundness**: every document the read decision makes visible (`read`, and `read_for` with
+//!   a plan without client query or projection) matches the residual; a residual of *nothing*
+//!   has no visible document;
+//! * **exactness**: when the residual is exact, every document that matches it is visible
+//!   (*everything* exact: every document), unless the document is refused by the depth limit;
+//! * **operations agree**: `find` (the case's client query and projection, a limit sometimes),
+//!   `count` and `aggregate` with `[{"$match": {}}]` answer the same with pushdown on and off,
+//!   on the in-memory store.
+//!
+//! Each property runs [`CASES`] cases (`PROPTEST_CASES=n` overrides); with `--nocapture` each
+//! prints how many residuals were everything, nothing or a query, and how many exact. Failing
+//! seeds go to `proptest-regressions/residual_props.txt`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+#[path = "differential/arb.rs"]
+mod arb;
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
+use rolegate::ops::{MemoryStore, Namespace, OpEnv, Operation, execute};
+use rolegate::{Limits, PreparedRequest, Residual, Rules};
+
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/proptest-regressions/residual_props.txt"
+);
+
+/// Cases per property unless `PROPTEST_CASES` says otherwise.
+const CASES: u32 = 10_000;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CASES);
+    ProptestConfig {
+        cases,
+        max_global_rejects: cases.max(100) * 4,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (small copies of those of `tests/ops_props.rs`)
+
+fn ns() -> Namespace {
+    Namespace::new("app", "items")
+}
+
+/// The documents with `_id` 0, 1, 2, ... first (stored documents have unique `_id`s).
+fn stored(docs: &[arb::Doc]) -> Vec<Document> {
+    docs.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut out = doc! {"_id": i32::try_from(i).unwrap()};
+            for (k, v) in d.bson() {
+                if k != "_id" {
+                    out.insert(k, v);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+fn store_of(docs: &[Document]) -> MemoryStore {
+    let mut s = MemoryStore::new();
+    s.insert_unchecked(&ns(), docs.iter().cloned());
+    s
+}
+
+fn env() -> OpEnv {
+    let mut n = 0u64;
+    OpEnv::fixed(DateTime::from_millis(0), move || {
+        n += 1;
+        let mut bytes = [0u8; 12];
+        bytes[4..].copy_from_slice(&n.to_be_bytes());
+        Bson::ObjectId(ObjectId::from_bytes(bytes))
+    })
+}
+
+fn body(name: &str, args: Document) -> Document {
+    let mut a = doc! {"database": "app", "collection": "items"};
+    a.extend(args);
+    doc! {"name": name, "arguments": [a]}
+}
+
+/// The rules, or a rejection when the validator refuses the generated rule set.
+fn load(rules: &arb::RuleSetG) -> Result<Rules, TestCaseError> {
+    rules
+        .load()
+        .map_err(|_| TestCaseError::reject("the validator refused the rules"))
+}
+
+/// Runs `body` on `store`: the result as relaxed Extended JSON, or the error code.
+fn call(request: &PreparedRequest<'_, '_>, store: &mut MemoryStore, body: &Document) -> String {
+    let op = match Operation::from_body(body) {
+        Ok(op) => op,
+        Err(e) => return format!("parse error: {}", e.detail()),
+    };
+    match execute(request, &op, store, &mut env()) {
+        Ok(d) => d.result.into_relaxed_extjson().to_string(),
+        Err(e) => format!("error {}", e.code()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counts of residual kinds
+
+#[derive(Default, Debug)]
+struct Tally {
+    cases: u64,
+    everything: u64,
+    nothing: u64,
+    query: u64,
+    exact: u64,
+}
+
+impl Tally {
+    fn add(&mut self, residual: &Residual) {
+        self.cases += 1;
+        match residual {
+            Residual::Everything { .. } => self.everything += 1,
+            Residual::Nothing => self.nothing += 1,
+            Residual::Query { .. } => self.query += 1,
+        }
+        if residual.is_exact() {
+            self.exact += 1;
+        }
+    }
+
+    fn print(&self, name: &str, started: Instant) {
+        let pct = |n: u64| {
+            if self.cases == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / self.cases as f64
+            }
+        };
+        eprintln!(
+            "{name}: {} residuals in {:.1?}: everything {} ({:.1}%), nothing {} ({:.1}%), query {} ({:.1}%); exact {} ({:.1}%)",
+            self.cases,
+            started.elapsed(),
+            self.everything,
+            pct(self.everything),
+            self.nothing,
+            pct(self.nothing),
+            self.query,
+            pct(self.query),
+            self.exact,
+            pct(self.exact),
+        );
+    }
+}
+
+/// Runs `test` over `strategy` with [`config`], then prints the tally.
+fn run<S: Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value, &mut Tally) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let started = Instant::now();
+    let tally = RefCell::new(Tally::default());
+    let mut runner = TestRunner::new(config());
+    let result = runner.run(&strategy, |value| test(value, &mut tally.borrow_mut()));
+    tally.borrow().print(name, started);
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The residual bounds the read decision
+
+/// What the case is run as: the system user or not, a search request or not.
+#[derive(Debug, Clone, Copy)]
+struct As {
+    system: bool,
+    search: bool,
+}
+
+fn as_user() -> impl Strategy<Value = As> {
+    (proptest::bool::weighted(0.1), proptest::bool::weighted(0.2))
+        .prop_map(|(system, search)| As { system, search })
+}
+
+fn report(case: &arb::Case, who: As, residual: &Residual, docs: &[Document]) -> String {
+    format!(
+        "rules: {}\n{}\nsystem {} search {}\nresidual: {}\ndocuments: {}",
+        case.rules.rules_report(),
+        case.request.report(),
+        who.system,
+        who.search,
+        residual.describe(),
+        docs.iter().map(arb::show).collect::<Vec<_>>().join("\n  ")
+    )
+}
+
+/// Properties a, b and d on one case: the residual query compiles and never fails on a
+/// document, every visible document matches it, and an exact one shows every document it
+/// matches.
+fn bounds(
+    case: &arb::Case,
+    extra: &[arb::Doc],
+    who: As,
+    tally: &mut Tally,
+) -> Result<(), TestCaseError> {
+    let rules = load(&case.rules)?;
+    let ctx = case
+        .request
+        .context(&rules, who.search)
+        .with_system(who.system);
+    let coll = rules.collection(arb::NAMESPACE).unwrap();
+    let request = coll.prepare(&ctx);
+    let plan = request
+        .query_plan(None, None)
+        .map_err(|_| TestCaseError::reject("the plan fails (a filter's apply_when)"))?;
+    let residual = plan
+        .residual()
+        .expect("a request's plan has a residual")
+        .clone();
+    tally.add(&residual);
+    let all: Vec<arb::Doc> = case.docs.iter().chain(extra).cloned().collect();
+    let docs = stored(&all);
+    let report = || report(case, who, &residual, &docs);
+    let query = match residual.query() {
+        None => None,
+        Some(q) => match rolegate::mql::compile_query(q) {
+            Ok(expr) => Some(expr),
+            Err(e) => {
+                return Err(TestCaseError::fail(format!(
+                    "the residual query does not compile: {e}\n{}",
+                    report()
+                )));
+            }
+        },
+    };
+    let mut limits = Limits::default();
+    if let Some(d) = case.rules.max_document_depth {
+        limits.max_document_depth = d;
+    }
+    for doc in &docs {
+        let matched = match (&residual, &query) {
+            (Residual::Everything { .. }, _) => true,
+            (Residual::Nothing, _) => false,
+            (Residual::Query { .. }, Some(q)) => match rolegate::mql::matches(q, doc) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Err(TestCaseError::fail(format!(
+                        "the residual query fails on {}: {e}\n{}",
+                        arb::show(doc),
+                        report()
+                    )));
+                }
+            },
+            (Residual::Query { .. }, None) => unreachable!(),
+        };
+        let read = request.read(doc);
+        let planned = request.read_for(&plan, doc);
+        let visible = read.visible || (planned.selected && planned.outcome.visible);
+        prop_assert!(
+            !visible || matched,
+            "a visible document does not match the residual: {}\nread: {:?}\n{}",
+            arb::show(doc),
+            read,
+            report()
+        );
+        if residual.is_exact() && matched && limits.check_document(doc).is_ok() {
+            prop_assert!(
+                read.visible,
+                "a document that matches an exact residual is withheld: {}\nread: {:?}\n{}",
+                arb::show(doc),
+                read,
+                report()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn extra_docs() -> impl Strategy<Value = Vec<arb::Doc>> {
+    vec(arb::document(), 0..6)
+}
+
+#[test]
+fn the_residual_bounds_the_read_decision() {
+    run(
+        "bounds (random roles)",
+        (arb::case(), extra_docs(), as_user()),
+        |(case, extra, who), tally| bounds(&case, &extra, who, tally),
+    );
+}
+
+#[test]
+fn the_residual_bounds_the_read_decision_under_field_rules() {
+    run(
+        "bounds (field rules)",
+        (arb::field_case(), extra_docs(), as_user()),
+        |(case, extra, who), tally| bounds(&case, &extra, who, tally),
+    );
+}
+
+#[test]
+fn the_residual_bounds_the_read_decision_under_many_roles() {
+    run(
+        "bounds (many indexable roles)",
+        (arb::many_roles_case(), extra_docs(), as_user()),
+        |(case, extra, who), tally| bounds(&case, &extra, who, tally),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations agree with pushdown on and off
+
+/// Property c on one case: `find`, `count` and `aggregate` answer the same with and without
+/// the residual in the store query.
+fn operations_agree(
+    case: &arb::Case,
+    limit: i64,
+    who: As,
+    tally: &mut Tally,
+) -> Result<(), TestCaseError> {
+    let rules = load(&case.rules)?;
+    let ctx = case
+        .request
+        .context(&rules, who.search)
+        .with_system(who.system);
+    let coll = rules.collection(arb::NAMESPACE).unwrap();
+    let on = coll.prepare(&ctx);
+    let off = on.with_pushdown(false);
+    let mut nothing = false;
+    if let Ok(plan) = on.query_plan(None, None) {
+        let residual = plan.residual().expect("a request's plan has a residual");
+        tally.add(residual);
+        nothing = *residual == Residual::Nothing;
+    }
+    let docs = stored(&case.docs);
+    let query = case.client_query_bson();
+    let mut find = doc! {"query": query.clone().unwrap_or_default()};
+    if let Some(p) = case.client_projection_bson() {
+        find.insert("project", p);
+    }
+    if limit != 0 {
+        find.insert("limit", limit);
+    }
+    let bodies = [
+        body("find", find),
+        body("count", doc! {"query": query.unwrap_or_default()}),
+        body("aggregate", doc! {"pipeline": [{"$match": {}}]}),
+    ];
+    for b in &bodies {
+        let with = call(&on, &mut store_of(&docs), b);
+        let without = call(&off, &mut store_of(&docs), b);
+        // With a residual of nothing the store is not read, so a store query the store cannot
+        // run (a filter's `$in` of a substituted string) fails only without pushdown.
+        if without == "error InternalServerError" && nothing {
+            continue;
+        }
+        prop_assert_eq!(
+            &with,
+            &without,
+            "pushdown changes the answer to {}\non:  {}\noff: {}\nrules: {}\n{}\nsystem {} search {}\nresidual: {:?}\ndocuments: {}",
+            b,
+            with,
+            without,
+            case.rules.rules_report(),
+            case.request.report(),
+            who.system,
+            who.search,
+            on.query_plan(None, None)
+                .ok()
+                .and_then(|p| p.residual().map(Residual::describe)),
+            docs.iter().map(arb::show).collect::<Vec<_>>().join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn limit() -> impl Strategy<Value = i64> {
+    prop_oneof![3 => Just(0i64), 1 => -2i64..4]
+}
+
+#[test]
+fn operations_agree_with_and_without_pushdown() {
+    run(
+        "operations (random roles)",
+        (arb::case(), limit(), as_user()),
+        |(case, limit, who), tally| operations_agree(&case, limit, who, tally),
+    );
+}
+
+#[test]
+fn operations_agree_with_and_without_pushdown_under_field_rules() {
+    run(
+        "operations (field rules)",
+        (arb::field_case(), limit(), as_user()),
+        |(case, limit, who), tally| operations_agree(&case, limit, who, tally),
+    );
+}
