@@ -272,3 +272,47 @@ fn many_roles_keep_the_residual_linear() {
         .collect();
     assert!(residual(serde_json::Value::Array(roles), doc! {"id": "u1"}).is_exact());
 }
+
+#[test]
+fn the_insert_only_pattern_grants_no_read() {
+    // Reads bind `%%prevRoot` to the stored document, so `write` is false and the role shows
+    // nothing: exact (it was unknown, so `anyone` seemed to show every document).
+    let r = residual(
+        json!([
+            {"name": "owner", "apply_when": {"owner_id": "%%user.id"}, "read": true},
+            {"name": "anyone", "apply_when": {},
+             "write": {"%%prevRoot": {"%exists": false}}, "additional_fields": {}}
+        ]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, query(doc! {"owner_id": {"$eq": "u1"}}, true));
+    let r = residual(
+        json!([{"name": "r", "apply_when": {"%%root": {"$exists": true}}, "read": true}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, Residual::Everything { exact: true });
+    // Any other test of the whole document is not translated.
+    let r = residual(
+        json!([{"name": "r", "apply_when": {"%%root": {"a": 1}}, "read": true}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(r, Residual::Everything { exact: false });
+}
+
+#[test]
+fn a_missing_substituted_operand_matches_nothing() {
+    // Without `subscribedTo` in the custom data, `$in` (and `$nin`, and every comparison) is
+    // false on every document: the read is nothing, exactly (it was unknown).
+    for read in [
+        json!({"owner_id": {"$in": "%%user.custom_data.subscribedTo"}}),
+        json!({"owner_id": {"$nin": "%%user.custom_data.subscribedTo"}}),
+        json!({"owner_id": {"$ne": "%%user.custom_data.subscribedTo"}}),
+        json!({"n": {"$gt": "%%user.custom_data.subscribedTo"}}),
+    ] {
+        let r = residual(
+            json!([{"name": "r", "apply_when": {}, "read": read}]),
+            doc! {"id": "u1"},
+        );
+        assert_eq!(r, Residual::Nothing, "{read}");
+    }
+}

@@ -7,12 +7,16 @@
 //! sent as written. What differs, and how it is sent:
 //! - a plain match with an array operand is also membership (U20): `over` adds `$in`, `under`
 //!   is MongoDB's equality alone;
+//! - a substituted operand that is missing makes match, the comparisons (`$ne` included),
+//!   `$in` and `$nin` false;
 //! - a substituted operand (an expansion, a conversion) is a value, never syntax: sent under
 //!   `$eq`, `$in` (plain scalars only), or a comparison; a test with one is false where the
 //!   field is missing, so `$ne` and `$nin` add `$exists: true`; a substituted `null`, regex,
 //!   document or array is bounded from above only (or not at all);
+//! - `%%root` or `%%prevRoot` tested with `$exists` alone is a constant (reads bind both to
+//!   the stored document, which exists);
 //! - anything else — `%function`, `%%root` as an operand, a subject that is the whole
-//!   document, `$not` over a substituted operand, an `$elemMatch` query that is not exact —
+//!   document otherwise, `$not` over a substituted operand, an `$elemMatch` query that is not exact —
 //!   is unknown (`over` true, `under` false).
 //!
 //! A rule that surely fails somewhere (a request-only part that fails, an operand of the wrong
@@ -131,7 +135,18 @@ impl<'b> Translator<'b> {
             Expr::Not(e) => self.expr(e).not(),
             Expr::Test { subject, predicate } => match field_path(subject) {
                 Some(path) => self.predicate(&path, predicate),
-                // A request subject tested against the document, or the whole document.
+                // On reads `%%root` and `%%prevRoot` are the stored document: it exists (the
+                // insert-only pattern `{"%%prevRoot": {"%exists": false}}` is false).
+                None if whole_document(subject) => match predicate {
+                    Predicate::Ops(ops) => ops.iter().fold(Approx::constant(true), |acc, op| {
+                        acc.and(match op {
+                            Op::Exists(Operand::Literal(Bson::Boolean(b))) => Approx::constant(*b),
+                            _ => self.fail(),
+                        })
+                    }),
+                    Predicate::Matches(_) => self.fail(),
+                },
+                // A request subject tested against the document.
                 None => self.fail(),
             },
         }
@@ -190,9 +205,11 @@ impl<'b> Translator<'b> {
                     "$nin"
                 };
                 let literal = matches!(o, Operand::Literal(_));
+                // A missing substituted operand makes `$in` and `$nin` false.
                 let v = match self.value(o) {
                     Ok(Some(v)) => v,
-                    _ => return self.fail(),
+                    Ok(None) => return Approx::constant(false),
+                    Err(()) => return self.fail(),
                 };
                 let Bson::Array(items) = &v else {
                     return self.fail();
@@ -265,9 +282,11 @@ impl<'b> Translator<'b> {
                 _ => Approx::exact(Q::op(path, name, v.clone())),
             };
         }
+        // A missing substituted operand makes every comparison false, `$ne` included.
         let v = match self.value(o) {
             Ok(Some(v)) => v,
-            _ => return self.fail(),
+            Ok(None) => return Approx::constant(false),
+            Err(()) => return self.fail(),
         };
         if !plain_scalar(&v) {
             return self.unknown();
@@ -304,6 +323,12 @@ fn field_path(subject: &Expansion) -> Option<String> {
         return None;
     }
     Some(subject.path.join("."))
+}
+
+/// Whether `subject` is the whole document (`%%root` or `%%prevRoot`, which reads bind to the
+/// stored document).
+fn whole_document(subject: &Expansion) -> bool {
+    matches!(subject.root, Root::Root | Root::PrevRoot) && subject.path.is_empty()
 }
 
 /// A value MongoDB reads as itself in every operator position: not null, undefined, a regex,
