@@ -246,6 +246,50 @@ impl QueryPlan {
         self.residual = Some(residual);
     }
 
+    /// The projection residual: the store projection keeps only `readable` fields (those some
+    /// live role may show), `_id`, what the rules read (`by_rules`) and what the queries read
+    /// (the filters' are checked again on each stored document). An inclusive store projection
+    /// is intersected with them; none, or an exclusive one (its exclusions are applied to the
+    /// output anyway), becomes the inclusive projection of them. Nothing changes when the rules
+    /// read the whole document.
+    pub(crate) fn narrow_store_projection(
+        &mut self,
+        readable: &BTreeSet<String>,
+        by_rules: &FieldSet,
+    ) {
+        let FieldSet::Only(by_rules) = by_rules else {
+            return;
+        };
+        let FieldSet::Only(by_queries) = query_fields(&self.merged_query) else {
+            return;
+        };
+        let mut keep: BTreeSet<&str> = readable.iter().map(String::as_str).collect();
+        keep.extend(by_rules.iter().map(String::as_str));
+        keep.extend(by_queries.iter().map(String::as_str));
+        keep.insert("_id");
+        let inclusive = !self.store_projection.is_empty()
+            && self
+                .store_projection
+                .iter()
+                .all(|(k, v)| k == "_id" || truthy(v));
+        let mut out = Document::new();
+        if inclusive {
+            for (k, v) in &self.store_projection {
+                if keep.contains(top(k)) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        } else {
+            for name in keep {
+                out.insert(name, Bson::Int32(1));
+            }
+        }
+        if out.is_empty() {
+            out.insert("_id", Bson::Int32(1));
+        }
+        self.store_projection = out;
+    }
+
     /// The request that made the plan.
     pub(crate) fn issuer(&self) -> Option<PlanIssuer> {
         self.issuer

@@ -70,6 +70,27 @@ impl Residual {
         }
     }
 
+    /// The projection residual: the top-level fields any role that can apply may let the user
+    /// read (`None`: any field may be; always for the system user). A field outside it is
+    /// never shown, so a read need not fetch it unless a rule or a filter reads it.
+    pub fn readable_fields(
+        roles: &[Role],
+        request: &RequestContext,
+    ) -> Option<std::collections::BTreeSet<String>> {
+        if request.is_system() {
+            return None;
+        }
+        let t = translate::Translator::new(Bindings {
+            request,
+            root: None,
+            prev_root: None,
+            this: None,
+            prev: None,
+            whole: None,
+        });
+        roles::readable_fields(roles, &t)
+    }
+
     /// The query to add to the store query (`None`: no constraint).
     pub fn query(&self) -> Option<&Document> {
         match self {

@@ -11,6 +11,8 @@
 //! field) be read shows every document it reaches; a named field that is readable whatever
 //! its value shows the documents that have it.
 
+use std::collections::BTreeSet;
+
 use super::approx::{Approx, Q};
 use super::translate::Translator;
 use crate::rules::{FieldPermissions, FieldTree, Role, Rule};
@@ -35,6 +37,54 @@ pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Appro
         }
     }
     visible
+}
+
+/// The top-level fields some role that can apply to some document may let the user read
+/// (`None`: any field may be). A role is live unless its `apply_when` is false for the request
+/// or an earlier role surely takes every document.
+pub(crate) fn readable_fields(roles: &[Role], t: &Translator<'_>) -> Option<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    let mut reached = Approx::constant(true);
+    for role in roles {
+        let applies = t.rule(&role.apply_when.expr);
+        if reached.over.clone().and(applies.over.clone()) != Q::False {
+            names.extend(role_readable(role, t)?);
+        }
+        reached = reached.and(applies.not());
+        if reached.over == Q::False {
+            break;
+        }
+    }
+    Some(names)
+}
+
+/// The top-level fields `role` may let the user read (`None`: any).
+fn role_readable(role: &Role, t: &Translator<'_>) -> Option<BTreeSet<String>> {
+    let may = |r: &Option<Rule>| r.as_ref().is_some_and(|r| t.rule(&r.expr).over != Q::False);
+    if may(&role.read) {
+        return None;
+    }
+    let write_denied = match &role.write {
+        Some(w) if may(&Some(w.clone())) => return None,
+        Some(_) => true,
+        None => false,
+    };
+    let tree = &role.fields;
+    if let Some(additional) = &tree.additional
+        && !matches!(Grant::of(additional, write_denied, t), Grant::Never)
+    {
+        return None;
+    }
+    Some(
+        tree.fields
+            .iter()
+            .filter(|(_, rule)| {
+                !rule.nested.is_empty()
+                    || !matches!(Grant::of(&rule.permissions, write_denied, t), Grant::Never)
+            })
+            .map(|(name, _)| name.clone())
+            .collect(),
+    )
 }
 
 /// Where `role`, once assigned, shows the document.
