@@ -35,8 +35,19 @@ pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Appro
         if reached.over == Q::False {
             break;
         }
+        if too_large(&visible) || too_large(&reached) {
+            // Many roles negating one another: widen rather than grow (a superset is sound).
+            return Approx::unknown();
+        }
     }
     visible
+}
+
+/// Whether either bound's query is over [`super::MAX_QUERY_BYTES`] encoded.
+fn too_large(a: &Approx) -> bool {
+    [&a.over, &a.under]
+        .into_iter()
+        .any(|q| matches!(q, Q::Query(d) if super::encoded_len(d) > super::MAX_QUERY_BYTES))
 }
 
 /// The top-level fields some role that can apply to some document may let the user read
@@ -53,6 +64,9 @@ pub(crate) fn readable_fields(roles: &[Role], t: &Translator<'_>) -> Option<BTre
         reached = reached.and(applies.not());
         if reached.over == Q::False {
             break;
+        }
+        if too_large(&reached) {
+            return None;
         }
     }
     Some(names)

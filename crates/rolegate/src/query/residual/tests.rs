@@ -183,3 +183,37 @@ fn the_system_user_reads_everything() {
         Residual::Everything { exact: true }
     );
 }
+
+#[test]
+fn element_queries_are_paths_in_the_element() {
+    let r = residual(
+        json!([{"name": "r", "apply_when": {"items": {"$elemMatch": {"k": 1, "n": {"$gt": 2}}}}, "read": true}]),
+        doc! {"id": "u1"},
+    );
+    assert_eq!(
+        r,
+        query(
+            doc! {"items": {"$elemMatch": {"$and": [{"k": 1}, {"n": {"$gt": 2}}]}}},
+            true
+        )
+    );
+}
+
+#[test]
+fn a_huge_residual_widens_to_everything() {
+    let roles: Vec<serde_json::Value> = (0..400)
+        .map(|i| {
+            json!({"name": format!("r{i}"), "apply_when": {format!("f{i}"): format!("v{i}")},
+                   "fields": {format!("g{i}"): {"read": true}}})
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let r = residual(serde_json::Value::Array(roles), doc! {"id": "u1"});
+    assert_eq!(r, Residual::Everything { exact: false });
+    // Building stops once the query is too large: no quadratic (or worse) growth.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}

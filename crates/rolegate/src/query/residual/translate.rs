@@ -34,6 +34,8 @@ use crate::value::eval::{eval_expr, eval_operand};
 pub(crate) struct Translator<'b> {
     bindings: Bindings<'b>,
     failed: Cell<bool>,
+    /// Inside an `$elemMatch` query, where `%%root` is the element (and `%%prevRoot` is not).
+    in_element: Cell<bool>,
 }
 
 impl<'b> Translator<'b> {
@@ -42,6 +44,7 @@ impl<'b> Translator<'b> {
         Translator {
             bindings,
             failed: Cell::new(false),
+            in_element: Cell::new(false),
         }
     }
 
@@ -91,7 +94,7 @@ impl<'b> Translator<'b> {
                 .fold(Approx::constant(false), |acc, e| acc.or(self.expr(e)))
                 .not(),
             Expr::Not(e) => self.expr(e).not(),
-            Expr::Test { subject, predicate } => match field_path(subject) {
+            Expr::Test { subject, predicate } => match field_path(subject, self.in_element.get()) {
                 Some(path) => self.predicate(&path, predicate),
                 // A request subject tested against the document, or the whole document.
                 None => self.fail(),
@@ -203,7 +206,7 @@ impl<'b> Translator<'b> {
                     Some(d) => Approx::exact(Q::op(path, "$elemMatch", Bson::Document(d))),
                     None => Approx::unknown(),
                 },
-                ElemMatch::Query(e) => match self.expr(e) {
+                ElemMatch::Query(e) => match self.element_query(e) {
                     Approx {
                         over: Q::Query(a),
                         under: Q::Query(b),
@@ -216,6 +219,14 @@ impl<'b> Translator<'b> {
                 None => Approx::unknown(),
             },
         }
+    }
+
+    /// An `$elemMatch` query, its bare fields read from the element.
+    fn element_query(&self, e: &Expr) -> Approx {
+        let outer = self.in_element.replace(true);
+        let approx = self.expr(e);
+        self.in_element.set(outer);
+        approx
     }
 
     fn comparison(&self, path: &str, cmp: CmpOp, o: &Operand) -> Approx {
@@ -256,9 +267,16 @@ fn membership(path: &str, v: &Bson, items: &[Bson]) -> Approx {
     }
 }
 
-/// The dotted field path a subject names in the document, when it names a field.
-fn field_path(subject: &Expansion) -> Option<String> {
-    if !matches!(subject.root, Root::Root | Root::PrevRoot) || subject.path.is_empty() {
+/// The dotted field path a subject names in the document (in an `$elemMatch` query: in the
+/// element), when it names a field. On reads `%%prevRoot` is the document too, but not inside
+/// an `$elemMatch` query.
+fn field_path(subject: &Expansion, in_element: bool) -> Option<String> {
+    let root = match subject.root {
+        Root::Root => true,
+        Root::PrevRoot => !in_element,
+        _ => false,
+    };
+    if !root || subject.path.is_empty() {
         return None;
     }
     if subject
