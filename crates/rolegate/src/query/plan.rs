@@ -24,14 +24,17 @@
 //!   every field every role shows whole ([`RuleFields::always_shown`]) and the filters'
 //!   projections keep whole (for such fields the stored value is the value in the view, so the
 //!   database may evaluate them), then each applied filter's query, merged like the canonical
-//!   query below. For the system user the whole client query.
+//!   query below. For the system user the whole client query. With pushdown (the default),
+//!   the read residual joins it ([`QueryPlan::residual`], `query/residual/`): the documents
+//!   some role could show.
 //! * **Store projection** ([`QueryPlan::store_projection`]): none (`{}`) when the output
 //!   projection is none or some rule reads the whole document; otherwise a projection that keeps
 //!   every top-level field the rules read ([`RuleFields::read_by_rules`]), the client query
 //!   reads and the filters' queries read, and what the output projection needs: inclusive (those
 //!   fields plus the included ones, `_id` kept) when the output projection is inclusive, exclusive
 //!   (the excluded paths that none of those fields covers; `_id` never excluded) when it is
-//!   exclusive.
+//!   exclusive. With pushdown, the projection residual narrows it to the fields some role
+//!   could show and the fields the rules and queries read.
 //! * **Output projection** (private; [`QueryPlan::output_projection`]): the applied filters'
 //!   projections and the client's, merged in the canonical form below, applied to the redacted
 //!   document. Filter projections are part of the app's semantics and narrow the output exactly
@@ -145,8 +148,9 @@ use crate::value::quote::quote_document_within;
 pub struct QueryPlan {
     /// Names of the filters that applied, in filter order.
     pub applied: Vec<String>,
-    /// The query to send to the database: the applied filters' queries and the client clauses
-    /// that cannot depend on hidden fields.
+    /// The query to send to the database: the applied filters' queries, the client clauses
+    /// that cannot depend on hidden fields and, with pushdown, the read residual
+    /// ([`QueryPlan::residual`]).
     pub store_query: Document,
     /// The projection to send to the database (`{}`: none); it keeps every field the rules, the
     /// queries and the output projection read.
