@@ -243,8 +243,16 @@ impl QueryPlan {
     /// Records the request's residual, and with `pushdown` adds its query to the store query.
     pub(crate) fn set_residual(&mut self, residual: Residual, pushdown: bool) {
         if pushdown && let Some(q) = residual.query() {
-            let store = std::mem::take(&mut self.store_query);
-            self.store_query = merge_queries(vec![store, q.clone()]);
+            let mut store = std::mem::take(&mut self.store_query);
+            let only_and = store.len() == 1;
+            self.store_query = match store.get_array_mut("$and") {
+                // `{$and: [a, b]}` and the residual: `{$and: [a, b, residual]}`.
+                Ok(items) if only_and => {
+                    items.push(Bson::Document(q.clone()));
+                    store
+                }
+                _ => merge_queries(vec![store, q.clone()]),
+            };
         }
         self.pushed = pushdown;
         self.residual = Some(residual);
