@@ -44,7 +44,8 @@ pub enum CustomDataSource {
 }
 
 /// Sets `user.custom_data` from `store` when the app enables custom user data and `user` has
-/// none (see the [module](self) documentation).
+/// none: the document of the configured collection whose `user_id_field` is the user's id,
+/// or `{}` when there is none.
 pub fn attach_custom_data<S: Store + ?Sized>(
     set: &RuleSet,
     store: &mut S,

@@ -62,7 +62,7 @@ pub fn document_to_json(d: &Document) -> serde_json::Value {
 
 /// Converts BSON to **canonical** Extended JSON (`{"$numberInt": "5"}`, `{"$date":
 /// {"$numberLong": ".."}}`): every BSON type survives the round trip. A value nested deeper
-/// than [`MAX_DEPTH`] levels is refused (checked without recursion) rather than converted, since
+/// than 200 levels is refused (checked without recursion) rather than converted, since
 /// the conversion recurses.
 pub fn bson_to_canonical_json(b: &Bson) -> Result<serde_json::Value, String> {
     if crate::limits::value_too_deep(b, MAX_DEPTH).is_some() {
