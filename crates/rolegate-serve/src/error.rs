@@ -72,7 +72,9 @@ impl ApiError {
 
     /// An operation's error: its client-safe code and message, with the status App Services
     /// answered it with (403 for no rule, 409 for a write conflict, 500 when the store failed,
-    /// else 400); the detailed view goes to the log.
+    /// else 400). The detailed view may quote rules and stored values, so it goes to the log at
+    /// `debug` level only (off under the default `info`: per-request logs carry no document
+    /// values); `RUST_LOG=rolegate_serve=debug` shows it.
     pub fn from_op(e: &OpError) -> ApiError {
         let client = e.client_error();
         let status = match client.code {
@@ -81,7 +83,7 @@ impl ApiError {
             "InternalServerError" => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        tracing::info!(code = client.code, detail = e.detail(), "operation refused");
+        tracing::debug!(code = client.code, detail = e.detail(), "operation refused");
         ApiError::new(status, client.code, client.message)
     }
 }

@@ -105,6 +105,9 @@ pub struct AppState {
     pub public_url: String,
     /// The largest body accepted.
     pub max_body_bytes: usize,
+    /// Bounds the password hashes computed at once (argon2 takes 19 MiB and tens of
+    /// milliseconds each): twice the available cores.
+    pub hashing: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -142,6 +145,9 @@ impl AppState {
             tokens,
             public_url,
             max_body_bytes: config.max_body_bytes,
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2)),
+            ),
         }))
     }
 

@@ -46,6 +46,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The example app (plus custom user data in `taskboard.users`) on a fresh store.
 fn server(access_lifetime: Duration) -> Server {
+    server_with(access_lifetime, usize::MAX)
+}
+
+fn server_with(access_lifetime: Duration, max_body_bytes: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app");
@@ -61,6 +65,9 @@ fn server(access_lifetime: Duration) -> Server {
     config.public_url = "https://rolegate.example.com/".to_string();
     config.signing_key = Some(KEY.to_vec());
     config.access_lifetime = access_lifetime;
+    if max_body_bytes != usize::MAX {
+        config.max_body_bytes = max_body_bytes;
+    }
     let state = AppState::open(&config).unwrap();
     Server {
         router: router(Arc::clone(&state)),
@@ -546,4 +553,89 @@ async fn expired_and_tampered_access_tokens_are_invalid_sessions() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn large_bodies_origins_and_devices() {
+    let s = server_with(Duration::from_secs(1800), 256);
+    let (status, _, json) = s
+        .send(
+            Method::POST,
+            &s.app("auth/providers/anon-user/login"),
+            None,
+            Some(json!({"options": {"device": {"platform": "x".repeat(300)}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&json, "BadRequest");
+
+    // A device id the server issued to this user is reused; another one is replaced.
+    let login = |device: &str| {
+        json!({"username": "fay@example.com", "password": "secret1",
+               "options": {"device": {"deviceId": {"$oid": device}}}})
+    };
+    let first = s.register_and_login("fay@example.com", "secret1").await;
+    let device = first["device_id"].as_str().unwrap().to_string();
+    let path = s.app("auth/providers/local-userpass/login");
+    let (_, _, again) = s
+        .send(Method::POST, &path, None, Some(login(&device)))
+        .await;
+    assert_eq!(again["device_id"], device.as_str());
+    let (_, _, other) = s
+        .send(
+            Method::POST,
+            &path,
+            None,
+            Some(login("65f000000000000000000001")),
+        )
+        .await;
+    assert_ne!(other["device_id"], "65f000000000000000000001");
+    assert_ne!(other["device_id"], device.as_str());
+
+    // CORS: the app allows https://tasks.example.com only.
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri(s.app("functions/call"))
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = s
+        .router
+        .clone()
+        .oneshot(preflight("https://tasks.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .unwrap(),
+        "https://tasks.example.com"
+    );
+    let other = s
+        .router
+        .clone()
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(
+        other
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+    let request = Request::builder()
+        .uri(s.app("location"))
+        .header(header::ORIGIN, "https://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    let refused = s.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }

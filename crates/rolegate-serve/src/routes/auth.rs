@@ -105,6 +105,7 @@ async fn login_inner(
         )),
         Provider::Anonymous => None,
     };
+    let _permit = hashing_permit(state, credentials.is_some()).await?;
     let answer = blocking(state, move |s| {
         let user_id = match credentials {
             Some((email, password)) => accounts::check_password(&s.store, &email, &password)?,
@@ -118,6 +119,23 @@ async fn login_inner(
         .and_then(serde_json::Value::as_str)
         .map(str::to_string);
     Ok(Json(answer))
+}
+
+/// A permit to hash a password (`None` when no password is hashed): argon2's memory and time
+/// make unbounded concurrent hashing a way to exhaust the server.
+async fn hashing_permit(
+    state: &AppState,
+    hashes: bool,
+) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, ApiError> {
+    if !hashes {
+        return Ok(None);
+    }
+    state
+        .hashing
+        .acquire()
+        .await
+        .map(Some)
+        .map_err(|_| ApiError::internal("the hashing semaphore is closed"))
 }
 
 /// A login's answer: a device, a session, both tokens.
@@ -198,6 +216,7 @@ async fn register_inner(
     let email = string_field(&body, "email")?;
     let password = string_field(&body, "password")?;
     accounts::check_credentials(&email, &password)?;
+    let _permit = hashing_permit(state, true).await?;
     blocking(state, move |s| {
         accounts::register(&s.store, &email, &password)
     })
