@@ -14,36 +14,14 @@
     reason = "bench code: a failure is a broken bench"
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use common::{body, context, data, json, namespace, store_with, w1_documents};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rolegate::mql::{Update, UpdateContext};
-use rolegate::ops::{Change, Namespace, OpEnv, Operation, Store, StoreRead, WriteSet, execute};
+use rolegate::ops::{Change, OpEnv, Operation, Store, StoreRead, WriteSet, execute};
 use rolegate::{LoadOptions, RequestContext, RuleSet, Rules};
-use rolegate_store::EmbeddedStore;
-
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../rolegate/benches/data/w1")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn w1_documents() -> Vec<Document> {
-    std::fs::read_to_string(data().join("documents.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            match Bson::try_from(v).unwrap() {
-                Bson::Document(d) => d,
-                other => panic!("not a document: {other}"),
-            }
-        })
-        .collect()
-}
 
 fn rules() -> Rules {
     let set = RuleSet::from_json(
@@ -53,12 +31,6 @@ fn rules() -> Rules {
     )
     .unwrap();
     Rules::new(set)
-}
-
-fn context(rules: &Rules) -> RequestContext {
-    let user = Bson::try_from(json(&data().join("user.json"))).unwrap();
-    let Bson::Document(user) = user else { panic!() };
-    rules.context().user(user).build().unwrap()
 }
 
 /// `docs` with new `_id`s (and, with `owner`, every document owned by it).
@@ -75,23 +47,6 @@ fn copies(docs: &[Document], times: usize, owner: Option<&str>) -> Vec<Document>
         }
     }
     out
-}
-
-fn store_with(docs: Vec<Document>) -> (tempfile::TempDir, EmbeddedStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = EmbeddedStore::open(dir.path()).unwrap();
-    store.insert_many(&namespace(), docs).unwrap();
-    (dir, store)
-}
-
-fn namespace() -> Namespace {
-    Namespace::new("bench", "w1")
-}
-
-fn body(name: &str, args: Document) -> Document {
-    let mut a = doc! {"database": "bench", "collection": "w1"};
-    a.extend(args);
-    doc! {"name": name, "arguments": [a]}
 }
 
 fn bench(c: &mut Criterion) {

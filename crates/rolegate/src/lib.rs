@@ -58,8 +58,13 @@
 //! // field the rules read. The client's query and projection stay inside the plan.
 //! let plan = request.query_plan(Some(&doc! { "status": "todo" }), Some(&doc! { "title": 1 }))?;
 //! assert_eq!(plan.applied, ["hideArchivedFromNonAdmins"]);
+//! // With pushdown (the default) the read residual joins it: the documents one of Alice's roles
+//! // could show (hers, those she collaborates on, her team's), exact here.
+//! let residual = plan.residual().ok_or("no residual")?;
+//! assert!(residual.is_exact());
+//! let shown = residual.query().ok_or("no residual query")?.clone();
 //! assert_eq!(plan.store_query,
-//!            doc! { "$and": [{ "status": "todo" }, { "archived": { "$ne": true } }] });
+//!            doc! { "$and": [{ "status": "todo" }, { "archived": { "$ne": true } }, shown] });
 //!
 //! // Per stored document: the rules decide on the document as stored, then the client's query
 //! // and projection apply to the redacted document. This is the only way to apply them.

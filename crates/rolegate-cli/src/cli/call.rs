@@ -16,8 +16,11 @@
 //! JSON** on one line of stdout ([`super::ejson`]); the writes are applied all or nothing.
 //! `--system` runs it as the system user (every rule bypassed; the user file is still read).
 //! `--explain` writes to stderr, each line starting with `explain: `: where the context came
-//! from, the query sent to the store, how many documents it returned, and the decision on each
-//! document; on failure, the detailed reason (it may quote rules and stored values).
+//! from, the read residual (`residual: everything|nothing|<query> exact|superset`), the query
+//! sent to the store, `store returned N`, the decision on each document, `visible M`; on
+//! failure, the detailed reason (it may quote rules and stored values). The residual joins the
+//! store query unless `--no-pushdown`; `--limit-before-rules` applies `limit` as App Services
+//! did (decision P3).
 //!
 //! A failure prints the client-safe code and message on stderr (`error[UpdateNotPermitted]:
 //! update not permitted`), with the detailed reason only under `--explain`, except for a body
@@ -80,6 +83,15 @@ pub struct CallArgs {
     /// The environment `%%environment` exposes (default: the request file's, else the app's).
     #[arg(long, value_name = "TAG")]
     pub environment: Option<String>,
+    /// Do not push the read residual into the store query: the store returns every document
+    /// the filters and the client query select, and the rules withhold (same answer, more
+    /// reading).
+    #[arg(long)]
+    pub no_pushdown: bool,
+    /// App Services' order: `limit` counts the documents the filters select before the rules
+    /// withhold any (a page may hold fewer); implies `--no-pushdown` (decision P3).
+    #[arg(long)]
+    pub limit_before_rules: bool,
 }
 
 /// Runs `call`.
@@ -165,7 +177,9 @@ pub fn run(args: &CallArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     }
     let request = collection
         .prepare(&built.context)
-        .with_explain(args.explain);
+        .with_explain(args.explain)
+        .with_pushdown(!args.no_pushdown)
+        .with_window_before_rules(args.limit_before_rules);
     match execute(&request, &op, opened.store.as_mut(), &mut OpEnv::new()) {
         Ok(decided) => {
             for line in &decided.explanation {

@@ -15,15 +15,16 @@
 //! * **`%%user.custom_data`**: when the app enables custom user data
 //!   (`auth/custom_user_data.json`) and the user file has no `custom_data`, the document of the
 //!   configured collection whose `user_id_field` is the user's id
-//!   ([`rolegate::ops::load_custom_user_data`]), or `{}` when there is none. A user file that
-//!   has `custom_data` keeps it (it plays a user whose data is already known).
+//!   ([`rolegate::ops::attach_custom_data`], shared with `rolegate serve`), or `{}` when there
+//!   is none. A user file that has `custom_data` keeps it (it plays a user whose data is
+//!   already known).
 //!
 //! The request file's `operation`, `client_projection`, `action`, `partition`, `args`,
 //! `collection_documents` and `mid_session_custom_data_change` are not used: the body is the
 //! operation.
 
 use bson::{Bson, Document};
-use rolegate::ops::{Operation, Store, load_custom_user_data};
+use rolegate::ops::{CustomDataSource, Operation, Store, attach_custom_data, call_request};
 use rolegate::{RequestContext, RuleSet};
 
 use super::inputs::Inputs;
@@ -137,27 +138,24 @@ fn environment(
     Ok(())
 }
 
-/// `%%request.service` and `%%request.action` from the body.
+/// `%%request.service` and `%%request.action` from the body
+/// ([`rolegate::ops::call_request`]).
 fn request(ctx: &mut RequestContext, settings: &CallSettings<'_>, notes: &mut Vec<String>) {
-    let service = settings
-        .operation
-        .service()
-        .unwrap_or(settings.data_source)
-        .to_string();
-    let mut request = match &ctx.request {
-        Bson::Document(d) => d.clone(),
-        _ => Document::new(),
+    let base = match &ctx.request {
+        Bson::Document(d) => Some(d),
+        _ => None,
     };
-    request.insert("service", service.clone());
-    request.insert("action", settings.operation.name());
+    let request = call_request(base, settings.operation, settings.data_source);
     notes.push(format!(
-        "%%request.service: `{service}`, %%request.action: `{}`",
+        "%%request.service: `{}`, %%request.action: `{}`",
+        request.get_str("service").unwrap_or_default(),
         settings.operation.name()
     ));
     ctx.request = Bson::Document(request);
 }
 
-/// `%%user.custom_data` from the store, when the app enables it and the user file has none.
+/// `%%user.custom_data` from the store, when the app enables it and the user file has none
+/// ([`rolegate::ops::attach_custom_data`]).
 fn custom_data(
     ctx: &mut RequestContext,
     set: &RuleSet,
@@ -170,15 +168,7 @@ fn custom_data(
     let Some(Bson::Document(user)) = &mut ctx.user else {
         return Ok(());
     };
-    if user.contains_key("custom_data") {
-        notes.push("%%user.custom_data: from the user file".to_string());
-        return Ok(());
-    }
-    let Some(Bson::String(id)) = user.get("id").cloned() else {
-        notes.push("%%user.custom_data: not looked up (the user has no string `id`)".to_string());
-        return Ok(());
-    };
-    let found = load_custom_user_data(set, store, &id).map_err(|e| {
+    let found = attach_custom_data(set, store, user).map_err(|e| {
         CliError::input(Problem::error(
             "store",
             format!("cannot read the custom user data: {e}"),
@@ -189,18 +179,17 @@ fn custom_data(
         config.database, config.collection, config.user_id_field
     );
     match found {
-        Some(doc) => {
-            let doc_id = doc
-                .get("_id")
-                .map_or_else(|| "(none)".to_string(), ToString::to_string);
-            notes.push(format!(
-                "%%user.custom_data: the document with _id {doc_id} of {place}"
-            ));
-            user.insert("custom_data", doc);
+        CustomDataSource::NotEnabled => {}
+        CustomDataSource::Given => {
+            notes.push("%%user.custom_data: from the user file".to_string());
         }
-        None => {
+        CustomDataSource::NoStringId => notes
+            .push("%%user.custom_data: not looked up (the user has no string `id`)".to_string()),
+        CustomDataSource::Found(doc_id) => notes.push(format!(
+            "%%user.custom_data: the document with _id {doc_id} of {place}"
+        )),
+        CustomDataSource::Missing => {
             notes.push(format!("%%user.custom_data: {{}} (no document of {place})"));
-            user.insert("custom_data", Document::new());
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //!
 //! `main.rs` parses the arguments ([`Cli`], clap derive) and calls [`run`]; each command lives in
 //! its own module ([`check`], [`eval`], [`test`](mod@test), [`bench`](mod@bench), [`prop`],
-//! [`diff`], [`call`], [`import`], [`export`]) and returns an [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
+//! [`diff`], [`call`], [`import`], [`export`], [`serve`]) and returns an [`Exit`] or a [`CliError`]. Every problem with the input — a bad path, a file that is not UTF-8
 //! or not JSON, a bad line of a JSON Lines file, a bad request field — is a [`report::Problem`] on
 //! stderr (text, or JSON with `--format json`) naming the file, line and JSON path, and the exit
 //! code of its kind ([`exit`]: one table for every command), never a panic. [`inputs`] reads the
@@ -27,6 +27,7 @@ pub mod import;
 pub mod inputs;
 pub mod prop;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub mod test;
 
@@ -80,6 +81,10 @@ pub enum Command {
     /// Find requests that two versions of the rules decide differently.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Diff(diff::DiffArgs),
+    /// Serve the app over HTTP to App Services clients (Realm Web, the Realm SDKs via
+    /// `baseUrl`): logins, sessions and MongoDB operations under the rules, on its store.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 /// Which engine decides (`--engine`).
@@ -157,6 +162,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Export(args) => (export::run(&args, &mut out), Format::Human),
         Command::Prop(args) => (prop::run(&args, &mut out), args.format),
         Command::Diff(args) => (diff::run(&args, &mut out), args.format),
+        Command::Serve(args) => (serve::run(&args), Format::Human),
     };
     let _ = out.flush();
     match result {

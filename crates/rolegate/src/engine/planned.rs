@@ -68,6 +68,12 @@ impl<'c> PreparedRequest<'_, 'c> {
             crate::query::Residual::of(self.policy.roles, self.context),
             self.pushdown,
         );
+        if self.pushdown
+            && let Some(readable) =
+                crate::query::Residual::readable_fields(self.policy.roles, self.context)
+        {
+            plan.narrow_store_projection(&readable, &self.fields.read_by_rules);
+        }
         plan.set_issuer(self.issuer());
         Ok(plan)
     }

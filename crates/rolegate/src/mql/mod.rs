@@ -32,7 +32,8 @@ pub use update::{
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
 pub use crate::value::compare::{bson_cmp, bson_equal};
 pub use crate::value::ejson::{
-    bson_from_json, bson_to_json, document_from_json, document_to_json, type_name,
+    bson_from_json, bson_to_canonical_json, bson_to_json, document_from_json, document_to_json,
+    type_name,
 };
 
 #[cfg(test)]

@@ -45,6 +45,7 @@
 //! ```
 
 mod aggregate;
+mod call_context;
 mod calls;
 mod error;
 mod memory;
@@ -56,6 +57,7 @@ mod targets;
 mod tests;
 mod user_data;
 
+pub use call_context::{CustomDataSource, attach_custom_data, call_request};
 pub use calls::CallMemo;
 pub use error::OpError;
 pub use memory::MemoryStore;

@@ -409,12 +409,14 @@ impl Cx<'_, '_, '_> {
         let mut visible = 0usize;
         for (i, doc) in stored.iter().enumerate() {
             let read = narrowed(qp, self.request.read_view(qp, doc));
-            let id = id_text(doc);
+            // Only explanations name the document.
+            let id = || id_text(doc);
             if read.selected && read.outcome.visible {
                 visible += 1;
                 self.note(|| {
                     format!(
-                        "_id {id}: role {}, visible, selected",
+                        "_id {}: role {}, visible, selected",
+                        id(),
                         read.outcome.role.as_deref().unwrap_or("-")
                     )
                 });
@@ -427,7 +429,7 @@ impl Cx<'_, '_, '_> {
                         "not selected".into()
                     }
                 });
-                self.note(|| format!("_id {id}: {why}"));
+                self.note(|| format!("_id {}: {why}", id()));
                 if before && read.selected {
                     views.push((i, read));
                 }

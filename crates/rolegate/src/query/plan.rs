@@ -24,14 +24,17 @@
 //!   every field every role shows whole ([`RuleFields::always_shown`]) and the filters'
 //!   projections keep whole (for such fields the stored value is the value in the view, so the
 //!   database may evaluate them), then each applied filter's query, merged like the canonical
-//!   query below. For the system user the whole client query.
+//!   query below. For the system user the whole client query. With pushdown (the default),
+//!   the read residual joins it ([`QueryPlan::residual`], `query/residual/`): the documents
+//!   some role could show.
 //! * **Store projection** ([`QueryPlan::store_projection`]): none (`{}`) when the output
 //!   projection is none or some rule reads the whole document; otherwise a projection that keeps
 //!   every top-level field the rules read ([`RuleFields::read_by_rules`]), the client query
 //!   reads and the filters' queries read, and what the output projection needs: inclusive (those
 //!   fields plus the included ones, `_id` kept) when the output projection is inclusive, exclusive
 //!   (the excluded paths that none of those fields covers; `_id` never excluded) when it is
-//!   exclusive.
+//!   exclusive. With pushdown, the projection residual narrows it to the fields some role
+//!   could show and the fields the rules and queries read.
 //! * **Output projection** (private; [`QueryPlan::output_projection`]): the applied filters'
 //!   projections and the client's, merged in the canonical form below, applied to the redacted
 //!   document. Filter projections are part of the app's semantics and narrow the output exactly
@@ -145,8 +148,9 @@ use crate::value::quote::quote_document_within;
 pub struct QueryPlan {
     /// Names of the filters that applied, in filter order.
     pub applied: Vec<String>,
-    /// The query to send to the database: the applied filters' queries and the client clauses
-    /// that cannot depend on hidden fields.
+    /// The query to send to the database: the applied filters' queries, the client clauses
+    /// that cannot depend on hidden fields and, with pushdown, the read residual
+    /// ([`QueryPlan::residual`]).
     pub store_query: Document,
     /// The projection to send to the database (`{}`: none); it keeps every field the rules, the
     /// queries and the output projection read.
@@ -239,11 +243,63 @@ impl QueryPlan {
     /// Records the request's residual, and with `pushdown` adds its query to the store query.
     pub(crate) fn set_residual(&mut self, residual: Residual, pushdown: bool) {
         if pushdown && let Some(q) = residual.query() {
-            let store = std::mem::take(&mut self.store_query);
-            self.store_query = merge_queries(vec![store, q.clone()]);
+            let mut store = std::mem::take(&mut self.store_query);
+            let only_and = store.len() == 1;
+            self.store_query = match store.get_array_mut("$and") {
+                // `{$and: [a, b]}` and the residual: `{$and: [a, b, residual]}`.
+                Ok(items) if only_and => {
+                    items.push(Bson::Document(q.clone()));
+                    store
+                }
+                _ => merge_queries(vec![store, q.clone()]),
+            };
         }
         self.pushed = pushdown;
         self.residual = Some(residual);
+    }
+
+    /// The projection residual: the store projection keeps only `readable` fields (those some
+    /// live role may show), `_id`, what the rules read (`by_rules`) and what the queries read
+    /// (the filters' are checked again on each stored document). An inclusive store projection
+    /// is intersected with them; none, or an exclusive one (its exclusions are applied to the
+    /// output anyway), becomes the inclusive projection of them. Nothing changes when the rules
+    /// read the whole document.
+    pub(crate) fn narrow_store_projection(
+        &mut self,
+        readable: &BTreeSet<String>,
+        by_rules: &FieldSet,
+    ) {
+        let FieldSet::Only(by_rules) = by_rules else {
+            return;
+        };
+        let FieldSet::Only(by_queries) = query_fields(&self.merged_query) else {
+            return;
+        };
+        let mut keep: BTreeSet<&str> = readable.iter().map(String::as_str).collect();
+        keep.extend(by_rules.iter().map(String::as_str));
+        keep.extend(by_queries.iter().map(String::as_str));
+        keep.insert("_id");
+        let inclusive = !self.store_projection.is_empty()
+            && self
+                .store_projection
+                .iter()
+                .all(|(k, v)| k == "_id" || truthy(v));
+        let mut out = Document::new();
+        if inclusive {
+            for (k, v) in &self.store_projection {
+                if keep.contains(top(k)) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        } else {
+            for name in keep {
+                out.insert(name, Bson::Int32(1));
+            }
+        }
+        if out.is_empty() {
+            out.insert("_id", Bson::Int32(1));
+        }
+        self.store_projection = out;
     }
 
     /// The request that made the plan.

@@ -60,6 +60,17 @@ pub fn document_to_json(d: &Document) -> serde_json::Value {
     Bson::Document(d.clone()).into_relaxed_extjson()
 }
 
+/// Converts BSON to **canonical** Extended JSON (`{"$numberInt": "5"}`, `{"$date":
+/// {"$numberLong": ".."}}`): every BSON type survives the round trip. A value nested deeper
+/// than 200 levels is refused (checked without recursion) rather than converted, since
+/// the conversion recurses.
+pub fn bson_to_canonical_json(b: &Bson) -> Result<serde_json::Value, String> {
+    if crate::limits::value_too_deep(b, MAX_DEPTH).is_some() {
+        return Err(format!("a value nested deeper than {MAX_DEPTH} levels"));
+    }
+    Ok(b.clone().into_canonical_extjson())
+}
+
 fn too_deep_json() -> serde_json::Value {
     serde_json::Value::String(format!("(a value nested deeper than {MAX_DEPTH} levels)"))
 }

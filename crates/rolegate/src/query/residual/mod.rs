@@ -27,6 +27,13 @@ use crate::value::Bindings;
 
 use approx::Q;
 
+/// The largest residual query sent, encoded (larger ones widen to *everything*).
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+fn encoded_len(query: &Document) -> usize {
+    bson::to_vec(query).map_or(usize::MAX, |bytes| bytes.len())
+}
+
 /// Which documents a read may return, before any is read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Residual {
@@ -66,8 +73,34 @@ impl Residual {
         match approx.over {
             Q::True => Residual::Everything { exact },
             Q::False => Residual::Nothing,
+            // Many roles negate one another: past a size, the database's work on the query
+            // would outweigh what it saves. Widen (a superset is always sound).
+            Q::Query(query) if encoded_len(&query) > MAX_QUERY_BYTES => {
+                Residual::Everything { exact: false }
+            }
             Q::Query(query) => Residual::Query { query, exact },
         }
+    }
+
+    /// The projection residual: the top-level fields any role that can apply may let the user
+    /// read (`None`: any field may be; always for the system user). A field outside it is
+    /// never shown, so a read need not fetch it unless a rule or a filter reads it.
+    pub fn readable_fields(
+        roles: &[Role],
+        request: &RequestContext,
+    ) -> Option<std::collections::BTreeSet<String>> {
+        if request.is_system() {
+            return None;
+        }
+        let t = translate::Translator::new(Bindings {
+            request,
+            root: None,
+            prev_root: None,
+            this: None,
+            prev: None,
+            whole: None,
+        });
+        roles::readable_fields(roles, &t)
     }
 
     /// The query to add to the store query (`None`: no constraint).

@@ -11,7 +11,7 @@
 //! field) be read shows every document it reaches; a named field that is readable whatever
 //! its value shows the documents that have it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::approx::{Approx, Q};
 use super::translate::{Judged, Translator};
@@ -37,6 +37,8 @@ pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Appro
     let mut excluded: VecDeque<Q> = VecDeque::new();
     let mut reached_under = Q::True;
     let mut visible = Approx::constant(false);
+    // The encoded sizes of the terms of `over` and `under` so far.
+    let mut sizes = (0usize, 0usize);
     for role in roles {
         let Judged {
             approx: applies,
@@ -60,6 +62,16 @@ pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Appro
         if applies_fail || shows_fail {
             term.under = Q::False;
         }
+        // Many roles negating one another: past the size the residual may have, widen rather
+        // than grow (a superset is sound). Each term is measured once: linear in the roles.
+        for (size, q) in [(&mut sizes.0, &term.over), (&mut sizes.1, &term.under)] {
+            if let Q::Query(d) = q {
+                *size = size.saturating_add(super::encoded_len(d));
+            }
+        }
+        if sizes.0.max(sizes.1) > super::MAX_QUERY_BYTES {
+            return Approx::unknown();
+        }
         visible = visible.or(term);
         if shows_all {
             continue;
@@ -82,6 +94,57 @@ pub(crate) fn visible(roles: &[Role], search: bool, t: &Translator<'_>) -> Appro
         }
     }
     visible
+}
+
+/// The top-level fields some role that can apply to some document may let the user read
+/// (`None`: any field may be). A role is live unless its `apply_when` is false for the request
+/// or an earlier role surely takes every document. (Only whether the earlier roles' negations
+/// are false matters, so none is built: linear in the roles.)
+pub(crate) fn readable_fields(roles: &[Role], t: &Translator<'_>) -> Option<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for role in roles {
+        let applies = t.rule(&role.apply_when.expr).approx;
+        if applies.over != Q::False {
+            names.extend(role_readable(role, t)?);
+        }
+        // It surely applies (or fails, which denies): no later role is reached.
+        if applies.under == Q::True {
+            break;
+        }
+    }
+    Some(names)
+}
+
+/// The top-level fields `role` may let the user read (`None`: any).
+fn role_readable(role: &Role, t: &Translator<'_>) -> Option<BTreeSet<String>> {
+    let may = |r: &Option<Rule>| {
+        r.as_ref()
+            .is_some_and(|r| t.rule(&r.expr).approx.over != Q::False)
+    };
+    if may(&role.read) {
+        return None;
+    }
+    let write_denied = match &role.write {
+        Some(w) if may(&Some(w.clone())) => return None,
+        Some(_) => true,
+        None => false,
+    };
+    let tree = &role.fields;
+    if let Some(additional) = &tree.additional
+        && !matches!(Grant::of(additional, write_denied, t), Grant::Never)
+    {
+        return None;
+    }
+    Some(
+        tree.fields
+            .iter()
+            .filter(|(_, rule)| {
+                !rule.nested.is_empty()
+                    || !matches!(Grant::of(&rule.permissions, write_denied, t), Grant::Never)
+            })
+            .map(|(name, _)| name.clone())
+            .collect(),
+    )
 }
 
 /// Where `role`, once assigned, shows the document, and whether a rule it evaluates may fail.

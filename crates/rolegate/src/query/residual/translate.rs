@@ -47,6 +47,8 @@ pub(crate) struct Translator<'b> {
     failed: Cell<bool>,
     /// The rule may fail to evaluate on some document.
     unsure: Cell<bool>,
+    /// Inside an `$elemMatch` query, where `%%root` is the element (and `%%prevRoot` is not).
+    in_element: Cell<bool>,
 }
 
 /// The approximation of one whole rule, and whether it may fail to evaluate.
@@ -66,6 +68,7 @@ impl<'b> Translator<'b> {
             bindings,
             failed: Cell::new(false),
             unsure: Cell::new(false),
+            in_element: Cell::new(false),
         }
     }
 
@@ -133,10 +136,11 @@ impl<'b> Translator<'b> {
                 .fold(Approx::constant(false), |acc, e| acc.or(self.expr(e)))
                 .not(),
             Expr::Not(e) => self.expr(e).not(),
-            Expr::Test { subject, predicate } => match field_path(subject) {
+            Expr::Test { subject, predicate } => match field_path(subject, self.in_element.get()) {
                 Some(path) => self.predicate(&path, predicate),
-                // On reads `%%root` and `%%prevRoot` are the stored document: it exists (the
-                // insert-only pattern `{"%%prevRoot": {"%exists": false}}` is false).
+                // On reads `%%root` and `%%prevRoot` are the stored document (in an
+                // `$elemMatch` query `%%root` is the element): it exists, so the insert-only
+                // pattern `{"%%prevRoot": {"%exists": false}}` is false.
                 None if whole_document(subject) => match predicate {
                     Predicate::Ops(ops) => ops.iter().fold(Approx::constant(true), |acc, op| {
                         acc.and(match op {
@@ -258,7 +262,7 @@ impl<'b> Translator<'b> {
                     Some(d) => Approx::exact(Q::op(path, "$elemMatch", Bson::Document(d))),
                     None => self.unknown(),
                 },
-                ElemMatch::Query(e) => match self.expr(e) {
+                ElemMatch::Query(e) => match self.element_query(e) {
                     Approx {
                         over: Q::Query(a),
                         under: Q::Query(b),
@@ -271,6 +275,14 @@ impl<'b> Translator<'b> {
                 None => self.unknown(),
             },
         }
+    }
+
+    /// An `$elemMatch` query, its bare fields read from the element.
+    fn element_query(&self, e: &Expr) -> Approx {
+        let outer = self.in_element.replace(true);
+        let approx = self.expr(e);
+        self.in_element.set(outer);
+        approx
     }
 
     fn comparison(&self, path: &str, cmp: CmpOp, o: &Operand) -> Approx {
@@ -310,9 +322,16 @@ fn membership(path: &str, v: &Bson, items: &[Bson]) -> Option<Approx> {
     })
 }
 
-/// The dotted field path a subject names in the document, when it names a field.
-fn field_path(subject: &Expansion) -> Option<String> {
-    if !matches!(subject.root, Root::Root | Root::PrevRoot) || subject.path.is_empty() {
+/// The dotted field path a subject names in the document (in an `$elemMatch` query: in the
+/// element), when it names a field. On reads `%%prevRoot` is the document too, but not inside
+/// an `$elemMatch` query.
+fn field_path(subject: &Expansion, in_element: bool) -> Option<String> {
+    let root = match subject.root {
+        Root::Root => true,
+        Root::PrevRoot => !in_element,
+        _ => false,
+    };
+    if !root || subject.path.is_empty() {
         return None;
     }
     if subject

@@ -1,0 +1,77 @@
+//! `rolegate serve APP [--store DIR] [--listen ADDR] [--public-url URL]`: serve the app to
+//! MongoDB Atlas App Services clients (Realm Web, the Realm SDKs: they take a `baseUrl`), on
+//! its embedded store. The server itself is the `rolegate-serve` crate.
+//!
+//! Input: an app directory (its rules, `app_id`, `allowed_request_origins` and authentication
+//! providers), the data folder (`APP/.rolegate/data` by default, see [`super::store`]), the
+//! address to listen on (default `127.0.0.1:8080`) and the URL clients reach the server at
+//! (`--public-url`, default `http://` + the listen address; behind a proxy, the proxy's URL),
+//! which `/location` hands to clients. The token signing key: the environment variable
+//! `ROLEGATE_SIGNING_KEY` (at least 32 bytes), else one generated once in the data folder
+//! (`serve-signing-key`, mode 0600). `--access-token-seconds` and `--refresh-token-days` set
+//! the token lifetimes (30 minutes and 60 days by default).
+//!
+//! Output: one log line per request on stderr (`RUST_LOG` filters; default `info`); the
+//! server stops gracefully on ctrl-c or SIGTERM. Exit codes ([`super::exit`]): 0 after a
+//! graceful stop; 4 when the app does not load (rules, root configuration, providers); 3 when
+//! the store or the key cannot be opened or the address cannot be bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rolegate_serve::{ServeConfig, ServeError};
+
+use super::report::Problem;
+use super::store::data_folder;
+use super::{CliError, Exit};
+
+/// The environment variable that holds the signing key.
+pub const SIGNING_KEY_VAR: &str = "ROLEGATE_SIGNING_KEY";
+
+/// Arguments of `rolegate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The App Services app directory.
+    pub app: PathBuf,
+    /// The embedded store's data folder (default: `APP/.rolegate/data`).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The URL clients reach the server at, returned by `/location` (default: `http://` and
+    /// the listen address).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// How long an access token lives, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub access_token_seconds: u64,
+    /// How long a refresh token (a session) lives, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 60)]
+    pub refresh_token_days: u64,
+}
+
+/// Runs `serve` until ctrl-c.
+pub fn run(args: &ServeArgs) -> Result<Exit, CliError> {
+    let dir = data_folder(&args.app, args.store.as_deref())?;
+    let mut config = ServeConfig::new(&args.app, dir);
+    config.public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    config.access_lifetime = Duration::from_secs(args.access_token_seconds);
+    config.refresh_lifetime =
+        Duration::from_secs(args.refresh_token_days.saturating_mul(24 * 3600));
+    config.signing_key = std::env::var(SIGNING_KEY_VAR).ok().map(String::into_bytes);
+    rolegate_serve::init_logging();
+    rolegate_serve::run(&config, args.listen).map_err(|e| {
+        let exit = match e {
+            ServeError::Settings(_) | ServeError::Rules(_) | ServeError::Config(_) => Exit::Rules,
+            ServeError::Store(_) | ServeError::Key(_) | ServeError::Io(_) => Exit::Input,
+        };
+        CliError::new(exit, vec![Problem::error("serve", e.to_string())])
+    })?;
+    Ok(Exit::Yes)
+}

@@ -1,0 +1,322 @@
+//! Stage: accounts. Input: registrations, logins, refreshes and logouts, on the embedded store.
+//! Output: users, password checks, devices and sessions, kept in the store's **reserved
+//! database** [`RESERVED_DATABASE`] (`$rolegate`), which client operations cannot reach (the
+//! server refuses any operation on it before the rules run, and `$` cannot start a MongoDB
+//! database name, so no app collection can share it):
+//!
+//! * `users`: `{_id: ObjectId, type: "normal", data, identities: [{id, provider_type,
+//!   provider_id, data}], created}`;
+//! * `userpass`: one per `local-userpass` account, `_id` = the email (case-sensitive, so the
+//!   `_id` index makes a second registration of the email a duplicate key), with `user_id` and
+//!   `password_hash` (argon2id, PHC string);
+//! * `devices`: `{_id: ObjectId, user_id, platform, platformVersion, sdkVersion, created}`;
+//! * `sessions`: `{_id: <random 128-bit hex>, user_id, device_id, created, expires}`: a refresh
+//!   token is valid while its session exists (logout deletes it).
+//!
+//! Everything here is synchronous: the server runs it on blocking threads.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::http::StatusCode;
+use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use rolegate::ops::{Change, Namespace, Store, StoreError, StoreRead, WriteSet};
+use rolegate_store::EmbeddedStore;
+
+use crate::error::ApiError;
+use crate::keys::hex;
+
+/// The store database that holds accounts; no client operation may address it.
+pub const RESERVED_DATABASE: &str = "$rolegate";
+
+/// The shortest password accepted (App Services: 6 to 128 characters).
+pub const MIN_PASSWORD: usize = 6;
+/// The longest password accepted.
+pub const MAX_PASSWORD: usize = 128;
+/// The longest email accepted.
+pub const MAX_EMAIL: usize = 256;
+
+fn ns(collection: &str) -> Namespace {
+    Namespace::new(RESERVED_DATABASE, collection)
+}
+
+fn store_error(e: &StoreError) -> ApiError {
+    ApiError::internal(&format!("account store: {e}"))
+}
+
+fn find_by_id(
+    store: &EmbeddedStore,
+    collection: &str,
+    id: Bson,
+) -> Result<Option<Document>, ApiError> {
+    let read = StoreRead::new(ns(collection), doc! {"_id": id});
+    let mut found = (&mut &*store).find(&read).map_err(|e| store_error(&e))?;
+    Ok(found.pop())
+}
+
+fn insert(store: &EmbeddedStore, collection: &str, document: Document) -> Result<(), StoreError> {
+    (&mut &*store).write(&WriteSet {
+        namespace: ns(collection),
+        changes: vec![Change::Insert(document)],
+    })
+}
+
+/// A new user with one identity.
+fn new_user(provider_type: &str, data: Document) -> (ObjectId, Document) {
+    let id = ObjectId::new();
+    let identity = doc! {
+        "id": ObjectId::new().to_hex(),
+        "provider_type": provider_type,
+        "provider_id": provider_type,
+        "data": data.clone(),
+    };
+    let user = doc! {
+        "_id": id,
+        "type": "normal",
+        "data": data,
+        "identities": [identity],
+        "created": DateTime::now(),
+    };
+    (id, user)
+}
+
+/// Checks a registration's email and password (lengths only: emails are case-sensitive and
+/// not otherwise validated).
+pub fn check_credentials(email: &str, password: &str) -> Result<(), ApiError> {
+    if email.is_empty() || email.chars().count() > MAX_EMAIL {
+        return Err(ApiError::bad_request(format!(
+            "email must be between 1 and {MAX_EMAIL} characters"
+        )));
+    }
+    let n = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        return Err(ApiError::bad_request(format!(
+            "password must be between {MIN_PASSWORD} and {MAX_PASSWORD} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0_u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ApiError::internal(&format!("no randomness: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(&format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(&format!("cannot hash a password: {e}")))
+}
+
+fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash no password matches, checked when the email is unknown so that a login takes as
+/// long whether or not the account exists.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password, never valid").unwrap_or_default())
+}
+
+/// Registers a confirmed `local-userpass` account; 409 `AccountNameInUse` when the email has
+/// one.
+pub fn register(store: &EmbeddedStore, email: &str, password: &str) -> Result<ObjectId, ApiError> {
+    check_credentials(email, password)?;
+    let hash = hash_password(password)?;
+    let (id, user) = new_user("local-userpass", doc! {"email": email});
+    let credential = doc! {"_id": email, "user_id": id, "password_hash": hash};
+    match insert(store, "userpass", credential) {
+        Ok(()) => {}
+        Err(StoreError::DuplicateKey { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "AccountNameInUse",
+                "name already in use",
+            ));
+        }
+        Err(e) => return Err(store_error(&e)),
+    }
+    insert(store, "users", user).map_err(|e| store_error(&e))?;
+    Ok(id)
+}
+
+/// The user id of `email` if `password` is its password; else 401 `InvalidPassword`.
+pub fn check_password(
+    store: &EmbeddedStore,
+    email: &str,
+    password: &str,
+) -> Result<ObjectId, ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidPassword",
+            "invalid username/password",
+        )
+    };
+    let credential = find_by_id(store, "userpass", Bson::String(email.to_string()))?;
+    let Some(credential) = credential else {
+        let _ = password_matches(decoy_hash(), password);
+        return Err(refused());
+    };
+    let hash = credential.get_str("password_hash").unwrap_or_default();
+    match (
+        password_matches(hash, password),
+        credential.get_object_id("user_id"),
+    ) {
+        (true, Ok(id)) => Ok(id),
+        _ => Err(refused()),
+    }
+}
+
+/// A new anonymous user.
+pub fn create_anonymous(store: &EmbeddedStore) -> Result<ObjectId, ApiError> {
+    let (id, user) = new_user("anon-user", Document::new());
+    insert(store, "users", user).map_err(|e| store_error(&e))?;
+    Ok(id)
+}
+
+/// The stored user.
+pub fn user(store: &EmbeddedStore, id: ObjectId) -> Result<Option<Document>, ApiError> {
+    find_by_id(store, "users", Bson::ObjectId(id))
+}
+
+/// The device of this login: the one the client sent when it is the user's, else a new one.
+pub fn device(
+    store: &EmbeddedStore,
+    user_id: ObjectId,
+    sent: Option<ObjectId>,
+    info: &Document,
+) -> Result<ObjectId, ApiError> {
+    if let Some(sent) = sent
+        && let Some(known) = find_by_id(store, "devices", Bson::ObjectId(sent))?
+        && known.get_object_id("user_id").ok() == Some(user_id)
+    {
+        return Ok(sent);
+    }
+    let id = ObjectId::new();
+    let mut device = doc! {"_id": id, "user_id": user_id, "created": DateTime::now()};
+    for key in ["platform", "platformVersion", "sdkVersion"] {
+        if let Some(Bson::String(v)) = info.get(key) {
+            device.insert(key, v.chars().take(100).collect::<String>());
+        }
+    }
+    insert(store, "devices", device).map_err(|e| store_error(&e))?;
+    Ok(id)
+}
+
+/// Opens a session expiring at `expires` (seconds since the epoch); returns its id.
+pub fn open_session(
+    store: &EmbeddedStore,
+    session_id: &str,
+    user_id: ObjectId,
+    device_id: ObjectId,
+    expires: i64,
+) -> Result<(), ApiError> {
+    let session = doc! {
+        "_id": session_id,
+        "user_id": user_id,
+        "device_id": device_id,
+        "created": DateTime::now(),
+        "expires": DateTime::from_millis(expires.saturating_mul(1000)),
+    };
+    insert(store, "sessions", session).map_err(|e| store_error(&e))
+}
+
+/// A new random session id (128 bits, hex).
+pub fn new_session_id() -> Result<String, ApiError> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(&format!("no randomness: {e}")))?;
+    Ok(hex(&bytes))
+}
+
+/// The session `id` when it exists and belongs to `user_id`.
+pub fn session(
+    store: &EmbeddedStore,
+    id: &str,
+    user_id: ObjectId,
+) -> Result<Option<Document>, ApiError> {
+    let found = find_by_id(store, "sessions", Bson::String(id.to_string()))?;
+    Ok(found.filter(|s| s.get_object_id("user_id").ok() == Some(user_id)))
+}
+
+/// Deletes the session `id` of `user_id`; `false` when there was none.
+pub fn close_session(store: &EmbeddedStore, id: &str, user_id: ObjectId) -> Result<bool, ApiError> {
+    let Some(found) = session(store, id, user_id)? else {
+        return Ok(false);
+    };
+    match (&mut &*store).write(&WriteSet {
+        namespace: ns("sessions"),
+        changes: vec![Change::Delete { expected: found }],
+    }) {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(store_error(&e)),
+    }
+}
+
+/// `%%user` for the rules: `{id, type, data, identities}` (without `custom_data`, which
+/// [`rolegate::ops::attach_custom_data`] adds).
+pub fn rule_user(user: &Document) -> Document {
+    let id = user
+        .get_object_id("_id")
+        .map(|o| o.to_hex())
+        .unwrap_or_default();
+    let identities: Vec<Bson> = user
+        .get_array("identities")
+        .map(|a| {
+            a.iter()
+                .filter_map(Bson::as_document)
+                .map(|i| {
+                    let mut out = Document::new();
+                    for key in ["id", "provider_type", "data"] {
+                        if let Some(v) = i.get(key) {
+                            out.insert(key, v.clone());
+                        }
+                    }
+                    Bson::Document(out)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    doc! {
+        "id": id,
+        "type": user.get_str("type").unwrap_or("normal"),
+        "data": user.get_document("data").cloned().unwrap_or_default(),
+        "identities": identities,
+    }
+}
+
+/// The profile clients read after every login: `{user_id, domain_id, type, identities: [{id,
+/// provider_type, provider_id}], data}`.
+pub fn profile(user: &Document, app_id: &str) -> serde_json::Value {
+    let rule = rule_user(user);
+    let identities: Vec<serde_json::Value> = rule
+        .get_array("identities")
+        .map(|a| {
+            a.iter()
+                .filter_map(Bson::as_document)
+                .map(|i| {
+                    let kind = i.get_str("provider_type").unwrap_or_default();
+                    serde_json::json!({
+                        "id": i.get_str("id").unwrap_or_default(),
+                        "provider_type": kind,
+                        "provider_id": kind,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "user_id": rule.get_str("id").unwrap_or_default(),
+        "domain_id": app_id,
+        "type": rule.get_str("type").unwrap_or("normal"),
+        "identities": identities,
+        "data": rolegate::mql::document_to_json(rule.get_document("data").unwrap_or(&Document::new())),
+    })
+}

@@ -1,0 +1,160 @@
+//! Stage: `POST /api/client/v2.0/app/{app}/functions/call`. Input: the access token and the
+//! body `{"name", "arguments", "service"}` (canonical or relaxed Extended JSON). Output: the
+//! operation's result as canonical Extended JSON, or an error.
+//!
+//! * A body with a `service` that is one of the app's data sources is a MongoDB action: it runs
+//!   through [`rolegate::ops::execute`] on the embedded store (on a blocking thread), as the
+//!   token's user, in the request context `rolegate call` builds: `%%user` (`{id, type, data,
+//!   identities}` from the stored user, `custom_data` from the store,
+//!   [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
+//!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
+//!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`.
+//! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
+//!   namespace without rules (403 `NoMatchingRuleFound`) before the rules run: the app's
+//!   default rule never reaches it.
+//! * Another service: 404 `ServiceNotFound`. No service: the app's own function, which this
+//!   server does not run: 501 `FunctionExecutionError` naming it when the app defines it
+//!   (and it is not private), else 404 `FunctionNotFound`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bson::{Bson, Document, doc, oid::ObjectId};
+use rolegate::ops::{OpEnv, Operation, attach_custom_data, call_request, execute};
+
+use crate::accounts::{self, RESERVED_DATABASE};
+use crate::error::ApiError;
+use crate::http::{LogFields, bearer, blocking, body_bytes, document};
+use crate::state::AppState;
+
+use super::finish;
+
+/// The handler.
+pub async fn call(
+    State(state): State<Arc<AppState>>,
+    Path(app_id): Path<String>,
+    request: Request,
+) -> Response {
+    let mut fields = LogFields::default();
+    let result = call_inner(&state, &app_id, request, &mut fields).await;
+    finish(fields, result)
+}
+
+async fn call_inner(
+    state: &Arc<AppState>,
+    app_id: &str,
+    request: Request,
+    fields: &mut LogFields,
+) -> Result<Response, ApiError> {
+    state.check_app(app_id)?;
+    let claims = state.tokens.verify_access(&bearer(request.headers())?)?;
+    fields.user = Some(claims.sub.clone());
+    let user_id = ObjectId::parse_str(&claims.sub)
+        .map_err(|_| ApiError::invalid_session("token subject is not a user id"))?;
+    let http = http_request(&request);
+    let body = document(&body_bytes(state, request.into_body()).await?)?;
+    let service = match body.get("service") {
+        None | Some(Bson::Null) => return Err(function_call(state, &body, fields)),
+        Some(Bson::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::bad_request("`service` must be a string")),
+    };
+    if !state.rules.rule_set().data_sources.contains_key(&service) {
+        fields.operation = Some("call to an unknown service".to_string());
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ServiceNotFound",
+            "service not found",
+        ));
+    }
+    let op = Operation::from_body(&body).map_err(|e| ApiError::from_op(&e))?;
+    fields.operation = Some(format!("{} {}", op.name(), op.namespace()));
+    if op.namespace().database == RESERVED_DATABASE {
+        tracing::warn!(user = %claims.sub, "an operation on the reserved database was refused");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NoMatchingRuleFound",
+            "no rules govern this collection",
+        ));
+    }
+    let json = blocking(state, move |s| run(s, user_id, &op, &http)).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        json.to_string(),
+    )
+        .into_response())
+}
+
+/// The operation, as the user, on the store: its result as canonical Extended JSON.
+fn run(
+    state: &AppState,
+    user_id: ObjectId,
+    op: &Operation,
+    http: &Document,
+) -> Result<serde_json::Value, ApiError> {
+    let stored = accounts::user(&state.store, user_id)?
+        .ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
+    let mut user = accounts::rule_user(&stored);
+    let set = state.rules.rule_set();
+    attach_custom_data(set, &mut &state.store, &mut user)
+        .map_err(|e| ApiError::internal(&format!("custom user data: {e}")))?;
+    let collection = state
+        .rules
+        .operation_collection(op)
+        .map_err(|e| ApiError::from_op(&e))?;
+    let data_source = collection.policy().data_source.to_string();
+    let context = state
+        .rules
+        .context()
+        .user(user)
+        .request(call_request(Some(http), op, &data_source))
+        .build()
+        .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
+    let request = collection.prepare(&context);
+    let decided = execute(&request, op, &mut &state.store, &mut OpEnv::new())
+        .map_err(|e| ApiError::from_op(&e))?;
+    rolegate::mql::bson_to_canonical_json(&decided.result)
+        .map_err(|e| ApiError::internal(&format!("result: {e}")))
+}
+
+/// `%%request`'s HTTP part: the method, the TCP peer's address, the user agent and referrer.
+fn http_request(request: &Request) -> Document {
+    let mut http = doc! {"httpMethod": request.method().as_str()};
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        http.insert("remoteIPAddress", peer.ip().to_string());
+    }
+    for (name, key) in [
+        (header::USER_AGENT, "httpUserAgent"),
+        (header::REFERER, "httpReferrer"),
+    ] {
+        if let Some(v) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
+            http.insert(key, v);
+        }
+    }
+    http
+}
+
+/// A call of the app's own function (no `service`): not run by this server.
+fn function_call(state: &AppState, body: &Document, fields: &mut LogFields) -> ApiError {
+    let name: String = body
+        .get_str("name")
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
+    fields.operation = Some(format!("function {name}"));
+    match state.rules.rule_set().functions.get(&name) {
+        Some(f) if !f.private => ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "FunctionExecutionError",
+            format!("function '{name}' cannot run: this server does not run functions yet"),
+        ),
+        _ => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "FunctionNotFound",
+            format!("function not found: '{name}'"),
+        ),
+    }
+}
