@@ -30,14 +30,7 @@ pub fn read(
         };
     }
     let whole = WholeRoots::new();
-    let bindings = Bindings {
-        request,
-        root: Some(doc),
-        prev_root: Some(doc),
-        this: None,
-        prev: None,
-        whole: Some(&whole),
-    };
+    let bindings = Bindings::stored(request, doc, Some(&whole));
     let (role, result) = match roles::select(policy.roles, &mut trace, &bindings) {
         Ok(None) => (None, Ok(None)),
         Ok(Some(role)) => (Some(role), decide(role, doc, &bindings, &mut trace)),

@@ -63,13 +63,6 @@ pub fn assigned_role(
         return Ok(None);
     }
     let mut trace = Trace::new(request, false);
-    let bindings = Bindings {
-        request,
-        root: Some(doc),
-        prev_root: Some(doc),
-        this: None,
-        prev: None,
-        whole: None,
-    };
+    let bindings = Bindings::stored(request, doc, None);
     Ok(select(policy.roles, &mut trace, &bindings)?.map(|r| r.name.clone()))
 }

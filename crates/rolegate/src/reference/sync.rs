@@ -85,14 +85,7 @@ fn readable_in_session(
     trace: &mut Trace<'_>,
 ) -> Result<bool, Failure> {
     let request = trace.request;
-    let b = Bindings {
-        request,
-        root: Some(doc),
-        prev_root: Some(doc),
-        this: None,
-        prev: None,
-        whole: None,
-    };
+    let b = Bindings::stored(request, doc, None);
     if !read_gate(role.document_filters.as_ref(), &b, trace)? {
         return Ok(false);
     }

@@ -53,14 +53,7 @@ pub fn first_unreadable(
     }
     let mut trace = Trace::new(request, false);
     let whole = WholeRoots::new();
-    let bindings = Bindings {
-        request,
-        root: Some(doc),
-        prev_root: Some(doc),
-        this: None,
-        prev: None,
-        whole: Some(&whole),
-    };
+    let bindings = Bindings::stored(request, doc, Some(&whole));
     let Some(role) = roles::select(policy.roles, &mut trace, &bindings)? else {
         return Ok(Some(0));
     };

@@ -177,6 +177,21 @@ impl<'a> Bindings<'a> {
         }
     }
 
+    /// Bindings for a read of the stored `doc`: `%%root` = `%%prevRoot` = `doc`, bare roots
+    /// copied into `whole` when given.
+    pub fn stored(
+        request: &'a RequestContext,
+        doc: &'a Document,
+        whole: Option<&'a WholeRoots>,
+    ) -> Self {
+        Bindings {
+            root: Some(doc),
+            prev_root: Some(doc),
+            whole,
+            ..Bindings::request_only(request)
+        }
+    }
+
     /// Bindings for a MongoDB query over `doc` (`%%root` = `doc`, nothing else bound).
     pub fn document(request: &'a RequestContext, doc: &'a Document) -> Self {
         Bindings {

@@ -59,15 +59,7 @@ impl Residual {
         if request.is_system() {
             return Residual::Everything { exact: true };
         }
-        let bindings = Bindings {
-            request,
-            root: None,
-            prev_root: None,
-            this: None,
-            prev: None,
-            whole: None,
-        };
-        let t = translate::Translator::new(bindings);
+        let t = translate::Translator::new(Bindings::request_only(request));
         let approx = roles::visible(roles, request.search, &t);
         let exact = approx.is_exact();
         match approx.over {
@@ -92,14 +84,7 @@ impl Residual {
         if request.is_system() {
             return None;
         }
-        let t = translate::Translator::new(Bindings {
-            request,
-            root: None,
-            prev_root: None,
-            this: None,
-            prev: None,
-            whole: None,
-        });
+        let t = translate::Translator::new(Bindings::request_only(request));
         roles::readable_fields(roles, &t)
     }
 
