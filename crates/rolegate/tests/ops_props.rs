@@ -33,16 +33,17 @@
 
 #[path = "differential/arb.rs"]
 mod arb;
+mod ops_support;
+use ops_support::{body, env, load, ns, store_of, stored};
 
-use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use bson::{Bson, DateTime, Document, doc};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use rolegate::ops::{
-    MAX_ATTEMPTS, MemoryStore, Namespace, OpEnv, Operation, Store, StoreError, StoreRead, WriteSet,
-    execute,
+    MAX_ATTEMPTS, MemoryStore, Operation, Store, StoreError, StoreRead, WriteSet, execute,
 };
 use rolegate::{PreparedRequest, RequestContext, Rules};
 
@@ -53,65 +54,7 @@ const REGRESSIONS: &str = concat!(
 
 /// Cases per property: `default`, or `PROPTEST_CASES` when set.
 fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        max_global_rejects: cases.max(100) * 4,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        ..ProptestConfig::default()
-    }
-}
-
-fn ns() -> Namespace {
-    Namespace::new("app", "items")
-}
-
-/// The documents with `_id` 0, 1, 2, ... first (stored documents have unique `_id`s).
-fn stored(docs: &[arb::Doc]) -> Vec<Document> {
-    docs.iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut out = doc! {"_id": i32::try_from(i).unwrap()};
-            for (k, v) in d.bson() {
-                if k != "_id" {
-                    out.insert(k, v);
-                }
-            }
-            out
-        })
-        .collect()
-}
-
-fn store_of(docs: &[Document]) -> MemoryStore {
-    let mut s = MemoryStore::new();
-    s.insert_unchecked(&ns(), docs.iter().cloned());
-    s
-}
-
-fn env() -> OpEnv {
-    let mut n = 0u64;
-    OpEnv::fixed(DateTime::from_millis(0), move || {
-        n += 1;
-        let mut bytes = [0u8; 12];
-        bytes[4..].copy_from_slice(&n.to_be_bytes());
-        Bson::ObjectId(ObjectId::from_bytes(bytes))
-    })
-}
-
-fn body(name: &str, args: Document) -> Document {
-    let mut a = doc! {"database": "app", "collection": "items"};
-    a.extend(args);
-    doc! {"name": name, "arguments": [a]}
-}
-
-/// The rules, or a rejection when the validator refuses the generated rule set.
-fn load(rules: &arb::RuleSetG) -> Result<Rules, TestCaseError> {
-    rules
-        .load()
-        .map_err(|_| TestCaseError::reject("the validator refused the rules"))
+    ops_support::config(default, REGRESSIONS)
 }
 
 fn context(rules: &Rules, request: &arb::ReqG, system: bool) -> RequestContext {

@@ -30,17 +30,19 @@
 
 #[path = "differential/arb.rs"]
 mod arb;
+mod ops_support;
+use ops_support::{body, env, load, store_of, stored};
 
 use std::cell::RefCell;
 use std::time::Instant;
 
-use bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use bson::{Document, doc};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
-use rolegate::ops::{MemoryStore, Namespace, OpEnv, Operation, execute};
-use rolegate::{Limits, PreparedRequest, Residual, Rules};
+use proptest::test_runner::{TestCaseError, TestRunner};
+use rolegate::ops::{MemoryStore, Operation, execute};
+use rolegate::{Limits, PreparedRequest, Residual};
 
 const REGRESSIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -51,68 +53,7 @@ const REGRESSIONS: &str = concat!(
 const CASES: u32 = 10_000;
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CASES);
-    ProptestConfig {
-        cases,
-        max_global_rejects: cases.max(100) * 4,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        ..ProptestConfig::default()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers (small copies of those of `tests/ops_props.rs`)
-
-fn ns() -> Namespace {
-    Namespace::new("app", "items")
-}
-
-/// The documents with `_id` 0, 1, 2, ... first (stored documents have unique `_id`s).
-fn stored(docs: &[arb::Doc]) -> Vec<Document> {
-    docs.iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut out = doc! {"_id": i32::try_from(i).unwrap()};
-            for (k, v) in d.bson() {
-                if k != "_id" {
-                    out.insert(k, v);
-                }
-            }
-            out
-        })
-        .collect()
-}
-
-fn store_of(docs: &[Document]) -> MemoryStore {
-    let mut s = MemoryStore::new();
-    s.insert_unchecked(&ns(), docs.iter().cloned());
-    s
-}
-
-fn env() -> OpEnv {
-    let mut n = 0u64;
-    OpEnv::fixed(DateTime::from_millis(0), move || {
-        n += 1;
-        let mut bytes = [0u8; 12];
-        bytes[4..].copy_from_slice(&n.to_be_bytes());
-        Bson::ObjectId(ObjectId::from_bytes(bytes))
-    })
-}
-
-fn body(name: &str, args: Document) -> Document {
-    let mut a = doc! {"database": "app", "collection": "items"};
-    a.extend(args);
-    doc! {"name": name, "arguments": [a]}
-}
-
-/// The rules, or a rejection when the validator refuses the generated rule set.
-fn load(rules: &arb::RuleSetG) -> Result<Rules, TestCaseError> {
-    rules
-        .load()
-        .map_err(|_| TestCaseError::reject("the validator refused the rules"))
+    ops_support::config(CASES, REGRESSIONS)
 }
 
 /// Runs `body` on `store`: the result as relaxed Extended JSON, or the error code.
