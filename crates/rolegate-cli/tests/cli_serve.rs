@@ -29,6 +29,36 @@ fn an_app_without_an_app_id_is_refused() {
     assert!(stderr(&out).contains("app_id"), "{}", stderr(&out));
 }
 
+/// In a build without the `mongodb` feature, `--mongodb` is a usage error (exit 2) that says
+/// how to build with it, before the app or the store is touched.
+#[cfg(not(feature = "mongodb"))]
+#[test]
+fn mongodb_without_the_feature_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app");
+    let out = rolegate(
+        &[
+            "serve",
+            app.to_str().unwrap(),
+            "--store",
+            "data",
+            "--mongodb",
+            "mongodb://user:pw@127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--features mongodb"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("pw@"), "{}", stderr(&out));
+    assert!(!dir.path().join("data").exists(), "no store was created");
+}
+
 #[cfg(unix)]
 #[test]
 fn serves_the_example_app_and_stops_on_ctrl_c() {

@@ -1,7 +1,8 @@
 //! `rolegate serve`: the HTTP server that MongoDB Atlas App Services clients (Realm Web, the
 //! Node / React Native / Swift / Kotlin SDKs) point their `baseUrl` at. Stage: hosting. Input:
 //! an app directory, a data folder and a [`ServeConfig`]. Output: the client API of App
-//! Services (`/api/client/v2.0`, see `docs`' client protocol note) on the embedded store:
+//! Services (`/api/client/v2.0`, see `docs`' client protocol note) on the embedded store or a
+//! store the host supplies (a MongoDB deployment):
 //! location, `local-userpass` and `anon-user` logins, sessions, and the MongoDB service's
 //! actions under the app's rules.
 //!
@@ -10,7 +11,8 @@
 //!                                   └─ router ─▶ axum Router ─ serve(listener, shutdown)
 //! ```
 //!
-//! Modules: [`settings`] (the app's id, origins and providers), [`keys`] (the signing key),
+//! Modules: [`settings`] (the app's id, origins and providers), [`data`] (the app's data
+//! store), [`keys`] (the signing key),
 //! [`tokens`] (JWTs), [`accounts`] (users, passwords, devices, sessions in the reserved
 //! database), [`error`] (the error body), [`http`] (bearer tokens, bodies, blocking work),
 //! [`routes`] (the handlers, CORS and the request log), [`state`] (the shared state).
@@ -22,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod data;
 pub mod error;
 pub mod http;
 pub mod keys;
@@ -66,6 +69,7 @@ pub fn run(config: &ServeConfig, listen: SocketAddr) -> Result<(), ServeError> {
             listen = %listener.local_addr()?,
             public_url = %state.public_url,
             app_id = %state.settings.app_id,
+            data = %state.data.describe(),
             "serving"
         );
         serve(listener, router(state), shutdown_signal()).await?;

@@ -1,6 +1,7 @@
 //! Stage: the server's shared state. Input: a [`ServeConfig`] (the app directory, the data
-//! folder, the public URL, the token settings). Output: [`AppState`]: the compiled rules, the
-//! app's settings, the open embedded store and the token issuer, shared by every request.
+//! folder, the app's data store if not the embedded one, the public URL, the token settings).
+//! Output: [`AppState`]: the compiled rules, the app's settings, the open embedded store (the
+//! accounts), the app's data store and the token issuer, shared by every request.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use rolegate::{LoadOptions, RuleSet, Rules};
 use rolegate_store::EmbeddedStore;
 
 use crate::accounts::RESERVED_DATABASE;
+use crate::data::SharedStore;
 use crate::error::ApiError;
 use crate::keys::signing_key;
 use crate::settings::AppSettings;
@@ -20,8 +22,12 @@ use crate::tokens::Tokens;
 pub struct ServeConfig {
     /// The App Services app directory.
     pub app_dir: PathBuf,
-    /// The embedded store's data folder (also holds the generated signing key).
+    /// The embedded store's data folder: the accounts and the generated signing key, and the
+    /// app's data unless [`ServeConfig::data`] names another store.
     pub store_dir: PathBuf,
+    /// The store of the app's collections when it is not the data folder's embedded store
+    /// (the command line's `--mongodb URI` passes a MongoDB deployment here).
+    pub data: Option<Arc<dyn SharedStore>>,
     /// The externally reachable URL (`http(s)://host[:port]`, no trailing slash) that
     /// `/location` returns as `hostname`: clients send every later request there.
     pub public_url: String,
@@ -40,6 +46,7 @@ impl std::fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("app_dir", &self.app_dir)
             .field("store_dir", &self.store_dir)
+            .field("data", &self.data.as_ref().map(|d| d.describe()))
             .field("public_url", &self.public_url)
             .field(
                 "signing_key",
@@ -59,6 +66,7 @@ impl ServeConfig {
         ServeConfig {
             app_dir: app_dir.into(),
             store_dir: store_dir.into(),
+            data: None,
             public_url: "http://127.0.0.1:8080".to_string(),
             signing_key: None,
             access_lifetime: Duration::from_secs(30 * 60),
@@ -97,8 +105,11 @@ pub struct AppState {
     pub rules: Rules,
     /// The app's settings.
     pub settings: AppSettings,
-    /// The embedded store (shared: each read and write set is its own transaction).
-    pub store: EmbeddedStore,
+    /// The data folder's embedded store, which holds the accounts (shared: each read and write
+    /// set is its own transaction).
+    pub store: Arc<EmbeddedStore>,
+    /// The app's data: the same embedded store, or the store [`ServeConfig::data`] supplied.
+    pub data: Arc<dyn SharedStore>,
     /// The token issuer.
     pub tokens: Tokens,
     /// The public URL (no trailing slash).
@@ -129,8 +140,13 @@ impl AppState {
                 "the public URL `{public_url}` must start with http:// or https://"
             )));
         }
-        let store =
-            EmbeddedStore::open(&config.store_dir).map_err(|e| ServeError::Store(e.to_string()))?;
+        let store = Arc::new(
+            EmbeddedStore::open(&config.store_dir).map_err(|e| ServeError::Store(e.to_string()))?,
+        );
+        let data: Arc<dyn SharedStore> = match &config.data {
+            Some(data) => Arc::clone(data),
+            None => Arc::clone(&store) as Arc<dyn SharedStore>,
+        };
         let key = signing_key(config.signing_key.as_deref(), &config.store_dir)?;
         let tokens = Tokens::new(
             &key,
@@ -142,6 +158,7 @@ impl AppState {
             rules: Rules::new(set),
             settings,
             store,
+            data,
             tokens,
             public_url,
             max_body_bytes: config.max_body_bytes,

@@ -16,8 +16,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use bson::{Document, doc, oid::ObjectId};
-use rolegate::ops::{Change, Namespace, Store, WriteSet};
+use rolegate::ops::{Change, Namespace, StoreRead, WriteSet};
+use rolegate_serve::data::SharedStore;
 use rolegate_serve::{AppState, ServeConfig, router};
+use rolegate_store::EmbeddedStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -50,6 +52,15 @@ fn server(access_lifetime: Duration) -> Server {
 }
 
 fn server_with(access_lifetime: Duration, max_body_bytes: usize) -> Server {
+    server_on(access_lifetime, max_body_bytes, None)
+}
+
+/// The example app with the app's data on `data` (default: the data folder's store).
+fn server_on(
+    access_lifetime: Duration,
+    max_body_bytes: usize,
+    data: Option<Arc<dyn SharedStore>>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app");
@@ -65,6 +76,7 @@ fn server_with(access_lifetime: Duration, max_body_bytes: usize) -> Server {
     config.public_url = "https://rolegate.example.com/".to_string();
     config.signing_key = Some(KEY.to_vec());
     config.access_lifetime = access_lifetime;
+    config.data = data;
     if max_body_bytes != usize::MAX {
         config.max_body_bytes = max_body_bytes;
     }
@@ -157,8 +169,10 @@ impl Server {
         (status, json)
     }
 
+    /// Stores `docs` in the app's data store, bypassing the rules.
     fn insert(&self, collection: &str, docs: Vec<Document>) {
-        (&mut &self.state.store)
+        self.state
+            .data
             .write(&WriteSet {
                 namespace: Namespace::new("taskboard", collection),
                 changes: docs.into_iter().map(Change::Insert).collect(),
@@ -638,4 +652,63 @@ async fn large_bodies_origins_and_devices() {
         .unwrap();
     let refused = s.router.clone().oneshot(request).await.unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+/// With a separate data store (as `--mongodb` gives), the operations and the custom user data
+/// use it, and the accounts stay in the data folder: neither store holds the other's documents.
+#[tokio::test]
+async fn a_separate_data_store_holds_the_app_data_and_not_the_accounts() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let data: Arc<dyn SharedStore> = Arc::new(EmbeddedStore::open(data_dir.path()).unwrap());
+    let s = server_on(
+        Duration::from_secs(1800),
+        usize::MAX,
+        Some(Arc::clone(&data)),
+    );
+    let login = s.register_and_login("erin@example.com", "secret12").await;
+    let access = token(&login, "access_token");
+    let me = login["user_id"].as_str().unwrap().to_string();
+    // Custom user data in the data store makes erin a member of team `platform`.
+    s.insert(
+        "users",
+        vec![doc! {"_id": 1, "user_id": &me, "team": "platform", "isAdmin": false}],
+    );
+    let (status, json) = s
+        .call(
+            &access,
+            json!({"name": "insertOne", "service": "mongodb-atlas", "arguments": [{"database": "taskboard",
+                   "collection": "tasks", "document": {"owner_id": &me, "title": "t", "status": "todo",
+                   "team": "platform", "collaborators": [], "archived": false}}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    s.insert(
+        "tasks",
+        vec![doc! {"_id": 2, "owner_id": "someone", "title": "t", "status": "todo", "team": "platform",
+                   "collaborators": [], "archived": false}],
+    );
+    let (status, json) = s
+        .call(
+            &access,
+            json!({"name": "count", "service": "mongodb-atlas", "arguments": [{"database": "taskboard",
+                   "collection": "tasks", "query": {"team": "platform"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, json),
+        (StatusCode::OK, json!({"$numberLong": "2"})),
+        "the team's task is visible through the custom data in the data store"
+    );
+    let tasks = Namespace::new("taskboard", "tasks");
+    let accounts = Namespace::new("$rolegate", "users");
+    let count = |store: &dyn SharedStore, ns: &Namespace| {
+        store
+            .find(&StoreRead::new(ns.clone(), doc! {}))
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&*data, &tasks), 2);
+    assert_eq!(count(&*s.state.store, &tasks), 0);
+    assert_eq!(count(&*s.state.store, &accounts), 1);
+    assert_eq!(count(&*data, &accounts), 0);
 }

@@ -1,9 +1,12 @@
-//! `rolegate serve APP [--store DIR] [--listen ADDR] [--public-url URL]`: serve the app to
-//! MongoDB Atlas App Services clients (Realm Web, the Realm SDKs: they take a `baseUrl`), on
-//! its embedded store. The server itself is the `rolegate-serve` crate.
+//! `rolegate serve APP [--store DIR] [--mongodb URI] [--listen ADDR] [--public-url URL]`: serve
+//! the app to MongoDB Atlas App Services clients (Realm Web, the Realm SDKs: they take a
+//! `baseUrl`), on its embedded store or, with `--mongodb` (builds with the `mongodb` feature),
+//! on a MongoDB deployment. The server itself is the `rolegate-serve` crate.
 //!
 //! Input: an app directory (its rules, `app_id`, `allowed_request_origins` and authentication
-//! providers), the data folder (`APP/.rolegate/data` by default, see [`super::store`]), the
+//! providers), the data folder (`APP/.rolegate/data` by default, see [`super::store`]; it holds
+//! the accounts and the signing key, and the app's data unless `--mongodb` names a deployment),
+//! the
 //! address to listen on (default `127.0.0.1:8080`) and the URL clients reach the server at
 //! (`--public-url`, default `http://` + the listen address; behind a proxy, the proxy's URL),
 //! which `/location` hands to clients. The token signing key: the environment variable
@@ -13,8 +16,9 @@
 //!
 //! Output: one log line per request on stderr (`RUST_LOG` filters; default `info`); the
 //! server stops gracefully on ctrl-c or SIGTERM. Exit codes ([`super::exit`]): 0 after a
-//! graceful stop; 4 when the app does not load (rules, root configuration, providers); 3 when
-//! the store or the key cannot be opened or the address cannot be bound.
+//! graceful stop; 2 for `--mongodb` in a build without MongoDB support; 4 when the app does not
+//! load (rules, root configuration, providers); 3 when the store, the MongoDB deployment or the
+//! key cannot be opened or the address cannot be bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ use clap::Args;
 use rolegate_serve::{ServeConfig, ServeError};
 
 use super::report::Problem;
-use super::store::data_folder;
+use super::store::{check_mongodb_support, data_folder, mongodb_for_serve};
 use super::{CliError, Exit};
 
 /// The environment variable that holds the signing key.
@@ -35,9 +39,14 @@ pub const SIGNING_KEY_VAR: &str = "ROLEGATE_SIGNING_KEY";
 pub struct ServeArgs {
     /// The App Services app directory.
     pub app: PathBuf,
-    /// The embedded store's data folder (default: `APP/.rolegate/data`).
+    /// The data folder (default: `APP/.rolegate/data`): the accounts, the signing key and,
+    /// without `--mongodb`, the app's data.
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Keep the app's data on this MongoDB deployment (a replica set or sharded cluster;
+    /// builds with the `mongodb` feature). The URI is never printed.
+    #[arg(long, value_name = "URI")]
+    pub mongodb: Option<String>,
     /// The address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -55,8 +64,12 @@ pub struct ServeArgs {
 
 /// Runs `serve` until ctrl-c.
 pub fn run(args: &ServeArgs) -> Result<Exit, CliError> {
+    check_mongodb_support(args.mongodb.as_deref())?;
     let dir = data_folder(&args.app, args.store.as_deref())?;
     let mut config = ServeConfig::new(&args.app, dir);
+    if let Some(uri) = &args.mongodb {
+        config.data = Some(mongodb_for_serve(uri)?);
+    }
     config.public_url = args
         .public_url
         .clone()

@@ -132,6 +132,52 @@ fn connect_mongodb(uri: &str) -> Result<OpenStore, CliError> {
     })
 }
 
+/// The MongoDB deployment at `uri` as the shared data store of `rolegate serve`. The URI is
+/// never printed.
+#[cfg(feature = "mongodb")]
+pub fn mongodb_for_serve(
+    uri: &str,
+) -> Result<std::sync::Arc<dyn rolegate_serve::data::SharedStore>, CliError> {
+    let store = rolegate_store_mongodb::MongoStore::connect(uri).map_err(|e| {
+        CliError::input(Problem::error(
+            "store",
+            format!("cannot connect to the MongoDB deployment of --mongodb: {e}"),
+        ))
+    })?;
+    Ok(std::sync::Arc::new(MongoData(store)))
+}
+
+/// Without the `mongodb` feature, `--mongodb` is a usage error.
+#[cfg(not(feature = "mongodb"))]
+pub fn mongodb_for_serve(
+    _uri: &str,
+) -> Result<std::sync::Arc<dyn rolegate_serve::data::SharedStore>, CliError> {
+    Err(CliError::usage("no-mongodb", NO_MONGODB))
+}
+
+/// A MongoDB deployment shared by the server's threads: the driver's client is a handle onto
+/// one connection pool, so each read or write set works on a clone of it.
+#[cfg(feature = "mongodb")]
+struct MongoData(rolegate_store_mongodb::MongoStore);
+
+#[cfg(feature = "mongodb")]
+impl rolegate_serve::data::SharedStore for MongoData {
+    fn find(
+        &self,
+        read: &rolegate::ops::StoreRead,
+    ) -> Result<Vec<bson::Document>, rolegate::ops::StoreError> {
+        rolegate::ops::Store::find(&mut self.0.clone(), read)
+    }
+
+    fn write(&self, writes: &rolegate::ops::WriteSet) -> Result<(), rolegate::ops::StoreError> {
+        rolegate::ops::Store::write(&mut self.0.clone(), writes)
+    }
+
+    fn describe(&self) -> String {
+        "the MongoDB deployment of --mongodb".to_string()
+    }
+}
+
 /// Without the `mongodb` feature, `--mongodb` is a usage error.
 #[cfg(not(feature = "mongodb"))]
 fn connect_mongodb(_uri: &str) -> Result<OpenStore, CliError> {

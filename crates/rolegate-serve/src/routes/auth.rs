@@ -19,6 +19,7 @@ use bson::{Bson, Document, oid::ObjectId};
 use rolegate::ops::attach_custom_data;
 
 use crate::accounts;
+use crate::data::Shared;
 use crate::error::ApiError;
 use crate::http::{LogFields, blocking, body_bytes, document};
 use crate::state::AppState;
@@ -165,8 +166,12 @@ fn start_session(
 /// when the app has none or the user has no document).
 pub fn user_data(state: &AppState, user: &Document) -> Result<serde_json::Value, ApiError> {
     let mut rule_user = accounts::rule_user(user);
-    attach_custom_data(state.rules.rule_set(), &mut &state.store, &mut rule_user)
-        .map_err(|e| ApiError::internal(&format!("custom user data: {e}")))?;
+    attach_custom_data(
+        state.rules.rule_set(),
+        &mut Shared(&*state.data),
+        &mut rule_user,
+    )
+    .map_err(|e| ApiError::internal(&format!("custom user data: {e}")))?;
     Ok(match rule_user.get_document("custom_data") {
         Ok(data) => rolegate::mql::document_to_json(data),
         Err(_) => serde_json::json!({}),

@@ -3,10 +3,10 @@
 //! operation's result as canonical Extended JSON, or an error.
 //!
 //! * A body with a `service` that is one of the app's data sources is a MongoDB action: it runs
-//!   through [`rolegate::ops::execute`] on the embedded store (on a blocking thread), as the
-//!   token's user, in the request context `rolegate call` builds: `%%user` (`{id, type, data,
-//!   identities}` from the stored user, `custom_data` from the store,
-//!   [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
+//!   through [`rolegate::ops::execute`] on the app's data store ([`crate::data`]), on a
+//!   blocking thread, as the token's user, in the request context `rolegate call` builds:
+//!   `%%user` (`{id, type, data, identities}` from the stored user, `custom_data` from the data
+//!   store, [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
 //!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
 //!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`.
 //! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
@@ -26,6 +26,7 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 use rolegate::ops::{OpEnv, Operation, attach_custom_data, call_request, execute};
 
 use crate::accounts::{self, RESERVED_DATABASE};
+use crate::data::Shared;
 use crate::error::ApiError;
 use crate::http::{LogFields, bearer, blocking, body_bytes, document};
 use crate::state::AppState;
@@ -98,7 +99,7 @@ fn run(
         .ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
     let mut user = accounts::rule_user(&stored);
     let set = state.rules.rule_set();
-    attach_custom_data(set, &mut &state.store, &mut user)
+    attach_custom_data(set, &mut Shared(&*state.data), &mut user)
         .map_err(|e| ApiError::internal(&format!("custom user data: {e}")))?;
     let collection = state
         .rules
@@ -113,7 +114,7 @@ fn run(
         .build()
         .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
     let request = collection.prepare(&context);
-    let decided = execute(&request, op, &mut &state.store, &mut OpEnv::new())
+    let decided = execute(&request, op, &mut Shared(&*state.data), &mut OpEnv::new())
         .map_err(|e| ApiError::from_op(&e))?;
     rolegate::mql::bson_to_canonical_json(&decided.result)
         .map_err(|e| ApiError::internal(&format!("result: {e}")))
