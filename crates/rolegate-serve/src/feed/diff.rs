@@ -17,9 +17,9 @@ pub type Path = Vec<String>;
 /// What an update changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Diff {
-    /// The paths whose value changed or that appeared, in the post-image's order.
+    /// The paths whose value changed or that appeared, sorted.
     pub updated: Vec<Path>,
-    /// The paths that disappeared, in the pre-image's order.
+    /// The paths that disappeared, sorted.
     pub removed: Vec<Path>,
 }
 
@@ -46,6 +46,8 @@ pub fn diff(pre: &Document, post: &Document) -> Diff {
             }
         }
     }
+    out.updated.sort();
+    out.removed.sort();
     out
 }
 
@@ -79,9 +81,7 @@ mod tests {
     fn changed_added_and_removed_paths() {
         let pre = doc! {"_id": 1, "a": 1, "d": {"x": 1, "y": 2, "z": {"k": 1}}, "arr": [1, 2], "gone": true};
         let post = doc! {"_id": 1, "a": 2, "d": {"x": 1, "z": {"k": 2}, "w": 3}, "arr": [1, 2, 3], "new": "n"};
-        let mut d = diff(&pre, &post);
-        d.updated.sort();
-        d.removed.sort();
+        let d = diff(&pre, &post);
         assert_eq!(
             d.updated,
             paths(&[&["a"], &["arr"], &["d", "w"], &["d", "z", "k"], &["new"]])
