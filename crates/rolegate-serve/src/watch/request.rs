@@ -42,9 +42,12 @@ pub enum Selector {
     Filter(Filter),
 }
 
+/// A parsed query, applied to one document.
+type Matcher = Box<dyn Fn(&Document) -> Result<bool, EvalError> + Send + Sync>;
+
 /// A client's query on change events, checked and parsed once.
 pub struct Filter {
-    matcher: Box<dyn Fn(&Document) -> Result<bool, EvalError> + Send + Sync>,
+    matcher: Matcher,
 }
 
 impl std::fmt::Debug for Filter {
@@ -94,7 +97,7 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     if text.len() - body.len() > 2 || body.len() % 4 == 1 {
         return None;
     }
-    if text.len() != body.len() && text.len() % 4 != 0 {
+    if text.len() != body.len() && !text.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
