@@ -15,10 +15,11 @@
 //! store), [`keys`] (the signing key),
 //! [`tokens`] (JWTs), [`accounts`] (users, passwords, devices, sessions in the reserved
 //! database), [`error`] (the error body), [`http`] (bearer tokens, bodies, blocking work),
-//! [`routes`] (the handlers, CORS and the request log), [`state`] (the shared state).
+//! [`routes`] (the handlers, CORS and the request log), [`state`] (the shared state), [`feed`]
+//! (the committed changes, in order) and [`watch`] (change streams as server-sent events).
 //!
 //! Not served yet: custom JWT, API keys and the other providers, email confirmation and
-//! password reset, identity linking, user deletion, `watch` (SSE), the app's own functions.
+//! password reset, identity linking, user deletion, the app's own functions.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,21 +27,25 @@
 pub mod accounts;
 pub mod data;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod tokens;
+pub mod watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub use routes::router;
 pub use state::{AppState, ServeConfig, ServeError};
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in
-/// flight (graceful shutdown).
+/// flight (graceful shutdown). Open `watch` streams never finish by themselves: `shutdown`
+/// should end them with [`AppState`]'s `streams.close()` (as [`run`] does).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -72,7 +77,12 @@ pub fn run(config: &ServeConfig, listen: SocketAddr) -> Result<(), ServeError> {
             data = %state.data.describe(),
             "serving"
         );
-        serve(listener, router(state), shutdown_signal()).await?;
+        let streams = Arc::clone(&state);
+        let shutdown = async move {
+            shutdown_signal().await;
+            streams.streams.close();
+        };
+        serve(listener, router(state), shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -1,7 +1,8 @@
 //! Stage: the server's shared state. Input: a [`ServeConfig`] (the app directory, the data
-//! folder, the app's data store if not the embedded one, the public URL, the token settings).
-//! Output: [`AppState`]: the compiled rules, the app's settings, the open embedded store (the
-//! accounts), the app's data store and the token issuer, shared by every request.
+//! folder, the app's data store if not the embedded one, the public URL, the token and `watch`
+//! settings). Output: [`AppState`]: the compiled rules, the app's settings, the open embedded
+//! store (the accounts), the app's data store, the token issuer, the change feed and the open
+//! `watch` streams, shared by every request.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,9 +14,11 @@ use rolegate_store::EmbeddedStore;
 use crate::accounts::RESERVED_DATABASE;
 use crate::data::SharedStore;
 use crate::error::ApiError;
+use crate::feed::ChangeFeed;
 use crate::keys::signing_key;
 use crate::settings::AppSettings;
 use crate::tokens::Tokens;
+use crate::watch::streams::Streams;
 
 /// How the server is configured.
 #[derive(Clone)]
@@ -39,6 +42,13 @@ pub struct ServeConfig {
     pub refresh_lifetime: Duration,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The most `watch` streams open at once (more are refused with 429).
+    pub max_watch_streams: usize,
+    /// How many change events the feed keeps for streams that are behind (a stream further
+    /// behind ends with `ChangeStreamHistoryLost`).
+    pub watch_buffer: usize,
+    /// How long a `watch` stream stays silent before a keep-alive comment.
+    pub watch_keep_alive: Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -55,13 +65,17 @@ impl std::fmt::Debug for ServeConfig {
             .field("access_lifetime", &self.access_lifetime)
             .field("refresh_lifetime", &self.refresh_lifetime)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_watch_streams", &self.max_watch_streams)
+            .field("watch_buffer", &self.watch_buffer)
+            .field("watch_keep_alive", &self.watch_keep_alive)
             .finish()
     }
 }
 
 impl ServeConfig {
     /// The defaults for an app and a data folder: access tokens of 30 minutes, refresh tokens
-    /// of 60 days, bodies up to 16 MiB, the public URL `http://127.0.0.1:8080`.
+    /// of 60 days, bodies up to 16 MiB, the public URL `http://127.0.0.1:8080`, at most 256
+    /// `watch` streams, a feed buffer of 1024 events, keep-alives every 15 seconds.
     pub fn new(app_dir: impl Into<PathBuf>, store_dir: impl Into<PathBuf>) -> ServeConfig {
         ServeConfig {
             app_dir: app_dir.into(),
@@ -72,6 +86,9 @@ impl ServeConfig {
             access_lifetime: Duration::from_secs(30 * 60),
             refresh_lifetime: Duration::from_secs(60 * 24 * 3600),
             max_body_bytes: 16 * 1024 * 1024,
+            max_watch_streams: 256,
+            watch_buffer: 1024,
+            watch_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -119,6 +136,10 @@ pub struct AppState {
     /// Bounds the password hashes computed at once (argon2 takes 19 MiB and tens of
     /// milliseconds each): twice the available cores.
     pub hashing: tokio::sync::Semaphore,
+    /// The change feed `functions/call` publishes its committed writes on.
+    pub feed: ChangeFeed,
+    /// The open `watch` streams.
+    pub streams: Streams,
 }
 
 impl AppState {
@@ -165,6 +186,8 @@ impl AppState {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2)),
             ),
+            feed: ChangeFeed::new(config.watch_buffer),
+            streams: Streams::new(config.max_watch_streams, config.watch_keep_alive),
         }))
     }
 

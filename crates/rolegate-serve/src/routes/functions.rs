@@ -6,9 +6,10 @@
 //!   through [`rolegate::ops::execute`] on the app's data store ([`crate::data`]), on a
 //!   blocking thread, as the token's user, in the request context `rolegate call` builds:
 //!   `%%user` (`{id, type, data, identities}` from the stored user, `custom_data` from the data
-//!   store, [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
-//!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
-//!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`.
+//!   store, [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`,
+//!   `remoteIPAddress` = the TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and
+//!   `action` from [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`.
+//!   Its committed writes are published on the change feed ([`crate::feed`]) for `watch`.
 //! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
 //!   namespace without rules (403 `NoMatchingRuleFound`) before the rules run: the app's
 //!   default rule never reaches it.
@@ -28,6 +29,7 @@ use rolegate::ops::{OpEnv, Operation, attach_custom_data, call_request, execute}
 use crate::accounts::{self, RESERVED_DATABASE};
 use crate::data::Shared;
 use crate::error::ApiError;
+use crate::feed::PublishingStore;
 use crate::http::{LogFields, bearer, blocking, body_bytes, document};
 use crate::state::AppState;
 
@@ -114,14 +116,16 @@ fn run(
         .build()
         .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
     let request = collection.prepare(&context);
-    let decided = execute(&request, op, &mut Shared(&*state.data), &mut OpEnv::new())
-        .map_err(|e| ApiError::from_op(&e))?;
+    // Committed writes are published on the change feed (`watch`).
+    let mut store = PublishingStore::new(&*state.data, &state.feed, op.replaces());
+    let decided =
+        execute(&request, op, &mut store, &mut OpEnv::new()).map_err(|e| ApiError::from_op(&e))?;
     rolegate::mql::bson_to_canonical_json(&decided.result)
         .map_err(|e| ApiError::internal(&format!("result: {e}")))
 }
 
 /// `%%request`'s HTTP part: the method, the TCP peer's address, the user agent and referrer.
-fn http_request(request: &Request) -> Document {
+pub(super) fn http_request(request: &Request) -> Document {
     let mut http = doc! {"httpMethod": request.method().as_str()};
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
         http.insert("remoteIPAddress", peer.ip().to_string());

@@ -9,12 +9,14 @@
 //! | `POST …/app/{app}/auth/providers/{provider}/login`, `…/local-userpass/register` | [`auth`] |
 //! | `GET /api/client/v2.0/auth/profile`, `POST`/`DELETE /api/client/v2.0/auth/session` | [`session`] |
 //! | `POST …/app/{app}/functions/call` | [`functions`] |
+//! | `GET …/app/{app}/functions/call?baas_request=…` (`watch`) | [`watch`] |
 //! | `GET /health` | here |
 
 pub mod auth;
 pub mod functions;
 pub mod location;
 pub mod session;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,7 +55,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             &format!("{CLIENT}/auth/session"),
             post(session::refresh).delete(session::logout),
         )
-        .route(&format!("{app}/functions/call"), post(functions::call))
+        .route(
+            &format!("{app}/functions/call"),
+            post(functions::call).get(watch::watch),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -30,6 +30,10 @@ pub use update::{
 };
 
 pub use crate::query::memory::{RunError, compile_query, matches, matches_with, project, run};
+/// Checks a query a client wrote (a `find`'s `query`, a change stream's `filter`) before it is
+/// matched: only the operators clients may use, no regular expression or JavaScript value, no
+/// deeper nesting than `max_depth`.
+pub use crate::query::plan::check_client_query;
 pub use crate::value::compare::{bson_cmp, bson_equal};
 pub use crate::value::ejson::{
     bson_from_json, bson_to_canonical_json, bson_to_json, document_from_json, document_to_json,

@@ -216,6 +216,14 @@ impl Operation {
         self.service.as_deref()
     }
 
+    /// Whether the operation replaces whole documents: `replaceOne`, `findOneAndReplace`, or
+    /// an update action whose `update` is a replacement document without operators (decision
+    /// O8). A change stream reports its changes as `replace`, not `update`; every other
+    /// operation gives `false`.
+    pub fn replaces(&self) -> bool {
+        matches!(&self.action, Action::Update { update, .. } if update.is_replacement())
+    }
+
     /// Whether the operation may write.
     pub fn writes(&self) -> bool {
         matches!(

@@ -34,6 +34,37 @@ fn replace_actions_refuse_update_operators() {
     }
 }
 
+/// `replaces` tells replacements (whatever the action's name) from operator updates.
+#[test]
+fn replaces_tells_replacements_from_operator_updates() {
+    let cases = [
+        ("replaceOne", doc! {"query": {}, "update": {"a": 1}}, true),
+        (
+            "findOneAndReplace",
+            doc! {"query": {}, "replacement": {"a": 1}},
+            true,
+        ),
+        ("updateOne", doc! {"query": {}, "update": {"a": 1}}, true),
+        (
+            "updateMany",
+            doc! {"query": {}, "update": {"$set": {"a": 1}}},
+            false,
+        ),
+        (
+            "findOneAndUpdate",
+            doc! {"query": {}, "update": {"$inc": {"a": 1}}},
+            false,
+        ),
+        ("insertOne", doc! {"document": {"a": 1}}, false),
+        ("deleteOne", doc! {"query": {}}, false),
+        ("find", doc! {"query": {}}, false),
+    ];
+    for (name, extra, replaces) in cases {
+        let op = Operation::from_body(&body(name, extra)).unwrap();
+        assert_eq!(op.replaces(), replaces, "{name}");
+    }
+}
+
 #[test]
 fn replace_one_takes_no_array_filters() {
     let detail = parse_err(
