@@ -2,6 +2,7 @@
 //! folder, the public URL, the token settings). Output: [`AppState`]: the compiled rules, the
 //! app's settings, the open embedded store and the token issuer, shared by every request.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use rolegate::{LoadOptions, RuleSet, Rules};
 use rolegate_store::EmbeddedStore;
 
 use crate::accounts::RESERVED_DATABASE;
+use crate::custom_token::CustomTokenVerifier;
 use crate::error::ApiError;
 use crate::keys::signing_key;
 use crate::settings::AppSettings;
@@ -33,6 +35,9 @@ pub struct ServeConfig {
     pub refresh_lifetime: Duration,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The values of the app's secrets, by name (an exported app names its secrets but holds
+    /// no values): the `custom-token` signing keys. Never logged.
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -48,6 +53,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("access_lifetime", &self.access_lifetime)
             .field("refresh_lifetime", &self.refresh_lifetime)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -64,6 +70,7 @@ impl ServeConfig {
             access_lifetime: Duration::from_secs(30 * 60),
             refresh_lifetime: Duration::from_secs(60 * 24 * 3600),
             max_body_bytes: 16 * 1024 * 1024,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -101,6 +108,8 @@ pub struct AppState {
     pub store: EmbeddedStore,
     /// The token issuer.
     pub tokens: Tokens,
+    /// The `custom-token` provider's verifier, when the app enables it.
+    pub custom_token: Option<CustomTokenVerifier>,
     /// The public URL (no trailing slash).
     pub public_url: String,
     /// The largest body accepted.
@@ -123,6 +132,12 @@ impl AppState {
                 "custom user data cannot live in the reserved database `{RESERVED_DATABASE}`"
             )));
         }
+        let custom_token = settings
+            .custom_token
+            .as_ref()
+            .map(|c| CustomTokenVerifier::new(c, &settings.app_id, &config.secrets))
+            .transpose()
+            .map_err(ServeError::Config)?;
         let public_url = config.public_url.trim_end_matches('/').to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ServeError::Config(format!(
@@ -143,6 +158,7 @@ impl AppState {
             settings,
             store,
             tokens,
+            custom_token,
             public_url,
             max_body_bytes: config.max_body_bytes,
             hashing: tokio::sync::Semaphore::new(
