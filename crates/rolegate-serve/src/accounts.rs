@@ -5,13 +5,21 @@
 //! database name, so no app collection can share it):
 //!
 //! * `users`: `{_id: ObjectId, type: "normal", data, identities: [{id, provider_type,
-//!   provider_id, data}], created}`;
+//!   provider_id, data}], created, disabled?}`; a user whose `disabled` is `true` cannot log in
+//!   (401 `UserDisabled`), has no sessions (disabling deletes them) and the access tokens it
+//!   still holds are refused at their next use (401 `InvalidSession`, see [`active_user`]);
+//! * `identities`: one per external identity (`custom-token`), `_id` = `<provider>/<id>`, with
+//!   `user_id`: the same `sub` logs in as the same user;
 //! * `userpass`: one per `local-userpass` account, `_id` = the email (case-sensitive, so the
 //!   `_id` index makes a second registration of the email a duplicate key), with `user_id` and
 //!   `password_hash` (argon2id, PHC string);
 //! * `devices`: `{_id: ObjectId, user_id, platform, platformVersion, sdkVersion, created}`;
 //! * `sessions`: `{_id: <random 128-bit hex>, user_id, device_id, created, expires}`: a refresh
-//!   token is valid while its session exists (logout deletes it).
+//!   token is valid while its session exists (logout deletes it);
+//! * `api_keys`: see [`crate::api_keys`].
+//!
+//! The administration the `rolegate users` command does (list, create, disable, enable, reset
+//! a password) is here too, so the command and the server share it.
 //!
 //! Everything here is synchronous: the server runs it on blocking threads.
 
@@ -37,15 +45,18 @@ pub const MAX_PASSWORD: usize = 128;
 /// The longest email accepted.
 pub const MAX_EMAIL: usize = 256;
 
-fn ns(collection: &str) -> Namespace {
+/// The namespace of `collection` in the reserved database.
+pub fn ns(collection: &str) -> Namespace {
     Namespace::new(RESERVED_DATABASE, collection)
 }
 
-fn store_error(e: &StoreError) -> ApiError {
+/// An account store failure (500; the detail goes to the log).
+pub fn store_error(e: &StoreError) -> ApiError {
     ApiError::internal(&format!("account store: {e}"))
 }
 
-fn find_by_id(
+/// The document of `collection` (in the reserved database) whose `_id` is `id`.
+pub fn find_by_id(
     store: &EmbeddedStore,
     collection: &str,
     id: Bson,
@@ -55,7 +66,12 @@ fn find_by_id(
     Ok(found.pop())
 }
 
-fn insert(store: &EmbeddedStore, collection: &str, document: Document) -> Result<(), StoreError> {
+/// Inserts `document` into `collection` of the reserved database.
+pub fn insert(
+    store: &EmbeddedStore,
+    collection: &str,
+    document: Document,
+) -> Result<(), StoreError> {
     (&mut &*store).write(&WriteSet {
         namespace: ns(collection),
         changes: vec![Change::Insert(document)],
@@ -64,9 +80,14 @@ fn insert(store: &EmbeddedStore, collection: &str, document: Document) -> Result
 
 /// A new user with one identity.
 fn new_user(provider_type: &str, data: Document) -> (ObjectId, Document) {
+    new_user_with(provider_type, &ObjectId::new().to_hex(), data)
+}
+
+/// A new user with one identity of id `identity_id`.
+fn new_user_with(provider_type: &str, identity_id: &str, data: Document) -> (ObjectId, Document) {
     let id = ObjectId::new();
     let identity = doc! {
-        "id": ObjectId::new().to_hex(),
+        "id": identity_id,
         "provider_type": provider_type,
         "provider_id": provider_type,
         "data": data.clone(),
@@ -319,4 +340,261 @@ pub fn profile(user: &Document, app_id: &str) -> serde_json::Value {
         "identities": identities,
         "data": rolegate::mql::document_to_json(rule.get_document("data").unwrap_or(&Document::new())),
     })
+}
+
+/// The documents of `collection` (reserved database) that match `query`.
+pub fn find(
+    store: &EmbeddedStore,
+    collection: &str,
+    query: Document,
+) -> Result<Vec<Document>, ApiError> {
+    (&mut &*store)
+        .find(&StoreRead::new(ns(collection), query))
+        .map_err(|e| store_error(&e))
+}
+
+/// Replaces `expected` (as read) with `document` in `collection`; `false` when it changed in
+/// between.
+pub fn replace(
+    store: &EmbeddedStore,
+    collection: &str,
+    expected: Document,
+    document: Document,
+) -> Result<bool, ApiError> {
+    match (&mut &*store).write(&WriteSet {
+        namespace: ns(collection),
+        changes: vec![Change::Replace { expected, document }],
+    }) {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(store_error(&e)),
+    }
+}
+
+/// Whether the stored user is disabled.
+pub fn is_disabled(user: &Document) -> bool {
+    user.get_bool("disabled").unwrap_or(false)
+}
+
+/// 401 `UserDisabled` for a disabled user (a login).
+pub fn check_enabled(user: &Document) -> Result<(), ApiError> {
+    if is_disabled(user) {
+        tracing::info!("login of a disabled user refused");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UserDisabled",
+            "user disabled",
+        ));
+    }
+    Ok(())
+}
+
+/// The stored user of a token: 401 `InvalidSession` when it no longer exists or is disabled
+/// (clients then refresh, which fails too, and log the user out).
+pub fn active_user(store: &EmbeddedStore, id: ObjectId) -> Result<Document, ApiError> {
+    let user =
+        user(store, id)?.ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
+    if is_disabled(&user) {
+        return Err(ApiError::invalid_session("the user is disabled"));
+    }
+    Ok(user)
+}
+
+/// Deletes every session of `user_id` (its refresh tokens stop working); how many.
+pub fn close_sessions(store: &EmbeddedStore, user_id: ObjectId) -> Result<usize, ApiError> {
+    let sessions = find(store, "sessions", doc! {"user_id": user_id})?;
+    let n = sessions.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    (&mut &*store)
+        .write(&WriteSet {
+            namespace: ns("sessions"),
+            changes: sessions
+                .into_iter()
+                .map(|expected| Change::Delete { expected })
+                .collect(),
+        })
+        .map_err(|e| store_error(&e))?;
+    Ok(n)
+}
+
+/// Disables (`true`) or enables a user; disabling closes its sessions. `false` when the user
+/// was already so. 404 `UserNotFound` for an unknown user.
+pub fn set_disabled(
+    store: &EmbeddedStore,
+    user_id: ObjectId,
+    disabled: bool,
+) -> Result<bool, ApiError> {
+    for _ in 0..3 {
+        let stored = user(store, user_id)?.ok_or_else(user_not_found)?;
+        let changed = is_disabled(&stored) != disabled;
+        if changed {
+            let mut updated = stored.clone();
+            if disabled {
+                updated.insert("disabled", true);
+            } else {
+                updated.remove("disabled");
+            }
+            if !replace(store, "users", stored, updated)? {
+                continue;
+            }
+        }
+        if disabled {
+            close_sessions(store, user_id)?;
+        }
+        return Ok(changed);
+    }
+    Err(ApiError::internal(
+        "a user kept changing while it was updated",
+    ))
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "UserNotFound", "user not found")
+}
+
+/// The user id of a `local-userpass` email; 404 `UserNotFound` when none.
+pub fn user_of_email(store: &EmbeddedStore, email: &str) -> Result<ObjectId, ApiError> {
+    find_by_id(store, "userpass", Bson::String(email.to_string()))?
+        .and_then(|c| c.get_object_id("user_id").ok())
+        .ok_or_else(user_not_found)
+}
+
+/// The user named by `who`: a user id (24 hex digits) of a stored user, else a
+/// `local-userpass` email. 404 `UserNotFound` when neither.
+pub fn find_user(store: &EmbeddedStore, who: &str) -> Result<ObjectId, ApiError> {
+    if let Ok(id) = ObjectId::parse_str(who)
+        && user(store, id)?.is_some()
+    {
+        return Ok(id);
+    }
+    user_of_email(store, who)
+}
+
+/// Sets the password of a `local-userpass` account and closes the user's sessions. 404
+/// `UserNotFound` for an unknown email; 400 for a password of the wrong length.
+pub fn reset_password(store: &EmbeddedStore, email: &str, password: &str) -> Result<(), ApiError> {
+    check_credentials(email, password)?;
+    let hash = hash_password(password)?;
+    for _ in 0..3 {
+        let stored = find_by_id(store, "userpass", Bson::String(email.to_string()))?
+            .ok_or_else(user_not_found)?;
+        let user_id = stored
+            .get_object_id("user_id")
+            .map_err(|_| ApiError::internal("a userpass record without user_id"))?;
+        let mut updated = stored.clone();
+        updated.insert("password_hash", hash.clone());
+        if replace(store, "userpass", stored, updated)? {
+            close_sessions(store, user_id)?;
+            return Ok(());
+        }
+    }
+    Err(ApiError::internal(
+        "an account kept changing while it was updated",
+    ))
+}
+
+/// One line of `rolegate users list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// The user id.
+    pub id: String,
+    /// `normal` or `server`.
+    pub kind: String,
+    /// The identities' provider types.
+    pub providers: Vec<String>,
+    /// `data.email`, when there is one.
+    pub email: Option<String>,
+    /// Whether the user is disabled.
+    pub disabled: bool,
+}
+
+/// Every user, in creation order.
+pub fn list_users(store: &EmbeddedStore) -> Result<Vec<UserSummary>, ApiError> {
+    Ok(find(store, "users", Document::new())?
+        .iter()
+        .map(|u| UserSummary {
+            id: u
+                .get_object_id("_id")
+                .map(|o| o.to_hex())
+                .unwrap_or_default(),
+            kind: u.get_str("type").unwrap_or("normal").to_string(),
+            providers: u
+                .get_array("identities")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Bson::as_document)
+                        .filter_map(|i| i.get_str("provider_type").ok())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            email: u
+                .get_document("data")
+                .ok()
+                .and_then(|d| d.get_str("email").ok())
+                .map(str::to_string),
+            disabled: is_disabled(u),
+        })
+        .collect())
+}
+
+/// The user of a verified `custom-token` login: the one its `sub` logged in as before (its
+/// `data` and identity `data` replaced by this login's `metadata`), else a new one.
+pub fn custom_token_user(
+    store: &EmbeddedStore,
+    sub: &str,
+    metadata: &Document,
+) -> Result<ObjectId, ApiError> {
+    let key = format!("custom-token/{sub}");
+    for _ in 0..3 {
+        if let Some(found) = find_by_id(store, "identities", Bson::String(key.clone()))? {
+            let id = found
+                .get_object_id("user_id")
+                .map_err(|_| ApiError::internal("an identity without user_id"))?;
+            let stored = user(store, id)?
+                .ok_or_else(|| ApiError::internal("an identity's user is not stored"))?;
+            let mut updated = stored.clone();
+            updated.insert("data", metadata.clone());
+            if let Ok(identities) = stored.get_array("identities") {
+                let identities: Vec<Bson> = identities
+                    .iter()
+                    .map(|i| match i {
+                        Bson::Document(d)
+                            if d.get_str("provider_type") == Ok("custom-token")
+                                && d.get_str("id") == Ok(sub) =>
+                        {
+                            let mut d = d.clone();
+                            d.insert("data", metadata.clone());
+                            Bson::Document(d)
+                        }
+                        other => other.clone(),
+                    })
+                    .collect();
+                updated.insert("identities", identities);
+            }
+            if updated == stored || replace(store, "users", stored, updated)? {
+                return Ok(id);
+            }
+            continue;
+        }
+        // The user first, then the identity that finds it: a concurrent first login of the
+        // same `sub` loses the identity's insert and removes its user.
+        let (id, user) = new_user_with("custom-token", sub, metadata.clone());
+        insert(store, "users", user.clone()).map_err(|e| store_error(&e))?;
+        match insert(store, "identities", doc! {"_id": &key, "user_id": id}) {
+            Ok(()) => return Ok(id),
+            Err(StoreError::DuplicateKey { .. }) => {
+                let _ = (&mut &*store).write(&WriteSet {
+                    namespace: ns("users"),
+                    changes: vec![Change::Delete { expected: user }],
+                });
+            }
+            Err(e) => return Err(store_error(&e)),
+        }
+    }
+    Err(ApiError::internal(
+        "an identity kept changing while it was logged in",
+    ))
 }

@@ -16,18 +16,23 @@
 //! [`tokens`] (JWTs), [`accounts`] (users, passwords, devices, sessions in the reserved
 //! database), [`error`] (the error body), [`http`] (bearer tokens, bodies, blocking work),
 //! [`routes`] (the handlers, CORS and the request log), [`state`] (the shared state), [`feed`]
-//! (the committed changes, in order) and [`watch`] (change streams as server-sent events).
+//! (the committed changes, in order), [`watch`] (change streams as server-sent events),
+//! [`custom_token`] (JWT logins), [`api_keys`] (user API keys), [`function_uses`] (the rules
+//! that call `%function`, listed at startup).
 //!
-//! Not served yet: custom JWT, API keys and the other providers, email confirmation and
+//! Not served yet: the other providers (OAuth, custom function), email confirmation and
 //! password reset, identity linking, user deletion, the app's own functions.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod api_keys;
+pub mod custom_token;
 pub mod data;
 pub mod error;
 pub mod feed;
+pub mod function_uses;
 pub mod http;
 pub mod keys;
 pub mod routes;
@@ -64,6 +69,16 @@ pub fn run(config: &ServeConfig, listen: SocketAddr) -> Result<(), ServeError> {
     let state = AppState::open(config)?;
     for name in &state.settings.unsupported_providers {
         tracing::warn!(provider = %name, "provider enabled by the app but not served: its logins are refused");
+    }
+    for warning in &state.settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    for (namespace, functions) in function_uses::rules_calling_functions(state.rules.rule_set()) {
+        tracing::warn!(
+            collection = %namespace,
+            functions = %functions.join(", "),
+            "rules call %function, which this server does not run: those expressions deny"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

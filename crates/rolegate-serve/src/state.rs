@@ -4,6 +4,7 @@
 //! store (the accounts), the app's data store, the token issuer, the change feed and the open
 //! `watch` streams, shared by every request.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use rolegate::{LoadOptions, RuleSet, Rules};
 use rolegate_store::EmbeddedStore;
 
 use crate::accounts::RESERVED_DATABASE;
+use crate::custom_token::CustomTokenVerifier;
 use crate::data::SharedStore;
 use crate::error::ApiError;
 use crate::feed::ChangeFeed;
@@ -49,6 +51,9 @@ pub struct ServeConfig {
     pub watch_buffer: usize,
     /// How long a `watch` stream stays silent before a keep-alive comment.
     pub watch_keep_alive: Duration,
+    /// The values of the app's secrets, by name (an exported app names its secrets but holds
+    /// no values): the `custom-token` signing keys. Never logged.
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -68,6 +73,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_watch_streams", &self.max_watch_streams)
             .field("watch_buffer", &self.watch_buffer)
             .field("watch_keep_alive", &self.watch_keep_alive)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -89,6 +95,7 @@ impl ServeConfig {
             max_watch_streams: 256,
             watch_buffer: 1024,
             watch_keep_alive: Duration::from_secs(15),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -129,6 +136,8 @@ pub struct AppState {
     pub data: Arc<dyn SharedStore>,
     /// The token issuer.
     pub tokens: Tokens,
+    /// The `custom-token` provider's verifier, when the app enables it.
+    pub custom_token: Option<CustomTokenVerifier>,
     /// The public URL (no trailing slash).
     pub public_url: String,
     /// The largest body accepted.
@@ -155,6 +164,12 @@ impl AppState {
                 "custom user data cannot live in the reserved database `{RESERVED_DATABASE}`"
             )));
         }
+        let custom_token = settings
+            .custom_token
+            .as_ref()
+            .map(|c| CustomTokenVerifier::new(c, &settings.app_id, &config.secrets))
+            .transpose()
+            .map_err(ServeError::Config)?;
         let public_url = config.public_url.trim_end_matches('/').to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ServeError::Config(format!(
@@ -181,6 +196,7 @@ impl AppState {
             store,
             data,
             tokens,
+            custom_token,
             public_url,
             max_body_bytes: config.max_body_bytes,
             hashing: tokio::sync::Semaphore::new(

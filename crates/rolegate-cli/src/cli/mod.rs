@@ -30,6 +30,7 @@ pub mod report;
 pub mod serve;
 pub mod store;
 pub mod test;
+pub mod users;
 
 use std::fmt;
 use std::io::Write;
@@ -85,6 +86,10 @@ pub enum Command {
     /// `baseUrl`): logins, sessions and MongoDB operations under the rules, on its store.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Serve(serve::ServeArgs),
+    /// Manage the users `serve` keeps in the app's embedded store: list, create, disable,
+    /// enable, reset a password (stop the server first: the store allows one process).
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Users(users::UsersArgs),
 }
 
 /// Which engine decides (`--engine`).
@@ -163,6 +168,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Prop(args) => (prop::run(&args, &mut out), args.format),
         Command::Diff(args) => (diff::run(&args, &mut out), args.format),
         Command::Serve(args) => (serve::run(&args), Format::Human),
+        Command::Users(args) => (users::run(&args, &mut out), Format::Human),
     };
     let _ = out.flush();
     match result {

@@ -14,12 +14,19 @@
 //! (`serve-signing-key`, mode 0600). `--access-token-seconds` and `--refresh-token-days` set
 //! the token lifetimes (30 minutes and 60 days by default).
 //!
+//! The app's secrets, which an exported app names but does not hold (the `custom-token`
+//! provider's signing keys): each environment variable `ROLEGATE_SECRET_<NAME>` gives the
+//! secret `<NAME>`, and `--secret NAME=VALUE` (repeatable; it wins over the environment) too.
+//! The environment is the safer of the two: a command line is visible to other users of the
+//! machine (`ps`). Values are never printed or logged.
+//!
 //! Output: one log line per request on stderr (`RUST_LOG` filters; default `info`); the
 //! server stops gracefully on ctrl-c or SIGTERM. Exit codes ([`super::exit`]): 0 after a
 //! graceful stop; 2 for `--mongodb` in a build without MongoDB support; 4 when the app does not
 //! load (rules, root configuration, providers); 3 when the store, the MongoDB deployment or the
 //! key cannot be opened or the address cannot be bound.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +40,9 @@ use super::{CliError, Exit};
 
 /// The environment variable that holds the signing key.
 pub const SIGNING_KEY_VAR: &str = "ROLEGATE_SIGNING_KEY";
+
+/// The prefix of the environment variables that hold the app's secrets.
+pub const SECRET_VAR_PREFIX: &str = "ROLEGATE_SECRET_";
 
 /// Arguments of `rolegate serve`.
 #[derive(Debug, Args)]
@@ -60,6 +70,57 @@ pub struct ServeArgs {
     /// How long a refresh token (a session) lives, in days.
     #[arg(long, value_name = "DAYS", default_value_t = 60)]
     pub refresh_token_days: u64,
+    /// A secret of the app (a `custom-token` signing key), `NAME=VALUE`; repeatable. Prefer
+    /// the environment variable `ROLEGATE_SECRET_<NAME>`: a command line is visible to others.
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    pub secrets: Vec<SecretArg>,
+}
+
+/// A `--secret` argument, kept whole until [`secrets`] splits it: neither its `Debug` nor any
+/// error shows the value.
+#[derive(Clone)]
+pub struct SecretArg(String);
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(..)")
+    }
+}
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretArg(s.to_string()))
+    }
+}
+
+/// The app's secrets: `ROLEGATE_SECRET_<NAME>` variables, then `--secret` (which wins). A
+/// `--secret` without `NAME=` is a usage error that does not repeat the argument.
+fn secrets(args: &ServeArgs) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let name = k.to_str()?.strip_prefix(SECRET_VAR_PREFIX)?.to_string();
+            Some((name, v.into_string().ok()?))
+        })
+        .filter(|(name, _)| !name.is_empty())
+        .collect();
+    for (i, SecretArg(arg)) in args.secrets.iter().enumerate() {
+        match arg.split_once('=') {
+            Some((name, value)) if !name.is_empty() => {
+                out.insert(name.to_string(), value.to_string());
+            }
+            _ => {
+                return Err(CliError::usage(
+                    "secret",
+                    format!(
+                        "--secret number {} is not NAME=VALUE (its value is not shown)",
+                        i + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Runs `serve` until ctrl-c.
@@ -78,6 +139,7 @@ pub fn run(args: &ServeArgs) -> Result<Exit, CliError> {
     config.refresh_lifetime =
         Duration::from_secs(args.refresh_token_days.saturating_mul(24 * 3600));
     config.signing_key = std::env::var(SIGNING_KEY_VAR).ok().map(String::into_bytes);
+    config.secrets = secrets(args)?;
     rolegate_serve::init_logging();
     rolegate_serve::run(&config, args.listen).map_err(|e| {
         let exit = match e {

@@ -1,12 +1,15 @@
 //! Stage: logins and registration. Input: `POST …/app/{app}/auth/providers/{provider}/login`
-//! (`local-userpass`: `{username, password}`; `anon-user`: `{}`; both with
-//! `options.device`, canonical Extended JSON) and `…/local-userpass/register` (`{email,
+//! (`local-userpass`: `{username, password}`; `anon-user`: `{}`; `custom-token`: `{token}`;
+//! `api-key`: `{key}`; each with `options.device`, canonical Extended JSON) and `…/local-userpass/register` (`{email,
 //! password}`). Output: `{access_token, refresh_token, user_id, device_id}` for a login; 201
 //! for a registration (confirmed at once: only apps with `autoConfirm` may register).
 //!
 //! A provider the app does not enable (or this server does not speak) is 404
 //! `AuthProviderNotFound`; a wrong email or password is 401 `InvalidPassword` ("invalid
-//! username/password", the same for both); identity linking (`?link=true`) is refused.
+//! username/password", the same for both); an invalid custom token or API key (unknown or
+//! disabled) is 401 `AuthError`; a disabled user is 401 `UserDisabled` (after its credentials
+//! are checked, so that the answer tells nothing to whoever lacks them); identity linking
+//! (`?link=true`) is refused.
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use bson::{Bson, Document, oid::ObjectId};
 use rolegate::ops::attach_custom_data;
 
 use crate::accounts;
+use crate::api_keys;
 use crate::data::Shared;
 use crate::error::ApiError;
 use crate::http::{LogFields, blocking, body_bytes, document};
@@ -31,12 +35,24 @@ use super::finish;
 enum Provider {
     Userpass,
     Anonymous,
+    CustomToken,
+    ApiKey,
+}
+
+/// What a login presents.
+enum Credentials {
+    Password(String, String),
+    Anonymous,
+    Token(String),
+    Key(String),
 }
 
 fn provider(state: &AppState, name: &str) -> Result<Provider, ApiError> {
     match name {
         "local-userpass" if state.settings.userpass.is_some() => Ok(Provider::Userpass),
         "anon-user" if state.settings.anonymous => Ok(Provider::Anonymous),
+        "custom-token" if state.custom_token.is_some() => Ok(Provider::CustomToken),
+        "api-key" if state.settings.api_key => Ok(Provider::ApiKey),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "AuthProviderNotFound",
@@ -100,17 +116,31 @@ async fn login_inner(
         _ => None,
     };
     let credentials = match provider {
-        Provider::Userpass => Some((
+        Provider::Userpass => Credentials::Password(
             string_field(&body, "username")?,
             string_field(&body, "password")?,
-        )),
-        Provider::Anonymous => None,
+        ),
+        Provider::Anonymous => Credentials::Anonymous,
+        Provider::CustomToken => Credentials::Token(string_field(&body, "token")?),
+        Provider::ApiKey => Credentials::Key(string_field(&body, "key")?),
     };
-    let _permit = hashing_permit(state, credentials.is_some()).await?;
+    let hashes = matches!(credentials, Credentials::Password(..));
+    let _permit = hashing_permit(state, hashes).await?;
     let answer = blocking(state, move |s| {
         let user_id = match credentials {
-            Some((email, password)) => accounts::check_password(&s.store, &email, &password)?,
-            None => accounts::create_anonymous(&s.store)?,
+            Credentials::Password(email, password) => {
+                accounts::check_password(&s.store, &email, &password)?
+            }
+            Credentials::Anonymous => accounts::create_anonymous(&s.store)?,
+            Credentials::Token(token) => {
+                let verifier = s
+                    .custom_token
+                    .as_ref()
+                    .ok_or_else(|| ApiError::internal("custom-token login without a verifier"))?;
+                let verified = verifier.verify(&token)?;
+                accounts::custom_token_user(&s.store, &verified.sub, &verified.metadata)?
+            }
+            Credentials::Key(key) => api_keys::login(&s.store, &key)?,
         };
         start_session(s, user_id, sent_device, &device)
     })
@@ -148,6 +178,7 @@ fn start_session(
 ) -> Result<serde_json::Value, ApiError> {
     let user = accounts::user(&state.store, user_id)?
         .ok_or_else(|| ApiError::internal("a login's user is not stored"))?;
+    accounts::check_enabled(&user)?;
     let device = accounts::device(&state.store, user_id, sent_device, device_info)?;
     let session_id = accounts::new_session_id()?;
     let (uid, did) = (user_id.to_hex(), device.to_hex());

@@ -4,12 +4,13 @@
 //!
 //! * A body with a `service` that is one of the app's data sources is a MongoDB action: it runs
 //!   through [`rolegate::ops::execute`] on the app's data store ([`crate::data`]), on a
-//!   blocking thread, as the token's user, in the request context `rolegate call` builds:
-//!   `%%user` (`{id, type, data, identities}` from the stored user, `custom_data` from the data
-//!   store, [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`,
-//!   `remoteIPAddress` = the TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and
-//!   `action` from [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`.
-//!   Its committed writes are published on the change feed ([`crate::feed`]) for `watch`.
+//!   blocking thread, as the token's user (401 `InvalidSession` when it is disabled or gone),
+//!   in the request context `rolegate call` builds: `%%user` (`{id, type, data, identities}`
+//!   from the stored user, `custom_data` from the data store,
+//!   [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
+//!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
+//!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`. Its committed
+//!   writes are published on the change feed ([`crate::feed`]) for `watch`.
 //! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
 //!   namespace without rules (403 `NoMatchingRuleFound`) before the rules run: the app's
 //!   default rule never reaches it.
@@ -97,8 +98,7 @@ fn run(
     op: &Operation,
     http: &Document,
 ) -> Result<serde_json::Value, ApiError> {
-    let stored = accounts::user(&state.store, user_id)?
-        .ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
+    let stored = accounts::active_user(&state.store, user_id)?;
     let mut user = accounts::rule_user(&stored);
     let set = state.rules.rule_set();
     attach_custom_data(set, &mut Shared(&*state.data), &mut user)

@@ -10,8 +10,10 @@
 //! | `GET /api/client/v2.0/auth/profile`, `POST`/`DELETE /api/client/v2.0/auth/session` | [`session`] |
 //! | `POST …/app/{app}/functions/call` | [`functions`] |
 //! | `GET …/app/{app}/functions/call?baas_request=…` (`watch`) | [`watch`] |
+//! | `POST`/`GET /api/client/v2.0/auth/api_keys`, `GET`/`DELETE …/{id}`, `PUT …/{id}/enable`, `…/disable` | [`api_keys`] |
 //! | `GET /health` | here |
 
+pub mod api_keys;
 pub mod auth;
 pub mod functions;
 pub mod location;
@@ -26,7 +28,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::{ApiError, ErrorCode};
@@ -58,6 +60,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             &format!("{app}/functions/call"),
             post(functions::call).get(watch::watch),
+        )
+        .route(
+            &format!("{CLIENT}/auth/api_keys"),
+            post(api_keys::create).get(api_keys::list),
+        )
+        .route(
+            &format!("{CLIENT}/auth/api_keys/{{key_id}}"),
+            get(api_keys::get).delete(api_keys::delete),
+        )
+        .route(
+            &format!("{CLIENT}/auth/api_keys/{{key_id}}/enable"),
+            put(api_keys::enable),
+        )
+        .route(
+            &format!("{CLIENT}/auth/api_keys/{{key_id}}/disable"),
+            put(api_keys::disable),
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

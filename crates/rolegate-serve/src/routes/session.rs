@@ -3,7 +3,7 @@
 //! user data read again) and `DELETE` on the same path (refresh token: logout, the session is
 //! deleted). Output: the profile, `{access_token}` (201), or 204. The app comes from the token
 //! (these routes carry no app id). A token that is missing, expired, tampered, of another
-//! kind or of a closed session: 401 `InvalidSession`; a failed logout says "failed to find
+//! kind, of a closed session or of a disabled user: 401 `InvalidSession`; a failed logout says "failed to find
 //! refresh token", which realm-web ignores.
 
 use std::sync::Arc;
@@ -38,8 +38,7 @@ pub async fn profile(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         fields.user = Some(claims.sub.clone());
         let id = user_id(&claims.sub)?;
         blocking(&state, move |s| {
-            let user = accounts::user(&s.store, id)?
-                .ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
+            let user = accounts::active_user(&s.store, id)?;
             Ok(Json(accounts::profile(&user, &s.settings.app_id)))
         })
         .await
@@ -62,8 +61,7 @@ pub async fn refresh(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             if accounts::session(&s.store, &claims.baas_id, id)?.is_none() {
                 return Err(ApiError::invalid_session("the session is closed"));
             }
-            let user = accounts::user(&s.store, id)?
-                .ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
+            let user = accounts::active_user(&s.store, id)?;
             let token =
                 s.tokens
                     .access(&claims.sub, &claims.baas_device_id, user_data(s, &user)?)?;

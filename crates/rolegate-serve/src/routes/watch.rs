@@ -144,8 +144,7 @@ fn watcher(
     watch: WatchRequest,
     http: &Document,
 ) -> Result<Watcher, ApiError> {
-    let stored = accounts::user(&state.store, user_id)?
-        .ok_or_else(|| ApiError::invalid_session("the user no longer exists"))?;
+    let stored = accounts::active_user(&state.store, user_id)?;
     let mut user = accounts::rule_user(&stored);
     let set = state.rules.rule_set();
     attach_custom_data(set, &mut Shared(&*state.data), &mut user)
