@@ -697,6 +697,23 @@ async fn updates_replacements_and_deletes() {
         "{e}"
     );
 
+    // A change of a field Bob cannot read, only: Alice gets it; Bob gets nothing (his next
+    // event is the replacement below), and his events' numbers show no gap.
+    s.call(
+        &alice,
+        "updateOne",
+        "tasks",
+        json!({"query": {"_id": oid(1)}, "update": {"$set": {"details.internalNotes": "newer"}}}),
+    )
+    .await;
+    let e = alices.data().await;
+    assert_eq!(
+        e["updateDescription"],
+        json!({"updatedFields": {"details.internalNotes": "newer"}, "removedFields": []}),
+        "{e}"
+    );
+    assert_eq!(e["_id"], json!({"_data": "0000000000000002"}), "{e}");
+
     let mut replacement = task(1, &alice_id, "platform", "replaced");
     replacement.as_object_mut().unwrap().remove("_id");
     s.call(
@@ -709,6 +726,8 @@ async fn updates_replacements_and_deletes() {
     let e = bobs.data().await;
     assert_eq!(e["operationType"], "replace", "{e}");
     assert_eq!(e["fullDocument"]["title"], "replaced");
+    assert_eq!(e["_id"], json!({"_data": "0000000000000002"}), "{e}");
+    assert_eq!(e["clusterTime"]["$timestamp"]["i"], 2, "{e}");
     assert!(e.get("updateDescription").is_none(), "{e}");
 
     s.call(

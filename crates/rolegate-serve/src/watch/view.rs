@@ -8,19 +8,25 @@
 //! field rules, the filters' projections):
 //!
 //! * `insert`, `update`, `replace`: sent only when the post-image is visible; `fullDocument` is
-//!   its view. An update's `updatedFields` keep the paths the view still has, with the view's
-//!   values (a changed sub-document arrives redacted); its `removedFields` keep the paths the
-//!   user could read in the pre-image (none when the pre-image was not visible).
+//!   its view. An update or replacement whose view is the same before and after (only hidden
+//!   fields changed) is not sent. An update's `updatedFields` keep the paths whose value in the
+//!   view changed (or every path the view has, when the pre-image was not visible), with the
+//!   view's values (a changed sub-document arrives redacted); its `removedFields` keep the
+//!   paths the view had before and has no more.
 //! * `delete`: sent only when the pre-image was visible; it carries no document.
 //! * `documentKey` is `{_id}` from the view (`{}` when the role hides `_id`).
 //! * Then the client's selector: `ids` keeps the events whose `documentKey._id` is one of them;
 //!   `filter` is matched on the event as the user gets it, so a condition on a hidden field
 //!   meets it missing.
 //!
-//! An event the user may not see leaves no trace: nothing is sent, nothing counted. A rule
-//! that fails to evaluate withholds the image (fail closed).
+//! An event the user may not see leaves no trace: nothing is sent, nothing counted. The event's
+//! `_id` (the resume token) and `clusterTime` increment count this stream's events only, so
+//! their gaps cannot tell how many changes the user did not see. A rule that fails to evaluate
+//! withholds the image (fail closed).
 
-use bson::{Bson, Document, doc};
+use std::cell::Cell;
+
+use bson::{Bson, Document, Timestamp, doc};
 use rolegate::mql::bson_equal;
 use rolegate::ops::Namespace;
 use rolegate::{Collection, EvalError, PreparedRequest, QueryPlan, RequestContext};
@@ -46,6 +52,8 @@ pub struct Session<'w> {
     request: PreparedRequest<'w, 'w>,
     plan: QueryPlan,
     watcher: &'w Watcher,
+    /// How many events this stream has sent.
+    sent: Cell<u32>,
 }
 
 impl Watcher {
@@ -77,6 +85,7 @@ impl Watcher {
             request,
             plan,
             watcher: self,
+            sent: Cell::new(0),
         })
     }
 }
@@ -107,11 +116,15 @@ impl Session<'_> {
             },
         };
         let pre = match event.kind {
-            ChangeKind::Delete | ChangeKind::Update => {
+            ChangeKind::Insert => None,
+            ChangeKind::Delete | ChangeKind::Update | ChangeKind::Replace => {
                 event.pre.as_ref().and_then(|d| self.seen(d))
             }
-            ChangeKind::Insert | ChangeKind::Replace => None,
         };
+        if post.is_some() && post == pre {
+            // Only hidden fields changed: to this user, nothing happened.
+            return Ok(None);
+        }
         let Some(keyed) = post.as_ref().or(pre.as_ref()) else {
             return Ok(None);
         };
@@ -119,10 +132,14 @@ impl Session<'_> {
             Some(id) => doc! {"_id": id.clone()},
             None => Document::new(),
         };
+        let number = self.sent.get().saturating_add(1);
         let mut out = doc! {
-            "_id": {"_data": format!("{:016X}", event.sequence)},
+            "_id": {"_data": format!("{number:016X}")},
             "operationType": event.kind.as_str(),
-            "clusterTime": Bson::Timestamp(event.cluster_time),
+            "clusterTime": Bson::Timestamp(Timestamp {
+                time: event.cluster_time.time,
+                increment: number,
+            }),
         };
         let description = match (&event.diff, &post) {
             (Some(diff), Some(post)) if event.kind == ChangeKind::Update => {
@@ -153,13 +170,17 @@ impl Session<'_> {
             },
             Selector::Filter(filter) => filter.matches(&out)?,
         };
+        if selected {
+            self.sent.set(number);
+        }
         Ok(selected.then_some(out))
     }
 }
 
-/// `updateDescription` reduced to what the user can read: updated paths present in the
-/// post-image's view (with the view's value), removed paths the user could read in the
-/// pre-image's view.
+/// `updateDescription` as the user's views tell it: the updated paths whose value in the
+/// post-image's view differs from the pre-image's view (all present ones when the pre-image
+/// was not visible), with the post view's values; the removed paths the pre view had and the
+/// post view has not.
 fn describe(
     updated: &[Path],
     removed: &[Path],
@@ -169,13 +190,16 @@ fn describe(
     let mut fields = Document::new();
     for path in updated {
         if let Some(value) = lookup(post, path) {
-            fields.insert(path.join("."), value.clone());
+            if pre.and_then(|pre| lookup(pre, path)) != Some(value) {
+                fields.insert(path.join("."), value.clone());
+            }
         }
     }
     let gone: Vec<Bson> = match pre {
         Some(pre) => removed
             .iter()
-            .filter(|path| lookup(pre, path).is_some())
+            .chain(updated)
+            .filter(|path| lookup(pre, path).is_some() && lookup(post, path).is_none())
             .map(|path| Bson::String(path.join(".")))
             .collect(),
         None => Vec::new(),
