@@ -85,7 +85,8 @@ export function seedSamples(app, store) {
 /**
  * Serves `app` on a new store seeded with the samples (or on `store` when given), on a free
  * port, and waits for `/health`. `accessTokenSeconds` sets `--access-token-seconds`.
- * Returns `{url, port, app, store, log, stop, restart}`: `log` holds the server's stderr lines.
+ * Returns `{url, port, app, store, log, requests, stop, restart}`: `log` holds the server's
+ * stderr lines, `requests(from, count)` waits for request lines.
  */
 export async function startServer({ app = exampleApp, store, port, accessTokenSeconds } = {}) {
   if (!store) {
@@ -120,7 +121,17 @@ export async function startServer({ app = exampleApp, store, port, accessTokenSe
     if (status.code !== 0) throw new Error(`the server stopped with ${JSON.stringify(status)}`);
     return startServer({ app, store, port, accessTokenSeconds });
   };
-  return { url, port, app, store, log, stop, restart };
+  // The request log lines from `log[from]` on, once there are `count` of them (the log
+  // arrives through a pipe, after the response): at most 5 s.
+  const requests = async (from, count) => {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const lines = log.slice(from).filter((l) => l.includes(" request "));
+      if (lines.length >= count || Date.now() > deadline) return lines;
+      await new Promise((ok) => setTimeout(ok, 20));
+    }
+  };
+  return { url, port, app, store, log, requests, stop, restart };
 }
 
 async function waitForHealth(url, exited, log) {
