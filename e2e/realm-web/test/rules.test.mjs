@@ -243,6 +243,19 @@ describe("realm-web on the example app", () => {
     assert.deepEqual(await collection(bob, "tasks").deleteMany({}), { deletedCount: 0 });
   });
 
+  test("findOneAndDelete of realm-web 2.0.1 is refused, and the document stays", async () => {
+    // realm-web 2.0.1 sends findOneAndDelete as a `findOneAndReplace` without `update` (a
+    // client bug; App Services replaced the document with an empty one). rolegate refuses a
+    // findOneAndReplace without its replacement as an invalid parameter: nothing is written.
+    const tasks = collection(alice, "tasks");
+    const doc = { owner_id: alice.id, title: "Epsilon: kept", status: "todo", team: "platform" };
+    const { insertedId } = await tasks.insertOne(doc);
+    await refused(tasks.findOneAndDelete({ _id: insertedId }), "InvalidParameter", 400);
+    assert.deepEqual(await tasks.findOne({ _id: insertedId }), { _id: insertedId, ...doc });
+    // deleteOne is the way that works (owner: delete true).
+    assert.deepEqual(await tasks.deleteOne({ _id: insertedId }), { deletedCount: 1 });
+  });
+
   test("log out revokes the session", async () => {
     const refreshToken = bob.refreshToken;
     await bob.logOut();
