@@ -158,6 +158,22 @@ describe("realm-web watch", () => {
     assert.equal(whole.operationType, "insert");
   });
 
+  test("a large event with %, line breaks and non-ASCII text arrives intact", async () => {
+    // The server percent-encodes `%`, LF and CR in the event data and realm-web decodes them;
+    // the event (about 300 KB) spans many reads, so lines and UTF-8 characters are split.
+    // details.summary is readable under teamViewer (details' additional_fields read true).
+    assert.equal(role("tasks", "teamViewer").fields.details.additional_fields.read, true);
+    const alice = await watch(users.alice);
+    const summary = "50% done %0A %25 \n line\r\n é ✓ 𝄞 ".repeat(10_000);
+    tasks.large = bobsTask("Watched: large", { details: { summary, estimateHours: 1 } });
+    await collection(users.bob, "tasks").insertOne(tasks.large);
+    const seen = await next(alice, "the large insert");
+    assert.deepEqual(seen.documentKey, { _id: tasks.large._id });
+    assert.equal(seen.fullDocument.details.summary.length, summary.length);
+    assert.ok(seen.fullDocument.details.summary === summary, "the summary arrived altered");
+    assert.deepEqual(seen.fullDocument, teamView(tasks.large));
+  });
+
   test("inserts alice may not see send her nothing: her next event is the visible marker", async () => {
     // team "design" is not alice's team: no role applies to her (teamViewer needs her team,
     // owner and collaborator her id, admin isAdmin), so she cannot read it.
