@@ -277,7 +277,7 @@ describe("realm-web watch", () => {
     // The read in progress ends as the end of the stream, not as an error.
     assert.deepEqual(await within(pending, EVENT_MS, "the pending next()"), { done: true, value: undefined });
     assert.deepEqual(await alice.next(), { done: true, value: undefined });
-    // A change after the close goes to the new stream only; the server is still serving.
+    // The server still serves the user: a new watch receives the next change.
     const again = await watch(users.alice);
     await collection(users.bob, "tasks").updateOne({ _id: tasks.marker._id }, { $set: { status: "done" } });
     const seen = await next(again, "the new stream's event");
