@@ -929,6 +929,21 @@ async fn the_cap_keep_alives_and_shutdown() {
     );
     assert_eq!(s.state.streams.open_count(), 1);
     assert_eq!(bobs.frame().await.as_deref(), Some(": keep-alive"));
+    // A client that goes away frees its place: the next watch is served.
+    drop(bobs);
+    timeout(PATIENCE, async {
+        while s.state.streams.open_count() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the closed stream's place is freed");
+    let mut bobs = s
+        .watch(watch_body(json!({})), Auth::Bearer(&bob))
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(bobs.frame().await.as_deref(), Some(": keep-alive"));
     // Shutdown ends the open stream (with an error the client sees) and the server stops.
     let stopping = tokio::spawn(s.stop());
     let error = bobs.error_then_end().await;

@@ -355,7 +355,10 @@ fn the_residual_bounds_the_read_decision_under_field_rules() {
 // Operations agree with pushdown on and off
 
 /// Property c on one case: `find`, `count` and `aggregate` answer the same with and without
-/// the residual in the store query.
+/// the residual in the store query — except where `max_document_depth` binds: with pushdown
+/// the store does not return fields no role can read (the projection residual), so a document
+/// deep only in such fields is not withheld for its depth (P4). Such a difference must then
+/// vanish when the case runs again without its depth limit.
 fn operations_agree(
     case: &Case,
     limit: i64,
@@ -398,6 +401,12 @@ fn operations_agree(
         if without == "error InternalServerError" && nothing {
             continue;
         }
+        if with != without
+            && case.rules.max_document_depth.is_some()
+            && depth_explains(case, who, b)?
+        {
+            continue;
+        }
         prop_assert_eq!(
             &with,
             &without,
@@ -416,6 +425,23 @@ fn operations_agree(
         );
     }
     Ok(())
+}
+
+/// Whether `body` answers the same with and without pushdown once `case`'s depth limit is
+/// lifted (then the depth limit alone made them differ).
+fn depth_explains(case: &Case, who: As, b: &Document) -> Result<bool, TestCaseError> {
+    let mut relaxed = case.clone();
+    relaxed.rules.max_document_depth = None;
+    let rules = load(&relaxed.rules)?;
+    let ctx = relaxed
+        .request
+        .context(&rules, who.search)
+        .with_system(who.system);
+    let coll = rules.collection(arb::NAMESPACE).unwrap();
+    let on = coll.prepare(&ctx);
+    let off = on.with_pushdown(false);
+    let docs = stored(&relaxed.docs);
+    Ok(call(&on, &mut store_of(&docs), b) == call(&off, &mut store_of(&docs), b))
 }
 
 fn limit() -> impl Strategy<Value = i64> {
