@@ -189,10 +189,10 @@ fn describe(
 ) -> Document {
     let mut fields = Document::new();
     for path in updated {
-        if let Some(value) = lookup(post, path) {
-            if pre.and_then(|pre| lookup(pre, path)) != Some(value) {
-                fields.insert(path.join("."), value.clone());
-            }
+        if let Some(value) = lookup(post, path)
+            && pre.and_then(|pre| lookup(pre, path)) != Some(value)
+        {
+            fields.insert(path.join("."), value.clone());
         }
     }
     let gone: Vec<Bson> = match pre {
