@@ -108,6 +108,11 @@ pub struct AppState {
     /// Bounds the password hashes computed at once (argon2 takes 19 MiB and tens of
     /// milliseconds each): twice the available cores.
     pub hashing: tokio::sync::Semaphore,
+    /// Held by an operation that writes, from its read to its write (on a blocking thread,
+    /// never across an `.await`): this server is the store's only writer, so concurrent
+    /// writes to one document queue instead of failing with `WriteConflict` after
+    /// `ops::MAX_ATTEMPTS` re-reads (MongoDB serialises them too). Reads do not take it.
+    pub writes: std::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -148,6 +153,7 @@ impl AppState {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2)),
             ),
+            writes: std::sync::Mutex::new(()),
         }))
     }
 

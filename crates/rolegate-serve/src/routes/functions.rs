@@ -8,7 +8,9 @@
 //!   identities}` from the stored user, `custom_data` from the store,
 //!   [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
 //!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
-//!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`.
+//!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`. Operations
+//!   that write run one at a time ([`AppState::writes`]), so concurrent updates of one
+//!   document never fail with `WriteConflict`.
 //! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
 //!   namespace without rules (403 `NoMatchingRuleFound`) before the rules run: the app's
 //!   default rule never reaches it.
@@ -17,7 +19,7 @@
 //!   (and it is not private), else 404 `FunctionNotFound`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -87,8 +89,11 @@ async fn call_inner(
         .into_response())
 }
 
-/// The operation, as the user, on the store: its result as canonical Extended JSON.
-fn run(
+/// The operation, as the user, on the store: its result as canonical Extended JSON. This is
+/// the whole of a call's work after HTTP (the token checked, the body parsed): it loads the
+/// user and their custom data, builds the request context, prepares and executes. Public so
+/// that the load test's baseline (`benches/direct.rs`) times exactly this.
+pub fn run(
     state: &AppState,
     user_id: ObjectId,
     op: &Operation,
@@ -113,6 +118,10 @@ fn run(
         .build()
         .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
     let request = collection.prepare(&context);
+    // One writing operation at a time, from its read to its write (`AppState::writes`).
+    let _writing = op
+        .writes()
+        .then(|| state.writes.lock().unwrap_or_else(PoisonError::into_inner));
     let decided = execute(&request, op, &mut &state.store, &mut OpEnv::new())
         .map_err(|e| ApiError::from_op(&e))?;
     rolegate::mql::bson_to_canonical_json(&decided.result)
