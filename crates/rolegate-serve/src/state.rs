@@ -108,11 +108,14 @@ pub struct AppState {
     /// Bounds the password hashes computed at once (argon2 takes 19 MiB and tens of
     /// milliseconds each): twice the available cores.
     pub hashing: tokio::sync::Semaphore,
-    /// Held by an operation that writes, from its read to its write (on a blocking thread,
-    /// never across an `.await`): this server is the store's only writer, so concurrent
-    /// writes to one document queue instead of failing with `WriteConflict` after
-    /// `ops::MAX_ATTEMPTS` re-reads (MongoDB serialises them too). Reads do not take it.
-    pub writes: std::sync::Mutex<()>,
+    /// One permit: an operation that writes holds it from before its read until its write is
+    /// done (the permit moves into the blocking work, so a client that goes away does not
+    /// release it early). This server is the store's only writer, so concurrent writes to
+    /// one document queue instead of failing with `WriteConflict` after `ops::MAX_ATTEMPTS`
+    /// re-reads (MongoDB retries such conflicts itself). Waiting writers are futures, not
+    /// blocked threads, so reads never wait for the blocking pool behind them, and reads do
+    /// not take it.
+    pub writes: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -153,7 +156,7 @@ impl AppState {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2)),
             ),
-            writes: std::sync::Mutex::new(()),
+            writes: Arc::new(tokio::sync::Semaphore::new(1)),
         }))
     }
 

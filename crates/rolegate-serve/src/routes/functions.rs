@@ -19,7 +19,7 @@
 //!   (and it is not private), else 404 `FunctionNotFound`.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -81,7 +81,24 @@ async fn call_inner(
             "no rules govern this collection",
         ));
     }
-    let json = blocking(state, move |s| run(s, user_id, &op, &http)).await?;
+    // One writing operation at a time (`AppState::writes`): the permit moves into the
+    // blocking work and is released when the write is done.
+    let permit = if op.writes() {
+        let writes = Arc::clone(&state.writes);
+        Some(
+            writes
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::internal("the write semaphore is closed"))?,
+        )
+    } else {
+        None
+    };
+    let json = blocking(state, move |s| {
+        let _permit = permit;
+        run(s, user_id, &op, &http)
+    })
+    .await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         json.to_string(),
@@ -90,9 +107,10 @@ async fn call_inner(
 }
 
 /// The operation, as the user, on the store: its result as canonical Extended JSON. This is
-/// the whole of a call's work after HTTP (the token checked, the body parsed): it loads the
-/// user and their custom data, builds the request context, prepares and executes. Public so
-/// that the load test's baseline (`benches/direct.rs`) times exactly this.
+/// the whole of a call's work after HTTP (the token checked, the body parsed, the write
+/// permit taken): it loads the user and their custom data, builds the request context,
+/// prepares and executes. Public so that the load test's baseline (`benches/direct.rs`)
+/// times exactly this.
 pub fn run(
     state: &AppState,
     user_id: ObjectId,
@@ -118,10 +136,6 @@ pub fn run(
         .build()
         .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
     let request = collection.prepare(&context);
-    // One writing operation at a time, from its read to its write (`AppState::writes`).
-    let _writing = op
-        .writes()
-        .then(|| state.writes.lock().unwrap_or_else(PoisonError::into_inner));
     let decided = execute(&request, op, &mut &state.store, &mut OpEnv::new())
         .map_err(|e| ApiError::from_op(&e))?;
     rolegate::mql::bson_to_canonical_json(&decided.result)
