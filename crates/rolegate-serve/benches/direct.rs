@@ -12,8 +12,8 @@
 //!   context built, the collection prepared, `execute`, the result as canonical Extended JSON;
 //! * `handler`: the server's router driven in-process (tower's `oneshot` on a 2-worker tokio
 //!   runtime, no socket): routing, CORS and log middleware (no log subscriber installed, so no
-//!   log line is written), the JWT checked, the body parsed, `Operation::from_body`, the
-//!   blocking-thread hand-off, `run`, the response serialised.
+//!   log line is written), the JWT checked, the body parsed, `Operation::from_body`, the write
+//!   permit (updates), the blocking-thread hand-off, `run`, the response serialised.
 //!
 //! `cargo bench -p rolegate-serve --bench direct`. The figures are in `benches/RESULTS.md`
 //! next to this file.
