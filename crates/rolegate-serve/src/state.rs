@@ -144,11 +144,19 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Bounds the password hashes computed at once (argon2 takes 19 MiB and tens of
     /// milliseconds each): twice the available cores.
-    pub hashing: tokio::sync::Semaphore,
+    pub hashing: Arc<tokio::sync::Semaphore>,
     /// The change feed `functions/call` publishes its committed writes on.
     pub feed: ChangeFeed,
     /// The open `watch` streams.
     pub streams: Streams,
+    /// One permit: an operation that writes holds it from before its read until its write is
+    /// done (the permit moves into the blocking work, so a client that goes away does not
+    /// release it early). Concurrent writes of this server to one document
+    /// queue instead of failing with `WriteConflict` after `ops::MAX_ATTEMPTS`
+    /// re-reads (MongoDB retries such conflicts itself). Waiting writers are futures, not
+    /// blocked threads, so reads never wait for the blocking pool behind them, and reads do
+    /// not take it.
+    pub writes: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -199,11 +207,12 @@ impl AppState {
             custom_token,
             public_url,
             max_body_bytes: config.max_body_bytes,
-            hashing: tokio::sync::Semaphore::new(
+            hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2)),
-            ),
+            )),
             feed: ChangeFeed::new(config.watch_buffer),
             streams: Streams::new(config.max_watch_streams, config.watch_keep_alive),
+            writes: Arc::new(tokio::sync::Semaphore::new(1)),
         }))
     }
 

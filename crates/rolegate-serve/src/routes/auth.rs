@@ -125,8 +125,9 @@ async fn login_inner(
         Provider::ApiKey => Credentials::Key(string_field(&body, "key")?),
     };
     let hashes = matches!(credentials, Credentials::Password(..));
-    let _permit = hashing_permit(state, hashes).await?;
+    let permit = hashing_permit(state, hashes).await?;
     let answer = blocking(state, move |s| {
+        let _permit = permit;
         let user_id = match credentials {
             Credentials::Password(email, password) => {
                 accounts::check_password(&s.store, &email, &password)?
@@ -153,17 +154,17 @@ async fn login_inner(
 }
 
 /// A permit to hash a password (`None` when no password is hashed): argon2's memory and time
-/// make unbounded concurrent hashing a way to exhaust the server.
+/// make unbounded concurrent hashing a way to exhaust the server. The permit moves into the
+/// blocking work, so a client that goes away does not release it while the hash runs.
 async fn hashing_permit(
     state: &AppState,
     hashes: bool,
-) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, ApiError> {
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
     if !hashes {
         return Ok(None);
     }
-    state
-        .hashing
-        .acquire()
+    Arc::clone(&state.hashing)
+        .acquire_owned()
         .await
         .map(Some)
         .map_err(|_| ApiError::internal("the hashing semaphore is closed"))
@@ -252,8 +253,9 @@ async fn register_inner(
     let email = string_field(&body, "email")?;
     let password = string_field(&body, "password")?;
     accounts::check_credentials(&email, &password)?;
-    let _permit = hashing_permit(state, true).await?;
+    let permit = hashing_permit(state, true).await?;
     blocking(state, move |s| {
+        let _permit = permit;
         accounts::register(&s.store, &email, &password)
     })
     .await?;

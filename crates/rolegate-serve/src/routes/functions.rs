@@ -10,7 +10,9 @@
 //!   [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
 //!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
 //!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`. Its committed
-//!   writes are published on the change feed ([`crate::feed`]) for `watch`.
+//!   writes are published on the change feed ([`crate::feed`]) for `watch`. Operations that
+//!   write run one at a time ([`AppState::writes`]), so concurrent updates of one document
+//!   never fail with `WriteConflict`.
 //! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
 //!   namespace without rules (403 `NoMatchingRuleFound`) before the rules run: the app's
 //!   default rule never reaches it.
@@ -83,7 +85,24 @@ async fn call_inner(
             "no rules govern this collection",
         ));
     }
-    let json = blocking(state, move |s| run(s, user_id, &op, &http)).await?;
+    // One writing operation at a time (`AppState::writes`): the permit moves into the
+    // blocking work and is released when the write is done.
+    let permit = if op.writes() {
+        let writes = Arc::clone(&state.writes);
+        Some(
+            writes
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::internal("the write semaphore is closed"))?,
+        )
+    } else {
+        None
+    };
+    let json = blocking(state, move |s| {
+        let _permit = permit;
+        run(s, user_id, &op, &http)
+    })
+    .await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         json.to_string(),
@@ -91,8 +110,12 @@ async fn call_inner(
         .into_response())
 }
 
-/// The operation, as the user, on the store: its result as canonical Extended JSON.
-fn run(
+/// The operation, as the user, on the store: its result as canonical Extended JSON. This is
+/// the whole of a call's work after HTTP (the token checked, the body parsed, the write
+/// permit taken): it loads the user and their custom data, builds the request context,
+/// prepares and executes. Public so that the load test's baseline (`benches/direct.rs`)
+/// times exactly this.
+pub fn run(
     state: &AppState,
     user_id: ObjectId,
     op: &Operation,
