@@ -5,11 +5,8 @@
 //! * A body with a `service` that is one of the app's data sources is a MongoDB action: it runs
 //!   through [`rolegate::ops::execute`] on the app's data store ([`crate::data`]), on a
 //!   blocking thread, as the token's user (401 `InvalidSession` when it is disabled or gone),
-//!   in the request context `rolegate call` builds: `%%user` (`{id, type, data, identities}`
-//!   from the stored user, `custom_data` from the data store,
-//!   [`rolegate::ops::attach_custom_data`]), `%%request` (`httpMethod`, `remoteIPAddress` = the
-//!   TCP peer, `httpUserAgent`, `httpReferrer`, with `service` and `action` from
-//!   [`rolegate::ops::call_request`]), the app's `%%values` and `%%environment`. Its committed
+//!   in the request context `rolegate call` builds ([`super::caller`]; `%%request` with
+//!   `httpMethod`, `remoteIPAddress` = the TCP peer, `httpUserAgent`, `httpReferrer`). Its committed
 //!   writes are published on the change feed ([`crate::feed`]) for `watch`. Operations that
 //!   write run one at a time ([`AppState::writes`]), so concurrent updates of one document
 //!   never fail with `WriteConflict`.
@@ -27,15 +24,15 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bson::{Bson, Document, doc, oid::ObjectId};
-use rolegate::ops::{OpEnv, Operation, attach_custom_data, call_request, execute};
+use rolegate::ops::{OpEnv, Operation, execute};
 
-use crate::accounts::{self, RESERVED_DATABASE};
-use crate::data::Shared;
+use crate::accounts::RESERVED_DATABASE;
 use crate::error::ApiError;
 use crate::feed::PublishingStore;
 use crate::http::{LogFields, bearer, blocking, body_bytes, document};
 use crate::state::AppState;
 
+use super::caller::caller_context;
 use super::finish;
 
 /// The handler.
@@ -121,23 +118,7 @@ pub fn run(
     op: &Operation,
     http: &Document,
 ) -> Result<serde_json::Value, ApiError> {
-    let stored = accounts::active_user(&state.store, user_id)?;
-    let mut user = accounts::rule_user(&stored);
-    let set = state.rules.rule_set();
-    attach_custom_data(set, &mut Shared(&*state.data), &mut user)
-        .map_err(|e| ApiError::internal(&format!("custom user data: {e}")))?;
-    let collection = state
-        .rules
-        .operation_collection(op)
-        .map_err(|e| ApiError::from_op(&e))?;
-    let data_source = collection.policy().data_source.to_string();
-    let context = state
-        .rules
-        .context()
-        .user(user)
-        .request(call_request(Some(http), op, &data_source))
-        .build()
-        .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
+    let (collection, context) = caller_context(state, user_id, op, http, None)?;
     let request = collection.prepare(&context);
     // Committed writes are published on the change feed (`watch`).
     let mut store = PublishingStore::new(&*state.data, &state.feed, op.replaces());

@@ -15,6 +15,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod caller;
 pub mod functions;
 pub mod location;
 pub mod session;

@@ -26,12 +26,11 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bson::{Document, doc, oid::ObjectId};
-use rolegate::ops::{Operation, attach_custom_data, call_request};
+use rolegate::ops::Operation;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::accounts::{self, RESERVED_DATABASE};
-use crate::data::Shared;
+use crate::accounts::RESERVED_DATABASE;
 use crate::error::ApiError;
 use crate::feed::FeedEvent;
 use crate::http::{LogFields, bearer, blocking};
@@ -42,6 +41,7 @@ use crate::watch::sse;
 use crate::watch::streams::StreamSlot;
 use crate::watch::view::Watcher;
 
+use super::caller::caller_context;
 use super::finish;
 
 /// The query parameters.
@@ -144,11 +144,6 @@ fn watcher(
     watch: WatchRequest,
     http: &Document,
 ) -> Result<Watcher, ApiError> {
-    let stored = accounts::active_user(&state.store, user_id)?;
-    let mut user = accounts::rule_user(&stored);
-    let set = state.rules.rule_set();
-    attach_custom_data(set, &mut Shared(&*state.data), &mut user)
-        .map_err(|e| ApiError::internal(&format!("custom user data: {e}")))?;
     // The collection is resolved as a `find` on it would be (`service/db.coll`, else `db.coll`).
     let find = Operation::from_body(&doc! {
         "name": "find",
@@ -156,20 +151,7 @@ fn watcher(
         "service": &watch.service,
     })
     .map_err(|e| ApiError::from_op(&e))?;
-    let collection = state
-        .rules
-        .operation_collection(&find)
-        .map_err(|e| ApiError::from_op(&e))?;
-    let data_source = collection.policy().data_source.to_string();
-    let mut request = call_request(Some(http), &find, &data_source);
-    request.insert("action", "watch");
-    let context = state
-        .rules
-        .context()
-        .user(user)
-        .request(request)
-        .build()
-        .map_err(|e| ApiError::internal(&format!("request context: {e}")))?;
+    let (collection, context) = caller_context(state, user_id, &find, http, Some("watch"))?;
     // A collection no role governs is refused as a `find` on it is.
     collection
         .prepare(&context)
