@@ -40,35 +40,16 @@ use rolegate_serve::routes::functions::run;
 use rolegate_serve::{AppState, ServeConfig, accounts, router};
 use tower::ServiceExt;
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const APP_ID: &str = "taskboard-ab1cd";
 const KEY: &[u8] = b"a bench signing key of at least thirty-two bytes";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// The example app with custom user data in `taskboard.users` (as `load.sh` writes it), on a
 /// new store in `dir`.
 fn open(dir: &Path) -> Arc<AppState> {
-    let app = dir.join("app");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app"),
-        &app,
-    );
-    std::fs::write(
-        app.join("auth/custom_user_data.json"),
-        r#"{"enabled": true, "mongo_service_name": "mongodb-atlas", "database_name": "taskboard", "collection_name": "users", "user_id_field": "user_id"}"#,
-    )
-    .unwrap();
+    let app = support::example_app(dir, true);
     let mut config = ServeConfig::new(&app, dir.join("data"));
     config.signing_key = Some(KEY.to_vec());
     config.access_lifetime = Duration::from_secs(24 * 3600);

@@ -14,7 +14,6 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,8 @@ use rolegate::ops::{Change, Namespace, WriteSet};
 use rolegate_serve::{AppState, ServeConfig, accounts, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+mod support;
 
 const APP_ID: &str = "taskboard-ab1cd";
 const BASE: &str = "/api/client/v2.0";
@@ -122,19 +123,6 @@ impl Call<'_> {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The custom-token provider of these tests: `algorithm`, one key, metadata `user_data.team`
 /// (required) → `team` and `name` (optional), plus `extra` config.
 fn custom_token(algorithm: &str, extra: Value) -> Value {
@@ -164,11 +152,7 @@ fn all_providers() -> Value {
 /// team (`%%user.data.team`) may read; `secret` is the value of the `jwtKey` secret.
 fn open(providers: &Value, secret: &str, access_lifetime: Duration) -> Result<Server, String> {
     let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app"),
-        &app,
-    );
+    let app = support::example_app(dir.path(), false);
     std::fs::write(app.join("auth/providers.json"), providers.to_string()).unwrap();
     let notes = app.join("data_sources/mongodb-atlas/taskboard/teamnotes");
     std::fs::create_dir_all(&notes).unwrap();

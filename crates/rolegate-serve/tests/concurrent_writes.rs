@@ -10,7 +10,6 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,6 +18,8 @@ use axum::http::{Method, Request, StatusCode, header};
 use rolegate_serve::{AppState, ServeConfig, accounts, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+mod support;
 
 const KEY: &[u8] = b"a test signing key of at least thirty-two bytes";
 const CALL: &str = "/api/client/v2.0/app/taskboard-ab1cd/functions/call";
@@ -58,7 +59,7 @@ async fn concurrent_updates_of_one_document_all_succeed() {
     const CLIENTS: i64 = 8;
     const EACH: i64 = 10;
     let dir = tempfile::tempdir().unwrap();
-    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app");
+    let app = support::example_dir();
     let mut config = ServeConfig::new(app, dir.path().join("data"));
     config.signing_key = Some(KEY.to_vec());
     let state = AppState::open(&config).unwrap();

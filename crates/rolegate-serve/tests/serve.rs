@@ -8,7 +8,6 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +22,8 @@ use rolegate_store::EmbeddedStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod support;
+
 const APP_ID: &str = "taskboard-ab1cd";
 const BASE: &str = "/api/client/v2.0";
 const KEY: &[u8] = b"a test signing key of at least thirty-two bytes";
@@ -31,19 +32,6 @@ struct Server {
     state: Arc<AppState>,
     router: Router,
     _dir: tempfile::TempDir,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The example app (plus custom user data in `taskboard.users`) on a fresh store.
@@ -62,16 +50,7 @@ fn server_on(
     data: Option<Arc<dyn SharedStore>>,
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app");
-    copy_dir(&example, &app);
-    std::fs::write(
-        app.join("auth/custom_user_data.json"),
-        json!({"enabled": true, "mongo_service_name": "mongodb-atlas", "database_name": "taskboard",
-               "collection_name": "users", "user_id_field": "user_id"})
-        .to_string(),
-    )
-    .unwrap();
+    let app = support::example_app(dir.path(), true);
     let mut config = ServeConfig::new(&app, dir.path().join("data"));
     config.public_url = "https://rolegate.example.com/".to_string();
     config.signing_key = Some(KEY.to_vec());

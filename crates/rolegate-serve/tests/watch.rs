@@ -15,7 +15,6 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +29,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
+mod support;
+
 const APP_ID: &str = "taskboard-ab1cd";
 const KEY: &[u8] = b"a test signing key of at least thirty-two bytes";
 /// How long any one read may take before the test fails (nothing here should come close).
@@ -43,31 +44,9 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 async fn server(configure: impl FnOnce(&mut ServeConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks-app");
-    copy_dir(&example, &app);
-    std::fs::write(
-        app.join("auth/custom_user_data.json"),
-        json!({"enabled": true, "mongo_service_name": "mongodb-atlas", "database_name": "taskboard",
-               "collection_name": "users", "user_id_field": "user_id"})
-        .to_string(),
-    )
-    .unwrap();
+    let app = support::example_app(dir.path(), true);
     // Without the default rule, a collection without a rule file has no rules.
     std::fs::remove_file(app.join("data_sources/mongodb-atlas/default_rule.json")).unwrap();
     let mut config = ServeConfig::new(&app, dir.path().join("data"));

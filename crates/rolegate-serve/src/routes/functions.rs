@@ -6,10 +6,10 @@
 //!   through [`rolegate::ops::execute`] on the app's data store ([`crate::data`]), on a
 //!   blocking thread, as the token's user (401 `InvalidSession` when it is disabled or gone),
 //!   in the request context `rolegate call` builds ([`super::caller`]; `%%request` with
-//!   `httpMethod`, `remoteIPAddress` = the TCP peer, `httpUserAgent`, `httpReferrer`). Its committed
-//!   writes are published on the change feed ([`crate::feed`]) for `watch`. Operations that
-//!   write run one at a time ([`AppState::writes`]), so concurrent updates of one document
-//!   never fail with `WriteConflict`.
+//!   `httpMethod`, `remoteIPAddress` = the TCP peer, `httpUserAgent`, `httpReferrer`). Its
+//!   committed writes are published on the change feed ([`crate::feed`]) for `watch`.
+//!   Operations that write run one at a time ([`AppState::writes`]), so concurrent updates of
+//!   one document never fail with `WriteConflict`.
 //! * Any operation on the reserved database (`$rolegate`, the accounts) is refused as a
 //!   namespace without rules (403 `NoMatchingRuleFound`) before the rules run: the app's
 //!   default rule never reaches it.
