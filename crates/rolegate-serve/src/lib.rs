@@ -1,24 +1,23 @@
 //! `rolegate serve`: the HTTP server that MongoDB Atlas App Services clients (Realm Web, the
 //! Node / React Native / Swift / Kotlin SDKs) point their `baseUrl` at. Stage: hosting. Input:
 //! an app directory, a data folder and a [`ServeConfig`]. Output: the client API of App
-//! Services (`/api/client/v2.0`, see `docs`' client protocol note) on the embedded store or a
-//! store the host supplies (a MongoDB deployment):
-//! location, `local-userpass` and `anon-user` logins, sessions, and the MongoDB service's
-//! actions under the app's rules.
+//! Services (`/api/client/v2.0`) on the embedded store or a store the host supplies (a MongoDB
+//! deployment): location; `local-userpass`, `anon-user`, `custom-token` and `api-key` logins;
+//! sessions and user API keys; the MongoDB service's actions and `watch` under the app's rules.
 //!
 //! ```text
-//! ServeConfig ──AppState::open──▶ AppState (Rules, AppSettings, EmbeddedStore, Tokens)
+//! ServeConfig ──AppState::open──▶ AppState (Rules, AppSettings, accounts store, data store,
+//!                                   │        Tokens, ChangeFeed, Streams)
 //!                                   └─ router ─▶ axum Router ─ serve(listener, shutdown)
 //! ```
 //!
 //! Modules: [`settings`] (the app's id, origins and providers), [`data`] (the app's data
-//! store), [`keys`] (the signing key),
-//! [`tokens`] (JWTs), [`accounts`] (users, passwords, devices, sessions in the reserved
-//! database), [`error`] (the error body), [`http`] (bearer tokens, bodies, blocking work),
-//! [`routes`] (the handlers, CORS and the request log), [`state`] (the shared state), [`feed`]
-//! (the committed changes, in order), [`watch`] (change streams as server-sent events),
-//! [`custom_token`] (JWT logins), [`api_keys`] (user API keys), [`function_uses`] (the rules
-//! that call `%function`, listed at startup).
+//! store), [`keys`] (the signing key), [`tokens`] (JWTs), [`accounts`] (users, passwords,
+//! devices, sessions in the reserved database), [`custom_token`] (JWT logins), [`api_keys`]
+//! (user API keys), [`error`] (the error body), [`http`] (bearer tokens, bodies, blocking
+//! work), [`routes`] (the handlers, CORS and the request log), [`state`] (the shared state),
+//! [`feed`] (the committed changes, in order), [`watch`] (change streams as server-sent
+//! events), [`function_uses`] (the rules that call `%function`, listed at startup).
 //!
 //! Not served yet: the other providers (OAuth, custom function), email confirmation and
 //! password reset, identity linking, user deletion, the app's own functions.
