@@ -128,7 +128,9 @@ impl<'a> Elements<'a> {
         }
     }
 
-    #[inline]
+    // PERF: always inlined, so that the element's fields stay in registers instead of being
+    // returned through memory.
+    #[inline(always)]
     fn next_elem(&mut self) -> Result<Option<Elem<'a>>, Malformed> {
         let bytes = self.bytes;
         let start = self.pos;
@@ -143,14 +145,15 @@ impl<'a> Elements<'a> {
             };
         }
         let key_start = start + 1;
-        let rest = bytes.get(key_start..).ok_or(Malformed)?;
-        let key_len = find_nul(rest).ok_or(Malformed)?;
+        let key_len = find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?;
         let value_start = key_start + key_len + 1;
         let tail = bytes.get(value_start..).ok_or(Malformed)?;
         let end = value_start + value_size(kind, tail)?;
+        // PERF: one bounds check for the whole element; its key and value lie inside it (so
+        // the two sub-slices below cannot fall back to empty).
         let whole = bytes.get(start..end).ok_or(Malformed)?;
-        let key = rest.get(..key_len).ok_or(Malformed)?;
-        let value = bytes.get(value_start..end).ok_or(Malformed)?;
+        let key = whole.get(1..1 + key_len).unwrap_or_default();
+        let value = whole.get(value_start - start..).unwrap_or_default();
         self.pos = end;
         Ok(Some(Elem {
             kind,
@@ -166,7 +169,7 @@ impl<'a> Elements<'a> {
 impl<'a> Iterator for Elements<'a> {
     type Item = Result<Elem<'a>, Malformed>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         match self.next_elem() {
             Ok(Some(e)) => Some(Ok(e)),
@@ -311,31 +314,68 @@ fn cstring_len(bytes: &[u8]) -> Result<usize, Malformed> {
     bytes.iter().position(|&b| b == 0).ok_or(Malformed)
 }
 
-/// The byte size of a value of type `kind` starting at `tail`.
-#[inline]
+/// [`FIXED_SIZE`]'s mark of a type whose size is read from the value (or an unknown type).
+const VARIABLE: u8 = u8::MAX;
+
+/// The value size of every fixed-size type, by type byte; [`VARIABLE`] for the others.
+///
+/// PERF: one table load instead of a `match` (a jump table) per element: most elements of
+/// real documents are numbers, dates, ObjectIds and booleans.
+const FIXED_SIZE: [u8; 256] = {
+    use kind::*;
+    let mut t = [VARIABLE; 256];
+    t[DOUBLE as usize] = 8;
+    t[DATE_TIME as usize] = 8;
+    t[TIMESTAMP as usize] = 8;
+    t[INT64 as usize] = 8;
+    t[INT32 as usize] = 4;
+    t[DECIMAL128 as usize] = 16;
+    t[OBJECT_ID as usize] = 12;
+    t[BOOLEAN as usize] = 1;
+    t[UNDEFINED as usize] = 0;
+    t[NULL as usize] = 0;
+    t[MIN_KEY as usize] = 0;
+    t[MAX_KEY as usize] = 0;
+    t
+};
+
+/// The byte size of a value of type `kind` starting at `tail`. The caller checks that the
+/// value lies within its buffer (a fixed size is not checked against `tail` here).
+#[inline(always)]
 pub(crate) fn value_size(kind: u8, tail: &[u8]) -> Result<usize, Malformed> {
+    match FIXED_SIZE
+        .get(usize::from(kind))
+        .copied()
+        .unwrap_or(VARIABLE)
+    {
+        VARIABLE => match kind {
+            // Strings and embedded documents inline (the common variable-size values); the
+            // rare types out of line.
+            kind::STRING | kind::JAVASCRIPT | kind::SYMBOL => {
+                let n = len_of(tail)?;
+                if n == 0 {
+                    return Err(Malformed);
+                }
+                Ok(4 + n)
+            }
+            kind::DOCUMENT | kind::ARRAY | kind::JAVASCRIPT_WITH_SCOPE => {
+                let n = len_of(tail)?;
+                if n < 5 {
+                    return Err(Malformed);
+                }
+                Ok(n)
+            }
+            _ => rare_value_size(kind, tail),
+        },
+        n => Ok(usize::from(n)),
+    }
+}
+
+/// [`value_size`] of binary, regex and DBPointer values (and unknown types: malformed).
+#[inline(never)]
+fn rare_value_size(kind: u8, tail: &[u8]) -> Result<usize, Malformed> {
     use kind::*;
     Ok(match kind {
-        DOUBLE | DATE_TIME | TIMESTAMP | INT64 => 8,
-        INT32 => 4,
-        DECIMAL128 => 16,
-        OBJECT_ID => 12,
-        BOOLEAN => 1,
-        UNDEFINED | NULL | MIN_KEY | MAX_KEY => 0,
-        STRING | JAVASCRIPT | SYMBOL => {
-            let n = len_of(tail)?;
-            if n == 0 {
-                return Err(Malformed);
-            }
-            4 + n
-        }
-        DOCUMENT | ARRAY | JAVASCRIPT_WITH_SCOPE => {
-            let n = len_of(tail)?;
-            if n < 5 {
-                return Err(Malformed);
-            }
-            n
-        }
         BINARY => 5 + len_of(tail)?,
         REGEX => {
             let p = cstring_len(tail)?;

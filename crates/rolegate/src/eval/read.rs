@@ -183,7 +183,8 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 None => (tree.fields.len(), tree.additional_perms(), None),
             };
             let mut action = actions.get(index).copied().unwrap_or(Action::Dynamic);
-            if action == Action::Unknown {
+            // PERF: `matches!`, not the derived `==` (which compares the payloads too).
+            if matches!(action, Action::Unknown) {
                 action = if perms.doc || !cached {
                     Action::Dynamic
                 } else {
@@ -204,7 +205,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     *slot = action;
                 }
             }
-            if action == Action::Dynamic {
+            if matches!(action, Action::Dynamic) {
                 self.bind_raw(perms, elem.kind, elem.value)?;
                 action = self.action_of(perms, nested, inherited)?;
             }
