@@ -321,6 +321,11 @@ const VARIABLE: u8 = u8::MAX;
 ///
 /// PERF: one table load instead of a `match` (a jump table) per element: most elements of
 /// real documents are numbers, dates, ObjectIds and booleans.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: a `u8` index into 256 entries, and an out-of-range \
+              index would stop the build, never a run"
+)]
 const FIXED_SIZE: [u8; 256] = {
     use kind::*;
     let mut t = [VARIABLE; 256];
