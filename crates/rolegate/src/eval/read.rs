@@ -217,7 +217,8 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 None => (tree.fields.len(), tree.additional_perms(), None),
             };
             let mut action = actions.get(index).copied().unwrap_or(Action::Dynamic);
-            // PERF: `matches!`, not the derived `==` (which compares the payloads too).
+            // PERF: `matches!` tests the tag alone; the derived `==` also compares payloads:
+            // W2-20 redact 7,834 -> 7,804, W2-100 38,258 -> 38,065 instructions per document.
             if matches!(action, Action::Unknown) {
                 action = if perms.doc || !cached {
                     Action::Dynamic
