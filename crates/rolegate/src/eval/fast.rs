@@ -25,7 +25,7 @@ use bson::{Bson, RawDocument};
 
 use super::doc::{Action, DocEval, FastOperand, KeyCache, raw_field_eq};
 use super::prepare::{Prepared, SlotVal, Step};
-use super::raw::{Elements, Malformed, bytes_eq, key_tag, tag_is_whole_key};
+use super::raw::{Elements, Malformed, Spans, bytes_eq, key_tag, tag_is_whole_key};
 use super::read::{Inherited, Level};
 use crate::compile::ir::{KeyId, Node, Opnd};
 use crate::compile::{CPerms, Program, RoleProg, RuleRef};
@@ -76,7 +76,7 @@ impl ProbedKey {
 /// (each element is parsed at most once; the scan stops as soon as the field asked for is
 /// found). The first element with a key wins, as in `RawDocument::get` and `KeyCache`.
 struct Probe<'d> {
-    elements: Elements<'d>,
+    spans: Spans<'d>,
     /// Type and value bytes of each probed field met so far.
     found: [Option<(u8, &'d [u8])>; MAX_PROBED],
 }
@@ -84,7 +84,7 @@ struct Probe<'d> {
 impl<'d> Probe<'d> {
     fn new(doc: &'d RawDocument) -> Self {
         Probe {
-            elements: Elements::new(doc),
+            spans: Spans::new(doc),
             found: [None; MAX_PROBED],
         }
     }
@@ -101,13 +101,14 @@ impl<'d> Probe<'d> {
         }
         // PERF: a linear pass over the few probed names (one tag compare each) instead of the
         // program-wide key table; no cache to reset per document.
-        for elem in &mut self.elements {
-            let elem = elem?;
-            let Some(i) = probed.iter().position(|k| k.is(elem.tag, elem.key)) else {
+        let bytes = self.spans.bytes();
+        for span in &mut self.spans {
+            let span = span?;
+            let Some(i) = probed.iter().position(|k| k.is(span.tag, span.key(bytes))) else {
                 continue;
             };
             if let Some(slot @ None) = self.found.get_mut(i) {
-                *slot = Some((elem.kind, elem.value));
+                *slot = Some((span.kind, span.value(bytes)));
                 if i == want {
                     return Ok(*slot);
                 }
