@@ -187,7 +187,8 @@ fn main() {
     writeln!(
         s,
         "Command: `cargo bench && cargo run --release --example bench-report > benches/RESULTS.md`. \
-         Workloads: `benches/README.md`.\n"
+         Workloads: `benches/README.md`. Instructions per document (callgrind, repeatable \
+         under load): `benches/INSTRUCTIONS.md`.\n"
     )
     .unwrap();
     if let Ok(note) = std::env::var("BENCH_NOTE") {

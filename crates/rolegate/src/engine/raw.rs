@@ -119,8 +119,7 @@ impl<'c> PreparedRequest<'_, 'c> {
         let program = self.program;
         if out.is_none()
             && let Some(fast) = prepared.fast(program)
-            && let FastDecision::Decided { role, visible } =
-                fast.decide(program, doc, &mut scratch.cache)
+            && let FastDecision::Decided { role, visible } = fast.decide(program, doc)
         {
             return RawDecision {
                 role: role.map(|i| i as usize),

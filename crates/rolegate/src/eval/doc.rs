@@ -109,6 +109,9 @@ impl KeyCache {
     }
 
     /// Scans on from the cursor until `key` is found (recording every needed key met).
+    // PERF: out of line, so that `lookup` (mostly a cache hit) stays small where it is inlined:
+    // W2-20 redact 7,846 -> 7,817, W2-20 decision 6,597 -> 6,569 instructions per document.
+    #[inline(never)]
     fn scan<'a>(
         &mut self,
         doc: &'a RawDocument,

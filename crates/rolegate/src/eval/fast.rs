@@ -4,8 +4,8 @@
 //! a string or a boolean known for the request (`{"owner_id": "%%user.id"}`,
 //! `{"public": true}`) or always applies, and each role's document-level read is settled by the
 //! request. Output: a [`FastRead`] plan (built once per request, on first use), which decides a
-//! raw document — role and visibility, no output — with the key cache and one forward scan,
-//! without the node evaluator; or [`FastDecision::General`] for a document it does not settle,
+//! raw document — role and visibility, no output — with one forward scan for the tested fields
+//! ([`Probe`]), without the node evaluator; or [`FastDecision::General`] for a document it does not settle,
 //! which then takes the general path.
 //!
 //! Equal to the general path (`doc.rs` `select`, then `read.rs` `read_level` and `redact_raw`
@@ -25,7 +25,7 @@ use bson::{Bson, RawDocument};
 
 use super::doc::{Action, DocEval, FastOperand, KeyCache, raw_field_eq};
 use super::prepare::{Prepared, SlotVal, Step};
-use super::raw::Elements;
+use super::raw::{Elements, Malformed, Spans, bytes_eq, key_tag, tag_is_whole_key};
 use super::read::{Inherited, Level};
 use crate::compile::ir::{KeyId, Node, Opnd};
 use crate::compile::{CPerms, Program, RoleProg, RuleRef};
@@ -35,15 +35,87 @@ use crate::compile::{CPerms, Program, RoleProg, RuleRef};
 pub(crate) struct FastRead {
     /// The roles of the plan, in order.
     roles: Box<[FastRole]>,
+    /// The distinct top-level fields the roles test (at most [`MAX_PROBED`]).
+    probed: Box<[ProbedKey]>,
 }
 
 #[derive(Debug, Clone)]
 struct FastRole {
     /// Index in the policy's roles.
     role: u32,
-    /// The top-level field tested and the value wanted; `None`: the role always applies.
-    test: Option<(KeyId, Want)>,
+    /// The tested field (index in [`FastRead::probed`]) and the value wanted; `None`: the role
+    /// always applies.
+    test: Option<(usize, Want)>,
     read: Read,
+}
+
+/// Most distinct fields the role tests of a plan may read: a [`Probe`] keeps what it found in a
+/// fixed array (no allocation, no per-document reset of a cache); plans testing more fields
+/// take the general path.
+const MAX_PROBED: usize = 8;
+
+/// A field some role tests.
+#[derive(Debug, Clone)]
+struct ProbedKey {
+    /// [`key_tag`] of the name.
+    tag: u64,
+    name: Box<[u8]>,
+}
+
+impl ProbedKey {
+    /// Whether an element with this key tag and key is this field.
+    #[inline]
+    fn is(&self, tag: u64, key: &[u8]) -> bool {
+        // INVARIANT: equal tags are equal keys only when the tag holds the whole key
+        // (`tag_is_whole_key`); longer keys compare their bytes.
+        self.tag == tag && (tag_is_whole_key(tag) || bytes_eq(&self.name, key))
+    }
+}
+
+/// The tested fields of one document, found by one forward scan that every role's test resumes
+/// (each element is parsed at most once; the scan stops as soon as the field asked for is
+/// found). The first element with a key wins, as in `RawDocument::get` and `KeyCache`.
+struct Probe<'d> {
+    spans: Spans<'d>,
+    /// Type and value bytes of each probed field met so far.
+    found: [Option<(u8, &'d [u8])>; MAX_PROBED],
+}
+
+impl<'d> Probe<'d> {
+    fn new(doc: &'d RawDocument) -> Self {
+        Probe {
+            spans: Spans::new(doc),
+            found: [None; MAX_PROBED],
+        }
+    }
+
+    /// The type and value bytes of probed field `want` (index in `probed`).
+    #[inline]
+    fn field(
+        &mut self,
+        probed: &[ProbedKey],
+        want: usize,
+    ) -> Result<Option<(u8, &'d [u8])>, Malformed> {
+        if let Some(Some(hit)) = self.found.get(want) {
+            return Ok(Some(*hit));
+        }
+        // PERF: a linear pass over the few probed names (one tag compare each) instead of the
+        // program-wide key table; no cache to reset per document.
+        let bytes = self.spans.bytes();
+        for span in &mut self.spans {
+            let span = span?;
+            let Some(i) = probed.iter().position(|k| k.is(span.tag, span.key(bytes))) else {
+                continue;
+            };
+            if let Some(slot @ None) = self.found.get_mut(i) {
+                *slot = Some((span.kind, span.value(bytes)));
+                if i == want {
+                    return Ok(*slot);
+                }
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The operand of a role's equality test, known for the request.
@@ -87,12 +159,26 @@ impl FastRead {
     /// The plan for `prepared`, or `None` when its role selection does not have the shape.
     pub fn build(program: &Program, prepared: &Prepared<'_>) -> Option<FastRead> {
         let mut roles = Vec::with_capacity(prepared.plan.len());
+        let mut probed: Vec<ProbedKey> = Vec::new();
         for step in &prepared.plan {
             let (role, test) = match step {
                 Step::Always(i) => (*i, None),
                 Step::Role(i) => {
                     let aw = program.roles.get(*i as usize)?.apply_when?;
-                    (*i, Some(equality_test(program, prepared, aw)?))
+                    let (key, want) = equality_test(program, prepared, aw)?;
+                    let name = program.keys.name(key).as_bytes();
+                    let index = match probed.iter().position(|k| *k.name == *name) {
+                        Some(index) => index,
+                        None if probed.len() < MAX_PROBED => {
+                            probed.push(ProbedKey {
+                                tag: key_tag(name),
+                                name: name.into(),
+                            });
+                            probed.len() - 1
+                        }
+                        None => return None,
+                    };
+                    (*i, Some((index, want)))
                 }
                 Step::Fail { .. } | Step::Run { .. } => return None,
             };
@@ -105,17 +191,13 @@ impl FastRead {
         }
         Some(FastRead {
             roles: roles.into_boxed_slice(),
+            probed: probed.into_boxed_slice(),
         })
     }
 
     /// The read decision of `doc` (no output), or [`FastDecision::General`].
-    pub fn decide(
-        &self,
-        program: &Program,
-        doc: &RawDocument,
-        cache: &mut KeyCache,
-    ) -> FastDecision {
-        cache.reset(program.keys.len(), program.memos);
+    pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
+        let mut probe = Probe::new(doc);
         for r in self.roles.iter() {
             if let Some((key, want)) = &r.test {
                 let operand = match want {
@@ -123,10 +205,10 @@ impl FastRead {
                     Want::Bool(b) => FastOperand::Bool(*b),
                     Want::Nothing => continue,
                 };
-                let hit = match cache.lookup(doc, *key, program) {
+                let hit = match probe.field(&self.probed, *key) {
                     Ok(Some((kind, bytes))) => raw_field_eq(kind, bytes, &operand),
                     Ok(None) => Ok(false),
-                    Err(fault) => Err(fault),
+                    Err(Malformed) => return FastDecision::General,
                 };
                 match hit {
                     Ok(true) => {}
@@ -269,4 +351,83 @@ fn field_actions(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{RawDocumentBuf, doc};
+
+    use super::{Malformed, Probe, ProbedKey, key_tag};
+
+    fn probed(names: &[&str]) -> Vec<ProbedKey> {
+        names
+            .iter()
+            .map(|n| ProbedKey {
+                tag: key_tag(n.as_bytes()),
+                name: n.as_bytes().into(),
+            })
+            .collect()
+    }
+
+    /// What the probe finds for each name, in the order asked, as (type, value bytes).
+    fn fields(doc: &RawDocumentBuf, names: &[&str], order: &[usize]) -> Vec<Option<(u8, Vec<u8>)>> {
+        let keys = probed(names);
+        let mut probe = Probe::new(doc);
+        order
+            .iter()
+            .map(|&i| {
+                probe
+                    .field(&keys, i)
+                    .map(|f| f.map(|(k, v)| (k, v.to_vec())))
+                    .unwrap_or_else(|Malformed| panic!("malformed"))
+            })
+            .collect()
+    }
+
+    fn expected(doc: &RawDocumentBuf, name: &str) -> Option<(u8, Vec<u8>)> {
+        let v = doc.get(name).ok()??;
+        let mut one = RawDocumentBuf::new();
+        one.append("", v.to_raw_bson());
+        let bytes = one.as_bytes();
+        Some((v.element_type() as u8, bytes[6..bytes.len() - 1].to_vec()))
+    }
+
+    #[test]
+    fn finds_short_and_long_keys_in_any_order() {
+        let doc = RawDocumentBuf::from_document(&doc! {
+            "_id": 1, "owner_id": "u0", "shared_with": ["u1", "u0"], "public": true,
+            "owner_idx": "not the owner", "pub": false,
+        })
+        .unwrap();
+        let names = ["public", "owner_id", "shared_with", "missing", "pub"];
+        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 3, 0, 4, 2]] {
+            let got = fields(&doc, &names, &order);
+            let want: Vec<_> = order.iter().map(|&i| expected(&doc, names[i])).collect();
+            assert_eq!(got, want, "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_element_of_a_repeated_key_wins() {
+        // `doc!` keeps one of each key: write the repeated key by hand.
+        let mut raw = RawDocumentBuf::new();
+        raw.append("owner_id", "first");
+        raw.append("x", 1);
+        raw.append("owner_id", "second");
+        for order in [[0usize, 1], [1, 0]] {
+            let got = fields(&raw, &["owner_id", "y"], &order);
+            let first = got.iter().find_map(|f| f.clone()).unwrap();
+            assert_eq!(first.1, b"\x06\0\0\0first\0");
+        }
+    }
+
+    #[test]
+    fn a_malformed_element_before_the_field_is_reported() {
+        let good = RawDocumentBuf::from_document(&doc! { "a": "xy", "b": 1 }).unwrap();
+        let mut bytes = good.as_bytes().to_vec();
+        bytes[7] = 0x7f; // the string's length: past the end
+        let bad = bson::RawDocument::from_bytes(&bytes).unwrap();
+        let keys = probed(&["b"]);
+        assert_eq!(Probe::new(bad).field(&keys, 0), Err(Malformed));
+    }
 }
