@@ -393,3 +393,50 @@ fn bad_input_exits_2_3_or_4_with_a_message() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `--decision-only` times the decision alone on raw BSON (`read_raw`) and counts what the
+/// default run (`redact_raw`) counts, on W1's rules without their filters (a filter sends a read
+/// through `eval`'s path); it is refused where the timed path is not the raw read.
+#[test]
+fn decision_only_times_the_raw_decision_alone() {
+    let dir = fixture(12);
+    let mut rules: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("w1/rules.json")).unwrap()).unwrap();
+    rules.as_object_mut().unwrap().remove("filters");
+    std::fs::write(dir.path().join("rules.json"), rules.to_string()).unwrap();
+    let user = data("w1/user.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "rules.json",
+            "--collection",
+            "bench.w1",
+            "--user",
+            user.to_str().unwrap(),
+            "--documents",
+            "docs.jsonl",
+            "--iterations",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        rolegate(&args, dir.path())
+    };
+    let default = json(&run(&["--format", "json"]));
+    assert_eq!(default["timed"], "redact_raw", "{default}");
+    let o = run(&["--format", "json", "--decision-only"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["timed"], "read_raw", "{v}");
+    for key in ["visible", "withheld", "not_selected", "documents"] {
+        assert_eq!(v[key], default[key], "{key}: {v} vs {default}");
+    }
+    assert!(v["ns_per_doc_median"].as_f64().unwrap() > 0.0, "{v}");
+    // With the filters, a read is timed through eval's path: refused, as is a write.
+    for o in [
+        bench(dir.path(), &["--iterations", "1", "--decision-only"]),
+        run(&["--action", "insert", "--decision-only"]),
+    ] {
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        assert!(stderr(&o).contains("--decision-only"), "{}", stderr(&o));
+    }
+}

@@ -10,7 +10,8 @@
 //! ([`super::decide`]): for reads and searches the filters' and the client's query and
 //! projection (the store query and store projection in memory, then `read_for`); when the plan
 //! leaves only the rules' decision (no filter applies, no client query or projection) the timed
-//! call is `redact_raw` on raw BSON into a reused buffer, which decides the same; writes:
+//! call is `redact_raw` on raw BSON into a reused buffer, which decides the same — or, with
+//! `--decision-only`, `read_raw` (visible or withheld, no redacted output); writes:
 //! `insert` / `update` / `delete`. `--action update` pairs each document (post-image) with the
 //! same line of `--prev` (pre-images), or with itself when `--prev` is not given.
 //!
@@ -24,7 +25,8 @@
 //!
 //! A progress bar is drawn on stderr while it runs, only when stderr is a terminal. Output:
 //! `--format human` (text) or `--format json` (one object: `engine`, `action`, `rules`,
-//! `documents`, `iterations`, `docs_per_sec`, `ns_per_doc_median`, `ns_per_doc_p99`,
+//! `timed` (`redact_raw`, `read_raw` or `eval`: the path timed), `documents`, `iterations`,
+//! `docs_per_sec`, `ns_per_doc_median`, `ns_per_doc_p99`,
 //! `ns_per_doc_mean`, `prepare_ns`, `compile_ms`, `load_ms`, and the counts; errors and
 //! warnings as JSON objects on stderr).
 //!
@@ -92,6 +94,11 @@ pub struct BenchArgs {
     /// its own pre-image).
     #[arg(long, value_name = "PREV.jsonl")]
     pub prev: Option<PathBuf>,
+    /// For a read that leaves only the rules' decision (no filter applies, no client query or
+    /// projection), time the decision alone: `read_raw`, visible or withheld, without
+    /// writing the redacted document (by default `redact_raw`, which writes it).
+    #[arg(long)]
+    pub decision_only: bool,
     /// Timed decisions per document (default: calibrated to about a second in all).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
@@ -123,11 +130,34 @@ impl Counts {
     }
 }
 
+/// The path a benchmark times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timed {
+    /// A plain read on raw BSON, the redacted document written (`redact_raw`).
+    RedactRaw,
+    /// A plain read on raw BSON, the decision alone (`read_raw`, `--decision-only`).
+    ReadRaw,
+    /// `eval`'s path: reads the filters or the client's query or projection shape, and writes.
+    Eval,
+}
+
+impl Timed {
+    /// The name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timed::RedactRaw => "redact_raw",
+            Timed::ReadRaw => "read_raw",
+            Timed::Eval => "eval",
+        }
+    }
+}
+
 /// The measured figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub engine: EngineKind,
     pub action: Action,
+    pub timed: Timed,
     pub rules: RulesSource,
     pub documents: usize,
     pub iterations: u64,
@@ -203,7 +233,15 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
             return Ok(Exit::No);
         }
     };
-    let mut timer = Timer::new(&decider);
+    let mut timer = Timer::new(&decider, args.decision_only);
+    if args.decision_only && timer.timed != Timed::ReadRaw {
+        return Err(CliError::usage(
+            "usage",
+            "--decision-only times a read that leaves only the rules' decision: this request \
+             applies a filter or a client query or projection, or is not a read (its timed path \
+             is already eval's decision)",
+        ));
+    }
     let iterations = match args.iterations {
         Some(n) => n,
         None => calibrate(&mut timer, &docs)?,
@@ -239,6 +277,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let report = Report {
         engine,
         action: args.action,
+        timed: timer.timed,
         rules: source,
         documents: docs.len(),
         iterations,
@@ -279,16 +318,20 @@ pub fn percentile(values: &mut [f64], q: f64) -> f64 {
 /// Times one document's decision, with reused scratch space and output buffer.
 struct Timer<'d, 'a, 'p, 'c> {
     decider: &'d Decider<'a, 'p, 'c>,
-    plain: bool,
+    timed: Timed,
     scratch: Scratch,
     out: Vec<u8>,
 }
 
 impl<'d, 'a, 'p, 'c> Timer<'d, 'a, 'p, 'c> {
-    fn new(decider: &'d Decider<'a, 'p, 'c>) -> Self {
+    fn new(decider: &'d Decider<'a, 'p, 'c>, decision_only: bool) -> Self {
         Timer {
             decider,
-            plain: decider.plain(),
+            timed: match (decider.plain(), decision_only) {
+                (true, false) => Timed::RedactRaw,
+                (true, true) => Timed::ReadRaw,
+                (false, _) => Timed::Eval,
+            },
             scratch: Scratch::new(),
             out: Vec::with_capacity(1 << 16),
         }
@@ -296,15 +339,20 @@ impl<'d, 'a, 'p, 'c> Timer<'d, 'a, 'p, 'c> {
 
     /// One decision (eval's; the raw path for a plain read): visible or allowed.
     fn once(&mut self, doc: &Doc) -> Result<bool, CliError> {
-        if self.plain {
-            self.out.clear();
-            let yes =
-                self.decider
-                    .decide_raw(black_box(&doc.raw), &mut self.scratch, &mut self.out);
-            black_box(self.out.as_slice());
-            return Ok(yes);
+        match self.timed {
+            Timed::RedactRaw => {
+                self.out.clear();
+                let yes =
+                    self.decider
+                        .decide_raw(black_box(&doc.raw), &mut self.scratch, &mut self.out);
+                black_box(self.out.as_slice());
+                Ok(yes)
+            }
+            Timed::ReadRaw => Ok(self
+                .decider
+                .decide_raw_only(black_box(&doc.raw), &mut self.scratch)),
+            Timed::Eval => Ok(black_box(self.decider.decide(black_box(&doc.item))?).yes()),
         }
-        Ok(black_box(self.decider.decide(black_box(&doc.item))?).yes())
     }
 
     /// Mean ns of `iterations` decisions of `doc` in a row, and the decision.
@@ -448,6 +496,7 @@ fn print_report(r: &Report, format: Format, out: &mut dyn Write) -> Result<(), C
                 ),
             )?;
             emit(out, format_args!("  rules:         {}", r.rules.as_str()))?;
+            emit(out, format_args!("  timed path:    {}", r.timed.as_str()))?;
             emit(
                 out,
                 format_args!("  load:          {}", duration(r.load_ms * 1e6)),
@@ -511,6 +560,7 @@ fn print_report(r: &Report, format: Format, out: &mut dyn Write) -> Result<(), C
             let mut v = json!({
                 "engine": r.engine.as_str(),
                 "action": r.action.as_str(),
+                "timed": r.timed.as_str(),
                 "rules": r.rules.as_str(),
                 "documents": r.documents,
                 "iterations": r.iterations,

@@ -210,6 +210,11 @@ impl<'a, 'p, 'c> Decider<'a, 'p, 'c> {
     pub fn decide_raw(&self, raw: &RawDocument, scratch: &mut Scratch, out: &mut Vec<u8>) -> bool {
         self.prepared.redact_raw(raw, scratch, out).visible
     }
+
+    /// A plain read's decision alone on raw BSON (`read_raw`: no redacted output): visible.
+    pub fn decide_raw_only(&self, raw: &RawDocument, scratch: &mut Scratch) -> bool {
+        self.prepared.read_raw(raw, scratch).visible
+    }
 }
 
 /// Why the store query of `plan` leaves a document out: the query, and the filters whose
