@@ -241,13 +241,15 @@ fn report(case: &Case, who: As, residual: &Residual, docs: &[Document]) -> Strin
 /// document, every visible document matches it, and an exact one shows every document it
 /// matches.
 fn bounds(case: &Case, who: As, tally: &mut Tally) -> Result<(), TestCaseError> {
-    let rules = load(&case.rules)?;
-    let ctx = case
-        .request
-        .context(&rules, who.search)
-        .with_system(who.system);
-    let coll = rules.collection(arb::NAMESPACE).unwrap();
-    let request = coll.prepare(&ctx);
+    prepared(case, who, |request| bounds_of(case, who, request, tally))
+}
+
+fn bounds_of(
+    case: &Case,
+    who: As,
+    request: &PreparedRequest<'_, '_>,
+    tally: &mut Tally,
+) -> Result<(), TestCaseError> {
     let plan = request
         .query_plan(None, None)
         .map_err(|_| TestCaseError::reject("the plan fails (a filter's apply_when)"))?;
@@ -365,13 +367,16 @@ fn operations_agree(
     who: As,
     tally: &mut Tally,
 ) -> Result<(), TestCaseError> {
-    let rules = load(&case.rules)?;
-    let ctx = case
-        .request
-        .context(&rules, who.search)
-        .with_system(who.system);
-    let coll = rules.collection(arb::NAMESPACE).unwrap();
-    let on = coll.prepare(&ctx);
+    prepared(case, who, |on| agree_on(case, limit, who, on, tally))
+}
+
+fn agree_on(
+    case: &Case,
+    limit: i64,
+    who: As,
+    on: &PreparedRequest<'_, '_>,
+    tally: &mut Tally,
+) -> Result<(), TestCaseError> {
     let off = on.with_pushdown(false);
     let mut nothing = false;
     if let Ok(plan) = on.query_plan(None, None) {
@@ -394,7 +399,7 @@ fn operations_agree(
         body("aggregate", doc! {"pipeline": [{"$match": {}}]}),
     ];
     for b in &bodies {
-        let with = call(&on, &mut store_of(&docs), b);
+        let with = call(on, &mut store_of(&docs), b);
         let without = call(&off, &mut store_of(&docs), b);
         // With a residual of nothing the store is not read, so a store query the store cannot
         // run (a filter's `$in` of a substituted string) fails only without pushdown.
@@ -432,16 +437,26 @@ fn operations_agree(
 fn depth_explains(case: &Case, who: As, b: &Document) -> Result<bool, TestCaseError> {
     let mut relaxed = case.clone();
     relaxed.rules.max_document_depth = None;
-    let rules = load(&relaxed.rules)?;
-    let ctx = relaxed
+    let docs = stored(&relaxed.docs);
+    prepared(&relaxed, who, |on| {
+        Ok(call(on, &mut store_of(&docs), b)
+            == call(&on.with_pushdown(false), &mut store_of(&docs), b))
+    })
+}
+
+/// Runs `test` on the request `case` prepares for `who` on its collection.
+fn prepared<T>(
+    case: &Case,
+    who: As,
+    test: impl FnOnce(&PreparedRequest<'_, '_>) -> Result<T, TestCaseError>,
+) -> Result<T, TestCaseError> {
+    let rules = load(&case.rules)?;
+    let ctx = case
         .request
         .context(&rules, who.search)
         .with_system(who.system);
     let coll = rules.collection(arb::NAMESPACE).unwrap();
-    let on = coll.prepare(&ctx);
-    let off = on.with_pushdown(false);
-    let docs = stored(&relaxed.docs);
-    Ok(call(&on, &mut store_of(&docs), b) == call(&off, &mut store_of(&docs), b))
+    test(&coll.prepare(&ctx))
 }
 
 fn limit() -> impl Strategy<Value = i64> {
