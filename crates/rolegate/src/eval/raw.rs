@@ -253,7 +253,9 @@ impl<'a> Elements<'a> {
     }
 
     // PERF: always inlined, so that the element's fields stay in registers instead of being
-    // returned through memory.
+    // returned through memory. The parse is [`Spans`]'s, written again: building `Elem` from
+    // `Spans::next_with_bytes` measured 2–4% more instructions per document on every workload
+    // (W1 decision 947 -> 968, W2-100 redact 38,089 -> 38,970; benches/callgrind.sh).
     #[inline(always)]
     fn next_elem(&mut self) -> Result<Option<Elem<'a>>, Malformed> {
         let bytes = self.bytes;
