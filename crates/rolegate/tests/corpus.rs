@@ -16,12 +16,11 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use rolegate::{LoadOptions, RuleSet};
 
 mod corpus_support;
-use corpus_support::{check_skip_is_visible, corpus_or_skip};
+use corpus_support::{check_skip_is_visible, corpus_or_skip, manifest};
 
 /// Files that must be refused, by `saved_name`, with the error code and a fragment of the
 /// message. Every other file must load.
@@ -75,29 +74,6 @@ const EXPECTED_REFUSALS: &[(&str, &str, &str, &str)] = &[
         "2017 app_config.json",
     ),
 ];
-
-struct Row {
-    saved_name: String,
-    path: String,
-}
-
-fn manifest(dir: &Path) -> Vec<Row> {
-    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    assert_eq!(header.first(), Some(&"saved_name"));
-    assert_eq!(header.get(2), Some(&"path"));
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            Row {
-                saved_name: cols[0].to_string(),
-                path: cols[2].to_string(),
-            }
-        })
-        .collect()
-}
 
 #[test]
 fn every_corpus_file_loads_or_is_refused_precisely() {

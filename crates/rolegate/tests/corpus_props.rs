@@ -18,7 +18,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::path::Path;
 use std::time::Instant;
 
 use rolegate::testing::{
@@ -28,23 +27,11 @@ use rolegate::testing::{
 use rolegate::{LoadOptions, RuleSet, Rules};
 
 mod corpus_support;
-use corpus_support::{check_skip_is_visible, corpus_or_skip};
+use corpus_support::{Row, check_skip_is_visible, corpus_or_skip, manifest};
 
 /// Cases per collection for the diff, and per generic property.
 const DIFF_CASES: u32 = 500;
 const PROP_CASES: u32 = 500;
-
-fn manifest(dir: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            (cols[0].to_string(), cols[2].to_string())
-        })
-        .collect()
-}
 
 #[test]
 fn corpus_self_diff_is_empty_and_the_generic_property_holds() {
@@ -58,7 +45,11 @@ fn corpus_self_diff_is_empty_and_the_generic_property_holds() {
     let (mut files, mut collections, mut cases, mut props, mut passed, mut vacuous) =
         (0, 0, 0u64, 0, 0, 0);
     let mut failures = Vec::new();
-    for (saved, path) in &rows {
+    for Row {
+        saved_name: saved,
+        path,
+    } in &rows
+    {
         let text = std::fs::read_to_string(dir.join(saved)).unwrap();
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
             continue;

@@ -21,32 +21,20 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Instant;
 
 use bson::{Bson, Document, doc};
 use rolegate::{LoadOptions, Residual, RuleSet, Rules};
 
 mod corpus_support;
-use corpus_support::{check_skip_is_visible, corpus_or_skip};
+use corpus_support::{Row, check_skip_is_visible, corpus_or_skip, manifest};
 
 /// The id of the typical user.
 const USER_ID: &str = "66a11ce0000000000000000a";
 
-fn manifest(dir: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            (cols[0].to_string(), cols[2].to_string())
-        })
-        .collect()
-}
-
 /// Every collection `set` names, as `data_source/db.coll`, and `data_source/*.*` for each data
-/// source with a default rule.
+/// source with a default rule (the library's `testing::namespaces` of one rule set, which needs
+/// the `testing-gen` feature).
 fn namespaces(set: &RuleSet) -> Vec<String> {
     let mut out = BTreeSet::new();
     for (name, ds) in &set.data_sources {
@@ -169,7 +157,11 @@ fn corpus_residuals_compile_and_are_counted() {
     let mut failures = Vec::new();
     // A document the queries are run on (that they match it or not does not matter).
     let probe = doc! {"_id": 1, "owner_id": USER_ID, "a": [1, "x", {"b": null}]};
-    for (saved, path) in &rows {
+    for Row {
+        saved_name: saved,
+        path,
+    } in &rows
+    {
         let text = std::fs::read_to_string(dir.join(saved)).unwrap();
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
             continue;

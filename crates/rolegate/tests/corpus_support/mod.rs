@@ -14,7 +14,12 @@
 //!
 //! [`check_skip_is_visible`] proves both by running the test binary itself on a missing folder.
 
-#![allow(dead_code, reason = "each test file uses a part of this module")]
+#![allow(
+    dead_code,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "each test file uses a part of this module; a bad manifest fails the test"
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,4 +123,31 @@ pub fn check_skip_is_visible(tests: &[&str]) {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+}
+
+/// One rule file of the corpus: the name it is saved under in the corpus folder, and its path
+/// in its app (which decides its layout).
+pub struct Row {
+    pub saved_name: String,
+    pub path: String,
+}
+
+/// The rows of the corpus's `MANIFEST.tsv` (its header checked: `saved_name`, then the path in
+/// the third column).
+pub fn manifest(dir: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    assert_eq!(header.first(), Some(&"saved_name"));
+    assert_eq!(header.get(2), Some(&"path"));
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            Row {
+                saved_name: cols[0].to_string(),
+                path: cols[2].to_string(),
+            }
+        })
+        .collect()
 }
