@@ -95,7 +95,10 @@ impl<'c> PreparedRequest<'_, 'c> {
             match crate::eval::raw::validate(doc, max_depth, &mut scratch.validate) {
                 Validity::Valid => {}
                 Validity::Invalid | Validity::TooDeep => return FAILED,
-                Validity::RepeatedKeys => return self.raw_via_document(prepared, doc, out),
+                Validity::RepeatedKeys => {
+                    let _steps = StepBudget::start(self.limits.max_eval_steps);
+                    return self.raw_via_document(prepared, doc, out);
+                }
             }
         } else {
             // The depth guard (finding 10 of issue 9): even without full validation, a
@@ -117,8 +120,10 @@ impl<'c> PreparedRequest<'_, 'c> {
             };
         }
         let program = self.program;
+        // PERF: the fast path evaluates no rule (its plan was built under a budget of its
+        // own), so the step budget starts only after it: W1 decision 939 -> 880 instructions per document.
         if out.is_none()
-            && let Some(fast) = prepared.fast(program)
+            && let Some(fast) = prepared.fast(program, self.limits.max_eval_steps)
             && let FastDecision::Decided { role, visible } = fast.decide(program, doc)
         {
             return RawDecision {
@@ -127,6 +132,7 @@ impl<'c> PreparedRequest<'_, 'c> {
                 error: false,
             };
         }
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         let mut eval = DocEval::new(
             program,
             prepared,
@@ -224,13 +230,16 @@ impl<'c> PreparedRequest<'_, 'c> {
     /// The compiled engine reads only the fields the rules need, once each, without allocating
     /// in the common cases.
     pub fn read_raw(&self, doc: &bson::RawDocument, scratch: &mut Scratch) -> RawDecision {
-        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if self.refused.is_some() {
             return FAILED;
         }
         match &self.prepared {
+            // The compiled path starts the step budget itself, where it evaluates rules.
             Some(prepared) => self.raw_compiled(prepared, doc, scratch, None),
-            None => self.raw_via_reference(doc).0,
+            None => {
+                let _steps = StepBudget::start(self.limits.max_eval_steps);
+                self.raw_via_reference(doc).0
+            }
         }
     }
 
@@ -243,13 +252,13 @@ impl<'c> PreparedRequest<'_, 'c> {
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
     ) -> RawDecision {
-        let _steps = StepBudget::start(self.limits.max_eval_steps);
         if self.refused.is_some() {
             return FAILED;
         }
         if let Some(prepared) = &self.prepared {
             return self.raw_compiled(prepared, doc, scratch, Some(out));
         }
+        let _steps = StepBudget::start(self.limits.max_eval_steps);
         let (decision, redacted) = self.raw_via_reference(doc);
         if let Some(redacted) = redacted {
             let mark = out.len();

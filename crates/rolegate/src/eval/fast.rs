@@ -23,9 +23,11 @@
 
 use bson::{Bson, RawDocument};
 
-use super::doc::{Action, DocEval, FastOperand, KeyCache, raw_field_eq};
+#[cfg(doc)]
+use super::doc::raw_field_eq;
+use super::doc::{Action, DocEval, KeyCache};
 use super::prepare::{Prepared, SlotVal, Step};
-use super::raw::{Elements, Malformed, Spans, bytes_eq, key_tag, tag_is_whole_key};
+use super::raw::{self, Elements, Malformed, Spans, bytes_eq, key_tag, tag_is_whole_key};
 use super::read::{Inherited, Level};
 use crate::compile::ir::{KeyId, Node, Opnd};
 use crate::compile::{CPerms, Program, RoleProg, RuleRef};
@@ -121,10 +123,48 @@ impl<'d> Probe<'d> {
 /// The operand of a role's equality test, known for the request.
 #[derive(Debug, Clone)]
 enum Want {
-    Str(Box<str>),
+    /// A string's UTF-8 bytes.
+    Str(Box<[u8]>),
     Bool(bool),
     /// The operand is missing: the test matches nothing.
     Nothing,
+}
+
+impl Want {
+    /// Does a raw value (type `kind`, value bytes) equal this operand as a match does —
+    /// directly or as an element of an array value? The same answer as [`raw_field_eq`] (a
+    /// property test holds them together), without its call and operand dispatch per value.
+    #[inline(always)]
+    fn matches(&self, kind: u8, value: &[u8]) -> Result<bool, Malformed> {
+        match self {
+            Want::Str(s) => match kind {
+                raw::kind::STRING | raw::kind::SYMBOL => Ok(str_is(value, s)),
+                raw::kind::ARRAY => raw::any_value(value, |k, v| {
+                    matches!(k, raw::kind::STRING | raw::kind::SYMBOL) && str_is(v, s)
+                }),
+                _ => Ok(false),
+            },
+            Want::Bool(b) => {
+                let byte = u8::from(*b);
+                match kind {
+                    raw::kind::BOOLEAN => Ok(value.first() == Some(&byte)),
+                    raw::kind::ARRAY => raw::any_value(value, |k, v| {
+                        k == raw::kind::BOOLEAN && v.first() == Some(&byte)
+                    }),
+                    _ => Ok(false),
+                }
+            }
+            Want::Nothing => Ok(false),
+        }
+    }
+}
+
+/// Is the string value `value` (its i32 length, bytes, NUL, as [`Spans`] sliced it) the string
+/// `s`? The length prefix says how long the value is (`value_size`), so a value of `s.len() + 5`
+/// bytes has the prefix `s.len() + 1`, which is what `raw_field_eq` tests, and then the bytes.
+#[inline(always)]
+fn str_is(value: &[u8], s: &[u8]) -> bool {
+    value.len() == s.len() + 5 && bytes_eq(value.get(4..4 + s.len()).unwrap_or_default(), s)
 }
 
 /// A role's read decision when it is selected.
@@ -200,20 +240,18 @@ impl FastRead {
         let mut probe = Probe::new(doc);
         for r in self.roles.iter() {
             if let Some((key, want)) = &r.test {
-                let operand = match want {
-                    Want::Str(s) => FastOperand::Str(s),
-                    Want::Bool(b) => FastOperand::Bool(*b),
-                    Want::Nothing => continue,
-                };
+                if let Want::Nothing = want {
+                    continue;
+                }
                 let hit = match probe.field(&self.probed, *key) {
-                    Ok(Some((kind, bytes))) => raw_field_eq(kind, bytes, &operand),
+                    Ok(Some((kind, bytes))) => want.matches(kind, bytes),
                     Ok(None) => Ok(false),
                     Err(Malformed) => return FastDecision::General,
                 };
                 match hit {
                     Ok(true) => {}
                     Ok(false) => continue,
-                    Err(_) => return FastDecision::General,
+                    Err(Malformed) => return FastDecision::General,
                 }
             }
             let role = Some(r.role);
@@ -290,7 +328,7 @@ fn equality_test(program: &Program, prepared: &Prepared<'_>, aw: RuleRef) -> Opt
 
 fn want(v: &Bson) -> Option<Want> {
     match v {
-        Bson::String(s) | Bson::Symbol(s) => Some(Want::Str(s.as_str().into())),
+        Bson::String(s) | Bson::Symbol(s) => Some(Want::Str(s.as_bytes().into())),
         Bson::Boolean(b) => Some(Want::Bool(*b)),
         _ => None,
     }
@@ -355,9 +393,70 @@ fn field_actions(
 
 #[cfg(test)]
 mod tests {
-    use bson::{RawDocumentBuf, doc};
+    use bson::{Bson, RawDocumentBuf, doc};
+    use proptest::prelude::*;
 
-    use super::{Malformed, Probe, ProbedKey, key_tag};
+    use super::{Malformed, Probe, ProbedKey, Want, key_tag};
+    use crate::eval::doc::{FastOperand, raw_field_eq};
+
+    /// Values a role's equality test meets: strings near the operand (equal, a prefix, longer,
+    /// other lengths), symbols, booleans, other types, and arrays of them.
+    fn value() -> impl Strategy<Value = Bson> {
+        let scalar = prop_oneof![
+            "(u0|u|u00|u1|ü0|)".prop_map(Bson::String),
+            "(u0|u1)".prop_map(|s| Bson::Symbol(s)),
+            any::<bool>().prop_map(Bson::Boolean),
+            any::<i32>().prop_map(Bson::Int32),
+            Just(Bson::Null),
+            Just(Bson::Document(doc! {"u0": "u0"})),
+        ];
+        prop_oneof![
+            3 => scalar.clone(),
+            1 => proptest::collection::vec(scalar, 0..4).prop_map(Bson::Array),
+        ]
+    }
+
+    /// The type byte and value bytes of `v`, as the element scan slices them out.
+    fn raw(v: &Bson) -> (u8, Vec<u8>) {
+        let mut one = RawDocumentBuf::new();
+        one.append("v", bson::RawBson::try_from(v.clone()).unwrap());
+        let bytes = one.as_bytes();
+        (bytes[4], bytes[7..bytes.len() - 1].to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "proptest-regressions/fast_want.txt"
+                ),
+            )),
+            ..ProptestConfig::default()
+        })]
+
+        /// The fast path's operand test answers as `raw_field_eq` does (which the node
+        /// evaluator uses), on well-formed values and on values with one byte changed (an
+        /// array's elements are parsed only by the test itself).
+        #[test]
+        fn want_matches_as_raw_field_eq(
+            v in value(),
+            operand in prop_oneof!["(u0|u1|ü0|)".prop_map(Ok), any::<bool>().prop_map(Err)],
+            corrupt in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        ) {
+            let (kind, mut bytes) = raw(&v);
+            if let (Some((at, byte)), bson::spec::ElementType::Array) = (corrupt, v.element_type()) {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            let (want, fast) = match &operand {
+                Ok(s) => (Want::Str(s.as_bytes().into()), FastOperand::Str(s)),
+                Err(b) => (Want::Bool(*b), FastOperand::Bool(*b)),
+            };
+            let general = raw_field_eq(kind, &bytes, &fast).map_err(|_| Malformed);
+            prop_assert_eq!(want.matches(kind, &bytes), general, "{:?} {:?}", v, operand);
+        }
+    }
 
     fn probed(names: &[&str]) -> Vec<ProbedKey> {
         names

@@ -58,10 +58,16 @@ impl<'c> CompiledRequest<'c> {
         }
     }
 
-    /// The fast read-decision plan of this request, built on first use.
-    pub fn fast(&self, program: &Program) -> Option<&FastRead> {
+    /// The fast read-decision plan of this request, built on first use. Building it may
+    /// evaluate request-only rules; it does so under a step budget of its own, of `max_steps`
+    /// ([`crate::steps`]), since the plan serves every document of the request and its
+    /// decisions charge nothing.
+    pub fn fast(&self, program: &Program, max_steps: u64) -> Option<&FastRead> {
         self.fast
-            .get_or_init(|| FastRead::build(program, &self.prepared))
+            .get_or_init(|| {
+                let _steps = crate::steps::StepBudget::start(max_steps);
+                FastRead::build(program, &self.prepared)
+            })
             .as_ref()
     }
 }

@@ -810,15 +810,28 @@ pub(crate) enum Validity {
 /// element types and lengths, iteratively (`stack` is reused, so it stops allocating), and
 /// skips documents too short to nest that deep (each level takes at least 7 bytes). Bytes it
 /// cannot walk are [`Malformed`].
+// PERF: the length test inlined at the call, the walk out of line: most documents are too short
+// to nest that deep.
+#[inline(always)]
 pub(crate) fn nests_deeper(
     doc: &RawDocument,
     max_depth: usize,
     stack: &mut Vec<(usize, usize, usize)>,
 ) -> Result<bool, Malformed> {
-    let all = doc.as_bytes();
-    if all.len() < max_depth.saturating_mul(7).saturating_add(5) {
+    if doc.as_bytes().len() < max_depth.saturating_mul(7).saturating_add(5) {
         return Ok(max_depth == 0);
     }
+    walk_depth(doc, max_depth, stack)
+}
+
+/// [`nests_deeper`] of a document long enough to nest that deep.
+#[inline(never)]
+fn walk_depth(
+    doc: &RawDocument,
+    max_depth: usize,
+    stack: &mut Vec<(usize, usize, usize)>,
+) -> Result<bool, Malformed> {
+    let all = doc.as_bytes();
     stack.clear();
     stack.push((0, all.len(), 1));
     while let Some((start, end, level)) = stack.pop() {
