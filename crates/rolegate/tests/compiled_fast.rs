@@ -133,3 +133,98 @@ fn a_role_that_applies_always_ends_the_fast_plan() {
         assert!(o.role.as_deref() != Some("never"), "{o:?}");
     }
 }
+
+/// Four roles tested on `kind` (and on `%%user.custom_data.region` with `region`, or on a
+/// second document field `sub` with `sub`), from `k{first}`: an indexed run (four roles with
+/// the same tested paths).
+fn run_of(first: usize, region: bool, sub: bool) -> Vec<serde_json::Value> {
+    (first..first + 4)
+        .map(|i| {
+            let mut aw = json!({"kind": format!("k{i}")});
+            if region {
+                aw["%%user.custom_data.region"] = (if i % 2 == 0 { "eu" } else { "us" }).into();
+            }
+            if sub {
+                aw["sub"] = "x".into();
+            }
+            let fields = match i % 3 {
+                0 => json!({"a": {"read": true}}),
+                1 => json!({"a": {"read": {"%%root.owner": "%%user.id"}}}),
+                _ => json!({"m": {"fields": {"a": {"read": true}}}}),
+            };
+            json!({"name": format!("t{i}"), "apply_when": aw, "fields": fields})
+        })
+        .collect()
+}
+
+/// Role selection shapes the fast plan takes beyond single equality tests: a conjunction whose
+/// request clauses hold, and indexed runs (with and without request tests); with `general`,
+/// also roles that make the plan hand everything to the general path (a run with two document
+/// tests, a nested path).
+fn tiers(general: bool) -> serde_json::Value {
+    let mut roles = vec![json!(
+        {"name": "t0", "apply_when": {"kind": "k0", "%%user.custom_data.clearance": {"$gte": 1}},
+         "fields": {"a": {"read": true}, "o": {"read": {"%%root.owner": "%%user.id"}}},
+         "additional_fields": {}}
+    )];
+    roles.extend(run_of(1, false, false));
+    roles.extend(run_of(5, true, false));
+    if general {
+        roles.extend(run_of(9, false, true));
+        roles.push(json!({"name": "nested", "apply_when": {"m.a": "k6"}, "read": true}));
+    }
+    roles.push(
+        json!({"name": "last", "apply_when": {"%%user.custom_data.region": "eu"},
+                      "fields": {"a": {"read": true}}}),
+    );
+    serde_json::Value::Array(roles)
+}
+
+fn tier_documents() -> Vec<Document> {
+    let mut docs = Vec::new();
+    let mut kinds: Vec<Bson> = (0..14).map(|i| Bson::from(format!("k{i}"))).collect();
+    kinds.extend([
+        Bson::Symbol("k2".into()),
+        Bson::Array(vec!["k99".into(), "k6".into()]),
+        Bson::Int32(0),
+    ]);
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let owner = if i % 2 == 0 { "alice" } else { "bob" };
+        docs.push(doc! {"_id": i as i32, "kind": kind.clone(), "owner": owner, "a": 1, "o": 2});
+        docs.push(doc! {"kind": kind.clone(), "sub": "x", "m": {"a": "k6", "b": 1}});
+        docs.push(doc! {"m": {"a": "k6"}, "kind": kind});
+    }
+    docs.push(doc! {"owner": "alice"});
+    docs
+}
+
+#[test]
+fn conjunctions_and_indexed_runs_select_as_the_reference_does() {
+    for general in [false, true] {
+        let r = rules(tiers(general));
+        for (clearance, region) in [(2, "eu"), (0, "eu"), (2, "us"), (0, "us")] {
+            let c = ctx(user(
+                "alice",
+                doc! {"clearance": clearance, "region": region},
+            ));
+            for d in tier_documents() {
+                same_read(&r, &c, &d);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_run_longer_than_the_fast_plan_takes_still_selects_as_the_reference_does() {
+    let roles: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            json!({"name": format!("t{i}"), "apply_when": {"kind": format!("k{i}")},
+                        "fields": {"a": {"read": i % 2 == 0}}})
+        })
+        .collect();
+    let r = rules(serde_json::Value::Array(roles));
+    let c = ctx(alice("red"));
+    for i in [0, 1, 15, 16, 17, 19, 20] {
+        same_read(&r, &c, &doc! {"_id": i, "kind": format!("k{i}"), "a": 1});
+    }
+}

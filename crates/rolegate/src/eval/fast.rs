@@ -1,22 +1,26 @@
 //! Stage: per-document read decisions, fast path. Input: a [`Program`] and its [`Prepared`]
-//! request, when role selection and the read levels have the most common shape of real rules:
-//! every role of the request's plan is chosen by one equality test of a top-level field against
-//! a string or a boolean known for the request (`{"owner_id": "%%user.id"}`,
-//! `{"public": true}`) or always applies, and each role's document-level read is settled by the
-//! request. Output: a [`FastRead`] plan (built once per request, on first use), which decides a
-//! raw document — role and visibility, no output — with one forward scan for the tested fields
-//! ([`Probe`]), without the node evaluator; or [`FastDecision::General`] for a document it does not settle,
-//! which then takes the general path.
+//! request, when role selection has the most common shape of real rules: every role of the
+//! request's plan is chosen by one equality test of a top-level field against a string or a
+//! boolean known for the request (`{"owner_id": "%%user.id"}`, `{"public": true}`; a
+//! conjunction whose other clauses hold for the request, `{"kind": "k0",
+//! "%%user.custom_data.clearance": {"$gte": 1}}`; the live roles of a short indexed run,
+//! `{"kind": "k1"}`, `{"kind": "k2"}`, ...) or always applies. Output: a [`FastRead`] plan
+//! (built once per request, on first use), which selects the role of a raw document with one
+//! forward scan for the tested fields ([`Probe`]), without the node evaluator, and, when that
+//! role's document-level read and field actions are settled by the request, decides the
+//! document — role and visibility, no output; otherwise [`FastDecision::General`] carries the
+//! role to the general path, which decides the rest.
 //!
 //! Equal to the general path (`doc.rs` `select`, then `read.rs` `read_level` and `redact_raw`
 //! without output) on valid BSON, by construction: the same tests on the same bytes in the same
-//! role order ([`raw_field_eq`]), the read level and the per-field actions computed once by the
-//! same code (`read_level`, `action_of`) from rules that read only the request, and a stop at
-//! the first readable field only where the general path stops too (field trees that cannot
-//! fail). Whatever it cannot settle without the evaluator — a field rule that reads the
-//! document, a nested level, a malformed element — hands the document to the general path,
-//! which then decides it from the start. Rules that call a host `%function` are never
-//! evaluated here (the general path calls hosts only when a document reaches them).
+//! role order ([`Want::matches`], held equal to [`raw_field_eq`] by a property test), the read
+//! level and the per-field actions computed once by the same code (`read_level`, `action_of`)
+//! from rules that read only the request, and a stop at the first readable field only where the
+//! general path stops too (field trees that cannot fail). Whatever it cannot settle without the
+//! evaluator — a field rule that reads the document, a nested level — goes to the general path
+//! with the role; a malformed element sends the document there from the start. Rules that call
+//! a host `%function` are never evaluated here (the general path calls hosts only when a
+//! document reaches them).
 //!
 //! Its work per document is a scan of the document's top-level elements, linear in the
 //! document: it is not charged to the step budget ([`crate::steps`]).
@@ -26,8 +30,8 @@ use bson::{Bson, RawDocument};
 #[cfg(doc)]
 use super::doc::raw_field_eq;
 use super::doc::{Action, DocEval, KeyCache};
-use super::prepare::{Prepared, SlotVal, Step};
-use super::raw::{self, Elements, Malformed, Spans, bytes_eq, key_tag, tag_is_whole_key};
+use super::prepare::{Live, Partial, Prepared, SlotVal, Step};
+use super::raw::{self, Elements, Malformed, bytes_eq, find_nul, value_size};
 use super::read::{Inherited, Level};
 use crate::compile::ir::{KeyId, Node, Opnd};
 use crate::compile::{CPerms, Program, RoleProg, RuleRef};
@@ -56,21 +60,82 @@ struct FastRole {
 /// take the general path.
 const MAX_PROBED: usize = 8;
 
-/// A field some role tests.
+/// A field some role tests, matched against an element's key bytes in place.
 #[derive(Debug, Clone)]
 struct ProbedKey {
-    /// [`key_tag`] of the name.
-    tag: u64,
     name: Box<[u8]>,
+    /// The name followed by its terminating NUL, as little-endian words: the first 8 bytes in
+    /// `word` (with `mask` selecting the bytes that count), the next 8 in `word2` / `mask2`
+    /// (`mask2` is 0 for names shorter than 8 bytes).
+    word: u64,
+    mask: u64,
+    word2: u64,
+    mask2: u64,
+    /// The name and its NUL from the 9th byte on, for names of 8 bytes or more.
+    rest: Box<[u8]>,
+    /// The name holds a NUL byte, so no BSON key (which ends at its first NUL) is this name.
+    never: bool,
+}
+
+/// A word of the bytes of `bytes` (at most 8) and the mask of the bytes it holds.
+fn word_of(bytes: &[u8]) -> (u64, u64) {
+    let mut word = [0u8; 8];
+    let mut n = 0;
+    for (w, b) in word.iter_mut().zip(bytes) {
+        *w = *b;
+        n += 1;
+    }
+    let mask = if n == 8 {
+        u64::MAX
+    } else {
+        (1u64 << (n * 8)) - 1
+    };
+    (u64::from_le_bytes(word), mask)
+}
+
+/// The 8 bytes at `at` in `bytes` as a little-endian word, when there are 8.
+#[inline(always)]
+fn load_word(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes
+        .get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes)
 }
 
 impl ProbedKey {
-    /// Whether an element with this key tag and key is this field.
-    #[inline]
-    fn is(&self, tag: u64, key: &[u8]) -> bool {
-        // INVARIANT: equal tags are equal keys only when the tag holds the whole key
-        // (`tag_is_whole_key`); longer keys compare their bytes.
-        self.tag == tag && (tag_is_whole_key(tag) || bytes_eq(&self.name, key))
+    fn new(name: &[u8]) -> ProbedKey {
+        let mut terminated = name.to_vec();
+        terminated.push(0);
+        let (word, mask) = word_of(&terminated);
+        let rest = terminated.get(8..).unwrap_or_default();
+        let (word2, mask2) = word_of(rest);
+        ProbedKey {
+            name: name.into(),
+            word,
+            mask,
+            word2,
+            mask2,
+            rest: rest.into(),
+            never: name.contains(&0),
+        }
+    }
+
+    /// Whether the key at `at` in `bytes` is this name, given `word`, the 8 bytes at `at`.
+    #[inline(always)]
+    fn at(&self, bytes: &[u8], at: usize, word: u64) -> bool {
+        // INVARIANT: the compared bytes include the NUL that ends the name, so a match is the
+        // whole key: the element's key ends where the name does (at its first NUL).
+        if word & self.mask != self.word || self.never {
+            return false;
+        }
+        if self.rest.is_empty() {
+            return true;
+        }
+        // PERF: names of up to 15 bytes compare a second word, not a slice (a `memcmp` call).
+        match load_word(bytes, at + 8) {
+            Some(word2) if self.rest.len() <= 8 => word2 & self.mask2 == self.word2,
+            _ => bytes.get(at + 8..at + 8 + self.rest.len()) == Some(&self.rest),
+        }
     }
 }
 
@@ -78,7 +143,9 @@ impl ProbedKey {
 /// (each element is parsed at most once; the scan stops as soon as the field asked for is
 /// found). The first element with a key wins, as in `RawDocument::get` and `KeyCache`.
 struct Probe<'d> {
-    spans: Spans<'d>,
+    bytes: &'d [u8],
+    /// Offset of the next element to read.
+    pos: usize,
     /// Type and value bytes of each probed field met so far.
     found: [Option<(u8, &'d [u8])>; MAX_PROBED],
 }
@@ -86,7 +153,8 @@ struct Probe<'d> {
 impl<'d> Probe<'d> {
     fn new(doc: &'d RawDocument) -> Self {
         Probe {
-            spans: Spans::new(doc),
+            bytes: doc.as_bytes(),
+            pos: 4,
             found: [None; MAX_PROBED],
         }
     }
@@ -101,22 +169,55 @@ impl<'d> Probe<'d> {
         if let Some(Some(hit)) = self.found.get(want) {
             return Ok(Some(*hit));
         }
-        // PERF: a linear pass over the few probed names (one tag compare each) instead of the
-        // program-wide key table; no cache to reset per document.
-        let bytes = self.spans.bytes();
-        for span in &mut self.spans {
-            let span = span?;
-            let Some(i) = probed.iter().position(|k| k.is(span.tag, span.key(bytes))) else {
-                continue;
+        let bytes = self.bytes;
+        loop {
+            let start = self.pos;
+            let kind = *bytes.get(start).ok_or(Malformed)?;
+            if kind == 0 {
+                // INVARIANT: `RawDocument::from_bytes` checked that the last byte is the NUL
+                // that ends the document; a NUL type byte anywhere else is malformed.
+                return if start + 1 == bytes.len() {
+                    Ok(None)
+                } else {
+                    Err(Malformed)
+                };
+            }
+            let key_start = start + 1;
+            // PERF: the key is matched in place, 8 bytes at a time against each probed name
+            // and its NUL (no key tag, and no search for the NUL of a probed key); only other
+            // keys are measured, to be skipped.
+            let word = load_word(bytes, key_start);
+            let hit = match word {
+                Some(word) => probed.iter().position(|k| k.at(bytes, key_start, word)),
+                None => None,
             };
+            let key_len = match hit.and_then(|i| probed.get(i)) {
+                Some(k) => k.name.len(),
+                None => find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?,
+            };
+            // Near the end of the document the word cannot be read: compare the key itself.
+            let hit = match (word, hit) {
+                (None, _) => {
+                    let key = bytes
+                        .get(key_start..key_start + key_len)
+                        .unwrap_or_default();
+                    probed.iter().position(|k| *k.name == *key)
+                }
+                (Some(_), hit) => hit,
+            };
+            let value_start = key_start + key_len + 1;
+            let tail = bytes.get(value_start..).ok_or(Malformed)?;
+            let end = value_start + value_size(kind, tail)?;
+            let value = bytes.get(value_start..end).ok_or(Malformed)?;
+            self.pos = end;
+            let Some(i) = hit else { continue };
             if let Some(slot @ None) = self.found.get_mut(i) {
-                *slot = Some((span.kind, span.value(bytes)));
+                *slot = Some((kind, value));
                 if i == want {
                     return Ok(*slot);
                 }
             }
         }
-        Ok(None)
     }
 }
 
@@ -159,7 +260,7 @@ impl Want {
     }
 }
 
-/// Is the string value `value` (its i32 length, bytes, NUL, as [`Spans`] sliced it) the string
+/// Is the string value `value` (its i32 length, bytes, NUL, as [`Probe`] sliced it) the string
 /// `s`? The length prefix says how long the value is (`value_size`), so a value of `s.len() + 5`
 /// bytes has the prefix `s.len() + 1`, which is what `raw_field_eq` tests, and then the bytes.
 #[inline(always)]
@@ -191,95 +292,190 @@ enum Field {
 pub(crate) enum FastDecision {
     /// The role (by policy index) and whether the document is visible.
     Decided { role: Option<u32>, visible: bool },
-    /// Decide it on the general path.
-    General,
+    /// Decide it on the general path; the role it gets when the plan could tell
+    /// (`Some(None)`: no role applies), else `None`.
+    General(Option<Option<u32>>),
 }
 
 impl FastRead {
     /// The plan for `prepared`, or `None` when its role selection does not have the shape.
     pub fn build(program: &Program, prepared: &Prepared<'_>) -> Option<FastRead> {
-        let mut roles = Vec::with_capacity(prepared.plan.len());
-        let mut probed: Vec<ProbedKey> = Vec::new();
+        let mut plan = PlanBuilder::default();
         for step in &prepared.plan {
-            let (role, test) = match step {
-                Step::Always(i) => (*i, None),
+            let stop = match step {
+                Step::Always(i) => plan.role(program, prepared, *i, None)?,
                 Step::Role(i) => {
                     let aw = program.roles.get(*i as usize)?.apply_when?;
                     let (key, want) = equality_test(program, prepared, aw)?;
                     let name = program.keys.name(key).as_bytes();
-                    let index = match probed.iter().position(|k| *k.name == *name) {
-                        Some(index) => index,
-                        None if probed.len() < MAX_PROBED => {
-                            probed.push(ProbedKey {
-                                tag: key_tag(name),
-                                name: name.into(),
-                            });
-                            probed.len() - 1
-                        }
-                        None => return None,
-                    };
-                    (*i, Some((index, want)))
+                    plan.role(program, prepared, *i, Some((name, want)))?
                 }
-                Step::Fail { .. } | Step::Run { .. } => return None,
+                Step::Run { run, live } => plan.run(program, prepared, *run, live)?,
+                Step::Fail { .. } => return None,
             };
-            let read = read_of(program, prepared, program.roles.get(role as usize)?);
-            let always = test.is_none();
-            roles.push(FastRole { role, test, read });
-            if always {
+            if stop {
                 break;
             }
         }
         Some(FastRead {
-            roles: roles.into_boxed_slice(),
-            probed: probed.into_boxed_slice(),
+            roles: plan.roles.into_boxed_slice(),
+            probed: plan.probed.into_boxed_slice(),
         })
     }
 
-    /// The read decision of `doc` (no output), or [`FastDecision::General`].
-    pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
+    /// The role `doc` gets (the first whose test holds; `None` when none does), as
+    /// [`DocEval::select`] decides it; `Err` when an element it reads is malformed (the general
+    /// path then decides the document from the start).
+    #[inline]
+    fn select_role(&self, doc: &RawDocument) -> Result<Option<&FastRole>, Malformed> {
         let mut probe = Probe::new(doc);
         for r in self.roles.iter() {
             if let Some((key, want)) = &r.test {
                 if let Want::Nothing = want {
                     continue;
                 }
-                let hit = match probe.field(&self.probed, *key) {
-                    Ok(Some((kind, bytes))) => want.matches(kind, bytes),
-                    Ok(None) => Ok(false),
-                    Err(Malformed) => return FastDecision::General,
+                let hit = match probe.field(&self.probed, *key)? {
+                    Some((kind, bytes)) => want.matches(kind, bytes)?,
+                    None => false,
                 };
-                match hit {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(Malformed) => return FastDecision::General,
+                if !hit {
+                    continue;
                 }
             }
-            let role = Some(r.role);
-            return match &r.read {
-                Read::Whole => FastDecision::Decided {
-                    role,
-                    visible: true,
-                },
-                Read::Hidden => FastDecision::Decided {
-                    role,
+            return Ok(Some(r));
+        }
+        Ok(None)
+    }
+
+    /// The roles of the plan, by policy index, in the order they are tested.
+    #[cfg(test)]
+    pub fn roles(&self) -> impl Iterator<Item = u32> + '_ {
+        self.roles.iter().map(|r| r.role)
+    }
+
+    /// The role `doc` gets (by policy index; `Ok(None)` when no role applies), as
+    /// [`DocEval::select`] decides it; `Err` when only the general path can tell.
+    pub fn select(&self, doc: &RawDocument) -> Result<Option<u32>, Malformed> {
+        Ok(self.select_role(doc)?.map(|r| r.role))
+    }
+
+    /// The read decision of `doc` (no output), or [`FastDecision::General`].
+    pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
+        let r = match self.select_role(doc) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return FastDecision::Decided {
+                    role: None,
                     visible: false,
-                },
-                Read::General => FastDecision::General,
-                Read::Fields(actions) => {
-                    let Some(prog_role) = program.roles.get(r.role as usize) else {
-                        return FastDecision::General;
-                    };
-                    match any_kept(prog_role, actions, doc) {
-                        Some(visible) => FastDecision::Decided { role, visible },
-                        None => FastDecision::General,
-                    }
+                };
+            }
+            Err(Malformed) => return FastDecision::General(None),
+        };
+        let role = Some(r.role);
+        let general = FastDecision::General(Some(role));
+        match &r.read {
+            Read::Whole => FastDecision::Decided {
+                role,
+                visible: true,
+            },
+            Read::Hidden => FastDecision::Decided {
+                role,
+                visible: false,
+            },
+            Read::General => general,
+            Read::Fields(actions) => {
+                let Some(prog_role) = program.roles.get(r.role as usize) else {
+                    return general;
+                };
+                match any_kept(prog_role, actions, doc) {
+                    Some(visible) => FastDecision::Decided { role, visible },
+                    None => general,
                 }
+            }
+        }
+    }
+}
+
+/// The roles and probed fields of a [`FastRead`] being built.
+#[derive(Default)]
+struct PlanBuilder {
+    roles: Vec<FastRole>,
+    probed: Vec<ProbedKey>,
+}
+
+/// Most live roles of an indexed run that the plan tests one by one; larger runs keep their
+/// index (the general path).
+const MAX_RUN_ROLES: usize = 16;
+
+impl PlanBuilder {
+    /// Adds role `role`, tested by `test` (a top-level field's name and the value wanted;
+    /// `None`: it always applies). `Some(true)`: the plan ends here (no later role is ever
+    /// reached); `None`: the plan cannot have this shape.
+    fn role(
+        &mut self,
+        program: &Program,
+        prepared: &Prepared<'_>,
+        role: u32,
+        test: Option<(&[u8], Want)>,
+    ) -> Option<bool> {
+        let test = match test {
+            Some((name, want)) => Some((self.probe(name)?, want)),
+            None => None,
+        };
+        let read = read_of(program, prepared, program.roles.get(role as usize)?);
+        let always = test.is_none();
+        self.roles.push(FastRole { role, test, read });
+        Some(always)
+    }
+
+    /// The index of probed field `name`, added if new; `None` past [`MAX_PROBED`].
+    fn probe(&mut self, name: &[u8]) -> Option<usize> {
+        if let Some(index) = self.probed.iter().position(|k| *k.name == *name) {
+            return Some(index);
+        }
+        if self.probed.len() >= MAX_PROBED {
+            return None;
+        }
+        self.probed.push(ProbedKey::new(name));
+        Some(self.probed.len() - 1)
+    }
+
+    /// Adds the live roles of indexed run `run`, in order, each tested by its one document
+    /// test (a top-level field equal to a string: what `DocEval::run_doc_tests` checks; the
+    /// request tests were settled when `live` was computed). `None` when a role has more than
+    /// one document test or a nested path, or the run has more than [`MAX_RUN_ROLES`] live
+    /// roles.
+    fn run(
+        &mut self,
+        program: &Program,
+        prepared: &Prepared<'_>,
+        run: u32,
+        live: &Live,
+    ) -> Option<bool> {
+        let run = program.runs.get(run as usize)?;
+        let positions: Vec<u32> = (0..run.len).filter(|p| live.contains(*p)).collect();
+        if positions.len() > MAX_RUN_ROLES {
+            return None;
+        }
+        for pos in positions {
+            let mut doc_tests = run.tests.get(pos as usize)?.iter().filter(|t| t.doc);
+            let test = match (doc_tests.next(), doc_tests.next()) {
+                (None, _) => None,
+                (Some(t), None) => {
+                    let path = run.doc_paths.get(t.path as usize)?;
+                    if !path.rest.is_empty() {
+                        return None;
+                    }
+                    let name = program.keys.name(path.key?).as_bytes();
+                    Some((name, Want::Str(t.value.as_bytes().into())))
+                }
+                (Some(_), Some(_)) => return None,
             };
+            if self.role(program, prepared, run.start + pos, test)? {
+                return Some(true);
+            }
         }
-        FastDecision::Decided {
-            role: None,
-            visible: false,
-        }
+        Some(false)
     }
 }
 
@@ -305,9 +501,26 @@ fn any_kept(role: &RoleProg, actions: &[Field], doc: &RawDocument) -> Option<boo
 
 /// The role's `apply_when` as a fast test: one top-level field equal to a string or boolean
 /// that is known for the request without calling a host.
+///
+/// A conjunction qualifies when all its clauses but one such test hold for the request
+/// (`{"kind": "k0", "%%user.custom_data.clearance": {"$gte": 1}}` for a user it admits): the
+/// conjunction is then that test.
 fn equality_test(program: &Program, prepared: &Prepared<'_>, aw: RuleRef) -> Option<(KeyId, Want)> {
-    let Some(Node::FieldEq(f)) = program.nodes.get(aw.node) else {
-        return None;
+    let f = match program.nodes.get(aw.node) {
+        Some(Node::FieldEq(f)) => f,
+        Some(Node::All(clauses)) => {
+            let mut tests = clauses
+                .iter()
+                .filter(|c| !matches!(prepared.partial(program, **c), Partial::Known(Ok(true))));
+            let (Some(only), None) = (tests.next(), tests.next()) else {
+                return None;
+            };
+            let Some(Node::FieldEq(f)) = program.nodes.get(*only) else {
+                return None;
+            };
+            f
+        }
+        _ => return None,
     };
     let want = match &f.operand {
         Opnd::Const(c) => want(&c.value)?,
@@ -396,7 +609,7 @@ mod tests {
     use bson::{Bson, RawDocumentBuf, doc};
     use proptest::prelude::*;
 
-    use super::{Malformed, Probe, ProbedKey, Want, key_tag};
+    use super::{Malformed, Probe, ProbedKey, Want};
     use crate::eval::doc::{FastOperand, raw_field_eq};
 
     /// Values a role's equality test meets: strings near the operand (equal, a prefix, longer,
@@ -404,7 +617,7 @@ mod tests {
     fn value() -> impl Strategy<Value = Bson> {
         let scalar = prop_oneof![
             "(u0|u|u00|u1|ü0|)".prop_map(Bson::String),
-            "(u0|u1)".prop_map(|s| Bson::Symbol(s)),
+            "(u0|u1)".prop_map(Bson::Symbol),
             any::<bool>().prop_map(Bson::Boolean),
             any::<i32>().prop_map(Bson::Int32),
             Just(Bson::Null),
@@ -459,13 +672,7 @@ mod tests {
     }
 
     fn probed(names: &[&str]) -> Vec<ProbedKey> {
-        names
-            .iter()
-            .map(|n| ProbedKey {
-                tag: key_tag(n.as_bytes()),
-                name: n.as_bytes().into(),
-            })
-            .collect()
+        names.iter().map(|n| ProbedKey::new(n.as_bytes())).collect()
     }
 
     /// What the probe finds for each name, in the order asked, as (type, value bytes).
@@ -504,6 +711,142 @@ mod tests {
             let want: Vec<_> = order.iter().map(|&i| expected(&doc, names[i])).collect();
             assert_eq!(got, want, "order {order:?}");
         }
+    }
+
+    /// Keys around the probed names: equal, one byte shorter or longer, differing in the last
+    /// byte, across the 8- and 16-byte word boundaries of [`ProbedKey`], and with a NUL inside.
+    fn key() -> impl Strategy<Value = String> {
+        let stems = vec![
+            "a",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+        ];
+        (prop::sample::select(stems), 0..4usize).prop_map(|(stem, edit)| match edit {
+            0 => stem.to_owned(),
+            1 => stem[..stem.len() - 1].to_owned(),
+            2 => format!("{stem}x"),
+            _ => format!("{}z", &stem[..stem.len() - 1]),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "proptest-regressions/fast_probe.txt"
+                ),
+            )),
+            ..ProptestConfig::default()
+        })]
+
+        /// The probe finds what `RawDocument::get` finds (the first element with the key), for
+        /// names of every length class, in any order of asking, with the probed element last
+        /// (where fewer than 8 bytes follow its key) or anywhere.
+        #[test]
+        fn probe_finds_what_get_finds(
+            keys in proptest::collection::vec((key(), any::<i32>()), 0..8),
+            names in proptest::collection::vec(key(), 1..5),
+            order in proptest::collection::vec(any::<prop::sample::Index>(), 1..6),
+        ) {
+            let mut raw = RawDocumentBuf::new();
+            for (k, v) in &keys {
+                raw.append(k.as_str(), *v);
+            }
+            // The plan probes each name once (`PlanBuilder::probe`).
+            let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            names.dedup();
+            let order: Vec<usize> = order.iter().map(|i| i.index(names.len())).collect();
+            let got = fields(&raw, &names, &order);
+            let want: Vec<_> = order.iter().map(|&i| expected(&raw, names[i])).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// The fast plan of `roles` for a user with `custom` data (`None`: no plan).
+    fn plan_of(roles: serde_json::Value, custom: bson::Document) -> Option<Vec<u32>> {
+        let file = serde_json::json!({"database": "app", "collection": "items", "roles": roles});
+        let set =
+            crate::RuleSet::from_json("rules.json", &file, &crate::LoadOptions::default()).unwrap();
+        let rules = crate::Rules::new(set);
+        let coll = rules.collection("app.items").unwrap();
+        let ctx = crate::RequestContext::for_user(
+            doc! {"id": "alice", "type": "normal", "data": {}, "custom_data": custom},
+        );
+        let prepared = coll.prepare_with(&ctx, crate::EngineKind::Compiled);
+        prepared.fast_plan_roles()
+    }
+
+    /// Four roles tested on `kind` (and on `%%user.custom_data.region` with `region`), from
+    /// policy index `first`: an indexed run (`compile::index::MIN_RUN` is 4).
+    fn run_of(first: usize, region: bool) -> Vec<serde_json::Value> {
+        (first..first + 4)
+            .map(|i| {
+                let mut aw = serde_json::json!({"kind": format!("k{i}")});
+                if region {
+                    aw["%%user.custom_data.region"] = (if i % 2 == 0 { "eu" } else { "us" }).into();
+                }
+                serde_json::json!({"name": format!("t{i}"), "apply_when": aw})
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conjunctions_and_indexed_runs_make_fast_plans() {
+        let tiers = |extra: Vec<serde_json::Value>| {
+            let mut roles = vec![serde_json::json!(
+                {"name": "t0", "apply_when": {"kind": "k0", "%%user.custom_data.level": {"$gte": 1}}}
+            )];
+            roles.extend(run_of(1, false));
+            roles.extend(run_of(5, true));
+            roles.extend(extra);
+            roles.push(serde_json::json!({"name": "last", "apply_when": {"public": true}}));
+            serde_json::Value::Array(roles)
+        };
+        // The second run keeps the roles of the user's region.
+        let eu = doc! {"level": 2, "region": "eu"};
+        assert_eq!(
+            plan_of(tiers(vec![]), eu.clone()),
+            Some(vec![0, 1, 2, 3, 4, 6, 8, 9])
+        );
+        // The request clause fails: t0 is dropped.
+        let us = doc! {"level": 0, "region": "us"};
+        assert_eq!(plan_of(tiers(vec![]), us), Some(vec![1, 2, 3, 4, 5, 7, 9]));
+        // Shapes the plan does not take: two document tests, a nested path.
+        let two: Vec<_> = (9..13)
+            .map(|i| {
+                serde_json::json!({"name": format!("s{i}"),
+                                        "apply_when": {"kind": format!("k{i}"), "sub": "x"}})
+            })
+            .collect();
+        assert_eq!(plan_of(tiers(two), eu.clone()), None);
+        let nested = serde_json::json!({"name": "n", "apply_when": {"m.a": "x"}});
+        assert_eq!(plan_of(tiers(vec![nested]), eu.clone()), None);
+        // A run longer than the plan tests one by one.
+        let long: Vec<serde_json::Value> = (0..=super::MAX_RUN_ROLES)
+            .map(|i| serde_json::json!({"name": format!("r{i}"), "apply_when": {"kind": format!("k{i}")}}))
+            .collect();
+        assert_eq!(
+            plan_of(serde_json::Value::Array(long.clone()), eu.clone()),
+            None
+        );
+        let fits = serde_json::Value::Array(long[1..].to_vec());
+        assert_eq!(
+            plan_of(fits, eu).map(|p| p.len()),
+            Some(super::MAX_RUN_ROLES)
+        );
+    }
+
+    #[test]
+    fn a_name_holding_a_nul_matches_no_key() {
+        let mut raw = RawDocumentBuf::new();
+        raw.append("a", "x");
+        raw.append("b", 1);
+        assert_eq!(fields(&raw, &["a\0b", "b"], &[0, 1])[0], None);
     }
 
     #[test]

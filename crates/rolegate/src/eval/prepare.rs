@@ -85,7 +85,7 @@ pub(crate) struct Prepared<'c> {
 }
 
 /// Partial value of a node on the request alone.
-enum Partial {
+pub(crate) enum Partial {
     Known(Result<bool, EvalError>),
     Unknown,
 }
@@ -223,7 +223,7 @@ impl<'c> Prepared<'c> {
     }
 
     /// Partial evaluation on the request alone (with the reference's error order).
-    fn partial(&self, program: &Program, id: NodeId) -> Partial {
+    pub(crate) fn partial(&self, program: &Program, id: NodeId) -> Partial {
         match program.nodes.get(id) {
             Some(Node::Const(b)) => Partial::Known(Ok(*b)),
             Some(Node::Error(e)) => Partial::Known(Err(e.clone())),

@@ -113,130 +113,6 @@ pub(crate) fn key_tag_at(bytes: &[u8], at: usize, len: usize) -> u64 {
     }
 }
 
-/// Where one element lies in its document's bytes: offsets only, so that the hot loops slice
-/// out just what they use ([`Span::key`], [`Span::value`]).
-///
-/// INVARIANT: made only by [`Spans`], which checked `start < start + 1 + key_len < end <=
-/// bytes.len()` for the document's `bytes`; the slices below therefore never fall back to
-/// empty.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Span {
-    pub kind: u8,
-    /// [`key_tag`] of the key.
-    pub tag: u64,
-    /// Offset of the element (its type byte).
-    pub start: usize,
-    pub key_len: usize,
-    /// Offset just past the element.
-    pub end: usize,
-}
-
-impl Span {
-    /// Offset of the value.
-    #[inline(always)]
-    pub fn value_start(&self) -> usize {
-        self.start + 1 + self.key_len + 1
-    }
-
-    /// The element's key, from its document's `bytes`.
-    #[inline(always)]
-    pub fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
-        bytes
-            .get(self.start + 1..self.start + 1 + self.key_len)
-            .unwrap_or_default()
-    }
-
-    /// The element's value bytes, from its document's `bytes`.
-    #[inline(always)]
-    pub fn value<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
-        bytes.get(self.value_start()..self.end).unwrap_or_default()
-    }
-}
-
-/// Iterates the elements of a raw document (or array) in order, as [`Span`]s.
-#[derive(Debug, Clone)]
-pub(crate) struct Spans<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Spans<'a> {
-    pub fn new(doc: &'a RawDocument) -> Self {
-        Spans {
-            bytes: doc.as_bytes(),
-            pos: 4,
-        }
-    }
-
-    /// The document's bytes (what the spans are offsets into).
-    #[inline(always)]
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
-    }
-
-    /// The next element and its whole bytes (type byte, key, NUL, value).
-    // PERF: always inlined, so that the element's fields stay in registers instead of being
-    // returned through memory.
-    #[inline(always)]
-    fn next_span(&mut self) -> Result<Option<(Span, &'a [u8])>, Malformed> {
-        let bytes = self.bytes;
-        let start = self.pos;
-        let kind = *bytes.get(start).ok_or(Malformed)?;
-        if kind == 0 {
-            // INVARIANT: `RawDocument::from_bytes` checked that the last byte is the NUL that
-            // ends the document; a NUL type byte anywhere else is malformed.
-            return if start + 1 == bytes.len() {
-                Ok(None)
-            } else {
-                Err(Malformed)
-            };
-        }
-        let key_start = start + 1;
-        let key_len = find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?;
-        let value_start = key_start + key_len + 1;
-        let tail = bytes.get(value_start..).ok_or(Malformed)?;
-        let end = value_start + value_size(kind, tail)?;
-        // PERF: one bounds check for the whole element; its key and value lie inside it.
-        let whole = bytes.get(start..end).ok_or(Malformed)?;
-        self.pos = end;
-        let span = Span {
-            kind,
-            tag: key_tag_at(bytes, key_start, key_len),
-            start,
-            key_len,
-            end,
-        };
-        Ok(Some((span, whole)))
-    }
-}
-
-impl<'a> Spans<'a> {
-    /// [`Iterator::next`], with the element's whole bytes.
-    // PERF: returning the whole element's slice (unused by the probe) measured better than an
-    // explicit `end > len` test: W1 decision 945 against 1,006 instructions per document.
-    #[inline(always)]
-    fn next_with_bytes(&mut self) -> Option<Result<(Span, &'a [u8]), Malformed>> {
-        match self.next_span() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => None,
-            Err(m) => {
-                // Stop after the error: the last byte is the document's closing NUL.
-                self.pos = self.bytes.len().saturating_sub(1);
-                Some(Err(m))
-            }
-        }
-    }
-}
-
-impl Iterator for Spans<'_> {
-    type Item = Result<Span, Malformed>;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<Self::Item> {
-        Some(self.next_with_bytes()?.map(|(span, _)| span))
-    }
-}
-
 /// Iterates the elements of a raw document (or array) in order.
 #[derive(Debug, Clone)]
 pub(crate) struct Elements<'a> {
@@ -253,9 +129,7 @@ impl<'a> Elements<'a> {
     }
 
     // PERF: always inlined, so that the element's fields stay in registers instead of being
-    // returned through memory. The parse is [`Spans`]'s, written again: building `Elem` from
-    // `Spans::next_with_bytes` measured 2–4% more instructions per document on every workload
-    // (W1 decision 947 -> 968, W2-100 redact 38,089 -> 38,970; benches/callgrind.sh).
+    // returned through memory.
     #[inline(always)]
     fn next_elem(&mut self) -> Result<Option<Elem<'a>>, Malformed> {
         let bytes = self.bytes;
