@@ -360,6 +360,9 @@ impl FastRead {
     }
 
     /// The read decision of `doc` (no output), or [`FastDecision::General`].
+    // PERF: inlined at its one call (`raw_compiled`): W1 decision 779 -> 764, W2-20 redact
+    // 7,822 -> 7,764 instructions per document.
+    #[inline(always)]
     pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
         let r = match self.select_role(doc) {
             Ok(Some(r)) => r,

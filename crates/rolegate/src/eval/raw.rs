@@ -248,7 +248,13 @@ pub(crate) fn any_value(
             };
         }
         let rest = bytes.get(pos + 1..).ok_or(Malformed)?;
-        let value_start = pos + 1 + find_nul(rest).ok_or(Malformed)? + 1;
+        // PERF: array keys are indexes, mostly one digit: a one-byte key is seen at once (W1
+        // decision 790 -> 779 instructions per document).
+        let key_len = match rest {
+            [k, 0, ..] if *k != 0 => 1,
+            _ => find_nul(rest).ok_or(Malformed)?,
+        };
+        let value_start = pos + 1 + key_len + 1;
         let tail = bytes.get(value_start..).ok_or(Malformed)?;
         let end = value_start + value_size(kind, tail)?;
         let value = bytes.get(value_start..end).ok_or(Malformed)?;
