@@ -865,3 +865,61 @@ pub(crate) fn validate(
         Validity::Valid
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bson::{RawBson, RawDocumentBuf};
+    use proptest::prelude::*;
+
+    use super::any_value;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "proptest-regressions/raw_any_value.txt"
+                ),
+            )),
+            ..ProptestConfig::default()
+        })]
+
+        /// `any_value` visits each element's type and value bytes in order, whatever the keys
+        /// (array indexes of one or more digits, empty keys, any bytes), as the `bson` crate
+        /// reads them; values starting with a zero byte follow empty keys.
+        #[test]
+        fn any_value_visits_every_value_as_bson_reads_it(
+            elements in proptest::collection::vec(
+                ("(|0|7|12|a|abcdefghij)", prop_oneof![
+                    any::<i32>().prop_map(RawBson::Int32),
+                    Just(RawBson::Int32(0)),
+                    "[a-z]{0,3}".prop_map(RawBson::String),
+                    any::<bool>().prop_map(RawBson::Boolean),
+                ]),
+                0..6,
+            ),
+        ) {
+            let mut doc = RawDocumentBuf::new();
+            for (k, v) in &elements {
+                doc.append(k.as_str(), v.clone());
+            }
+            let mut seen = Vec::new();
+            let found = any_value(doc.as_bytes(), |kind, value| {
+                seen.push((kind, value.to_vec()));
+                false
+            });
+            prop_assert_eq!(found, Ok(false));
+            let want: Vec<(u8, Vec<u8>)> = doc
+                .iter_elements()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let mut one = RawDocumentBuf::new();
+                    one.append("", e.value().unwrap().to_raw_bson());
+                    let bytes = one.as_bytes();
+                    (e.element_type() as u8, bytes[6..bytes.len() - 1].to_vec())
+                })
+                .collect();
+            prop_assert_eq!(seen, want);
+        }
+    }
+}
