@@ -8,8 +8,9 @@
 //! subject with an operand value (so `{"tags": {"$in": "%%user.custom_data.allowed"}}` costs
 //! about `tags × allowed` steps, not one). Both engines charge the same kinds of work, but the
 //! compiled engine does less of it (request-only parts are evaluated once per request and
-//! charged to the document that first needs them; shared field rules are evaluated once per
-//! document), so the step count of a decision is not the same in both engines: a decision
+//! charged to the document that first needs them — except those the fast read plan evaluates
+//! when it is built, once per request, under a budget of its own; shared field rules are
+//! evaluated once per document), so the step count of a decision is not the same in both engines: a decision
 //! within a few steps of the budget may be denied by one and not the other. The budget bounds
 //! work; it is set far above what real rules need (the default, 1,000,000 steps, is about
 //! 10,000 times what the deepest decision of the shared corpus takes).
