@@ -113,6 +113,29 @@ pub(crate) fn key_tag_at(bytes: &[u8], at: usize, len: usize) -> u64 {
     }
 }
 
+/// The length and [`key_tag`] of the NUL-terminated key at `at` in `bytes`.
+///
+/// PERF (issue 16): a key shorter than eight bytes (most keys) with eight bytes readable at `at`
+/// is measured and tagged from one word: its NUL is the lowest zero byte of the word, and the
+/// bytes below it are the tag. Longer keys, and keys near the end of the buffer, take the
+/// general [`find_nul`] and [`key_tag_at`].
+#[inline(always)]
+pub(crate) fn key_len_tag(bytes: &[u8], at: usize) -> Result<(usize, u64), Malformed> {
+    if let Some(&word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(word);
+        // The lowest set bit of this mask marks the first zero byte (higher bits may be false
+        // positives after it, never before it).
+        let zero = w.wrapping_sub(NUL_LO) & !w & NUL_HI;
+        if zero != 0 {
+            let len = (zero.trailing_zeros() / 8) as usize;
+            let tag = (w & ((1u64 << (len * 8)) - 1)) | ((len as u64) << 56);
+            return Ok((len, tag));
+        }
+    }
+    let len = find_nul(bytes.get(at..).ok_or(Malformed)?).ok_or(Malformed)?;
+    Ok((len, key_tag_at(bytes, at, len)))
+}
+
 /// Where one element lies in its document's bytes: offsets only, so that the hot loops slice
 /// out just what they use ([`Span::key`], [`Span::value`]).
 ///
@@ -201,7 +224,7 @@ impl<'a> Spans<'a> {
             };
         }
         let key_start = start + 1;
-        let key_len = find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?;
+        let (key_len, tag) = key_len_tag(bytes, key_start)?;
         let value_start = key_start + key_len + 1;
         let tail = bytes.get(value_start..).ok_or(Malformed)?;
         let end = value_start + value_size(kind, tail)?;
@@ -210,7 +233,7 @@ impl<'a> Spans<'a> {
         self.pos = end;
         let span = Span {
             kind,
-            tag: key_tag_at(bytes, key_start, key_len),
+            tag,
             start,
             key_len,
             end,
@@ -289,7 +312,7 @@ impl<'a> Elements<'a> {
             };
         }
         let key_start = start + 1;
-        let key_len = find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?;
+        let (key_len, tag) = key_len_tag(bytes, key_start)?;
         let value_start = key_start + key_len + 1;
         let tail = bytes.get(value_start..).ok_or(Malformed)?;
         let end = value_start + value_size(kind, tail)?;
@@ -302,7 +325,7 @@ impl<'a> Elements<'a> {
         Ok(Some(Elem {
             kind,
             key,
-            tag: key_tag_at(bytes, key_start, key_len),
+            tag,
             value,
             whole,
             start,
@@ -384,12 +407,17 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
+/// `0x01` in every byte (the zero-byte test of [`find_nul`] and [`key_len_tag`]).
+const NUL_LO: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every byte.
+const NUL_HI: u64 = 0x8080_8080_8080_8080;
+
 /// Position of the first NUL byte of `bytes`.
 #[inline]
 pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {
     // PERF: eight bytes at a time (a zero byte sets its high bit in `(w - 0x01..) & !w & 0x80..`).
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+    const LO: u64 = NUL_LO;
+    const HI: u64 = NUL_HI;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
@@ -1033,7 +1061,7 @@ mod tests {
     use bson::RawDocument;
     use proptest::prelude::*;
 
-    use super::checked_doc;
+    use super::{checked_doc, find_nul, key_len_tag, key_tag, key_tag_at};
 
     /// Bytes near a document's shape: a length prefix that is right, off by a little, or
     /// arbitrary; a body; a last byte that is or is not NUL.
@@ -1070,6 +1098,41 @@ mod tests {
         ]) {
             prop_assert_eq!(checked_doc(&bytes).is_ok(), RawDocument::from_bytes(&bytes).is_ok());
         }
+    }
+
+    proptest! {
+        /// The one-word key measure gives the general one's length and tag, and fails where it
+        /// fails (no NUL after `at`, or `at` past the end).
+        #[test]
+        fn key_len_tag_agrees_with_find_nul(
+            bytes in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>(), 1u8..4], 0..24),
+            at in 0usize..26,
+        ) {
+            let general = bytes
+                .get(at..)
+                .and_then(find_nul)
+                .map(|len| (len, key_tag_at(&bytes, at, len)));
+            prop_assert_eq!(key_len_tag(&bytes, at).ok(), general);
+            if let Some((len, tag)) = general {
+                prop_assert_eq!(tag, key_tag(&bytes[at..at + len]));
+            }
+        }
+    }
+
+    #[test]
+    fn key_len_tag_edges() {
+        // Key lengths 0 to 9 with eight bytes readable, and at the end of the buffer.
+        for len in 0..10 {
+            let mut b: Vec<u8> = (1..=len as u8).collect();
+            b.push(0);
+            let short = b.clone();
+            b.extend([0xFF; 8]);
+            for bytes in [&b, &short] {
+                assert_eq!(key_len_tag(bytes, 0).ok(), Some((len, key_tag(&b[..len]))));
+            }
+        }
+        assert!(key_len_tag(&[1, 2, 3], 0).is_err());
+        assert!(key_len_tag(&[0], 1).is_err());
     }
 
     #[test]
