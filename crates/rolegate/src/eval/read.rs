@@ -15,7 +15,8 @@ use bson::{Bson, Document, RawDocument};
 
 use super::doc::{Action, DocEval, Fail, PlanCache};
 use super::raw::{
-    CheckedDoc, DocWriter, Elements, Spans, Val, checked_doc, index_key, kind, write_header,
+    CheckedDoc, DocWriter, Elements, Spans, Val, checked_doc, index_key, kind, tag_is_whole_key,
+    write_header,
 };
 use super::value::V;
 use crate::compile::{CPerms, CTree, RoleProg};
@@ -208,7 +209,13 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         // PERF: elements as offsets (`Span`): the key and value are sliced only where used.
         for span in Spans::over(doc) {
             let span = span.map_err(|_| Fail::Malformed)?;
-            let key = span.key(bytes);
+            // PERF: a key its tag holds whole is never compared byte for byte by the key
+            // table (`find_tagged`), so it is sliced out only for longer keys here.
+            let key: &[u8] = if tag_is_whole_key(span.tag) {
+                &[]
+            } else {
+                span.key(bytes)
+            };
             let (index, perms, nested) = match tree.index.find_tagged(span.tag, key) {
                 Some(i) => match tree.fields.get(i as usize) {
                     Some((_, rule)) => (i as usize, &rule.perms, Some(&rule.nested)),
@@ -285,7 +292,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             }
             let mark = out.as_deref().map(Vec::len);
             if let Some(out) = out.as_deref_mut() {
-                write_header(out, span.kind, key);
+                write_header(out, span.kind, span.key(bytes));
             }
             let any = if is_doc {
                 self.redact_level(
