@@ -132,8 +132,8 @@ impl KeyCache {
             }
             let key_start = pos + 1;
             let rest = bytes.get(key_start..).ok_or(Fault::Malformed)?;
-            let key_len = raw::find_nul(rest).ok_or(Fault::Malformed)?;
-            let tag = raw::key_tag_at(bytes, key_start, key_len);
+            // PERF: a short key's length and tag from one word (`raw::key_len_tag`).
+            let (key_len, tag) = raw::key_len_tag(bytes, key_start)?;
             let value_start = key_start + key_len + 1;
             let tail = bytes.get(value_start..).ok_or(Fault::Malformed)?;
             let end = value_start + raw::value_size(kind, tail)?;
