@@ -132,8 +132,8 @@ impl KeyCache {
             }
             let key_start = pos + 1;
             let rest = bytes.get(key_start..).ok_or(Fault::Malformed)?;
-            let key_len = raw::find_nul(rest).ok_or(Fault::Malformed)?;
-            let tag = raw::key_tag_at(bytes, key_start, key_len);
+            // PERF: a short key's length and tag from one word (`raw::key_len_tag`).
+            let (key_len, tag) = raw::key_len_tag(bytes, key_start)?;
             let value_start = key_start + key_len + 1;
             let tail = bytes.get(value_start..).ok_or(Fault::Malformed)?;
             let end = value_start + raw::value_size(kind, tail)?;
@@ -216,26 +216,64 @@ pub(crate) enum Action {
 
 /// Per-thread cache of per-request field decisions ([`Action`]), by field level and inherited
 /// permissions. Reset when used with another request.
+///
+/// PERF: every level's actions live in one flat vector ([`PlanCache::actions`]), a level being
+/// a run of it found by [`PlanCache::level`]; a level walk indexes into it per element instead
+/// of taking a boxed slice out of a per-level vector and putting it back (issue 16, W2 redact).
+///
+/// INVARIANT: `offsets[level]` is [`NO_LEVEL`] or `(start, len)` with `start + len <=
+/// actions.len()`; runs of different levels do not overlap (a run is appended once per request
+/// and level, and never moved).
 #[derive(Debug, Default)]
 pub(crate) struct PlanCache {
     request: u64,
-    /// `tree id * 9 + inherited code` → one action per named field, then `additional_fields`.
-    pub levels: Vec<Box<[Action]>>,
+    /// `tree id * 9 + inherited code` → `(start, len)` of the level's run of `actions`: one
+    /// action per named field, then `additional_fields`.
+    offsets: Vec<(u32, u32)>,
+    /// The runs of every level.
+    pub actions: Vec<Action>,
     pub fails: Vec<Fail>,
 }
+
+/// [`PlanCache::offsets`] of a level not walked yet in this request.
+const NO_LEVEL: (u32, u32) = (u32::MAX, 0);
 
 impl PlanCache {
     /// Starts serving request `id` of a program with `trees` field levels.
     fn serve(&mut self, id: u64, trees: u32) {
         if self.request != id {
             self.request = id;
-            self.levels.clear();
+            self.offsets.clear();
+            self.actions.clear();
             self.fails.clear();
         }
         let want = trees as usize * 9;
-        if self.levels.len() < want {
-            self.levels.resize_with(want, Box::default);
+        if self.offsets.len() < want {
+            self.offsets.resize(want, NO_LEVEL);
         }
+    }
+
+    /// Where the `len` actions of `level` start in [`PlanCache::actions`] (appended, all
+    /// [`Action::Unknown`], on the level's first walk); `None` when `level` is out of range
+    /// (then nothing is cached).
+    #[inline]
+    pub fn level(&mut self, level: usize, len: usize) -> Option<usize> {
+        let slot = self.offsets.get_mut(level)?;
+        if slot.0 != u32::MAX {
+            // A level always has the same tree, so the same length; a mismatch (never seen)
+            // is served uncached rather than appended again.
+            return (slot.1 as usize == len).then_some(slot.0 as usize);
+        }
+        let start = self.actions.len();
+        let (Ok(s), Ok(n)) = (u32::try_from(start), u32::try_from(len)) else {
+            return None;
+        };
+        if s == u32::MAX {
+            return None;
+        }
+        *slot = (s, n);
+        self.actions.resize(start + len, Action::Unknown);
+        Some(start)
     }
 }
 
@@ -972,4 +1010,48 @@ fn literal(o: &Opnd) -> bool {
 /// forms included (`value/eval.rs`, issue 9 finding 7).
 fn undecided(o: &Opnd, s: &Reached<'_>) -> bool {
     !literal(o) && s.is_missing()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The flat plan cache's invariant: each level's run is its own, stable within a request.
+
+    use super::{Action, PlanCache};
+
+    #[test]
+    fn levels_get_disjoint_stable_runs() {
+        let mut cache = PlanCache::default();
+        cache.serve(1, 3);
+        let a = cache.level(0, 4).unwrap();
+        let b = cache.level(5, 2).unwrap();
+        let c = cache.level(26, 1).unwrap();
+        // Disjoint, in order of first use, all `Unknown` at first.
+        assert_eq!((a, b, c), (0, 4, 6));
+        assert_eq!(cache.actions.len(), 7);
+        assert!(cache.actions.iter().all(|x| matches!(x, Action::Unknown)));
+        // A decision written into one level's run is seen there again, not elsewhere.
+        cache.actions[b + 1] = Action::Keep;
+        assert_eq!(cache.level(5, 2), Some(b));
+        assert_eq!(cache.level(0, 4), Some(a));
+        assert_eq!(cache.actions.len(), 7);
+        assert_eq!(
+            cache
+                .actions
+                .iter()
+                .filter(|x| matches!(x, Action::Keep))
+                .count(),
+            1
+        );
+        // Out of range or of another length: served uncached, nothing appended.
+        assert_eq!(cache.level(27, 1), None);
+        assert_eq!(cache.level(5, 3), None);
+        assert_eq!(cache.actions.len(), 7);
+        // The same request keeps its runs; another request starts afresh.
+        cache.serve(1, 3);
+        assert_eq!(cache.level(5, 2), Some(b));
+        cache.serve(2, 3);
+        assert!(cache.actions.is_empty());
+        assert_eq!(cache.level(5, 2), Some(0));
+        assert!(matches!(cache.actions[1], Action::Unknown));
+    }
 }

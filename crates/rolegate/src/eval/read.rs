@@ -13,8 +13,11 @@
 
 use bson::{Bson, Document, RawDocument};
 
-use super::doc::{Action, DocEval, Fail};
-use super::raw::{DocWriter, Elements, Val, index_key, kind, write_header};
+use super::doc::{Action, DocEval, Fail, PlanCache};
+use super::raw::{
+    CheckedDoc, DocWriter, Elements, Spans, Val, checked_doc, index_key, kind, tag_is_whole_key,
+    write_header,
+};
 use super::value::V;
 use crate::compile::{CPerms, CTree, RoleProg};
 
@@ -59,7 +62,7 @@ impl KeptRun {
     /// Adds the element at `start` (of `len` bytes); copies the run so far first when the
     /// element does not follow it.
     #[inline]
-    fn add(&mut self, doc: &RawDocument, start: usize, len: usize, out: &mut Vec<u8>) {
+    fn add(&mut self, doc: &[u8], start: usize, len: usize, out: &mut Vec<u8>) {
         if start != self.end {
             self.flush(doc, out);
             self.start = start;
@@ -69,10 +72,10 @@ impl KeptRun {
 
     /// Copies the run (if any) to `out` and empties it.
     #[inline]
-    fn flush(&mut self, doc: &RawDocument, out: &mut Vec<u8>) {
+    fn flush(&mut self, doc: &[u8], out: &mut Vec<u8>) {
         if self.end > self.start {
             // INVARIANT: the run is made of whole elements of `doc`, so the range is in it.
-            out.extend_from_slice(doc.as_bytes().get(self.start..self.end).unwrap_or_default());
+            out.extend_from_slice(doc.get(self.start..self.end).unwrap_or_default());
         }
         self.start = self.end;
     }
@@ -168,66 +171,85 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         inherited: Inherited,
         out: Option<&mut Vec<u8>>,
     ) -> Result<bool, Fail> {
-        // PERF: decisions that read only the request are made once per request and cached per
-        // field (`Action`); the level's cache is taken out while the level is walked.
-        let level = tree.id as usize * 9 + inherited.code();
-        let mut actions = match self
-            .plans
-            .as_deref_mut()
-            .and_then(|p| p.levels.get_mut(level))
-        {
-            Some(slot) => std::mem::take(slot),
-            None => Box::default(),
-        };
-        if actions.len() != tree.fields.len() + 1 {
-            actions = vec![Action::Unknown; tree.fields.len() + 1].into_boxed_slice();
-        }
-        let result = self.redact_level(tree, doc, inherited, &mut actions, out);
-        if let Some(slot) = self
-            .plans
-            .as_deref_mut()
-            .and_then(|p| p.levels.get_mut(level))
-        {
-            *slot = actions;
-        }
+        // PERF: the plan cache is taken out of `self` for the walk and passed down, so that a
+        // level reads its actions without going through `self` (which the rules borrow).
+        let mut plans = self.plans.take();
+        let result = self.redact_level(
+            tree,
+            CheckedDoc::of(doc),
+            inherited,
+            plans.as_deref_mut(),
+            out,
+        );
+        self.plans = plans;
         result
     }
 
+    /// [`DocEval::redact_raw`] of one level, on the level's checked bytes.
     fn redact_level(
         &mut self,
         tree: &'a CTree,
-        doc: &'a RawDocument,
+        doc: CheckedDoc<'a>,
         inherited: Inherited,
-        actions: &mut [Action],
+        mut plans: Option<&mut PlanCache>,
         mut out: Option<&mut Vec<u8>>,
     ) -> Result<bool, Fail> {
+        // PERF: decisions that read only the request are made once per request and cached per
+        // field (`Action`) in one flat vector; the level's run of it is found once and indexed
+        // per element (no per-level take and put back of a boxed slice: issue 16).
+        let len = tree.fields.len() + 1;
+        let level = tree.id as usize * 9 + inherited.code();
+        let base = plans.as_deref_mut().and_then(|p| p.level(level, len));
+        let bytes = doc.bytes();
         let writer = out.as_deref_mut().map(DocWriter::begin);
         let mut kept = false;
-        let cached = self.plans.is_some();
         // PERF: adjacent kept elements are copied as one run (one copy instead of one per
         // element); the run is written out before anything else is and at the end.
         let mut run = KeptRun::default();
-        for elem in Elements::new(doc) {
-            let elem = elem.map_err(|_| Fail::Malformed)?;
-            let (index, perms, nested) = match tree.index.find_tagged(elem.tag, elem.key) {
+        // PERF: elements as offsets (`Span`): the key and value are sliced only where used.
+        for span in Spans::over(doc) {
+            let span = span.map_err(|_| Fail::Malformed)?;
+            // PERF: a key its tag holds whole is never compared byte for byte by the key
+            // table (`find_tagged`), so it is sliced out only for longer keys here.
+            let key: &[u8] = if tag_is_whole_key(span.tag) {
+                &[]
+            } else {
+                span.key(bytes)
+            };
+            let (index, perms, nested) = match tree.index.find_tagged(span.tag, key) {
                 Some(i) => match tree.fields.get(i as usize) {
                     Some((_, rule)) => (i as usize, &rule.perms, Some(&rule.nested)),
                     None => (tree.fields.len(), tree.additional_perms(), None),
                 },
                 None => (tree.fields.len(), tree.additional_perms(), None),
             };
-            let mut action = actions.get(index).copied().unwrap_or(Action::Dynamic);
+            let slot = base.map(|b| b + index);
+            let mut action = match (slot, plans.as_deref()) {
+                (Some(i), Some(p)) => p.actions.get(i).copied().unwrap_or(Action::Dynamic),
+                _ => Action::Dynamic,
+            };
+            // PERF: the cached Keep tested first, on the action's tag alone (the payloads of
+            // the other actions are not unpacked for it).
+            if matches!(action, Action::Keep) {
+                if let Some(out) = out.as_deref_mut() {
+                    run.add(bytes, span.start, span.end - span.start, out);
+                } else if tree.infallible {
+                    return Ok(true);
+                }
+                kept = true;
+                continue;
+            }
             // PERF: `matches!` tests the tag alone; the derived `==` also compares payloads:
             // W2-20 redact 7,834 -> 7,804, W2-100 38,258 -> 38,065 instructions per document.
             if matches!(action, Action::Unknown) {
-                action = if perms.doc || !cached {
+                action = if perms.doc {
                     Action::Dynamic
                 } else {
                     self.this = None;
                     self.prev = None;
                     match self.action_of(perms, nested, inherited) {
                         Ok(a) => a,
-                        Err(fail) => match self.plans.as_deref_mut() {
+                        Err(fail) => match plans.as_deref_mut() {
                             Some(p) => {
                                 p.fails.push(fail);
                                 Action::Fail(p.fails.len() as u32 - 1)
@@ -236,18 +258,20 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                         },
                     }
                 };
-                if let Some(slot) = actions.get_mut(index) {
-                    *slot = action;
+                if let (Some(i), Some(p)) = (slot, plans.as_deref_mut())
+                    && let Some(s) = p.actions.get_mut(i)
+                {
+                    *s = action;
                 }
             }
             if matches!(action, Action::Dynamic) {
-                self.bind_raw(perms, elem.kind, elem.value)?;
+                self.bind_raw(perms, span.kind, span.value(bytes))?;
                 action = self.action_of(perms, nested, inherited)?;
             }
             let decided = match action {
                 Action::Keep => {
                     if let Some(out) = out.as_deref_mut() {
-                        run.add(doc, elem.start, elem.whole.len(), out);
+                        run.add(bytes, span.start, span.end - span.start, out);
                     } else if tree.infallible {
                         return Ok(true);
                     }
@@ -256,26 +280,47 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 }
                 Action::Nested(decided) => decided,
                 Action::Fail(i) => {
-                    let fail = self.plans.as_deref().and_then(|p| p.fails.get(i as usize));
+                    let fail = plans.as_deref().and_then(|p| p.fails.get(i as usize));
                     return Err(fail.cloned().unwrap_or(Fail::Malformed));
                 }
                 Action::Drop | Action::Unknown | Action::Dynamic => continue,
             };
             let Some(nested) = nested else { continue };
-            let value = Val::decode(elem.kind, elem.value).map_err(|_| Fail::Malformed)?;
+            let value = span.value(bytes);
+            let (is_doc, value) = match span.kind {
+                kind::DOCUMENT => (true, checked_doc(value)),
+                kind::ARRAY => (false, checked_doc(value)),
+                // INVARIANT: as `Val::decode` before: any other type must decode, and then
+                // keeps nothing.
+                _ => {
+                    Val::decode(span.kind, value).map_err(|_| Fail::Malformed)?;
+                    continue;
+                }
+            };
+            let value = value.map_err(|_| Fail::Malformed)?;
             if let Some(out) = out.as_deref_mut() {
-                run.flush(doc, out);
+                run.flush(bytes, out);
             }
             let mark = out.as_deref().map(Vec::len);
             if let Some(out) = out.as_deref_mut() {
-                write_header(out, elem.kind, elem.key);
+                write_header(out, span.kind, span.key(bytes));
             }
-            let any = match value {
-                Val::Doc(d) => self.redact_raw(nested, d, decided, out.as_deref_mut())?,
-                Val::Arr(items) => {
-                    self.redact_raw_array(nested, items, decided, out.as_deref_mut())?
-                }
-                _ => false,
+            let any = if is_doc {
+                self.redact_level(
+                    nested,
+                    value,
+                    decided,
+                    plans.as_deref_mut(),
+                    out.as_deref_mut(),
+                )?
+            } else {
+                self.redact_raw_array(
+                    nested,
+                    value,
+                    decided,
+                    plans.as_deref_mut(),
+                    out.as_deref_mut(),
+                )?
             };
             if any {
                 kept = true;
@@ -287,7 +332,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             }
         }
         if let (Some(w), Some(out)) = (writer, out) {
-            run.flush(doc, out);
+            run.flush(bytes, out);
             w.end(out).map_err(|_| Fail::Malformed)?;
         }
         Ok(kept)
@@ -297,26 +342,25 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
     fn redact_raw_array(
         &mut self,
         tree: &'a CTree,
-        items: &'a RawDocument,
+        items: CheckedDoc<'a>,
         inherited: Inherited,
+        mut plans: Option<&mut PlanCache>,
         mut out: Option<&mut Vec<u8>>,
     ) -> Result<bool, Fail> {
         let writer = out.as_deref_mut().map(DocWriter::begin);
         let mut count = 0usize;
         let mut buf = [0u8; 20];
-        for elem in Elements::new(items) {
+        for elem in Elements::over(items) {
             let elem = elem.map_err(|_| Fail::Malformed)?;
             if elem.kind != kind::DOCUMENT {
                 continue;
             }
-            let Ok(Val::Doc(d)) = Val::decode(elem.kind, elem.value) else {
-                return Err(Fail::Malformed);
-            };
+            let d = checked_doc(elem.value).map_err(|_| Fail::Malformed)?;
             let mark = out.as_deref().map(Vec::len);
             if let Some(out) = out.as_deref_mut() {
                 write_header(out, kind::DOCUMENT, index_key(count, &mut buf));
             }
-            if self.redact_raw(tree, d, inherited, out.as_deref_mut())? {
+            if self.redact_level(tree, d, inherited, plans.as_deref_mut(), out.as_deref_mut())? {
                 count += 1;
                 if out.is_none() && tree.infallible {
                     return Ok(true);
