@@ -194,7 +194,20 @@ fn tier_documents() -> Vec<Document> {
         docs.push(doc! {"kind": kind.clone(), "sub": "x", "m": {"a": "k6", "b": 1}});
         docs.push(doc! {"m": {"a": "k6"}, "kind": kind});
     }
+    // The per-document `%%root.owner` rules, settled from the probe: arrays, symbols, other
+    // types, no owner.
     docs.push(doc! {"owner": "alice"});
+    for owner in [
+        Bson::Array(vec!["carol".into(), "alice".into()]),
+        Bson::Symbol("alice".into()),
+        Bson::Int32(1),
+        Bson::Null,
+    ] {
+        for kind in ["k0", "k1", "k4"] {
+            docs.push(doc! {"kind": kind, "a": 1, "o": 2, "owner": owner.clone()});
+        }
+    }
+    docs.push(doc! {"kind": "k1", "a": 1});
     docs
 }
 

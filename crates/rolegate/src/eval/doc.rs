@@ -361,6 +361,12 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         }
     }
 
+    /// Remembers `value` as this document's memo `memo`: a shared field rule the fast path
+    /// settled (`fast::Seeds`) with the value its evaluation here would give.
+    pub fn seed_memo(&mut self, memo: u32, value: bool) {
+        self.cache.remember(memo, value);
+    }
+
     /// Forgets the per-document memos: `%%root` / `%%prevRoot` are bound to other documents.
     pub fn forget_memos(&mut self) {
         self.cache.forget_memos();

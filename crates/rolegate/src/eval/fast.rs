@@ -9,7 +9,9 @@
 //! forward scan for the tested fields ([`Probe`]), without the node evaluator, and, when that
 //! role's document-level read and field actions are settled by the request, decides the
 //! document — role and visibility, no output; otherwise [`FastDecision::General`] carries the
-//! role to the general path, which decides the rest.
+//! role to the general path, which decides the rest, with the values of the role's memoized
+//! per-document field rules that are such equality tests (`{"%%root.owner": "%%user.id"}`),
+//! settled from the same scan ([`Seeds`]) and taken by the evaluator as its memos.
 //!
 //! Equal to the general path (`doc.rs` `select`, then `read.rs` `read_level` and `redact_raw`
 //! without output) on valid BSON, by construction: the same tests on the same bytes in the same
@@ -34,7 +36,7 @@ use super::prepare::{Live, Partial, Prepared, SlotVal, Step};
 use super::raw::{self, Elements, Malformed, bytes_eq, find_nul, value_size};
 use super::read::{Inherited, Level};
 use crate::compile::ir::{KeyId, Node, Opnd};
-use crate::compile::{CPerms, Program, RoleProg, RuleRef};
+use crate::compile::{CPerms, CTree, NO_MEMO, Program, RoleProg, RuleRef};
 
 /// A request's read-decision plan for the fast path.
 #[derive(Debug, Clone)]
@@ -53,6 +55,36 @@ struct FastRole {
     /// always applies.
     test: Option<(usize, Want)>,
     read: Read,
+    /// The role's memoized per-document field rules that are equality tests of a top-level
+    /// field (`{"%%root.owner": "%%user.id"}`): settled from the probe for the general path.
+    seeds: Box<[Seed]>,
+}
+
+/// A memoized field rule the probe settles: [`RuleRef::memo`], the field (index in
+/// [`FastRead::probed`]) and the value wanted.
+#[derive(Debug, Clone)]
+struct Seed {
+    memo: u32,
+    key: usize,
+    want: Want,
+}
+
+/// Most seeds per role.
+const MAX_SEEDS: usize = 4;
+
+/// The values of the selected role's [`Seed`]s for one document: `(memo, value)`, to be
+/// remembered by the general path's evaluator ([`DocEval::seed_memo`]) before it decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Seeds {
+    len: usize,
+    values: [(u32, bool); MAX_SEEDS],
+}
+
+impl Seeds {
+    /// The settled memos.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
+        self.values.iter().take(self.len).copied()
+    }
 }
 
 /// Most distinct fields the role tests of a plan may read: a [`Probe`] keeps what it found in a
@@ -139,6 +171,20 @@ impl ProbedKey {
     }
 }
 
+/// The index of the first of `keys` that the key at `at` in `bytes` (whose first 8 bytes are
+/// `word`) is.
+// PERF: a plain loop, always inlined: `Iterator::position` was at times left out of line, a
+// call per element (W2-20 redact 6,951 -> 6,779 instructions per document).
+#[inline(always)]
+fn match_key(keys: &[ProbedKey], bytes: &[u8], at: usize, word: u64) -> Option<usize> {
+    for (i, k) in keys.iter().enumerate() {
+        if k.at(bytes, at, word) {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// The tested fields of one document, found by one forward scan that every role's test resumes
 /// (each element is parsed at most once; the scan stops as soon as the field asked for is
 /// found). The first element with a key wins, as in `RawDocument::get` and `KeyCache`.
@@ -160,7 +206,7 @@ impl<'d> Probe<'d> {
     }
 
     /// The type and value bytes of probed field `want` (index in `probed`).
-    #[inline]
+    #[inline(always)]
     fn field(
         &mut self,
         probed: &[ProbedKey],
@@ -188,7 +234,7 @@ impl<'d> Probe<'d> {
             // keys are measured, to be skipped.
             let word = load_word(bytes, key_start);
             let hit = match word {
-                Some(word) => probed.iter().position(|k| k.at(bytes, key_start, word)),
+                Some(word) => match_key(probed, bytes, key_start, word),
                 None => None,
             };
             let key_len = match hit.and_then(|i| probed.get(i)) {
@@ -293,8 +339,8 @@ pub(crate) enum FastDecision {
     /// The role (by policy index) and whether the document is visible.
     Decided { role: Option<u32>, visible: bool },
     /// Decide it on the general path; the role it gets when the plan could tell
-    /// (`Some(None)`: no role applies), else `None`.
-    General(Option<Option<u32>>),
+    /// (`Some(None)`: no role applies), else `None`; and the rules the probe settled.
+    General(Option<Option<u32>>, Seeds),
 }
 
 impl FastRead {
@@ -327,7 +373,7 @@ impl FastRead {
     /// [`DocEval::select`] decides it; `Err` when an element it reads is malformed (the general
     /// path then decides the document from the start).
     #[inline]
-    fn select_role(&self, doc: &RawDocument) -> Result<Option<&FastRole>, Malformed> {
+    fn select_role(&self, doc: &RawDocument) -> Result<(Option<&FastRole>, Seeds), Malformed> {
         let mut probe = Probe::new(doc);
         for r in self.roles.iter() {
             if let Some((key, want)) = &r.test {
@@ -342,9 +388,33 @@ impl FastRead {
                     continue;
                 }
             }
-            return Ok(Some(r));
+            let seeds = if r.seeds.is_empty() {
+                Seeds::default()
+            } else {
+                self.seeds(r, &mut probe)
+            };
+            return Ok((Some(r), seeds));
         }
-        Ok(None)
+        Ok((None, Seeds::default()))
+    }
+
+    /// The values of `role`'s seeds on the probed document, as the evaluator would compute
+    /// them (`DocEval::field_eq`: the first element with the key, [`Want::matches`]); stops at
+    /// the first it cannot settle (a malformed element), leaving the rest to the evaluator.
+    #[inline(never)]
+    fn seeds(&self, role: &FastRole, probe: &mut Probe<'_>) -> Seeds {
+        let mut seeds = Seeds::default();
+        for (seed, slot) in role.seeds.iter().zip(seeds.values.iter_mut()) {
+            let value = match probe.field(&self.probed, seed.key) {
+                Ok(Some((kind, bytes))) => seed.want.matches(kind, bytes),
+                Ok(None) => Ok(false),
+                Err(Malformed) => Err(Malformed),
+            };
+            let Ok(value) = value else { break };
+            *slot = (seed.memo, value);
+            seeds.len += 1;
+        }
+        seeds
     }
 
     /// The roles of the plan, by policy index, in the order they are tested.
@@ -353,10 +423,17 @@ impl FastRead {
         self.roles.iter().map(|r| r.role)
     }
 
+    /// The number of seeds of each role of the plan.
+    #[cfg(test)]
+    pub fn seed_counts(&self) -> Vec<usize> {
+        self.roles.iter().map(|r| r.seeds.len()).collect()
+    }
+
     /// The role `doc` gets (by policy index; `Ok(None)` when no role applies), as
     /// [`DocEval::select`] decides it; `Err` when only the general path can tell.
-    pub fn select(&self, doc: &RawDocument) -> Result<Option<u32>, Malformed> {
-        Ok(self.select_role(doc)?.map(|r| r.role))
+    pub fn select(&self, doc: &RawDocument) -> Result<(Option<u32>, Seeds), Malformed> {
+        let (role, seeds) = self.select_role(doc)?;
+        Ok((role.map(|r| r.role), seeds))
     }
 
     /// The read decision of `doc` (no output), or [`FastDecision::General`].
@@ -364,18 +441,18 @@ impl FastRead {
     // 7,822 -> 7,764 instructions per document.
     #[inline(always)]
     pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
-        let r = match self.select_role(doc) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
+        let (r, seeds) = match self.select_role(doc) {
+            Ok((Some(r), seeds)) => (r, seeds),
+            Ok((None, _)) => {
                 return FastDecision::Decided {
                     role: None,
                     visible: false,
                 };
             }
-            Err(Malformed) => return FastDecision::General(None),
+            Err(Malformed) => return FastDecision::General(None, Seeds::default()),
         };
         let role = Some(r.role);
-        let general = FastDecision::General(Some(role));
+        let general = || FastDecision::General(Some(role), seeds);
         match &r.read {
             Read::Whole => FastDecision::Decided {
                 role,
@@ -385,14 +462,14 @@ impl FastRead {
                 role,
                 visible: false,
             },
-            Read::General => general,
+            Read::General => general(),
             Read::Fields(actions) => {
                 let Some(prog_role) = program.roles.get(r.role as usize) else {
-                    return general;
+                    return general();
                 };
                 match any_kept(prog_role, actions, doc) {
                     Some(visible) => FastDecision::Decided { role, visible },
-                    None => general,
+                    None => general(),
                 }
             }
         }
@@ -425,10 +502,56 @@ impl PlanBuilder {
             Some((name, want)) => Some((self.probe(name)?, want)),
             None => None,
         };
-        let read = read_of(program, prepared, program.roles.get(role as usize)?);
+        let prog_role = program.roles.get(role as usize)?;
+        let read = read_of(program, prepared, prog_role);
+        let mut seeds = Vec::new();
+        self.seeds_of(program, prepared, &prog_role.fields, &mut seeds);
         let always = test.is_none();
-        self.roles.push(FastRole { role, test, read });
+        self.roles.push(FastRole {
+            role,
+            test,
+            read,
+            seeds: seeds.into_boxed_slice(),
+        });
         Some(always)
+    }
+
+    /// Collects the [`Seed`]s of the field rules of `tree` and its nested levels (at most
+    /// [`MAX_SEEDS`], each memo once; a rule whose field cannot be probed is left to the
+    /// evaluator).
+    fn seeds_of(
+        &mut self,
+        program: &Program,
+        prepared: &Prepared<'_>,
+        tree: &CTree,
+        seeds: &mut Vec<Seed>,
+    ) {
+        let levels = tree.fields.iter().map(|(_, f)| (&f.perms, Some(&f.nested)));
+        let additional = std::iter::once((tree.additional_perms(), None));
+        for (perms, nested) in levels.chain(additional) {
+            for rule in [perms.read, perms.write].into_iter().flatten() {
+                if seeds.len() >= MAX_SEEDS {
+                    return;
+                }
+                if rule.memo == NO_MEMO || seeds.iter().any(|s| s.memo == rule.memo) {
+                    continue;
+                }
+                let Some((key, want)) = equality_test(program, prepared, rule) else {
+                    continue;
+                };
+                let Some(key) = self.probe(program.keys.name(key).as_bytes()) else {
+                    continue;
+                };
+                seeds.push(Seed {
+                    memo: rule.memo,
+                    key,
+                    want,
+                });
+            }
+            if let Some(nested) = nested {
+                self.seeds_of(program, prepared, nested, seeds);
+            }
+        }
     }
 
     /// The index of probed field `name`, added if new; `None` past [`MAX_PROBED`].
@@ -842,6 +965,31 @@ mod tests {
             plan_of(fits, eu).map(|p| p.len()),
             Some(super::MAX_RUN_ROLES)
         );
+    }
+
+    #[test]
+    fn memoized_equality_field_rules_become_seeds() {
+        let file = serde_json::json!({"database": "app", "collection": "items", "roles": [
+            {"name": "a", "apply_when": {"kind": "a"}, "fields": {
+                "x": {"read": {"%%root.owner": "%%user.id"}},
+                "y": {"read": {"%%root.owner": "%%user.id"}},
+                "n": {"fields": {"z": {"read": {"%%root.team": "red"}}}},
+                "w": {"read": {"%%root.owner": {"$in": ["a", "b"]}}},
+                "v": {"read": {"%%this": "x"}}
+            }},
+            {"name": "b", "apply_when": {"kind": "b"}, "read": true}
+        ]});
+        let set =
+            crate::RuleSet::from_json("rules.json", &file, &crate::LoadOptions::default()).unwrap();
+        let rules = crate::Rules::new(set);
+        let coll = rules.collection("app.items").unwrap();
+        let ctx = crate::RequestContext::for_user(
+            doc! {"id": "alice", "type": "normal", "data": {}, "custom_data": {}},
+        );
+        let prepared = coll.prepare_with(&ctx, crate::EngineKind::Compiled);
+        // `owner` once (two fields share the rule), the nested level's `team`; not `$in`,
+        // not `%%this`.
+        assert_eq!(prepared.fast_plan_seed_counts(), Some(vec![2, 0]));
     }
 
     #[test]
