@@ -290,14 +290,14 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 Action::Drop | Action::Unknown | Action::Dynamic => continue,
             };
             let Some(nested) = nested else { continue };
-            let value = span.value(bytes);
+            // PERF: `Span::embedded`: the value's length prefix was checked by `Spans`.
             let (is_doc, value) = match span.kind {
-                kind::DOCUMENT => (true, checked_doc(value)),
-                kind::ARRAY => (false, checked_doc(value)),
+                kind::DOCUMENT => (true, span.embedded(bytes)),
+                kind::ARRAY => (false, span.embedded(bytes)),
                 // INVARIANT: as `Val::decode` before: any other type must decode, and then
                 // keeps nothing.
                 _ => {
-                    Val::decode(span.kind, value).map_err(|_| Fail::Malformed)?;
+                    Val::decode(span.kind, span.value(bytes)).map_err(|_| Fail::Malformed)?;
                     continue;
                 }
             };
