@@ -15,8 +15,8 @@ use bson::{Bson, Document, RawDocument};
 
 use super::doc::{Action, DocEval, Fail, PlanCache};
 use super::raw::{
-    CheckedDoc, DocWriter, Elements, Spans, Val, checked_doc, index_key, kind, tag_is_whole_key,
-    write_header,
+    CheckedDoc, DocWriter, Elements, Spans, Val, begin_element, checked_doc, index_key, kind,
+    tag_is_whole_key, write_header,
 };
 use super::value::V;
 use crate::compile::{CPerms, CTree, RoleProg};
@@ -174,18 +174,22 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         // PERF: the plan cache is taken out of `self` for the walk and passed down, so that a
         // level reads its actions without going through `self` (which the rules borrow).
         let mut plans = self.plans.take();
+        let mut out = out;
+        let writer = out.as_deref_mut().map(DocWriter::begin);
         let result = self.redact_level(
             tree,
             CheckedDoc::of(doc),
             inherited,
             plans.as_deref_mut(),
             out,
+            writer,
         );
         self.plans = plans;
         result
     }
 
-    /// [`DocEval::redact_raw`] of one level, on the level's checked bytes.
+    /// [`DocEval::redact_raw`] of one level, on the level's checked bytes; `writer` (given with
+    /// `out`) is the level's document, its length placeholder already written.
     fn redact_level(
         &mut self,
         tree: &'a CTree,
@@ -193,6 +197,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         inherited: Inherited,
         mut plans: Option<&mut PlanCache>,
         mut out: Option<&mut Vec<u8>>,
+        writer: Option<DocWriter>,
     ) -> Result<bool, Fail> {
         // PERF: decisions that read only the request are made once per request and cached per
         // field (`Action`) in one flat vector; the level's run of it is found once and indexed
@@ -201,7 +206,6 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         let level = tree.id as usize * 9 + inherited.code();
         let base = plans.as_deref_mut().and_then(|p| p.level(level, len));
         let bytes = doc.bytes();
-        let writer = out.as_deref_mut().map(DocWriter::begin);
         let mut kept = false;
         // PERF: adjacent kept elements are copied as one run (one copy instead of one per
         // element); the run is written out before anything else is and at the end.
@@ -286,14 +290,14 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 Action::Drop | Action::Unknown | Action::Dynamic => continue,
             };
             let Some(nested) = nested else { continue };
-            let value = span.value(bytes);
+            // PERF: `Span::embedded`: the value's length prefix was checked by `Spans`.
             let (is_doc, value) = match span.kind {
-                kind::DOCUMENT => (true, checked_doc(value)),
-                kind::ARRAY => (false, checked_doc(value)),
+                kind::DOCUMENT => (true, span.embedded(bytes)),
+                kind::ARRAY => (false, span.embedded(bytes)),
                 // INVARIANT: as `Val::decode` before: any other type must decode, and then
                 // keeps nothing.
                 _ => {
-                    Val::decode(span.kind, value).map_err(|_| Fail::Malformed)?;
+                    Val::decode(span.kind, span.value(bytes)).map_err(|_| Fail::Malformed)?;
                     continue;
                 }
             };
@@ -302,9 +306,10 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 run.flush(bytes, out);
             }
             let mark = out.as_deref().map(Vec::len);
-            if let Some(out) = out.as_deref_mut() {
-                write_header(out, span.kind, span.key(bytes));
-            }
+            // PERF: the element's header and its value's length placeholder in one write.
+            let inner = out
+                .as_deref_mut()
+                .map(|out| begin_element(out, &span, bytes));
             let any = if is_doc {
                 self.redact_level(
                     nested,
@@ -312,6 +317,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     decided,
                     plans.as_deref_mut(),
                     out.as_deref_mut(),
+                    inner,
                 )?
             } else {
                 self.redact_raw_array(
@@ -320,6 +326,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     decided,
                     plans.as_deref_mut(),
                     out.as_deref_mut(),
+                    inner,
                 )?
             };
             if any {
@@ -339,6 +346,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
     }
 
     /// The document elements of an array under nested rules, each redacted; empty ones dropped.
+    /// `writer` (given with `out`) is the array's, its length placeholder already written.
     fn redact_raw_array(
         &mut self,
         tree: &'a CTree,
@@ -346,8 +354,8 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         inherited: Inherited,
         mut plans: Option<&mut PlanCache>,
         mut out: Option<&mut Vec<u8>>,
+        writer: Option<DocWriter>,
     ) -> Result<bool, Fail> {
-        let writer = out.as_deref_mut().map(DocWriter::begin);
         let mut count = 0usize;
         let mut buf = [0u8; 20];
         for elem in Elements::over(items) {
@@ -357,10 +365,18 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             }
             let d = checked_doc(elem.value).map_err(|_| Fail::Malformed)?;
             let mark = out.as_deref().map(Vec::len);
-            if let Some(out) = out.as_deref_mut() {
+            let inner = out.as_deref_mut().map(|out| {
                 write_header(out, kind::DOCUMENT, index_key(count, &mut buf));
-            }
-            if self.redact_level(tree, d, inherited, plans.as_deref_mut(), out.as_deref_mut())? {
+                DocWriter::begin(out)
+            });
+            if self.redact_level(
+                tree,
+                d,
+                inherited,
+                plans.as_deref_mut(),
+                out.as_deref_mut(),
+                inner,
+            )? {
                 count += 1;
                 if out.is_none() && tree.infallible {
                     return Ok(true);
