@@ -107,7 +107,7 @@ impl<'c> PreparedRequest<'_, 'c> {
         prepared: &CompiledRequest<'_>,
         doc: &bson::RawDocument,
         scratch: &mut Scratch,
-        mut out: Option<&mut Vec<u8>>,
+        out: Option<&mut Vec<u8>>,
     ) -> RawDecision {
         if self.validate_raw {
             let max_depth = self.limits.effective_document_depth();
@@ -165,6 +165,24 @@ impl<'c> PreparedRequest<'_, 'c> {
                 FastDecision::General(selected, seeds) => (selected, seeds),
             },
         };
+        self.raw_general(prepared, doc, scratch, out, selected, seeds)
+    }
+
+    /// [`PreparedRequest::raw_compiled`] of a document the fast path did not decide, on the
+    /// node evaluator: `selected` is the role when the fast plan selected it (`Some(None)`: no
+    /// role applies), `seeds` the rules its scan settled.
+    // PERF: out of line, so that the fast path's frame holds only what the fast path uses.
+    #[inline(never)]
+    fn raw_general(
+        &self,
+        prepared: &CompiledRequest<'_>,
+        doc: &bson::RawDocument,
+        scratch: &mut Scratch,
+        mut out: Option<&mut Vec<u8>>,
+        selected: Option<Option<u32>>,
+        seeds: Seeds,
+    ) -> RawDecision {
+        let program = self.program;
         let _steps = StepBudget::start(self.limits.max_eval_steps);
         let mut eval = DocEval::new(
             program,

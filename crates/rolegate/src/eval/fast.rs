@@ -74,16 +74,35 @@ const MAX_SEEDS: usize = 4;
 
 /// The values of the selected role's [`Seed`]s for one document: `(memo, value)`, to be
 /// remembered by the general path's evaluator ([`DocEval::seed_memo`]) before it decides.
+// PERF: packed (the values as bits), so that the decision carrying it moves in a few words
+// (W1 decision: the tuple array with its padding was copied byte by byte).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Seeds {
-    len: usize,
-    values: [(u32, bool); MAX_SEEDS],
+    memos: [u32; MAX_SEEDS],
+    len: u8,
+    /// Bit `i`: the value of `memos[i]`.
+    values: u8,
 }
 
 impl Seeds {
     /// The settled memos.
     pub fn iter(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
-        self.values.iter().take(self.len).copied()
+        let values = self.values;
+        self.memos
+            .iter()
+            .take(usize::from(self.len))
+            .enumerate()
+            .map(move |(i, memo)| (*memo, values & (1 << i) != 0))
+    }
+
+    /// Adds a settled memo (at most [`MAX_SEEDS`]; more are left to the evaluator).
+    fn push(&mut self, memo: u32, value: bool) {
+        let i = usize::from(self.len);
+        if let Some(slot) = self.memos.get_mut(i) {
+            *slot = memo;
+            self.values |= u8::from(value) << i;
+            self.len += 1;
+        }
     }
 }
 
@@ -185,6 +204,78 @@ fn match_key(keys: &[ProbedKey], bytes: &[u8], at: usize, word: u64) -> Option<u
     None
 }
 
+/// One element of a raw document, as [`next_element`] parsed it.
+struct Element {
+    kind: u8,
+    /// The index of the name in the keys it was matched against.
+    hit: Option<usize>,
+    value_start: usize,
+    /// Offset of the next element.
+    end: usize,
+}
+
+impl Element {
+    /// The element's value bytes.
+    #[inline(always)]
+    fn value<'d>(&self, bytes: &'d [u8]) -> &'d [u8] {
+        bytes.get(self.value_start..self.end).unwrap_or_default()
+    }
+}
+
+/// The element at `start` of the raw document `bytes` (checked by `RawDocument::from_bytes`),
+/// its key matched against `keys` in place; `None` at the NUL that ends the document.
+// PERF: the key is matched in place, 8 bytes at a time against each name and its NUL (no key
+// tag, no hash, no search for the NUL of a name); only other keys are measured, to be skipped.
+#[inline(always)]
+fn next_element(
+    bytes: &[u8],
+    start: usize,
+    keys: &[ProbedKey],
+) -> Result<Option<Element>, Malformed> {
+    let kind = *bytes.get(start).ok_or(Malformed)?;
+    if kind == 0 {
+        // INVARIANT: `RawDocument::from_bytes` checked that the last byte is the NUL that ends
+        // the document; a NUL type byte anywhere else is malformed.
+        return if start + 1 == bytes.len() {
+            Ok(None)
+        } else {
+            Err(Malformed)
+        };
+    }
+    let key_start = start + 1;
+    let word = load_word(bytes, key_start);
+    let hit = match word {
+        Some(word) => match_key(keys, bytes, key_start, word),
+        None => None,
+    };
+    let key_len = match hit.and_then(|i| keys.get(i)) {
+        Some(k) => k.name.len(),
+        None => find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?,
+    };
+    // Near the end of the document the word cannot be read: compare the key itself.
+    let hit = match (word, hit) {
+        (None, _) => {
+            let key = bytes
+                .get(key_start..key_start + key_len)
+                .unwrap_or_default();
+            keys.iter().position(|k| *k.name == *key)
+        }
+        (Some(_), hit) => hit,
+    };
+    let value_start = key_start + key_len + 1;
+    let tail = bytes.get(value_start..).ok_or(Malformed)?;
+    let end = value_start + value_size(kind, tail)?;
+    if end > bytes.len() {
+        return Err(Malformed);
+    }
+    Ok(Some(Element {
+        kind,
+        hit,
+        value_start,
+        end,
+    }))
+}
+
 /// The tested fields of one document, found by one forward scan that every role's test resumes
 /// (each element is parsed at most once; the scan stops as soon as the field asked for is
 /// found). The first element with a key wins, as in `RawDocument::get` and `KeyCache`.
@@ -217,45 +308,12 @@ impl<'d> Probe<'d> {
         }
         let bytes = self.bytes;
         loop {
-            let start = self.pos;
-            let kind = *bytes.get(start).ok_or(Malformed)?;
-            if kind == 0 {
-                // INVARIANT: `RawDocument::from_bytes` checked that the last byte is the NUL
-                // that ends the document; a NUL type byte anywhere else is malformed.
-                return if start + 1 == bytes.len() {
-                    Ok(None)
-                } else {
-                    Err(Malformed)
-                };
-            }
-            let key_start = start + 1;
-            // PERF: the key is matched in place, 8 bytes at a time against each probed name
-            // and its NUL (no key tag, and no search for the NUL of a probed key); only other
-            // keys are measured, to be skipped.
-            let word = load_word(bytes, key_start);
-            let hit = match word {
-                Some(word) => match_key(probed, bytes, key_start, word),
-                None => None,
+            let Some(elem) = next_element(bytes, self.pos, probed)? else {
+                return Ok(None);
             };
-            let key_len = match hit.and_then(|i| probed.get(i)) {
-                Some(k) => k.name.len(),
-                None => find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?,
-            };
-            // Near the end of the document the word cannot be read: compare the key itself.
-            let hit = match (word, hit) {
-                (None, _) => {
-                    let key = bytes
-                        .get(key_start..key_start + key_len)
-                        .unwrap_or_default();
-                    probed.iter().position(|k| *k.name == *key)
-                }
-                (Some(_), hit) => hit,
-            };
-            let value_start = key_start + key_len + 1;
-            let tail = bytes.get(value_start..).ok_or(Malformed)?;
-            let end = value_start + value_size(kind, tail)?;
-            let value = bytes.get(value_start..end).ok_or(Malformed)?;
-            self.pos = end;
+            self.pos = elem.end;
+            let hit = elem.hit;
+            let (kind, value) = (elem.kind, elem.value(bytes));
             let Some(i) = hit else { continue };
             if let Some(slot @ None) = self.found.get_mut(i) {
                 *slot = Some((kind, value));
@@ -322,9 +380,24 @@ enum Read {
     /// Field rules decide; the action of each field (in `CTree::fields` order, then
     /// `additional_fields`).
     Fields(Box<[Field]>),
+    /// Field rules decide, and few fields act otherwise than `additional_fields`: their keys
+    /// are matched in place.
+    Scan(FieldScan),
     /// Only the general path can decide.
     General,
 }
+
+/// The top-level fields of a role whose action is not that of `additional_fields`, with their
+/// actions, and the action of every other field.
+#[derive(Debug, Clone)]
+struct FieldScan {
+    keys: Box<[ProbedKey]>,
+    actions: Box<[Field]>,
+    additional: Field,
+}
+
+/// Most fields a [`FieldScan`] matches (each element's key is compared with each).
+const MAX_SCANNED: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -404,15 +477,14 @@ impl FastRead {
     #[inline(never)]
     fn seeds(&self, role: &FastRole, probe: &mut Probe<'_>) -> Seeds {
         let mut seeds = Seeds::default();
-        for (seed, slot) in role.seeds.iter().zip(seeds.values.iter_mut()) {
+        for seed in role.seeds.iter() {
             let value = match probe.field(&self.probed, seed.key) {
                 Ok(Some((kind, bytes))) => seed.want.matches(kind, bytes),
                 Ok(None) => Ok(false),
                 Err(Malformed) => Err(Malformed),
             };
             let Ok(value) = value else { break };
-            *slot = (seed.memo, value);
-            seeds.len += 1;
+            seeds.push(seed.memo, value);
         }
         seeds
     }
@@ -472,6 +544,10 @@ impl FastRead {
                     None => general(),
                 }
             }
+            Read::Scan(scan) => match scan.any_kept(doc) {
+                Some(visible) => FastDecision::Decided { role, visible },
+                None => general(),
+            },
         }
     }
 }
@@ -625,6 +701,56 @@ fn any_kept(role: &RoleProg, actions: &[Field], doc: &RawDocument) -> Option<boo
     Some(false)
 }
 
+impl FieldScan {
+    /// The scan of `role`'s top-level fields, whose actions are `actions` (in `CTree::fields`
+    /// order, then `additional_fields`); `None` when more than [`MAX_SCANNED`] fields act
+    /// otherwise than `additional_fields`, or a name is given twice.
+    fn new(role: &RoleProg, actions: &[Field]) -> Option<FieldScan> {
+        let additional = *actions.last()?;
+        let mut keys = Vec::new();
+        let mut scanned = Vec::new();
+        for ((name, _), action) in role.fields.fields.iter().zip(actions) {
+            if *action != additional {
+                if keys.len() == MAX_SCANNED {
+                    return None;
+                }
+                keys.push(ProbedKey::new(name.as_bytes()));
+                scanned.push(*action);
+            }
+        }
+        // The field index answers one rule per name: a name given twice takes its path.
+        let mut names = std::collections::HashSet::new();
+        if !role.fields.fields.iter().all(|(name, _)| names.insert(name)) {
+            return None;
+        }
+        Some(FieldScan {
+            keys: keys.into_boxed_slice(),
+            actions: scanned.into_boxed_slice(),
+            additional,
+        })
+    }
+
+    /// What [`any_kept`] answers, with each key matched in place.
+    #[inline(always)]
+    fn any_kept(&self, doc: &RawDocument) -> Option<bool> {
+        let bytes = doc.as_bytes();
+        let mut pos = 4;
+        while let Some(elem) = next_element(bytes, pos, &self.keys).ok()? {
+            pos = elem.end;
+            let action = match elem.hit {
+                Some(i) => self.actions.get(i).copied().unwrap_or(Field::General),
+                None => self.additional,
+            };
+            match action {
+                Field::Keep => return Some(true),
+                Field::Drop => {}
+                Field::General => return None,
+            }
+        }
+        Some(false)
+    }
+}
+
 /// The role's `apply_when` as a fast test: one top-level field equal to a string or boolean
 /// that is known for the request without calling a host.
 ///
@@ -699,7 +825,11 @@ fn read_of(program: &Program, prepared: &Prepared<'_>, role: &RoleProg) -> Read 
         Ok(Level::Whole) => Read::Whole,
         Ok(Level::Hidden) => Read::Hidden,
         Ok(Level::Fields(inherited)) if role.fields.infallible => {
-            Read::Fields(field_actions(&mut eval, program, role, inherited))
+            let actions = field_actions(&mut eval, program, role, inherited);
+            match FieldScan::new(role, &actions) {
+                Some(scan) => Read::Scan(scan),
+                None => Read::Fields(actions),
+            }
         }
         Ok(Level::Fields(_)) | Err(_) => Read::General,
     }
@@ -1022,5 +1152,74 @@ mod tests {
         let bad = bson::RawDocument::from_bytes(&bytes).unwrap();
         let keys = probed(&["b"]);
         assert_eq!(Probe::new(bad).field(&keys, 0), Err(Malformed));
+    }
+
+    /// The names of the role [`scan_agrees_with_any_kept`] compiles: short and long, sharing
+    /// prefixes, one past a word.
+    const SCAN_NAMES: [&str; 6] = ["_id", "a", "ab", "abcdefgh", "abcdefghijklmnopq", "owner"];
+
+    fn field_action() -> impl Strategy<Value = super::Field> {
+        prop_oneof![
+            Just(super::Field::Keep),
+            Just(super::Field::Drop),
+            Just(super::Field::General)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "proptest-regressions/fast_field_scan.txt"
+                ),
+            )),
+            ..ProptestConfig::default()
+        })]
+
+        /// The in-place field scan answers what the indexed one (`any_kept`) does, whatever the
+        /// actions, the keys (the role's names, near misses, repeats) and the value types.
+        #[test]
+        fn scan_agrees_with_any_kept(
+            actions in proptest::collection::vec(field_action(), SCAN_NAMES.len() + 1),
+            elements in proptest::collection::vec((key(), 0..4u8), 0..10),
+            named in proptest::collection::vec(prop::sample::select(&SCAN_NAMES[..]), 0..4),
+            cut in 0..40usize,
+        ) {
+            let fields: serde_json::Map<String, serde_json::Value> = SCAN_NAMES
+                .iter()
+                .map(|n| (n.to_string(), serde_json::json!({"read": true})))
+                .collect();
+            let file = serde_json::json!({"database": "app", "collection": "items", "roles": [
+                {"name": "r", "apply_when": {}, "fields": fields, "additional_fields": {}}
+            ]});
+            let set = crate::RuleSet::from_json("rules.json", &file, &crate::LoadOptions::default())
+                .unwrap();
+            let program = crate::compile::compile(set.policy(None, "app", "items").unwrap().roles);
+            let role = &program.roles[0];
+            let mut raw = RawDocumentBuf::new();
+            let keys = elements.iter().map(|(k, t)| (k.clone(), *t));
+            let named = named.iter().map(|n| (n.to_string(), 0));
+            for (i, (k, t)) in keys.chain(named).enumerate() {
+                match t {
+                    0 => raw.append(k, i as i32),
+                    1 => raw.append(k, "value"),
+                    2 => raw.append(k, RawDocumentBuf::from_document(&doc! {"x": 1}).unwrap()),
+                    _ => raw.append(k, true),
+                }
+            }
+            let Some(scan) = super::FieldScan::new(role, &actions) else {
+                return Err(TestCaseError::fail("six fields fit a scan"));
+            };
+            prop_assert_eq!(scan.any_kept(&raw), super::any_kept(role, &actions, &raw));
+            // A malformed document: the same answer (the scan may only give up more often).
+            let mut bytes = raw.as_bytes().to_vec();
+            if let Some(b) = bytes.get_mut(4 + cut) {
+                *b = 0x7f;
+            }
+            if let Ok(bad) = bson::RawDocument::from_bytes(&bytes) {
+                let (got, want) = (scan.any_kept(bad), super::any_kept(role, &actions, bad));
+                prop_assert!(got == want || got.is_none(), "{got:?} vs {want:?}");
+            }
+        }
     }
 }
