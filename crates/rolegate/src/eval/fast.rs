@@ -442,12 +442,11 @@ impl FastRead {
         })
     }
 
-    /// The role `doc` gets (the first whose test holds; `None` when none does), as
+    /// The role of the probed document (the first whose test holds; `None` when none does), as
     /// [`DocEval::select`] decides it; `Err` when an element it reads is malformed (the general
     /// path then decides the document from the start).
     #[inline]
-    fn select_role(&self, doc: &RawDocument) -> Result<(Option<&FastRole>, Seeds), Malformed> {
-        let mut probe = Probe::new(doc);
+    fn select_role(&self, probe: &mut Probe<'_>) -> Result<Option<&FastRole>, Malformed> {
         for r in self.roles.iter() {
             if let Some((key, want)) = &r.test {
                 if let Want::Nothing = want {
@@ -461,14 +460,21 @@ impl FastRead {
                     continue;
                 }
             }
-            let seeds = if r.seeds.is_empty() {
-                Seeds::default()
-            } else {
-                self.seeds(r, &mut probe)
-            };
-            return Ok((Some(r), seeds));
+            return Ok(Some(r));
         }
-        Ok((None, Seeds::default()))
+        Ok(None)
+    }
+
+    /// The [`Seeds`] of `role` on the probed document (none when it has none).
+    // PERF: asked for only where the general path takes over, so that a decided document
+    // neither builds nor moves them.
+    #[inline(always)]
+    fn role_seeds(&self, role: &FastRole, probe: &mut Probe<'_>) -> Seeds {
+        if role.seeds.is_empty() {
+            Seeds::default()
+        } else {
+            self.seeds(role, probe)
+        }
     }
 
     /// The values of `role`'s seeds on the probed document, as the evaluator would compute
@@ -504,8 +510,11 @@ impl FastRead {
     /// The role `doc` gets (by policy index; `Ok(None)` when no role applies), as
     /// [`DocEval::select`] decides it; `Err` when only the general path can tell.
     pub fn select(&self, doc: &RawDocument) -> Result<(Option<u32>, Seeds), Malformed> {
-        let (role, seeds) = self.select_role(doc)?;
-        Ok((role.map(|r| r.role), seeds))
+        let mut probe = Probe::new(doc);
+        Ok(match self.select_role(&mut probe)? {
+            Some(r) => (Some(r.role), self.role_seeds(r, &mut probe)),
+            None => (None, Seeds::default()),
+        })
     }
 
     /// The read decision of `doc` (no output), or [`FastDecision::General`].
@@ -513,9 +522,10 @@ impl FastRead {
     // 7,822 -> 7,764 instructions per document.
     #[inline(always)]
     pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
-        let (r, seeds) = match self.select_role(doc) {
-            Ok((Some(r), seeds)) => (r, seeds),
-            Ok((None, _)) => {
+        let mut probe = Probe::new(doc);
+        let r = match self.select_role(&mut probe) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
                 return FastDecision::Decided {
                     role: None,
                     visible: false,
@@ -523,31 +533,22 @@ impl FastRead {
             }
             Err(Malformed) => return FastDecision::General(None, Seeds::default()),
         };
-        let role = Some(r.role);
-        let general = || FastDecision::General(Some(role), seeds);
-        match &r.read {
-            Read::Whole => FastDecision::Decided {
-                role,
-                visible: true,
+        let visible = match &r.read {
+            Read::Whole => Some(true),
+            Read::Hidden => Some(false),
+            Read::General => None,
+            Read::Fields(actions) => program
+                .roles
+                .get(r.role as usize)
+                .and_then(|prog_role| any_kept(prog_role, actions, doc)),
+            Read::Scan(scan) => scan.any_kept(doc),
+        };
+        match visible {
+            Some(visible) => FastDecision::Decided {
+                role: Some(r.role),
+                visible,
             },
-            Read::Hidden => FastDecision::Decided {
-                role,
-                visible: false,
-            },
-            Read::General => general(),
-            Read::Fields(actions) => {
-                let Some(prog_role) = program.roles.get(r.role as usize) else {
-                    return general();
-                };
-                match any_kept(prog_role, actions, doc) {
-                    Some(visible) => FastDecision::Decided { role, visible },
-                    None => general(),
-                }
-            }
-            Read::Scan(scan) => match scan.any_kept(doc) {
-                Some(visible) => FastDecision::Decided { role, visible },
-                None => general(),
-            },
+            None => FastDecision::General(Some(Some(r.role)), self.role_seeds(r, &mut probe)),
         }
     }
 }
