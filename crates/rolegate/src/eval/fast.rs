@@ -124,8 +124,6 @@ struct ProbedKey {
     mask2: u64,
     /// The name and its NUL from the 9th byte on, for names of 8 bytes or more.
     rest: Box<[u8]>,
-    /// The name holds a NUL byte, so no BSON key (which ends at its first NUL) is this name.
-    never: bool,
 }
 
 /// A word of the bytes of `bytes` (at most 8) and the mask of the bytes it holds.
@@ -160,6 +158,13 @@ impl ProbedKey {
         let (word, mask) = word_of(&terminated);
         let rest = terminated.get(8..).unwrap_or_default();
         let (word2, mask2) = word_of(rest);
+        // A name holding a NUL matches no key: its first word is one no masked word equals
+        // (a bit outside the mask), so the test of the first word says so alone.
+        let (word, mask) = if name.contains(&0) {
+            (1, 0)
+        } else {
+            (word, mask)
+        };
         ProbedKey {
             name: name.into(),
             word,
@@ -167,7 +172,6 @@ impl ProbedKey {
             word2,
             mask2,
             rest: rest.into(),
-            never: name.contains(&0),
         }
     }
 
@@ -176,7 +180,7 @@ impl ProbedKey {
     fn at(&self, bytes: &[u8], at: usize, word: u64) -> bool {
         // INVARIANT: the compared bytes include the NUL that ends the name, so a match is the
         // whole key: the element's key ends where the name does (at its first NUL).
-        if word & self.mask != self.word || self.never {
+        if word & self.mask != self.word {
             return false;
         }
         if self.rest.is_empty() {
