@@ -1,7 +1,10 @@
 //! Turns the criterion results of `cargo bench` (`target/criterion/**/new/`) into the Markdown
 //! table of `benches/RESULTS.md`: per workload, reference vs compiled from the same run —
 //! compile time, prepare time per request, decision time per document, redaction throughput —
-//! the ratios, and every target of issue 3 with its measured figure. Medians throughout.
+//! the ratios, and every target of issue 3 with its measured figure. Medians throughout. The
+//! before-and-after of issue 16 (instruction counts from `benches/callgrind.sh`, wall clock
+//! from `benches/compare.sh`, neither of which criterion's results hold) is copied from its
+//! section of `benches/INSTRUCTIONS.md`, written by hand.
 //!
 //! ```text
 //! cargo bench && cargo run --release --example bench-report > benches/RESULTS.md
@@ -450,5 +453,22 @@ fn main() {
             );
         }
     }
+    s.push_str(&issue_16_section());
     print!("{s}");
+}
+
+/// The section "Before and after (issue 16)" of `benches/INSTRUCTIONS.md`, as it stands there
+/// (preceded by a blank line), or a line saying it is missing.
+fn issue_16_section() -> String {
+    const HEADING: &str = "## Before and after (issue 16)";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/INSTRUCTIONS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let Some(start) = text.find(HEADING) else {
+        return format!("\n{HEADING}\n\nMissing from `benches/INSTRUCTIONS.md`.\n");
+    };
+    let rest = &text[start..];
+    let end = rest[HEADING.len()..]
+        .find("\n## ")
+        .map_or(rest.len(), |i| HEADING.len() + i + 1);
+    format!("\n{}", rest[..end].trim_end_matches('\n').to_owned() + "\n")
 }

@@ -24,6 +24,10 @@
 //! a host `%function` are never evaluated here (the general path calls hosts only when a
 //! document reaches them).
 //!
+//! Keys are matched in place: each name the plan reads (a tested field, or a top-level field
+//! whose action differs from `additional_fields`', [`FieldScan`]) is compared with the 8 or 16
+//! bytes at the key as masked words ([`ProbedKey`]), with no key tag and no hash.
+//!
 //! Its work per document is a scan of the document's top-level elements, linear in the
 //! document: it is not charged to the step budget ([`crate::steps`]).
 
@@ -1159,7 +1163,7 @@ mod tests {
         assert_eq!(Probe::new(bad).field(&keys, 0), Err(Malformed));
     }
 
-    /// The names of the role [`scan_agrees_with_any_kept`] compiles: short and long, sharing
+    /// The names of the role `scan_agrees_with_any_kept` compiles: short and long, sharing
     /// prefixes, one past a word.
     const SCAN_NAMES: [&str; 6] = ["_id", "a", "ab", "abcdefgh", "abcdefghijklmnopq", "owner"];
 
