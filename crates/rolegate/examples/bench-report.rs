@@ -10,7 +10,7 @@
 //! cargo bench && cargo run --release --example bench-report > benches/RESULTS.md
 //! ```
 //!
-//! `CRITERION_DIR` overrides the results folder (default `target/criterion`); `BENCH_NOTE` adds a
+//! `CRITERION_DIR` overrides the results folder (default: the workspace's `target/criterion`); `BENCH_NOTE` adds a
 //! paragraph under the header (the run's conditions). Missing results are shown as `—`.
 
 #![allow(
@@ -174,7 +174,7 @@ fn machine() -> String {
 fn main() {
     let dir = std::env::var_os("CRITERION_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
     let r = Results::load(&dir);
     let mut s = String::new();
     let ns = |id: &str| r.get(id).map(Est::per_element);
