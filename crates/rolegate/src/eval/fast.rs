@@ -729,7 +729,12 @@ impl FieldScan {
         }
         // The field index answers one rule per name: a name given twice takes its path.
         let mut names = std::collections::HashSet::new();
-        if !role.fields.fields.iter().all(|(name, _)| names.insert(name)) {
+        if !role
+            .fields
+            .fields
+            .iter()
+            .all(|(name, _)| names.insert(name))
+        {
             return None;
         }
         Some(FieldScan {
