@@ -490,6 +490,13 @@ impl FastRead {
     /// the first it cannot settle (a malformed element), leaving the rest to the evaluator.
     #[inline(never)]
     fn seeds(&self, role: &FastRole, probe: &mut Probe<'_>) -> Seeds {
+        self.seeds_inline(role, probe)
+    }
+
+    /// [`FastRead::seeds`], inlined: the redaction path's selection (`select`), which asks for
+    /// the seeds of every document, takes them in its own frame.
+    #[inline(always)]
+    fn seeds_inline(&self, role: &FastRole, probe: &mut Probe<'_>) -> Seeds {
         let mut seeds = Seeds::default();
         for seed in role.seeds.iter() {
             let value = match probe.field(&self.probed, seed.key) {
@@ -520,7 +527,8 @@ impl FastRead {
     pub fn select(&self, doc: &RawDocument) -> Result<(Option<u32>, Seeds), Malformed> {
         let mut probe = Probe::new(doc);
         Ok(match self.select_role(&mut probe)? {
-            Some(r) => (Some(r.role), self.role_seeds(r, &mut probe)),
+            Some(r) if r.seeds.is_empty() => (Some(r.role), Seeds::default()),
+            Some(r) => (Some(r.role), self.seeds_inline(r, &mut probe)),
             None => (None, Seeds::default()),
         })
     }
