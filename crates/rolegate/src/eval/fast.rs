@@ -121,7 +121,8 @@ struct ProbedKey {
     name: Box<[u8]>,
     /// The name followed by its terminating NUL, as little-endian words: the first 8 bytes in
     /// `word` (with `mask` selecting the bytes that count), the next 8 in `word2` / `mask2`
-    /// (`mask2` is 0 for names shorter than 8 bytes).
+    /// (`mask2` is 0 for names shorter than 8 bytes). A name holding a NUL, which no BSON key
+    /// is, has `word` 1 under a zero `mask`: it matches nothing.
     word: u64,
     mask: u64,
     word2: u64,
