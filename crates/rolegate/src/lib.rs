@@ -152,6 +152,8 @@ pub mod fuzzing {
 
 #[cfg(test)]
 mod fuzz_regressions;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{FunctionCheck, LoadOptions};
 pub use context::{Deadline, FunctionHost, MockFunctions, NoFunctions, RequestContext};

@@ -919,12 +919,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 512,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/fast_want.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
+            ..crate::test_support::persisted("proptest-regressions/fast_want.txt")
         })]
 
         /// The fast path's operand test answers as `raw_field_eq` does (which the node
@@ -1014,12 +1009,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 256,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/fast_probe.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
+            ..crate::test_support::persisted("proptest-regressions/fast_probe.txt")
         })]
 
         /// The probe finds what `RawDocument::get` finds (the first element with the key), for
@@ -1190,14 +1180,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/fast_field_scan.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/fast_field_scan.txt"
+        ))]
 
         /// The in-place field scan answers what the indexed one (`any_kept`) does, whatever the
         /// actions, the keys (the role's names, near misses, repeats) and the value types.

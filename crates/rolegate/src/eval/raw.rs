@@ -1143,14 +1143,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/raw_checked_doc.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/raw_checked_doc.txt"
+        ))]
 
         #[test]
         fn checked_doc_agrees_with_from_bytes(bytes in prop_oneof![
@@ -1162,14 +1157,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/raw_key_len_tag.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/raw_key_len_tag.txt"
+        ))]
 
         /// The one-word key measure gives the general one's length and tag, and fails where it
         /// fails (no NUL after `at`, or `at` past the end).
@@ -1245,14 +1235,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/raw_span_embedded.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/raw_span_embedded.txt"
+        ))]
 
         /// The shortened check of an embedded document or array (`Span::embedded`) agrees with
         /// the full one on every element `Spans` yields, whatever the value's bytes.
@@ -1300,12 +1285,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 256,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "proptest-regressions/raw_any_value.txt"
-                ),
-            )),
-            ..ProptestConfig::default()
+            ..crate::test_support::persisted("proptest-regressions/raw_any_value.txt")
         })]
 
         /// `any_value` visits each element's type and value bytes in order, whatever the keys

@@ -600,12 +600,7 @@ fn run_shape(shape: Shape, n: usize, engine: EngineKind) -> Duration {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 24,
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct(
-                "proptest-regressions/security_budget.txt"
-            )
-        )),
-        ..ProptestConfig::default()
+        ..crate::test_support::persisted("proptest-regressions/security_budget.txt")
     })]
 
     /// Inputs of every shape above, up to about 1 MB, in both engines: each is decided,

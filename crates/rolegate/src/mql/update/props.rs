@@ -75,12 +75,7 @@ fn input(shape: Shape, n: usize) -> (Document, Document, Vec<Document>) {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 48,
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct(
-                "proptest-regressions/mql_update_steps.txt"
-            )
-        )),
-        ..ProptestConfig::default()
+        ..crate::test_support::persisted("proptest-regressions/mql_update_steps.txt")
     })]
 
     /// Steps spent grow at most like `n log n` for every shape, well inside the budget.
