@@ -736,14 +736,14 @@ impl FieldScan {
                 scanned.push(*action);
             }
         }
-        // The field index answers one rule per name: a name given twice takes its path.
-        let mut names = std::collections::HashSet::new();
-        if !role
-            .fields
-            .fields
-            .iter()
-            .all(|(name, _)| names.insert(name))
-        {
+        // The field index answers one rule per name (the first of a name given twice): a
+        // repeated name is seen as a field the index does not answer with its own position.
+        let tree = &role.fields;
+        let unique = tree.fields.iter().enumerate().all(|(i, (name, _))| {
+            let name = name.as_bytes();
+            tree.index.find_tagged(raw::key_tag(name), name) == Some(i as u32)
+        });
+        if !unique {
             return None;
         }
         Some(FieldScan {
@@ -1165,6 +1165,30 @@ mod tests {
         let bad = bson::RawDocument::from_bytes(&bytes).unwrap();
         let keys = probed(&["b"]);
         assert_eq!(Probe::new(bad).field(&keys, 0), Err(Malformed));
+    }
+
+    /// A name given twice (which JSON loading never yields, so the list is edited here): the
+    /// field index keeps its first rule, and the scan is not built.
+    #[test]
+    fn a_repeated_field_name_takes_the_indexed_scan() {
+        use super::Field::{Drop, Keep};
+        let file = serde_json::json!({"database": "app", "collection": "items", "roles": [
+            {"name": "r", "apply_when": {}, "fields": {"a": {"read": true}, "b": {}},
+             "additional_fields": {}}
+        ]});
+        let set =
+            crate::RuleSet::from_json("rules.json", &file, &crate::LoadOptions::default()).unwrap();
+        let mut role = set.policy(None, "app", "items").unwrap().roles[0].clone();
+        let program = crate::compile::compile(std::slice::from_ref(&role));
+        assert!(super::FieldScan::new(&program.roles[0], &[Keep, Drop, Drop]).is_some());
+        // `b` again, after `a` and `b`, whichever of the two acts otherwise.
+        let again = role.fields.fields[1].clone();
+        role.fields.fields.push(again);
+        let program = crate::compile::compile(std::slice::from_ref(&role));
+        let role = &program.roles[0];
+        assert!(super::FieldScan::new(role, &[Keep, Drop, Keep, Drop]).is_none());
+        assert!(super::FieldScan::new(role, &[Keep, Keep, Drop, Drop]).is_none());
+        assert!(super::FieldScan::new(role, &[Keep, Drop, Drop, Drop]).is_none());
     }
 
     /// The names of the role `scan_agrees_with_any_kept` compiles: short and long, sharing
