@@ -218,6 +218,27 @@ impl KeyTable {
 }
 
 impl KeyTable {
+    /// The index of the key whose tag is `tag`, a tag that holds its whole key
+    /// ([`tag_is_whole_key`]; the caller guarantees it): equal tags are equal keys, so no byte
+    /// is compared.
+    #[inline(always)]
+    pub fn find_whole(&self, tag: u64) -> Option<u32> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = slot_of(tag, self.shift) & mask;
+        loop {
+            let &(t, index) = self.slots.get(i)?;
+            if index == EMPTY_SLOT {
+                return None;
+            }
+            if t == tag {
+                return Some(index);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+impl KeyTable {
     /// Whether the key at `index` is `key`, byte for byte.
     #[inline(never)]
     fn name_is(&self, index: u32, key: &[u8]) -> bool {

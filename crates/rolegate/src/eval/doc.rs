@@ -73,8 +73,9 @@ impl KeyCache {
         }
     }
 
-    #[inline]
-    fn memo(&self, index: u32) -> Option<bool> {
+    /// The value of per-document memo `index`, when known for the current document.
+    #[inline(always)]
+    pub(crate) fn memo(&self, index: u32) -> Option<bool> {
         match self.memos.get(index as usize) {
             Some(&(generation, value)) if generation == self.generation => Some(value),
             _ => None,
@@ -210,6 +211,10 @@ pub(crate) enum Action {
     Nested(crate::eval::read::Inherited),
     /// The field's rules read the document or the field: decide per document.
     Dynamic,
+    /// Decided per document by one memoized rule alone: `Keep` when per-document memo `m`
+    /// ([`crate::compile::RuleRef::memo`]) holds, `Drop` when it does not, as `Dynamic` while
+    /// the memo is not yet known for the document ([`DocEval::memo_action`]).
+    Memo(u32),
     /// Fails with `PlanCache::fails[i]`.
     Fail(u32),
 }
@@ -359,6 +364,12 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             plans,
             owned: None,
         }
+    }
+
+    /// The document's field cache and memos, to read.
+    #[inline(always)]
+    pub fn memos(&self) -> &KeyCache {
+        self.cache
     }
 
     /// Remembers `value` as this document's memo `memo`: a shared field rule the fast path

@@ -16,7 +16,8 @@
 //! - [`doc`]: node evaluation and role selection for one document.
 //! - [`fast`]: read decisions without the node evaluator, for the common shape of role
 //!   selection (top-level equality tests) with request-settled read levels.
-//! - [`read`]: read decisions and redaction (raw and owned).
+//! - [`read`]: read decisions and redaction (raw and owned); [`quick`]: the raw redaction
+//!   walk's loop over elements whose action the request decided.
 //! - [`write`]: write decisions.
 //!
 //! Dependencies point one way: `value` → `raw`; `prepare` → `value`; `doc` → `prepare`,
@@ -27,6 +28,7 @@
 pub(crate) mod doc;
 pub(crate) mod fast;
 pub(crate) mod prepare;
+pub(crate) mod quick;
 pub(crate) mod raw;
 pub(crate) mod read;
 pub(crate) mod value;

@@ -248,6 +248,21 @@ impl<'a> Spans<'a> {
     }
 }
 
+impl Spans<'_> {
+    /// Offset of the next element.
+    #[inline(always)]
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves to the element at `pos`, an offset where an element of the document starts (or
+    /// its closing NUL): one past elements already handled.
+    #[inline(always)]
+    pub fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
 impl<'a> Spans<'a> {
     /// [`Iterator::next`], with the element's whole bytes.
     // PERF: slicing the whole element (a bounds check the walk's callers need not repeat)
@@ -591,6 +606,65 @@ pub(crate) fn value_size(kind: u8, tail: &[u8]) -> Result<usize, Malformed> {
             _ => rare_value_size(kind, tail),
         },
         n => Ok(usize::from(n)),
+    }
+}
+
+/// The type byte, key length and [`key_tag`] of the element at `pos` of `bytes` when its key
+/// is at most seven bytes (one word holds the key and its NUL); `None` otherwise, and when the
+/// key's NUL is not in `bytes` (the caller then parses the element in full).
+#[inline(always)]
+pub(crate) fn short_key_at(bytes: &[u8], pos: usize) -> Option<(u8, usize, u64)> {
+    let &kind = bytes.get(pos)?;
+    let rest = bytes.get(pos + 1..)?;
+    let w = match rest.first_chunk::<8>() {
+        Some(&word) => u64::from_le_bytes(word),
+        // The document's closing NUL (`rest` empty) is left to the caller at once.
+        None if kind == 0 => return None,
+        None => return short_key_near_end(kind, rest),
+    };
+    let zero = w.wrapping_sub(NUL_LO) & !w & NUL_HI;
+    if zero == 0 {
+        return None;
+    }
+    let len = (zero.trailing_zeros() / 8) as usize;
+    Some((
+        kind,
+        len,
+        (w & ((1u64 << (len * 8)) - 1)) | ((len as u64) << 56),
+    ))
+}
+
+/// [`short_key_at`] when fewer than eight bytes (`rest`) follow the type byte: the last
+/// elements of small documents (`{"a": 1}`).
+#[inline(never)]
+fn short_key_near_end(kind: u8, rest: &[u8]) -> Option<(u8, usize, u64)> {
+    let len = rest.iter().position(|&b| b == 0)?;
+    Some((kind, len, key_tag(rest.get(..len)?)))
+}
+
+/// [`value_size`] of the value at `at` in `bytes` for the common types (fixed sizes, strings,
+/// JavaScript, symbols, documents, arrays, code with scope); `None` for the other types, for
+/// an unknown type byte, and for a length prefix that is unreadable or out of range (what
+/// [`value_size`] reports as malformed). Where it gives a size, [`value_size`] gives the same.
+#[inline(always)]
+pub(crate) fn fixed_or_prefixed_size(kind: u8, bytes: &[u8], at: usize) -> Option<usize> {
+    match FIXED_SIZE
+        .get(usize::from(kind))
+        .copied()
+        .unwrap_or(VARIABLE)
+    {
+        VARIABLE => {
+            let &prefix = bytes.get(at..)?.first_chunk::<4>()?;
+            let n = i32::from_le_bytes(prefix);
+            match kind {
+                kind::STRING | kind::JAVASCRIPT | kind::SYMBOL if n >= 1 => Some(4 + n as usize),
+                kind::DOCUMENT | kind::ARRAY | kind::JAVASCRIPT_WITH_SCOPE if n >= 5 => {
+                    Some(n as usize)
+                }
+                _ => None,
+            }
+        }
+        n => Some(usize::from(n)),
     }
 }
 
@@ -1113,7 +1187,10 @@ mod tests {
     use bson::{RawBson, RawDocument, RawDocumentBuf};
     use proptest::prelude::*;
 
-    use super::{any_value, checked_doc, find_nul, key_len_tag, key_tag, key_tag_at};
+    use super::{
+        any_value, checked_doc, find_nul, fixed_or_prefixed_size, key_len_tag, key_tag, key_tag_at,
+        kind, short_key_at, value_size,
+    };
 
     /// Bytes near a document's shape: a length prefix that is right, off by a little, or
     /// arbitrary; a body; a last byte that is or is not NUL.
@@ -1175,6 +1252,55 @@ mod tests {
             prop_assert_eq!(key_len_tag(&bytes, at).ok(), general);
             if let Some((len, tag)) = general {
                 prop_assert_eq!(tag, key_tag(&bytes[at..at + len]));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/raw_quick_parse.txt"
+        ))]
+
+        /// The quick scan's element parse (`eval/quick.rs`) agrees with the general one: where
+        /// `short_key_at` gives a key, `key_len_tag` gives the same length and tag and the key
+        /// is at most seven bytes; where `fixed_or_prefixed_size` gives a size, `value_size`
+        /// gives the same. Anywhere in the buffer, near its end included.
+        #[test]
+        fn quick_parse_agrees_with_the_general_parse(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0u8), any::<u8>(), 1u8..20, Just(0xFF), Just(0x7F)],
+                0..24,
+            ),
+            at in 0usize..26,
+        ) {
+            if let Some((kind, len, tag)) = short_key_at(&bytes, at) {
+                prop_assert_eq!(Some(&kind), bytes.get(at));
+                prop_assert!(len <= 7);
+                prop_assert_eq!(key_len_tag(&bytes, at + 1).ok(), Some((len, tag)));
+            }
+        }
+
+        /// Where `fixed_or_prefixed_size` sizes a value, `value_size` gives the same size, for
+        /// every type byte and length prefixes around the limits (negative, 0, 1, 4, 5, ...).
+        #[test]
+        fn quick_size_agrees_with_value_size(
+            kind in prop_oneof![
+                4 => prop::sample::select(&[
+                    kind::STRING, kind::JAVASCRIPT, kind::SYMBOL, kind::DOCUMENT, kind::ARRAY,
+                    kind::JAVASCRIPT_WITH_SCOPE, kind::BINARY, kind::REGEX, kind::DB_POINTER,
+                ][..]),
+                1 => any::<u8>(),
+            ],
+            prefix in -2i32..12,
+            extra in proptest::collection::vec(any::<u8>(), 0..6),
+            cut in 0usize..5,
+        ) {
+            let mut tail = prefix.to_le_bytes().to_vec();
+            tail.extend(extra);
+            // Also a prefix cut short by the end of the buffer.
+            let tail = if cut == 0 { &tail[..tail.len().min(3)] } else { &tail[..] };
+            if let Some(size) = fixed_or_prefixed_size(kind, tail, 0) {
+                prop_assert_eq!(value_size(kind, tail).ok(), Some(size));
             }
         }
     }

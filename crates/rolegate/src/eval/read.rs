@@ -14,12 +14,13 @@
 use bson::{Bson, Document, RawDocument};
 
 use super::doc::{Action, DocEval, Fail, PlanCache};
+use super::quick::{KeptRun, QuickLevel};
 use super::raw::{
     CheckedDoc, DocWriter, Elements, Spans, Val, begin_element, checked_doc, index_key, kind,
     tag_is_whole_key, write_header,
 };
 use super::value::V;
-use crate::compile::{CPerms, CTree, RoleProg};
+use crate::compile::{CPerms, CTree, NO_MEMO, RoleProg};
 
 /// Permission results decided by a parent level (`reference/fields.rs` `Inherited`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,37 +48,6 @@ impl Inherited {
             Some(true) => 2,
         };
         c(self.read) * 3 + c(self.write)
-    }
-}
-
-/// Kept elements of one level not yet copied to the output: a byte range of the level's
-/// document, grown while the kept elements are adjacent.
-#[derive(Debug, Default)]
-struct KeptRun {
-    start: usize,
-    end: usize,
-}
-
-impl KeptRun {
-    /// Adds the element at `start` (of `len` bytes); copies the run so far first when the
-    /// element does not follow it.
-    #[inline]
-    fn add(&mut self, doc: &[u8], start: usize, len: usize, out: &mut Vec<u8>) {
-        if start != self.end {
-            self.flush(doc, out);
-            self.start = start;
-        }
-        self.end = start + len;
-    }
-
-    /// Copies the run (if any) to `out` and empties it.
-    #[inline]
-    fn flush(&mut self, doc: &[u8], out: &mut Vec<u8>) {
-        if self.end > self.start {
-            // INVARIANT: the run is made of whole elements of `doc`, so the range is in it.
-            out.extend_from_slice(doc.get(self.start..self.end).unwrap_or_default());
-        }
-        self.start = self.end;
     }
 }
 
@@ -161,6 +131,41 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         })
     }
 
+    /// The cached action of a field whose rules read the document (`perms.doc`), under
+    /// `inherited`: [`Action::Memo`] when [`DocEval::action_of`] comes down to one memoized
+    /// read rule — `Keep` when it holds, `Drop` when it does not — and [`Action::Dynamic`]
+    /// otherwise.
+    ///
+    /// The conditions follow `action_of` and `decide_read`: the read rule decides only when
+    /// no parent did (`inherited.read` is `None`); when it holds, the field is kept whatever
+    /// the write rule; when it does not, the write permission must be settled for the request
+    /// (inherited, or no write rule) and not grant, and the field must not go down to nested
+    /// rules (none, or a fully decided field).
+    pub(crate) fn memo_action(
+        perms: &CPerms,
+        nested: Option<&CTree>,
+        inherited: Inherited,
+    ) -> Action {
+        let Some(read) = perms.read else {
+            return Action::Dynamic;
+        };
+        if perms.field || read.memo == NO_MEMO || inherited.read.is_some() {
+            return Action::Dynamic;
+        }
+        let write_when_unread = match (inherited.write, perms.write) {
+            (Some(w), _) => Some(w),
+            (None, None) => None,
+            (None, Some(_)) => return Action::Dynamic,
+        };
+        if write_when_unread == Some(true) {
+            return Action::Dynamic;
+        }
+        match nested {
+            Some(n) if write_when_unread.is_none() && !n.is_empty() => Action::Dynamic,
+            _ => Action::Memo(read.memo),
+        }
+    }
+
     /// Redacts a raw document under `tree`; appends it to `out` when given. True when some
     /// field is readable (the document is non-empty). Without `out` and with infallible rules,
     /// stops at the first readable field.
@@ -211,7 +216,29 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         // element); the run is written out before anything else is and at the end.
         let mut run = KeptRun::default();
         // PERF: elements as offsets (`Span`): the key and value are sliced only where used.
-        for span in Spans::over(doc) {
+        let mut spans = Spans::over(doc);
+        loop {
+            // PERF: the elements whose cached action is `Keep` or `Drop` are handled by the
+            // quick scan (`eval/quick.rs`), in a loop of its own; this loop takes the others.
+            if let (Some(b), Some(p)) = (base, plans.as_deref()) {
+                let quick = QuickLevel {
+                    table: &tree.index,
+                    actions: p.actions.get(b..b + len).unwrap_or_default(),
+                    memos: self.memos(),
+                };
+                let (pos, any) = match out.as_deref_mut() {
+                    Some(out) => quick.keep_and_drop(bytes, spans.position(), &mut run, out),
+                    None => quick.pass(bytes, spans.position()),
+                };
+                if any {
+                    kept = true;
+                    if out.is_none() && tree.infallible {
+                        return Ok(true);
+                    }
+                }
+                spans.seek(pos);
+            }
+            let Some(span) = spans.next() else { break };
             let span = span.map_err(|_| Fail::Malformed)?;
             // PERF: a key its tag holds whole is never compared byte for byte by the key
             // table (`find_tagged`), so it is sliced out only for longer keys here.
@@ -247,7 +274,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             // W2-20 redact 7,834 -> 7,804, W2-100 38,258 -> 38,065 instructions per document.
             if matches!(action, Action::Unknown) {
                 action = if perms.doc {
-                    Action::Dynamic
+                    Self::memo_action(perms, nested, inherited)
                 } else {
                     self.this = None;
                     self.prev = None;
@@ -268,7 +295,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     *s = action;
                 }
             }
-            if matches!(action, Action::Dynamic) {
+            if matches!(action, Action::Dynamic | Action::Memo(_)) {
                 self.bind_raw(perms, span.kind, span.value(bytes))?;
                 action = self.action_of(perms, nested, inherited)?;
             }
@@ -287,7 +314,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     let fail = plans.as_deref().and_then(|p| p.fails.get(i as usize));
                     return Err(fail.cloned().unwrap_or(Fail::Malformed));
                 }
-                Action::Drop | Action::Unknown | Action::Dynamic => continue,
+                Action::Drop | Action::Unknown | Action::Dynamic | Action::Memo(_) => continue,
             };
             let Some(nested) = nested else { continue };
             // PERF: `Span::embedded`: the value's length prefix was checked by `Spans`.
@@ -439,5 +466,101 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{RawDocumentBuf, doc};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::{Action, DocEval, Inherited};
+    use crate::eval::doc::{DocRef, KeyCache};
+    use crate::eval::prepare::Prepared;
+
+    /// A read or write rule: absent, constant, the request's, the document's through a shared
+    /// memoized rule, or the field's own value.
+    fn rule() -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(json!(true))),
+            Just(Some(json!(false))),
+            Just(Some(json!({"%%user.id": "alice"}))),
+            Just(Some(json!({"%%root.owner": "%%user.id"}))),
+            Just(Some(json!({"%%root.flag": true}))),
+            Just(Some(json!({"%%this": 1}))),
+        ]
+    }
+
+    /// Every inherited permission pair, reachable or not.
+    fn all_inherited() -> Vec<Inherited> {
+        let v = [None, Some(false), Some(true)];
+        v.iter()
+            .flat_map(|&read| v.iter().map(move |&write| Inherited { read, write }))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/read_memo_action.txt"
+        ))]
+
+        /// Where `memo_action` gives `Memo(m)`, `action_of` decides `Keep` when memo `m` holds
+        /// and `Drop` when it does not, under any inherited permissions, with or without
+        /// nested rules.
+        #[test]
+        fn a_memo_action_is_what_action_of_decides(
+            read in rule(),
+            write in rule(),
+            nested in prop_oneof![Just(None), Just(Some(json!({}))), Just(Some(json!({"x": {"read": true}})))],
+        ) {
+            let mut field = serde_json::Map::new();
+            if let Some(r) = read {
+                field.insert("read".into(), r);
+            }
+            if let Some(w) = write {
+                field.insert("write".into(), w);
+            }
+            if let Some(n) = nested {
+                field.insert("fields".into(), n);
+            }
+            let file = json!({"database": "app", "collection": "items", "roles": [
+                {"name": "r", "apply_when": {}, "fields": {"a": field}}
+            ]});
+            let set = crate::RuleSet::from_json("rules.json", &file, &crate::LoadOptions::default())
+                .unwrap();
+            let program = crate::compile::compile(set.policy(None, "app", "items").unwrap().roles);
+            let ctx = crate::RequestContext::for_user(
+                doc! {"id": "alice", "type": "normal", "data": {}, "custom_data": {}},
+            );
+            let prepared = Prepared::new(&program, &ctx);
+            let root = RawDocumentBuf::from_document(&doc! {"owner": "alice", "flag": true, "a": 1})
+                .unwrap();
+            let (_, rule) = &program.roles[0].fields.fields[0];
+            for inherited in all_inherited() {
+                let action = DocEval::memo_action(&rule.perms, Some(&rule.nested), inherited);
+                let Action::Memo(m) = action else {
+                    prop_assert!(matches!(action, Action::Dynamic), "{action:?}");
+                    continue;
+                };
+                for value in [true, false] {
+                    let mut cache = KeyCache::default();
+                    let mut eval = DocEval::new(
+                        &program,
+                        &prepared,
+                        Some(DocRef::Raw(&root)),
+                        Some(DocRef::Raw(&root)),
+                        true,
+                        &mut cache,
+                        None,
+                    );
+                    eval.seed_memo(m, value);
+                    let decided = eval.action_of(&rule.perms, Some(&rule.nested), inherited);
+                    let want = if value { Action::Keep } else { Action::Drop };
+                    prop_assert_eq!(decided, Ok(want), "{:?} memo {}", inherited, value);
+                }
+            }
+        }
     }
 }
