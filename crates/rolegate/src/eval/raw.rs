@@ -905,6 +905,7 @@ pub(crate) fn nth<'a>(arr: &'a RawDocument, index: usize) -> Result<Option<Val<'
 }
 
 /// Writes BSON documents into a byte buffer: a length placeholder patched at the end.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct DocWriter {
     start: usize,
 }
