@@ -258,6 +258,14 @@ impl PlanCache {
         }
     }
 
+    /// Where the `len` actions of `level` start in [`PlanCache::actions`], when this request
+    /// has walked the level already (as [`PlanCache::level`], without appending).
+    #[inline(always)]
+    pub fn run_of(&self, level: usize, len: usize) -> Option<usize> {
+        let &(start, n) = self.offsets.get(level)?;
+        (start != u32::MAX && n as usize == len).then_some(start as usize)
+    }
+
     /// Where the `len` actions of `level` start in [`PlanCache::actions`] (appended, all
     /// [`Action::Unknown`], on the level's first walk); `None` when `level` is out of range
     /// (then nothing is cached).
@@ -1031,7 +1039,8 @@ fn undecided(o: &Opnd, s: &Reached<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    //! The flat plan cache's invariant: each level's run is its own, stable within a request.
+    //! The flat plan cache's invariant: each level's run is its own, stable within a request,
+    //! and found again (`run_of`) only in the request that appended it.
 
     use super::{Action, PlanCache};
 
@@ -1039,6 +1048,9 @@ mod tests {
     fn levels_get_disjoint_stable_runs() {
         let mut cache = PlanCache::default();
         cache.serve(1, 3);
+        // `run_of` finds only the runs `level` appended, never appends.
+        assert_eq!(cache.run_of(0, 4), None);
+        assert!(cache.actions.is_empty());
         let a = cache.level(0, 4).unwrap();
         let b = cache.level(5, 2).unwrap();
         let c = cache.level(26, 1).unwrap();
@@ -1059,7 +1071,10 @@ mod tests {
                 .count(),
             1
         );
+        assert_eq!((cache.run_of(0, 4), cache.run_of(5, 2)), (Some(a), Some(b)));
+        assert_eq!((cache.run_of(5, 3), cache.run_of(6, 1)), (None, None));
         // Out of range or of another length: served uncached, nothing appended.
+        assert_eq!(cache.run_of(27, 1), None);
         assert_eq!(cache.level(27, 1), None);
         assert_eq!(cache.level(5, 3), None);
         assert_eq!(cache.actions.len(), 7);
@@ -1068,6 +1083,7 @@ mod tests {
         assert_eq!(cache.level(5, 2), Some(b));
         cache.serve(2, 3);
         assert!(cache.actions.is_empty());
+        assert_eq!(cache.run_of(5, 2), None);
         assert_eq!(cache.level(5, 2), Some(0));
         assert!(matches!(cache.actions[1], Action::Unknown));
     }

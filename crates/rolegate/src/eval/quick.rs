@@ -13,9 +13,10 @@
 //! and its whole tag: no byte comparison), values whose size a table or a length prefix gives,
 //! and actions decided for the whole request.
 
-use super::doc::{Action, KeyCache};
-use super::raw::{fixed_or_prefixed_size, short_key_at};
-use crate::compile::KeyTable;
+use super::doc::{Action, KeyCache, PlanCache};
+use super::raw::{Span, begin_element, fixed_or_prefixed_size, kind, short_key_at};
+use super::read::Inherited;
+use crate::compile::CTree;
 
 /// Kept elements of one level not yet copied to the output: a byte range of the level's
 /// document, grown while the kept elements are adjacent.
@@ -48,24 +49,67 @@ impl KeptRun {
     }
 }
 
-/// One level's quick scan: its key table and its run of cached actions (one per named field,
-/// then `additional_fields`).
+/// One level's quick scan: its rules, the request's cached actions (this level's run of them,
+/// one per named field then `additional_fields`), and the document's memos.
 #[derive(Clone, Copy)]
 pub(crate) struct QuickLevel<'p> {
-    pub table: &'p KeyTable,
+    pub tree: &'p CTree,
+    pub plans: &'p PlanCache,
     pub actions: &'p [Action],
     /// The document's memos, for [`Action::Memo`].
     pub memos: &'p KeyCache,
 }
 
-impl QuickLevel<'_> {
+impl<'p> QuickLevel<'p> {
+    /// The quick scan of level `tree` under `inherited`, when the request has cached its
+    /// actions (a level the general walk has not entered yet in this request has none).
+    #[inline(always)]
+    pub fn of(
+        tree: &'p CTree,
+        inherited: Inherited,
+        plans: &'p PlanCache,
+        memos: &'p KeyCache,
+    ) -> Option<Self> {
+        let len = tree.fields.len() + 1;
+        let base = plans.run_of(tree.id as usize * 9 + inherited.code(), len)?;
+        Some(QuickLevel {
+            tree,
+            plans,
+            actions: plans.actions.get(base..base + len)?,
+            memos,
+        })
+    }
+
     /// Scans the level `bytes` from the element at `pos`: adds each element whose cached action
-    /// is `Keep` to `run` (copying to `out` as runs break) and skips each whose cached action
-    /// is `Drop`. Returns the offset of the first element it did not handle (the level's
-    /// closing NUL included) and whether it kept an element.
+    /// is `Keep` (or a memo that holds) to `run`, copying to `out` as runs break, and skips each
+    /// whose cached action is `Drop` (or a memo that does not hold); an embedded document under
+    /// nested rules is redacted in place when the scan of its own level reaches its end
+    /// ([`QuickLevel::nested`]). Returns the offset of the first element it did not handle (the
+    /// level's closing NUL included) and whether it kept an element.
     // PERF: always inlined into the level walk, whose loop it is most of the time.
     #[inline(always)]
     pub fn keep_and_drop(
+        self,
+        bytes: &[u8],
+        pos: usize,
+        run: &mut KeptRun,
+        out: &mut Vec<u8>,
+    ) -> (usize, bool) {
+        self.scan::<true, true>(bytes, pos, run, out)
+    }
+
+    /// [`QuickLevel::keep_and_drop`] without output, for a decision: says whether it passed an
+    /// element that would be kept.
+    #[inline(always)]
+    pub fn pass(self, bytes: &[u8], pos: usize) -> (usize, bool) {
+        self.scan::<false, true>(bytes, pos, &mut KeptRun::default(), &mut Vec::new())
+    }
+
+    /// The scan; `WRITE`: copy the kept elements; `NESTED`: redact embedded documents under
+    /// nested rules (the scan of a nested level does not, so that no element is scanned more
+    /// than a bounded number of times when a scan gives up: see [`QuickLevel::nested`]).
+    #[inline(always)]
+    fn scan<const WRITE: bool, const NESTED: bool>(
         self,
         bytes: &[u8],
         mut pos: usize,
@@ -86,62 +130,89 @@ impl QuickLevel<'_> {
             if end > bytes.len() {
                 return (pos, kept);
             }
-            let index = match self.table.find_whole(tag) {
+            let index = match self.tree.index.find_whole(tag) {
                 Some(i) => i as usize,
                 None => additional,
             };
-            match self.actions.get(index) {
-                Some(Action::Keep) => {
-                    run.add(bytes, pos, end - pos, out);
-                    kept = true;
-                }
-                Some(Action::Drop) => {}
+            let keep = match self.actions.get(index) {
+                Some(Action::Keep) => true,
+                Some(Action::Drop) => false,
                 Some(&Action::Memo(m)) => match self.memos.memo(m) {
-                    Some(true) => {
-                        run.add(bytes, pos, end - pos, out);
-                        kept = true;
-                    }
-                    Some(false) => {}
+                    Some(value) => value,
                     None => return (pos, kept),
                 },
+                Some(&Action::Nested(inherited)) if NESTED && kind == kind::DOCUMENT => {
+                    let element = Span {
+                        kind,
+                        tag,
+                        start: pos,
+                        key_len,
+                        end,
+                    };
+                    match self.nested::<WRITE>(bytes, element, index, inherited, run, out) {
+                        Some(any) => {
+                            kept |= any;
+                            pos = end;
+                            continue;
+                        }
+                        None => return (pos, kept),
+                    }
+                }
                 _ => return (pos, kept),
+            };
+            if keep {
+                if WRITE {
+                    run.add(bytes, pos, end - pos, out);
+                }
+                kept = true;
             }
             pos = end;
         }
     }
 
-    /// [`QuickLevel::keep_and_drop`] without output, for a decision: passes the `Keep` and
-    /// `Drop` elements alike, and says whether it passed a `Keep` one.
-    #[inline(always)]
-    pub fn pass(self, bytes: &[u8], mut pos: usize) -> (usize, bool) {
-        let additional = self.actions.len().wrapping_sub(1);
-        let mut kept = false;
-        loop {
-            let Some((kind, key_len, tag)) = short_key_at(bytes, pos) else {
-                return (pos, kept);
-            };
-            let value_start = pos + 2 + key_len;
-            let Some(size) = fixed_or_prefixed_size(kind, bytes, value_start) else {
-                return (pos, kept);
-            };
-            let end = value_start + size;
-            if end > bytes.len() {
-                return (pos, kept);
-            }
-            let index = match self.table.find_whole(tag) {
-                Some(i) => i as usize,
-                None => additional,
-            };
-            match self.actions.get(index) {
-                Some(Action::Keep) => kept = true,
-                Some(Action::Drop) => {}
-                Some(&Action::Memo(m)) => match self.memos.memo(m) {
-                    Some(value) => kept |= value,
-                    None => return (pos, kept),
-                },
-                _ => return (pos, kept),
-            }
-            pos = end;
+    /// Redacts the embedded document `element` of `bytes` (its field index `index`, under
+    /// `inherited`) by a scan of its level that handles no nested document: `Some(kept)` when
+    /// that scan reached the document's end, its redaction then written (nothing when nothing
+    /// is kept); `None`, with `out` as it was after `run` was copied, when it did not (the
+    /// general walk then takes the element).
+    // PERF: out of line: the scan's loop keeps its registers for the common elements.
+    #[inline(never)]
+    fn nested<const WRITE: bool>(
+        self,
+        bytes: &[u8],
+        element: Span,
+        index: usize,
+        inherited: Inherited,
+        run: &mut KeptRun,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        let (_, rule) = self.tree.fields.get(index)?;
+        let level = QuickLevel::of(&rule.nested, inherited, self.plans, self.memos)?;
+        let value = element.embedded(bytes).ok()?.bytes();
+        // INVARIANT: a checked document ends with its NUL: a full scan stops there.
+        let last = value.len() - 1;
+        if !WRITE {
+            let (pos, any) = level.scan::<false, false>(value, 4, run, out);
+            return (pos == last).then_some(any);
         }
+        run.flush(bytes, out);
+        let mark = out.len();
+        let writer = begin_element(out, &element, bytes);
+        let mut inner = KeptRun::default();
+        let (pos, any) = level.scan::<true, false>(value, 4, &mut inner, out);
+        if pos != last {
+            out.truncate(mark);
+            return None;
+        }
+        if !any {
+            out.truncate(mark);
+            return Some(false);
+        }
+        inner.flush(value, out);
+        if writer.end(out).is_err() {
+            out.truncate(mark);
+            return None;
+        }
+        Some(true)
     }
 }

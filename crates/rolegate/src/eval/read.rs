@@ -41,7 +41,8 @@ pub(crate) enum Level {
 
 impl Inherited {
     /// 0..9: which of the nine combinations this is.
-    fn code(self) -> usize {
+    #[inline(always)]
+    pub(crate) fn code(self) -> usize {
         let c = |v: Option<bool>| match v {
             None => 0,
             Some(false) => 1,
@@ -222,7 +223,8 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             // quick scan (`eval/quick.rs`), in a loop of its own; this loop takes the others.
             if let (Some(b), Some(p)) = (base, plans.as_deref()) {
                 let quick = QuickLevel {
-                    table: &tree.index,
+                    tree,
+                    plans: p,
                     actions: p.actions.get(b..b + len).unwrap_or_default(),
                     memos: self.memos(),
                 };
@@ -337,23 +339,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             let inner = out
                 .as_deref_mut()
                 .map(|out| begin_element(out, &span, bytes));
-            // PERF: an embedded document whose elements the quick scan handles all is
-            // redacted here, without entering its level (a frame, the loop's set-up).
-            let quick = if is_doc {
-                self.quick_nested(
-                    nested,
-                    value,
-                    decided,
-                    plans.as_deref_mut(),
-                    out.as_deref_mut(),
-                    inner,
-                )?
-            } else {
-                None
-            };
-            let any = if let Some(any) = quick {
-                any
-            } else if is_doc {
+            let any = if is_doc {
                 self.redact_level(
                     nested,
                     value,
@@ -386,58 +372,6 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
             w.end(out).map_err(|_| Fail::Malformed)?;
         }
         Ok(kept)
-    }
-
-    /// [`DocEval::redact_level`] of an embedded document by the quick scan alone: `Some(kept)`
-    /// when the scan reached the document's end (its output then complete, and its writer
-    /// ended when something was kept); `None`, with nothing left written past the value's
-    /// length placeholder, when it stopped before (the general walk then takes the level from
-    /// its start: every element is scanned at most twice, whatever the depth).
-    #[inline(always)]
-    fn quick_nested(
-        &self,
-        tree: &CTree,
-        doc: CheckedDoc<'_>,
-        inherited: Inherited,
-        plans: Option<&mut PlanCache>,
-        out: Option<&mut Vec<u8>>,
-        writer: Option<DocWriter>,
-    ) -> Result<Option<bool>, Fail> {
-        let Some(plans) = plans else {
-            return Ok(None);
-        };
-        let len = tree.fields.len() + 1;
-        let Some(base) = plans.level(tree.id as usize * 9 + inherited.code(), len) else {
-            return Ok(None);
-        };
-        let quick = QuickLevel {
-            table: &tree.index,
-            actions: plans.actions.get(base..base + len).unwrap_or_default(),
-            memos: self.memos(),
-        };
-        let bytes = doc.bytes();
-        // INVARIANT: a checked document ends with its NUL: the scan stops there at the end.
-        let end = bytes.len().wrapping_sub(1);
-        match (out, writer) {
-            (Some(out), Some(writer)) => {
-                let mark = out.len();
-                let mut run = KeptRun::default();
-                let (pos, any) = quick.keep_and_drop(bytes, 4, &mut run, out);
-                if pos != end {
-                    out.truncate(mark);
-                    return Ok(None);
-                }
-                if any {
-                    run.flush(bytes, out);
-                    writer.end(out).map_err(|_| Fail::Malformed)?;
-                }
-                Ok(Some(any))
-            }
-            _ => {
-                let (pos, any) = quick.pass(bytes, 4);
-                Ok((pos == end).then_some(any))
-            }
-        }
     }
 
     /// The document elements of an array under nested rules, each redacted; empty ones dropped.
