@@ -1,17 +1,18 @@
 //! Stage: the inner loop of the raw redaction walk (issue 16). Input: one level's checked bytes,
-//! the offset of an element, the level's key table and its run of per-request actions. Output:
-//! the elements whose cached action is `Keep` (or a memo that holds) added to the level's run of
-//! kept bytes, those whose cached action is `Drop` (or a memo that does not hold) skipped, up to the first element that needs more — which is
-//! left, unread, to the general walk of `eval/read.rs`.
+//! the offset of an element, the level's rules and its run of per-request actions
+//! ([`super::doc::PlanCache`]), the document's memos. Output: the elements those actions settle
+//! handled — kept ones added to the level's run of kept bytes, dropped ones skipped, an embedded
+//! document under nested rules redacted when its own elements are all settled — up to the first
+//! element that needs more, which is left, unread, to the general walk of `eval/read.rs`.
 //!
 //! The scan makes exactly the checks of [`super::raw::Spans`] on the elements it passes (a type
 //! byte of a known size, a key and its NUL, a length prefix of at least 1 for strings and 5 for
 //! documents, the element within the level), and takes nothing on trust from the ones it leaves:
 //! the general walk parses those again and reports any malformation. What it handles itself is
-//! only the common case, so that its loop keeps its few values in registers: keys of at most
-//! seven bytes with eight bytes readable after their type byte (one word gives the key's length
-//! and its whole tag: no byte comparison), values whose size a table or a length prefix gives,
-//! and actions decided for the whole request.
+//! only the common case, so that its loop keeps few values live: keys of at most seven bytes (one
+//! word gives the key's length and its whole tag: no byte comparison), values whose size a table
+//! or a length prefix gives, and actions that are `Keep`, `Drop`, a memo already known for the
+//! document (`Action::Memo`), or `Nested` on an embedded document.
 
 use super::doc::{Action, KeyCache, PlanCache};
 use super::raw::{Span, begin_element, fixed_or_prefixed_size, kind, short_key_at};
