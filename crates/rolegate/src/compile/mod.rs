@@ -200,29 +200,25 @@ impl KeyTable {
     // long keys stays out of line.
     #[inline(always)]
     pub fn find_tagged(&self, tag: u64, key: &[u8]) -> Option<u32> {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut i = slot_of(tag, self.shift) & mask;
-        loop {
-            let &(t, index) = self.slots.get(i)?;
-            if index == EMPTY_SLOT {
-                return None;
-            }
-            // INVARIANT: equal tags make equal keys only when the tag holds the whole key
-            // (`tag_is_whole_key`: at most 7 bytes, exact length); otherwise the bytes decide.
-            if t == tag && (tag_is_whole_key(tag) || self.name_is(index, key)) {
-                return Some(index);
-            }
-            i = (i + 1) & mask;
-        }
+        // INVARIANT: equal tags make equal keys only when the tag holds the whole key
+        // (`tag_is_whole_key`: at most 7 bytes, exact length); otherwise the bytes decide.
+        self.probe(tag, |index| {
+            tag_is_whole_key(tag) || self.name_is(index, key)
+        })
     }
-}
 
-impl KeyTable {
     /// The index of the key whose tag is `tag`, a tag that holds its whole key
     /// ([`tag_is_whole_key`]; the caller guarantees it): equal tags are equal keys, so no byte
     /// is compared.
     #[inline(always)]
     pub fn find_whole(&self, tag: u64) -> Option<u32> {
+        self.probe(tag, |_| true)
+    }
+
+    /// The open-addressing probe of both lookups: the first slot of tag `tag` whose index
+    /// `same` accepts, or `None` at an empty slot.
+    #[inline(always)]
+    fn probe(&self, tag: u64, same: impl Fn(u32) -> bool) -> Option<u32> {
         let mask = self.slots.len().wrapping_sub(1);
         let mut i = slot_of(tag, self.shift) & mask;
         loop {
@@ -230,7 +226,7 @@ impl KeyTable {
             if index == EMPTY_SLOT {
                 return None;
             }
-            if t == tag {
+            if t == tag && same(index) {
                 return Some(index);
             }
             i = (i + 1) & mask;

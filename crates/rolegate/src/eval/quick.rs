@@ -72,7 +72,7 @@ impl<'p> QuickLevel<'p> {
         memos: &'p KeyCache,
     ) -> Option<Self> {
         let len = tree.fields.len() + 1;
-        let base = plans.run_of(tree.id as usize * 9 + inherited.code(), len)?;
+        let base = plans.run_of(inherited.level_of(tree), len)?;
         Some(QuickLevel {
             tree,
             plans,

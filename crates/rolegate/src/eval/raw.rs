@@ -121,19 +121,27 @@ pub(crate) fn key_tag_at(bytes: &[u8], at: usize, len: usize) -> u64 {
 /// general [`find_nul`] and [`key_tag_at`].
 #[inline(always)]
 pub(crate) fn key_len_tag(bytes: &[u8], at: usize) -> Result<(usize, u64), Malformed> {
-    if let Some(&word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-        let w = u64::from_le_bytes(word);
-        // The lowest set bit of this mask marks the first zero byte (higher bits may be false
-        // positives after it, never before it).
-        let zero = w.wrapping_sub(NUL_LO) & !w & NUL_HI;
-        if zero != 0 {
-            let len = (zero.trailing_zeros() / 8) as usize;
-            let tag = (w & ((1u64 << (len * 8)) - 1)) | ((len as u64) << 56);
-            return Ok((len, tag));
-        }
+    if let Some(&word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>)
+        && let Some(short) = short_key_in_word(u64::from_le_bytes(word))
+    {
+        return Ok(short);
     }
     let len = find_nul(bytes.get(at..).ok_or(Malformed)?).ok_or(Malformed)?;
     Ok((len, key_tag_at(bytes, at, len)))
+}
+
+/// The length and [`key_tag`] of a key of at most seven bytes whose first eight bytes (the key,
+/// its NUL, whatever follows) are the little-endian word `w`; `None` when `w` holds no NUL.
+#[inline(always)]
+fn short_key_in_word(w: u64) -> Option<(usize, u64)> {
+    // The lowest set bit of this mask marks the first zero byte (higher bits may be false
+    // positives after it, never before it).
+    let zero = w.wrapping_sub(NUL_LO) & !w & NUL_HI;
+    if zero == 0 {
+        return None;
+    }
+    let len = (zero.trailing_zeros() / 8) as usize;
+    Some((len, (w & ((1u64 << (len * 8)) - 1)) | ((len as u64) << 56)))
 }
 
 /// Where one element lies in its document's bytes: offsets only, so that the hot loops slice
@@ -622,16 +630,8 @@ pub(crate) fn short_key_at(bytes: &[u8], pos: usize) -> Option<(u8, usize, u64)>
         None if kind == 0 => return None,
         None => return short_key_near_end(kind, rest),
     };
-    let zero = w.wrapping_sub(NUL_LO) & !w & NUL_HI;
-    if zero == 0 {
-        return None;
-    }
-    let len = (zero.trailing_zeros() / 8) as usize;
-    Some((
-        kind,
-        len,
-        (w & ((1u64 << (len * 8)) - 1)) | ((len as u64) << 56),
-    ))
+    let (len, tag) = short_key_in_word(w)?;
+    Some((kind, len, tag))
 }
 
 /// [`short_key_at`] when fewer than eight bytes (`rest`) follow the type byte: the last

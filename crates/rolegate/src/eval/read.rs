@@ -40,9 +40,16 @@ pub(crate) enum Level {
 }
 
 impl Inherited {
+    /// The key of level `tree` under these permissions in the request's action cache
+    /// ([`PlanCache`]: `tree id * 9 + code`).
+    #[inline(always)]
+    pub(crate) fn level_of(self, tree: &CTree) -> usize {
+        tree.id as usize * 9 + self.code()
+    }
+
     /// 0..9: which of the nine combinations this is.
     #[inline(always)]
-    pub(crate) fn code(self) -> usize {
+    fn code(self) -> usize {
         let c = |v: Option<bool>| match v {
             None => 0,
             Some(false) => 1,
@@ -209,7 +216,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         // field (`Action`) in one flat vector; the level's run of it is found once and indexed
         // per element (no per-level take and put back of a boxed slice: issue 16).
         let len = tree.fields.len() + 1;
-        let level = tree.id as usize * 9 + inherited.code();
+        let level = inherited.level_of(tree);
         let base = plans.as_deref_mut().and_then(|p| p.level(level, len));
         let bytes = doc.bytes();
         let mut kept = false;
