@@ -1,13 +1,17 @@
-//! The raw redaction walk's quick scan (`eval/quick.rs`) and its per-document memo actions
-//! (`Action::Memo`): on random field rules — read and write rules that are constant, read the
-//! request, read the document through a shared memoized rule (`{"%%root.owner": "%%user.id"}`,
-//! `{"%%root.flag": true}`), or read the field — under random parent permissions (the role's
-//! `write`, a parent field's `read`/`write` over nested rules, `additional_fields`), on random
-//! documents (keys of up to seven bytes and longer ones, values of every common size, embedded
-//! documents and arrays, keys the rules do not name, repeated documents through one scratch
-//! space), the compiled engine answers exactly as the reference evaluator, through every raw
-//! entry point (`compiled_support::same_read`: `read`, `read_raw`, `redact_raw` byte for byte,
-//! with and without raw validation).
+//! The raw redaction walk's quick scan (`eval/quick.rs`), its per-document memo actions
+//! (`Action::Memo`) and the fast path's quick redaction of whole documents
+//! (`quick::redact_document`, resumed by the general walk where it stops).
+//!
+//! Rules: random read and write rules that are constant, read the request, read the document
+//! through a shared memoized rule (`{"%%root.owner": "%%user.id"}` and `{"%%root.flag": true}`,
+//! which the fast path settles as seeds, and `{"%%root.b": {"$gt": 1}}`, which it does not), or
+//! read the field; under random parent permissions (the role's `write`, a parent field's
+//! `read`/`write` over nested rules, `additional_fields`). Documents: keys of up to seven
+//! bytes and longer ones, values of every common size, embedded documents and arrays, keys the
+//! rules do not name, repeated documents through one scratch space. The compiled engine
+//! answers exactly as the reference evaluator through every raw entry point
+//! (`compiled_support::same_read`: `read`, `read_raw`, `redact_raw` byte for byte, with and
+//! without raw validation).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -39,8 +43,9 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-/// A read or write rule: absent, constant, request-only, two shared document rules (memoized),
-/// or a rule on the field's own value.
+/// A read or write rule: absent, constant, request-only, three shared document rules
+/// (memoized; two of them settled by the fast path's scan), or a rule on the field's own
+/// value.
 fn rule() -> impl Strategy<Value = Option<Value>> {
     prop_oneof![
         2 => Just(None),
@@ -48,6 +53,9 @@ fn rule() -> impl Strategy<Value = Option<Value>> {
         1 => Just(Some(json!(false))),
         3 => Just(Some(json!({"%%root.owner": "%%user.id"}))),
         2 => Just(Some(json!({"%%root.flag": true}))),
+        // Memoized, but not an equality test: the fast path's scan does not settle it (no
+        // seed), so the general walk evaluates it for each document.
+        2 => Just(Some(json!({"%%root.b": {"$gt": 1}}))),
         1 => Just(Some(json!({"%%user.id": "alice"}))),
         1 => Just(Some(json!({"%%user.id": "bob"}))),
         1 => Just(Some(json!({"%%this": 1}))),

@@ -10,6 +10,7 @@
 
 use bson::{Document, RawDocument};
 
+use super::fast::Seeds;
 use super::prepare::{Live, Prepared, SlotVal, Step};
 use super::raw::{self, Val};
 use super::value::{
@@ -79,6 +80,18 @@ impl KeyCache {
         match self.memos.get(index as usize) {
             Some(&(generation, value)) if generation == self.generation => Some(value),
             _ => None,
+        }
+    }
+
+    /// Starts a document read by the quick scan alone ([`crate::eval::quick`]): forgets the
+    /// previous document's memos and takes `seeds` (memos the fast path settled) as this
+    /// one's. The field cache is left as it is: the quick scan does not read it, and the
+    /// general path resets it ([`DocEval::new`]) before any use.
+    #[inline]
+    pub(crate) fn seed_quick(&mut self, seeds: &Seeds) {
+        self.forget_memos();
+        for (memo, value) in seeds.iter() {
+            self.remember(memo, value);
         }
     }
 
@@ -256,6 +269,13 @@ impl PlanCache {
         if self.offsets.len() < want {
             self.offsets.resize(want, NO_LEVEL);
         }
+    }
+
+    /// Whether the cache holds request `id`'s actions (a document of it was read on the
+    /// general path since the cache last served another request).
+    #[inline(always)]
+    pub fn serves(&self, id: u64) -> bool {
+        self.request == id
     }
 
     /// Where the `len` actions of `level` start in [`PlanCache::actions`], when this request

@@ -59,6 +59,10 @@ struct FastRole {
     /// always applies.
     test: Option<(usize, Want)>,
     read: Read,
+    /// The role's document-level read decision when the request alone makes it and leaves the
+    /// document to the field rules (`Level::Fields`): the permissions the top-level field rules
+    /// inherit. `None` when it is another decision or needs the document.
+    level: Option<Inherited>,
     /// The role's memoized per-document field rules that are equality tests of a top-level
     /// field (`{"%%root.owner": "%%user.id"}`): settled from the probe for the general path.
     seeds: Box<[Seed]>,
@@ -415,6 +419,18 @@ enum Field {
     General,
 }
 
+/// The role [`FastRead::select`] found for a document.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Selected {
+    /// The role, by policy index (`None`: no role applies).
+    pub role: Option<u32>,
+    /// The role's per-document rules the selection's scan settled.
+    pub seeds: Seeds,
+    /// The role's document-level decision when the request alone makes it and it leaves the
+    /// document to the field rules: the permissions those inherit ([`FastRole::level`]).
+    pub level: Option<Inherited>,
+}
+
 /// What the fast path made of one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FastDecision {
@@ -454,7 +470,10 @@ impl FastRead {
     /// The role of the probed document (the first whose test holds; `None` when none does), as
     /// [`DocEval::select`] decides it; `Err` when an element it reads is malformed (the general
     /// path then decides the document from the start).
-    #[inline]
+    // PERF: always inlined, with `raw::any_value`: left to the inliner, one or the other was
+    // left out of line once `select` grew (W1 decision 638 -> 655 or 686 instructions per
+    // document).
+    #[inline(always)]
     fn select_role(&self, probe: &mut Probe<'_>) -> Result<Option<&FastRole>, Malformed> {
         for r in self.roles.iter() {
             if let Some((key, want)) = &r.test {
@@ -524,13 +543,21 @@ impl FastRead {
     }
 
     /// The role `doc` gets (by policy index; `Ok(None)` when no role applies), as
-    /// [`DocEval::select`] decides it; `Err` when only the general path can tell.
-    pub fn select(&self, doc: &RawDocument) -> Result<(Option<u32>, Seeds), Malformed> {
+    /// [`DocEval::select`] decides it, with the role's seeds and its request-only
+    /// document-level decision ([`Selected`]); `Err` when only the general path can tell.
+    pub fn select(&self, doc: &RawDocument) -> Result<Selected, Malformed> {
         let mut probe = Probe::new(doc);
         Ok(match self.select_role(&mut probe)? {
-            Some(r) if r.seeds.is_empty() => (Some(r.role), Seeds::default()),
-            Some(r) => (Some(r.role), self.seeds_inline(r, &mut probe)),
-            None => (None, Seeds::default()),
+            Some(r) => Selected {
+                role: Some(r.role),
+                seeds: if r.seeds.is_empty() {
+                    Seeds::default()
+                } else {
+                    self.seeds_inline(r, &mut probe)
+                },
+                level: r.level,
+            },
+            None => Selected::default(),
         })
     }
 
@@ -597,7 +624,7 @@ impl PlanBuilder {
             None => None,
         };
         let prog_role = program.roles.get(role as usize)?;
-        let read = read_of(program, prepared, prog_role);
+        let (read, level) = read_of(program, prepared, prog_role);
         let mut seeds = Vec::new();
         self.seeds_of(program, prepared, &prog_role.fields, &mut seeds);
         let always = test.is_none();
@@ -605,6 +632,7 @@ impl PlanBuilder {
             role,
             test,
             read,
+            level,
             seeds: seeds.into_boxed_slice(),
         });
         Some(always)
@@ -837,24 +865,31 @@ fn settled_perms(program: &Program, perms: &CPerms) -> bool {
     settled(program, perms.read) && settled(program, perms.write)
 }
 
-/// What `role` does with a document it is selected for, decided on the request alone.
-fn read_of(program: &Program, prepared: &Prepared<'_>, role: &RoleProg) -> Read {
+/// What `role` does with a document it is selected for, decided on the request alone, and
+/// its document-level decision when that is `Level::Fields` ([`FastRole::level`]).
+fn read_of(
+    program: &Program,
+    prepared: &Prepared<'_>,
+    role: &RoleProg,
+) -> (Read, Option<Inherited>) {
     if role.has_doc_filters || !settled(program, role.read) || !settled(program, role.write) {
-        return Read::General;
+        return (Read::General, None);
     }
     let mut cache = KeyCache::default();
     let mut eval = DocEval::new(program, prepared, None, None, true, &mut cache, None);
     match eval.read_level(role) {
-        Ok(Level::Whole) => Read::Whole,
-        Ok(Level::Hidden) => Read::Hidden,
+        Ok(Level::Whole) => (Read::Whole, None),
+        Ok(Level::Hidden) => (Read::Hidden, None),
         Ok(Level::Fields(inherited)) if role.fields.infallible => {
             let actions = field_actions(&mut eval, program, role, inherited);
-            match FieldScan::new(role, &actions) {
+            let read = match FieldScan::new(role, &actions) {
                 Some(scan) => Read::Scan(scan),
                 None => Read::Fields(actions),
-            }
+            };
+            (read, Some(inherited))
         }
-        Ok(Level::Fields(_)) | Err(_) => Read::General,
+        Ok(Level::Fields(inherited)) => (Read::General, Some(inherited)),
+        Err(_) => (Read::General, None),
     }
 }
 

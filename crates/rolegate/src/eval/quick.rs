@@ -15,7 +15,10 @@
 //! document (`Action::Memo`), or `Nested` on an embedded document.
 
 use super::doc::{Action, KeyCache, PlanCache};
-use super::raw::{Span, begin_element, fixed_or_prefixed_size, kind, short_key_at};
+use super::raw::{
+    DocWriter, Span, begin_element, find_nul, fixed_or_prefixed_size, key_tag_at, kind,
+    short_key_at,
+};
 use super::read::Inherited;
 use crate::compile::CTree;
 
@@ -59,6 +62,92 @@ pub(crate) struct QuickLevel<'p> {
     pub actions: &'p [Action],
     /// The document's memos, for [`Action::Memo`].
     pub memos: &'p KeyCache,
+}
+
+/// Where the quick scan of a whole document ([`redact_document`]) stopped, for the general
+/// walk to go on from: the offset of the element it left, its kept run not yet copied,
+/// whether it kept an element, and the document's writer (its length placeholder written).
+#[derive(Debug)]
+pub(crate) struct Resume {
+    pub pos: usize,
+    pub run: KeptRun,
+    pub kept: bool,
+    pub writer: DocWriter,
+}
+
+/// What [`redact_document`] made of a document.
+#[derive(Debug)]
+pub(crate) enum QuickDocument {
+    /// Redacted whole: whether a field is kept (the document then appended to the output,
+    /// else nothing).
+    Done(bool),
+    /// Redacted up to an element that needs the general walk ([`Resume`]).
+    Stopped(Resume),
+    /// Not started (the request has not cached the level's actions yet): the output is as it
+    /// was.
+    NotCached,
+}
+
+/// Redacts the document `doc` (checked bytes) under `tree` and `inherited` by the quick scan,
+/// as far as the scan goes ([`QuickDocument`]).
+///
+/// The caller vouches that `plans` serves this request ([`PlanCache::serves`]) and that
+/// `memos` holds this document's memos and no other's ([`KeyCache::seed_quick`]).
+// PERF: the fast path's redaction of a document whose role and level the request settles: no
+// evaluator, step budget or level walk is set up unless an element needs them (issue 16).
+#[inline(always)]
+pub(crate) fn redact_document(
+    tree: &CTree,
+    inherited: Inherited,
+    plans: &PlanCache,
+    memos: &KeyCache,
+    doc: &[u8],
+    out: &mut Vec<u8>,
+) -> QuickDocument {
+    let Some(level) = QuickLevel::of(tree, inherited, plans, memos) else {
+        return QuickDocument::NotCached;
+    };
+    let writer = DocWriter::begin(out);
+    let mut run = KeptRun::default();
+    let mut pos = 4;
+    let mut kept = false;
+    // INVARIANT: a checked document ends with its NUL: a full scan stops there.
+    while pos + 1 != doc.len() {
+        let (stop, any) = level.keep_and_drop(doc, pos, &mut run, out);
+        kept |= any;
+        pos = stop;
+        if pos + 1 == doc.len() {
+            break;
+        }
+        // PERF: a key longer than seven bytes stops the scan; one whose cached action settles
+        // it is taken here, and the scan goes on after it (W1 redact: `owner_id`).
+        match level.long_key_element(doc, pos, &mut run, out) {
+            Some((end, any)) => {
+                kept |= any;
+                pos = end;
+            }
+            None => {
+                return QuickDocument::Stopped(Resume {
+                    pos,
+                    run,
+                    kept,
+                    writer,
+                });
+            }
+        }
+    }
+    if !kept {
+        out.truncate(writer.start());
+        return QuickDocument::Done(false);
+    }
+    run.flush(doc, out);
+    let start = writer.start();
+    if writer.end(out).is_err() {
+        // Too long a document: the general walk reports it.
+        out.truncate(start);
+        return QuickDocument::NotCached;
+    }
+    QuickDocument::Done(true)
 }
 
 impl<'p> QuickLevel<'p> {
@@ -169,6 +258,57 @@ impl<'p> QuickLevel<'p> {
             }
             pos = end;
         }
+    }
+
+    /// The scan of one element whose key is longer than seven bytes, at `pos` of `bytes`:
+    /// `Some((end, kept))` when its cached action is `Keep`, `Drop` or a known memo (a kept
+    /// element added to `run`); `None` for any other element (an embedded document under
+    /// nested rules included), at the level's closing NUL, and for a key of seven bytes or
+    /// fewer near the level's end ([`short_key_at`] gave up on it): the general walk takes it.
+    // PERF: out of line, and outside the scan's loop (`redact_document` calls it where the
+    // scan stops): long keys are rarer, and the loop keeps its registers for the short ones
+    // (merged into the loop, they cost W2-20 redact 141 instructions per document).
+    #[inline(never)]
+    fn long_key_element(
+        self,
+        bytes: &[u8],
+        pos: usize,
+        run: &mut KeptRun,
+        out: &mut Vec<u8>,
+    ) -> Option<(usize, bool)> {
+        let &kind = bytes.get(pos)?;
+        if kind == 0 {
+            return None;
+        }
+        let key_start = pos + 1;
+        let key_len = find_nul(bytes.get(key_start..)?)?;
+        if key_len <= 7 {
+            return None;
+        }
+        let key = bytes.get(key_start..key_start + key_len)?;
+        let value_start = key_start + key_len + 1;
+        let end = value_start + fixed_or_prefixed_size(kind, bytes, value_start)?;
+        if end > bytes.len() {
+            return None;
+        }
+        let index = match self
+            .tree
+            .index
+            .find_tagged(key_tag_at(bytes, key_start, key_len), key)
+        {
+            Some(i) => i as usize,
+            None => self.actions.len().wrapping_sub(1),
+        };
+        let keep = match self.actions.get(index)? {
+            Action::Keep => true,
+            Action::Drop => false,
+            &Action::Memo(m) => self.memos.memo(m)?,
+            _ => return None,
+        };
+        if keep {
+            run.add(bytes, pos, end - pos, out);
+        }
+        Some((end, keep))
     }
 
     /// Redacts the embedded document `element` of `bytes` (its field index `index`, under

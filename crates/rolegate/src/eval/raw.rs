@@ -415,7 +415,7 @@ pub(crate) fn checked_doc(bytes: &[u8]) -> Result<CheckedDoc<'_>, Malformed> {
 
 /// Byte equality without a `memcmp` call for the short slices that keys and rule strings
 /// usually are (8 to 16 bytes: two overlapping words; fewer: byte by byte).
-#[inline]
+#[inline(always)]
 pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
@@ -467,7 +467,7 @@ pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {
 
 /// Calls `f(type, value bytes)` on each element of the raw document `bytes` (keys skipped)
 /// until it returns true.
-#[inline]
+#[inline(always)]
 pub(crate) fn any_value(
     bytes: &[u8],
     mut f: impl FnMut(u8, &[u8]) -> bool,
@@ -911,13 +911,21 @@ pub(crate) struct DocWriter {
 }
 
 impl DocWriter {
+    #[inline]
     pub fn begin(out: &mut Vec<u8>) -> DocWriter {
         let start = out.len();
         out.extend_from_slice(&[0, 0, 0, 0]);
         DocWriter { start }
     }
 
+    /// Where the document starts in `out`.
+    #[inline(always)]
+    pub fn start(self) -> usize {
+        self.start
+    }
+
     /// Ends the document (NUL, length).
+    #[inline]
     pub fn end(self, out: &mut Vec<u8>) -> Result<(), Malformed> {
         out.push(0);
         let len = i32::try_from(out.len() - self.start).map_err(|_| Malformed)?;

@@ -14,7 +14,7 @@
 use bson::{Bson, Document, RawDocument};
 
 use super::doc::{Action, DocEval, Fail, PlanCache};
-use super::quick::{KeptRun, QuickLevel};
+use super::quick::{KeptRun, QuickLevel, Resume};
 use super::raw::{
     CheckedDoc, DocWriter, Elements, Spans, Val, begin_element, checked_doc, index_key, kind,
     tag_is_whole_key, write_header,
@@ -37,6 +37,31 @@ pub(crate) enum Level {
     Whole,
     /// Field rules decide, with these inherited permissions.
     Fields(Inherited),
+}
+
+/// Where a level walk ([`DocEval::redact_level`]) starts: the level's writer (given with the
+/// output; its length placeholder already written), the offset of the first element to walk,
+/// the kept run before it and whether an element before it was kept. A walk starts at the
+/// first element with nothing kept, but where the quick scan redacted the start of the
+/// document ([`Resume`]).
+pub(crate) struct LevelStart {
+    writer: Option<DocWriter>,
+    pos: usize,
+    run: KeptRun,
+    kept: bool,
+}
+
+impl LevelStart {
+    /// The start of a level at its first element.
+    #[inline(always)]
+    fn fresh(writer: Option<DocWriter>) -> LevelStart {
+        LevelStart {
+            writer,
+            pos: 4,
+            run: KeptRun::default(),
+            kept: false,
+        }
+    }
 }
 
 impl Inherited {
@@ -177,32 +202,46 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
     /// Redacts a raw document under `tree`; appends it to `out` when given. True when some
     /// field is readable (the document is non-empty). Without `out` and with infallible rules,
     /// stops at the first readable field.
+    ///
+    /// `resume` (given with `out`): the quick scan redacted the document up to `resume.pos`
+    /// under these same `tree` and `inherited` ([`quick::redact_document`]); the walk goes on
+    /// from there.
+    // PERF: always inlined at its one call (`raw_general`).
+    #[inline(always)]
     pub fn redact_raw(
         &mut self,
         tree: &'a CTree,
         doc: &'a RawDocument,
         inherited: Inherited,
         out: Option<&mut Vec<u8>>,
+        resume: Option<Resume>,
     ) -> Result<bool, Fail> {
         // PERF: the plan cache is taken out of `self` for the walk and passed down, so that a
         // level reads its actions without going through `self` (which the rules borrow).
         let mut plans = self.plans.take();
         let mut out = out;
-        let writer = out.as_deref_mut().map(DocWriter::begin);
+        let start = match (resume, out.as_deref_mut()) {
+            (Some(r), Some(_)) => LevelStart {
+                writer: Some(r.writer),
+                pos: r.pos,
+                run: r.run,
+                kept: r.kept,
+            },
+            (_, out) => LevelStart::fresh(out.map(DocWriter::begin)),
+        };
         let result = self.redact_level(
             tree,
             CheckedDoc::of(doc),
             inherited,
             plans.as_deref_mut(),
             out,
-            writer,
+            start,
         );
         self.plans = plans;
         result
     }
 
-    /// [`DocEval::redact_raw`] of one level, on the level's checked bytes; `writer` (given with
-    /// `out`) is the level's document, its length placeholder already written.
+    /// [`DocEval::redact_raw`] of one level, on the level's checked bytes, from `start`.
     fn redact_level(
         &mut self,
         tree: &'a CTree,
@@ -210,7 +249,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         inherited: Inherited,
         mut plans: Option<&mut PlanCache>,
         mut out: Option<&mut Vec<u8>>,
-        writer: Option<DocWriter>,
+        start: LevelStart,
     ) -> Result<bool, Fail> {
         // PERF: decisions that read only the request are made once per request and cached per
         // field (`Action`) in one flat vector; the level's run of it is found once and indexed
@@ -219,12 +258,17 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         let level = inherited.level_of(tree);
         let base = plans.as_deref_mut().and_then(|p| p.level(level, len));
         let bytes = doc.bytes();
-        let mut kept = false;
         // PERF: adjacent kept elements are copied as one run (one copy instead of one per
         // element); the run is written out before anything else is and at the end.
-        let mut run = KeptRun::default();
+        let LevelStart {
+            writer,
+            pos: start,
+            mut run,
+            mut kept,
+        } = start;
         // PERF: elements as offsets (`Span`): the key and value are sliced only where used.
         let mut spans = Spans::over(doc);
+        spans.seek(start);
         loop {
             // PERF: the elements whose cached action settles them (`Keep`, `Drop`, a known
             // memo, an embedded document whose own elements are all such) are handled by the
@@ -355,7 +399,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     decided,
                     plans.as_deref_mut(),
                     out.as_deref_mut(),
-                    inner,
+                    LevelStart::fresh(inner),
                 )?
             } else {
                 self.redact_raw_array(
@@ -413,7 +457,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                 inherited,
                 plans.as_deref_mut(),
                 out.as_deref_mut(),
-                inner,
+                LevelStart::fresh(inner),
             )? {
                 count += 1;
                 if out.is_none() && tree.infallible {
