@@ -1,9 +1,11 @@
 //! Issue 9, finding 2: a rule key and a document key that differ are never taken for the same
-//! key by the compiled engine, whatever their lengths and shared prefixes (key tags keep only
-//! the length modulo 256 and the first seven bytes: a tag may never stand for the key itself).
+//! key by the compiled engine, whatever their lengths and shared prefixes (a key tag holds the
+//! key only for keys of at most seven bytes without a NUL; for any other key it keeps the first
+//! seven bytes and a saturated length, and may never stand for the key itself).
 //!
 //! The regression tests reproduce the issue's example (`abcdefg` read as a 263-byte rule key that
-//! starts with it) for reads, redaction, inserts and role choice, in both engines; the property
+//! starts with it) for reads, redaction, inserts and role choice, in both engines, and a rule
+//! name holding a NUL (`a` then NUL, never the document key `a`); the property
 //! test draws keys and values of every length 0–1,000 that share prefixes and checks that the
 //! compiled engine gives the reference's answers and that neither engine lets an unlisted key
 //! through.
@@ -83,6 +85,27 @@ fn short_document_key_is_not_a_long_rule_key_on_read() {
             "{engine:?} returned the unlisted field abcdefg: {out}"
         );
         assert_eq!(out.get_str(&long).ok(), Some("listed"), "{engine:?}");
+    }
+}
+
+/// A rule's field name may hold a NUL (`"a\u0000"`), which no document key does: it names
+/// no document field. Short document keys are their own tags, so such a name must not be
+/// tagged as the key before its NUL (`a`).
+#[test]
+fn a_rule_name_holding_a_nul_is_not_the_key_before_it() {
+    let roles = json!([{
+        "name": "r",
+        "apply_when": {},
+        "fields": { "a\u{0}": {"read": true}, "_id": {"read": true} }
+    }]);
+    let d = doc! {"_id": 1, "a": "secret"};
+    for engine in ENGINES {
+        let (out, _) = read_all(&roles, &user("u1", doc! {}), &d, engine);
+        let out = out.unwrap_or_default();
+        assert!(
+            !out.contains_key("a"),
+            "{engine:?} returned the unlisted field a: {out}"
+        );
     }
 }
 

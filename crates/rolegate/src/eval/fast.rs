@@ -545,6 +545,10 @@ impl FastRead {
     /// The role `doc` gets (by policy index; `Ok(None)` when no role applies), as
     /// [`DocEval::select`] decides it, with the role's seeds and its request-only
     /// document-level decision ([`Selected`]); `Err` when only the general path can tell.
+    // PERF: always inlined at its one call (`raw_compiled` of `redact_raw`): the inliner
+    // left it out of line or not from one change to the next (W1 redact +60 instructions per
+    // document out of line).
+    #[inline(always)]
     pub fn select(&self, doc: &RawDocument) -> Result<Selected, Malformed> {
         let mut probe = Probe::new(doc);
         Ok(match self.select_role(&mut probe)? {

@@ -67,18 +67,31 @@ impl<'a> Elem<'a> {
     }
 }
 
-/// The length of a key (saturated at 255) and its first seven bytes packed in a word. Two keys
-/// with different tags differ. Equal tags prove equal keys only when the tag's length byte is at
-/// most 7: the length is then exact and the tag holds every byte of both keys
-/// ([`tag_is_whole_key`]); longer keys share tags with other keys of their length byte and first
-/// seven bytes, so a tag only selects candidates, whose bytes are then compared.
+/// A key packed in a word, to find it in a [`crate::compile::KeyTable`] without comparing
+/// bytes. A key of at most seven bytes and no NUL (every key of a BSON document) is its own
+/// tag: its bytes, little-endian, with the top byte zero; the tag holds the whole key, and
+/// equal such tags are equal keys ([`tag_is_whole_key`]). Any other key (longer, or a rule's
+/// field name holding a NUL) has its length saturated at 255 (at least 8) in the top byte and
+/// its first seven bytes below: such a tag only selects candidates, whose bytes are then
+/// compared. Two keys with different tags differ.
 ///
 /// SECURITY (issue 9, finding 2): the length used to be kept modulo 256, so the 7-byte key
 /// `abcdefg` and a 263-byte key starting with it had the same tag, and trusting the tag for
-/// short keys read one as the other. Saturating the length makes the short-key tag injective.
+/// short keys read one as the other. The top byte of a long key's tag is never zero, so no
+/// long key's tag is a short key's. A short name holding a NUL (`"a\u0000"`, which only a
+/// rule can hold) is tagged as a long key, so that it is compared byte for byte and matches no
+/// document key: as its own tag it would be `"a"`'s.
+///
+/// PERF (issue 16): without a length byte, a short key's tag is one masked word
+/// ([`short_key_in_word`]).
 #[inline]
 pub(crate) fn key_tag(key: &[u8]) -> u64 {
-    let mut w = length_byte(key.len()) << 56;
+    let whole = key.len() <= 7 && !key.contains(&0);
+    let mut w = if whole {
+        0
+    } else {
+        length_byte(key.len()).max(8) << 56
+    };
     for (i, b) in key.iter().take(7).enumerate() {
         w |= u64::from(*b) << (8 * i);
     }
@@ -91,11 +104,11 @@ fn length_byte(len: usize) -> u64 {
     len.min(255) as u64
 }
 
-/// Whether a tag holds its whole key (length at most 7: the length byte is exact and every byte
-/// is in the tag), so that two equal such tags are two equal keys.
+/// Whether a tag holds its whole key (a key of at most seven bytes without a NUL: its top byte
+/// is zero), so that two equal such tags are two equal keys.
 #[inline]
 pub(crate) fn tag_is_whole_key(tag: u64) -> bool {
-    tag >> 56 <= 7
+    tag >> 56 == 0
 }
 
 /// [`key_tag`] of the key of length `len` at `at` in `bytes`, with one word read when the
@@ -103,13 +116,16 @@ pub(crate) fn tag_is_whole_key(tag: u64) -> bool {
 #[inline]
 pub(crate) fn key_tag_at(bytes: &[u8], at: usize, len: usize) -> u64 {
     match bytes.get(at..at + 8) {
-        Some(word) => {
+        // INVARIANT: the key is a document's (`len` is the offset of its NUL), so it holds no
+        // NUL, and a short one is its own tag.
+        Some(word) if len >= 8 || !word.iter().take(len).any(|&b| b == 0) => {
             let mut w = [0u8; 8];
             w.copy_from_slice(word);
             let keep = len.min(7) * 8;
-            (u64::from_le_bytes(w) & ((1u64 << keep) - 1)) | (length_byte(len) << 56)
+            let length = if len <= 7 { 0 } else { length_byte(len) << 56 };
+            (u64::from_le_bytes(w) & ((1u64 << keep) - 1)) | length
         }
-        None => key_tag(bytes.get(at..at + len).unwrap_or(&[])),
+        _ => key_tag(bytes.get(at..at + len).unwrap_or(&[])),
     }
 }
 
@@ -141,7 +157,9 @@ fn short_key_in_word(w: u64) -> Option<(usize, u64)> {
         return None;
     }
     let len = (zero.trailing_zeros() / 8) as usize;
-    Some((len, (w & ((1u64 << (len * 8)) - 1)) | ((len as u64) << 56)))
+    // The bits below the first zero byte: `zero ^ (zero - 1)` sets every bit up to that byte's
+    // high bit (bit `8 * len + 7`), and the shift drops that byte.
+    Some((len, w & ((zero ^ (zero - 1)) >> 8)))
 }
 
 /// Where one element lies in its document's bytes: offsets only, so that the hot loops slice
@@ -939,9 +957,6 @@ impl DocWriter {
     }
 }
 
-/// The key bytes of a [`key_tag`] (its length byte cleared).
-const TAG_KEY_BYTES: u64 = (1 << 56) - 1;
-
 /// Writes the header (type byte, key, NUL) of the element `span` of `bytes`, an embedded
 /// document or array, and the length placeholder of its value: the writer of that value.
 ///
@@ -952,8 +967,9 @@ const TAG_KEY_BYTES: u64 = (1 << 56) - 1;
 #[inline(always)]
 pub(crate) fn begin_element(out: &mut Vec<u8>, span: &Span, bytes: &[u8]) -> DocWriter {
     if tag_is_whole_key(span.tag) {
-        let key_len = (span.tag >> 56) as usize;
-        let word = u128::from(span.kind) | (u128::from(span.tag & TAG_KEY_BYTES) << 8);
+        // The key's bytes are not zero: its length is where the tag's zero bytes start.
+        let key_len = 8 - (span.tag.leading_zeros() / 8) as usize;
+        let word = u128::from(span.kind) | (u128::from(span.tag) << 8);
         let at = out.len();
         out.extend_from_slice(&word.to_le_bytes());
         out.truncate(at + 1 + key_len + 1 + 4);
@@ -1198,7 +1214,7 @@ mod tests {
 
     use super::{
         any_value, checked_doc, find_nul, fixed_or_prefixed_size, key_len_tag, key_tag, key_tag_at,
-        kind, short_key_at, value_size,
+        kind, short_key_at, tag_is_whole_key, value_size,
     };
 
     /// Bytes near a document's shape: a length prefix that is right, off by a little, or
@@ -1310,6 +1326,27 @@ mod tests {
             let tail = if cut == 0 { &tail[..tail.len().min(3)] } else { &tail[..] };
             if let Some(size) = fixed_or_prefixed_size(kind, tail, 0) {
                 prop_assert_eq!(value_size(kind, tail).ok(), Some(size));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_support::persisted(
+            "proptest-regressions/raw_key_tag.txt"
+        ))]
+
+        /// A tag holds its whole key exactly for keys of at most seven bytes without a NUL (every
+        /// such document key), and equal whole tags are equal keys: a rule's name holding a NUL
+        /// (`"a\0"`) or longer than seven bytes is never taken for a document key on its tag.
+        #[test]
+        fn equal_whole_key_tags_are_equal_keys(
+            a in proptest::collection::vec(prop_oneof![Just(0u8), Just(b'a'), Just(0xFF)], 0..10),
+            b in proptest::collection::vec(prop_oneof![Just(0u8), Just(b'a'), Just(0xFF)], 0..10),
+        ) {
+            let (ta, tb) = (key_tag(&a), key_tag(&b));
+            prop_assert_eq!(tag_is_whole_key(ta), a.len() <= 7 && !a.contains(&0));
+            if ta == tb && tag_is_whole_key(ta) {
+                prop_assert_eq!(&a, &b);
             }
         }
     }
