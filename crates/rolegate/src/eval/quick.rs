@@ -220,10 +220,7 @@ impl<'p> QuickLevel<'p> {
             if end > bytes.len() {
                 return (pos, kept);
             }
-            let index = match self.tree.index.find_whole(tag) {
-                Some(i) => i as usize,
-                None => additional,
-            };
+            let index = self.tree.index.find_whole_or(tag, additional);
             let keep = match self.actions.get(index) {
                 Some(Action::Keep) => true,
                 Some(Action::Drop) => false,
