@@ -221,7 +221,15 @@ pub(crate) enum Action {
     Keep,
     Drop,
     /// Redact the embedded value under the nested rules, with these inherited permissions.
-    Nested(crate::eval::read::Inherited),
+    Nested {
+        inherited: crate::eval::read::Inherited,
+        /// The nested level's key in the cache ([`Inherited::level_of`] of the nested rules;
+        /// `u32::MAX` past the range): the quick scan finds the level's run without computing
+        /// it (issue 16).
+        ///
+        /// [`Inherited::level_of`]: crate::eval::read::Inherited::level_of
+        level: u32,
+    },
     /// The field's rules read the document or the field: decide per document.
     Dynamic,
     /// Decided per document by one memoized rule alone: `Keep` when per-document memo `m`

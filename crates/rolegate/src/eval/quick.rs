@@ -160,8 +160,19 @@ impl<'p> QuickLevel<'p> {
         plans: &'p PlanCache,
         memos: &'p KeyCache,
     ) -> Option<Self> {
+        Self::at(tree, inherited.level_of(tree), plans, memos)
+    }
+
+    /// [`QuickLevel::of`] the level whose key in the cache is `level` (that of `tree`).
+    #[inline(always)]
+    fn at(
+        tree: &'p CTree,
+        level: usize,
+        plans: &'p PlanCache,
+        memos: &'p KeyCache,
+    ) -> Option<Self> {
         let len = tree.fields.len() + 1;
-        let base = plans.run_of(inherited.level_of(tree), len)?;
+        let base = plans.run_of(level, len)?;
         Some(QuickLevel {
             tree,
             plans,
@@ -228,7 +239,7 @@ impl<'p> QuickLevel<'p> {
                     Some(value) => value,
                     None => return (pos, kept),
                 },
-                Some(&Action::Nested(inherited)) if NESTED && kind == kind::DOCUMENT => {
+                Some(&Action::Nested { level, .. }) if NESTED && kind == kind::DOCUMENT => {
                     let element = Span {
                         kind,
                         tag,
@@ -236,7 +247,7 @@ impl<'p> QuickLevel<'p> {
                         key_len,
                         end,
                     };
-                    match self.nested::<WRITE>(bytes, element, index, inherited, run, out) {
+                    match self.nested::<WRITE>(bytes, element, index, level, run, out) {
                         Some(any) => {
                             kept |= any;
                             pos = end;
@@ -308,11 +319,11 @@ impl<'p> QuickLevel<'p> {
         Some((end, keep))
     }
 
-    /// Redacts the embedded document `element` of `bytes` (its field index `index`, under
-    /// `inherited`) by a scan of its level that handles no nested document: `Some(kept)` when
-    /// that scan reached the document's end, its redaction then written (nothing when nothing
-    /// is kept); `None`, with `out` as it was after `run` was copied, when it did not (the
-    /// general walk then takes the element).
+    /// Redacts the embedded document `element` of `bytes` (its field index `index`; `level`:
+    /// its nested level's key in the cache) by a scan of its level that handles no nested
+    /// document: `Some(kept)` when that scan reached the document's end, its redaction then
+    /// written (nothing when nothing is kept); `None`, with `out` as it was after `run` was
+    /// copied, when it did not (the general walk then takes the element).
     // PERF: out of line: the scan's loop keeps its registers for the common elements.
     #[inline(never)]
     fn nested<const WRITE: bool>(
@@ -320,12 +331,12 @@ impl<'p> QuickLevel<'p> {
         bytes: &[u8],
         element: Span,
         index: usize,
-        inherited: Inherited,
+        level: u32,
         run: &mut KeptRun,
         out: &mut Vec<u8>,
     ) -> Option<bool> {
         let (_, rule) = self.tree.fields.get(index)?;
-        let level = QuickLevel::of(&rule.nested, inherited, self.plans, self.memos)?;
+        let level = QuickLevel::at(&rule.nested, level as usize, self.plans, self.memos)?;
         let value = element.embedded(bytes).ok()?.bytes();
         // INVARIANT: a checked document ends with its NUL: a full scan stops there.
         let last = value.len() - 1;

@@ -967,8 +967,8 @@ impl DocWriter {
 #[inline(always)]
 pub(crate) fn begin_element(out: &mut Vec<u8>, span: &Span, bytes: &[u8]) -> DocWriter {
     if tag_is_whole_key(span.tag) {
-        // The key's bytes are not zero: its length is where the tag's zero bytes start.
-        let key_len = 8 - (span.tag.leading_zeros() / 8) as usize;
+        // INVARIANT: at most seven bytes: the tag holds the whole key.
+        let key_len = span.key_len;
         let word = u128::from(span.kind) | (u128::from(span.tag) << 8);
         let at = out.len();
         out.extend_from_slice(&word.to_le_bytes());

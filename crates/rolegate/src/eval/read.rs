@@ -159,7 +159,10 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
         }
         let fully_decided = decided.read.is_some() && decided.write.is_some();
         Ok(match nested {
-            Some(n) if !fully_decided && !n.is_empty() => Action::Nested(decided),
+            Some(n) if !fully_decided && !n.is_empty() => Action::Nested {
+                inherited: decided,
+                level: u32::try_from(decided.level_of(n)).unwrap_or(u32::MAX),
+            },
             _ => Action::Drop,
         })
     }
@@ -364,7 +367,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
                     kept = true;
                     continue;
                 }
-                Action::Nested(decided) => decided,
+                Action::Nested { inherited, .. } => inherited,
                 Action::Fail(i) => {
                     let fail = plans.as_deref().and_then(|p| p.fails.get(i as usize));
                     return Err(fail.cloned().unwrap_or(Fail::Malformed));
