@@ -4,6 +4,9 @@
 //! handled — kept ones added to the level's run of kept bytes, dropped ones skipped, an embedded
 //! document under nested rules redacted when its own elements are all settled — up to the first
 //! element that needs more, which is left, unread, to the general walk of `eval/read.rs`.
+//! The fast path also runs it over a whole document ([`redact_document`]: the request settles
+//! the selected role's document-level decision), and the general walk resumes where it stops
+//! ([`Resume`]).
 //!
 //! The scan makes exactly the checks of [`super::raw::Spans`] on the elements it passes (a type
 //! byte of a known size, a key and its NUL, a length prefix of at least 1 for strings and 5 for
@@ -12,7 +15,9 @@
 //! only the common case, so that its loop keeps few values live: keys of at most seven bytes (one
 //! word gives the key's length and its whole tag: no byte comparison), values whose size a table
 //! or a length prefix gives, and actions that are `Keep`, `Drop`, a memo already known for the
-//! document (`Action::Memo`), or `Nested` on an embedded document.
+//! document (`Action::Memo`), or `Nested` on an embedded document. A longer key whose action
+//! settles it is taken between two scans of a whole document
+//! ([`QuickLevel::long_key_element`]).
 
 use super::doc::{Action, KeyCache, PlanCache};
 use super::raw::{

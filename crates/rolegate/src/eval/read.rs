@@ -207,7 +207,7 @@ impl<'a, 'c: 'a> DocEval<'a, 'c> {
     /// stops at the first readable field.
     ///
     /// `resume` (given with `out`): the quick scan redacted the document up to `resume.pos`
-    /// under these same `tree` and `inherited` ([`quick::redact_document`]); the walk goes on
+    /// under these same `tree` and `inherited` ([`super::quick::redact_document`]); the walk goes on
     /// from there.
     // PERF: always inlined at its one call (`raw_general`).
     #[inline(always)]
