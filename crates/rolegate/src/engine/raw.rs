@@ -7,12 +7,12 @@ use super::PreparedRequest;
 use bson::Document;
 
 use crate::eval::CompiledRequest;
-use crate::eval::doc::{DocEval, DocRef, KeyCache};
+use crate::eval::doc::{DocEval, DocRef, Inherited, KeyCache};
 use crate::eval::fast::{FastDecision, Seeds};
 use crate::eval::prepare::Prepared;
 use crate::eval::quick::{self, QuickDocument, Resume};
 use crate::eval::raw::Validity;
-use crate::eval::read::{Inherited, Level};
+use crate::eval::read::Level;
 use crate::reference;
 use crate::steps::StepBudget;
 

@@ -19,7 +19,7 @@ use super::value::{
 };
 use crate::compile::index::Run;
 use crate::compile::ir::{COp, CPred, DocPath, FieldEq, KeyId, Node, NodeId, Opnd, Subject, Test};
-use crate::compile::{NO_MEMO, Program, RuleRef};
+use crate::compile::{CTree, NO_MEMO, Program, RuleRef};
 use crate::expr::{CmpOp, Expr};
 use crate::reference::Failure;
 use crate::value::eval::{array_length_operand, truncated};
@@ -212,6 +212,33 @@ pub(crate) enum FastOperand<'a> {
     Bool(bool),
 }
 
+/// Permission results decided by a parent level (`reference/fields.rs` `Inherited`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Inherited {
+    pub read: Option<bool>,
+    pub write: Option<bool>,
+}
+
+impl Inherited {
+    /// The key of level `tree` under these permissions in the request's action cache
+    /// ([`PlanCache`]: `tree id * 9 + code`).
+    #[inline(always)]
+    pub(crate) fn level_of(self, tree: &CTree) -> usize {
+        tree.id as usize * 9 + self.code()
+    }
+
+    /// 0..9: which of the nine combinations this is.
+    #[inline(always)]
+    fn code(self) -> usize {
+        let c = |v: Option<bool>| match v {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        c(self.read) * 3 + c(self.write)
+    }
+}
+
 /// What field redaction does with one field of one level, when that is the same for every
 /// document of the request (the field's rules read only the request).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -222,12 +249,10 @@ pub(crate) enum Action {
     Drop,
     /// Redact the embedded value under the nested rules, with these inherited permissions.
     Nested {
-        inherited: crate::eval::read::Inherited,
+        inherited: Inherited,
         /// The nested level's key in the cache ([`Inherited::level_of`] of the nested rules;
         /// `u32::MAX` past the range): the quick scan finds the level's run without computing
         /// it (issue 16).
-        ///
-        /// [`Inherited::level_of`]: crate::eval::read::Inherited::level_of
         level: u32,
     },
     /// The field's rules read the document or the field: decide per document.

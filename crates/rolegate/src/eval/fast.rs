@@ -35,10 +35,10 @@ use bson::{Bson, RawDocument};
 
 #[cfg(doc)]
 use super::doc::raw_field_eq;
-use super::doc::{Action, DocEval, KeyCache};
+use super::doc::{Action, DocEval, Inherited, KeyCache};
 use super::prepare::{Live, Partial, Prepared, SlotVal, Step};
 use super::raw::{self, Elements, Malformed, bytes_eq, find_nul, value_size};
-use super::read::{Inherited, Level};
+use super::read::Level;
 use crate::compile::ir::{KeyId, Node, Opnd};
 use crate::compile::{CPerms, CTree, NO_MEMO, Program, RoleProg, RuleRef};
 

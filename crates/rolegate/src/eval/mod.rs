@@ -21,7 +21,9 @@
 //! - [`write`]: write decisions.
 //!
 //! Dependencies point one way: `value` → `raw`; `prepare` → `value`; `doc` → `prepare`,
-//! `value`, `raw`; `read` and `write` → `doc`; `fast` → `doc`, `prepare`, `read`. The request
+//! `value`, `raw`; `quick` → `doc`, `raw`; `read` → `doc`, `quick`; `write` → `doc`; `fast` →
+//! `doc`, `prepare`, `read`. One exception: `doc`'s `KeyCache::seed_quick` takes `fast`'s
+//! `Seeds`. The request
 //! state the engine keeps, [`CompiledRequest`], ties `prepare` and `fast` together here, so that
 //! `prepare` needs nothing above it.
 

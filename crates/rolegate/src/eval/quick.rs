@@ -19,12 +19,11 @@
 //! settles it is taken between two scans of a whole document
 //! ([`QuickLevel::long_key_element`]).
 
-use super::doc::{Action, KeyCache, PlanCache};
+use super::doc::{Action, Inherited, KeyCache, PlanCache};
 use super::raw::{
     DocWriter, Span, begin_element, find_nul, fixed_or_prefixed_size, key_tag_at, kind,
     short_key_at,
 };
-use super::read::Inherited;
 use crate::compile::CTree;
 
 /// Kept elements of one level not yet copied to the output: a byte range of the level's

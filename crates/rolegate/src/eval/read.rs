@@ -13,7 +13,7 @@
 
 use bson::{Bson, Document, RawDocument};
 
-use super::doc::{Action, DocEval, Fail, PlanCache};
+use super::doc::{Action, DocEval, Fail, Inherited, PlanCache};
 use super::quick::{KeptRun, QuickLevel, Resume};
 use super::raw::{
     CheckedDoc, DocWriter, Elements, Spans, Val, begin_element, checked_doc, index_key, kind,
@@ -21,13 +21,6 @@ use super::raw::{
 };
 use super::value::V;
 use crate::compile::{CPerms, CTree, NO_MEMO, RoleProg};
-
-/// Permission results decided by a parent level (`reference/fields.rs` `Inherited`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Inherited {
-    pub read: Option<bool>,
-    pub write: Option<bool>,
-}
 
 /// What the document-level part of a read decided.
 pub(crate) enum Level {
@@ -61,26 +54,6 @@ impl LevelStart {
             run: KeptRun::default(),
             kept: false,
         }
-    }
-}
-
-impl Inherited {
-    /// The key of level `tree` under these permissions in the request's action cache
-    /// ([`PlanCache`]: `tree id * 9 + code`).
-    #[inline(always)]
-    pub(crate) fn level_of(self, tree: &CTree) -> usize {
-        tree.id as usize * 9 + self.code()
-    }
-
-    /// 0..9: which of the nine combinations this is.
-    #[inline(always)]
-    fn code(self) -> usize {
-        let c = |v: Option<bool>| match v {
-            None => 0,
-            Some(false) => 1,
-            Some(true) => 2,
-        };
-        c(self.read) * 3 + c(self.write)
     }
 }
 
