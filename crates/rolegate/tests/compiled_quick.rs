@@ -25,7 +25,6 @@ mod support;
 
 use bson::{Bson, Document, doc};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use rolegate::{EngineKind, Scratch};
 use serde_json::{Map, Value, json};
 use support::{ctx, rules, same_read, user};
@@ -34,14 +33,6 @@ const REGRESSIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/proptest-regressions/compiled_quick.txt"
 );
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        ..ProptestConfig::default()
-    }
-}
 
 /// A read or write rule: absent, constant, request-only, three shared document rules
 /// (memoized; two of them settled by the fast path's scan), or a rule on the field's own
@@ -241,7 +232,7 @@ fn document() -> impl Strategy<Value = Document> {
 }
 
 proptest! {
-    #![proptest_config(config(600))]
+    #![proptest_config(support::persisted(600, REGRESSIONS))]
 
     /// Every entry point agrees with the reference on every document, each read on a fresh
     /// scratch space (`same_read`).

@@ -429,13 +429,10 @@ fn literal_selection(shape: &str, v: &Bson) -> Option<Vec<i32>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(800),
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
-            "proptest-regressions/security_injection.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(compiled_support::persisted(
+        800,
+        "proptest-regressions/security_injection.txt"
+    ))]
 
     /// The planned filter query selects exactly what the literal comparison selects, or the
     /// plan fails where no literal encoding exists; it never selects more.

@@ -308,13 +308,10 @@ impl LongCase {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(400),
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
-            "proptest-regressions/security_keys.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(compiled_support::persisted(
+        400,
+        "proptest-regressions/security_keys.txt"
+    ))]
 
     /// Reads (every entry point), redaction, inserts, updates and role choice agree between the
     /// engines, and no returned or written field is one the chosen role does not list.

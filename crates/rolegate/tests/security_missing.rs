@@ -212,13 +212,10 @@ fn is_scalar(side: &Side) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600),
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
-            "proptest-regressions/security_missing.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(compiled_support::persisted(
+        600,
+        "proptest-regressions/security_missing.txt"
+    ))]
 
     /// For every operator, both engines agree, a test and its mirror agree (for scalar sides;
     /// arrays match element-wise in one direction only), and a missing expansion on either side

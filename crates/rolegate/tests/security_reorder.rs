@@ -274,13 +274,10 @@ impl ReorderCase {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000),
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
-            "proptest-regressions/security_reorder.txt",
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(compiled_support::persisted(
+        1000,
+        "proptest-regressions/security_reorder.txt"
+    ))]
 
     /// A permuted embedded document is a write that a role unable to write the field (or a moved
     /// key of it, under nested rules) is refused, by both engines alike; the unpermuted

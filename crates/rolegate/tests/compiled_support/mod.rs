@@ -6,10 +6,24 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf};
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use rolegate::{
     EngineKind, FunctionHost, LoadOptions, ReadOutcome, RequestContext, RuleSet, Rules, Scratch,
 };
 use serde_json::{Value, json};
+
+/// The proptest configuration of a property: `default` cases (`PROPTEST_CASES` overrides),
+/// failing seeds persisted to `regressions`.
+pub fn persisted(default: u32, regressions: &'static str) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
+        ..ProptestConfig::default()
+    }
+}
 
 /// Rules of `app.items` with these roles (and filters).
 pub fn rules(roles: Value) -> Rules {
