@@ -309,6 +309,12 @@ impl<'d> Probe<'d> {
         }
     }
 
+    /// Whether the probe has read the document's first element (and found it well formed).
+    #[inline(always)]
+    fn past_first(&self) -> bool {
+        self.pos > 4
+    }
+
     /// The type and value bytes of probed field `want` (index in `probed`).
     #[inline(always)]
     fn field(
@@ -407,6 +413,9 @@ struct FieldScan {
     keys: Box<[ProbedKey]>,
     actions: Box<[Field]>,
     additional: Field,
+    /// The role keeps a top-level `_id`: a document whose first element is `_id` (as MongoDB
+    /// stores every document) is visible, once that element is known to be well formed.
+    keeps_id: bool,
 }
 
 /// Most fields a [`FieldScan`] matches (each element's key is compared with each).
@@ -589,7 +598,7 @@ impl FastRead {
                 .roles
                 .get(r.role as usize)
                 .and_then(|prog_role| any_kept(prog_role, actions, doc)),
-            Read::Scan(scan) => scan.any_kept(doc),
+            Read::Scan(scan) => scan.any_kept(doc, &probe),
         };
         match visible {
             Some(visible) => FastDecision::Decided {
@@ -778,17 +787,29 @@ impl FieldScan {
         if !unique {
             return None;
         }
+        let id_action = match keys.iter().position(|k| *k.name == *b"_id") {
+            Some(i) => scanned.get(i).copied().unwrap_or(Field::General),
+            None => additional,
+        };
         Some(FieldScan {
             keys: keys.into_boxed_slice(),
             actions: scanned.into_boxed_slice(),
             additional,
+            keeps_id: id_action == Field::Keep,
         })
     }
 
-    /// What [`any_kept`] answers, with each key matched in place.
+    /// What [`any_kept`] answers, with each key matched in place; `probe` is the role
+    /// selection's probe of the same document.
     #[inline(always)]
-    fn any_kept(&self, doc: &RawDocument) -> Option<bool> {
+    fn any_kept(&self, doc: &RawDocument, probe: &Probe<'_>) -> Option<bool> {
         let bytes = doc.as_bytes();
+        // PERF: the scan would stop at its first element when that is a kept `_id`, and the
+        // probe has checked that element if it went past it (W1 decision: the `shared` and
+        // `public` roles, 634 -> 586 instructions per document).
+        if self.keeps_id && probe.past_first() && bytes.get(5..9) == Some(b"_id\0") {
+            return Some(true);
+        }
         let mut pos = 4;
         while let Some(elem) = next_element(bytes, pos, &self.keys).ok()? {
             pos = elem.end;
@@ -1254,6 +1275,8 @@ mod tests {
             actions in proptest::collection::vec(field_action(), SCAN_NAMES.len() + 1),
             elements in proptest::collection::vec((key(), 0..4u8), 0..10),
             named in proptest::collection::vec(prop::sample::select(&SCAN_NAMES[..]), 0..4),
+            id_first in any::<bool>(),
+            probe_first in any::<bool>(),
             cut in 0..40usize,
         ) {
             let fields: serde_json::Map<String, serde_json::Value> = SCAN_NAMES
@@ -1268,7 +1291,8 @@ mod tests {
             let program = crate::compile::compile(set.policy(None, "app", "items").unwrap().roles);
             let role = &program.roles[0];
             let mut raw = RawDocumentBuf::new();
-            let keys = elements.iter().map(|(k, t)| (k.clone(), *t));
+            let id = id_first.then(|| ("_id".to_string(), 1));
+            let keys = id.into_iter().chain(elements.iter().map(|(k, t)| (k.clone(), *t)));
             let named = named.iter().map(|n| (n.to_string(), 0));
             for (i, (k, t)) in keys.chain(named).enumerate() {
                 match t {
@@ -1281,14 +1305,27 @@ mod tests {
             let Some(scan) = super::FieldScan::new(role, &actions) else {
                 return Err(TestCaseError::fail("six fields fit a scan"));
             };
-            prop_assert_eq!(scan.any_kept(&raw), super::any_kept(role, &actions, &raw));
+            // The role selection's probe, before or after it read up to a field "a".
+            let probed = probed(&["a"]);
+            let probe = |doc| {
+                let mut probe = Probe::new(doc);
+                if probe_first {
+                    let _ = probe.field(&probed, 0);
+                }
+                probe
+            };
+            prop_assert_eq!(
+                scan.any_kept(&raw, &probe(&raw)),
+                super::any_kept(role, &actions, &raw)
+            );
             // A malformed document: the same answer (the scan may only give up more often).
             let mut bytes = raw.as_bytes().to_vec();
             if let Some(b) = bytes.get_mut(4 + cut) {
                 *b = 0x7f;
             }
             if let Ok(bad) = bson::RawDocument::from_bytes(&bytes) {
-                let (got, want) = (scan.any_kept(bad), super::any_kept(role, &actions, bad));
+                let got = scan.any_kept(bad, &probe(bad));
+                let want = super::any_kept(role, &actions, bad);
                 prop_assert!(got == want || got.is_none(), "{got:?} vs {want:?}");
             }
         }
