@@ -261,9 +261,14 @@ fn next_element(
         Some(word) => match_key(keys, bytes, key_start, word),
         None => None,
     };
+    // PERF: a key of up to seven bytes other than the names (W1's `_id`) is measured in the
+    // word already read (W1 decision 585 -> 570 instructions per document).
     let key_len = match hit.and_then(|i| keys.get(i)) {
         Some(k) => k.name.len(),
-        None => find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?,
+        None => match word.and_then(raw::nul_in_word) {
+            Some(len) => len,
+            None => find_nul(bytes.get(key_start..).ok_or(Malformed)?).ok_or(Malformed)?,
+        },
     };
     // Near the end of the document the word cannot be read: compare the key itself.
     let hit = match (word, hit) {

@@ -146,13 +146,26 @@ pub(crate) fn key_len_tag(bytes: &[u8], at: usize) -> Result<(usize, u64), Malfo
     Ok((len, key_tag_at(bytes, at, len)))
 }
 
+/// The zero bytes of the word `w`: the lowest set bit is the high bit of the first zero byte
+/// (higher bits may be false positives after it, never before it); 0 when there is none.
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(NUL_LO) & !w & NUL_HI
+}
+
+/// The offset of the first NUL byte of the little-endian word `w` (its bytes in memory
+/// order), if it holds one.
+#[inline(always)]
+pub(crate) fn nul_in_word(w: u64) -> Option<usize> {
+    let zero = zero_bytes(w);
+    (zero != 0).then_some((zero.trailing_zeros() / 8) as usize)
+}
+
 /// The length and [`key_tag`] of a key of at most seven bytes whose first eight bytes (the key,
 /// its NUL, whatever follows) are the little-endian word `w`; `None` when `w` holds no NUL.
 #[inline(always)]
 fn short_key_in_word(w: u64) -> Option<(usize, u64)> {
-    // The lowest set bit of this mask marks the first zero byte (higher bits may be false
-    // positives after it, never before it).
-    let zero = w.wrapping_sub(NUL_LO) & !w & NUL_HI;
+    let zero = zero_bytes(w);
     if zero == 0 {
         return None;
     }
@@ -453,7 +466,7 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
-/// `0x01` in every byte (the zero-byte test of [`find_nul`] and [`key_len_tag`]).
+/// `0x01` in every byte (the zero-byte test of [`zero_bytes`]).
 const NUL_LO: u64 = 0x0101_0101_0101_0101;
 /// `0x80` in every byte.
 const NUL_HI: u64 = 0x8080_8080_8080_8080;
@@ -461,18 +474,14 @@ const NUL_HI: u64 = 0x8080_8080_8080_8080;
 /// Position of the first NUL byte of `bytes`.
 #[inline]
 pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {
-    // PERF: eight bytes at a time (a zero byte sets its high bit in `(w - 0x01..) & !w & 0x80..`).
-    const LO: u64 = NUL_LO;
-    const HI: u64 = NUL_HI;
+    // PERF: eight bytes at a time ([`nul_in_word`]).
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(w);
-        let zero = w.wrapping_sub(LO) & !w & HI;
-        if zero != 0 {
-            return Some(offset + (zero.trailing_zeros() / 8) as usize);
+        if let Some(at) = nul_in_word(u64::from_le_bytes(w)) {
+            return Some(offset + at);
         }
         offset += 8;
     }
