@@ -368,9 +368,7 @@ impl Want {
         match self {
             Want::Str(s) => match kind {
                 raw::kind::STRING | raw::kind::SYMBOL => Ok(str_is(value, s)),
-                raw::kind::ARRAY => raw::any_value(value, |k, v| {
-                    matches!(k, raw::kind::STRING | raw::kind::SYMBOL) && str_is(v, s)
-                }),
+                raw::kind::ARRAY => array_has_str(value, s),
                 _ => Ok(false),
             },
             Want::Bool(b) => {
@@ -385,6 +383,53 @@ impl Want {
             }
             Want::Nothing => Ok(false),
         }
+    }
+}
+
+/// Does the array value `array` (raw bytes) hold a string or symbol element equal to `s`? What
+/// `raw::any_value` with [`str_is`] answers, malformed elements before a match included.
+// PERF: a string element's size and bytes are read in place, without the type dispatch of
+// `value_size` (W1 decision: the `shared_with` list, 561 -> 555 instructions per document).
+#[inline(always)]
+fn array_has_str(array: &[u8], s: &[u8]) -> Result<bool, Malformed> {
+    let mut pos = 4;
+    loop {
+        let kind = *array.get(pos).ok_or(Malformed)?;
+        if kind == 0 {
+            return if pos + 1 == array.len() {
+                Ok(false)
+            } else {
+                Err(Malformed)
+            };
+        }
+        let rest = array.get(pos + 1..).ok_or(Malformed)?;
+        // Array keys are indexes, mostly one digit.
+        let key_len = match rest {
+            [k, 0, ..] if *k != 0 => 1,
+            _ => find_nul(rest).ok_or(Malformed)?,
+        };
+        let value_start = pos + 1 + key_len + 1;
+        let tail = array.get(value_start..).ok_or(Malformed)?;
+        let string = matches!(kind, raw::kind::STRING | raw::kind::SYMBOL);
+        let size = match tail.first_chunk::<4>() {
+            // A string's size is its length prefix (at least 1: its NUL) and the prefix.
+            Some(&prefix) if string => match usize::try_from(i32::from_le_bytes(prefix)) {
+                Ok(n) if n >= 1 => 4 + n,
+                _ => return Err(Malformed),
+            },
+            _ => value_size(kind, tail)?,
+        };
+        let end = value_start + size;
+        if end > array.len() {
+            return Err(Malformed);
+        }
+        if string
+            && size == s.len() + 5
+            && bytes_eq(array.get(value_start + 4..end - 1).unwrap_or_default(), s)
+        {
+            return Ok(true);
+        }
+        pos = end;
     }
 }
 
@@ -998,11 +1043,21 @@ mod tests {
             v in value(),
             operand in prop_oneof!["(u0|u1|ü0|)".prop_map(Ok), any::<bool>().prop_map(Err)],
             corrupt in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            small_prefix in proptest::option::of((any::<prop::sample::Index>(), -1..6i32)),
         ) {
             let (kind, mut bytes) = raw(&v);
             if let (Some((at, byte)), bson::spec::ElementType::Array) = (corrupt, v.element_type()) {
                 let at = at.index(bytes.len());
                 bytes[at] = byte;
+            }
+            // A length prefix near its least valid value (a string's 1, a document's 5),
+            // written anywhere in an array.
+            if let (Some((at, n)), bson::spec::ElementType::Array) = (small_prefix, v.element_type())
+            {
+                let at = at.index(bytes.len());
+                if let Some(word) = bytes.get_mut(at..at + 4) {
+                    word.copy_from_slice(&n.to_le_bytes());
+                }
             }
             let (want, fast) = match &operand {
                 Ok(s) => (Want::Str(s.as_bytes().into()), FastOperand::Str(s)),
