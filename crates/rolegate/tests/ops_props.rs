@@ -369,7 +369,22 @@ fn decisions(
     let names_hidden = hidden.iter().any(|field| names(update, field));
     let ctx = rolegate::mql::UpdateContext::new(DateTime::from_millis(0), Bson::Null);
     let write = match update.apply(stored, &ctx) {
-        _ if names_hidden => "names a hidden field".to_string(),
+        // O17: refused whatever is stored, except that whether a named hidden field exists,
+        // and whether a path goes on through it (a document or an array, not another value),
+        // can show.
+        _ if names_hidden => {
+            let shapes: Vec<&str> = hidden
+                .iter()
+                .filter(|field| names(update, field))
+                .map(|field| match stored.get(field) {
+                    None => "absent",
+                    Some(Bson::Document(_)) => "document",
+                    Some(Bson::Array(_)) => "array",
+                    Some(_) => "value",
+                })
+                .collect();
+            format!("names a hidden field {shapes:?}")
+        }
         Ok(u) => {
             let w = request.update(stored, &u.document);
             format!("{} {:?}", w.allowed, w.error.map(|e| e.code))
