@@ -518,12 +518,26 @@ pub(crate) fn any_value(
         };
         let value_start = pos + 1 + key_len + 1;
         let tail = bytes.get(value_start..).ok_or(Malformed)?;
-        let end = value_start + value_size(kind, tail)?;
-        let value = bytes.get(value_start..end).ok_or(Malformed)?;
+        // PERF: a string's size is read from its prefix here, without `value_size`'s dispatch
+        // on the type (W1 decision: the `shared_with` list, 561 -> 552 instructions per
+        // document).
+        let size = match tail.first_chunk::<4>() {
+            Some(&prefix) if matches!(kind, kind::STRING | kind::SYMBOL) => {
+                match usize::try_from(i32::from_le_bytes(prefix)) {
+                    // At least 1: the string's NUL.
+                    Ok(n) if n >= 1 => 4 + n,
+                    _ => return Err(Malformed),
+                }
+            }
+            _ => value_size(kind, tail)?,
+        };
+        let value = bytes
+            .get(value_start..value_start + size)
+            .ok_or(Malformed)?;
         if f(kind, value) {
             return Ok(true);
         }
-        pos = end;
+        pos = value_start + size;
     }
 }
 
