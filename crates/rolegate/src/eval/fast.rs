@@ -49,6 +49,9 @@ pub(crate) struct FastRead {
     roles: Box<[FastRole]>,
     /// The distinct top-level fields the roles test (at most [`MAX_PROBED`]).
     probed: Box<[ProbedKey]>,
+    /// No role tests `_id`: the probe steps over a first element that is an ObjectId `_id`
+    /// without matching its key ([`Probe::new`]).
+    skips_id: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -283,7 +286,8 @@ fn next_element(
     let value_start = key_start + key_len + 1;
     let tail = bytes.get(value_start..).ok_or(Malformed)?;
     let end = value_start + value_size(kind, tail)?;
-    if end > bytes.len() {
+    // INVARIANT: an element ends before the document's closing NUL (the last byte).
+    if end >= bytes.len() {
         return Err(Malformed);
     }
     Ok(Some(Element {
@@ -305,11 +309,35 @@ struct Probe<'d> {
     found: [Option<(u8, &'d [u8])>; MAX_PROBED],
 }
 
+/// The first five bytes of an element `_id` holding an ObjectId (type 7, key, NUL), as the
+/// low bytes of a little-endian word, and the mask selecting them.
+const OBJECT_ID_HEAD: u64 = u64::from_le_bytes([7, b'_', b'i', b'd', 0, 0, 0, 0]);
+const OBJECT_ID_HEAD_MASK: u64 = 0xff_ffff_ffff;
+/// Where the element after a first ObjectId `_id` starts: length prefix (4), type, key and
+/// NUL (5), the ObjectId (12).
+const AFTER_OBJECT_ID: usize = 21;
+
 impl<'d> Probe<'d> {
-    fn new(doc: &'d RawDocument) -> Self {
+    /// A probe of `doc` from its first element; with `skips_id` (no probed name is `_id`), from
+    /// the second when the first is an ObjectId `_id`.
+    // PERF: MongoDB stores `_id` first, an ObjectId unless the application chose otherwise; an
+    // element of fixed size that no role tests needs no key match (W1 decision: one element
+    // of three or four).
+    #[inline(always)]
+    fn new(doc: &'d RawDocument, skips_id: bool) -> Self {
+        let bytes = doc.as_bytes();
+        // INVARIANT: the skipped element is well formed: its type's size is fixed and its 12
+        // bytes lie before the document's last byte (its NUL, which `RawDocument` checked).
+        let first_is_object_id = skips_id
+            && bytes.len() > AFTER_OBJECT_ID
+            && load_word(bytes, 4).is_some_and(|w| w & OBJECT_ID_HEAD_MASK == OBJECT_ID_HEAD);
         Probe {
-            bytes: doc.as_bytes(),
-            pos: 4,
+            bytes,
+            pos: if first_is_object_id {
+                AFTER_OBJECT_ID
+            } else {
+                4
+            },
             found: [None; MAX_PROBED],
         }
     }
@@ -478,9 +506,11 @@ impl FastRead {
                 break;
             }
         }
+        let skips_id = !plan.probed.iter().any(|k| *k.name == *b"_id");
         Some(FastRead {
             roles: plan.roles.into_boxed_slice(),
             probed: plan.probed.into_boxed_slice(),
+            skips_id,
         })
     }
 
@@ -567,7 +597,7 @@ impl FastRead {
     // document out of line).
     #[inline(always)]
     pub fn select(&self, doc: &RawDocument) -> Result<Selected, Malformed> {
-        let mut probe = Probe::new(doc);
+        let mut probe = Probe::new(doc, self.skips_id);
         Ok(match self.select_role(&mut probe)? {
             Some(r) => Selected {
                 role: Some(r.role),
@@ -587,7 +617,7 @@ impl FastRead {
     // 7,822 -> 7,764 instructions per document.
     #[inline(always)]
     pub fn decide(&self, program: &Program, doc: &RawDocument) -> FastDecision {
-        let mut probe = Probe::new(doc);
+        let mut probe = Probe::new(doc, self.skips_id);
         let r = match self.select_role(&mut probe) {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -1027,10 +1057,11 @@ mod tests {
         names.iter().map(|n| ProbedKey::new(n.as_bytes())).collect()
     }
 
-    /// What the probe finds for each name, in the order asked, as (type, value bytes).
+    /// What the probe finds for each name, in the order asked, as (type, value bytes); it
+    /// steps over a first ObjectId `_id` unless `_id` is among the names, as a plan's does.
     fn fields(doc: &RawDocumentBuf, names: &[&str], order: &[usize]) -> Vec<Option<(u8, Vec<u8>)>> {
         let keys = probed(names);
-        let mut probe = Probe::new(doc);
+        let mut probe = Probe::new(doc, !names.contains(&"_id"));
         order
             .iter()
             .map(|&i| {
@@ -1092,19 +1123,38 @@ mod tests {
 
         /// The probe finds what `RawDocument::get` finds (the first element with the key), for
         /// names of every length class, in any order of asking, with the probed element last
-        /// (where fewer than 8 bytes follow its key) or anywhere.
+        /// (where fewer than 8 bytes follow its key) or anywhere; after a first `_id` that is
+        /// an ObjectId (stepped over unless probed), another value, or none, or after an
+        /// ObjectId under a key that is nearly `_id`; and with `_id` again later.
         #[test]
         fn probe_finds_what_get_finds(
+            first_id in 0..5u8,
+            probe_first in any::<bool>(),
             keys in proptest::collection::vec((key(), any::<i32>()), 0..8),
             names in proptest::collection::vec(key(), 1..5),
             order in proptest::collection::vec(any::<prop::sample::Index>(), 1..6),
         ) {
             let mut raw = RawDocumentBuf::new();
+            let oid = bson::RawBson::ObjectId(bson::oid::ObjectId::from_bytes([0; 12]));
+            let first = match first_id {
+                0 => None,
+                1 => Some(("_id", oid)),
+                2 => Some(("_id", bson::RawBson::Int32(7))),
+                3 => Some(("_idx", oid)),
+                _ => Some(("_i", oid)),
+            };
+            if let Some((k, v)) = &first {
+                raw.append(*k, v.clone());
+            }
             for (k, v) in &keys {
                 raw.append(k.as_str(), *v);
             }
+            raw.append("_id", "again");
             // The plan probes each name once (`PlanBuilder::probe`).
             let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+            if let (true, Some((k, _))) = (probe_first, &first) {
+                names.push(*k);
+            }
             names.sort_unstable();
             names.dedup();
             let order: Vec<usize> = order.iter().map(|i| i.index(names.len())).collect();
@@ -1242,7 +1292,30 @@ mod tests {
         bytes[7] = 0x7f; // the string's length: past the end
         let bad = bson::RawDocument::from_bytes(&bytes).unwrap();
         let keys = probed(&["b"]);
-        assert_eq!(Probe::new(bad).field(&keys, 0), Err(Malformed));
+        assert_eq!(Probe::new(bad, true).field(&keys, 0), Err(Malformed));
+    }
+
+    /// The probe steps over a first ObjectId `_id` only when its 12 bytes come before the
+    /// document's final NUL: a document cut inside it is reported malformed.
+    #[test]
+    fn a_first_object_id_is_stepped_over_only_when_whole() {
+        let keys = probed(&["b"]);
+        let mut bytes = vec![0, 0, 0, 0, 7, b'_', b'i', b'd', 0];
+        bytes.extend([0xab; 12]);
+        bytes.push(0);
+        for len in [bytes.len(), bytes.len() - 1] {
+            let mut cut = bytes[..len - 1].to_vec();
+            cut.push(0);
+            cut[..4].copy_from_slice(&(len as i32).to_le_bytes());
+            let doc = bson::RawDocument::from_bytes(&cut).unwrap();
+            let mut probe = Probe::new(doc, true);
+            let whole = len == bytes.len();
+            assert_eq!(
+                probe.field(&keys, 0),
+                if whole { Ok(None) } else { Err(Malformed) }
+            );
+            assert_eq!(probe.past_first(), whole);
+        }
     }
 
     /// A name given twice (which JSON loading never yields, so the list is edited here): the
@@ -1293,7 +1366,7 @@ mod tests {
             actions in proptest::collection::vec(field_action(), SCAN_NAMES.len() + 1),
             elements in proptest::collection::vec((key(), 0..4u8), 0..10),
             named in proptest::collection::vec(prop::sample::select(&SCAN_NAMES[..]), 0..4),
-            id_first in any::<bool>(),
+            id_first in 0..3u8,
             probe_first in any::<bool>(),
             cut in 0..40usize,
         ) {
@@ -1309,7 +1382,12 @@ mod tests {
             let program = crate::compile::compile(set.policy(None, "app", "items").unwrap().roles);
             let role = &program.roles[0];
             let mut raw = RawDocumentBuf::new();
-            let id = id_first.then(|| ("_id".to_string(), 1));
+            // A first `_id`: none, a string, or an ObjectId (which the probe steps over).
+            let id = match id_first {
+                0 => None,
+                1 => Some(("_id".to_string(), 1)),
+                _ => Some(("_id".to_string(), 4)),
+            };
             let keys = id.into_iter().chain(elements.iter().map(|(k, t)| (k.clone(), *t)));
             let named = named.iter().map(|n| (n.to_string(), 0));
             for (i, (k, t)) in keys.chain(named).enumerate() {
@@ -1317,7 +1395,8 @@ mod tests {
                     0 => raw.append(k, i as i32),
                     1 => raw.append(k, "value"),
                     2 => raw.append(k, RawDocumentBuf::from_document(&doc! {"x": 1}).unwrap()),
-                    _ => raw.append(k, true),
+                    3 => raw.append(k, true),
+                    _ => raw.append(k, bson::oid::ObjectId::from_bytes([1; 12])),
                 }
             }
             let Some(scan) = super::FieldScan::new(role, &actions) else {
@@ -1326,7 +1405,7 @@ mod tests {
             // The role selection's probe, before or after it read up to a field "a".
             let probed = probed(&["a"]);
             let probe = |doc| {
-                let mut probe = Probe::new(doc);
+                let mut probe = Probe::new(doc, true);
                 if probe_first {
                     let _ = probe.field(&probed, 0);
                 }
